@@ -1,0 +1,77 @@
+"""The root `agegate` command group.
+
+Subcommands are loaded lazily from their rooms (click's LazyGroup pattern), so
+`agegate --help` and the box's commands start without importing TensorFlow, and a
+command whose extra is missing says which extra to install.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from . import __version__
+from .errors import AgegateError
+
+# name -> (module, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "data": ("agegate.train.data_cli", "data", "Check, describe and split a labelled face data set."),
+    "train": ("agegate.train.cli", "train", "Train an age model (ResNet50 on GPU, compact backbones on CPU)."),
+    "convert": ("agegate.convert.cli", "convert", "Convert a trained model to TFLite (float32/16, dynamic, int8, QAT)."),
+    "eval": ("agegate.convert.cli", "eval_cmd", "Measure a model's MAE, age bands and Challenge-25 figures."),
+    "qa": ("agegate.convert.cli", "qa", "Gate a quantized model against its float parent; exit 1 if it must not ship."),
+    "bench": ("agegate.benchmarks.cli", "bench", "Measure model and pipeline latency on this device."),
+    "edge": ("agegate.edge.edge_cli", "edge", "Run the checkout-box pipeline and read its statistics."),
+    "bundle": ("agegate.convert.bundle_cli", "bundle", "Build, sign, verify and inspect model bundles."),
+    "device": ("agegate.edge.device_cli", "device", "Install, roll back and check models on a checkout box."),
+    "demo": ("agegate.edge.demo", "demo", "Run the whole box pipeline on embedded faces with the shipped model."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AgegateError as e:
+            click.secho(f"Error: {e}", fg="red", err=True)
+            ctx.exit(e.exit_code)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help text from the table: listing commands must not import every room.
+        with formatter.section("Commands"):
+            formatter.write_dl([(n, h) for n, (_, _, h) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="agegate")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def cli(verbose: bool) -> None:
+    """agegate: face-age models from training to the checkout box.
+
+    \b
+    The way through:
+      agegate data check DIR      validate a labelled data set
+      agegate train ...           train (and export model.keras + model.json)
+      agegate convert RUN ...     TFLite float32/float16/dynamic/int8
+      agegate qa ...              quantized vs float gate (MAE < 8, drift)
+      agegate bundle build ...    signed bundle for the field
+      agegate device install ...  verified atomic install on a box
+      agegate edge run ...        the box itself
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Console entry point (AgegateError becomes a message and an exit code in LazyGroup.invoke)."""
+    cli(prog_name="agegate")

@@ -1,0 +1,115 @@
+"""Model metadata: the JSON that travels with every exported or converted model.
+
+One way, documented: `model.json` sits next to the model file (`model.keras` in a
+training run folder, `NAME.json` next to `NAME.tflite`). `sidecar_path()` says
+where; the box, the QA gate and the bundle all read it through `read_metadata()`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ModelError
+from .preprocess import PreprocessSpec
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelMetadata:
+    backbone: str
+    input_size: int
+    preprocess: PreprocessSpec
+    age_range: tuple[float, float] = (0.0, 100.0)
+    quantization: str = "none"  # none (Keras float) | float32 | float16 | dynamic | int8 | int8-qat
+    source_sha256: str = ""
+    data_fingerprint: str = ""
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {mae, n}
+    agegate_version: str = __version__
+    git_commit: str = ""
+    created: str = ""
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # training config, split sizes, QA, ...
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["preprocess"] = self.preprocess.to_dict()
+        d["age_range"] = list(self.age_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelMetadata":
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise ModelError(
+                f"model metadata format_version {d.get('format_version')} is newer than this agegate understands "
+                f"({FORMAT_VERSION}); upgrade agegate"
+            )
+        known = set(cls.__dataclass_fields__)
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["preprocess"] = PreprocessSpec.from_dict(d["preprocess"])
+        kw["age_range"] = tuple(d.get("age_range", (0.0, 100.0)))
+        return cls(**kw)
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """model.tflite -> model.json; a run folder -> folder/model.json."""
+    p = Path(model_path)
+    if p.is_dir():
+        return p / "model.json"
+    return p.with_suffix(".json")
+
+
+def read_metadata(model_path: str | Path) -> ModelMetadata:
+    side = sidecar_path(model_path)
+    if not side.exists():
+        raise ModelError(
+            f"{side}: model metadata not found. Every agegate model travels with a JSON sidecar "
+            f"(written by `agegate train` and `agegate convert`); copy it next to {Path(model_path).name}."
+        )
+    try:
+        return ModelMetadata.from_dict(json.loads(side.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ModelError(f"{side}: invalid model metadata ({e})") from e
+
+
+def write_metadata(model_path: str | Path, meta: ModelMetadata) -> Path:
+    side = sidecar_path(model_path)
+    if not meta.created:
+        meta.created = now_iso()
+    if not meta.git_commit:
+        meta.git_commit = git_commit()
+    tmp = side.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n")
+    tmp.replace(side)
+    return side
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
+
+
+def git_commit() -> str:
+    """The commit of the agegate checkout that made a model ('' outside a git checkout)."""
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""

@@ -1,0 +1,149 @@
+"""Backbone registry: every model is built the same way; adding a backbone is one entry.
+
+`build_model` returns a *flat* functional tf_keras model (backbone layers sit
+directly in the model, not nested), because QAT's `quantize_model` refuses nested
+models. The head is GlobalAveragePooling -> Dropout -> Dense(1) in years, with the
+bias started at the training set's mean age.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agegate.edge.errors import AgegateError, UsageError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    keras_app: str  # attribute of tf_keras.applications
+    normalization: str  # a key of agegate.edge.preprocess.NORMALIZATIONS
+    default_input_size: int
+    qat: bool  # tensorflow-model-optimization's default QAT config handles it
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    s.name: s
+    for s in (
+        BackboneSpec("resnet50", "ResNet50", "caffe", 224, qat=True),
+        BackboneSpec("mobilenet_v2", "MobileNetV2", "mobilenet", 128, qat=True),
+        # include_preprocessing=False: the model takes [-1, 1] like MobileNetV2, and the
+        # in-model Rescaling layer would only hide the normalisation from the metadata.
+        BackboneSpec("mobilenet_v3_small", "MobileNetV3Small", "mobilenet", 128, qat=False,
+                     kwargs=(("include_preprocessing", False), ("minimalistic", False))),
+        BackboneSpec("mobilenet_v3_large", "MobileNetV3Large", "mobilenet", 128, qat=False,
+                     kwargs=(("include_preprocessing", False),)),
+        BackboneSpec("efficientnet_b0", "EfficientNetB0", "raw", 128, qat=False),
+    )
+}
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}") from None
+
+
+def _hub_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def build_model(backbone: str, input_size: int, weights: str = "none", dropout: float = 0.2,
+                mean_age: float = 33.0):
+    """(model, n_backbone_layers). weights: 'imagenet' | 'none' | PATH (see load_backbone_weights)."""
+    from .tfenv import import_tf
+
+    tf, keras = import_tf()
+    spec = get_backbone(backbone)
+    app = getattr(keras.applications, spec.keras_app)
+    kw = dict(spec.kwargs)
+    if weights == "imagenet":
+        weights_arg = "imagenet"
+        if not _cached_imagenet(spec) and not _hub_reachable():
+            raise AgegateError(
+                "--weights imagenet needs to download ImageNet weights, and the model hub is unreachable "
+                "from this machine (offline).\nUse --weights PATH (a backbone weights file: .h5 or a .keras "
+                "model whose layers carry the backbone's names) or --weights none (random start)."
+            )
+    else:
+        weights_arg = None
+    inp = keras.Input((input_size, input_size, 3), name="image")
+    try:
+        base = app(input_tensor=inp, include_top=False, weights=weights_arg, pooling="avg", **kw)
+    except Exception as e:  # noqa: BLE001 - Keras raises plain Exception on failed downloads
+        if weights == "imagenet":
+            raise AgegateError(f"downloading ImageNet weights failed ({e}); use --weights PATH or none") from e
+        raise
+    x = keras.layers.Dropout(dropout, name="head_dropout")(base.output)
+    out = keras.layers.Dense(1, name="age", dtype="float32",
+                             bias_initializer=keras.initializers.Constant(mean_age))(x)
+    model = keras.Model(inp, out, name=f"agegate_{backbone}")
+    if weights not in ("imagenet", "none"):
+        load_backbone_weights(model, Path(weights))
+    n_backbone = len(base.layers)
+    return model, n_backbone
+
+
+def _cached_imagenet(spec: BackboneSpec) -> bool:
+    cache = Path.home() / ".keras" / "models"
+    key = spec.keras_app.lower()
+    return cache.is_dir() and any(key in p.name.lower() and "notop" in p.name.lower() for p in cache.iterdir())
+
+
+def load_backbone_weights(model, path: Path, min_share: float = 0.9) -> int:
+    """Copy weights into `model` by layer name from a weights file or a saved model.
+
+    Accepts a tf_keras .h5 weights/model file or a Keras 3 `.keras` model (loaded with
+    Keras 3; nested sub-models are searched). Layers match by name and shape, so one
+    backbone's weights seed another input size. Fails when under `min_share` of the
+    backbone's weighted layers found a match: a wrong file must not pass silently.
+    """
+    if not path.exists():
+        raise UsageError(f"--weights {path}: no such file")
+    source: dict[str, list] = {}
+    if path.suffix == ".keras":
+        import keras as keras3  # Keras 3, installed with TensorFlow
+
+        src = keras3.models.load_model(str(path), compile=False)
+        _collect(src, source)
+    elif path.suffix == ".h5":
+        from .tfenv import import_tf
+
+        _, keras = import_tf()
+        try:
+            src = keras.models.load_model(str(path), compile=False)
+            _collect(src, source)
+        except (ValueError, OSError):
+            model.load_weights(str(path), by_name=True, skip_mismatch=True)
+            return -1
+    else:
+        raise UsageError(f"--weights {path}: expected a .h5 or .keras file")
+    weighted = [l for l in model.layers if l.weights and l.name != "age"]
+    matched = 0
+    for layer in weighted:
+        w = source.get(layer.name)
+        if w is not None and [a.shape for a in w] == [tuple(v.shape) for v in layer.weights]:
+            layer.set_weights(w)
+            matched += 1
+    if matched < min_share * len(weighted):
+        raise AgegateError(
+            f"--weights {path}: only {matched} of {len(weighted)} backbone layers matched by name and shape; "
+            f"is it a {model.name.removeprefix('agegate_')} backbone?"
+        )
+    return matched
+
+
+def _collect(model, out: dict[str, list]) -> None:
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            _collect(layer, out)
+        elif layer.weights:
+            out.setdefault(layer.name, [w.numpy() for w in layer.weights])

@@ -1,0 +1,57 @@
+"""TrainConfig: every knob of `agegate train`, saved as config.json in the run folder."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from agegate.edge.errors import UsageError
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    format: str = "auto"
+    split_file: str | None = None
+    backbone: str = "resnet50"
+    weights: str = "imagenet"
+    input_size: int | None = None  # None: the backbone's default
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    loss: str = "huber"
+    freeze_epochs: int = 0
+    augment: str = "light"
+    seed: int = 0
+    precision: str = "float32"
+    distribute: str = "none"
+    patience: int = 5
+    dropout: float = 0.2
+    strict: bool = False
+    cache_dir: str | None = None
+    limit: int | None = None  # use at most N train (and N//4 val) images: smoke tests, quick looks
+    val_split: str = "val"
+
+    def validate(self) -> None:
+        if self.loss not in ("mae", "huber"):
+            raise UsageError(f"--loss must be mae or huber, not {self.loss!r}")
+        if self.augment not in ("none", "light"):
+            raise UsageError(f"--augment must be none or light, not {self.augment!r}")
+        if self.precision not in ("float32", "mixed_float16"):
+            raise UsageError(f"--precision must be float32 or mixed_float16, not {self.precision!r}")
+        if self.distribute not in ("none", "mirrored", "multiworker"):
+            raise UsageError(f"--distribute must be none, mirrored or multiworker, not {self.distribute!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UsageError("--epochs and --batch-size must be at least 1")
+        if not 0 <= self.freeze_epochs <= self.epochs:
+            raise UsageError("--freeze-epochs must be between 0 and --epochs")
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        d = json.loads(path.read_text())
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

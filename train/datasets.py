@@ -1,0 +1,258 @@
+"""Dataset readers: one folder (or CSV) in, a list of Records plus the Problems met.
+
+Formats (`--format auto` picks one by what the folder holds):
+  appa      labels.csv (file_name,real_age) + final_files/   (the brief's data set)
+  appa-orig gt_avg_{train,valid,test}.csv + train/ valid/ test/ (APPA-REAL as published)
+  utkface   {age}_{gender}_{race}_{datetime}.jpg.chip.jpg, in DIR or DIR/images/
+  csv       a CSV with columns path,age[,split][,person]
+
+A reader never stops at the first bad row: a row it cannot use becomes a Problem
+(file, line, kind, detail) and reading goes on. Only a data set that cannot be
+read at all raises DatasetError.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agegate.edge.errors import DatasetError
+
+FORMATS = ("auto", "appa", "appa-orig", "utkface", "csv")
+SPLITS = ("train", "val", "test")
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+AGE_MIN, AGE_MAX = 0.0, 120.0
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+_UTK = re.compile(r"^(?P<age>\d+)_(?P<gender>[01])_(?:(?P<race>[0-4])_)?(?P<dt>\d+)")
+
+
+@dataclass(frozen=True)
+class Record:
+    path: Path
+    age: float
+    person: str | None = None
+    split: str | None = None
+    source: str = ""  # the label file this record came from ('' for file names)
+    line: int | None = None  # 1-based line in `source`
+    attrs: tuple[tuple[str, str], ...] = ()  # e.g. (("gender","1"),("race","2")) for UTKFace
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def attr(self, key: str) -> str | None:
+        return dict(self.attrs).get(key)
+
+
+@dataclass
+class Problem:
+    file: str
+    line: int | None
+    kind: str
+    detail: str
+    severity: str = "error"  # error: the record is unusable; warning: usable, but look
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "kind": self.kind, "detail": self.detail,
+                "severity": self.severity}
+
+
+@dataclass
+class Dataset:
+    root: Path
+    format: str
+    records: list[Record]
+    problems: list[Problem] = field(default_factory=list)
+    split_file: Path | None = None
+
+    def split(self, name: str | None) -> list[Record]:
+        if name is None:
+            return list(self.records)
+        return [r for r in self.records if r.split == name]
+
+    def fingerprint(self) -> str:
+        """Hash of the sorted (file, age, split) list: names the exact labelled data a model saw."""
+        h = hashlib.sha256()
+        for r in sorted(self.records, key=lambda r: str(r.path)):
+            h.update(f"{r.path.name}\t{r.age:g}\t{r.split}\n".encode())
+        return h.hexdigest()[:16]
+
+
+def detect_format(root: Path) -> str:
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return "csv"
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder or CSV file")
+    if (root / "labels.csv").exists():
+        return "appa"
+    if any((root / f"gt_avg_{s}.csv").exists() for s in ("train", "valid", "test")):
+        return "appa-orig"
+    img_dir = root / "images" if (root / "images").is_dir() else root
+    for p in img_dir.iterdir():
+        if p.name.endswith(".chip.jpg") or _UTK.match(p.name):
+            return "utkface"
+    csvs = sorted(root.glob("*.csv"))
+    if len(csvs) == 1:
+        return "csv"
+    raise DatasetError(
+        f"{root}: cannot tell the data set format. Expected labels.csv + final_files/ (appa), "
+        f"gt_avg_*.csv (appa-orig), UTKFace file names, or one CSV with path,age; pass --format."
+    )
+
+
+def read_dataset(path: str | Path, fmt: str = "auto", split_file: str | Path | None = None,
+                 target: str = "real") -> Dataset:
+    root = Path(path)
+    if not root.exists():
+        raise DatasetError(f"{root}: no such folder or file")
+    fmt = detect_format(root) if fmt == "auto" else fmt
+    readers = {"appa": _read_appa, "appa-orig": _read_appa_orig, "utkface": _read_utkface, "csv": _read_csv}
+    if fmt not in readers:
+        raise DatasetError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    problems: list[Problem] = []
+    if fmt == "appa-orig":
+        records = _read_appa_orig(root, problems, target)
+    else:
+        records = readers[fmt](root, problems)
+    if split_file is None and fmt == "utkface" and (root / "split.csv").exists():
+        split_file = root / "split.csv"
+    if split_file is not None:
+        records = _apply_split_file(records, Path(split_file), problems)
+    _check_duplicate_names(records, problems)
+    base = root if root.is_dir() else root.parent
+    return Dataset(root=base, format=fmt, records=records, problems=problems,
+                   split_file=Path(split_file) if split_file else None)
+
+
+def _parse_age(raw: str, file: str, line: int, problems: list[Problem]) -> float | None:
+    try:
+        age = float(str(raw).strip())
+    except ValueError:
+        problems.append(Problem(file, line, "bad_age", f"age {raw!r} is not a number"))
+        return None
+    if not AGE_MIN <= age <= AGE_MAX:
+        problems.append(Problem(file, line, "bad_age", f"age {age:g} outside {AGE_MIN:g}..{AGE_MAX:g}"))
+        return None
+    return age
+
+
+def _open_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict]]]:
+    """(header, [(line number, row)]). Raises DatasetError when required columns are missing."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot read label file ({e})") from e
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DatasetError(f"{path}: line 1: missing column(s) {', '.join(missing)}; header is {header}")
+    rows = [(i + 2, {k.strip(): (v or "") for k, v in row.items() if k}) for i, row in enumerate(reader)]
+    return header, rows
+
+
+def _read_appa(root: Path, problems: list[Problem]) -> list[Record]:
+    labels = root / "labels.csv"
+    img_dir = root / "final_files"
+    if not img_dir.is_dir():
+        raise DatasetError(f"{root}: labels.csv found but no final_files/ folder")
+    _, rows = _open_csv(labels, ("file_name", "real_age"))
+    out = []
+    for line, row in rows:
+        age = _parse_age(row["real_age"], str(labels), line, problems)
+        if age is not None:
+            out.append(Record(img_dir / row["file_name"].strip(), age, source=str(labels), line=line))
+    return out
+
+
+def _read_appa_orig(root: Path, problems: list[Problem], target: str = "real") -> list[Record]:
+    col = {"real": "real_age", "apparent": "apparent_age_avg"}.get(target)
+    if col is None:
+        raise DatasetError(f"target must be 'real' or 'apparent', not {target!r}")
+    out = []
+    for part in ("train", "valid", "test"):
+        labels = root / f"gt_avg_{part}.csv"
+        if not labels.exists():
+            continue
+        _, rows = _open_csv(labels, ("file_name", col))
+        for line, row in rows:
+            age = _parse_age(row[col], str(labels), line, problems)
+            if age is None:
+                continue
+            img = root / part / row["file_name"].strip()
+            face = img.with_name(img.name + "_face.jpg")
+            out.append(Record(face if face.exists() else img, age, split=SPLIT_ALIASES[part],
+                              source=str(labels), line=line))
+    return out
+
+
+def _read_utkface(root: Path, problems: list[Problem]) -> list[Record]:
+    img_dir = root / "images" if (root / "images").is_dir() else root
+    out = []
+    for p in sorted(img_dir.iterdir()):
+        if not p.is_file() or p.suffix.lower() not in IMAGE_EXTS:
+            continue
+        m = _UTK.match(p.name)
+        if not m:
+            problems.append(Problem(str(p), None, "bad_name", "file name does not start with {age}_{gender}_"))
+            continue
+        age = _parse_age(m["age"], str(p), 0, problems)
+        if age is None:
+            problems[-1].line = None
+            continue
+        attrs = (("gender", m["gender"]),) + ((("race", m["race"]),) if m["race"] else ())
+        out.append(Record(p, age, attrs=attrs))
+    return out
+
+
+def _read_csv(root: Path, problems: list[Problem]) -> list[Record]:
+    path = root if root.is_file() else next(iter(sorted(root.glob("*.csv"))))
+    header, rows = _open_csv(path, ("path", "age"))
+    out = []
+    for line, row in rows:
+        age = _parse_age(row["age"], str(path), line, problems)
+        if age is None:
+            continue
+        split = row.get("split", "").strip() or None
+        if split is not None:
+            if split.lower() not in SPLIT_ALIASES:
+                problems.append(Problem(str(path), line, "bad_split", f"unknown split {split!r}; use train/val/test"))
+                continue
+            split = SPLIT_ALIASES[split.lower()]
+        p = Path(row["path"].strip())
+        out.append(Record(p if p.is_absolute() else path.parent / p, age, person=row.get("person") or None,
+                          split=split, source=str(path), line=line))
+    return out
+
+
+def _apply_split_file(records: list[Record], split_file: Path, problems: list[Problem]) -> list[Record]:
+    _, rows = _open_csv(split_file, ("file_name", "split"))
+    by_name: dict[str, str] = {}
+    for line, row in rows:
+        s = row["split"].strip().lower()
+        if s not in SPLIT_ALIASES:
+            problems.append(Problem(str(split_file), line, "bad_split", f"unknown split {row['split']!r}; use train/val/test"))
+            continue
+        by_name[row["file_name"].strip()] = SPLIT_ALIASES[s]
+    out = []
+    for r in records:
+        s = by_name.get(r.path.name) or by_name.get(str(r.path))
+        out.append(Record(r.path, r.age, r.person, s, r.source, r.line, r.attrs) if s else r)
+    unassigned = sum(1 for r in out if r.split is None)
+    if unassigned:
+        problems.append(Problem(str(split_file), None, "not_in_split",
+                                f"{unassigned} image(s) are not listed in the split file", "warning"))
+    return out
+
+
+def _check_duplicate_names(records: list[Record], problems: list[Problem]) -> None:
+    seen: dict[Path, Record] = {}
+    for r in records:
+        if r.path in seen:
+            first = seen[r.path]
+            problems.append(Problem(str(r.path), r.line, "duplicate_name",
+                                    f"listed again (first at {Path(first.source).name or 'folder'} line {first.line})"))
+        else:
+            seen[r.path] = r

@@ -1,0 +1,116 @@
+"""Input pipeline: decode once with the edge preprocessing, then tf.data from memory.
+
+Images are decoded and cropped/resized to uint8 by `agegate.edge.preprocess.prepare_uint8`
+(OpenCV releases the GIL, so a thread pool decodes in parallel), cached as one uint8
+array (optionally on disk, keyed by data fingerprint and input size), and fed to
+tf.data: seeded shuffle, batch, augmentation with stateless random ops, the shared
+`normalize`, prefetch. No Python code runs per image on the hot path.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from agegate.edge.errors import AgegateError
+from agegate.edge.preprocess import ImageDecodeError, PreprocessSpec, decode_image, prepare_uint8
+
+from .datasets import Record
+
+log = logging.getLogger("agegate.train")
+
+
+@dataclass
+class DecodedSplit:
+    images: np.ndarray  # (N, S, S, 3) uint8
+    ages: np.ndarray  # (N,) float32
+    paths: list[str]
+    skipped: list[tuple[str, str]]  # (path, reason) for images that could not be decoded
+
+
+def _decode_one(args: tuple[Record, PreprocessSpec]) -> tuple[np.ndarray | None, str]:
+    rec, spec = args
+    try:
+        return prepare_uint8(decode_image(rec.path), spec), ""
+    except ImageDecodeError as e:
+        return None, str(e)
+    except Exception as e:  # noqa: BLE001 - a broken file must be reported, not crash the run
+        return None, f"{rec.path}: {e}"
+
+
+def decode_records(records: list[Record], spec: PreprocessSpec, strict: bool = False,
+                   desc: str = "decode", cache_dir: Path | None = None, workers: int | None = None) -> DecodedSplit:
+    """Decode records to one uint8 array. Unreadable images are skipped with a warning,
+    or raise with strict=True."""
+    key = hashlib.sha256(
+        ("\n".join(f"{r.path}\t{r.age:g}" for r in records) + repr(spec.to_dict())).encode()
+    ).hexdigest()[:20]
+    cache = cache_dir / f"{desc}-{spec.input_size}-{key}.npz" if cache_dir else None
+    if cache is not None and cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        return DecodedSplit(z["images"], z["ages"], list(z["paths"]), [])
+    n = int(spec.input_size)
+    images = np.empty((len(records), n, n, 3), np.uint8)
+    keep: list[int] = []
+    skipped: list[tuple[str, str]] = []
+    workers = workers or max(2, os.cpu_count() or 2)
+    with ThreadPoolExecutor(workers) as pool:
+        it = pool.map(_decode_one, ((r, spec) for r in records), chunksize=32)
+        for i, (img, err) in enumerate(tqdm(it, total=len(records), desc=desc, unit="img", leave=False,
+                                             disable=None)):
+            if img is None:
+                if strict:
+                    raise AgegateError(f"unreadable image during training (--strict): {err}")
+                skipped.append((str(records[i].path), err))
+                continue
+            images[len(keep)] = img
+            keep.append(i)
+    if skipped:
+        log.warning("skipped %d unreadable image(s) in %s, first: %s", len(skipped), desc, skipped[0][1])
+    out = DecodedSplit(images[: len(keep)], np.array([records[i].age for i in keep], np.float32),
+                       [str(records[i].path) for i in keep], skipped)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, images=out.images, ages=out.ages, paths=np.array(out.paths))
+        tmp.replace(cache)
+    return out
+
+
+def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, training: bool,
+                 augment: str = "none", seed: int = 0, epoch: int = 0):
+    """tf.data for one epoch. The shuffle order and augmentation depend only on (seed, epoch),
+    so a resumed run sees exactly the batches an uninterrupted one would."""
+    from agegate.edge.preprocess import normalize
+
+    from .tfenv import import_tf
+
+    tf, _ = import_tf()
+    n = len(split.ages)
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.ages, np.arange(n, dtype=np.int64)))
+    if training:
+        ds = ds.shuffle(n, seed=seed * 1000 + epoch, reshuffle_each_iteration=False)
+    size = int(spec.input_size)
+
+    def _map(img, age, idx):
+        x = tf.cast(img, tf.float32)
+        if training and augment == "light":
+            s = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), idx])
+            s2 = tf.stack([s[0] + 1, s[1]])
+            x = tf.image.stateless_random_flip_left_right(x, seed=s)
+            pad = max(2, size // 12)
+            x = tf.pad(x, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+            x = tf.image.stateless_random_crop(x, (size, size, 3), seed=s2)
+            x = tf.image.stateless_random_brightness(x, 0.12 * 255, seed=tf.stack([s[0] + 2, s[1]]))
+            x = tf.image.stateless_random_contrast(x, 0.85, 1.15, seed=tf.stack([s[0] + 3, s[1]]))
+            x = tf.clip_by_value(x, 0.0, 255.0)
+        return normalize(x, spec), age
+
+    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

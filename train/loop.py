@@ -1,0 +1,247 @@
+"""The training loop behind `agegate train`.
+
+One epoch at a time: the learning rate, the shuffle order, augmentation and the
+global RNG all derive from (seed, epoch), and every epoch ends with an atomic
+checkpoint (model + optimizer + state.json), so `--resume` after an interruption
+finishes with the same result as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from agegate.edge import __version__
+from agegate.edge.errors import AgegateError, DatasetError, UsageError
+from agegate.edge.metadata import ModelMetadata, write_metadata
+from agegate.edge.preprocess import PreprocessSpec
+
+from .backbones import build_model, get_backbone
+from .config import TrainConfig
+from .datasets import read_dataset
+from .inputs import decode_records, make_dataset
+
+log = logging.getLogger("agegate.train")
+MODEL_FILE = "model.keras"
+HISTORY_FIELDS = ["epoch", "phase", "lr", "train_loss", "train_mae", "val_mae", "seconds", "images_per_s"]
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Cosine decay within each phase (frozen head training, then full fine-tuning)."""
+    if epoch < cfg.freeze_epochs:
+        start, length = 0, cfg.freeze_epochs
+    else:
+        start, length = cfg.freeze_epochs, cfg.epochs - cfg.freeze_epochs
+    t = (epoch - start) / max(1, length)
+    return float(cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))))
+
+
+def _strategy(tf, name: str):
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise UsageError("--distribute multiworker needs TF_CONFIG set on every worker (see README, multi-host recipe)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _is_chief() -> bool:
+    cfg = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = cfg.get("task", {})
+    return task.get("type", "chief") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
+                                                      and "chief" not in cfg.get("cluster", {}))
+
+
+def _atomic_save(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    try:
+        model.save(str(tmp))
+
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise AgegateError(
+            f"could not write {path} ({e.strerror or e}); the previous checkpoint there is intact. "
+            f"Free disk space and rerun with --resume."
+        ) from e
+
+
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _set_phase(model, n_backbone: int, frozen: bool) -> None:
+    for layer in model.layers[1 : n_backbone]:  # layer 0 is the Input
+        layer.trainable = not frozen
+
+
+def _compile(model, keras, cfg: TrainConfig) -> None:
+    loss = keras.losses.Huber(delta=2.0) if cfg.loss == "huber" else keras.losses.MeanAbsoluteError()
+    model.compile(optimizer=keras.optimizers.Adam(lr_at(cfg, 0)), loss=loss,
+                  metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+
+
+def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> Path:
+    """Train, checkpoint every epoch, export the best model. Returns the run folder."""
+    out = Path(cfg.out)
+    ckpt_dir = out / "checkpoints"
+    state_path = ckpt_dir / "state.json"
+    if resume:
+        if not state_path.exists():
+            raise UsageError(f"--resume: no checkpoint in {ckpt_dir}; start without --resume")
+        saved = TrainConfig.load(out / "config.json")
+        if saved.epochs != cfg.epochs:
+            echo(f"resume: training to {cfg.epochs} epochs (was {saved.epochs})")
+            saved.epochs = cfg.epochs
+        cfg = saved
+    elif state_path.exists():
+        raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    cfg.validate()
+    spec_bb = get_backbone(cfg.backbone)
+    size = int(cfg.input_size or spec_bb.default_input_size)
+    spec = PreprocessSpec(input_size=size, normalization=spec_bb.normalization)
+
+    data = read_dataset(cfg.data, cfg.format, cfg.split_file)
+    train_recs, val_recs = data.split("train"), data.split(cfg.val_split)
+    if not data.records:
+        raise DatasetError(f"{cfg.data}: no labelled images found ({len(data.problems)} problem(s); run `agegate data check`)")
+    if not train_recs:
+        raise DatasetError(f"{cfg.data}: no images in split 'train'. Give a split file (--split-file) or make one "
+                           f"with `agegate data split {cfg.data} --out split.csv`")
+    if not val_recs:
+        raise DatasetError(f"{cfg.data}: no images in split '{cfg.val_split}'; the best model is chosen on it. "
+                           f"Make a split with `agegate data split`.")
+    if cfg.limit:
+        rng = np.random.default_rng(cfg.seed)
+        train_recs = [train_recs[i] for i in sorted(rng.permutation(len(train_recs))[: cfg.limit])]
+        val_recs = [val_recs[i] for i in sorted(rng.permutation(len(val_recs))[: max(8, cfg.limit // 4)])]
+
+    from .tfenv import import_tf
+
+    tf, keras = import_tf()
+    if cfg.precision == "mixed_float16":
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = _strategy(tf, cfg.distribute)
+    chief = _is_chief()
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(exist_ok=True)
+    if not resume:
+        cfg.save(out / "config.json")
+
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else None
+    train_data = decode_records(train_recs, spec, cfg.strict, "train", cache)
+    val_data = decode_records(val_recs, spec, cfg.strict, "val", cache)
+    if len(val_data.ages) == 0 or len(train_data.ages) == 0:
+        raise DatasetError("no readable images left in train or val after skipping unreadable ones")
+    echo(f"data: {data.format} at {data.root}: train {len(train_data.ages)}, {cfg.val_split} {len(val_data.ages)} "
+         f"images at {size}px ({len(train_data.skipped) + len(val_data.skipped)} unreadable skipped)")
+
+    last_ckpt = ckpt_dir / "last.keras"
+    with strategy.scope():
+        if resume:
+            model = keras.models.load_model(str(last_ckpt))
+            state = json.loads(state_path.read_text())
+        else:
+            model, _ = build_model(cfg.backbone, size, cfg.weights, cfg.dropout, float(np.mean(train_data.ages)))
+            state = {"epoch": 0, "best_val_mae": None, "best_epoch": None, "bad_epochs": 0, "phase": None,
+                     "history": []}
+    n_backbone = len(model.layers) - 2  # the head is dropout + dense
+
+    verbose = 1 if sys.stdout.isatty() else 2
+    for epoch in range(state["epoch"], cfg.epochs):
+        phase = "frozen" if epoch < cfg.freeze_epochs else "full"
+        if phase != state["phase"]:
+            with strategy.scope():
+                _set_phase(model, n_backbone, frozen=phase == "frozen")
+                _compile(model, keras, cfg)
+            state["phase"] = phase
+        lr = lr_at(cfg, epoch)
+        keras.backend.set_value(model.optimizer.learning_rate, lr)
+        keras.utils.set_random_seed(cfg.seed + epoch)
+        ds = make_dataset(train_data, spec, cfg.batch_size, training=True, augment=cfg.augment,
+                          seed=cfg.seed, epoch=epoch)
+        echo(f"epoch {epoch + 1}/{cfg.epochs} ({phase}, lr {lr:.2e})")
+        t0 = time.perf_counter()
+        hist = model.fit(ds, epochs=1, verbose=verbose)
+        seconds = time.perf_counter() - t0
+        val_mae = float(model.evaluate(make_dataset(val_data, spec, 64, training=False), verbose=0)[1])
+        row = {"epoch": epoch + 1, "phase": phase, "lr": lr, "train_loss": float(hist.history["loss"][-1]),
+               "train_mae": float(hist.history["mae"][-1]), "val_mae": val_mae, "seconds": round(seconds, 2),
+               "images_per_s": round(len(train_data.ages) / seconds, 1)}
+        state["history"].append(row)
+        echo(f"  train MAE {row['train_mae']:.3f}  val MAE {val_mae:.3f}  {row['images_per_s']:.0f} img/s  "
+             f"{seconds:.0f}s")
+        improved = state["best_val_mae"] is None or val_mae < state["best_val_mae"]
+        if improved:
+            state.update(best_val_mae=val_mae, best_epoch=epoch + 1, bad_epochs=0)
+            if chief:
+                _atomic_save(model, out / MODEL_FILE)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        if chief:
+            _atomic_save(model, last_ckpt)
+            _atomic_json(state_path, state)
+            write_history(out, state["history"])
+        if state["bad_epochs"] >= cfg.patience:
+            echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
+            break
+
+    if chief:
+        export_metadata(out, cfg, spec, data, train_data, val_data, state)
+        echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE}")
+    return out
+
+
+def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, data, train_data, val_data, state) -> None:
+    from agegate.edge.metadata import sha256_file
+
+    lo, hi = float(train_data.ages.min()), float(train_data.ages.max())
+    meta = ModelMetadata(
+        backbone=cfg.backbone, input_size=spec.input_size, preprocess=spec, age_range=(lo, hi),
+        quantization="none", source_sha256=sha256_file(out / MODEL_FILE), data_fingerprint=data.fingerprint(),
+        metrics={cfg.val_split: {"mae": round(state["best_val_mae"], 4), "n": int(len(val_data.ages))}},
+        agegate_version=__version__,
+        extra={"train_config": asdict(cfg), "best_epoch": state["best_epoch"], "data_format": data.format,
+               "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
+               "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped)},
+    )
+    write_metadata(out / MODEL_FILE, meta)
+
+
+def write_history(out: Path, history: list[dict]) -> None:
+    with open(out / "history.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        w.writeheader()
+        w.writerows(history)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ep = [h["epoch"] for h in history]
+        fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+        ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
+        ax[0].set_xlabel("epoch"); ax[0].set_title("loss"); ax[0].legend()
+        ax[1].plot(ep, [h["train_mae"] for h in history], "o-", label="train MAE")
+        ax[1].plot(ep, [h["val_mae"] for h in history], "o-", label="val MAE")
+        ax[1].set_xlabel("epoch"); ax[1].set_ylabel("years"); ax[1].set_title("MAE"); ax[1].legend()
+        fig.tight_layout()
+        fig.savefig(out / "curves.png", dpi=90)
+        plt.close(fig)
+    except Exception as e:  # noqa: BLE001 - a plot must never fail a training run
+        log.warning("could not draw curves.png: %s", e)
