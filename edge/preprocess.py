@@ -42,7 +42,7 @@ class PreprocessSpec:
 
     input_size: int = 128
     crop: str = "center"
-    face_margin: float = 0.25
+    face_margin: float = 0.0
     normalization: str = "mobilenet"
     interpolation: str = "area"
 
@@ -122,6 +122,9 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 2 or img.shape[1] < 2:
         raise AgegateError(f"not an image: array of shape {np.asarray(image).shape}")
     return img
+
+
+IMAGE_EXTS_BOX = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class ImageDecodeError(AgegateError):

@@ -57,8 +57,13 @@ def _hub_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -
 
 
 def build_model(backbone: str, input_size: int, weights: str = "none", dropout: float = 0.2,
-                mean_age: float = 33.0):
-    """(model, n_backbone_layers). weights: 'imagenet' | 'none' | PATH (see load_backbone_weights)."""
+                mean_age: float = 33.0, bn_momentum: float | None = 0.9):
+    """(model, n_backbone_layers). weights: 'imagenet' | 'none' | PATH (see load_backbone_weights).
+
+    bn_momentum: Keras applications use 0.99-0.999, so moving statistics lag for
+    thousands of steps after a change of input size or domain, and validation (which
+    uses them) looks far worse than training. 0.9 lets them follow within an epoch.
+    """
     from .tfenv import import_tf
 
     tf, keras = import_tf()
@@ -86,6 +91,10 @@ def build_model(backbone: str, input_size: int, weights: str = "none", dropout: 
     out = keras.layers.Dense(1, name="age", dtype="float32",
                              bias_initializer=keras.initializers.Constant(mean_age))(x)
     model = keras.Model(inp, out, name=f"agegate_{backbone}")
+    if bn_momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = bn_momentum
     if weights not in ("imagenet", "none"):
         load_backbone_weights(model, Path(weights))
     n_backbone = len(base.layers)

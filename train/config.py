@@ -28,6 +28,7 @@ class TrainConfig:
     distribute: str = "none"
     patience: int = 5
     dropout: float = 0.2
+    bn_momentum: float = 0.9
     strict: bool = False
     cache_dir: str | None = None
     limit: int | None = None  # use at most N train (and N//4 val) images: smoke tests, quick looks

@@ -155,7 +155,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
             model = keras.models.load_model(str(last_ckpt))
             state = json.loads(state_path.read_text())
         else:
-            model, _ = build_model(cfg.backbone, size, cfg.weights, cfg.dropout, float(np.mean(train_data.ages)))
+            model, _ = build_model(cfg.backbone, size, cfg.weights, cfg.dropout, float(np.mean(train_data.ages)),
+                                       cfg.bn_momentum)
             state = {"epoch": 0, "best_val_mae": None, "best_epoch": None, "bad_epochs": 0, "phase": None,
                      "history": []}
     n_backbone = len(model.layers) - 2  # the head is dropout + dense

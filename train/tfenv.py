@@ -16,9 +16,12 @@ def import_tf() -> tuple[ModuleType, ModuleType]:
     """(tensorflow, tf_keras), quiet, with legacy Keras selected. Raises MissingExtraError."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from agegate.edge.quiet import quiet_fds
+
     try:
-        import tensorflow as tf
-        import tf_keras
+        with quiet_fds():  # TF's C++ start-up chatter (CUDA probes, oneDNN notes)
+            import tensorflow as tf
+            import tf_keras
     except ImportError as e:
         raise MissingExtraError("train", e.name or "tensorflow") from e
     tf.get_logger().setLevel("ERROR")

@@ -1,0 +1,1 @@
+"""agegate.convert: TFLite conversion modes, QAT, evaluation and metrics, the QA gate, bundles."""

@@ -1,0 +1,135 @@
+"""`agegate eval`: predictions for a data split from a Keras run or a .tflite, then metrics.
+
+Decoding and preprocessing are the box's own (agegate.edge.preprocess); with
+`detect=True` every image first goes through the box's face detector and crop,
+which is what an un-cropped photo meets at the checkout.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from agegate.edge.errors import AgegateError, UsageError
+from agegate.edge.metadata import ModelMetadata, read_metadata
+from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
+
+from .metrics import age_metrics
+
+
+@dataclass
+class Predictions:
+    paths: list[str]
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    attrs: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # unreadable or no face (with --detect)
+
+    def metrics(self) -> dict:
+        m = age_metrics(self.y_true, self.y_pred)
+        m["skipped"] = len(self.skipped)
+        return m
+
+    def write_csv(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "age", "predicted", "error"])
+            for p, t, y in zip(self.paths, self.y_true, self.y_pred):
+                w.writerow([p, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}"])
+
+
+def is_tflite(path: str | Path) -> bool:
+    return Path(path).suffix == ".tflite"
+
+
+def model_metadata(path: str | Path) -> ModelMetadata:
+    p = Path(path)
+    return read_metadata(p if is_tflite(p) or p.is_dir() else p)
+
+
+class _Inputs:
+    """Turns records into normalised model inputs, with or without the box's detector."""
+
+    def __init__(self, spec: PreprocessSpec, detect: bool, detector: str = "blazeface-short"):
+        self.spec = spec
+        self.detector = None
+        if detect:
+            from agegate.edge.detect import DetectorOptions, FaceDetector
+
+            self.detector = FaceDetector(DetectorOptions(detector=detector, min_face=16))
+
+    def __call__(self, rec) -> tuple[np.ndarray | None, str]:
+        try:
+            img = decode_image(rec.path)
+        except AgegateError as e:
+            return None, str(e)
+        if self.detector is not None:
+            from agegate.edge.detect import crop_face
+
+            faces = self.detector.detect(img)
+            if not faces:
+                return None, f"{rec.path}: no face found"
+            img = crop_face(img, faces[0], self.spec.face_margin)
+        return normalize(prepare_uint8(img, self.spec), self.spec), ""
+
+
+def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: int = 64, detect: bool = False,
+            detector: str = "blazeface-short", progress: bool = True, desc: str = "eval") -> Predictions:
+    meta = model_metadata(model_path)
+    inputs = _Inputs(meta.preprocess, detect, detector)
+    if is_tflite(model_path):
+        from agegate.edge.runtime import AgeModel
+
+        model = AgeModel(model_path, threads=threads)
+        run_batch = lambda xs: np.array([model.run_tensor(x) for x in xs])  # noqa: E731
+    else:
+        from .tflite import load_keras_model
+
+        keras_model, _ = load_keras_model(model_path)
+        run_batch = lambda xs: keras_model.predict(np.stack(xs), verbose=0).reshape(-1)  # noqa: E731
+    paths, y_true, y_pred, attrs, skipped = [], [], [], [], []
+    workers = 1 if detect else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
+    bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(records), batch_size):
+            chunk = records[start : start + batch_size]
+            xs, kept = [], []
+            for rec, (x, err) in zip(chunk, pool.map(inputs, chunk)):
+                if x is None:
+                    skipped.append((str(rec.path), err))
+                else:
+                    xs.append(x)
+                    kept.append(rec)
+            if xs:
+                y_pred.extend(float(v) for v in run_batch(xs))
+                for rec in kept:
+                    paths.append(str(rec.path))
+                    y_true.append(rec.age)
+                    attrs.append(dict(rec.attrs))
+            bar.update(len(chunk))
+    bar.close()
+    if not paths:
+        raise AgegateError(f"no image could be evaluated ({len(skipped)} skipped; first: "
+                           f"{skipped[0][1] if skipped else 'none'})")
+    return Predictions(paths, np.array(y_true), np.array(y_pred), attrs, skipped)
+
+
+def select_records(data: str, fmt: str, split_file: str | None, split: str | None, limit: int | None = None,
+                   seed: int = 0):
+    from agegate.train.datasets import read_dataset
+
+    ds = read_dataset(data, fmt, split_file)
+    recs = ds.split(split) if split and split != "all" else ds.records
+    if not recs:
+        have = sorted({str(r.split) for r in ds.records})
+        raise UsageError(f"{data}: no images in split {split!r} (splits here: {', '.join(have)})")
+    if limit and limit < len(recs):
+        rng = np.random.default_rng(seed)
+        recs = [recs[i] for i in sorted(rng.permutation(len(recs))[:limit])]
+    return recs

@@ -1,0 +1,89 @@
+"""Age-estimation metrics: pure functions of (true ages, predicted ages).
+
+The keys are the eval JSON contract (DESIGN.md): n, mae, rmse, median_ae, cs5,
+bias, bands, challenge25.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from agegate.edge.bands import BAND_LABELS, band_index
+
+ID_THRESHOLD = 25.0  # Challenge 25: ask for ID when the buyer looks under 25
+MAX_FALSE_PASS = 0.01
+
+
+def _r(x: float, nd: int = 4) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), nd)
+
+
+def challenge25(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = ID_THRESHOLD,
+                max_false_pass: float = MAX_FALSE_PASS) -> dict:
+    """What the ID-check decision does with these predictions.
+
+    false_pass_rate: of true minors (< 18), share predicted >= threshold (served without ID).
+    minor_pass_18_rate: of true minors, share predicted >= 18.
+    flag_rate_25plus: of true 25+, share predicted < threshold (asked for ID).
+    safe_threshold: the lowest threshold whose false pass rate is <= max_false_pass, and its flag rate.
+    """
+    minors = y_pred[y_true < 18]
+    adults = y_pred[y_true >= 25]
+    out = {
+        "threshold": threshold,
+        "n_minors": int(len(minors)),
+        "n_25plus": int(len(adults)),
+        "false_pass_rate": _r(np.mean(minors >= threshold)) if len(minors) else None,
+        "minor_pass_18_rate": _r(np.mean(minors >= 18)) if len(minors) else None,
+        "flag_rate_25plus": _r(np.mean(adults < threshold)) if len(adults) else None,
+    }
+    if len(minors):
+        # Smallest t with mean(minors >= t) <= max_false_pass: just above the right order statistic.
+        k = int(np.floor(max_false_pass * len(minors)))  # minors allowed to pass
+        srt = np.sort(minors)[::-1]
+        t = float(srt[k]) + 1e-3 if k < len(srt) else float(srt[-1])
+        t = max(t, 0.0)
+        out["safe_threshold"] = _r(t, 2)
+        out["safe_false_pass_rate"] = _r(np.mean(minors >= t))
+        out["safe_flag_rate_25plus"] = _r(np.mean(adults < t)) if len(adults) else None
+    else:
+        out["safe_threshold"] = out["safe_false_pass_rate"] = out["safe_flag_rate_25plus"] = None
+    out["max_false_pass"] = max_false_pass
+    return out
+
+
+def age_metrics(y_true, y_pred) -> dict:
+    y_true = np.asarray(y_true, np.float64)
+    y_pred = np.asarray(y_pred, np.float64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"shapes differ or are not 1-D: {y_true.shape} vs {y_pred.shape}")
+    if len(y_true) == 0:
+        return {"n": 0, "mae": None, "rmse": None, "median_ae": None, "cs5": None, "bias": None,
+                "bands": {}, "challenge25": challenge25(y_true, y_pred)}
+    err = y_pred - y_true
+    ae = np.abs(err)
+    idx = band_index(y_true)
+    bands = {}
+    for i, label in enumerate(BAND_LABELS):
+        m = idx == i
+        bands[label] = {"n": int(m.sum()), "mae": _r(ae[m].mean()) if m.any() else None,
+                        "bias": _r(err[m].mean()) if m.any() else None}
+    return {
+        "n": int(len(y_true)),
+        "mae": _r(ae.mean()),
+        "rmse": _r(np.sqrt(np.mean(err**2))),
+        "median_ae": _r(np.median(ae)),
+        "cs5": _r(np.mean(ae <= 5)),
+        "bias": _r(err.mean()),
+        "bands": bands,
+        "challenge25": challenge25(y_true, y_pred),
+    }
+
+
+def group_mae(y_true, y_pred, groups) -> dict[str, dict]:
+    """MAE per group label (gender, race, ...) with counts; for model cards."""
+    y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
+    out = {}
+    for g in sorted(set(groups.tolist())):
+        m = groups == g
+        out[str(g)] = {"n": int(m.sum()), "mae": _r(np.abs(y_pred[m] - y_true[m]).mean())}
+    return out

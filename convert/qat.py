@@ -1,0 +1,37 @@
+"""Quantization-aware fine-tuning with tensorflow-model-optimization (tf_keras only).
+
+`quantize_model` needs a flat functional model: train.backbones builds every model
+that way. It supports ResNet50 and MobileNetV2 with its default config; MobileNetV3
+(TFOpLambda) and EfficientNet (Rescaling) need custom quantize configs and are
+refused with a clear message rather than failing deep inside tfmot.
+"""
+from __future__ import annotations
+
+from agegate.edge.errors import MissingExtraError, UsageError
+from agegate.edge.metadata import ModelMetadata
+
+
+def qat_finetune(model, meta: ModelMetadata, records, *, epochs: int = 1, batch_size: int = 32, lr: float = 2e-5,
+                 seed: int = 0, echo=print):
+    from agegate.train.backbones import get_backbone
+    from agegate.train.inputs import decode_records, make_dataset
+    from agegate.train.tfenv import import_tf
+
+    tf, keras = import_tf()
+    if not get_backbone(meta.backbone).qat:
+        raise UsageError(f"QAT supports resnet50 and mobilenet_v2; {meta.backbone} needs a custom quantize config "
+                         f"(tfmot cannot wrap its layers). Use post-training int8 instead.")
+    try:
+        import tensorflow_model_optimization as tfmot
+    except ImportError as e:
+        raise MissingExtraError("train", "tensorflow-model-optimization") from e
+    qmodel = tfmot.quantization.keras.quantize_model(model)
+    qmodel.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.Huber(delta=2.0),
+                   metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    data = decode_records(records, meta.preprocess, desc="qat")
+    for epoch in range(epochs):
+        keras.utils.set_random_seed(seed + epoch)
+        ds = make_dataset(data, meta.preprocess, batch_size, training=True, augment="light", seed=seed, epoch=epoch)
+        hist = qmodel.fit(ds, epochs=1, verbose=2)
+        echo(f"QAT epoch {epoch + 1}/{epochs}: train MAE {hist.history['mae'][-1]:.3f}")
+    return qmodel

@@ -1,0 +1,126 @@
+"""`agegate convert`: a trained run folder -> .tflite + metadata sidecar.
+
+Modes: float32, float16 (weights), dynamic (int8 weights, float activations),
+int8 (full-integer post-training quantization, calibrated on images drawn from a
+split through the box's own preprocessing), and int8 after QAT (see qat.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agegate.edge.errors import AgegateError, ModelError, UsageError
+from agegate.edge.metadata import ModelMetadata, read_metadata, sha256_file, write_metadata
+from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
+
+from agegate.edge.quiet import quiet_fds
+
+QUANT_MODES = ("float32", "float16", "dynamic", "int8")
+MODEL_FILE = "model.keras"
+
+
+@dataclass
+class ConvertResult:
+    path: Path
+    mode: str
+    size_bytes: int
+    ops: list[str]
+    input_type: str
+    output_type: str
+
+    def summary(self) -> str:
+        return (f"{self.path}: {self.mode}, {self.size_bytes / 1e6:.2f} MB, input {self.input_type}, "
+                f"output {self.output_type}, {len(self.ops)} op types: {', '.join(self.ops)}")
+
+
+def load_keras_model(model_dir: str | Path):
+    """(tf_keras model, metadata) from a run folder or a model.keras path."""
+    from agegate.train.tfenv import import_tf
+
+    p = Path(model_dir)
+    path = p / MODEL_FILE if p.is_dir() else p
+    if not path.exists():
+        raise ModelError(f"{path}: no trained model here; `agegate train --out {p}` writes one")
+    meta = read_metadata(path)
+    _, keras = import_tf()
+    with quiet_fds():
+        model = keras.models.load_model(str(path), compile=False)
+    return model, meta
+
+
+def calibration_images(records, spec: PreprocessSpec, size: int, seed: int = 0) -> np.ndarray:
+    """Up to `size` normalised inputs drawn evenly at random from `records`, skipping unreadable files."""
+    rng = np.random.default_rng(seed)
+    picks = rng.permutation(len(records))
+    out = []
+    for i in picks:
+        if len(out) >= size:
+            break
+        try:
+            out.append(normalize(prepare_uint8(decode_image(records[i].path), spec), spec))
+        except AgegateError:
+            continue
+    if not out:
+        raise UsageError("no readable calibration images")
+    return np.stack(out).astype(np.float32)
+
+
+def convert_keras(model, meta: ModelMetadata, mode: str, out: Path, io: str = "float32",
+                  calibration: np.ndarray | None = None, source_path: Path | None = None,
+                  qat: bool = False) -> ConvertResult:
+    from agegate.train.tfenv import import_tf
+
+    tf, _ = import_tf()
+    if mode not in QUANT_MODES:
+        raise UsageError(f"--quant must be one of {', '.join(QUANT_MODES)}")
+    if io == "int8" and mode != "int8":
+        raise UsageError("--io int8 needs --quant int8")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        if calibration is None and not qat:
+            raise UsageError("--quant int8 needs calibration images (--calibration DATA)")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if calibration is not None:
+            def representative():
+                for x in calibration:
+                    yield [x[None]]
+
+            converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io == "int8":
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    with quiet_fds():
+        blob = converter.convert()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tflite.tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(out)
+    label = "int8-qat" if qat else mode
+    new_meta = dataclasses.replace(
+        meta, quantization=label,
+        source_sha256=sha256_file(source_path) if source_path and source_path.exists() else meta.source_sha256,
+        created="", git_commit="",
+        extra={**meta.extra, "io": io, "calibration_size": 0 if calibration is None else int(len(calibration))},
+    )
+    write_metadata(out, new_meta)
+    return describe(out, label)
+
+
+def describe(path: Path, mode: str | None = None) -> ConvertResult:
+    from agegate.edge.runtime import make_interpreter
+
+    interp, _ = make_interpreter(path, threads=1, delegate="none")  # ops before XNNPACK fuses them
+    ops = sorted({d["op_name"] for d in interp._get_ops_details()})  # noqa: SLF001 - LiteRT's only op listing
+    i, o = interp.get_input_details()[0], interp.get_output_details()[0]
+    if mode is None:
+        mode = read_metadata(path).quantization
+    return ConvertResult(path, mode, path.stat().st_size, ops, np.dtype(i["dtype"]).name, np.dtype(o["dtype"]).name)

@@ -1,0 +1,63 @@
+"""The box's local HTTP endpoint: /healthz, /last (for the POS), /metrics (Prometheus).
+
+Bound to 127.0.0.1 by default; with a token, every request needs
+`Authorization: Bearer TOKEN`. It serves decisions and counters, never images.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .pipeline import BoxPipeline
+
+
+def make_server(pipeline: BoxPipeline, host: str = "127.0.0.1", port: int = 8765,
+                token: str | None = None) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "agegate"
+
+        def log_message(self, *args) -> None:  # quiet: the box logs decisions, not requests
+            pass
+
+        def _send(self, code: int, body: str, ctype: str = "application/json") -> None:
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if token:
+                got = self.headers.get("Authorization", "")
+                if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+                    self._send(401, json.dumps({"error": "missing or wrong bearer token"}))
+                    return
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                m = pipeline.metrics
+                self._send(200, json.dumps({"status": "ok", "frames": m.frames, "fps": round(m.fps(), 2),
+                                            "model": str(pipeline.model.path)}))
+            elif path == "/last":
+                d = pipeline.last
+                if d is None:
+                    self._send(200, json.dumps({"decision": None}))
+                else:
+                    body = asdict(d)
+                    body.pop("box")
+                    self._send(200, json.dumps(body))
+            elif path == "/metrics":
+                self._send(200, pipeline.metrics.prometheus(), "text/plain; version=0.0.4")
+            else:
+                self._send(404, json.dumps({"error": f"no endpoint {path}; try /healthz, /last, /metrics"}))
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+def serve_in_background(server: ThreadingHTTPServer) -> threading.Thread:
+    t = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    t.start()
+    return t

@@ -1,0 +1,238 @@
+"""Frame capture in its own thread, through OpenCV.
+
+Sources: a camera index or /dev/videoN, a video file, a folder of images, an
+rtsp:// or http:// (MJPEG) stream. Live sources (camera, stream) keep a one-slot
+queue where the newest frame wins, so inference never blocks capture and a slow
+model sees fresh frames; when a live source fails it reconnects with exponential
+backoff and keeps running. Files and folders are read in full, frame by frame.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import AgegateError
+from .preprocess import IMAGE_EXTS_BOX, decode_image
+
+log = logging.getLogger("agegate.edge")
+
+
+@dataclass
+class Frame:
+    index: int
+    ts: float
+    rgb: np.ndarray
+
+
+@dataclass
+class SourceOptions:
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    repeat: int = 1  # folder of images: each image is shown for this many frames (a slideshow)
+    backoff_start: float = 0.5
+    backoff_max: float = 10.0
+    retry_forever: bool = True  # live sources: keep reconnecting (service mode)
+    open_timeout_tries: int = 3  # live sources without retry_forever: give up after this many failed opens
+
+
+def source_kind(source: str) -> str:
+    s = str(source)
+    if s.isdigit() or s.startswith("/dev/video"):
+        return "camera"
+    if s.startswith(("rtsp://", "http://", "https://")):
+        return "stream"
+    p = Path(s)
+    if p.is_dir():
+        return "folder"
+    if p.is_file():
+        return "file"
+    raise AgegateError(f"source {s!r}: not a camera index, /dev/videoN, stream URL, folder or video file")
+
+
+class FrameSource:
+    """Iterate frames (`for frame in source`) or `read(timeout)`; `close()` releases the device."""
+
+    def __init__(self, source: str, options: SourceOptions | None = None):
+        self.source = str(source)
+        self.options = options or SourceOptions()
+        self.kind = source_kind(self.source)
+        self.live = self.kind in ("camera", "stream")
+        self._q: queue.Queue = queue.Queue(maxsize=1 if self.live else 8)
+        self._stop = threading.Event()
+        self.frames_read = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.error: str | None = None
+        self._cap = None
+        if not self.live:
+            self._check_openable()
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    # -- opening ------------------------------------------------------------------------------
+    def _check_openable(self) -> None:
+        if self.kind == "folder":
+            if not self._folder_images():
+                raise AgegateError(f"source {self.source}: folder holds no images")
+        else:
+            cap = cv2.VideoCapture(self.source)
+            ok = cap.isOpened() and cap.read()[0]
+            cap.release()
+            if not ok:
+                raise AgegateError(f"source {self.source}: OpenCV cannot read this video file")
+
+    def _folder_images(self) -> list[Path]:
+        return sorted(p for p in Path(self.source).iterdir() if p.suffix.lower() in IMAGE_EXTS_BOX)
+
+    def _open_live(self):
+        target: int | str = int(self.source) if self.source.isdigit() else self.source
+        cap = cv2.VideoCapture(target)
+        o = self.options
+        if cap.isOpened():
+            if o.width:
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, o.width)
+            if o.height:
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, o.height)
+            if o.fps:
+                cap.set(cv2.CAP_PROP_FPS, o.fps)
+            return cap
+        cap.release()
+        return None
+
+    # -- the capture thread -------------------------------------------------------------------
+    def _put(self, bgr_or_rgb: np.ndarray, is_bgr: bool = True) -> None:
+        rgb = cv2.cvtColor(bgr_or_rgb, cv2.COLOR_BGR2RGB) if is_bgr else bgr_or_rgb
+        frame = Frame(self.frames_read, time.time(), rgb)
+        self.frames_read += 1
+        if self.live:
+            try:
+                self._q.put_nowait(frame)
+            except queue.Full:
+                try:
+                    self._q.get_nowait()  # the newest frame wins
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+                self._q.put_nowait(frame)
+        else:
+            while not self._stop.is_set():
+                try:
+                    self._q.put(frame, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+    def _run(self) -> None:
+        try:
+            if self.kind == "folder":
+                for p in self._folder_images():
+                    if self._stop.is_set():
+                        break
+                    try:
+                        img = decode_image(p)
+                    except AgegateError as e:
+                        log.warning("skipping %s", e)
+                        continue
+                    for _ in range(max(1, self.options.repeat)):
+                        self._put(img, is_bgr=False)
+            elif self.kind == "file":
+                cap = cv2.VideoCapture(self.source)
+                self._cap = cap
+                while not self._stop.is_set():
+                    ok, bgr = cap.read()
+                    if not ok:
+                        break
+                    self._put(bgr)
+                cap.release()
+            else:
+                self._run_live()
+        except Exception as e:  # noqa: BLE001 - reported to the consumer, not lost in a thread
+            self.error = f"capture failed: {e}"
+            log.exception("capture thread failed")
+        finally:
+            self._put_end()
+
+    def _put_end(self) -> None:
+        """Signal the end of frames, even when the queue is full (never lose it)."""
+        while True:
+            try:
+                self._q.put(None, timeout=0.1)
+                return
+            except queue.Full:
+                if self.live or self._stop.is_set():
+                    try:
+                        self._q.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    def _run_live(self) -> None:
+        delay, failures, opened_before = self.options.backoff_start, 0, False
+        while not self._stop.is_set():
+            cap = self._open_live()
+            if cap is None:
+                failures += 1
+                if not self.options.retry_forever and failures >= self.options.open_timeout_tries:
+                    self.error = f"source {self.source}: cannot open after {failures} tries"
+                    return
+                log.warning("source %s does not open; retrying in %.1fs", self.source, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.options.backoff_max)
+                continue
+            if opened_before:
+                self.reconnects += 1
+            opened_before = True
+            self._cap = cap
+            delay, failures = self.options.backoff_start, 0
+            while not self._stop.is_set():
+                ok, bgr = cap.read()
+                if not ok:
+                    log.warning("source %s lost; reconnecting", self.source)
+                    break
+                self._put(bgr)
+            cap.release()
+            self._cap = None
+
+    # -- consuming ----------------------------------------------------------------------------
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        """The next frame, or None at the end of a file/folder (or on timeout for a live source)."""
+        try:
+            item = self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is None:
+            self._q.put(None)  # keep signalling the end
+            self._ended = True
+        return item
+
+    @property
+    def ended(self) -> bool:
+        return getattr(self, "_ended", False)
+
+    def __iter__(self):
+        while True:
+            f = self.read(timeout=5.0 if not self.live else 1.0)
+            if f is None:
+                if self.ended or self._stop.is_set():
+                    return
+                continue
+            yield f
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._cap is not None:
+            self._cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

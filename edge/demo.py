@@ -1,0 +1,111 @@
+"""`agegate demo`: the whole box pipeline on embedded faces with the shipped model.
+
+It needs no camera and no network: public-domain portraits with known ages
+(agegate/edge/assets/demo) become a short checkout clip, one buyer after another,
+which runs through the real capture -> detect -> crop -> int8 age -> track ->
+decision -> events path. Output: one line per buyer, an annotated video, the
+events database and the marketing chart, in --out.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+
+from .default_model import assets_dir, resolve_model
+
+CANVAS = (640, 480)
+
+
+def demo_faces(extra: Path | None = None) -> list[tuple[Path, float | None]]:
+    """(image, known age or None) for the shipped portraits plus any in `extra` (age from the file name)."""
+    paths = sorted((assets_dir() / "demo").glob("*.jpg"))
+    if extra is not None:
+        paths += sorted(p for p in Path(extra).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    out = []
+    for p in paths:
+        m = re.search(r"(?:^|_)(\d{1,3})(?:_|\.|$)", p.stem) or re.match(r"^(\d{1,3})_", p.name)
+        out.append((p, float(m.group(1)) if m else None))
+    return out
+
+
+def make_clip(faces: list[Path], path: Path, frames_per_buyer: int = 24, gap: int = 14, fps: int = 15) -> Path:
+    """A 640x480 clip: each portrait centred on a till-grey background, with empty frames between buyers."""
+    w, h = CANVAS
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise click.ClickException(f"OpenCV cannot write {path}")
+    blank = np.full((h, w, 3), 90, np.uint8)
+    rng = np.random.default_rng(0)
+    for face in faces:
+        img = cv2.imread(str(face))
+        s = min((h - 40) / img.shape[0], (w - 40) / img.shape[1], 1.0)
+        img = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        for i in range(frames_per_buyer):
+            frame = blank.copy()
+            dx = int(6 * np.sin(i / 4))  # the buyer moves a little
+            y0, x0 = (h - img.shape[0]) // 2, (w - img.shape[1]) // 2 + dx
+            frame[y0 : y0 + img.shape[0], x0 : x0 + img.shape[1]] = img
+            noise = rng.normal(0, 2, frame.shape)  # sensor noise, so frames are not identical
+            writer.write(np.clip(frame + noise, 0, 255).astype(np.uint8))
+        for _ in range(gap):
+            writer.write(blank)
+    writer.release()
+    return path
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [a new temp folder].")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="A .tflite [the shipped default].")
+@click.option("--faces", type=click.Path(exists=True, file_okay=False),
+              help="Add your own portraits (an age in the file name, e.g. 'anna_31.jpg', is shown for comparison).")
+@click.option("--threads", type=int, default=2, show_default=True)
+def demo(out, model, faces, threads):
+    """Run the checkout-box pipeline on embedded public-domain portraits. No camera, no network."""
+    from .capture import FrameSource
+    from .edge_cli import _chart
+    from .events import EventStore, read_events
+    from .pipeline import BoxOptions, BoxPipeline
+    from .runtime import AgeModel
+    from .stats import summarize_events
+
+    out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="agegate-demo-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = resolve_model(model)
+    age_model = AgeModel(model_path, threads=threads)
+    meta = age_model.meta
+    test = meta.metrics.get("test", {})
+    click.echo(f"model: {model_path.name} ({meta.backbone}, {meta.input_size}px, {meta.quantization}"
+               + (f", test MAE {test['mae']:.2f} on {test['n']} UTKFace images" if test else "") + ")")
+    people = demo_faces(Path(faces) if faces else None)
+    clip = make_clip([p for p, _ in people], out_dir / "checkout_clip.mp4")
+    events_path = out_dir / "events.sqlite"
+    events_path.unlink(missing_ok=True)
+    store = EventStore(events_path, retention_days=0)
+    pipeline = BoxPipeline(age_model, BoxOptions(threads=threads), store)
+    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+    annotated = cv2.VideoWriter(str(out_dir / "annotated.mp4"), fourcc, 15, CANVAS)
+    decisions = []
+
+    def on_frame(frame, pipe):
+        annotated.write(pipe.annotate(frame.rgb))
+
+    frames = pipeline.run(FrameSource(str(clip)), on_decision=decisions.append, on_frame=on_frame)
+    annotated.release()
+    store.close()
+    for (path, known), d in zip(people, sorted(decisions, key=lambda d: d.track_id)):
+        truth = f" (about {known:g} in the photo)" if known else ""
+        click.echo(f"buyer #{d.track_id} {path.name}: estimated age {d.age if d.age is not None else '?'}{truth}, "
+                   f"band {d.band}, decision {d.decision}")
+    if len(decisions) != len(people):
+        click.echo(f"note: {len(decisions)} decisions for {len(people)} portraits (a face was missed or split)")
+    summary = summarize_events(read_events(events_path))
+    _chart(summary, "band", out_dir / "buyers_by_band.png")
+    fps = pipeline.metrics.fps()
+    p50, _ = pipeline.metrics.percentiles("frame")
+    click.echo(f"{frames} frames at {fps:.0f} fps (frame p50 {p50:.1f} ms); no image kept in the events.")
+    click.echo(f"wrote {out_dir}/: annotated.mp4, events.sqlite, buyers_by_band.png, checkout_clip.mp4")

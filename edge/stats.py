@@ -1,0 +1,96 @@
+"""Runtime metrics of the box (Prometheus text) and the marketing view of events."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict, deque
+
+import numpy as np
+
+from .bands import BAND_LABELS
+from .events import Event
+
+STAGES = ("capture", "detect", "crop", "infer", "fuse")
+
+
+class RuntimeMetrics:
+    """Counters and per-stage latency windows, read by the HTTP endpoint's /metrics."""
+
+    def __init__(self, window: int = 1000):
+        self._lock = threading.Lock()
+        self.started = time.time()
+        self.frames = 0
+        self.faces = 0
+        self.decisions: Counter = Counter()
+        self.latency: dict[str, deque] = {s: deque(maxlen=window) for s in STAGES + ("frame",)}
+        self._frame_times: deque = deque(maxlen=120)
+        self.dropped = 0
+        self.reconnects = 0
+
+    def observe(self, stage: str, ms: float) -> None:
+        with self._lock:
+            self.latency[stage].append(ms)
+
+    def frame_done(self, faces: int) -> None:
+        with self._lock:
+            self.frames += 1
+            self.faces += faces
+            self._frame_times.append(time.perf_counter())
+
+    def decision(self, kind: str) -> None:
+        with self._lock:
+            self.decisions[kind] += 1
+
+    def fps(self) -> float:
+        with self._lock:
+            t = list(self._frame_times)
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def percentiles(self, stage: str) -> tuple[float, float]:
+        with self._lock:
+            v = list(self.latency[stage])
+        return (float(np.percentile(v, 50)), float(np.percentile(v, 95))) if v else (0.0, 0.0)
+
+    def prometheus(self) -> str:
+        lines = [
+            "# HELP agegate_fps Frames processed per second (last 120 frames).", "# TYPE agegate_fps gauge",
+            f"agegate_fps {self.fps():.3f}",
+            "# TYPE agegate_frames_total counter", f"agegate_frames_total {self.frames}",
+            "# TYPE agegate_faces_total counter", f"agegate_faces_total {self.faces}",
+            "# TYPE agegate_dropped_frames_total counter", f"agegate_dropped_frames_total {self.dropped}",
+            "# TYPE agegate_reconnects_total counter", f"agegate_reconnects_total {self.reconnects}",
+            "# HELP agegate_decisions_total Buyer decisions by kind.", "# TYPE agegate_decisions_total counter",
+        ]
+        for kind in ("ok", "id_check", "uncertain"):
+            lines.append(f'agegate_decisions_total{{decision="{kind}"}} {self.decisions.get(kind, 0)}')
+        lines += ["# HELP agegate_stage_latency_ms Per-stage latency percentiles.",
+                  "# TYPE agegate_stage_latency_ms gauge"]
+        for stage in STAGES + ("frame",):
+            p50, p95 = self.percentiles(stage)
+            lines.append(f'agegate_stage_latency_ms{{stage="{stage}",quantile="0.5"}} {p50:.3f}')
+            lines.append(f'agegate_stage_latency_ms{{stage="{stage}",quantile="0.95"}} {p95:.3f}')
+        lines.append(f"agegate_uptime_seconds {time.time() - self.started:.1f}")
+        return "\n".join(lines) + "\n"
+
+
+def summarize_events(events: list[Event], by: str = "band") -> dict:
+    """Buyers per band (and per hour or day), share of ID checks: the brief's marketing table."""
+    if by not in ("band", "hour", "day"):
+        raise ValueError("by must be band, hour or day")
+    total = len(events)
+    checks = sum(e.decision != "ok" for e in events)
+    out: dict = {"buyers": total, "id_checks": checks,
+                 "id_check_share": round(checks / total, 4) if total else None,
+                 "by_band": {b: sum(e.band == b for e in events) for b in BAND_LABELS},
+                 "decisions": dict(Counter(e.decision for e in events))}
+    if by in ("hour", "day"):
+        fmt = "%Y-%m-%d %H:00" if by == "hour" else "%Y-%m-%d"
+        table: dict[str, Counter] = defaultdict(Counter)
+        for e in events:
+            key = time.strftime(fmt, time.localtime(e.ts))
+            table[key][e.band or "unknown"] += 1
+            table[key]["_id_checks"] += e.decision != "ok"
+        out["by_" + by] = {k: {**{b: v.get(b, 0) for b in BAND_LABELS}, "id_checks": v["_id_checks"],
+                               "buyers": sum(v.get(b, 0) for b in BAND_LABELS) + v.get("unknown", 0)}
+                           for k, v in sorted(table.items())}
+    return out

@@ -1,0 +1,121 @@
+"""One id per buyer, and one fused age per id.
+
+A light IoU tracker (faces at a till move little between frames) keeps a Track
+per face; each Track fuses the ages of its good frames with a median over the
+last N, so the estimate stops jittering. Frames that fail the quality checks
+(face too small, blurred) count towards the track but not towards its age.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .detect import FaceBox, iou
+
+
+@dataclass
+class FrameQuality:
+    face_px: float
+    sharpness: float  # variance of the Laplacian of the grey crop
+    good: bool
+    reason: str = ""
+
+
+def frame_quality(crop_rgb: np.ndarray, face: FaceBox, min_face: int, min_sharpness: float) -> FrameQuality:
+    grey = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
+    if grey.shape[0] > 128:
+        grey = cv2.resize(grey, (128, 128), interpolation=cv2.INTER_AREA)
+    sharp = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    size = min(face.width, face.height)
+    if size < min_face:
+        return FrameQuality(size, sharp, False, "face too small")
+    if sharp < min_sharpness:
+        return FrameQuality(size, sharp, False, "blurred")
+    return FrameQuality(size, sharp, True)
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: FaceBox
+    first_ts: float
+    last_ts: float
+    window: int = 15
+    frames: int = 0
+    ages: deque = field(default_factory=deque)
+    decided: bool = False
+    missed: int = 0
+
+    def add(self, box: FaceBox, ts: float, age: float | None) -> None:
+        self.box, self.last_ts = box, ts
+        self.frames += 1
+        self.missed = 0
+        if age is not None:
+            self.ages.append(age)
+            while len(self.ages) > self.window:
+                self.ages.popleft()
+
+    @property
+    def good_frames(self) -> int:
+        return len(self.ages)
+
+    def fused_age(self) -> float | None:
+        return float(np.median(self.ages)) if self.ages else None
+
+    def spread(self) -> float:
+        """Interquartile range of the window's ages: how much the frames disagree."""
+        if len(self.ages) < 2:
+            return 0.0
+        q1, q3 = np.percentile(self.ages, [25, 75])
+        return float(q3 - q1)
+
+
+class IoUTracker:
+    def __init__(self, iou_match: float = 0.3, max_missed: int = 10, window: int = 15):
+        self.iou_match = iou_match
+        self.max_missed = max_missed
+        self.window = window
+        self.tracks: dict[int, Track] = {}
+        self._ids = itertools.count(1)
+
+    def match(self, faces: list[FaceBox], ts: float) -> list[Track]:
+        """Assign each face to a live track (greedy by IoU) or a new one; returns tracks per face."""
+        pairs = sorted(((iou(_xy(t.box), _xy(f)), tid, fi) for tid, t in self.tracks.items()
+                        for fi, f in enumerate(faces)), reverse=True)
+        assigned: dict[int, Track] = {}
+        used: set[int] = set()
+        for score, tid, fi in pairs:
+            if score < self.iou_match or fi in assigned or tid in used:
+                continue
+            assigned[fi] = self.tracks[tid]
+            used.add(tid)
+        for fi, f in enumerate(faces):
+            if fi not in assigned:
+                t = Track(next(self._ids), f, ts, ts, self.window, ages=deque())
+                self.tracks[t.track_id] = t
+                assigned[fi] = t
+                used.add(t.track_id)
+        for tid, t in self.tracks.items():
+            if tid not in used:
+                t.missed += 1
+        return [assigned[i] for i in range(len(faces))]
+
+    def expire(self) -> list[Track]:
+        """Remove and return the tracks not seen for max_missed frames (the buyer left)."""
+        gone = [t for t in self.tracks.values() if t.missed > self.max_missed]
+        for t in gone:
+            del self.tracks[t.track_id]
+        return gone
+
+    def drain(self) -> list[Track]:
+        gone = list(self.tracks.values())
+        self.tracks.clear()
+        return gone
+
+
+def _xy(f: FaceBox) -> tuple[float, float, float, float]:
+    return (f.x0, f.y0, f.x1, f.y1)

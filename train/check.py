@@ -1,0 +1,161 @@
+"""`agegate data check`: validate every record, never stop at the first bad one.
+
+Per image: exists, not empty, decodes completely, colour mode (grey, RGBA, 16-bit,
+CMYK are reported with whether they are readable after conversion), size. Across
+the set: duplicate names (from the reader), duplicate content (same bytes), ages.
+Decoding runs in a thread pool (OpenCV releases the GIL).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from agegate.edge.preprocess import ImageDecodeError, decode_bytes
+
+from .datasets import Dataset, Problem, Record
+
+
+@dataclass
+class ImageInfo:
+    record: Record
+    ok: bool
+    width: int = 0
+    height: int = 0
+    digest: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class CheckResult:
+    dataset: Dataset
+    infos: list[ImageInfo]
+    problems: list[Problem]
+
+    @property
+    def ok_records(self) -> list[Record]:
+        return [i.record for i in self.infos if i.ok]
+
+    @property
+    def n_ok(self) -> int:
+        return sum(i.ok for i in self.infos)
+
+    @property
+    def n_errors(self) -> int:
+        return sum(p.severity == "error" for p in self.problems)
+
+    def summary(self) -> dict:
+        ages = np.array([r.age for r in self.ok_records]) if self.n_ok else np.array([0.0])
+        return {
+            "dataset": str(self.dataset.root),
+            "format": self.dataset.format,
+            "records": len(self.dataset.records),
+            "ok": self.n_ok,
+            "errors": self.n_errors,
+            "warnings": sum(p.severity == "warning" for p in self.problems),
+            "problems_by_kind": dict(Counter(p.kind for p in self.problems)),
+            "age_min": float(ages.min()),
+            "age_max": float(ages.max()),
+            "age_mean": round(float(ages.mean()), 2),
+            "splits": dict(Counter(r.split or "none" for r in self.ok_records)),
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def jpeg_components(data: bytes) -> int | None:
+    """Number of colour components in a JPEG's frame header (4 = CMYK/YCCK), None if not found."""
+    i, n = 2, len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        seg_len = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            return data[i + 9]
+        i += 2 + seg_len
+    return None
+
+
+def inspect_image(rec: Record) -> ImageInfo:
+    f, line = str(rec.path), rec.line
+    info = ImageInfo(rec, ok=False)
+    if not rec.path.exists():
+        info.problems.append(Problem(f, line, "missing", "file does not exist"))
+        return info
+    data = rec.path.read_bytes()
+    if not data:
+        info.problems.append(Problem(f, line, "empty", "file is 0 bytes"))
+        return info
+    info.digest = hashlib.sha1(data).hexdigest()
+    try:
+        rgb = decode_bytes(data, f)
+    except ImageDecodeError as e:
+        kind = "truncated" if "truncated" in str(e) else "corrupt"
+        info.problems.append(Problem(f, line, kind, str(e).split(": ", 1)[-1]))
+        return info
+    info.height, info.width = rgb.shape[:2]
+    mode = _mode_note(data)
+    if mode:
+        info.problems.append(Problem(f, line, "mode", f"{mode}; readable after conversion to RGB", "warning"))
+    info.ok = True
+    return info
+
+
+def _mode_note(data: bytes) -> str:
+    if data[:2] == b"\xff\xd8":
+        comps = jpeg_components(data)
+        return {1: "grayscale JPEG", 4: "CMYK JPEG"}.get(comps or 3, "")
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        return ""
+    notes = []
+    if raw.dtype == np.uint16:
+        notes.append("16-bit")
+    if raw.ndim == 2 or raw.shape[2] == 1:
+        notes.append("grayscale")
+    elif raw.shape[2] == 4:
+        notes.append("RGBA (alpha dropped)")
+    return " ".join(notes) + (" image" if notes else "")
+
+
+def check_dataset(ds: Dataset, workers: int | None = None, progress: bool = True) -> CheckResult:
+    workers = workers or max(4, 2 * (os.cpu_count() or 2))
+    with ThreadPoolExecutor(workers) as pool:
+        infos = list(tqdm(pool.map(inspect_image, ds.records, chunksize=64), total=len(ds.records),
+                          desc="check", unit="img", disable=not progress, leave=False))
+    problems = list(ds.problems)
+    for info in infos:
+        problems.extend(info.problems)
+    by_digest: dict[str, list[ImageInfo]] = defaultdict(list)
+    for info in infos:
+        if info.digest:
+            by_digest[info.digest].append(info)
+    for group in by_digest.values():
+        if len(group) < 2:
+            continue
+        first = group[0].record
+        splits = sorted({str(i.record.split) for i in group})
+        for dup in group[1:]:
+            r = dup.record
+            notes = [f"same bytes as {first.path.name}"]
+            if r.age != first.age:
+                notes.append(f"labelled {r.age:g} there {first.age:g}")
+            if len(splits) > 1:
+                notes.append(f"across splits {'/'.join(splits)}: evaluation sees a training image")
+            # A warning, not an error: each file is a usable record; the set needs a look.
+            problems.append(Problem(str(r.path), r.line, "duplicate_content", "; ".join(notes), "warning"))
+    dup_names = {p.file for p in problems if p.kind == "duplicate_name"}
+    for info in infos:
+        if str(info.record.path) in dup_names:
+            info.ok = False
+    return CheckResult(ds, infos, problems)

@@ -1,0 +1,102 @@
+"""`agegate data report`: the brief's exploratory analysis as one HTML page plus PNGs."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from agegate.edge.bands import BAND_LABELS, band_of
+from agegate.edge.preprocess import decode_image
+
+from .check import CheckResult
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed: int = 0) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    ok = [i for i in result.infos if i.ok]
+    ages = np.array([i.record.age for i in ok])
+    summary = result.summary()
+
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    if len(ages):
+        ax.hist(ages, bins=np.arange(0, max(ages.max(), 1) + 2) - 0.5, color="#3b6ea8")
+    ax.set_xlabel("age (years)"); ax.set_ylabel("images"); ax.set_title("Age histogram (1-year bins)")
+    fig.tight_layout(); fig.savefig(out / "age_histogram.png", dpi=90); plt.close(fig)
+
+    band_counts = Counter(band_of(a) for a in ages)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(BAND_LABELS, [band_counts.get(b, 0) for b in BAND_LABELS], color="#6a9e4f")
+    ax.set_title("Images per age band"); ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout(); fig.savefig(out / "age_bands.png", dpi=90); plt.close(fig)
+
+    sizes = np.array([(i.width, i.height) for i in ok]) if ok else np.zeros((0, 2))
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if len(sizes):
+        ax.scatter(sizes[:, 0], sizes[:, 1], s=4, alpha=0.3)
+    ax.set_xlabel("width (px)"); ax.set_ylabel("height (px)"); ax.set_title("Image sizes")
+    fig.tight_layout(); fig.savefig(out / "image_sizes.png", dpi=90); plt.close(fig)
+
+    _sample_grid(ok, out / "samples.png", samples_per_band, seed)
+
+    rows = "".join(
+        f"<tr><td>{b}</td><td>{band_counts.get(b, 0)}</td><td>{100 * band_counts.get(b, 0) / max(1, len(ages)):.1f}%</td></tr>"
+        for b in BAND_LABELS)
+    size_counts = Counter(f"{w}x{h}" for w, h in sizes.astype(int)) if len(sizes) else Counter()
+    size_rows = "".join(f"<tr><td>{s}</td><td>{n}</td></tr>" for s, n in size_counts.most_common(8))
+    prob_rows = "".join(
+        f"<tr><td>{html.escape(p.kind)}</td><td>{p.severity}</td><td>{html.escape(p.file)}</td>"
+        f"<td>{p.line or ''}</td><td>{html.escape(p.detail)}</td></tr>" for p in result.problems[:500])
+
+    def img(name: str) -> str:
+        data = base64.b64encode((out / name).read_bytes()).decode()
+        return f'<img alt="{name}" src="data:image/png;base64,{data}">'
+
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate data report</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} img{{max-width:100%}}</style></head><body>
+<h1>Data report: {html.escape(summary['dataset'])}</h1>
+<p>Format <b>{summary['format']}</b>: {summary['records']} labelled records, <b>{summary['ok']} readable images</b>,
+{summary['errors']} errors, {summary['warnings']} warnings. Ages {summary['age_min']:g} to {summary['age_max']:g}
+(mean {summary['age_mean']}). Splits: {html.escape(json.dumps(summary['splits']))}.</p>
+<h2>Ages</h2>{img('age_histogram.png')}
+<h2>Age bands</h2><table><tr><th>band</th><th>images</th><th>share</th></tr>{rows}</table>{img('age_bands.png')}
+<h2>Image sizes</h2><table><tr><th>size</th><th>images</th></tr>{size_rows}</table>{img('image_sizes.png')}
+<h2>Sample faces per band</h2>{img('samples.png')}
+<h2>Problems ({len(result.problems)})</h2>
+<table><tr><th>kind</th><th>severity</th><th>file</th><th>line</th><th>detail</th></tr>{prob_rows}</table>
+</body></html>"""
+    (out / "report.html").write_text(page)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return out / "report.html"
+
+
+def _sample_grid(ok, path: Path, per_band: int, seed: int) -> None:
+    plt = _plt()
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(BAND_LABELS), per_band, figsize=(per_band * 1.3, len(BAND_LABELS) * 1.4))
+    for r, band in enumerate(BAND_LABELS):
+        pool = [i for i in ok if band_of(i.record.age) == band]
+        pick = rng.choice(len(pool), size=min(per_band, len(pool)), replace=False) if pool else []
+        for c in range(per_band):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(pick):
+                info = pool[int(pick[c])]
+                ax.imshow(decode_image(info.record.path))
+                ax.set_title(f"{info.record.age:g}", fontsize=7)
+        axes[r, 0].text(-0.15, 0.5, band, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=9)
+    fig.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)

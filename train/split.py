@@ -1,0 +1,55 @@
+"""`agegate data split`: a deterministic split manifest, stratified by age band.
+
+Records of one person (when the reader knows a person id) always land in the
+same split, so a face never appears on both sides of an evaluation.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from agegate.edge.bands import BAND_LABELS, band_of
+from agegate.edge.errors import UsageError
+
+from .datasets import Record
+
+
+def make_split(records: list[Record], val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict[Path, str]:
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise UsageError("--val and --test must be fractions with val + test < 1")
+    # Group by person (or by file when no person id), then stratify groups by band.
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        groups[r.person or f"file:{r.path}"].append(r)
+    by_band: dict[str, list[str]] = defaultdict(list)
+    for key, recs in groups.items():
+        by_band[band_of(float(np.median([r.age for r in recs])))].append(key)
+    rng = np.random.default_rng(seed)
+    out: dict[Path, str] = {}
+    for band in BAND_LABELS:
+        keys = sorted(by_band.get(band, []))
+        order = rng.permutation(len(keys))
+        n_test = int(round(test * len(keys)))
+        n_val = int(round(val * len(keys)))
+        for rank, i in enumerate(order):
+            split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+            for r in groups[keys[i]]:
+                out[r.path] = split
+    return out
+
+
+def write_split(assignment: dict[Path, str], root: Path, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "split"])
+        for path in sorted(assignment):
+            try:
+                name = str(path.relative_to(root))
+            except ValueError:
+                name = str(path)
+            # The readers match split files by base name first, so keep names short where unique.
+            w.writerow([path.name if path.parent.name in ("images", "final_files") else name, assignment[path]])
