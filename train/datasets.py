@@ -85,7 +85,7 @@ def detect_format(root: Path) -> str:
         return "csv"
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder or CSV file")
-    if (root / "labels.csv").exists():
+    if (root / "labels.csv").exists() and (root / "final_files").is_dir():
         return "appa"
     if any((root / f"gt_avg_{s}.csv").exists() for s in ("train", "valid", "test")):
         return "appa-orig"

@@ -1,0 +1,165 @@
+"""`agegate bench`: model latency (default), `bench pipeline`, `bench train`, `bench report`."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import click
+
+PROFILE_NOTE = ("per-operator times: the LiteRT Python API exposes no op profiler. Build or download TFLite's "
+                "benchmark_model and run:  benchmark_model --graph=MODEL.tflite --num_threads=2 "
+                "--enable_op_profiling=true")
+
+
+def _emit(result: dict, fmt: str, out: str | None) -> None:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    rows = result.get("results", [])
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        click.echo(buf.getvalue().rstrip())
+    else:
+        env = result["environment"]
+        cols = ["model", "threads", "quantization", "size_mb", "init_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
+                "std_ms", "throughput_per_s", "ratio_vs_first"]
+        if fmt == "md":
+            click.echo("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+            for r in rows:
+                click.echo("| " + " | ".join(str(Path(r[c]).name if c == "model" else r[c]) for c in cols) + " |")
+        else:
+            click.echo(f"{env['cpu_model']} ({env['cores']} cores; {' '.join(env['isa'])}); {env['runtime']} "
+                       f"{env['runtime_version']}, delegate {env['delegate']}")
+            click.echo(f"{'model':>28} {'thr':>3} {'quant':>8} {'MB':>6} {'init':>7} {'p50':>7} {'p90':>7} "
+                       f"{'p99':>7} {'img/s':>7} {'ratio':>6}")
+            for r in rows:
+                click.echo(f"{Path(r['model']).name[-28:]:>28} {r['threads']:>3} {r['quantization'][:8]:>8} "
+                           f"{r['size_mb']:>6.2f} {r['init_ms']:>7.1f} {r['p50_ms']:>7.2f} {r['p90_ms']:>7.2f} "
+                           f"{r['p99_ms']:>7.2f} {r['throughput_per_s']:>7.0f} {r['ratio_vs_first']:>6.2f}")
+            click.echo(f"ratio = p50 of {result['baseline']} / p50 of the row (same thread count); "
+                       f"peak RSS {result['peak_rss_mb']} MB")
+    if out:
+        click.echo(f"saved {out}", err=True)
+
+
+class BenchGroup(click.Group):
+    """`agegate bench MODEL...` measures models; the names below are subcommands."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "models", self.commands["models"], args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=BenchGroup, invoke_without_command=False)
+def bench() -> None:
+    """Measure latency on this device: `agegate bench MODEL [MODEL...]`, or a subcommand.
+
+    \b
+      agegate bench a.tflite b.tflite --threads 1,2     model latency, interleaved
+      agegate bench pipeline --source clip.mp4          the whole box, per stage
+      agegate bench train --backbones mobilenet_v2      training images/s
+      agegate bench report results/*.json --out r.md    merge devices
+    """
+
+
+@bench.command("models")
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--threads", default="1,2", show_default=True, help="Comma-separated thread counts.")
+@click.option("--warmup", type=int, default=20, show_default=True)
+@click.option("--runs", type=int, default=200, show_default=True)
+@click.option("--delegate", type=click.Choice(["xnnpack", "none"]), default="xnnpack", show_default=True)
+@click.option("--input", "input_source", default="random", show_default=True, help="random or real:DIR")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table", show_default=True)
+@click.option("--profile", is_flag=True, help="Per-operator profile (prints how to get one).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
+def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, profile, out):
+    """Latency p50/p90/p99, throughput, init time and memory of MODELS (first is the baseline)."""
+    from tqdm import tqdm
+
+    from .latency import bench_models
+
+    thr = [int(t) for t in str(threads).split(",") if t.strip()]
+    with tqdm(total=runs, desc="bench", unit="round", disable=fmt != "table" or not sys.stderr.isatty(),
+              leave=False) as bar:
+        result = bench_models(list(models), thr, warmup, runs, delegate, input_source, bar.update)
+    if profile:
+        result["profile_note"] = PROFILE_NOTE
+    _emit(result, fmt, out)
+    if profile:
+        click.echo(PROFILE_NOTE, err=True)
+
+
+@bench.command("pipeline")
+@click.option("--source", help="Video, folder, camera or stream [a generated 640x480 clip with one face].")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="[the shipped default model]")
+@click.option("--frames", type=int, default=600, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def pipeline_cmd(source, model, frames, threads, out, as_json):
+    """End-to-end fps of the box pipeline with per-stage latency and RSS over time."""
+    import tempfile
+
+    from agegate.edge.default_model import assets_dir, resolve_model
+
+    from .pipeline_bench import bench_pipeline, make_bench_video
+
+    loops = 1
+    if source is None:
+        tmp = Path(tempfile.mkdtemp(prefix="agegate-bench-"))
+        source = str(make_bench_video(sorted((assets_dir() / "demo").glob("*.jpg")), tmp / "one_face_640x480.mp4",
+                                      frames=min(frames, 600)))
+        loops = max(1, -(-frames // 600))
+    result = bench_pipeline(source, str(resolve_model(model)), frames, threads, loops)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['frames']} frames in {result['seconds']} s: {result['fps']} fps "
+               f"(RSS {result['rss_start_mb']} MB at start, growth {result['rss_growth_mb']} MB, peak "
+               f"{result['peak_rss_mb']} MB)")
+    for stage, v in result["stages"].items():
+        click.echo(f"  {stage:>8}: p50 {v['p50_ms']:>7.2f} ms  p95 {v['p95_ms']:>7.2f} ms")
+
+
+@bench.command("train")
+@click.option("--backbones", default="mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50", show_default=True)
+@click.option("--sizes", default="96,128", show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--steps", type=int, default=5, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False))
+def train_cmd(backbones, sizes, batch_size, steps, out):
+    """Training images/s per backbone and input size (random data, the real model and optimizer)."""
+    from .train_throughput import bench_training
+
+    result = bench_training(backbones.split(","), [int(s) for s in sizes.split(",")], batch_size, steps,
+                            echo=click.echo)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+@bench.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown file to write.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Bar chart of p50 latency.")
+def report_cmd(results, out, png):
+    """Merge result JSON files from several devices into one table (and chart)."""
+    from .report import chart, load_results, markdown
+
+    data = load_results(list(results))
+    Path(out).write_text(markdown(data))
+    if png:
+        chart(data, Path(png))
+    click.echo(f"wrote {out}" + (f" and {png}" if png else ""))

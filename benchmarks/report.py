@@ -1,0 +1,66 @@
+"""Merge benchmark JSON files (from several devices) into one Markdown table and one bar chart."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def load_results(paths: list[str]) -> list[dict]:
+    out = []
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        d["_file"] = Path(p).name
+        out.append(d)
+    return out
+
+
+def device_label(env: dict) -> str:
+    isa = "+".join(f for f in env.get("isa", []) if f in ("avx2", "avx512f", "amx_tile", "asimd", "neon"))
+    return f"{env.get('cpu_model', '?')} x{env.get('cores', '?')} ({isa or 'base'})"
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["| device | model | threads | quant | size MB | p50 ms | p90 ms | p99 ms | ratio vs first | file |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    pipe = ["| device | model | frames | fps | detect p50 | infer p50 | frame p50/p95 ms | RSS growth MB | file |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for d in results:
+        dev = device_label(d.get("environment", {}))
+        if d.get("kind") == "model":
+            for r in d["results"]:
+                lines.append(f"| {dev} | {Path(r['model']).name} | {r['threads']} | {r['quantization']} | "
+                             f"{r['size_mb']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
+                             f"{r['ratio_vs_first']} | {d['_file']} |")
+        elif d.get("kind") == "pipeline":
+            s = d["stages"]
+            pipe.append(f"| {dev} | {Path(d['model']).name} | {d['frames']} | {d['fps']} | {s['detect']['p50_ms']} | "
+                        f"{s['infer']['p50_ms']} | {s['frame']['p50_ms']}/{s['frame']['p95_ms']} | "
+                        f"{d['rss_growth_mb']} | {d['_file']} |")
+    out = "## Model latency\n\n" + "\n".join(lines) + "\n"
+    if len(pipe) > 2:
+        out += "\n## Box pipeline\n\n" + "\n".join(pipe) + "\n"
+    return out
+
+
+def chart(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values = [], []
+    for d in results:
+        if d.get("kind") != "model":
+            continue
+        dev = d.get("environment", {}).get("cpu_model", "?")[:24]
+        for r in d["results"]:
+            labels.append(f"{Path(r['model']).stem} t{r['threads']}\n{dev}")
+            values.append(r["p50_ms"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels)), 4))
+    ax.bar(range(len(values)), values, color="#3b6ea8")
+    ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("p50 latency (ms)")
+    ax.set_title("Model latency by device")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,148 @@
+"""Shared fixtures: small real data sets built from ../shared/datasets/utkface, crafted bad files,
+and one small trained model (session scope) for the convert/QA/bench tests."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+UTK = REPO.parent / "shared" / "datasets" / "utkface"
+
+
+def utk_rows(split: str | None = None) -> list[dict]:
+    if not (UTK / "split.csv").exists():
+        pytest.fail(f"the shared UTKFace data set is missing at {UTK}; tests need ../shared beside the checkout")
+    rows = list(csv.DictReader(open(UTK / "split.csv")))
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+def utk_age(name: str) -> int:
+    return int(name.split("_")[0])
+
+
+def pick(split: str, n: int, seed: int = 0, lo: int = 0, hi: int = 200) -> list[str]:
+    rows = [r["file_name"] for r in utk_rows(split) if lo <= utk_age(r["file_name"]) <= hi]
+    rng = np.random.default_rng(seed)
+    return [rows[i] for i in sorted(rng.permutation(len(rows))[:n])]
+
+
+@pytest.fixture(scope="session")
+def utk_root() -> Path:
+    utk_rows()
+    return UTK
+
+
+def build_appa(root: Path, names: list[str]) -> Path:
+    """An APPA-REAL (brief layout) folder: labels.csv + final_files/ from UTKFace chips."""
+    (root / "final_files").mkdir(parents=True, exist_ok=True)
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "real_age"])
+        for i, n in enumerate(names):
+            dst = f"{i:06d}.jpg"
+            shutil.copy(UTK / "images" / n, root / "final_files" / dst)
+            w.writerow([dst, utk_age(n)])
+    return root
+
+
+@pytest.fixture
+def appa_dir(tmp_path) -> Path:
+    return build_appa(tmp_path / "appa", pick("train", 30, seed=1))
+
+
+def build_utk_subset(root: Path, per_split: dict[str, int], seed: int = 0) -> Path:
+    """A UTKFace-layout folder (images/ + split.csv) with a few chips per split."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    with open(root / "split.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "split"])
+        for split, n in per_split.items():
+            for name in pick(split, n, seed):
+                shutil.copy(UTK / "images" / name, root / "images" / name)
+                w.writerow([name, split])
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_utk(tmp_path_factory) -> Path:
+    """~200 train / 50 val / 200 test chips: the training and conversion tests' data."""
+    return build_utk_subset(tmp_path_factory.mktemp("utk_small"), {"train": 200, "val": 50, "test": 200})
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, small_utk) -> Path:
+    """A MobileNetV2 at 64 px trained for 3 epochs from random weights (about a minute)."""
+    from click.testing import CliRunner
+
+    from agegate.edge.cli import cli
+
+    out = tmp_path_factory.mktemp("runs") / "mnv2"
+    res = CliRunner().invoke(cli, ["train", "--data", str(small_utk), "--backbone", "mobilenet_v2", "--weights",
+                                   "none", "--input-size", "64", "--epochs", "3", "--batch-size", "32", "--lr",
+                                   "2e-3", "--augment", "none", "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return out
+
+
+@pytest.fixture(scope="session")
+def converted(trained_run, small_utk, tmp_path_factory) -> dict[str, Path]:
+    """The trained run in float32 and int8 .tflite."""
+    from click.testing import CliRunner
+
+    from agegate.edge.cli import cli
+
+    out = tmp_path_factory.mktemp("tflite")
+    paths = {}
+    for mode in ("float32", "int8"):
+        p = out / f"m-{mode}.tflite"
+        args = ["convert", str(trained_run), "--quant", mode, "--out", str(p)]
+        if mode == "int8":
+            args += ["--calibration", str(small_utk), "--calibration-size", "100"]
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output + repr(res.exception)
+        paths[mode] = p
+    return paths
+
+
+@pytest.fixture
+def bad_files_dir(tmp_path) -> Path:
+    """A generic-CSV data set whose rows cover every problem `data check` must report, as real files."""
+    from PIL import Image
+
+    root = tmp_path / "bad"
+    root.mkdir()
+    good = pick("train", 3, seed=5)
+    for i, n in enumerate(good):
+        shutil.copy(UTK / "images" / n, root / f"good{i}.jpg")
+    shutil.copy(UTK / "images" / good[0], root / "dup_bytes.jpg")  # same bytes as good0
+    data = (UTK / "images" / good[1]).read_bytes()
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("this is not an image\n")
+    img = cv2.imread(str(UTK / "images" / good[2]))
+    rgba = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
+    cv2.imwrite(str(root / "rgba.png"), rgba)
+    cv2.imwrite(str(root / "sixteen.png"), (img.astype(np.uint16) * 257))
+    cv2.imwrite(str(root / "grey.jpg"), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    Image.fromarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)).convert("CMYK").save(root / "cmyk.jpg")
+    rows = [("good0.jpg", "30", "train"), ("good1.jpg", "41", "val"), ("good2.jpg", "abc", "train"),
+            ("dup_bytes.jpg", "30", "test"), ("truncated.jpg", "20", "train"), ("empty.jpg", "20", "train"),
+            ("text.jpg", "20", "train"), ("rgba.png", "20", "train"), ("sixteen.png", "20", "train"),
+            ("grey.jpg", "20", "train"), ("cmyk.jpg", "20", "train"), ("missing.jpg", "20", "train"),
+            ("good1.jpg", "41", "val"), ("good2.jpg", "150", "train"), ("good2.jpg", "33", "holdout")]
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "age", "split"])
+        w.writerows(rows)
+    return root
+
+
+def pytest_configure(config):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -1,0 +1,93 @@
+import csv
+import shutil
+
+import pytest
+
+from agegate.edge.errors import DatasetError
+from agegate.train.datasets import detect_format, read_dataset
+
+from .conftest import UTK, build_appa, pick, utk_age
+
+
+def test_utkface_reader_survives_quirks(utk_root):
+    ds = read_dataset(utk_root)
+    assert ds.format == "utkface"
+    assert len(ds.records) == 21292
+    names = {r.name: r for r in ds.records}
+    assert names["39_1_20170116174525125.jpg.chip.jpg"].age == 39  # race field missing
+    assert names["39_1_20170116174525125.jpg.chip.jpg"].attr("race") is None
+    assert names["55_0_0_20170116232725357jpg.chip.jpg"].age == 55  # no dot before jpg
+    assert {r.split for r in ds.records} == {"train", "val", "test"}  # split.csv beside images/ is used
+    assert sum(r.split == "test" for r in ds.records) == 2396
+
+
+def test_appa_brief_layout(appa_dir):
+    assert detect_format(appa_dir) == "appa"
+    ds = read_dataset(appa_dir)
+    assert len(ds.records) == 30 and all(r.path.exists() for r in ds.records)
+    assert ds.records[0].line == 2 and ds.records[0].source.endswith("labels.csv")
+
+
+def test_appa_original_layout_real_and_apparent(tmp_path):
+    names = pick("train", 6, seed=3)
+    for part in ("train", "valid", "test"):
+        (tmp_path / part).mkdir()
+    with open(tmp_path / "gt_avg_train.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "num_ratings", "apparent_age_avg", "apparent_age_std", "real_age"])
+        for i, n in enumerate(names[:4]):
+            shutil.copy(UTK / "images" / n, tmp_path / "train" / f"{i:06d}.jpg")
+            if i == 0:  # the published data set also ships face crops
+                shutil.copy(UTK / "images" / n, tmp_path / "train" / f"{i:06d}.jpg_face.jpg")
+            w.writerow([f"{i:06d}.jpg", 30, utk_age(n) + 2.5, 3.1, utk_age(n)])
+    with open(tmp_path / "gt_avg_valid.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file_name", "num_ratings", "apparent_age_avg", "apparent_age_std", "real_age"])
+        for i, n in enumerate(names[4:]):
+            shutil.copy(UTK / "images" / n, tmp_path / "valid" / f"{i:06d}.jpg")
+            w.writerow([f"{i:06d}.jpg", 30, utk_age(n) + 1, 2.0, utk_age(n)])
+    real = read_dataset(tmp_path)
+    assert real.format == "appa-orig"
+    assert [r.split for r in real.records] == ["train"] * 4 + ["val"] * 2
+    assert real.records[0].path.name == "000000.jpg_face.jpg"
+    assert real.records[1].path.name == "000001.jpg"
+    apparent = read_dataset(tmp_path, target="apparent")
+    assert apparent.records[0].age == real.records[0].age + 2.5
+
+
+def test_generic_csv_reports_bad_rows_and_keeps_reading(bad_files_dir):
+    ds = read_dataset(bad_files_dir / "labels.csv")
+    assert ds.format == "csv"
+    kinds = [(p.kind, p.line) for p in ds.problems]
+    assert ("bad_age", 4) in kinds  # 'abc'
+    assert ("bad_age", 15) in kinds  # 150
+    assert ("bad_split", 16) in kinds  # 'holdout'
+    assert ("duplicate_name", 14) in kinds
+    assert len(ds.records) == 12  # every other row still read
+
+
+def test_split_file_applies_to_any_format(tmp_path, appa_dir):
+    split = tmp_path / "split.csv"
+    split.write_text("file_name,split\n000000.jpg,test\n000001.jpg,valid\n")
+    ds = read_dataset(appa_dir, split_file=split)
+    assert ds.records[0].split == "test" and ds.records[1].split == "val"
+    assert any(p.kind == "not_in_split" for p in ds.problems)
+
+
+def test_unreadable_dataset_raises(tmp_path):
+    with pytest.raises(DatasetError, match="cannot tell"):
+        read_dataset(tmp_path)
+    (tmp_path / "labels.csv").write_text("name,age\n")
+    (tmp_path / "final_files").mkdir()
+    with pytest.raises(DatasetError, match="line 1: missing column"):
+        read_dataset(tmp_path)
+
+
+def test_fingerprint_changes_with_labels(tmp_path):
+    a = build_appa(tmp_path / "a", pick("train", 5, seed=2))
+    fp1 = read_dataset(a).fingerprint()
+    text = (a / "labels.csv").read_text().replace(",", ",1", 1)
+    lines = (a / "labels.csv").read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",99"
+    (a / "labels.csv").write_text("\n".join(lines) + "\n")
+    assert read_dataset(a).fingerprint() != fp1
