@@ -39,6 +39,10 @@ class GateResult:
     limit: str
     detail: str = ""
 
+    def __post_init__(self) -> None:  # numpy scalars in, JSON-safe Python values out
+        self.passed = bool(self.passed)
+        self.value = float(self.value)
+
 
 @dataclass
 class QAReport:

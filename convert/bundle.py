@@ -1,0 +1,95 @@
+"""Build and sign model bundles for the field (the box side lives in agegate.edge.bundle_format).
+
+A bundle refuses a model whose QA report failed its gate, unless forced; a forced
+bundle says so in its manifest and metadata, and every later step shows it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from agegate.edge.bundle_format import BUNDLE_FORMAT, MANIFEST, SIGNATURE, tar_bytes
+from agegate.edge.errors import BundleError, UsageError
+from agegate.edge.metadata import now_iso, read_metadata
+
+
+def keygen(out_prefix: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    priv, pub = out_prefix.with_suffix(".pem"), out_prefix.with_suffix(".pub")
+    if priv.exists():
+        raise UsageError(f"{priv} exists; refusing to overwrite a signing key")
+    key = Ed25519PrivateKey.generate()
+    priv.parent.mkdir(parents=True, exist_ok=True)
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    priv.chmod(0o600)
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    return priv, pub
+
+
+def _load_private_key(path: Path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"{path}: not a readable PEM private key ({e})") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise UsageError(f"{path}: not an Ed25519 key (make one with `agegate bundle keygen`)")
+    return key
+
+
+def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: Path | None = None,
+                 name: str = "model", version: str | None = None, latency_budget_ms: float = 15.0,
+                 force: bool = False) -> dict:
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise UsageError("--name may hold letters, digits, '.', '_' and '-' only")
+    meta = read_metadata(model)
+    qa = json.loads(qa_report.read_text())
+    passed = bool(qa.get("passed"))
+    if qa.get("quantized_model") and Path(qa["quantized_model"]).name != model.name:
+        raise BundleError(f"{qa_report} is the QA report of {qa['quantized_model']}, not of {model}")
+    if not passed and not force:
+        failed = [f"{g['name']} ({g['value']}, limit {g['limit']})" for g in qa.get("gates", []) if not g["passed"]]
+        raise BundleError(f"refused: {model.name} failed QA: {', '.join(failed) or 'no verdict'}; "
+                          f"fix the model, or pass --force (recorded in the bundle and shown at every step)")
+    model_bytes = model.read_bytes()
+    sha = hashlib.sha256(model_bytes).hexdigest()
+    version = version or f"{meta.created[:10].replace('-', '')}-{sha[:8]}"
+    if card is None:
+        card_text = (f"# {name} {version}\n\nNo model card was given when this bundle was built.\n")
+    else:
+        card_text = card.read_text()
+    qm = qa.get("quantized_metrics", {})
+    bundled_meta = dataclasses.replace(meta, extra={
+        **meta.extra,
+        "bundle": {"name": name, "version": version, "forced": force and not passed, "qa_passed": passed,
+                   "qa_mae": qm.get("mae"), "qa_split_n": qa.get("n"), "latency_budget_ms": latency_budget_ms}})
+    files = {
+        "model.tflite": model_bytes,
+        "model.json": (json.dumps(bundled_meta.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
+        "MODEL_CARD.md": card_text.encode(),
+        "qa/report.json": qa_report.read_bytes(),
+    }
+    manifest = {
+        "format": BUNDLE_FORMAT, "name": name, "version": version, "created": now_iso(),
+        "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
+        "model_sha256": sha, "source_sha256": meta.source_sha256, "data_fingerprint": meta.data_fingerprint,
+        "quantization": meta.quantization, "qa_passed": passed, "forced": force and not passed,
+        "latency_budget_ms": latency_budget_ms, "qa_mae": qm.get("mae"),
+    }
+    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    files[MANIFEST] = manifest_bytes
+    files[SIGNATURE] = _load_private_key(sign_key).sign(manifest_bytes)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(tar_bytes(files))
+    tmp.replace(out)
+    return manifest

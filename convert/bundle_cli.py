@@ -1,0 +1,90 @@
+"""`agegate bundle build|keygen|verify|info`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def bundle() -> None:
+    """Build, sign, verify and inspect model bundles for checkout boxes."""
+
+
+@bundle.command()
+@click.option("--out", "prefix", default="agegate-signing", show_default=True, type=click.Path(dir_okay=False),
+              help="Writes PREFIX.pem (private, keep it off the boxes) and PREFIX.pub (install on boxes).")
+def keygen(prefix):
+    """Make an Ed25519 signing key pair."""
+    from .bundle import keygen as make
+
+    priv, pub = make(Path(prefix))
+    click.echo(f"private key: {priv} (keep secret)\npublic key:  {pub} (goes on every box)")
+
+
+@bundle.command()
+@click.option("--model", required=True, type=click.Path(exists=True, dir_okay=False), help="int8 .tflite (+ .json)")
+@click.option("--qa", "qa_report", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="qa/report.json from `agegate qa` for this model.")
+@click.option("--card", type=click.Path(exists=True, dir_okay=False), help="MODEL_CARD.md")
+@click.option("--sign-key", required=True, type=click.Path(exists=True, dir_okay=False), help="Ed25519 private PEM.")
+@click.option("--name", default="model", show_default=True)
+@click.option("--version", help="[date of the model + hash prefix]")
+@click.option("--latency-budget-ms", type=float, default=15.0, show_default=True,
+              help="p50 inference budget the box's smoke test and doctor enforce.")
+@click.option("--force", is_flag=True, help="Bundle a model that failed QA (recorded and shown everywhere).")
+@click.option("--out", type=click.Path(dir_okay=False), help="[agegate-NAME-VERSION.tar.gz]")
+def build(model, qa_report, card, sign_key, name, version, latency_budget_ms, force, out):
+    """Package a QA-passed model with its metadata, card and QA report; sign the manifest."""
+    from .bundle import build_bundle
+
+    if out is None:
+        from agegate.edge.metadata import read_metadata, sha256_file
+
+        created = read_metadata(model).created[:10].replace("-", "")
+        out = f"agegate-{name}-{version or created + '-' + sha256_file(model)[:8]}.tar.gz"
+    m = build_bundle(Path(model), Path(qa_report), Path(out), Path(sign_key), Path(card) if card else None, name,
+                     version, latency_budget_ms, force)
+    if m["forced"]:
+        click.secho("WARNING: FORCED bundle of a model that failed QA", fg="red", err=True)
+    click.echo(f"{out}: {m['name']} {m['version']}, {len(m['files'])} files, QA "
+               f"{'passed' if m['qa_passed'] else 'FAILED'}, signed")
+
+
+@bundle.command()
+@click.argument("bundle_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pub", required=True, type=click.Path(exists=True, dir_okay=False), help="Ed25519 public key.")
+def verify(bundle_path, pub):
+    """Check the signature and every hash. Exit 0 only for an intact bundle."""
+    from agegate.edge.bundle_format import read_bundle
+
+    b = read_bundle(bundle_path, pub)
+    click.echo(f"OK: {b.manifest['name']} {b.version}, {len(b.manifest['files'])} files verified"
+               + ("  [FORCED: failed QA]" if b.forced else ""))
+
+
+@bundle.command()
+@click.argument("bundle_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pub", type=click.Path(exists=True, dir_okay=False), help="Verify too.")
+@click.option("--json", "as_json", is_flag=True)
+def info(bundle_path, pub, as_json):
+    """Show a bundle's manifest (verified when --pub is given)."""
+    import tarfile
+
+    from agegate.edge.bundle_format import MANIFEST, read_bundle
+
+    if pub:
+        manifest = read_bundle(bundle_path, pub).manifest
+    else:
+        with tarfile.open(bundle_path, "r:gz") as tar:
+            manifest = json.loads(tar.extractfile(MANIFEST).read())
+    if as_json:
+        click.echo(json.dumps({**manifest, "verified": bool(pub)}, indent=2))
+        return
+    click.echo(f"{manifest['name']} {manifest['version']} ({manifest['quantization']}), created {manifest['created']}")
+    click.echo(f"QA {'passed' if manifest['qa_passed'] else 'FAILED'}, MAE {manifest.get('qa_mae')}, latency budget "
+               f"{manifest['latency_budget_ms']} ms" + ("  [FORCED]" if manifest.get("forced") else ""))
+    for f, h in manifest["files"].items():
+        click.echo(f"  {h[:16]}  {f}")
+    click.echo("signature verified" if pub else "signature NOT checked (pass --pub)")

@@ -1,0 +1,127 @@
+"""`agegate device install|rollback|status|doctor|install-service`: the field engineer's commands."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .provision import DEFAULT_ROOT
+
+_root = click.option("--root", default=str(DEFAULT_ROOT), show_default=True, type=click.Path(file_okay=False),
+                     help="The box's agegate folder.")
+
+UNIT = """[Unit]
+Description=agegate checkout age estimation
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStart={exe} edge run --config {config}
+Restart=on-failure
+RestartSec=3
+KillSignal=SIGTERM
+TimeoutStopSec=15
+# The box keeps no images: events only. Harden the service.
+NoNewPrivileges=true
+ProtectSystem=strict
+ReadWritePaths={writable}
+PrivateTmp=true
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@click.group()
+def device() -> None:
+    """On the checkout box: install signed bundles, roll back, check health."""
+
+
+@device.command()
+@click.argument("bundle_path", type=click.Path(exists=True, dir_okay=False))
+@_root
+@click.option("--pub", type=click.Path(exists=True, dir_okay=False), help="[ROOT/trusted.pub]")
+def install(bundle_path, root, pub):
+    """Verify, unpack, smoke-test, then switch `current` atomically. Any failure changes nothing live."""
+    from .provision import BoxRoot
+
+    r = BoxRoot(root).install(bundle_path, pub, echo=lambda m: click.secho(m, fg="red", err=True))
+    click.echo(f"installed {r['version']} (was {r['previous'] or 'none'}); smoke test: age "
+               f"{r['smoke']['age']:.1f}, p50 {r['smoke']['p50_ms']:.2f} ms" + ("  [FORCED]" if r["forced"] else ""))
+
+
+@device.command()
+@_root
+def rollback(root):
+    """Switch `current` back to the previous installed release."""
+    from .provision import BoxRoot
+
+    r = BoxRoot(root).rollback()
+    click.echo(f"rolled back {r['previous']} -> {r['version']}")
+
+
+@device.command()
+@_root
+@click.option("--json", "as_json", is_flag=True)
+def status(root, as_json):
+    """Current and previous versions, hashes, install times, and whether a forced bundle is live."""
+    from .provision import BoxRoot
+
+    s = BoxRoot(root).status()
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+        return
+    click.echo(f"{s['root']}: current {s['current'] or 'none'}, previous {s['previous'] or 'none'}"
+               + ("  [FORCED MODEL LIVE]" if s["forced_live"] else ""))
+    for r in s["releases"]:
+        click.echo(f"  {'*' if r['current'] else ' '} {r['version']:<24} sha {str(r['model_sha256'])[:12]}  "
+                   f"installed {r['installed']}  {'intact' if r['intact'] else 'DAMAGED'}"
+                   + ("  FORCED" if r["forced"] else ""))
+
+
+@device.command()
+@_root
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="box.toml to validate and use.")
+@click.option("--json", "as_json", is_flag=True)
+def doctor(root, config_path, as_json):
+    """Checklist: config, camera, runtime, model hash, inference and latency, disk, events, clock.
+
+    Exit 1 when a critical check fails; each failure comes with a fix.
+    """
+    from .doctor import run_checks
+
+    checks = run_checks(Path(root), Path(config_path) if config_path else None)
+    failed = [c for c in checks if not c.ok and c.critical]
+    if as_json:
+        click.echo(json.dumps({"ok": not failed, "checks": [c.__dict__ for c in checks]}, indent=2))
+    else:
+        for c in checks:
+            mark = "ok  " if c.ok else ("FAIL" if c.critical else "warn")
+            click.echo(f"[{mark}] {c.name:<10} {c.detail}")
+            if not c.ok and c.fix:
+                click.echo(f"         fix: {c.fix}")
+        click.echo("healthy" if not failed else f"{len(failed)} critical check(s) failed")
+    sys.exit(1 if failed else 0)
+
+
+@device.command("install-service")
+@click.option("--config", "config_path", default="/etc/agegate/box.toml", show_default=True)
+@click.option("--unit", default="/etc/systemd/system/agegate.service", show_default=True,
+              type=click.Path(dir_okay=False))
+@click.option("--writable", default="/var/lib/agegate", show_default=True, help="Where events.sqlite lives.")
+@click.option("--dry-run", is_flag=True, help="Print the unit instead of writing it.")
+def install_service(config_path, unit, writable, dry_run):
+    """Write a systemd unit that runs `agegate edge run` and restarts it on failure."""
+    import shutil as sh
+
+    exe = sh.which("agegate") or f"{sys.executable} -m agegate.edge"
+    text = UNIT.format(exe=exe, config=config_path, writable=writable)
+    if dry_run:
+        click.echo(text)
+        return
+    Path(unit).parent.mkdir(parents=True, exist_ok=True)
+    Path(unit).write_text(text)
+    click.echo(f"wrote {unit}; now: systemctl daemon-reload && systemctl enable --now agegate")

@@ -1,0 +1,109 @@
+"""`agegate device doctor`: one checklist an engineer on site can read, with a fix for each failure."""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AgegateError
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    critical: bool = True
+
+
+def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0) -> list[Check]:
+    from .bundle_format import check_release
+    from .config import load_config
+    from .provision import BoxRoot
+
+    checks: list[Check] = []
+    cfg = None
+    if config_path is not None:
+        try:
+            cfg = load_config(config_path)
+            checks.append(Check("config", True, f"{config_path} is valid"))
+        except AgegateError as e:
+            checks.append(Check("config", False, str(e), "fix the named key in box.toml (see `agegate device "
+                                                          "doctor --help` for the schema)"))
+    box = BoxRoot(root)
+    cur = box.current_version()
+    release = box.current.resolve() if cur else None
+    if cur is None:
+        checks.append(Check("release", False, f"no current release under {root}",
+                            f"agegate device install BUNDLE --root {root}"))
+    else:
+        hashes = check_release(release)
+        bad = [f for f, ok in hashes.items() if not ok]
+        checks.append(Check("model hash", not bad, f"{cur}: " + (f"mismatch in {bad}" if bad else
+                                                                 "every file matches the manifest"),
+                            "reinstall the bundle, or `agegate device rollback`"))
+        forced = BoxRoot(root).status()["forced_live"]
+        checks.append(Check("qa", not forced, "live release passed QA" if not forced else
+                            "live release is FORCED (failed QA)", "install a QA-passed bundle", critical=False))
+    try:
+        from .runtime import interpreter_class, runtime_version
+
+        _, name = interpreter_class()
+        checks.append(Check("runtime", True, f"{name} {runtime_version(name)}"))
+    except AgegateError as e:
+        checks.append(Check("runtime", False, str(e), "pip install ai-edge-litert"))
+    if release is not None:
+        try:
+            from .provision import smoke_test
+
+            s = smoke_test(release)
+            within = s.budget_ms is None or s.p50_ms <= s.budget_ms
+            checks.append(Check("inference", within, f"age {s.age:.1f} for the embedded face, p50 {s.p50_ms:.2f} ms"
+                                + (f" (budget {s.budget_ms} ms)" if s.budget_ms else ""),
+                                "check CPU load and threads (model.threads), or install a faster model"))
+        except AgegateError as e:
+            checks.append(Check("inference", False, str(e), "reinstall or roll back the model"))
+    if cfg is not None:
+        checks.append(_camera(str(cfg["source"]["uri"]), camera_timeout))
+        checks.append(_events(Path(cfg["events"]["path"])))
+    usage = shutil.disk_usage(root if root.exists() else root.parent)
+    free_mb = usage.free / 2**20
+    checks.append(Check("disk", free_mb > 200, f"{free_mb:.0f} MiB free under {root}",
+                        "free space: old releases are pruned to 3; check logs and recordings"))
+    year = time.gmtime().tm_year
+    checks.append(Check("clock", 2024 <= year <= 2100, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                        "enable NTP (timedatectl set-ntp true); events need true times", critical=False))
+    return checks
+
+
+def _camera(uri: str, timeout: float) -> Check:
+    from .capture import FrameSource, SourceOptions
+
+    try:
+        src = FrameSource(uri, SourceOptions(retry_forever=False, open_timeout_tries=2, backoff_start=0.2))
+    except AgegateError as e:
+        return Check("camera", False, str(e), "check source.uri in box.toml and the cable / stream URL")
+    try:
+        frame = src.read(timeout=timeout)
+        if frame is None:
+            return Check("camera", False, f"{uri}: no frame within {timeout:.0f}s ({src.error or 'no error'})",
+                         "check the camera cable, power and /dev/video permissions")
+        h, w = frame.rgb.shape[:2]
+        return Check("camera", True, f"{uri}: frames arrive ({w}x{h})")
+    finally:
+        src.close()
+
+
+def _events(path: Path) -> Check:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path))
+        db.execute("CREATE TABLE IF NOT EXISTS _doctor (x)")
+        db.execute("DROP TABLE _doctor")
+        db.close()
+        return Check("events", True, f"{path} is writable")
+    except (sqlite3.Error, OSError) as e:
+        return Check("events", False, f"{path}: {e}", "check the folder's permissions and free space")
