@@ -37,12 +37,13 @@ class PreprocessSpec:
           tight, aligned faces; a detector crop arrives square too).
     face_margin: on the box, a detected face box is grown by this fraction of its
           side on every side before cropping, so the crop frames the face like a
-          UTKFace chip does (measured with `agegate eval --detect`).
+          UTKFace chip does. Measured: BlazeFace's box on a chip pasted into a scene is
+          0.916 (median of 150 val chips) of the chip's side, so 0.05 restores the framing.
     """
 
     input_size: int = 128
     crop: str = "center"
-    face_margin: float = 0.0
+    face_margin: float = 0.05
     normalization: str = "mobilenet"
     interpolation: str = "area"
 

@@ -118,23 +118,26 @@ def load_backbone_weights(model, path: Path, min_share: float = 0.9) -> int:
     if not path.exists():
         raise UsageError(f"--weights {path}: no such file")
     source: dict[str, list] = {}
-    if path.suffix == ".keras":
-        import keras as keras3  # Keras 3, installed with TensorFlow
-
-        src = keras3.models.load_model(str(path), compile=False)
-        _collect(src, source)
-    elif path.suffix == ".h5":
-        from .tfenv import import_tf
-
-        _, keras = import_tf()
-        try:
-            src = keras.models.load_model(str(path), compile=False)
-            _collect(src, source)
-        except (ValueError, OSError):
-            model.load_weights(str(path), by_name=True, skip_mismatch=True)
-            return -1
-    else:
+    if path.suffix not in (".keras", ".h5"):
         raise UsageError(f"--weights {path}: expected a .h5 or .keras file")
+    from .tfenv import import_tf
+
+    _, keras2 = import_tf()
+    try:  # an agegate run's model.keras (tf_keras) or any tf_keras .h5 model
+        src = keras2.models.load_model(str(path), compile=False)
+    except Exception:  # noqa: BLE001 - not a tf_keras file: try Keras 3, then weights-only .h5
+        src = None
+    if src is None and path.suffix == ".keras":
+        import keras as keras3  # Keras 3 (installed with TensorFlow), e.g. a model from another project
+
+        try:
+            src = keras3.models.load_model(str(path), compile=False)
+        except Exception as e:  # noqa: BLE001
+            raise UsageError(f"--weights {path}: neither tf_keras nor Keras 3 can load it ({e})") from e
+    if src is None:
+        model.load_weights(str(path), by_name=True, skip_mismatch=True)
+        return -1
+    _collect(src, source)
     weighted = [l for l in model.layers if l.weights and l.name != "age"]
     matched = 0
     for layer in weighted:
@@ -142,6 +145,10 @@ def load_backbone_weights(model, path: Path, min_share: float = 0.9) -> int:
         if w is not None and [a.shape for a in w] == [tuple(v.shape) for v in layer.weights]:
             layer.set_weights(w)
             matched += 1
+    head = model.get_layer("age")  # an agegate run's own head comes along: fine-tuning continues it
+    w = source.get("age")
+    if w is not None and [a.shape for a in w] == [tuple(v.shape) for v in head.weights]:
+        head.set_weights(w)
     if matched < min_share * len(weighted):
         raise AgegateError(
             f"--weights {path}: only {matched} of {len(weighted)} backbone layers matched by name and shape; "

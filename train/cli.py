@@ -31,12 +31,19 @@ from .datasets import FORMATS
 @click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
               show_default=True, help="tf.distribute strategy: mirrored (one host, many GPUs), multiworker (TF_CONFIG).")
 @click.option("--patience", type=int, default=5, show_default=True, help="Early stopping patience in epochs.")
+@click.option("--minor-weight", type=float, default=1.0, show_default=True,
+              help="Loss weight of training images under 18: >1 trades some adult accuracy for fewer minors "
+                   "estimated 25+ (Challenge 25).")
+@click.option("--bn-recalibrate", type=int, default=20, show_default=True,
+              help="Recompute BatchNorm statistics on N training batches after each epoch (0: off).")
 @click.option("--strict", is_flag=True, help="Fail on an unreadable image instead of skipping it.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Keep decoded images here for later runs.")
 @click.option("--limit", type=int, help="Use at most N training images (quick looks, smoke tests).")
+@click.option("--deterministic", is_flag=True,
+              help="TF op determinism: a resumed run ends bitwise equal to an uninterrupted one.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 def train(data, fmt, split_file, out, backbone, weights, input_size, epochs, batch_size, lr, loss, freeze_epochs,
-          augment, seed, precision, distribute, patience, strict, cache_dir, limit, resume):
+          augment, seed, precision, distribute, patience, minor_weight, bn_recalibrate, strict, cache_dir, limit, deterministic, resume):
     """Train an age regressor and export OUT/model.keras with OUT/model.json.
 
     \b
@@ -50,5 +57,7 @@ def train(data, fmt, split_file, out, backbone, weights, input_size, epochs, bat
     cfg = TrainConfig(data=data, out=out, format=fmt, split_file=split_file, backbone=backbone, weights=weights,
                       input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
                       freeze_epochs=freeze_epochs, augment=augment, seed=seed, precision=precision,
-                      distribute=distribute, patience=patience, strict=strict, cache_dir=cache_dir, limit=limit)
+                      distribute=distribute, patience=patience, minor_weight=minor_weight,
+                      bn_recalibrate=bn_recalibrate, strict=strict, cache_dir=cache_dir, limit=limit,
+                      deterministic=deterministic)
     run_training(cfg, resume=resume, echo=click.echo)

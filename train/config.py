@@ -29,10 +29,13 @@ class TrainConfig:
     patience: int = 5
     dropout: float = 0.2
     bn_momentum: float = 0.9
+    minor_weight: float = 1.0  # loss weight of training images under 18 (Challenge 25: fewer minors pass)
+    bn_recalibrate: int = 20  # precise-BN batches after each epoch (0: off)
     strict: bool = False
     cache_dir: str | None = None
     limit: int | None = None  # use at most N train (and N//4 val) images: smoke tests, quick looks
     val_split: str = "val"
+    deterministic: bool = False  # TF op determinism: bitwise-repeatable runs and resumes (slower on GPU)
 
     def validate(self) -> None:
         if self.loss not in ("mae", "huber"):
@@ -43,6 +46,8 @@ class TrainConfig:
             raise UsageError(f"--precision must be float32 or mixed_float16, not {self.precision!r}")
         if self.distribute not in ("none", "mirrored", "multiworker"):
             raise UsageError(f"--distribute must be none, mirrored or multiworker, not {self.distribute!r}")
+        if self.minor_weight <= 0:
+            raise UsageError("--minor-weight must be positive")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be at least 1")
         if not 0 <= self.freeze_epochs <= self.epochs:

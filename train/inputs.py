@@ -84,7 +84,7 @@ def decode_records(records: list[Record], spec: PreprocessSpec, strict: bool = F
 
 
 def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, training: bool,
-                 augment: str = "none", seed: int = 0, epoch: int = 0):
+                 augment: str = "none", seed: int = 0, epoch: int = 0, minor_weight: float = 1.0):
     """tf.data for one epoch. The shuffle order and augmentation depend only on (seed, epoch),
     so a resumed run sees exactly the batches an uninterrupted one would."""
     from agegate.edge.preprocess import normalize
@@ -110,6 +110,8 @@ def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, 
             x = tf.image.stateless_random_brightness(x, 0.12 * 255, seed=tf.stack([s[0] + 2, s[1]]))
             x = tf.image.stateless_random_contrast(x, 0.85, 1.15, seed=tf.stack([s[0] + 3, s[1]]))
             x = tf.clip_by_value(x, 0.0, 255.0)
+        if training and minor_weight != 1.0:  # (x, y, sample weight): minors count more in the loss
+            return normalize(x, spec), age, tf.where(age < 18.0, minor_weight, 1.0)
         return normalize(x, spec), age
 
     ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -94,8 +94,17 @@ def _compile(model, keras, cfg: TrainConfig) -> None:
                   metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
 
 
-def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> Path:
-    """Train, checkpoint every epoch, export the best model. Returns the run folder."""
+@dataclass
+class TrainResult:
+    out: Path
+    best_val_mae: float
+    best_epoch: int
+    epochs_run: int
+    model: object  # the in-memory model after the last epoch (tf_keras.Model)
+
+
+def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> TrainResult:
+    """Train, checkpoint every epoch, export the best model."""
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoints"
     state_path = ckpt_dir / "state.json"
@@ -149,12 +158,14 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     echo(f"data: {data.format} at {data.root}: train {len(train_data.ages)}, {cfg.val_split} {len(val_data.ages)} "
          f"images at {size}px ({len(train_data.skipped) + len(val_data.skipped)} unreadable skipped)")
 
-    last_ckpt = ckpt_dir / "last.keras"
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
     with strategy.scope():
         if resume:
-            model = keras.models.load_model(str(last_ckpt))
             state = json.loads(state_path.read_text())
+            model = keras.models.load_model(str(ckpt_dir / state["checkpoint"]))
         else:
+            keras.utils.set_random_seed(cfg.seed)  # the initial weights depend on the seed only
             model, _ = build_model(cfg.backbone, size, cfg.weights, cfg.dropout, float(np.mean(train_data.ages)),
                                        cfg.bn_momentum)
             state = {"epoch": 0, "best_val_mae": None, "best_epoch": None, "bad_epochs": 0, "phase": None,
@@ -172,12 +183,17 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
         lr = lr_at(cfg, epoch)
         keras.backend.set_value(model.optimizer.learning_rate, lr)
         keras.utils.set_random_seed(cfg.seed + epoch)
+        # Retrace the train step after reseeding: its random ops (dropout) then start from the same
+        # state in a resumed process as in an uninterrupted one.
+        model.make_train_function(force=True)
         ds = make_dataset(train_data, spec, cfg.batch_size, training=True, augment=cfg.augment,
-                          seed=cfg.seed, epoch=epoch)
+                          seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight)
         echo(f"epoch {epoch + 1}/{cfg.epochs} ({phase}, lr {lr:.2e})")
         t0 = time.perf_counter()
         hist = model.fit(ds, epochs=1, verbose=verbose)
         seconds = time.perf_counter() - t0
+        if cfg.bn_recalibrate:
+            recalibrate_bn(model, keras, train_data, spec, cfg.bn_recalibrate, cfg.batch_size, cfg.seed * 1000 + epoch)
         val_mae = float(model.evaluate(make_dataset(val_data, spec, 64, training=False), verbose=0)[1])
         row = {"epoch": epoch + 1, "phase": phase, "lr": lr, "train_loss": float(hist.history["loss"][-1]),
                "train_mae": float(hist.history["mae"][-1]), "val_mae": val_mae, "seconds": round(seconds, 2),
@@ -194,8 +210,15 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         if chief:
-            _atomic_save(model, last_ckpt)
+            # A checkpoint per epoch, then state.json names it (atomic rename): a kill between the two
+            # leaves state.json on the previous, complete checkpoint.
+            name = f"epoch-{epoch + 1:03d}.keras"
+            _atomic_save(model, ckpt_dir / name)
+            state["checkpoint"] = name
             _atomic_json(state_path, state)
+            for old in ckpt_dir.glob("epoch-*.keras"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
             write_history(out, state["history"])
         if state["bad_epochs"] >= cfg.patience:
             echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
@@ -204,7 +227,31 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     if chief:
         export_metadata(out, cfg, spec, data, train_data, val_data, state)
         echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE}")
-    return out
+    return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)
+
+
+def recalibrate_bn(model, keras, data, spec: PreprocessSpec, batches: int, batch_size: int, seed: int) -> None:
+    """Precise BatchNorm: recompute every BN layer's moving statistics with the epoch's final weights.
+
+    Moving averages lag behind weights that change fast (small data sets, high learning
+    rates, training from scratch); a model then looks fine in training mode and outputs
+    a constant in inference mode. A cumulative average over `batches` un-augmented
+    training batches (momentum i/(i+1)) replaces them.
+    """
+    from agegate.edge.preprocess import normalize
+
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization) and l.trainable]
+    if not bns:
+        return
+    saved = [l.momentum for l in bns]
+    order = np.random.default_rng(seed).permutation(len(data.ages))
+    for i in range(min(batches, max(1, len(order) // batch_size))):
+        idx = np.sort(order[i * batch_size : (i + 1) * batch_size])
+        for l in bns:
+            l.momentum = i / (i + 1)
+        model(normalize(data.images[idx], spec), training=True)
+    for l, m in zip(bns, saved):
+        l.momentum = m
 
 
 def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, data, train_data, val_data, state) -> None:

@@ -1,0 +1,212 @@
+"""Signed bundles and the box's install/rollback, against a temporary root, with real crafted files."""
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agegate.edge.bundle_format import check_release, tar_bytes
+from agegate.edge.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory, shipped_model):
+    """Keys, a passing QA report for the shipped model, and two signed bundles."""
+    d = tmp_path_factory.mktemp("kit")
+    assert run("bundle", "keygen", "--out", d / "fleet").exit_code == 0
+    assert run("bundle", "keygen", "--out", d / "other").exit_code == 0
+    model = d / "model.tflite"
+    shutil.copy(shipped_model, model)
+    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
+    qa = d / "qa.json"
+    qa.write_text(json.dumps({"passed": True, "quantized_model": str(model), "n": 10, "gates": [],
+                              "quantized_metrics": {"mae": 5.0}}))
+    failed = d / "qa_failed.json"
+    failed.write_text(json.dumps({"passed": False, "quantized_model": str(model), "n": 10,
+                                  "gates": [{"name": "mae", "passed": False, "value": 9.1, "limit": "< 8"}],
+                                  "quantized_metrics": {"mae": 9.1}}))
+    for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0"):
+        r = run("bundle", "build", "--model", model, "--qa", qa, "--sign-key", d / "fleet.pem", "--name", "m",
+                "--version", v, "--out", d / f"b-{v}.tar.gz")
+        assert r.exit_code == 0, r.output + repr(r.exception)
+    return d
+
+
+def members(bundle: Path) -> dict[str, bytes]:
+    with tarfile.open(bundle, "r:gz") as t:
+        return {m.name: t.extractfile(m).read() for m in t if m.isfile()}
+
+
+def test_build_refuses_failed_qa_unless_forced(kit):
+    r = run("bundle", "build", "--model", kit / "model.tflite", "--qa", kit / "qa_failed.json", "--sign-key",
+            kit / "fleet.pem", "--version", "9", "--out", kit / "bad.tar.gz")
+    assert r.exit_code == 1 and "failed QA: mae (9.1" in r.output and not (kit / "bad.tar.gz").exists()
+    r = run("bundle", "build", "--model", kit / "model.tflite", "--qa", kit / "qa_failed.json", "--sign-key",
+            kit / "fleet.pem", "--version", "9", "--force", "--out", kit / "forced.tar.gz")
+    assert r.exit_code == 0
+    assert "FORCED" in run("bundle", "info", kit / "forced.tar.gz", "--pub", kit / "fleet.pub").output
+    meta = json.loads(members(kit / "forced.tar.gz")["model.json"])
+    assert meta["extra"]["bundle"]["forced"] is True
+
+
+def test_verify_and_info(kit):
+    assert run("bundle", "verify", kit / "b-1.0.0.tar.gz", "--pub", kit / "fleet.pub").exit_code == 0
+    r = run("bundle", "verify", kit / "b-1.0.0.tar.gz", "--pub", kit / "other.pub")
+    assert r.exit_code == 1 and "signature does not verify" in r.output
+    info = json.loads(run("bundle", "info", kit / "b-1.0.0.tar.gz", "--json").output)
+    assert set(info["files"]) == {"model.tflite", "model.json", "MODEL_CARD.md", "qa/report.json"}
+
+
+def test_install_status_rollback_and_keep_three(kit, tmp_path):
+    root = tmp_path / "box"
+    for v in ("1.0.0", "1.1.0"):
+        r = run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub")
+        assert r.exit_code == 0, r.output
+    s = json.loads(run("device", "status", "--root", root, "--json").output)
+    assert s["current"] == "1.1.0" and s["previous"] == "1.0.0" and not s["forced_live"]
+    assert all(r_["intact"] for r_ in s["releases"])
+    assert os.readlink(root / "current") == "releases/1.1.0"
+    assert run("device", "rollback", "--root", root).exit_code == 0
+    assert os.readlink(root / "current") == "releases/1.0.0"
+    for v in ("1.2.0", "1.3.0"):
+        assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    assert sorted(p.name for p in (root / "releases").iterdir()) == ["1.0.0", "1.2.0", "1.3.0"]
+
+
+def _craft(kit: Path, tmp_path: Path, name: str, change) -> Path:
+    files = members(kit / "b-1.0.0.tar.gz")
+    change(files)
+    out = tmp_path / name
+    out.write_bytes(tar_bytes(files))
+    return out
+
+
+def _assert_refused(bundle, kit, root, msg):
+    before = os.readlink(root / "current") if (root / "current").is_symlink() else None
+    r = run("device", "install", bundle, "--root", root, "--pub", kit / "fleet.pub")
+    assert r.exit_code == 1 and msg in r.output, r.output
+    after = os.readlink(root / "current") if (root / "current").is_symlink() else None
+    assert before == after
+    assert not list((root / "releases").glob(".staging-*")) if (root / "releases").exists() else True
+
+
+def test_refuses_tampered_unsigned_and_unsafe_bundles(kit, tmp_path):
+    root = tmp_path / "box"
+    assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+
+    def flip_byte(f):
+        b = bytearray(f["model.tflite"])
+        b[len(b) // 2] ^= 0xFF
+        f["model.tflite"] = bytes(b)
+
+    _assert_refused(_craft(kit, tmp_path, "flip.tar.gz", flip_byte), kit, root, "does not match its SHA-256")
+
+    def bad_sig(f):
+        m = json.loads(f["manifest.json"])
+        m["version"] = "6.6.6"
+        f["manifest.json"] = json.dumps(m).encode()
+
+    _assert_refused(_craft(kit, tmp_path, "sig.tar.gz", bad_sig), kit, root, "signature does not verify")
+    _assert_refused(_craft(kit, tmp_path, "nosig.tar.gz", lambda f: f.pop("manifest.sig")), kit, root,
+                    "not an agegate bundle")
+    for name, member in (("dotdot.tar.gz", "../evil.txt"), ("abs.tar.gz", "/etc/evil.txt")):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w:gz") as t:
+            for k, v in members(kit / "b-1.0.0.tar.gz").items():
+                info = tarfile.TarInfo(k)
+                info.size = len(v)
+                t.addfile(info, io.BytesIO(v))
+            info = tarfile.TarInfo(member)
+            info.size = 4
+            t.addfile(info, io.BytesIO(b"evil"))
+        (tmp_path / name).write_bytes(raw.getvalue())
+        _assert_refused(tmp_path / name, kit, root, "unsafe path")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as t:
+        info = tarfile.TarInfo("model.tflite")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        t.addfile(info)
+    (tmp_path / "link.tar.gz").write_bytes(raw.getvalue())
+    _assert_refused(tmp_path / "link.tar.gz", kit, root, "is a link")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_failed_smoke_test_keeps_old_release(kit, tmp_path):
+    """A correctly signed bundle whose model cannot run: the smoke test fails, 1.0.0 stays current."""
+    from agegate.convert.bundle import build_bundle
+
+    root = tmp_path / "box"
+    assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    broken = tmp_path / "model.tflite"
+    data = (kit / "model.tflite").read_bytes()
+    broken.write_bytes(data[: len(data) // 3])  # truncated, still starts with the TFL3 header
+    shutil.copy(kit / "model.json", broken.with_suffix(".json"))
+    qa = json.loads((kit / "qa.json").read_text())
+    qa["quantized_model"] = str(broken)
+    (tmp_path / "qa.json").write_text(json.dumps(qa))
+    build_bundle(broken, tmp_path / "qa.json", tmp_path / "broken.tar.gz", kit / "fleet.pem", version="2.0.0")
+    _assert_refused(tmp_path / "broken.tar.gz", kit, root, "install of 2.0.0 failed, 1.0.0 stays current")
+    assert not (root / "releases" / "2.0.0").exists()
+
+
+def test_install_killed_at_random_points_never_breaks_current(kit, tmp_path):
+    root = tmp_path / "box"
+    assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    rng = random.Random(0)
+    versions = ["1.1.0", "1.2.0", "1.3.0"]
+    for i in range(6):
+        v = versions[i % 3]
+        proc = subprocess.Popen([sys.executable, "-m", "agegate.edge", "device", "install",
+                                 str(kit / f"b-{v}.tar.gz"), "--root", str(root), "--pub", str(kit / "fleet.pub")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        cur = (root / "current").resolve()
+        assert cur.is_dir() and cur.parent == (root / "releases").resolve()
+        assert all(check_release(cur).values()), f"kill {i}: current release incomplete"
+    final = run("device", "install", kit / "b-1.3.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub")
+    assert final.exit_code in (0, 1)  # 1 when an earlier, killed-late install already made it current
+    assert all(check_release((root / "current").resolve()).values())
+
+
+def test_doctor_checks_and_exit_codes(kit, tmp_path, shipped_model):
+    from .conftest import write_video, pick
+
+    root = tmp_path / "box"
+    r = run("device", "doctor", "--root", root, "--json")
+    assert r.exit_code == 1 and json.loads(r.output)["ok"] is False  # nothing installed
+    assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    video = write_video(tmp_path / "cam.mp4", [([pick("test", 1, seed=3)[0]], 10)])
+    cfg = tmp_path / "box.toml"
+    cfg.write_text(f'[source]\nuri = "{video}"\n[model]\npath = "{root}/current/model.tflite"\n'
+                   f'[events]\npath = "{tmp_path}/ev/events.sqlite"\n')
+    r = run("device", "doctor", "--root", root, "--config", cfg)
+    assert r.exit_code == 0, r.output
+    for name in ("config", "model hash", "runtime", "inference", "camera", "events", "disk", "clock"):
+        assert name in r.output
+    (root / "current" / "model.tflite").write_bytes(b"tampered")
+    cfg.write_text(cfg.read_text() + "[bogus]\nx = 1\n")
+    r = run("device", "doctor", "--root", root, "--config", cfg)
+    assert r.exit_code == 1 and "unknown section [bogus]" in r.output and "fix:" in r.output
+
+
+def test_install_service_dry_run():
+    r = run("device", "install-service", "--dry-run", "--config", "/etc/agegate/box.toml")
+    assert r.exit_code == 0 and "ExecStart=" in r.output and "edge run --config /etc/agegate/box.toml" in r.output
+    assert "Restart=on-failure" in r.output

@@ -1,0 +1,35 @@
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from agegate.edge.cli import COMMANDS, cli
+
+
+def test_help_lists_every_group_without_importing_tensorflow():
+    code = ("import sys; from click.testing import CliRunner; from agegate.edge.cli import cli; "
+            "r = CliRunner().invoke(cli, ['--help']); print(r.output); "
+            "assert 'tensorflow' not in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for name in ("data", "train", "convert", "eval", "qa", "bench", "edge", "bundle", "device", "demo"):
+        assert name in r.stdout
+
+
+def test_every_command_has_help():
+    for name in COMMANDS:
+        r = CliRunner().invoke(cli, [name, "--help"])
+        assert r.exit_code == 0 and "Usage" in r.output, name
+
+
+def test_missing_extra_names_the_extra(small_utk, tmp_path):
+    """With TensorFlow made unimportable, `train` says which extra to install (no traceback)."""
+    code = (
+        "import sys; sys.modules['tensorflow'] = None\n"
+        "from agegate.edge.cli import main\n"
+        f"sys.argv = ['agegate', 'train', '--data', {str(small_utk)!r}, '--out', {str(tmp_path / 'x')!r},"
+        " '--weights', 'none', '--backbone', 'mobilenet_v2']\n"
+        "main()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "pip install 'agegate[train]'" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,136 @@
+"""Convert, eval and the QA gate on a small model trained here (session fixture)."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from agegate.edge.cli import cli
+from agegate.edge.runtime import AgeModel
+
+from .conftest import build_appa
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_every_mode_converts_and_loads_in_litert(trained_run, small_utk, tmp_path):
+    sizes = {}
+    for mode in ("float32", "float16", "dynamic", "int8"):
+        out = tmp_path / f"{mode}.tflite"
+        extra = ["--calibration", small_utk, "--calibration-size", 50] if mode == "int8" else []
+        r = run("convert", trained_run, "--quant", mode, "--out", out, *extra)
+        assert r.exit_code == 0, r.output + repr(r.exception)
+        assert f"{mode}," in r.output and "op types" in r.output
+        assert "capture" not in r.output.lower()  # the converter's own noise is silenced
+        m = AgeModel(out)
+        assert m.meta.quantization == mode and m.meta.extra["io"] == "float32"
+        assert m.meta.source_sha256 and m.meta.preprocess.input_size == 48
+        sizes[mode] = out.stat().st_size
+    assert sizes["int8"] < sizes["float16"] < sizes["float32"]
+    r = run("convert", trained_run, "--quant", "int8", "--io", "int8", "--calibration", small_utk,
+            "--calibration-size", 50, "--out", tmp_path / "io8.tflite")
+    assert r.exit_code == 0 and "input int8, output int8" in r.output
+    assert run("convert", trained_run, "--quant", "int8", "--out", tmp_path / "x.tflite").exit_code == 2
+
+
+def test_int8_tracks_float_and_eval_json(converted, small_utk, tmp_path):
+    preds = {}
+    for mode, path in converted.items():
+        r = run("eval", "--model", path, "--data", small_utk, "--split", "test", "--json",
+                "--predictions", tmp_path / f"{mode}.csv")
+        assert r.exit_code == 0, r.output
+        m = json.loads(r.output)
+        for key in ("n", "mae", "rmse", "median_ae", "cs5", "bias", "bands", "challenge25"):
+            assert key in m
+        assert m["n"] == 200 and set(m["bands"]) == {"0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64",
+                                                     "65+"}
+        c = m["challenge25"]
+        for key in ("false_pass_rate", "minor_pass_18_rate", "flag_rate_25plus", "safe_threshold",
+                    "safe_flag_rate_25plus"):
+            assert key in c
+        preds[mode] = np.array([float(l.split(",")[2]) for l in (tmp_path / f"{mode}.csv").read_text().splitlines()[1:]])
+    r = np.corrcoef(preds["float32"], preds["int8"])[0, 1]
+    assert r > 0.9, r
+
+
+def test_keras_and_tflite_float_agree(trained_run, converted, small_utk):
+    from agegate.convert.evaluate import predict, select_records
+
+    recs = select_records(str(small_utk), "auto", None, "test", 40)
+    k = predict(trained_run, recs, progress=False)
+    t = predict(converted["float32"], recs, progress=False)
+    np.testing.assert_allclose(k.y_pred, t.y_pred, atol=0.05)
+
+
+def test_qa_gate_passes_good_and_fails_broken_int8(trained_run, converted, small_utk, tmp_path):
+    r = run("qa", "--float", converted["float32"], "--quantized", converted["int8"], "--data", small_utk,
+            "--max-mae", 99, "--out", tmp_path / "qa_good")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "qa_good" / "report.json").read_text())
+    assert rep["passed"] and rep["comparison"]["decision_flip_rate"] <= 0.02
+    for png in ("scatter.png", "error_by_age.png", "bland_altman.png"):
+        assert (tmp_path / "qa_good" / png).stat().st_size > 1000
+    assert "Bland-Altman" in (tmp_path / "qa_good" / "report.html").read_text()
+    # int8 calibrated on blank images: every activation range is wrong
+    blank = tmp_path / "blank"
+    (blank / "final_files").mkdir(parents=True)
+    lines = ["file_name,real_age"]
+    import cv2
+
+    for i in range(20):
+        cv2.imwrite(str(blank / "final_files" / f"{i}.jpg"), np.full((64, 64, 3), 128, np.uint8))
+        lines.append(f"{i}.jpg,30")
+    (blank / "labels.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "split.csv").write_text("file_name,split\n" + "".join(f"{i}.jpg,train\n" for i in range(20)))
+    broken = tmp_path / "broken.tflite"
+    r = run("convert", trained_run, "--quant", "int8", "--calibration", blank, "--split-file", tmp_path / "split.csv",
+            "--out", broken)
+    assert r.exit_code == 0, r.output
+    r = run("qa", "--float", converted["float32"], "--quantized", broken, "--data", small_utk, "--max-mae", 99,
+            "--out", tmp_path / "qa_bad")
+    assert r.exit_code == 1, r.output
+    assert "FAIL" in r.output
+    rep = json.loads((tmp_path / "qa_bad" / "report.json").read_text())
+    assert not rep["passed"] and any(not g["passed"] for g in rep["gates"])
+
+
+def test_business_gate_refuses_mae_8_or_more(converted, small_utk, tmp_path):
+    """The small test model is far from MAE 8: the default gate must refuse it."""
+    r = run("qa", "--float", converted["float32"], "--quantized", converted["int8"], "--data", small_utk,
+            "--out", tmp_path / "qa", "--json")
+    rep = json.loads(r.output)
+    assert r.exit_code == 1 and not next(g for g in rep["gates"] if g["name"] == "mae")["passed"]
+
+
+def test_debug_layers_lists_worst_layers(trained_run, converted, small_utk, tmp_path):
+    r = run("qa", "--float", trained_run, "--quantized", converted["int8"], "--data", small_utk, "--limit", 30,
+            "--max-mae", 99, "--debug-layers", "--out", tmp_path / "qa")
+    assert "layer " in r.output, r.output
+    rep = json.loads((tmp_path / "qa" / "report.json").read_text())
+    assert len(rep["debug_layers"]) > 0 and "rmse_over_scale" in rep["debug_layers"][0]
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "resnet50"])
+def test_qat_then_int8(small_utk, tmp_path, backbone):
+    run_dir = tmp_path / "run"
+    r = run("train", "--data", small_utk, "--backbone", backbone, "--weights", "none", "--input-size", 48,
+            "--epochs", 1, "--limit", 64, "--out", run_dir)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "qat.tflite"
+    r = run("convert", run_dir, "--qat", "--data", small_utk, "--epochs", 1, "--qat-limit", 64,
+            "--calibration-size", 32, "--out", out)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    m = AgeModel(out)
+    assert m.meta.quantization == "int8-qat"
+    assert np.isfinite(m.predict_face(np.full((60, 60, 3), 120, np.uint8)))
+
+
+def test_qat_refuses_backbones_tfmot_cannot_wrap(small_utk, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run("train", "--data", small_utk, "--backbone", "mobilenet_v3_small", "--weights", "none",
+               "--input-size", 48, "--epochs", 1, "--limit", 32, "--out", run_dir).exit_code == 0
+    r = run("convert", run_dir, "--qat", "--data", small_utk, "--out", tmp_path / "q.tflite")
+    assert r.exit_code == 2 and "QAT supports resnet50 and mobilenet_v2" in r.output

@@ -1,0 +1,221 @@
+"""The box pipeline end to end on videos written from real chips, with the shipped int8 model."""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from agegate.edge.capture import Frame, FrameSource, SourceOptions
+from agegate.edge.cli import cli
+from agegate.edge.events import EventStore, read_events
+from agegate.edge.pipeline import BoxOptions, BoxPipeline
+from agegate.edge.runtime import AgeModel
+
+from .conftest import face_frame, pick, write_video
+
+ADULTS = pick("test", 2, seed=21, lo=45, hi=60)
+CHILDREN = pick("test", 2, seed=22, lo=3, hi=8)
+
+
+@pytest.fixture(scope="module")
+def buyers_video(tmp_path_factory) -> Path:
+    segs = []
+    for name in [ADULTS[0], CHILDREN[0], ADULTS[1], CHILDREN[1]]:
+        segs += [([name], 24), ([], 14)]
+    return write_video(tmp_path_factory.mktemp("video") / "buyers.mp4", segs)
+
+
+def test_decisions_for_adults_and_children(shipped_model, buyers_video, tmp_path):
+    store = EventStore(tmp_path / "events.sqlite", retention_days=0)
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions(), store)
+    decisions = []
+    pipe.run(FrameSource(str(buyers_video)), on_decision=decisions.append)
+    store.close()
+    assert len(decisions) == 4, decisions
+    kinds = [d.decision for d in sorted(decisions, key=lambda d: d.track_id)]
+    assert kinds[0] == "ok" and kinds[2] == "ok", decisions  # 45-60 year olds
+    assert kinds[1] != "ok" and kinds[3] != "ok", decisions  # 3-8 year olds need ID
+    events = read_events(tmp_path / "events.sqlite")
+    assert [e.decision for e in events] == [d.decision for d in decisions]
+    assert all(e.frames >= 10 for e in events)
+    # nothing but the database was written: no image, crop or video
+    written = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(n.startswith("events.sqlite") for n in written), written
+
+
+def test_many_faces_are_tracked_separately(shipped_model, tmp_path):
+    video = write_video(tmp_path / "two.mp4", [([ADULTS[0], CHILDREN[0]], 20)])
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions())
+    decisions = []
+    pipe.run(FrameSource(str(video)), on_decision=decisions.append)
+    assert len(decisions) == 2
+    by_x = sorted(decisions, key=lambda d: d.box.x0)
+    assert by_x[0].decision == "ok" and by_x[1].decision != "ok"
+
+
+def test_odd_frames_do_not_stop_the_box(shipped_model):
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions())
+    now = time.time()
+    for i, img in enumerate([np.zeros((1, 1, 3), np.uint8), np.zeros((480, 640), np.uint8),
+                             np.zeros((480, 640, 4), np.uint8), np.zeros((7, 3000, 3), np.uint8),
+                             cv2.cvtColor(face_frame([ADULTS[0]]), cv2.COLOR_BGR2RGB)]):
+        pipe.process(Frame(i, now, img))
+    assert pipe.metrics.frames + pipe.bad_frames == 5
+    assert pipe.bad_frames == 1  # the 1x1 frame; grey, RGBA and very wide frames are converted
+
+
+def test_bad_model_files_fail_before_the_camera(tmp_path):
+    trunc = tmp_path / "trunc.tflite"
+    trunc.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 40)
+    trunc.with_suffix(".json").write_text("{}")
+    notflite = tmp_path / "model.tflite"
+    notflite.write_text("hello")
+    for model, msg in [(tmp_path / "missing.tflite", "not found"), (notflite, "not a TFLite"),
+                       (trunc, "metadata")]:
+        r = CliRunner().invoke(cli, ["edge", "run", "--source", "0", "--model", str(model), "--no-api"])
+        assert r.exit_code == 1 and msg in r.output, r.output
+
+
+class _MJPEG(BaseHTTPRequestHandler):
+    frames: list[bytes] = []
+    count = 0
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        try:
+            for i in range(type(self).count):
+                data = type(self).frames[i % len(type(self).frames)]
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                time.sleep(0.02)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_stream_that_fails_then_recovers():
+    """An MJPEG stream that is down at first, comes up, drops, and comes back: frames keep arriving."""
+    _MJPEG.frames = [cv2.imencode(".jpg", face_frame([ADULTS[0]]))[1].tobytes()]
+    _MJPEG.count = 30
+    port = _free_port()
+    src = FrameSource(f"http://127.0.0.1:{port}/stream.mjpg", SourceOptions(backoff_start=0.2, backoff_max=0.5))
+    try:
+        assert src.read(timeout=0.8) is None  # nothing listens yet
+        server = ThreadingHTTPServer(("127.0.0.1", port), _MJPEG)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        got = [src.read(timeout=10) for _ in range(5)]
+        assert all(f is not None and f.rgb.shape == (480, 640, 3) for f in got)
+        deadline = time.time() + 20  # each response ends after 30 frames: the source reconnects
+        while src.reconnects < 1 and time.time() < deadline:
+            src.read(timeout=1)
+        assert src.reconnects >= 1
+        assert src.read(timeout=10) is not None
+        server.shutdown()
+    finally:
+        src.close()
+
+
+def test_http_endpoints_and_token(shipped_model, buyers_video):
+    from agegate.edge.api import make_server, serve_in_background
+
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions())
+    pipe.run(FrameSource(str(buyers_video)), max_frames=60)
+    server = make_server(pipe, "127.0.0.1", 0, token="s3cret")
+    serve_in_background(server)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def get(path, token="s3cret"):
+        req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+
+    try:
+        assert json.loads(get("/healthz")[1])["status"] == "ok"
+        last = json.loads(get("/last")[1])
+        assert last["decision"] in ("ok", "id_check", "uncertain") and "age" in last
+        metrics = get("/metrics")[1]
+        assert "agegate_fps" in metrics and 'agegate_stage_latency_ms{stage="infer",quantile="0.95"}' in metrics
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get("/healthz", token="wrong")
+        assert e.value.code == 401
+    finally:
+        server.shutdown()
+
+
+def test_sigterm_flushes_events_and_exits_0(shipped_model, tmp_path):
+    long_video = write_video(tmp_path / "long.mp4", [([ADULTS[0]], 15), ([], 12)] * 2 + [([ADULTS[1]], 400)])
+    db = tmp_path / "ev.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "agegate.edge", "edge", "run", "--source", str(long_video),
+                             "--events", str(db), "--no-api", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # the first buyer's decision
+    assert json.loads(first)["decision"] in ("ok", "id_check", "uncertain")
+    time.sleep(1.0)  # the last buyer is in front of the camera now
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    rows = sqlite3.connect(db).execute("SELECT track_id, decision FROM events").fetchall()
+    assert len(rows) >= 2  # the open track was decided and flushed on shutdown
+    assert len(rows) == 1 + len(out.strip().splitlines())
+
+
+def test_box_path_never_imports_tensorflow(shipped_model, buyers_video):
+    code = f"""
+import sys
+from agegate.edge.runtime import AgeModel
+from agegate.edge.pipeline import BoxPipeline, BoxOptions
+from agegate.edge.capture import FrameSource
+from agegate.edge.cli import cli
+p = BoxPipeline(AgeModel({str(shipped_model)!r}), BoxOptions())
+n = p.run(FrameSource({str(buyers_video)!r}))
+assert n > 50, n
+bad = [m for m in sys.modules if m == 'tensorflow' or m.startswith(('tensorflow.', 'tf_keras', 'keras'))]
+assert not bad, bad
+print('ok', n)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+
+
+def test_edge_stats_table_json_and_chart(tmp_path, shipped_model, buyers_video):
+    db = tmp_path / "e.sqlite"
+    r = CliRunner().invoke(cli, ["edge", "run", "--source", str(buyers_video), "--model", str(shipped_model),
+                                 "--events", str(db), "--no-api"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["edge", "stats", "--events", str(db), "--json"])
+    s = json.loads(r.output)
+    assert s["buyers"] == 4 and s["id_checks"] >= 2
+    r = CliRunner().invoke(cli, ["edge", "stats", "--events", str(db), "--by", "hour", "--png", str(tmp_path / "c.png")])
+    assert r.exit_code == 0 and (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_demo_runs_on_embedded_faces(tmp_path):
+    r = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert r.output.count("buyer #") == 2 and "hopper_78.jpg" in r.output
+    for f in ("annotated.mp4", "events.sqlite", "buyers_by_band.png"):
+        assert (tmp_path / "d" / f).stat().st_size > 0

@@ -1,0 +1,128 @@
+"""Edge room pieces without a model: decisions, tracking, events, config, stats, detection, crop."""
+import sqlite3
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from agegate.edge.bands import band_of
+from agegate.edge.config import validate
+from agegate.edge.decision import DecisionPolicy, decide
+from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face
+from agegate.edge.errors import ConfigError
+from agegate.edge.events import Event, EventStore
+from agegate.edge.preprocess import PreprocessSpec, decode_image
+from agegate.edge.stats import RuntimeMetrics, summarize_events
+from agegate.edge.tracking import IoUTracker
+
+from .conftest import UTK, pick
+
+
+def test_bands_edges():
+    assert [band_of(a) for a in (0, 12.9, 13, 17.99, 18, 24.5, 25, 64.9, 65, 110)] == [
+        "0-12", "0-12", "13-17", "13-17", "18-24", "18-24", "25-34", "55-64", "65+", "65+"]
+
+
+def test_decision_policy():
+    p = DecisionPolicy(id_threshold=25, min_frames=5, max_spread=10)
+    assert decide(40, 10, 2, p) == "ok"
+    assert decide(22, 10, 2, p) == "id_check"
+    assert decide(40, 3, 2, p) == "uncertain"  # too few good frames
+    assert decide(40, 10, 15, p) == "uncertain"  # frames disagree
+    assert decide(None, 0, 0, p) == "uncertain"
+
+
+def test_tracker_keeps_one_id_per_face_and_expires():
+    t = IoUTracker(max_missed=2)
+    a, b = FaceBox(10, 10, 110, 110), FaceBox(300, 10, 400, 110)
+    ids = [tr.track_id for tr in t.match([a, b], 0)]
+    moved = [FaceBox(14, 12, 114, 112), FaceBox(305, 8, 405, 108)]
+    assert [tr.track_id for tr in t.match(moved, 1)] == ids
+    for i in range(3):
+        t.match([], 2 + i)
+    assert {x.track_id for x in t.expire()} == set(ids) and not t.tracks
+
+
+def test_track_fuses_with_median_window():
+    t = IoUTracker(window=5)
+    tr = t.match([FaceBox(0, 0, 100, 100)], 0)[0]
+    for age in (30, 31, 90, 29, 30, 32):  # one wild frame
+        tr.add(FaceBox(0, 0, 100, 100), 0, age)
+    assert tr.fused_age() == 31 and tr.good_frames == 5  # window [31, 90, 29, 30, 32]: 90 is ignored
+
+
+def test_events_store_wal_retention_and_no_images(tmp_path):
+    db = tmp_path / "ev.sqlite"
+    store = EventStore(db, retention_days=1)
+    now = time.time()
+    store.add(Event(now - 3 * 86400, "b", 1, 30.0, "25-34", 12, "ok", 5.0))
+    store.add(Event(now, "b", 2, 16.0, "13-17", 12, "id_check", 5.0))
+    assert store.purge() == 1 and store.count() == 1
+    store.close()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    types = {r[2].upper() for r in con.execute("PRAGMA table_info(events)")}
+    assert "BLOB" not in types  # no column can hold an image
+
+
+def test_config_errors_name_the_key():
+    ok = validate({"source": {"uri": "0"}, "model": {"path": "m.tflite"}})
+    assert ok["api"]["host"] == "127.0.0.1" and ok["decision"]["id_threshold"] == 25.0
+    with pytest.raises(ConfigError, match="unknown key source.urii"):
+        validate({"source": {"urii": "0"}, "model": {"path": "m"}})
+    with pytest.raises(ConfigError, match="model.threads must be int"):
+        validate({"source": {"uri": "0"}, "model": {"path": "m", "threads": "two"}})
+    with pytest.raises(ConfigError, match="missing required key model.path"):
+        validate({"source": {"uri": "0"}, "model": {}})
+    with pytest.raises(ConfigError, match="missing section \\[model\\]"):
+        validate({"source": {"uri": "0"}})
+
+
+def test_stats_by_band_hour_and_metrics_text():
+    t = time.mktime((2026, 11, 23, 10, 15, 0, 0, 0, -1))
+    ev = [Event(t, "b", i, a, band_of(a), 10, "ok" if a >= 25 else "id_check", 3.0) for i, a in
+          enumerate([16, 23, 31, 45, 70])]
+    s = summarize_events(ev, "hour")
+    assert s["buyers"] == 5 and s["id_checks"] == 2 and s["by_band"]["13-17"] == 1
+    assert list(s["by_hour"]) == ["2026-11-23 10:00"] and s["by_hour"]["2026-11-23 10:00"]["id_checks"] == 2
+    m = RuntimeMetrics()
+    m.observe("infer", 3.0)
+    m.decision("ok")
+    text = m.prometheus()
+    assert 'agegate_decisions_total{decision="ok"} 1' in text and 'stage="infer",quantile="0.5"} 3.000' in text
+
+
+def test_blazeface_finds_tight_chips_and_faces_in_scenes():
+    det = FaceDetector(DetectorOptions(min_face=20))
+    chips = [decode_image(UTK / "images" / n) for n in pick("test", 40, seed=9)]
+    found = sum(bool(det.detect(c)) for c in chips)
+    assert found >= 36, found  # tight crops: the padded retry rescues what the first look misses
+    scene = np.full((480, 640, 3), 90, np.uint8)
+    scene[140:340, 220:420] = chips[0]
+    faces = det.detect(scene)
+    assert len(faces) == 1
+    f = faces[0]
+    assert 160 < f.width < 240 and abs(f.center[0] - 320) < 25 and abs(f.center[1] - 240) < 25
+
+
+def test_crop_reproduces_chip_framing():
+    """Chips pasted into a scene, detected and cropped, look like the chips (the training framing).
+
+    The real cost of the crop policy is measured with `agegate eval --detect` (README); this
+    guards the geometry: a wrong margin or a swapped axis drops the correlation far below 0.6.
+    """
+    det = FaceDetector(DetectorOptions(min_face=20))
+    corr = []
+    for name in pick("test", 12, seed=11):
+        chip = decode_image(UTK / "images" / name)
+        scene = np.full((480, 640, 3), 90, np.uint8)
+        scene[140:340, 220:420] = chip
+        crop = crop_face(scene, det.detect(scene)[0], margin=PreprocessSpec().face_margin, out_size=200)
+        a = cv2.resize(crop, (64, 64)).astype(float)
+        b = cv2.resize(chip, (64, 64)).astype(float)
+        corr.append(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    assert np.median(corr) > 0.6, corr
+    shifted = [np.corrcoef(cv2.resize(np.roll(chip, 60, axis=0), (64, 64)).astype(float).ravel(),
+                           cv2.resize(chip, (64, 64)).astype(float).ravel())[0, 1]]
+    assert shifted[0] < np.median(corr)  # the measure does tell a bad framing from a good one

@@ -1,0 +1,192 @@
+"""Training stage on ~200 real UTKFace chips: every backbone family, resume, export, bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from agegate.edge.cli import cli
+from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
+from agegate.train.config import TrainConfig
+from agegate.train.loop import run_training
+
+from .conftest import build_appa, build_utk_subset, pick
+
+
+def train_args(data, out, *extra):
+    return ["train", "--data", str(data), "--out", str(out), "--batch-size", "32", *map(str, extra)]
+
+
+@pytest.mark.parametrize("backbone,size", [("resnet50", 64), ("mobilenet_v2", 64), ("mobilenet_v3_small", 64),
+                                           ("efficientnet_b0", 64)])
+def test_two_epochs_per_backbone_family(small_utk, tmp_path, backbone, size):
+    out = tmp_path / backbone
+    res = CliRunner().invoke(cli, train_args(small_utk, out, "--backbone", backbone, "--weights", "none",
+                                             "--input-size", size, "--epochs", 2, "--limit", 96))
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["backbone"] == backbone and meta["input_size"] == size
+    assert meta["preprocess"]["normalization"] == {"resnet50": "caffe", "efficientnet_b0": "raw"}.get(backbone,
+                                                                                                      "mobilenet")
+    assert len(meta["data_fingerprint"]) == 16 and meta["metrics"]["val"]["n"] > 0
+    hist = (out / "history.csv").read_text().splitlines()
+    assert len(hist) == 3 and (out / "curves.png").exists()
+    assert "img/s" in res.output
+
+
+def test_val_mae_falls_and_export_round_trip(trained_run, small_utk):
+    """The session model trained 4 epochs: val MAE fell, and model.keras predicts like the training process."""
+    from agegate.convert.tflite import load_keras_model
+
+    rows = [l.split(",") for l in (trained_run / "history.csv").read_text().splitlines()[1:]]
+    val = [float(r[5]) for r in rows]
+    assert val[-1] < val[0], val
+    model, meta = load_keras_model(trained_run)
+    files = sorted((small_utk / "images").iterdir())[:8]
+    x = np.stack([normalize(prepare_uint8(decode_image(f), meta.preprocess), meta.preprocess) for f in files])
+    y = model.predict(x, verbose=0).reshape(-1)
+    # the best epoch's checkpoint file (with optimizer) is a second, independent save of the same weights
+    state = json.loads((trained_run / "checkpoints" / "state.json").read_text())
+    if state["best_epoch"] == state["epoch"]:
+        from agegate.train.tfenv import import_tf
+
+        _, keras = import_tf()
+        ck = keras.models.load_model(str(trained_run / "checkpoints" / state["checkpoint"]))
+        np.testing.assert_allclose(ck.predict(x, verbose=0).reshape(-1), y, rtol=1e-5, atol=1e-4)
+    assert np.std(y) > 0
+
+
+def test_in_memory_model_matches_export(small_utk, tmp_path):
+    cfg = TrainConfig(data=str(small_utk), out=str(tmp_path / "r"), backbone="mobilenet_v3_small", weights="none",
+                      input_size=48, epochs=1, batch_size=32, limit=64, augment="none")
+    result = run_training(cfg, echo=lambda *_: None)
+    from agegate.convert.tflite import load_keras_model
+
+    exported, meta = load_keras_model(result.out)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 48, 48, 3)).astype(np.float32)
+    np.testing.assert_allclose(exported.predict(x, verbose=0), result.model.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-4)
+
+
+def test_resume_after_kill_equals_uninterrupted(small_utk, tmp_path):
+    args = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--input-size", "48", "--epochs", "3",
+            "--limit", "96", "--deterministic", "--augment", "light", "--patience", "10"]
+    full = tmp_path / "full"
+    r = CliRunner().invoke(cli, train_args(small_utk, full, *args))
+    assert r.exit_code == 0, r.output
+    # The same run in a subprocess, killed (SIGKILL) once epoch 1's checkpoint is recorded.
+    part = tmp_path / "part"
+    cmd = [sys.executable, "-m", "agegate.edge", *train_args(small_utk, part, *args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = part / "checkpoints" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    proc.wait(timeout=60)
+    assert json.loads(state.read_text())["epoch"] < 3, "the run finished before it could be interrupted"
+    r = CliRunner().invoke(cli, train_args(small_utk, part, *args, "--resume"))
+    assert r.exit_code == 0, r.output
+    h_full = json.loads((full / "checkpoints" / "state.json").read_text())["history"]
+    h_part = json.loads(state.read_text())["history"]
+    assert [h["epoch"] for h in h_part] == [1, 2, 3]
+    np.testing.assert_allclose([h["val_mae"] for h in h_part], [h["val_mae"] for h in h_full], rtol=1e-5)
+
+
+def test_imagenet_offline_fails_at_once_with_alternatives(small_utk, tmp_path):
+    t0 = time.time()
+    r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "o", "--backbone", "mobilenet_v2", "--weights",
+                                           "imagenet", "--epochs", 1, "--limit", 32))
+    assert r.exit_code == 1
+    assert "--weights PATH" in r.output and "--weights none" in r.output
+    assert time.time() - t0 < 120
+
+
+def test_weights_path_seeds_backbone_and_rejects_wrong_file(small_utk, trained_run, tmp_path):
+    from agegate.train.backbones import build_model
+
+    seeded, _ = build_model("mobilenet_v2", 80, str(trained_run / "model.keras"))
+    from agegate.convert.tflite import load_keras_model
+
+    src, _ = load_keras_model(trained_run)
+    np.testing.assert_allclose(seeded.get_layer("Conv1").get_weights()[0], src.get_layer("Conv1").get_weights()[0])
+    r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "w", "--backbone", "resnet50", "--weights",
+                                           trained_run / "model.keras", "--epochs", 1, "--limit", 32))
+    assert r.exit_code == 1 and "matched" in r.output
+
+
+def test_mirrored_strategy_on_cpu(small_utk, tmp_path):
+    r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "m", "--backbone", "mobilenet_v3_small",
+                                           "--weights", "none", "--input-size", 48, "--epochs", 1, "--limit", 64,
+                                           "--distribute", "mirrored"))
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert (tmp_path / "m" / "model.keras").exists()
+
+
+def test_bad_inputs_have_clear_errors(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "final_files").mkdir(parents=True)
+    (empty / "labels.csv").write_text("file_name,real_age\n")
+    r = CliRunner().invoke(cli, train_args(empty, tmp_path / "o1", "--epochs", 1))
+    assert r.exit_code == 1 and "no labelled images" in r.output
+    noval = build_appa(tmp_path / "noval", pick("train", 20, seed=4))
+    (tmp_path / "split.csv").write_text("file_name,split\n" + "".join(f"{i:06d}.jpg,train\n" for i in range(20)))
+    r = CliRunner().invoke(cli, train_args(noval, tmp_path / "o2", "--split-file", tmp_path / "split.csv"))
+    assert r.exit_code == 1 and "no images in split 'val'" in r.output
+
+
+def test_unreadable_image_skipped_or_fatal_with_strict(tmp_path):
+    root = build_utk_subset(tmp_path / "d", {"train": 40, "val": 10})
+    victim = sorted((root / "images").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:300])  # truncated after the split was made
+    base = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--input-size", 48, "--epochs", 1]
+    r = CliRunner().invoke(cli, train_args(root, tmp_path / "skip", *base))
+    assert r.exit_code == 0, r.output
+    assert "1 unreadable skipped" in r.output
+    assert json.loads((tmp_path / "skip" / "model.json").read_text())["extra"]["skipped_unreadable"] == 1
+    r = CliRunner().invoke(cli, train_args(root, tmp_path / "strict", *base, "--strict"))
+    assert r.exit_code == 1 and "unreadable image" in r.output
+
+
+def test_full_disk_while_checkpointing_keeps_last_good(small_utk, tmp_path, trained_run):
+    """A real full disk: the run folder on a small tmpfs that holds one epoch's files but not two."""
+    ck = next((trained_run / "checkpoints").glob("epoch-*.keras")).stat().st_size
+    mnt = tmp_path / "small_disk"
+    mnt.mkdir()
+    size = int(ck * 2.6)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.fail("could not mount a tmpfs for the full-disk test (needs root)")
+    try:
+        out = mnt / "run"
+        r = CliRunner().invoke(cli, train_args(small_utk, out, "--backbone", "mobilenet_v2", "--weights", "none",
+                                               "--input-size", 48, "--epochs", 3, "--limit", 96,
+                                               "--augment", "none"))
+        assert r.exit_code == 1, r.output
+        assert "previous checkpoint there is intact" in r.output and "--resume" in r.output
+        state = json.loads((out / "checkpoints" / "state.json").read_text())
+        assert state["epoch"] >= 1
+        from agegate.train.tfenv import import_tf
+
+        _, keras = import_tf()
+        keras.models.load_model(str(out / "checkpoints" / state["checkpoint"]))  # loads: complete
+        assert not list(out.rglob("*.tmp.keras"))
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_normalize_is_identical_in_numpy_and_tensorflow(utk_root):
+    from agegate.train.tfenv import import_tf
+
+    tf, _ = import_tf()
+    img = prepare_uint8(decode_image(sorted((utk_root / "images").iterdir())[5]), PreprocessSpec(64))
+    for norm in ("mobilenet", "caffe", "raw", "unit"):
+        spec = PreprocessSpec(64, normalization=norm)
+        np.testing.assert_allclose(normalize(img, spec), normalize(tf.constant(img), spec).numpy(), atol=1e-5)
