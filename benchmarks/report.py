@@ -36,9 +36,22 @@ def markdown(results: list[dict]) -> str:
             pipe.append(f"| {dev} | {Path(d['model']).name} | {d['frames']} | {d['fps']} | {s['detect']['p50_ms']} | "
                         f"{s['infer']['p50_ms']} | {s['frame']['p50_ms']}/{s['frame']['p95_ms']} | "
                         f"{d['rss_growth_mb']} | {d['_file']} |")
+    train = ["| device | backbone | input | batch | images/s | params (M) | file |", "|---|---|---|---|---|---|---|"]
+    for d in results:
+        if d.get("kind") == "train":
+            dev = device_label(d.get("environment", {}))
+            for r in d["results"]:
+                train.append(f"| {dev} | {r['backbone']} | {r['input_size']} | {r['batch_size']} | "
+                             f"{r['images_per_s']} | {r['params_m']} | {d['_file']} |")
     out = "## Model latency\n\n" + "\n".join(lines) + "\n"
     if len(pipe) > 2:
         out += "\n## Box pipeline\n\n" + "\n".join(pipe) + "\n"
+    if len(train) > 2:
+        out += "\n## Training throughput\n\n" + "\n".join(train) + "\n"
+    envs = {device_label(d.get("environment", {})): d.get("environment", {}) for d in results}
+    out += "\n## Machines\n\n" + "\n".join(
+        f"- {k}: ISA flags {' '.join(e.get('isa', []))}; {e.get('os', '')}; Python {e.get('python', '')}; "
+        f"{e.get('runtime', '')} {e.get('runtime_version', '')}" for k, e in envs.items()) + "\n"
     return out
 
 

@@ -19,7 +19,7 @@ from agegate.edge.errors import AgegateError, UsageError
 from agegate.edge.metadata import ModelMetadata, read_metadata
 from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
 
-from .metrics import age_metrics
+from .metrics import age_metrics, group_mae
 
 
 @dataclass
@@ -33,6 +33,10 @@ class Predictions:
     def metrics(self) -> dict:
         m = age_metrics(self.y_true, self.y_pred)
         m["skipped"] = len(self.skipped)
+        keys = sorted({k for a in self.attrs for k in a})
+        if keys:  # e.g. UTKFace gender and race: the fairness figures of a model card
+            m["groups"] = {k: group_mae(self.y_true, self.y_pred, [a.get(k, "unknown") for a in self.attrs])
+                           for k in keys}
         return m
 
     def write_csv(self, path: Path) -> None:

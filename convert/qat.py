@@ -25,13 +25,36 @@ def qat_finetune(model, meta: ModelMetadata, records, *, epochs: int = 1, batch_
         import tensorflow_model_optimization as tfmot
     except ImportError as e:
         raise MissingExtraError("train", "tensorflow-model-optimization") from e
+    data = decode_records(records, meta.preprocess, desc="qat")
     qmodel = tfmot.quantization.keras.quantize_model(model)
+    _init_output_range(qmodel, model, data, meta)
     qmodel.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.Huber(delta=2.0),
                    metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
-    data = decode_records(records, meta.preprocess, desc="qat")
     for epoch in range(epochs):
         keras.utils.set_random_seed(seed + epoch)
         ds = make_dataset(data, meta.preprocess, batch_size, training=True, augment="light", seed=seed, epoch=epoch)
         hist = qmodel.fit(ds, epochs=1, verbose=2)
         echo(f"QAT epoch {epoch + 1}/{epochs}: train MAE {hist.history['mae'][-1]:.3f}")
     return qmodel
+
+
+def _init_output_range(qmodel, model, data, meta, n: int = 512) -> None:
+    """Start the age output's fake-quant range where the float model's predictions are.
+
+    tfmot starts every activation range at [-6, 6]. For a regression head that outputs
+    years, that clips almost every prediction, QAT's first thousand steps train against
+    the clipping (MAE ~20), and the moving-average range only creeps towards the truth.
+    """
+    import numpy as np
+
+    from agegate.edge.preprocess import normalize
+
+    x = normalize(data.images[:n], meta.preprocess)
+    pred = model.predict(x, verbose=0).reshape(-1)
+    lo, hi = float(min(0.0, pred.min())), float(max(pred.max(), data.ages.max()) * 1.1)
+    out = qmodel.layers[-1]
+    for w in out.weights:
+        if w.name.endswith(("post_activation_min:0", "output_min:0")):
+            w.assign(lo)
+        elif w.name.endswith(("post_activation_max:0", "output_max:0")):
+            w.assign(hi)

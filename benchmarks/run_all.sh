@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Re-create every committed result in benchmarks/results/ on this machine (about 25 minutes on 2 cores).
+# Usage: bash benchmarks/run_all.sh RUN_DIR   (RUN_DIR: the shipped model's training run, see MODEL_CARD.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${1:?training run folder of the shipped model}
+D=../shared/datasets/utkface
+W=${WORK:-/tmp/agegate-bench}
+R=benchmarks/results
+mkdir -p "$W" "$R"
+
+# 1. The shipped model in every TFLite mode (int8 is the shipped file itself).
+for q in float32 float16 dynamic; do
+  agegate convert "$RUN" --quant "$q" --out "$W/shipped-$q.tflite"
+done
+cp edge/assets/default_model.tflite "$W/shipped-int8.tflite"
+cp edge/assets/default_model.json "$W/shipped-int8.json"
+
+# 2. ResNet50 (the brief's backbone) at 224 and 128 px; random weights are fine for timing.
+for s in 224 128; do
+  agegate train --data "$D" --backbone resnet50 --weights none --input-size "$s" --epochs 1 --limit 32 \
+    --batch-size 16 --out "$W/resnet50-$s"
+  agegate convert "$W/resnet50-$s" --quant float32 --out "$W/resnet50-$s-float32.tflite"
+  agegate convert "$W/resnet50-$s" --quant int8 --calibration "$D" --calibration-size 64 \
+    --out "$W/resnet50-$s-int8.tflite"
+done
+
+# 3. Latency, interleaved; the first model of each run is the ratio's baseline.
+agegate bench "$W/shipped-float32.tflite" "$W/shipped-float16.tflite" "$W/shipped-dynamic.tflite" \
+  "$W/shipped-int8.tflite" --threads 1,2 --runs 300 --out "$R/shipped-modes.json"
+agegate bench "$W/resnet50-224-float32.tflite" "$W/resnet50-224-int8.tflite" "$W/resnet50-128-float32.tflite" \
+  "$W/resnet50-128-int8.tflite" "$W/shipped-int8.tflite" --threads 1,2 --runs 60 --warmup 5 \
+  --out "$R/resnet50-vs-shipped.json"
+
+# 4. The box pipeline: 640x480, one face, 10,000 frames (RSS sampled every 500).
+agegate bench pipeline --frames 10000 --out "$R/pipeline-10k.json"
+
+# 5. Training throughput per backbone and input size.
+agegate bench train --backbones mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50 --sizes 96,128 \
+  --out "$R/train-throughput.json"
+
+agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json "$R"/train-throughput.json \
+  --out "$R/README.md" --png "$R/latency.png"
