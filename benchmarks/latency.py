@@ -87,7 +87,6 @@ def _real_inputs(model_path: Path, interp, folder: Path, n: int = 16) -> list[np
 def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: int = 200,
                  delegate: str = "xnnpack", input_source: str = "random", progress=None) -> dict:
     from agegate.edge.metadata import sidecar_path
-    from agegate.edge.quiet import quiet_fds
 
     from .environment import environment
 

@@ -43,7 +43,10 @@ def markdown(results: list[dict]) -> str:
             for r in d["results"]:
                 train.append(f"| {dev} | {r['backbone']} | {r['input_size']} | {r['batch_size']} | "
                              f"{r['images_per_s']} | {r['params_m']} | {d['_file']} |")
-    out = "## Model latency\n\n" + "\n".join(lines) + "\n"
+    out = ("# Benchmark results\n\nMerged by `agegate bench report` from the JSON files named in the last column "
+           "(made by `benchmarks/run_all.sh`). Compare timings only within one file: the ratio column is "
+           "measured in one interleaved run. In the pipeline row, `capture` (not shown) is the time a frame "
+           "waited in the reader's queue.\n\n## Model latency\n\n" + "\n".join(lines) + "\n")
     if len(pipe) > 2:
         out += "\n## Box pipeline\n\n" + "\n".join(pipe) + "\n"
     if len(train) > 2:

@@ -150,7 +150,6 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     if debug_layers:
         if is_tflite(float_model):
             raise UsageError("--debug-layers needs the Keras float model (a run folder), not a .tflite")
-        from .evaluate import model_metadata
         from .qa import debug_layers as run_debugger
         from .tflite import calibration_images, load_keras_model
 

@@ -45,7 +45,6 @@ def _init_output_range(qmodel, model, data, meta, n: int = 512) -> None:
     years, that clips almost every prediction, QAT's first thousand steps train against
     the clipping (MAE ~20), and the moving-average range only creeps towards the truth.
     """
-    import numpy as np
 
     from agegate.edge.preprocess import normalize
 

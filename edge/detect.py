@@ -15,7 +15,7 @@ fill what falls outside the frame by edge replication.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 

@@ -8,7 +8,7 @@ a numpy array or a TensorFlow tensor alike (training applies it inside tf.data).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 

@@ -1,5 +1,4 @@
 """Signed bundles and the box's install/rollback, against a temporary root, with real crafted files."""
-import hashlib
 import io
 import json
 import os

@@ -1,6 +1,5 @@
 """Convert, eval and the QA gate on a small model trained here (session fixture)."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ from click.testing import CliRunner
 from agegate.edge.cli import cli
 from agegate.edge.runtime import AgeModel
 
-from .conftest import build_appa
 
 
 def run(*args):

@@ -86,7 +86,6 @@ def test_unreadable_dataset_raises(tmp_path):
 def test_fingerprint_changes_with_labels(tmp_path):
     a = build_appa(tmp_path / "a", pick("train", 5, seed=2))
     fp1 = read_dataset(a).fingerprint()
-    text = (a / "labels.csv").read_text().replace(",", ",1", 1)
     lines = (a / "labels.csv").read_text().splitlines()
     lines[1] = lines[1].rsplit(",", 1)[0] + ",99"
     (a / "labels.csv").write_text("\n".join(lines) + "\n")

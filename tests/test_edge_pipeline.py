@@ -1,6 +1,5 @@
 """The box pipeline end to end on videos written from real chips, with the shipped int8 model."""
 import json
-import os
 import signal
 import socket
 import sqlite3

@@ -1,11 +1,9 @@
 """Training stage on ~200 real UTKFace chips: every backbone family, resume, export, bad input."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +26,7 @@ def train_args(data, out, *extra):
 def test_two_epochs_per_backbone_family(small_utk, tmp_path, backbone, size):
     out = tmp_path / backbone
     res = CliRunner().invoke(cli, train_args(small_utk, out, "--backbone", backbone, "--weights", "none",
-                                             "--input-size", size, "--epochs", 2, "--limit", 96))
+                                             "--input-size", size, "--epochs", 2, "--limit", 200))
     assert res.exit_code == 0, res.output + repr(res.exception)
     meta = json.loads((out / "model.json").read_text())
     assert meta["backbone"] == backbone and meta["input_size"] == size
