@@ -171,7 +171,7 @@ table{{border-collapse:collapse}} img{{max-width:48%}}</style></head><body>
 <h2>Challenge 25</h2><p>Minors predicted 25+: float {c25f['false_pass_rate']}, quantized {c25q['false_pass_rate']}.
 25+ flagged for ID: float {c25f['flag_rate_25plus']}, quantized {c25q['flag_rate_25plus']}.</p>
 <h2>By age band</h2><table><tr><th>band</th><th>n</th><th>float MAE</th><th>quantized MAE</th><th>mean |diff|</th></tr>
-{band_rows}</table><h2>Plots</h2>{imgs}</body></html>"""
+{band_rows}</table><h2>Plots: quantized vs float, error by age, Bland-Altman</h2>{imgs}</body></html>"""
     (out / "report.html").write_text(page)
 
 

@@ -18,7 +18,7 @@ def test_every_mode_converts_and_loads_in_litert(trained_run, small_utk, tmp_pat
     sizes = {}
     for mode in ("float32", "float16", "dynamic", "int8"):
         out = tmp_path / f"{mode}.tflite"
-        extra = ["--calibration", small_utk, "--calibration-size", 50] if mode == "int8" else []
+        extra = ["--calibration", small_utk, "--calibration-size", 20] if mode == "int8" else []
         r = run("convert", trained_run, "--quant", mode, "--out", out, *extra)
         assert r.exit_code == 0, r.output + repr(r.exception)
         assert f"{mode}," in r.output and "op types" in r.output
@@ -29,7 +29,7 @@ def test_every_mode_converts_and_loads_in_litert(trained_run, small_utk, tmp_pat
         sizes[mode] = out.stat().st_size
     assert sizes["int8"] < sizes["float16"] < sizes["float32"]
     r = run("convert", trained_run, "--quant", "int8", "--io", "int8", "--calibration", small_utk,
-            "--calibration-size", 50, "--out", tmp_path / "io8.tflite")
+            "--calibration-size", 20, "--out", tmp_path / "io8.tflite")
     assert r.exit_code == 0 and "input int8, output int8" in r.output
     assert run("convert", trained_run, "--quant", "int8", "--out", tmp_path / "x.tflite").exit_code == 2
 
@@ -116,12 +116,12 @@ def test_debug_layers_lists_worst_layers(trained_run, converted, small_utk, tmp_
 @pytest.mark.parametrize("backbone", ["mobilenet_v2", "resnet50"])
 def test_qat_then_int8(small_utk, tmp_path, backbone):
     run_dir = tmp_path / "run"
-    r = run("train", "--data", small_utk, "--backbone", backbone, "--weights", "none", "--input-size", 48,
-            "--epochs", 1, "--limit", 64, "--out", run_dir)
+    r = run("train", "--data", small_utk, "--backbone", backbone, "--weights", "none", "--input-size", 32,
+            "--epochs", 1, "--limit", 32, "--out", run_dir)
     assert r.exit_code == 0, r.output
     out = tmp_path / "qat.tflite"
-    r = run("convert", run_dir, "--qat", "--data", small_utk, "--epochs", 1, "--qat-limit", 64,
-            "--calibration-size", 32, "--out", out)
+    r = run("convert", run_dir, "--qat", "--data", small_utk, "--epochs", 1, "--qat-limit", 32,
+            "--calibration-size", 8, "--out", out)
     assert r.exit_code == 0, r.output + repr(r.exception)
     m = AgeModel(out)
     assert m.meta.quantization == "int8-qat"
