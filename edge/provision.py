@@ -159,13 +159,11 @@ class BoxRoot:
             raise AgegateError(f"no earlier release left under {self.releases} to roll back to")
         target = candidates[0]
         self._switch(target)
+        manifest = json.loads((self.releases / target / "manifest.json").read_text())
         state = self.state()
         state["history"].append({"version": target, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                 "rollback_from": cur, "previous": cur,
-                                 "model_sha256": json.loads((self.releases / target / "manifest.json").read_text())
-                                 ["model_sha256"],
-                                 "forced": bool(json.loads((self.releases / target / "manifest.json").read_text())
-                                                .get("forced"))})
+                                 "rollback_from": cur, "previous": cur, "model_sha256": manifest["model_sha256"],
+                                 "forced": bool(manifest.get("forced"))})
         self._write_state(state)
         return {"version": target, "previous": cur}
 
