@@ -1,6 +1,7 @@
 """`agegate convert`, `agegate eval`, `agegate qa`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -38,10 +39,13 @@ def data_options(f):
 @click.option("--qat-lr", type=float, default=2e-5, show_default=True)
 @click.option("--qat-limit", type=int, help="QAT on at most N training images.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--tta", type=click.Choice(["none", "mirror"]),
+              help="Test-time augmentation written into the metadata, so eval, QA and the box all use it: "
+                   "mirror averages each face with its mirror image (two model runs). Default: the run's own.")
 @data_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .tflite (metadata: .json beside).")
 def convert(model_dir, quant, io, calib_data, calibration_split, calibration_size, qat, qat_data, epochs, qat_lr,
-            qat_limit, batch_size, fmt, split_file, limit, out):
+            qat_limit, batch_size, tta, fmt, split_file, limit, out):
     """Convert a trained run (MODEL_DIR with model.keras + model.json) to TFLite.
 
     \b
@@ -59,6 +63,8 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
     if out_path.suffix != ".tflite":
         raise UsageError("--out must end in .tflite")
     model, meta = load_keras_model(model_dir)
+    if tta:
+        meta = dataclasses.replace(meta, tta=tta)
     source = Path(model_dir) / "model.keras" if Path(model_dir).is_dir() else Path(model_dir)
     if qat:
         from .qat import qat_finetune
@@ -78,6 +84,8 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
         click.echo(f"calibration: {len(calib)} images from split '{calibration_split}' of {src}")
     result = convert_keras(model, meta, quant, out_path, io=io, calibration=calib, source_path=source, qat=qat)
     click.echo(result.summary())
+    if meta.tta != "none":
+        click.echo(f"test-time augmentation: {meta.tta} (each prediction runs the model twice)")
 
 
 @click.command("eval")
@@ -138,9 +146,13 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""
     from agegate.edge.errors import UsageError
 
-    from .evaluate import is_tflite, predict, select_records
+    from .evaluate import is_tflite, model_metadata, predict, select_records
     from .qa import Gates, compare, write_report
 
+    tta = {model_metadata(m).tta for m in (float_model, quantized)}
+    if len(tta) > 1:  # a gate between two different predictors would measure the augmentation, not quantization
+        raise UsageError(f"--float and --quantized use different test-time augmentation ({' vs '.join(sorted(tta))}); "
+                         f"convert both with the same --tta")
     recs = select_records(data, fmt, split_file, split, limit)
     prog = not as_json and sys.stderr.isatty()
     fp = predict(float_model, recs, threads=threads, progress=prog, desc="float")

@@ -91,12 +91,18 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
         from agegate.edge.runtime import AgeModel
 
         model = AgeModel(model_path, threads=threads)
-        run_batch = lambda xs: np.array([model.run_tensor(x) for x in xs])  # noqa: E731
+        run_batch = lambda xs: np.array([model.predict_tensor(x) for x in xs])  # noqa: E731
     else:
         from .tflite import load_keras_model
 
         keras_model, _ = load_keras_model(model_path)
-        run_batch = lambda xs: keras_model.predict(np.stack(xs), verbose=0).reshape(-1)  # noqa: E731
+
+        def run_batch(xs):
+            x = np.stack(xs)
+            y = keras_model.predict(x, verbose=0).reshape(-1)
+            if meta.tta == "mirror":  # the same average as AgeModel.predict_tensor
+                y = 0.5 * (y + keras_model.predict(np.ascontiguousarray(x[:, :, ::-1]), verbose=0).reshape(-1))
+            return y
     paths, y_true, y_pred, attrs, skipped = [], [], [], [], []
     workers = 1 if detect else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)

@@ -19,6 +19,7 @@ from .errors import ModelError
 from .preprocess import PreprocessSpec
 
 FORMAT_VERSION = 1
+TTA_MODES = ("none", "mirror")
 
 
 @dataclass
@@ -28,6 +29,7 @@ class ModelMetadata:
     preprocess: PreprocessSpec
     age_range: tuple[float, float] = (0.0, 100.0)
     quantization: str = "none"  # none (Keras float) | float32 | float16 | dynamic | int8 | int8-qat
+    tta: str = "none"  # none | mirror: average the face and its mirror image (two runs per prediction)
     source_sha256: str = ""
     data_fingerprint: str = ""
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {mae, n}
@@ -54,6 +56,9 @@ class ModelMetadata:
         kw = {k: v for k, v in d.items() if k in known}
         kw["preprocess"] = PreprocessSpec.from_dict(d["preprocess"])
         kw["age_range"] = tuple(d.get("age_range", (0.0, 100.0)))
+        if kw.get("tta", "none") not in TTA_MODES:
+            raise ModelError(f"unknown tta {kw['tta']!r} in model metadata (known: {', '.join(TTA_MODES)}); "
+                             f"upgrade agegate")
         return cls(**kw)
 
 

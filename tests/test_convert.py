@@ -14,23 +14,28 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def test_every_mode_converts_and_loads_in_litert(trained_run, small_utk, tmp_path):
-    sizes = {}
-    for mode in ("float32", "float16", "dynamic", "int8"):
-        out = tmp_path / f"{mode}.tflite"
-        extra = ["--calibration", small_utk, "--calibration-size", 20] if mode == "int8" else []
-        r = run("convert", trained_run, "--quant", mode, "--out", out, *extra)
+def test_every_mode_converts_and_loads_in_litert(trained_run, converted, small_utk, tmp_path):
+    """float16 and dynamic are converted here; float32 and int8 come from the session fixture."""
+    paths = dict(converted)
+    for mode in ("float16", "dynamic"):
+        paths[mode] = tmp_path / f"{mode}.tflite"
+        tta = ["--tta", "mirror"] if mode == "dynamic" else []
+        r = run("convert", trained_run, "--quant", mode, "--out", paths[mode], *tta)
         assert r.exit_code == 0, r.output + repr(r.exception)
         assert f"{mode}," in r.output and "op types" in r.output
         assert "capture" not in r.output.lower()  # the converter's own noise is silenced
-        m = AgeModel(out)
+    sizes = {}
+    for mode, path in paths.items():
+        m = AgeModel(path)
         assert m.meta.quantization == mode and m.meta.extra["io"] == "float32"
         assert m.meta.source_sha256 and m.meta.preprocess.input_size == 48
-        sizes[mode] = out.stat().st_size
+        sizes[mode] = path.stat().st_size
     assert sizes["int8"] < sizes["float16"] < sizes["float32"]
+    assert AgeModel(paths["dynamic"]).meta.tta == "mirror" and AgeModel(paths["float16"]).meta.tta == "none"
     r = run("convert", trained_run, "--quant", "int8", "--io", "int8", "--calibration", small_utk,
             "--calibration-size", 20, "--out", tmp_path / "io8.tflite")
     assert r.exit_code == 0 and "input int8, output int8" in r.output
+    assert "capture" not in r.output.lower()
     assert run("convert", trained_run, "--quant", "int8", "--out", tmp_path / "x.tflite").exit_code == 2
 
 
@@ -134,3 +139,26 @@ def test_qat_refuses_backbones_tfmot_cannot_wrap(small_utk, tmp_path):
                "--input-size", 48, "--epochs", 1, "--limit", 32, "--out", run_dir).exit_code == 0
     r = run("convert", run_dir, "--qat", "--data", small_utk, "--out", tmp_path / "q.tflite")
     assert r.exit_code == 2 and "QAT supports resnet50 and mobilenet_v2" in r.output
+
+
+def test_mirror_tta_averages_both_views_and_qa_refuses_mixed(converted, small_utk, tmp_path):
+    import shutil
+
+    from agegate.edge.preprocess import decode_image, normalize, prepare_uint8
+
+    mirror = tmp_path / "mirror.tflite"
+    shutil.copy(converted["float32"], mirror)
+    meta = json.loads(converted["float32"].with_suffix(".json").read_text())
+    mirror.with_suffix(".json").write_text(json.dumps({**meta, "tta": "mirror"}))
+    plain, mirrored = AgeModel(converted["float32"]), AgeModel(mirror)
+    img = decode_image(sorted((small_utk / "images").iterdir())[0])
+    x = normalize(prepare_uint8(img, plain.spec), plain.spec)
+    a, b = plain.run_tensor(x), plain.run_tensor(np.ascontiguousarray(x[:, ::-1]))
+    assert a != b  # an asymmetric face: the two views differ, so the test can see the average
+    assert mirrored.predict_face(img) == pytest.approx((a + b) / 2, abs=1e-4)
+    r = run("qa", "--float", converted["float32"], "--quantized", mirror, "--data", small_utk, "--split", "test",
+            "--out", tmp_path / "qa")
+    assert r.exit_code == 2 and "different test-time augmentation" in r.output
+    mirror.with_suffix(".json").write_text(json.dumps({**meta, "tta": "spin"}))
+    with pytest.raises(Exception, match="unknown tta"):
+        AgeModel(mirror)
