@@ -107,6 +107,11 @@ def preprocess(image_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return normalize(prepare_uint8(image_rgb, spec), spec)
 
 
+def mirror(x: np.ndarray) -> np.ndarray:
+    """Left-right mirror of an (H, W, C) image or an (N, H, W, C) batch: the `tta: mirror` view."""
+    return np.ascontiguousarray(x[..., ::-1, :])
+
+
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     """Accept grey, RGBA or 16-bit arrays; return 3-channel uint8 (assumed RGB order)."""
     img = np.asarray(image)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import ModelError
 from .metadata import ModelMetadata, read_metadata
-from .preprocess import PreprocessSpec, prepare_uint8, normalize
+from .preprocess import PreprocessSpec, mirror, normalize, prepare_uint8
 
 log = logging.getLogger("agegate.edge")
 _RUNTIMES = (
@@ -134,7 +134,7 @@ class AgeModel:
         UTKFace val it lowered the int8-vs-float decision flips by a third), at twice the cost.
         """
         if self.meta.tta == "mirror":
-            return 0.5 * (self.run_tensor(x) + self.run_tensor(np.ascontiguousarray(x[:, ::-1])))
+            return 0.5 * (self.run_tensor(x) + self.run_tensor(mirror(x)))
         return self.run_tensor(x)
 
     def predict_face(self, face_rgb: np.ndarray) -> float:

@@ -29,9 +29,9 @@ def test_every_mode_converts_and_loads_in_litert(trained_run, converted, small_u
         m = AgeModel(path)
         assert m.meta.quantization == mode and m.meta.extra["io"] == "float32"
         assert m.meta.source_sha256 and m.meta.preprocess.input_size == 48
+        assert m.meta.tta == ("mirror" if mode == "dynamic" else "none")
         sizes[mode] = path.stat().st_size
     assert sizes["int8"] < sizes["float16"] < sizes["float32"]
-    assert AgeModel(paths["dynamic"]).meta.tta == "mirror" and AgeModel(paths["float16"]).meta.tta == "none"
     r = run("convert", trained_run, "--quant", "int8", "--io", "int8", "--calibration", small_utk,
             "--calibration-size", 20, "--out", tmp_path / "io8.tflite")
     assert r.exit_code == 0 and "input int8, output int8" in r.output
