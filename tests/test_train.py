@@ -77,8 +77,10 @@ def test_in_memory_model_matches_export(small_utk, tmp_path):
 
 
 def test_resume_after_kill_equals_uninterrupted(small_utk, tmp_path):
+    # With the Challenge-25 loss options: the checkpoint carries agegate's own loss, which must reload.
     args = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--input-size", "48", "--epochs", "3",
-            "--limit", "96", "--deterministic", "--augment", "light", "--patience", "10"]
+            "--limit", "96", "--deterministic", "--augment", "light", "--patience", "10", "--minor-weight", "2",
+            "--minor-overshoot-weight", "3"]
     full = tmp_path / "full"
     r = CliRunner().invoke(cli, train_args(small_utk, full, *args))
     assert r.exit_code == 0, r.output
@@ -101,6 +103,25 @@ def test_resume_after_kill_equals_uninterrupted(small_utk, tmp_path):
     h_part = json.loads(state.read_text())["history"]
     assert [h["epoch"] for h in h_part] == [1, 2, 3]
     np.testing.assert_allclose([h["val_mae"] for h in h_part], [h["val_mae"] for h in h_full], rtol=1e-5)
+
+
+def test_minor_overshoot_loss_weights_only_minors_estimated_too_old():
+    from agegate.train.losses import make_loss
+    from agegate.train.tfenv import import_tf
+
+    _, keras = import_tf()
+    y = np.array([[5.0], [16.0], [30.0], [17.0], [40.0]], np.float32)
+    p = np.array([[9.0], [15.0], [33.0], [17.5], [35.0]], np.float32)
+    per_plain = keras.losses.Huber(delta=2.0, reduction="none")(y, p).numpy()
+    np.testing.assert_allclose(make_loss(keras, "huber", 1.0)(y, p).numpy(), per_plain.mean(), rtol=1e-6)
+    # Only rows 0 and 3 (minors estimated above their age) are weighted; the minor estimated younger
+    # (row 1) and the adults over- and under-estimated (rows 2, 4) keep the plain loss.
+    weights = np.array([3.0, 1.0, 1.0, 3.0, 1.0])
+    np.testing.assert_allclose(make_loss(keras, "huber", 3.0)(y, p).numpy(), (per_plain * weights).mean(), rtol=1e-6)
+    np.testing.assert_allclose(make_loss(keras, "mae", 3.0)(y, p).numpy(),
+                               (np.abs(p - y).ravel() * weights).mean(), rtol=1e-6)
+    with pytest.raises(Exception, match="minor-overshoot-weight"):
+        TrainConfig(data=".", out=".", minor_overshoot_weight=0.5).validate()
 
 
 def test_imagenet_offline_fails_at_once_with_alternatives(small_utk, tmp_path):

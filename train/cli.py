@@ -34,6 +34,9 @@ from .datasets import FORMATS
 @click.option("--minor-weight", type=float, default=1.0, show_default=True,
               help="Loss weight of training images under 18: >1 trades some adult accuracy for fewer minors "
                    "estimated 25+ (Challenge 25).")
+@click.option("--minor-overshoot-weight", type=float, default=1.0, show_default=True,
+              help="Asymmetric Challenge-25 loss: a minor's loss is multiplied by this where the estimate is above "
+                   "the true age (1: off). Pushes down the errors that pass minors as adults.")
 @click.option("--bn-recalibrate", type=int, default=20, show_default=True,
               help="Recompute BatchNorm statistics on N training batches after each epoch (0: off).")
 @click.option("--strict", is_flag=True, help="Fail on an unreadable image instead of skipping it.")
@@ -43,7 +46,8 @@ from .datasets import FORMATS
               help="TF op determinism: a resumed run ends bitwise equal to an uninterrupted one.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 def train(data, fmt, split_file, out, backbone, weights, input_size, epochs, batch_size, lr, loss, freeze_epochs,
-          augment, seed, precision, distribute, patience, minor_weight, bn_recalibrate, strict, cache_dir, limit, deterministic, resume):
+          augment, seed, precision, distribute, patience, minor_weight, minor_overshoot_weight, bn_recalibrate, strict,
+          cache_dir, limit, deterministic, resume):
     """Train an age regressor and export OUT/model.keras with OUT/model.json.
 
     \b
@@ -58,6 +62,7 @@ def train(data, fmt, split_file, out, backbone, weights, input_size, epochs, bat
                       input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
                       freeze_epochs=freeze_epochs, augment=augment, seed=seed, precision=precision,
                       distribute=distribute, patience=patience, minor_weight=minor_weight,
+                      minor_overshoot_weight=minor_overshoot_weight,
                       bn_recalibrate=bn_recalibrate, strict=strict, cache_dir=cache_dir, limit=limit,
                       deterministic=deterministic)
     run_training(cfg, resume=resume, echo=click.echo)

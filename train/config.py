@@ -30,6 +30,7 @@ class TrainConfig:
     dropout: float = 0.2
     bn_momentum: float = 0.9
     minor_weight: float = 1.0  # loss weight of training images under 18 (Challenge 25: fewer minors pass)
+    minor_overshoot_weight: float = 1.0  # extra factor on a minor's loss when the estimate is above the true age
     bn_recalibrate: int = 20  # precise-BN batches after each epoch (0: off)
     strict: bool = False
     cache_dir: str | None = None
@@ -48,6 +49,8 @@ class TrainConfig:
             raise UsageError(f"--distribute must be none, mirrored or multiworker, not {self.distribute!r}")
         if self.minor_weight <= 0:
             raise UsageError("--minor-weight must be positive")
+        if self.minor_overshoot_weight < 1:
+            raise UsageError("--minor-overshoot-weight must be 1 (off) or more")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be at least 1")
         if not 0 <= self.freeze_epochs <= self.epochs:

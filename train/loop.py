@@ -29,6 +29,7 @@ from .backbones import build_model, get_backbone
 from .config import TrainConfig
 from .datasets import read_dataset
 from .inputs import decode_records, make_dataset
+from .losses import age_loss_class, make_loss
 
 log = logging.getLogger("agegate.train")
 MODEL_FILE = "model.keras"
@@ -88,7 +89,7 @@ def _set_phase(model, n_backbone: int, frozen: bool) -> None:
 
 
 def _compile(model, keras, cfg: TrainConfig) -> None:
-    loss = keras.losses.Huber(delta=2.0) if cfg.loss == "huber" else keras.losses.MeanAbsoluteError()
+    loss = make_loss(keras, cfg.loss, cfg.minor_overshoot_weight)
     model.compile(optimizer=keras.optimizers.Adam(lr_at(cfg, 0)), loss=loss,
                   metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
 
@@ -162,7 +163,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     with strategy.scope():
         if resume:
             state = json.loads(state_path.read_text())
-            model = keras.models.load_model(str(ckpt_dir / state["checkpoint"]))
+            model = keras.models.load_model(str(ckpt_dir / state["checkpoint"]),
+                                            custom_objects={"AgeLoss": age_loss_class(keras)})
         else:
             keras.utils.set_random_seed(cfg.seed)  # the initial weights depend on the seed only
             model, _ = build_model(cfg.backbone, size, cfg.weights, cfg.dropout, float(np.mean(train_data.ages)),
