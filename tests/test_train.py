@@ -64,13 +64,16 @@ def test_best_epoch_exported_and_round_trip(trained_run, small_utk):
     assert np.std(y) > 0
 
 
-def test_in_memory_model_matches_export(small_utk, tmp_path):
+def test_keep_last_exports_the_in_memory_final_model(small_utk, tmp_path):
     cfg = TrainConfig(data=str(small_utk), out=str(tmp_path / "r"), backbone="mobilenet_v3_small", weights="none",
-                      input_size=48, epochs=1, batch_size=32, limit=64, augment="none")
+                      input_size=48, epochs=2, batch_size=32, limit=64, augment="none", keep="last", patience=5)
     result = run_training(cfg, echo=lambda *_: None)
     from agegate.convert.tflite import load_keras_model
 
     exported, meta = load_keras_model(result.out)
+    last_val = float((result.out / "history.csv").read_text().splitlines()[-1].split(",")[5])
+    assert meta.metrics["val"]["mae"] == pytest.approx(last_val, abs=1e-3)
+    assert meta.extra["exported_epoch"] == 2
     x = np.random.default_rng(0).uniform(-1, 1, (4, 48, 48, 3)).astype(np.float32)
     np.testing.assert_allclose(exported.predict(x, verbose=0), result.model.predict(x, verbose=0), rtol=1e-5,
                                atol=1e-4)

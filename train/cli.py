@@ -31,6 +31,9 @@ from .datasets import FORMATS
 @click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
               show_default=True, help="tf.distribute strategy: mirrored (one host, many GPUs), multiworker (TF_CONFIG).")
 @click.option("--patience", type=int, default=5, show_default=True, help="Early stopping patience in epochs.")
+@click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Export the epoch with the best val MAE, or the last one (when val MAE is not the only "
+                   "criterion, e.g. Challenge-25 fine-tuning judged afterwards with `agegate eval`).")
 @click.option("--minor-weight", type=float, default=1.0, show_default=True,
               help="Loss weight of training images under 18: >1 trades some adult accuracy for fewer minors "
                    "estimated 25+ (Challenge 25).")
@@ -46,7 +49,7 @@ from .datasets import FORMATS
               help="TF op determinism: a resumed run ends bitwise equal to an uninterrupted one.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 def train(data, fmt, split_file, out, backbone, weights, input_size, epochs, batch_size, lr, loss, freeze_epochs,
-          augment, seed, precision, distribute, patience, minor_weight, minor_overshoot_weight, bn_recalibrate, strict,
+          augment, seed, precision, distribute, patience, keep, minor_weight, minor_overshoot_weight, bn_recalibrate, strict,
           cache_dir, limit, deterministic, resume):
     """Train an age regressor and export OUT/model.keras with OUT/model.json.
 
@@ -61,7 +64,7 @@ def train(data, fmt, split_file, out, backbone, weights, input_size, epochs, bat
     cfg = TrainConfig(data=data, out=out, format=fmt, split_file=split_file, backbone=backbone, weights=weights,
                       input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
                       freeze_epochs=freeze_epochs, augment=augment, seed=seed, precision=precision,
-                      distribute=distribute, patience=patience, minor_weight=minor_weight,
+                      distribute=distribute, patience=patience, keep=keep, minor_weight=minor_weight,
                       minor_overshoot_weight=minor_overshoot_weight,
                       bn_recalibrate=bn_recalibrate, strict=strict, cache_dir=cache_dir, limit=limit,
                       deterministic=deterministic)

@@ -27,6 +27,7 @@ class TrainConfig:
     precision: str = "float32"
     distribute: str = "none"
     patience: int = 5
+    keep: str = "best"  # which epoch model.keras holds: best val MAE, or the last (cosine schedules end low)
     dropout: float = 0.2
     bn_momentum: float = 0.9
     minor_weight: float = 1.0  # loss weight of training images under 18 (Challenge 25: fewer minors pass)
@@ -47,6 +48,8 @@ class TrainConfig:
             raise UsageError(f"--precision must be float32 or mixed_float16, not {self.precision!r}")
         if self.distribute not in ("none", "mirrored", "multiworker"):
             raise UsageError(f"--distribute must be none, mirrored or multiworker, not {self.distribute!r}")
+        if self.keep not in ("best", "last"):
+            raise UsageError(f"--keep must be best or last, not {self.keep!r}")
         if self.minor_weight <= 0:
             raise UsageError("--minor-weight must be positive")
         if self.minor_overshoot_weight < 1:

@@ -205,10 +205,12 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
         improved = state["best_val_mae"] is None or val_mae < state["best_val_mae"]
         if improved:
             state.update(best_val_mae=val_mae, best_epoch=epoch + 1, bad_epochs=0)
-            if chief:
-                _atomic_save(model, out / MODEL_FILE)
         else:
             state["bad_epochs"] += 1
+        if improved or cfg.keep == "last":
+            state.update(kept_val_mae=val_mae, kept_epoch=epoch + 1)
+            if chief:
+                _atomic_save(model, out / MODEL_FILE)
         state["epoch"] = epoch + 1
         if chief:
             # A checkpoint per epoch, then state.json names it (atomic rename): a kill between the two
@@ -227,8 +229,14 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
 
     if chief:
         export_metadata(out, cfg, spec, data, train_data, val_data, state)
-        echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE}")
+        echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
+             f"(epoch {_kept(state)[0]}, val MAE {_kept(state)[1]:.3f})")
     return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)
+
+
+def _kept(state: dict) -> tuple[int, float]:
+    """(epoch, val MAE) of the exported model.keras: the best epoch, or the last with --keep last."""
+    return state.get("kept_epoch", state["best_epoch"]), state.get("kept_val_mae", state["best_val_mae"])
 
 
 def recalibrate_bn(model, keras, data, spec: PreprocessSpec, batches: int, batch_size: int, seed: int) -> None:
@@ -262,9 +270,9 @@ def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, data, tra
     meta = ModelMetadata(
         backbone=cfg.backbone, input_size=spec.input_size, preprocess=spec, age_range=(lo, hi),
         quantization="none", source_sha256=sha256_file(out / MODEL_FILE), data_fingerprint=data.fingerprint(),
-        metrics={cfg.val_split: {"mae": round(state["best_val_mae"], 4), "n": int(len(val_data.ages))}},
+        metrics={cfg.val_split: {"mae": round(_kept(state)[1], 4), "n": int(len(val_data.ages))}},
         agegate_version=__version__,
-        extra={"train_config": asdict(cfg), "best_epoch": state["best_epoch"], "data_format": data.format,
+        extra={"train_config": asdict(cfg), "best_epoch": state["best_epoch"], "exported_epoch": _kept(state)[0], "data_format": data.format,
                "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
                "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped)},
     )
