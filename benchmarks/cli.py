@@ -46,6 +46,10 @@ def _emit(result: dict, fmt: str, out: str | None) -> None:
                            f"{r['p99_ms']:>7.2f} {r['throughput_per_s']:>7.0f} {r['ratio_vs_first']:>6.2f}")
             click.echo(f"ratio = p50 of {result['baseline']} / p50 of the row (same thread count); "
                        f"peak RSS {result['peak_rss_mb']} MB")
+            for r in rows:
+                if r.get("invokes_per_face", 1) > 1:
+                    click.echo(f"{Path(r['model']).name} ({r['threads']} thr) averages {r['invokes_per_face']} "
+                               f"views per face (tta): p50 per face {r['p50_per_face_ms']:.2f} ms")
     if out:
         click.echo(f"saved {out}", err=True)
 

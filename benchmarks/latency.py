@@ -43,6 +43,7 @@ class ModelRun:
     quantization: str
     init_ms: float
     rss_added_mb: float
+    invokes_per_face: int = 1  # 2 for a model with mirror test-time augmentation (metadata tta)
     samples_ms: list[float] = field(default_factory=list, repr=False)
 
     def stats(self) -> dict:
@@ -95,11 +96,12 @@ def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: 
     for m in models:
         p = Path(m)
         validate_tflite_file(p)
-        quant = "unknown"
+        quant, invokes = "unknown", 1
         if sidecar_path(p).exists():
             from agegate.edge.metadata import read_metadata
 
-            quant = read_metadata(p).quantization
+            meta = read_metadata(p)
+            quant, invokes = meta.quantization, 2 if meta.tta == "mirror" else 1
         for t in threads:
             before = rss_mb()
             t0 = time.perf_counter()
@@ -112,7 +114,7 @@ def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: 
                 xs = _inputs(interp, input_source)
             i, o = interp.get_input_details()[0], interp.get_output_details()[0]
             run = ModelRun(str(p), t, round(p.stat().st_size / 1e6, 3), np.dtype(i["dtype"]).name,
-                           np.dtype(o["dtype"]).name, quant, round(init_ms, 2), round(added, 1))
+                           np.dtype(o["dtype"]).name, quant, round(init_ms, 2), round(added, 1), invokes)
             configs.append((run, interp, i["index"], xs))
     for run, interp, idx, xs in configs:  # warm-up
         for k in range(warmup):
@@ -131,6 +133,7 @@ def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: 
     for run, *_ in configs:
         row = {k: v for k, v in asdict(run).items() if k != "samples_ms"}
         row.update(run.stats())
+        row["p50_per_face_ms"] = round(row["p50_ms"] * run.invokes_per_face, 3)
         base.setdefault(run.threads, row["p50_ms"])
         rows.append(row)
     first = Path(models[0]).name

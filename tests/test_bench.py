@@ -1,6 +1,8 @@
 """Benchmark CLI: output schema and ratios on a tiny model. No test asserts a timing."""
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from agegate.edge.cli import cli
@@ -26,6 +28,23 @@ def test_bench_models_schema_and_ratio(converted, tmp_path):
         r = CliRunner().invoke(cli, ["bench", str(converted["int8"]), "--threads", "1", "--runs", "3", "--warmup",
                                      "1", "--format", fmt])
         assert r.exit_code == 0 and marker in r.output, r.output
+
+
+def test_bench_counts_both_views_of_a_mirror_tta_model(converted, tmp_path):
+    import shutil
+
+    mirror = tmp_path / "mirror.tflite"
+    shutil.copy(converted["int8"], mirror)
+    meta = json.loads(converted["int8"].with_suffix(".json").read_text())
+    mirror.with_suffix(".json").write_text(json.dumps({**meta, "tta": "mirror"}))
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(cli, ["bench", str(converted["int8"]), str(mirror), "--threads", "1", "--runs", "5",
+                                 "--warmup", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    plain, tta = json.loads(out.read_text())["results"]
+    assert (plain["invokes_per_face"], tta["invokes_per_face"]) == (1, 2)
+    assert plain["p50_per_face_ms"] == plain["p50_ms"] and tta["p50_per_face_ms"] == pytest.approx(2 * tta["p50_ms"], abs=2e-3)
+    assert "2 views per face" in r.output
 
 
 def test_bench_real_input_profile_and_report(converted, small_utk, tmp_path):
