@@ -272,7 +272,8 @@ def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, data, tra
         quantization="none", source_sha256=sha256_file(out / MODEL_FILE), data_fingerprint=data.fingerprint(),
         metrics={cfg.val_split: {"mae": round(_kept(state)[1], 4), "n": int(len(val_data.ages))}},
         agegate_version=__version__,
-        extra={"train_config": asdict(cfg), "best_epoch": state["best_epoch"], "exported_epoch": _kept(state)[0], "data_format": data.format,
+        extra={"train_config": asdict(cfg), "best_epoch": state["best_epoch"], "exported_epoch": _kept(state)[0],
+               "data_format": data.format,
                "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
                "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped)},
     )
