@@ -101,7 +101,7 @@ def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: 
             from agegate.edge.metadata import read_metadata
 
             meta = read_metadata(p)
-            quant, invokes = meta.quantization, 2 if meta.tta == "mirror" else 1
+            quant, invokes = meta.quantization, meta.runs_per_prediction
         for t in threads:
             before = rss_mb()
             t0 = time.perf_counter()

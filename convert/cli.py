@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agegate.edge.metadata import TTA_MODES
 from agegate.train.datasets import FORMATS
 
 from .tflite import QUANT_MODES
@@ -39,7 +40,7 @@ def data_options(f):
 @click.option("--qat-lr", type=float, default=2e-5, show_default=True)
 @click.option("--qat-limit", type=int, help="QAT on at most N training images.")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--tta", type=click.Choice(["none", "mirror"]),
+@click.option("--tta", type=click.Choice(list(TTA_MODES)),
               help="Test-time augmentation written into the metadata, so eval, QA and the box all use it: "
                    "mirror averages each face with its mirror image (two model runs). Default: the run's own.")
 @data_options
@@ -85,7 +86,8 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
     result = convert_keras(model, meta, quant, out_path, io=io, calibration=calib, source_path=source, qat=qat)
     click.echo(result.summary())
     if meta.tta != "none":
-        click.echo(f"test-time augmentation: {meta.tta} (each prediction runs the model twice)")
+        click.echo(f"test-time augmentation: {meta.tta} (each prediction runs the model "
+                   f"{meta.runs_per_prediction} times)")
 
 
 @click.command("eval")

@@ -61,6 +61,11 @@ class ModelMetadata:
                              f"upgrade agegate")
         return cls(**kw)
 
+    @property
+    def runs_per_prediction(self) -> int:
+        """Model invokes per face: 2 with mirror test-time augmentation, else 1."""
+        return 2 if self.tta == "mirror" else 1
+
 
 def sidecar_path(model_path: str | Path) -> Path:
     """model.tflite -> model.json; a run folder -> folder/model.json."""

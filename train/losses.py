@@ -33,16 +33,13 @@ def age_loss_class(keras):
 
         def call(self, y_true, y_pred):
             y_true = tf.reshape(tf.cast(y_true, y_pred.dtype), tf.shape(y_pred))
-            err = y_pred - y_true
-            abs_err = tf.abs(err)
+            # Keras's own per-sample losses (mean over the last axis), then the asymmetric weight.
             if self.kind == "huber":
-                d = tf.cast(self.delta, err.dtype)
-                per = tf.where(abs_err <= d, 0.5 * tf.square(err), d * abs_err - 0.5 * d * d)
+                per = keras.losses.huber(y_true, y_pred, delta=self.delta)
             else:
-                per = abs_err
-            overshoot = tf.logical_and(y_true < MINOR_AGE, err > 0)
-            per = per * tf.where(overshoot, tf.cast(self.minor_overshoot_weight, err.dtype), tf.ones_like(err))
-            return tf.reduce_mean(per, axis=-1)
+                per = keras.losses.mean_absolute_error(y_true, y_pred)
+            overshoot = tf.reduce_any(tf.logical_and(y_true < MINOR_AGE, y_pred > y_true), axis=-1)
+            return per * tf.where(overshoot, tf.cast(self.minor_overshoot_weight, per.dtype), tf.ones_like(per))
 
         def get_config(self):
             return {**super().get_config(), "kind": self.kind, "delta": self.delta,
