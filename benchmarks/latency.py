@@ -67,11 +67,12 @@ def _inputs(interp, source: str, n: int = 16) -> list[np.ndarray]:
 
 
 def _real_inputs(model_path: Path, interp, folder: Path, n: int = 16) -> list[np.ndarray]:
+    from agegate.edge.contracts import IMAGE_EXTS
     from agegate.edge.metadata import read_metadata
-    from agegate.edge.preprocess import IMAGE_EXTS_BOX, decode_image, preprocess
+    from agegate.edge.preprocess import decode_image, preprocess
 
     spec = read_metadata(model_path).preprocess
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS_BOX)[:n]
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)[:n]
     if not files:
         raise UsageError(f"--input real:{folder}: no images there")
     d = interp.get_input_details()[0]

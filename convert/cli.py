@@ -93,47 +93,56 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
 @click.command("eval")
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True),
               help="A run folder / model.keras, or a .tflite with its .json.")
-@click.option("--data", required=True, type=click.Path(exists=True))
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
+              help="Data set folder or CSV; repeat for a cross-dataset table (one row per set, plus overall).")
 @data_options
-@click.option("--split", default="test", show_default=True, help="train | val | test | all")
-@click.option("--detect", is_flag=True, help="Run the box's face detector and crop first (un-cropped photos).")
+@click.option("--split", default="test", show_default=True,
+              help="train | val | test | all; a set with no split at all is evaluated whole (and says so).")
+@click.option("--detect", is_flag=True, help="Run the box's face detector and crop first (un-cropped photos). "
+              "Always on for a model trained with --crop box (its metadata says so).")
 @click.option("--detector", type=click.Choice(["blazeface-short", "blazeface-full", "haar"]),
               default="blazeface-short", show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True, help="LiteRT threads.")
-@click.option("--predictions", type=click.Path(dir_okay=False), help="Write one CSV row per image.")
+@click.option("--predictions", type=click.Path(dir_okay=False),
+              help="Write one CSV row per image (skipped images too, with the reason).")
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, threads, predictions, as_json):
-    """MAE, RMSE, CS5, bias, per-band figures and Challenge-25 rates of a model on a split."""
-    from .evaluate import predict, select_records
+    """MAE, RMSE, CS5, bias, per-band figures and Challenge-25 rates of a model on a split.
 
-    recs = select_records(data, fmt, split_file, split, limit)
-    preds = predict(model_path, recs, threads=threads, detect=detect, detector=detector,
-                    progress=not as_json and sys.stderr.isatty())
-    m = preds.metrics()
-    m.update(model=str(model_path), split=split, detect=detect)
+    \b
+    Several --data give one table per set and an overall row (the top-level JSON keys are the
+    overall figures; "sets" holds each set's):
+      agegate eval --model m.tflite --data ../shared/datasets/utkface --data ../shared/datasets/aaf
+    """
+    from .evaluate import Predictions, evaluate_sets, model_metadata
+
+    if len(data) > 1 and split_file:
+        from agegate.edge.errors import UsageError
+
+        raise UsageError("--split-file applies to one --data set; each set brings its own split")
+    sets = evaluate_sets(model_path, list(data), fmt, split_file, split, limit, threads=threads, detect=detect,
+                         detector=detector, progress=not as_json and sys.stderr.isatty())
+    overall = Predictions.concat([s.predictions for s in sets]) if len(sets) > 1 else sets[0].predictions
+    detected = detect or model_metadata(model_path).preprocess.face_crop == "box"
+    m = overall.metrics()
+    m.update(model=str(model_path), split=split, detect=detected, sets=[s.to_dict() for s in sets])
     if predictions:
-        preds.write_csv(Path(predictions))
+        overall.write_csv(Path(predictions))
     if as_json:
         click.echo(json.dumps(m, indent=2))
         return
-    c = m["challenge25"]
-    click.echo(f"{model_path} on {split} ({m['n']} images, {m['skipped']} skipped): MAE {m['mae']:.3f}  "
-               f"RMSE {m['rmse']:.3f}  median {m['median_ae']:.3f}  CS5 {m['cs5']:.3f}  bias {m['bias']:+.3f}")
-    click.echo(f"{'band':>6} {'n':>5} {'MAE':>7} {'bias':>7}")
-    for b, v in m["bands"].items():
-        if v["n"]:
-            click.echo(f"{b:>6} {v['n']:>5} {v['mae']:>7.3f} {v['bias']:>+7.3f}")
-    if c["n_minors"]:
-        click.echo(f"Challenge 25: minors predicted 25+ {c['false_pass_rate']:.2%}, 18+ {c['minor_pass_18_rate']:.2%}; "
-                   f"25+ flagged {c['flag_rate_25plus']:.2%}; threshold for <=1% false pass: {c['safe_threshold']} "
-                   f"(flags {c['safe_flag_rate_25plus']:.2%} of 25+)")
+    from .report_text import eval_tables
+
+    click.echo(eval_tables(str(model_path), split, detected, [(s.name, s.split, s.predictions.metrics()) for s in sets],
+                           m if len(sets) > 1 else None))
 
 
 @click.command()
 @click.option("--float", "float_model", required=True, type=click.Path(exists=True),
               help="The float parent: run folder, model.keras, or float32 .tflite.")
 @click.option("--quantized", required=True, type=click.Path(exists=True), help="The quantized .tflite.")
-@click.option("--data", required=True, type=click.Path(exists=True))
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
+              help="Data set folder or CSV; repeat to require MAE < --max-mae on every set (per population).")
 @data_options
 @click.option("--split", default="test", show_default=True)
 @click.option("--max-mae", type=float, default=8.0, show_default=True)
@@ -148,18 +157,21 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""
     from agegate.edge.errors import UsageError
 
-    from .evaluate import is_tflite, model_metadata, predict, select_records
-    from .qa import Gates, compare, write_report
+    from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, select_records
+    from .qa import Gates, check_float_parent, compare, write_report
 
+    check_float_parent(float_model, quantized)
     tta = {model_metadata(m).tta for m in (float_model, quantized)}
     if len(tta) > 1:  # a gate between two different predictors would measure the augmentation, not quantization
         raise UsageError(f"--float and --quantized use different test-time augmentation ({' vs '.join(sorted(tta))}); "
                          f"convert both with the same --tta")
-    recs = select_records(data, fmt, split_file, split, limit)
     prog = not as_json and sys.stderr.isatty()
-    fp = predict(float_model, recs, threads=threads, progress=prog, desc="float")
-    qp = predict(quantized, recs, threads=threads, progress=prog, desc="quantized")
-    rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized))
+    fsets = evaluate_sets(float_model, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)
+    qsets = evaluate_sets(quantized, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)
+    fp = Predictions.concat([s.predictions for s in fsets])
+    qp = Predictions.concat([s.predictions for s in qsets])
+    per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
+    rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set)
     layers = None
     if debug_layers:
         if is_tflite(float_model):
@@ -168,6 +180,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
         from .tflite import calibration_images, load_keras_model
 
         km, meta = load_keras_model(float_model)
+        recs = select_records(data[0], fmt, split_file, split, limit, whole_if_unsplit=True)
         layers = run_debugger(km, calibration_images(recs, meta.preprocess, 64))
     write_report(rep, fp, qp, Path(out), layers)
     if as_json:

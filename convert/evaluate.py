@@ -33,6 +33,7 @@ class Predictions:
     def metrics(self) -> dict:
         m = age_metrics(self.y_true, self.y_pred)
         m["skipped"] = len(self.skipped)
+        m["skipped_files"] = [{"path": p, "reason": why} for p, why in self.skipped]
         keys = sorted({k for a in self.attrs for k in a})
         if keys:  # e.g. UTKFace gender and race: the fairness figures of a model card
             m["groups"] = {k: group_mae(self.y_true, self.y_pred, [a.get(k, "unknown") for a in self.attrs])
@@ -40,12 +41,21 @@ class Predictions:
         return m
 
     def write_csv(self, path: Path) -> None:
+        """One row per image; a skipped image has an empty prediction and says why."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["file", "age", "predicted", "error"])
+            w.writerow(["file", "age", "predicted", "error", "skipped"])
             for p, t, y in zip(self.paths, self.y_true, self.y_pred):
-                w.writerow([p, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}"])
+                w.writerow([p, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", ""])
+            for p, why in self.skipped:
+                w.writerow([p, "", "", "", why])
+
+    @classmethod
+    def concat(cls, parts: list["Predictions"]) -> "Predictions":
+        return cls([p for x in parts for p in x.paths], np.concatenate([x.y_true for x in parts]),
+                   np.concatenate([x.y_pred for x in parts]), [a for x in parts for a in x.attrs],
+                   [s for x in parts for s in x.skipped])
 
 
 def is_tflite(path: str | Path) -> bool:
@@ -57,16 +67,21 @@ def model_metadata(path: str | Path) -> ModelMetadata:
     return read_metadata(p if is_tflite(p) or p.is_dir() else p)
 
 
-class _Inputs:
-    """Turns records into normalised model inputs, with or without the box's detector."""
+class ModelInputs:
+    """Turns records into normalised model inputs, through the box's detector and crop when asked
+    (`detect`) or when the model was trained on box crops (`face_crop: box` in its metadata)."""
 
-    def __init__(self, spec: PreprocessSpec, detect: bool, detector: str = "blazeface-short"):
+    def __init__(self, spec: PreprocessSpec, detect: bool = False, detector: str = "blazeface-short"):
         self.spec = spec
         self.detector = None
-        if detect:
+        if detect or spec.face_crop == "box":
             from agegate.edge.detect import DetectorOptions, FaceDetector
 
             self.detector = FaceDetector(DetectorOptions(detector=detector, min_face=16))
+
+    @property
+    def detects(self) -> bool:
+        return self.detector is not None
 
     def __call__(self, rec) -> tuple[np.ndarray | None, str]:
         try:
@@ -74,19 +89,19 @@ class _Inputs:
         except AgegateError as e:
             return None, str(e)
         if self.detector is not None:
-            from agegate.edge.detect import crop_face
+            from agegate.edge.detect import box_crop
 
-            faces = self.detector.detect(img)
-            if not faces:
+            found = box_crop(img, self.detector, self.spec.face_margin)
+            if found is None:
                 return None, f"{rec.path}: no face found"
-            img = crop_face(img, faces[0], self.spec.face_margin)
+            img = found[0]
         return normalize(prepare_uint8(img, self.spec), self.spec), ""
 
 
 def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: int = 64, detect: bool = False,
             detector: str = "blazeface-short", progress: bool = True, desc: str = "eval") -> Predictions:
     meta = model_metadata(model_path)
-    inputs = _Inputs(meta.preprocess, detect, detector)
+    inputs = ModelInputs(meta.preprocess, detect, detector)
     if is_tflite(model_path):
         from agegate.edge.runtime import AgeModel
 
@@ -104,7 +119,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
                 y = 0.5 * (y + keras_model.predict(mirror(x), verbose=0).reshape(-1))
             return y
     paths, y_true, y_pred, attrs, skipped = [], [], [], [], []
-    workers = 1 if detect else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
+    workers = 1 if inputs.detects else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(records), batch_size):
@@ -131,11 +146,15 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
 
 
 def select_records(data: str, fmt: str, split_file: str | None, split: str | None, limit: int | None = None,
-                   seed: int = 0):
+                   seed: int = 0, whole_if_unsplit: bool = False):
+    """The records of one split. A data set without any split is taken whole when
+    `whole_if_unsplit` (eval, calibration: callers say so), else it is an error."""
     from agegate.train.datasets import read_dataset
 
     ds = read_dataset(data, fmt, split_file)
-    recs = ds.split(split) if split and split != "all" else ds.records
+    unsplit = not any(r.split for r in ds.records)
+    whole = split in (None, "all") or (unsplit and whole_if_unsplit)
+    recs = ds.records if whole else ds.split(split)
     if not recs:
         have = sorted({str(r.split) for r in ds.records})
         raise UsageError(f"{data}: no images in split {split!r} (splits here: {', '.join(have)})")
@@ -143,3 +162,33 @@ def select_records(data: str, fmt: str, split_file: str | None, split: str | Non
         rng = np.random.default_rng(seed)
         recs = [recs[i] for i in sorted(rng.permutation(len(recs))[:limit])]
     return recs
+
+
+@dataclass
+class SetResult:
+    """One data set's predictions in a cross-dataset evaluation."""
+
+    name: str
+    path: str
+    split: str  # the split evaluated, or "all (the set has no split)"
+    predictions: Predictions
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": self.path, "split": self.split, **self.predictions.metrics()}
+
+
+def evaluate_sets(model_path: str | Path, datas: list[str], fmt: str, split_file: str | None, split: str,
+                  limit: int | None = None, **predict_kw) -> list[SetResult]:
+    """Predictions per data set, each on `split`; a set that has no split is evaluated whole (and says so)."""
+    out = []
+    for data in datas:
+        recs = select_records(data, fmt, split_file, split, limit, whole_if_unsplit=True)
+        used = split if any(r.split == split for r in recs) or split == "all" else "all (the set has no split)"
+        name = _set_name(data)
+        out.append(SetResult(name, str(data), used, predict(model_path, recs, desc=name, **predict_kw)))
+    return out
+
+
+def _set_name(data: str) -> str:
+    p = Path(data)
+    return (p.parent.name if p.is_file() else p.name) or str(p)

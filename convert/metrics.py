@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from agegate.edge.bands import BAND_LABELS, band_index
+from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 
-ID_THRESHOLD = 25.0  # Challenge 25: ask for ID when the buyer looks under 25
 MAX_FALSE_PASS = 0.01
 
 
@@ -17,23 +17,23 @@ def _r(x: float, nd: int = 4) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
 
-def challenge25(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = ID_THRESHOLD,
+def challenge25(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = CHALLENGE_AGE,
                 max_false_pass: float = MAX_FALSE_PASS) -> dict:
     """What the ID-check decision does with these predictions.
 
-    false_pass_rate: of true minors (< 18), share predicted >= threshold (served without ID).
+    false_pass_rate: of true minors (< MINOR_AGE), share predicted >= threshold (served without ID).
     minor_pass_18_rate: of true minors, share predicted >= 18.
     flag_rate_25plus: of true 25+, share predicted < threshold (asked for ID).
     safe_threshold: the lowest threshold whose false pass rate is <= max_false_pass, and its flag rate.
     """
-    minors = y_pred[y_true < 18]
-    adults = y_pred[y_true >= 25]
+    minors = y_pred[y_true < MINOR_AGE]
+    adults = y_pred[y_true >= CHALLENGE_AGE]
     out = {
         "threshold": threshold,
         "n_minors": int(len(minors)),
         "n_25plus": int(len(adults)),
         "false_pass_rate": _r(np.mean(minors >= threshold)) if len(minors) else None,
-        "minor_pass_18_rate": _r(np.mean(minors >= 18)) if len(minors) else None,
+        "minor_pass_18_rate": _r(np.mean(minors >= MINOR_AGE)) if len(minors) else None,
         "flag_rate_25plus": _r(np.mean(adults < threshold)) if len(adults) else None,
     }
     if len(minors):

@@ -18,7 +18,9 @@ import numpy as np
 from agegate.edge.bands import BAND_LABELS, band_index
 
 from .evaluate import Predictions
-from .metrics import ID_THRESHOLD, age_metrics
+from agegate.edge.contracts import CHALLENGE_AGE
+
+from .metrics import age_metrics
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Gates:
     max_flips: float = 0.02
     min_pearson: float = 0.9
     min_std_ratio: float = 0.5  # quantized prediction spread vs float spread
-    id_threshold: float = ID_THRESHOLD
+    id_threshold: float = CHALLENGE_AGE
 
 
 @dataclass
@@ -65,7 +67,29 @@ class QAReport:
         return d
 
 
-def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, quant_model: str) -> QAReport:
+FLOAT_QUANTIZATIONS = ("none", "float32", "float16")
+
+
+def check_float_parent(float_model: str, quantized: str) -> None:
+    """A gate against the wrong parent proves nothing: refuse one that is not float, or is the model itself."""
+    from agegate.edge.errors import UsageError
+    from agegate.edge.metadata import sha256_file
+
+    from .evaluate import is_tflite, model_metadata
+
+    fq = model_metadata(float_model).quantization
+    if fq not in FLOAT_QUANTIZATIONS:
+        raise UsageError(f"--float {float_model} is a {fq} model, not a float parent; give the run folder or a "
+                         f"float32 .tflite it was converted from")
+    if Path(float_model).resolve() == Path(quantized).resolve():
+        raise UsageError(f"--float and --quantized are the same file ({quantized})")
+    if is_tflite(float_model) and is_tflite(quantized) and sha256_file(float_model) == sha256_file(quantized):
+        raise UsageError(f"--float {float_model} and --quantized {quantized} are the same model (identical bytes); "
+                         f"QA compares a quantized model with the float model it came from")
+
+
+def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, quant_model: str,
+            per_set: dict[str, Predictions] | None = None) -> QAReport:
     # Pair by image: a file skipped by one model (no face) is dropped from both.
     qmap = dict(zip(qp.paths, qp.y_pred))
     keep = [i for i, p in enumerate(fp.paths) if p in qmap]
@@ -104,6 +128,10 @@ def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, qu
                    f"std ratio {std_ratio:.3f}, {comp['unique_quantized_values']} distinct outputs, "
                    f"range {comp['quantized_range']} vs float {comp['float_range']}"),
     ]
+    for name, p in (per_set or {}).items():  # the business gate per population, not only on average
+        mae = age_metrics(p.y_true, p.y_pred)["mae"]
+        rep.gates.append(GateResult(f"mae[{name}]", mae < g.max_mae, mae, f"< {g.max_mae}",
+                                    f"quantized MAE on {name} ({len(p.y_true)} images)"))
     return rep
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agegate.edge.errors import AgegateError, ModelError, UsageError
+from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import ModelMetadata, read_metadata, sha256_file, write_metadata
-from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
+from agegate.edge.preprocess import PreprocessSpec
 
 from agegate.edge.quiet import quiet_fds
 
@@ -52,17 +52,20 @@ def load_keras_model(model_dir: str | Path):
 
 
 def calibration_images(records, spec: PreprocessSpec, size: int, seed: int = 0) -> np.ndarray:
-    """Up to `size` normalised inputs drawn evenly at random from `records`, skipping unreadable files."""
+    """Up to `size` normalised inputs drawn evenly at random from `records`, skipping unreadable files
+    (and, for a model trained on box crops, images without a face: calibration sees the box's crops)."""
+    from .evaluate import ModelInputs
+
+    inputs = ModelInputs(spec)
     rng = np.random.default_rng(seed)
     picks = rng.permutation(len(records))
     out = []
     for i in picks:
         if len(out) >= size:
             break
-        try:
-            out.append(normalize(prepare_uint8(decode_image(records[i].path), spec), spec))
-        except AgegateError:
-            continue
+        x, _ = inputs(records[i])
+        if x is not None:
+            out.append(x)
     if not out:
         raise UsageError("no readable calibration images")
     return np.stack(out).astype(np.float32)

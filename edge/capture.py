@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from .errors import AgegateError
-from .preprocess import IMAGE_EXTS_BOX, decode_image
+from .contracts import IMAGE_EXTS
+from .preprocess import decode_image
 
 log = logging.getLogger("agegate.edge")
 
@@ -90,7 +91,7 @@ class FrameSource:
                 raise AgegateError(f"source {self.source}: OpenCV cannot read this video file")
 
     def _folder_images(self) -> list[Path]:
-        return sorted(p for p in Path(self.source).iterdir() if p.suffix.lower() in IMAGE_EXTS_BOX)
+        return sorted(p for p in Path(self.source).iterdir() if p.suffix.lower() in IMAGE_EXTS)
 
     def _open_live(self):
         target: int | str = int(self.source) if self.source.isdigit() else self.source

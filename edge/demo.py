@@ -16,6 +16,7 @@ import click
 import cv2
 import numpy as np
 
+from .contracts import IMAGE_EXTS
 from .default_model import assets_dir, resolve_model
 
 CANVAS = (640, 480)
@@ -25,7 +26,7 @@ def demo_faces(extra: Path | None = None) -> list[tuple[Path, float | None]]:
     """(image, known age or None) for the shipped portraits plus any in `extra` (age from the file name)."""
     paths = sorted((assets_dir() / "demo").glob("*.jpg"))
     if extra is not None:
-        paths += sorted(p for p in Path(extra).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        paths += sorted(p for p in Path(extra).iterdir() if p.suffix.lower() in IMAGE_EXTS)
     out = []
     for p in paths:
         m = re.search(r"(?:^|_)(\d{1,3})(?:_|\.|$)", p.stem) or re.match(r"^(\d{1,3})_", p.name)

@@ -192,10 +192,15 @@ class FaceDetector:
         return sorted(faces, key=lambda f: -f.width * f.height)
 
 
-def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True, out_size: int = 0) -> np.ndarray:
-    """The training-chip framing of one face: a square, eye-level crop (see module doc)."""
+def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True, out_size: int = 0,
+              context: float = 1.0) -> np.ndarray:
+    """The training-chip framing of one face: a square, eye-level crop (see module doc).
+
+    `context` > 1 keeps that much more around the same centre (training caches crops with
+    context so augmentation can jitter the box; the centre 1/context of it is the box's crop).
+    """
     cx, cy = face.center
-    side = max(face.width, face.height) * (1 + 2 * margin)
+    side = max(face.width, face.height) * (1 + 2 * margin) * context
     angle = 0.0
     if align and face.left_eye and face.right_eye:
         (lx, ly), (rx, ry) = face.left_eye, face.right_eye
@@ -208,3 +213,16 @@ def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True,
     m[0, 2] += n / 2 - cx
     m[1, 2] += n / 2 - cy
     return cv2.warpAffine(rgb, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def box_crop(rgb: np.ndarray, detector: FaceDetector, margin: float, context: float = 1.0,
+             out_size: int = 0) -> tuple[np.ndarray, FaceBox] | None:
+    """The box's crop policy for one image: its largest face framed by `crop_face`; None without a face.
+
+    Training (`train --crop box`), evaluation (`eval --detect`), int8 calibration and the box all
+    crop through here, so a model is judged on the framing it was trained on.
+    """
+    faces = detector.detect(rgb)
+    if not faces:
+        return None
+    return crop_face(rgb, faces[0], margin, out_size=out_size, context=context), faces[0]

@@ -28,6 +28,8 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
     "unit": ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255), "rgb"),
 }
 
+FACE_CROPS = ("none", "box")
+
 
 @dataclass(frozen=True)
 class PreprocessSpec:
@@ -39,6 +41,10 @@ class PreprocessSpec:
           side on every side before cropping, so the crop frames the face like a
           UTKFace chip does. Measured: BlazeFace's box on a chip pasted into a scene is
           0.916 (median of 150 val chips) of the chip's side, so 0.05 restores the framing.
+    face_crop: what a training or evaluation image goes through before `prepare_uint8`.
+          "none": the image is used as it is (aligned chips); "box": the box's own face
+          detector and `crop_face`, as every camera frame on the box (`train --crop box`).
+          eval, calibration and QA read it from the metadata, so they judge what the box sees.
     """
 
     input_size: int = 128
@@ -46,12 +52,15 @@ class PreprocessSpec:
     face_margin: float = 0.05
     normalization: str = "mobilenet"
     interpolation: str = "area"
+    face_crop: str = "none"
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
             raise AgegateError(f"unknown normalization {self.normalization!r}; known: {sorted(NORMALIZATIONS)}")
         if self.crop not in ("center", "stretch"):
             raise AgegateError(f"unknown crop policy {self.crop!r}; known: center, stretch")
+        if self.face_crop not in FACE_CROPS:
+            raise AgegateError(f"unknown face_crop {self.face_crop!r}; known: {', '.join(FACE_CROPS)}")
         if not 16 <= int(self.input_size) <= 1024:
             raise AgegateError(f"input_size {self.input_size} out of range 16..1024")
 
@@ -130,7 +139,6 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return img
 
 
-IMAGE_EXTS_BOX = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class ImageDecodeError(AgegateError):

@@ -4,12 +4,24 @@ from __future__ import annotations
 import click
 
 from .backbones import BACKBONES
+from agegate.edge.preprocess import FACE_CROPS
+
+from .augment import AUGMENTS
 from .config import TrainConfig
+from .sources import AGE_PRIORS
 from .datasets import FORMATS
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(exists=True), help="Data set folder or CSV.")
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
+              help="Data set folder or CSV; repeat for several sets (each with its own split, or one made here).")
+@click.option("--data-weight", type=float, multiple=True,
+              help="Loss weight of each --data source, in the same order [default: 1 each].")
+@click.option("--age-prior", type=click.Choice(AGE_PRIORS), default="none", show_default=True,
+              help="balanced: weigh images by inverse age frequency, so one set's age mix does not bias the model.")
+@click.option("--crop", type=click.Choice(FACE_CROPS), default="none", show_default=True,
+              help="box: run the box's face detector and crop over every image once (cached), so the model "
+                   "learns what the box sees; recorded in the model's metadata. none: use images as they are.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
 @click.option("--split-file", type=click.Path(exists=True, dir_okay=False), help="CSV file_name,split.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (runs/NAME).")
@@ -23,8 +35,10 @@ from .datasets import FORMATS
 @click.option("--loss", type=click.Choice(["mae", "huber"]), default="huber", show_default=True)
 @click.option("--freeze-epochs", type=int, default=0, show_default=True,
               help="Train the head with the backbone frozen for N epochs, then unfreeze.")
-@click.option("--augment", type=click.Choice(["none", "light"]), default="light", show_default=True,
-              help="light: flip, small shift/crop, brightness and contrast.")
+@click.option("--augment", type=click.Choice(AUGMENTS), default="light", show_default=True,
+              help="light: flip, small shift/crop, brightness and contrast. till: what a till camera does "
+                   "(box jitter, tilt, motion/defocus blur, noise, JPEG, low light, colour casts, greyscale, "
+                   "small faces); see train/augment.py.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--precision", type=click.Choice(["float32", "mixed_float16"]), default="float32", show_default=True,
               help="mixed_float16 on GPUs with tensor cores.")
@@ -48,7 +62,7 @@ from .datasets import FORMATS
 @click.option("--deterministic", is_flag=True,
               help="TF op determinism: a resumed run ends bitwise equal to an uninterrupted one.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train(data, fmt, split_file, out, backbone, weights, input_size, epochs, batch_size, lr, loss, freeze_epochs,
+def train(data, data_weight, age_prior, crop, fmt, split_file, out, backbone, weights, input_size, epochs, batch_size, lr, loss, freeze_epochs,
           augment, seed, precision, distribute, patience, keep, minor_weight, minor_overshoot_weight, bn_recalibrate, strict,
           cache_dir, limit, deterministic, resume):
     """Train an age regressor and export OUT/model.keras with OUT/model.json.
@@ -61,7 +75,8 @@ def train(data, fmt, split_file, out, backbone, weights, input_size, epochs, bat
     """
     from .loop import run_training
 
-    cfg = TrainConfig(data=data, out=out, format=fmt, split_file=split_file, backbone=backbone, weights=weights,
+    cfg = TrainConfig(data=list(data), data_weight=list(data_weight), age_prior=age_prior, crop=crop, out=out,
+                      format=fmt, split_file=split_file, backbone=backbone, weights=weights,
                       input_size=input_size, epochs=epochs, batch_size=batch_size, lr=lr, loss=loss,
                       freeze_epochs=freeze_epochs, augment=augment, seed=seed, precision=precision,
                       distribute=distribute, patience=patience, keep=keep, minor_weight=minor_weight,

@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from agegate.edge.errors import UsageError
+from agegate.edge.preprocess import FACE_CROPS
+
+from .augment import AUGMENTS
+from .sources import AGE_PRIORS
 
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: list[str]  # one or more data sets (train --data A --data B)
     out: str
+    data_weight: list[float] = field(default_factory=list)  # per source, same order; empty: all 1
+    age_prior: str = "none"  # none | balanced: weigh images by inverse age-bin frequency
+    crop: str = "none"  # none: images as they are (chips) | box: the box's detector and crop first
     format: str = "auto"
     split_file: str | None = None
     backbone: str = "resnet50"
@@ -39,11 +46,19 @@ class TrainConfig:
     val_split: str = "val"
     deterministic: bool = False  # TF op determinism: bitwise-repeatable runs and resumes (slower on GPU)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):  # one source given as a plain path
+            self.data = [self.data]
+
     def validate(self) -> None:
         if self.loss not in ("mae", "huber"):
             raise UsageError(f"--loss must be mae or huber, not {self.loss!r}")
-        if self.augment not in ("none", "light"):
-            raise UsageError(f"--augment must be none or light, not {self.augment!r}")
+        if self.augment not in AUGMENTS:
+            raise UsageError(f"--augment must be one of {', '.join(AUGMENTS)}, not {self.augment!r}")
+        if self.crop not in FACE_CROPS:
+            raise UsageError(f"--crop must be one of {', '.join(FACE_CROPS)}, not {self.crop!r}")
+        if self.age_prior not in AGE_PRIORS:
+            raise UsageError(f"--age-prior must be one of {', '.join(AGE_PRIORS)}, not {self.age_prior!r}")
         if self.precision not in ("float32", "mixed_float16"):
             raise UsageError(f"--precision must be float32 or mixed_float16, not {self.precision!r}")
         if self.distribute not in ("none", "mirrored", "multiworker"):

@@ -18,13 +18,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agegate.edge.contracts import IMAGE_EXTS
 from agegate.edge.errors import DatasetError
 
 FORMATS = ("auto", "appa", "appa-orig", "utkface", "csv")
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 AGE_MIN, AGE_MAX = 0.0, 120.0
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+_CSV_COLUMNS = ("path", "age", "split", "person")
 _UTK = re.compile(r"^(?P<age>\d+)_(?P<gender>[01])_(?:(?P<race>[0-4])_)?(?P<dt>\d+)")
 
 
@@ -221,9 +222,15 @@ def _read_csv(root: Path, problems: list[Problem]) -> list[Record]:
                 problems.append(Problem(str(path), line, "bad_split", f"unknown split {split!r}; use train/val/test"))
                 continue
             split = SPLIT_ALIASES[split.lower()]
-        p = Path(row["path"].strip())
+        raw = row["path"].strip()
+        if not raw:
+            problems.append(Problem(str(path), line, "bad_path", "empty path"))
+            continue
+        p = Path(raw)
+        # Other columns (AAF's gender, say) travel as attributes: eval reports MAE per group.
+        attrs = tuple((k, v.strip()) for k, v in row.items() if k not in _CSV_COLUMNS and v.strip())
         out.append(Record(p if p.is_absolute() else path.parent / p, age, person=row.get("person") or None,
-                          split=split, source=str(path), line=line))
+                          split=split, source=str(path), line=line, attrs=attrs))
     return out
 
 

@@ -12,12 +12,13 @@ import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from agegate.edge.contracts import MINOR_AGE
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import ImageDecodeError, PreprocessSpec, decode_image, prepare_uint8
 
@@ -28,10 +29,17 @@ log = logging.getLogger("agegate.train")
 
 @dataclass
 class DecodedSplit:
-    images: np.ndarray  # (N, S, S, 3) uint8
+    images: np.ndarray  # (N, S, S, 3) uint8; with context > 1, (N, C, C, 3) box crops with extra framing
     ages: np.ndarray  # (N,) float32
     paths: list[str]
     skipped: list[tuple[str, str]]  # (path, reason) for images that could not be decoded
+    context: float = 1.0  # > 1: images hold the face box crop with this much framing (train --crop box)
+    no_face: list[str] = field(default_factory=list)  # --crop box: images where the detector found no face
+    kept: list[int] = field(default_factory=list)  # index into the records of each row
+
+    def subset_weights(self, weights: np.ndarray) -> np.ndarray:
+        """Per-record weights -> per-row weights of the kept rows."""
+        return np.asarray(weights, np.float32)[self.kept]
 
 
 def _decode_one(args: tuple[Record, PreprocessSpec]) -> tuple[np.ndarray | None, str]:
@@ -47,14 +55,17 @@ def _decode_one(args: tuple[Record, PreprocessSpec]) -> tuple[np.ndarray | None,
 def decode_records(records: list[Record], spec: PreprocessSpec, strict: bool = False,
                    desc: str = "decode", cache_dir: Path | None = None, workers: int | None = None) -> DecodedSplit:
     """Decode records to one uint8 array. Unreadable images are skipped with a warning,
-    or raise with strict=True."""
+    or raise with strict=True. With `spec.face_crop == "box"` every image goes through the
+    box's detector and crop first (train/crops.py)."""
+    if spec.face_crop == "box":
+        return _box_crops(records, spec, strict, desc, cache_dir, workers)
     key = hashlib.sha256(
         ("\n".join(f"{r.path}\t{r.age:g}" for r in records) + repr(spec.to_dict())).encode()
     ).hexdigest()[:20]
     cache = cache_dir / f"{desc}-{spec.input_size}-{key}.npz" if cache_dir else None
     if cache is not None and cache.exists():
         z = np.load(cache, allow_pickle=False)
-        return DecodedSplit(z["images"], z["ages"], list(z["paths"]), [])
+        return DecodedSplit(z["images"], z["ages"], list(z["paths"]), [], kept=[int(i) for i in z["kept"]])
     n = int(spec.input_size)
     images = np.empty((len(records), n, n, 3), np.uint8)
     keep: list[int] = []
@@ -74,34 +85,75 @@ def decode_records(records: list[Record], spec: PreprocessSpec, strict: bool = F
     if skipped:
         log.warning("skipped %d unreadable image(s) in %s, first: %s", len(skipped), desc, skipped[0][1])
     out = DecodedSplit(images[: len(keep)], np.array([records[i].age for i in keep], np.float32),
-                       [str(records[i].path) for i in keep], skipped)
+                       [str(records[i].path) for i in keep], skipped, kept=keep)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, images=out.images, ages=out.ages, paths=np.array(out.paths))
+        np.savez(tmp, images=out.images, ages=out.ages, paths=np.array(out.paths), kept=np.array(keep, np.int64))
         tmp.replace(cache)
     return out
 
 
+def _box_crops(records: list[Record], spec: PreprocessSpec, strict: bool, desc: str, cache_dir: Path | None,
+               workers: int | None) -> DecodedSplit:
+    from .crops import CONTEXT, crop_records
+
+    res = crop_records(records, spec, desc, cache_dir, workers)
+    if strict and (res.unreadable or res.no_face):
+        first = res.unreadable[0][1] if res.unreadable else f"{res.no_face[0]}: no face found"
+        raise AgegateError(f"{len(res.unreadable)} unreadable image(s), {len(res.no_face)} without a face "
+                           f"during training (--strict); first: {first}")
+    if res.no_face:
+        log.warning("%s: no face found in %d of %d image(s), first: %s (listed in model.json)", desc,
+                    len(res.no_face), len(records), res.no_face[0])
+    return DecodedSplit(res.images, np.array([records[i].age for i in res.index], np.float32),
+                        [str(records[i].path) for i in res.index], list(res.unreadable), context=CONTEXT,
+                        no_face=res.no_face, kept=res.index)
+
+
+def model_inputs(split: DecodedSplit, spec: PreprocessSpec, idx: np.ndarray) -> np.ndarray:
+    """Rows `idx` as un-augmented uint8-range model inputs (box crops: their centre, as `make_dataset`)."""
+    images = split.images[idx]
+    if split.context <= 1:
+        return images
+    from .augment import centre_box
+
+    return np.stack([centre_box(x.astype(np.float32), int(spec.input_size), split.context).numpy() for x in images])
+
+
 def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, training: bool,
-                 augment: str = "none", seed: int = 0, epoch: int = 0, minor_weight: float = 1.0):
+                 augment: str = "none", seed: int = 0, epoch: int = 0, minor_weight: float = 1.0,
+                 weights: np.ndarray | None = None):
     """tf.data for one epoch. The shuffle order and augmentation depend only on (seed, epoch),
-    so a resumed run sees exactly the batches an uninterrupted one would."""
+    so a resumed run sees exactly the batches an uninterrupted one would.
+
+    `weights` (one per row) become Keras sample weights (source weights, the balanced age prior);
+    minors' rows are multiplied by `minor_weight`.
+    """
     from agegate.edge.preprocess import normalize
 
+    from . import augment as aug
     from .tfenv import import_tf
 
     tf, _ = import_tf()
     n = len(split.ages)
-    ds = tf.data.Dataset.from_tensor_slices((split.images, split.ages, np.arange(n, dtype=np.int64)))
+    w = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.ages, np.arange(n, dtype=np.int64), w))
     if training:
         ds = ds.shuffle(n, seed=seed * 1000 + epoch, reshuffle_each_iteration=False)
     size = int(spec.input_size)
+    context = float(split.context)
+    weighted = training and (weights is not None or minor_weight != 1.0)
 
-    def _map(img, age, idx):
+    def _map(img, age, idx, wt):
         x = tf.cast(img, tf.float32)
+        s = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), idx])
+        if context > 1:  # box crops with framing: jitter the box when training with `till`, else the box's crop
+            x = (aug.jitter_box(x, s, size, context) if training and augment == "till"
+                 else aug.centre_box(x, size, context))
+        if training and augment == "till":
+            x = aug.apply_till(x, tf.stack([s[0] + 17, s[1]]))
         if training and augment == "light":
-            s = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), idx])
             s2 = tf.stack([s[0] + 1, s[1]])
             x = tf.image.stateless_random_flip_left_right(x, seed=s)
             pad = max(2, size // 12)
@@ -110,8 +162,8 @@ def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, 
             x = tf.image.stateless_random_brightness(x, 0.12 * 255, seed=tf.stack([s[0] + 2, s[1]]))
             x = tf.image.stateless_random_contrast(x, 0.85, 1.15, seed=tf.stack([s[0] + 3, s[1]]))
             x = tf.clip_by_value(x, 0.0, 255.0)
-        if training and minor_weight != 1.0:  # (x, y, sample weight): minors count more in the loss
-            return normalize(x, spec), age, tf.where(age < 18.0, minor_weight, 1.0)
+        if weighted:  # (x, y, sample weight): sources, age prior, and minors count as asked in the loss
+            return normalize(x, spec), age, wt * tf.where(age < MINOR_AGE, minor_weight, 1.0)
         return normalize(x, spec), age
 
     ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

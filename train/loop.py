@@ -21,18 +21,18 @@ from typing import Callable
 import numpy as np
 
 from agegate.edge import __version__
+from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.errors import AgegateError, DatasetError, UsageError
 from agegate.edge.metadata import ModelMetadata, write_metadata
 from agegate.edge.preprocess import PreprocessSpec
 
 from .backbones import build_model, get_backbone
 from .config import TrainConfig
-from .datasets import read_dataset
 from .inputs import decode_records, make_dataset
 from .losses import age_loss_class, make_loss
+from .sources import combined_fingerprint, load_sources, record_weights
 
 log = logging.getLogger("agegate.train")
-MODEL_FILE = "model.keras"
 HISTORY_FIELDS = ["epoch", "phase", "lr", "train_loss", "train_mae", "val_mae", "seconds", "images_per_s"]
 
 
@@ -121,21 +121,19 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     cfg.validate()
     spec_bb = get_backbone(cfg.backbone)
     size = int(cfg.input_size or spec_bb.default_input_size)
-    spec = PreprocessSpec(input_size=size, normalization=spec_bb.normalization)
+    spec = PreprocessSpec(input_size=size, normalization=spec_bb.normalization, face_crop=cfg.crop)
 
-    data = read_dataset(cfg.data, cfg.format, cfg.split_file)
-    train_recs, val_recs = data.split("train"), data.split(cfg.val_split)
-    if not data.records:
-        raise DatasetError(f"{cfg.data}: no labelled images found ({len(data.problems)} problem(s); run `agegate data check`)")
+    sources = load_sources(cfg.data, cfg.data_weight, cfg.format, cfg.split_file, cfg.val_split, cfg.seed, out)
+    train_recs = [r for src in sources for r in src.train]
+    train_src_w = np.array([src.weight for src in sources for _ in src.train], np.float32)
+    val_recs = [r for src in sources for r in src.val]
     if not train_recs:
-        raise DatasetError(f"{cfg.data}: no images in split 'train'. Give a split file (--split-file) or make one "
-                           f"with `agegate data split {cfg.data} --out split.csv`")
-    if not val_recs:
-        raise DatasetError(f"{cfg.data}: no images in split '{cfg.val_split}'; the best model is chosen on it. "
-                           f"Make a split with `agegate data split`.")
+        raise DatasetError(f"{', '.join(cfg.data)}: no images in split 'train'. Give a split file (--split-file) or "
+                           f"make one with `agegate data split DATA --out split.csv`")
     if cfg.limit:
         rng = np.random.default_rng(cfg.seed)
-        train_recs = [train_recs[i] for i in sorted(rng.permutation(len(train_recs))[: cfg.limit])]
+        pick = sorted(rng.permutation(len(train_recs))[: cfg.limit])
+        train_recs, train_src_w = [train_recs[i] for i in pick], train_src_w[pick]
         val_recs = [val_recs[i] for i in sorted(rng.permutation(len(val_recs))[: max(8, cfg.limit // 4)])]
 
     from .tfenv import import_tf
@@ -155,8 +153,15 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     val_data = decode_records(val_recs, spec, cfg.strict, "val", cache)
     if len(val_data.ages) == 0 or len(train_data.ages) == 0:
         raise DatasetError("no readable images left in train or val after skipping unreadable ones")
-    echo(f"data: {data.format} at {data.root}: train {len(train_data.ages)}, {cfg.val_split} {len(val_data.ages)} "
-         f"images at {size}px ({len(train_data.skipped) + len(val_data.skipped)} unreadable skipped)")
+    for src in sources:
+        echo(f"data: {src.dataset.format} at {src.path}: train {len(src.train)}, {cfg.val_split} {len(src.val)} "
+             f"(split: {src.split_origin}; weight {src.weight:g})")
+    echo(f"images at {size}px, crop {cfg.crop}: train {len(train_data.ages)}, {cfg.val_split} {len(val_data.ages)} "
+         f"({len(train_data.skipped) + len(val_data.skipped)} unreadable, "
+         f"{len(train_data.no_face) + len(val_data.no_face)} without a face: listed in model.json)")
+    sample_w = None
+    if len(sources) > 1 or cfg.age_prior != "none" or any(src.weight != 1 for src in sources):
+        sample_w = record_weights(train_data.ages, train_data.subset_weights(train_src_w), cfg.age_prior)
 
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -188,7 +193,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
         # state in a resumed process as in an uninterrupted one.
         model.make_train_function(force=True)
         ds = make_dataset(train_data, spec, cfg.batch_size, training=True, augment=cfg.augment,
-                          seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight)
+                          seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight, weights=sample_w)
         echo(f"epoch {epoch + 1}/{cfg.epochs} ({phase}, lr {lr:.2e})")
         t0 = time.perf_counter()
         hist = model.fit(ds, epochs=1, verbose=verbose)
@@ -228,7 +233,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
             break
 
     if chief:
-        export_metadata(out, cfg, spec, data, train_data, val_data, state)
+        export_metadata(out, cfg, spec, sources, train_data, val_data, state)
         echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
              f"(epoch {_kept(state)[0]}, val MAE {_kept(state)[1]:.3f})")
     return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)
@@ -249,6 +254,8 @@ def recalibrate_bn(model, keras, data, spec: PreprocessSpec, batches: int, batch
     """
     from agegate.edge.preprocess import normalize
 
+    from .inputs import model_inputs
+
     bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization) and l.trainable]
     if not bns:
         return
@@ -258,24 +265,32 @@ def recalibrate_bn(model, keras, data, spec: PreprocessSpec, batches: int, batch
         idx = np.sort(order[i * batch_size : (i + 1) * batch_size])
         for l in bns:
             l.momentum = i / (i + 1)
-        model(normalize(data.images[idx], spec), training=True)
+        model(normalize(model_inputs(data, spec, idx), spec), training=True)
     for l, m in zip(bns, saved):
         l.momentum = m
 
 
-def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, data, train_data, val_data, state) -> None:
+def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, train_data, val_data,
+                    state) -> None:
     from agegate.edge.metadata import sha256_file
+
+    no_face = set(train_data.no_face) | set(val_data.no_face)
+    listed = []
+    for src in sources:
+        mine = sorted(str(r.path) for r in src.train + src.val if str(r.path) in no_face)
+        listed.append({**src.summary(), "no_face": mine})
 
     lo, hi = float(train_data.ages.min()), float(train_data.ages.max())
     meta = ModelMetadata(
         backbone=cfg.backbone, input_size=spec.input_size, preprocess=spec, age_range=(lo, hi),
-        quantization="none", source_sha256=sha256_file(out / MODEL_FILE), data_fingerprint=data.fingerprint(),
+        quantization="none", source_sha256=sha256_file(out / MODEL_FILE), data_fingerprint=combined_fingerprint(sources),
         metrics={cfg.val_split: {"mae": round(_kept(state)[1], 4), "n": int(len(val_data.ages))}},
         agegate_version=__version__,
         extra={"train_config": asdict(cfg), "best_epoch": state["best_epoch"], "exported_epoch": _kept(state)[0],
-               "data_format": data.format,
+               "data_format": sources[0].dataset.format, "sources": listed,
                "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
-               "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped)},
+               "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped),
+               "no_face": len(no_face)},
     )
     write_metadata(out / MODEL_FILE, meta)
 

@@ -8,7 +8,8 @@ to be more accurate on the harmless side. Adults keep the plain loss.
 """
 from __future__ import annotations
 
-MINOR_AGE = 18.0
+from agegate.edge.contracts import MINOR_AGE
+
 LOSS_NAME = "AgeLoss"
 
 

@@ -1,0 +1,51 @@
+"""Plain-text tables of `agegate eval`: one block per data set, then a cross-dataset summary.
+
+Pure functions of the eval JSON (metrics dicts), so the table and `--json` never disagree.
+"""
+from __future__ import annotations
+
+SHOW_SKIPPED = 10  # name this many skipped images in the text; --json and --predictions list all
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.2%}"
+
+
+def set_block(name: str, split: str, m: dict) -> list[str]:
+    c = m["challenge25"]
+    lines = [f"{name} [{split}] ({m['n']} images, {m['skipped']} skipped): MAE {m['mae']:.3f}  RMSE {m['rmse']:.3f}  "
+             f"median {m['median_ae']:.3f}  CS5 {m['cs5']:.3f}  bias {m['bias']:+.3f}",
+             f"{'band':>6} {'n':>5} {'MAE':>7} {'bias':>7}"]
+    lines += [f"{b:>6} {v['n']:>5} {v['mae']:>7.3f} {v['bias']:>+7.3f}" for b, v in m["bands"].items() if v["n"]]
+    if c["n_minors"]:
+        lines.append(f"Challenge 25: minors predicted 25+ {_pct(c['false_pass_rate'])}, 18+ "
+                     f"{_pct(c['minor_pass_18_rate'])}; 25+ flagged {_pct(c['flag_rate_25plus'])}; threshold for "
+                     f"<=1% false pass: {c['safe_threshold']} (flags {_pct(c['safe_flag_rate_25plus'])} of 25+)")
+    for s in m["skipped_files"][:SHOW_SKIPPED]:
+        lines.append(f"  skipped: {s['reason']}")
+    if m["skipped"] > SHOW_SKIPPED:
+        lines.append(f"  ... and {m['skipped'] - SHOW_SKIPPED} more skipped (--json or --predictions lists all)")
+    return lines
+
+
+def summary_table(rows: list[tuple[str, str, dict]], overall: dict) -> list[str]:
+    head = f"{'set':<14} {'split':<6} {'n':>6} {'MAE':>6} {'bias':>6} {'worst |bias| 18+':>17} " \
+           f"{'minors 25+':>10} {'25+ asked':>9} {'skipped':>7}"
+    out = [head, "-" * len(head)]
+    for name, split, m in rows + [("overall", "", overall)]:
+        c = m["challenge25"]
+        adult = [abs(v["bias"]) for b, v in m["bands"].items() if v["n"] and b not in ("0-12", "13-17")]
+        worst = f"{max(adult):.2f}" if adult else "-"
+        out.append(f"{name[:14]:<14} {split[:6]:<6} {m['n']:>6} {m['mae']:>6.3f} {m['bias']:>+6.2f} {worst:>17} "
+                   f"{_pct(c['false_pass_rate']):>10} {_pct(c['flag_rate_25plus']):>9} {m['skipped']:>7}")
+    return out
+
+
+def eval_tables(model: str, split: str, detected: bool, rows: list[tuple[str, str, dict]],
+                overall: dict | None) -> str:
+    lines = [f"{model} on {split}{' through the box detector and crop' if detected else ''}"]
+    for name, sp, m in rows:
+        lines += [""] + set_block(name, sp, m)
+    if overall is not None:
+        lines += [""] + summary_table(rows, overall)
+    return "\n".join(lines)

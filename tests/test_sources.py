@@ -1,0 +1,102 @@
+"""Training on several data sets through the box's crop, and judging across data sets."""
+import csv
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from agegate.edge.cli import cli
+
+from .conftest import UTK, build_utk_subset
+
+AAF = UTK.parent / "aaf"
+
+
+@pytest.fixture(scope="module")
+def two_sets(tmp_path_factory):
+    """A UTKFace subset (its own split) and an AAF subset given as a plain CSV with no split, plus
+    one photo without a face: the run must make a split for it and list the faceless photo."""
+    root = tmp_path_factory.mktemp("two_sets")
+    utk = build_utk_subset(root / "utk", {"train": 120, "val": 40, "test": 40})
+    rows = [r for r in csv.DictReader(open(AAF / "labels.csv")) if r["split"] == "train"]
+    rng = np.random.default_rng(0)
+    aaf = root / "aaf"
+    (aaf / "images").mkdir(parents=True)
+    with open(aaf / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "age", "gender"])
+        for i in sorted(rng.permutation(len(rows))[:150]):
+            shutil.copy(AAF / rows[i]["path"], aaf / rows[i]["path"])
+            w.writerow([rows[i]["path"], rows[i]["age"], rows[i]["gender"]])
+        cv2.imwrite(str(aaf / "images" / "wall.jpg"), np.full((160, 160, 3), 180, np.uint8))
+        w.writerow(["images/wall.jpg", "30", "female"])
+    return utk, aaf
+
+
+@pytest.fixture(scope="module")
+def box_run(two_sets, tmp_path_factory):
+    utk, aaf = two_sets
+    out = tmp_path_factory.mktemp("runs") / "box"
+    cache = out.parent / "cache"
+    args = ["train", "--data", str(utk), "--data", str(aaf), "--data-weight", "1", "--data-weight", "2",
+            "--crop", "box", "--augment", "till", "--age-prior", "balanced", "--backbone", "mobilenet_v3_small",
+            "--weights", "none", "--input-size", "48", "--epochs", "1", "--batch-size", "32",
+            "--cache-dir", str(cache), "--out", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return out, cache, res.output
+
+
+def test_both_sources_recorded_with_split_and_faceless_photos(box_run, two_sets):
+    out, cache, output = box_run
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["preprocess"]["face_crop"] == "box"
+    utk, aaf = meta["extra"]["sources"]
+    assert utk["split"] == "the data set's own" and utk["split_sizes"] == {"train": 120, "val": 40}
+    assert aaf["split"].startswith("made by this run") and aaf["weight"] == 2.0
+    assert aaf["split_sizes"]["train"] > 100 and aaf["split_sizes"]["val"] > 5
+    made = out / aaf["split"].rsplit(": ", 1)[1]
+    assert made.exists() and "wall.jpg" in made.read_text()
+    assert len(utk["fingerprint"]) == 16 and utk["fingerprint"] != aaf["fingerprint"]
+    # the faceless photo is listed, unless the made split held it out as test (then training never saw it)
+    wall = str(two_sets[1] / "images" / "wall.jpg")
+    listed = [p for s in (utk, aaf) for p in s["no_face"]]
+    in_test = any(line.startswith("images/wall.jpg,test") for line in made.read_text().splitlines())
+    assert (wall in listed) != in_test
+    assert "without a face" in output
+    assert sorted(p.name.split("-")[1] for p in cache.glob("crops-*.npz")) == ["train", "val"]
+
+
+def test_cached_crops_are_reused(box_run, two_sets):
+    from agegate.train.crops import crop_records
+    from agegate.train.datasets import read_dataset
+    from agegate.edge.preprocess import PreprocessSpec
+
+    out, cache, _ = box_run
+    before = {p: p.stat().st_mtime_ns for p in cache.glob("crops-*.npz")}
+    spec = PreprocessSpec(input_size=48, face_crop="box")
+    recs = read_dataset(two_sets[0]).split("val")
+    res = crop_records(recs, spec, "val", cache / "other")
+    assert res.images.shape[1:] == (62, 62, 3) and len(res.index) + len(res.no_face) == len(recs)
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("crops-*.npz")} == before
+
+
+def test_eval_takes_several_sets_and_a_set_without_split_whole(box_run, two_sets):
+    out, _, _ = box_run
+    utk, aaf = two_sets
+    r = CliRunner().invoke(cli, ["eval", "--model", str(out), "--data", str(utk), "--data", str(aaf), "--split",
+                                 "test", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert m["detect"] is True  # the model's metadata says box crops
+    a, b = m["sets"]
+    assert a["split"] == "test" and a["n"] + a["skipped"] == 40
+    assert b["split"].startswith("all") and b["n"] + b["skipped"] == 151
+    assert m["n"] == a["n"] + b["n"]
+    assert any(s["path"].endswith("wall.jpg") and "no face" in s["reason"] for s in b["skipped_files"])
+    assert "gender" in b["groups"]
+    text = CliRunner().invoke(cli, ["eval", "--model", str(out), "--data", str(utk), "--data", str(aaf)]).output
+    assert "overall" in text and "wall.jpg: no face found" in text
