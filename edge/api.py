@@ -11,11 +11,15 @@ import threading
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .errors import UsageError
 from .pipeline import BoxPipeline
 
 
-def make_server(pipeline: BoxPipeline, host: str = "127.0.0.1", port: int = 8765,
+def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int = 8765,
                 token: str | None = None) -> ThreadingHTTPServer:
+    """Bind now (a taken port is a UsageError before anything else starts); `server.pipeline` may be
+    set later: until then every endpoint answers 503 "starting"."""
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "agegate"
 
@@ -37,10 +41,14 @@ def make_server(pipeline: BoxPipeline, host: str = "127.0.0.1", port: int = 8765
                     self._send(401, json.dumps({"error": "missing or wrong bearer token"}))
                     return
             path = self.path.split("?", 1)[0]
-            if path == "/healthz":
-                m = pipeline.metrics
-                self._send(200, json.dumps({"status": "ok", "frames": m.frames, "fps": round(m.fps(), 2),
-                                            "model": str(pipeline.model.path)}))
+            pipeline = self.server.pipeline
+            if pipeline is None:
+                self._send(503, json.dumps({"status": "starting"}))
+            elif path == "/healthz":
+                events = pipeline.events
+                h = pipeline.metrics.health(pipeline.options.latency_budget_ms, events.error if events else None)
+                h["model"] = str(pipeline.model.path)
+                self._send(200 if h["status"] == "ok" else 503, json.dumps(h))
             elif path == "/last":
                 d = pipeline.last
                 if d is None:
@@ -54,7 +62,13 @@ def make_server(pipeline: BoxPipeline, host: str = "127.0.0.1", port: int = 8765
             else:
                 self._send(404, json.dumps({"error": f"no endpoint {path}; try /healthz, /last, /metrics"}))
 
-    return ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as e:
+        raise UsageError(f"cannot serve the HTTP endpoint on {host}:{port} ({e.strerror or e}); another program "
+                         f"(or another agegate) holds it: choose another --port / api.port, or --no-api") from e
+    server.pipeline = pipeline
+    return server
 
 
 def serve_in_background(server: ThreadingHTTPServer) -> threading.Thread:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,31 @@ REQUIRED = ("model.tflite", "model.json", "MODEL_CARD.md", "qa/report.json")
 MAX_FILES = 16
 MAX_BYTES = 256 * 1024 * 1024  # a bundle holds one small model; anything bigger is not one
 BUNDLE_FORMAT = 1
+#: A version names a folder under releases/: one path segment, no dots first, no separators.
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def validate_manifest(manifest: object, where: str) -> dict:
+    """Check the manifest's own fields before anything on the box changes: a signed manifest can still be
+    wrong (an empty version once made install delete every release). Raises BundleError."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: {MANIFEST} is not a JSON object")
+    version = manifest.get("version")
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise BundleError(f"refused: {where}: bad version {version!r} in {MANIFEST} (1-64 letters, digits, "
+                          f"'.', '_', '+', '-', not starting with '.' or '-'); rebuild it with `agegate bundle build "
+                          f"--version V`")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"refused: {where}: {MANIFEST} lists no files")
+    for name, digest in files.items():
+        _safe_name(name)
+        if not isinstance(digest, str) or not _SHA256_RE.match(digest):
+            raise BundleError(f"refused: {where}: {name} has no valid SHA-256 in {MANIFEST}")
+    if not isinstance(manifest.get("model_sha256", ""), str):
+        raise BundleError(f"refused: {where}: model_sha256 is not a string")
+    return manifest
 
 
 @dataclass
@@ -101,8 +127,11 @@ def read_bundle(path: str | Path, public_key_path: str | Path | None) -> Verifie
     except InvalidSignature:
         raise BundleError(f"{p}: the manifest's signature does not verify with {public_key_path}; "
                           f"the bundle was altered or signed with another key") from None
-    manifest = json.loads(files[MANIFEST])
-    listed = manifest.get("files", {})
+    try:
+        manifest = validate_manifest(json.loads(files[MANIFEST]), str(p))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{p}: {MANIFEST} is not valid JSON ({e})") from e
+    listed = manifest["files"]
     for name, digest in listed.items():
         if name not in files:
             raise BundleError(f"{p}: {name} is listed in the manifest but missing")
@@ -126,8 +155,14 @@ def extract_verified(bundle: VerifiedBundle, dest: Path) -> None:
 
 
 def check_release(folder: Path) -> dict:
-    """Re-hash an installed release against its manifest: {file: ok?}; used by status and doctor."""
-    manifest = json.loads((folder / MANIFEST).read_text())
+    """Re-hash an installed release against its manifest: {file: ok?}; used by status and doctor.
+    A missing or unreadable manifest is {MANIFEST: False}."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        if not isinstance(manifest.get("files"), dict):
+            return {MANIFEST: False}
+    except (OSError, ValueError, AttributeError):
+        return {MANIFEST: False}
     out = {}
     for name, digest in manifest["files"].items():
         f = folder / name

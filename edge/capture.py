@@ -70,7 +70,8 @@ class FrameSource:
         self._stop = threading.Event()
         self.frames_read = 0
         self.dropped = 0
-        self.reconnects = 0
+        self.reconnects = 0  # live sources: every open attempt after the first, failed or not
+        self.connected = not self.live  # live: True while a device/stream is open
         self.error: str | None = None
         self._cap = None
         if not self.live:
@@ -175,11 +176,15 @@ class FrameSource:
                         pass
 
     def _run_live(self) -> None:
-        delay, failures, opened_before = self.options.backoff_start, 0, False
+        delay, failures, attempts = self.options.backoff_start, 0, 0
         while not self._stop.is_set():
+            if attempts:
+                self.reconnects += 1
+            attempts += 1
             cap = self._open_live()
             if cap is None:
                 failures += 1
+                self.error = f"source {self.source} does not open ({failures} failed tries)"
                 if not self.options.retry_forever and failures >= self.options.open_timeout_tries:
                     self.error = f"source {self.source}: cannot open after {failures} tries"
                     return
@@ -187,17 +192,17 @@ class FrameSource:
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.options.backoff_max)
                 continue
-            if opened_before:
-                self.reconnects += 1
-            opened_before = True
             self._cap = cap
+            self.connected, self.error = True, None
             delay, failures = self.options.backoff_start, 0
             while not self._stop.is_set():
                 ok, bgr = cap.read()
                 if not ok:
                     log.warning("source %s lost; reconnecting", self.source)
+                    self.error = f"source {self.source} lost; reconnecting"
                     break
                 self._put(bgr)
+            self.connected = False
             cap.release()
             self._cap = None
 

@@ -1,6 +1,11 @@
-"""The box config (box.toml), validated against a schema with errors that name the key path.
+"""The box config: one typed tree (`BoxConfig`) read from box.toml, overridden by CLI flags, validated
+in one place, and turned into the runtime options by one function (`runtime_plan`).
 
-Example:
+Every key has one default (the dataclass field) and one check (its `_setting` range or choices),
+whether it comes from box.toml or a flag, so a negative `id_threshold` is refused the same way
+from both, and a documented key that does nothing fails a test (tests/test_box_config.py).
+
+Example box.toml (every key optional except source.uri and model.path):
     [box]
     id = "store-12-till-3"
     [source]
@@ -11,84 +16,233 @@ Example:
     [model]
     path = "/opt/agegate/current/model.tflite"
     threads = 2
+    latency_budget_ms = 15   # /healthz reports "slow" and doctor fails above it
     [detector]
     name = "blazeface-short"
     min_face = 40
+    min_score = 0.5
     [decision]
     id_threshold = 25
     min_frames = 5
+    decide_after = 10
+    max_spread = 12
     [events]
     path = "/var/lib/agegate/events.sqlite"
     retention_days = 90
     [api]
+    enabled = true
     host = "127.0.0.1"
     port = 8765
     token = ""
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .contracts import CHALLENGE_AGE, MINOR_AGE
 from .errors import ConfigError
 
-# section -> key -> (type(s), default); a default of ... means required
-SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
-    "box": {"id": ((str,), "box-1")},
-    "source": {"uri": ((str, int), ...), "width": ((int,), None), "height": ((int,), None),
-               "fps": ((int, float), None)},
-    "model": {"path": ((str,), ...), "threads": ((int,), 2), "latency_budget_ms": ((int, float), None)},
-    "detector": {"name": ((str,), "blazeface-short"), "min_face": ((int,), 40), "min_score": ((int, float), 0.5)},
-    "decision": {"id_threshold": ((int, float), 25.0), "min_frames": ((int,), 5), "decide_after": ((int,), 10),
-                 "max_spread": ((int, float), 12.0)},
-    "events": {"path": ((str,), "events.sqlite"), "retention_days": ((int, float), 90)},
-    "api": {"enabled": ((bool,), True), "host": ((str,), "127.0.0.1"), "port": ((int,), 8765), "token": ((str,), "")},
-}
-REQUIRED_SECTIONS = ("source", "model")
+
+def _setting(default: Any, lo: float | None = None, hi: float | None = None, choices: tuple = (),
+             flag: str = "", doc: str = "") -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "flag": flag, "doc": doc})
 
 
-def validate(raw: dict[str, Any], origin: str = "config") -> dict[str, dict[str, Any]]:
-    """Fill defaults and check types; raise ConfigError naming `section.key`."""
-    out: dict[str, dict[str, Any]] = {}
-    for section in raw:
-        if section not in SCHEMA:
-            raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(SCHEMA)}")
-        if not isinstance(raw[section], dict):
-            raise ConfigError(f"{origin}: {section} must be a table ([{section}])")
-    for section, keys in SCHEMA.items():
-        given = raw.get(section, {})
-        if section in REQUIRED_SECTIONS and section not in raw:
-            raise ConfigError(f"{origin}: missing section [{section}]")
-        for key in given:
-            if key not in keys:
-                raise ConfigError(f"{origin}: unknown key {section}.{key}; known: {', '.join(keys)}")
-        vals: dict[str, Any] = {}
-        for key, (types, default) in keys.items():
-            if key not in given:
-                if default is ...:
-                    raise ConfigError(f"{origin}: missing required key {section}.{key}")
-                vals[key] = default
+@dataclass(frozen=True)
+class BoxSection:
+    id: str = _setting("box-1", flag="--box-id", doc="this box's id in events")
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    uri: str | None = _setting(None, flag="--source", doc="camera index, /dev/videoN, file, folder or URL")
+    width: int | None = _setting(None, 16, 8192)
+    height: int | None = _setting(None, 16, 8192)
+    fps: float | None = _setting(None, 0.5, 240)
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    path: str | None = _setting(None, flag="--model", doc="a .tflite with its .json; none: the shipped model")
+    threads: int = _setting(2, 1, 64, flag="--threads")
+    latency_budget_ms: float | None = _setting(None, 0.1, 10_000, doc="p50 inference budget per face")
+
+
+@dataclass(frozen=True)
+class DetectorSection:
+    name: str = _setting("blazeface-short", choices=("blazeface-short", "blazeface-full", "haar"), flag="--detector")
+    min_face: int = _setting(40, 8, 4096, doc="pixels; smaller faces are ignored")
+    min_score: float = _setting(0.5, 0.05, 0.99, doc="BlazeFace detection score")
+
+
+@dataclass(frozen=True)
+class DecisionSection:
+    # Below MINOR_AGE a threshold would let minors buy alcohol without being asked: refused.
+    id_threshold: float = _setting(CHALLENGE_AGE, MINOR_AGE, 100, flag="--id-threshold")
+    min_frames: int = _setting(5, 1, 1000)
+    decide_after: int = _setting(10, 1, 1000)
+    max_spread: float = _setting(12.0, 0.5, 100)
+
+
+@dataclass(frozen=True)
+class EventsSection:
+    path: str = _setting("events.sqlite", flag="--events")
+    retention_days: float = _setting(90, 1, 3650)
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    enabled: bool = _setting(True, flag="--no-api")
+    host: str = _setting("127.0.0.1", flag="--host")
+    port: int = _setting(8765, 0, 65535, flag="--port", doc="0 picks a free port")
+    token: str = _setting("", flag="--token")
+
+
+@dataclass(frozen=True)
+class BoxConfig:
+    box: BoxSection = field(default_factory=BoxSection)
+    source: SourceSection = field(default_factory=SourceSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    detector: DetectorSection = field(default_factory=DetectorSection)
+    decision: DecisionSection = field(default_factory=DecisionSection)
+    events: EventsSection = field(default_factory=EventsSection)
+    api: ApiSection = field(default_factory=ApiSection)
+
+    def override(self, values: dict[str, Any], origin: str = "command line") -> "BoxConfig":
+        """A copy with `{"section.key": value}` set (None values are skipped), each value checked."""
+        cfg = self
+        for dotted, value in values.items():
+            if value is None:
                 continue
-            v = given[key]
-            if isinstance(v, bool) and bool not in types or not isinstance(v, types):
-                names = " or ".join(t.__name__ for t in types)
-                raise ConfigError(f"{origin}: {section}.{key} must be {names}, not {type(v).__name__} ({v!r})")
-            vals[key] = v
-        out[section] = vals
-    if not 0 < out["api"]["port"] < 65536:
-        raise ConfigError(f"{origin}: api.port {out['api']['port']} is not a TCP port")
-    if out["model"]["threads"] < 1:
-        raise ConfigError(f"{origin}: model.threads must be at least 1")
-    return out
+            section, key = dotted.split(".")
+            checked = _check(section, key, value, origin)
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{key: checked})})
+        _check_together(cfg, origin)
+        return cfg
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
 
 
-def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
+#: Keys a box.toml must give (a box without a camera or a model is not configured).
+REQUIRED = (("source", "uri"), ("model", "path"))
+
+
+def sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in dataclasses.fields(BoxConfig)}  # type: ignore[misc]
+
+
+def settings(section: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(sections()[section])}
+
+
+def _label(section: str, key: str, origin: str) -> str:
+    flag = settings(section)[key].metadata["flag"]
+    return f"{flag} ({section}.{key})" if origin == "command line" and flag else f"{section}.{key}"
+
+
+def _check(section: str, key: str, value: Any, origin: str) -> Any:
+    if section not in sections():
+        raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(sections())}")
+    known = settings(section)
+    if key not in known:
+        raise ConfigError(f"{origin}: unknown key {section}.{key}; known: {', '.join(known)}")
+    meta = known[key].metadata
+    hint = typing.get_type_hints(sections()[section])[key]
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    allowed = tuple(t for t in allowed if t is not type(None))
+    name = _label(section, key, origin)
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if str in allowed and section == "source" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a camera index may be written as a number
+    if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+        names = " or ".join(t.__name__ for t in allowed)
+        raise ConfigError(f"{origin}: {name} must be {names}, not {type(value).__name__} ({value!r})")
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"{origin}: {name} must be one of {', '.join(meta['choices'])}, not {value!r}")
+    lo, hi = meta["lo"], meta["hi"]
+    if lo is not None and not (lo <= value <= hi):
+        why = " (a lower threshold lets minors buy without ID)" if (section, key) == ("decision", "id_threshold") \
+            else ""
+        raise ConfigError(f"{origin}: {name} = {value!r} is outside {lo:g}..{hi:g}{why}")
+    return value
+
+
+def _check_together(cfg: BoxConfig, origin: str) -> None:
+    d = cfg.decision
+    if d.decide_after < d.min_frames:
+        raise ConfigError(f"{origin}: decision.decide_after ({d.decide_after}) must be at least decision.min_frames "
+                          f"({d.min_frames}): a buyer is decided after decide_after good frames")
+
+
+def validate(raw: dict[str, Any], origin: str = "config") -> BoxConfig:
+    """A parsed box.toml -> BoxConfig; ConfigError names the file and `section.key`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: not a TOML table")
+    for section, body in raw.items():
+        if section not in sections():
+            raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(sections())}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{origin}: {section} must be a table ([{section}])")
+        for key in body:
+            if key not in settings(section):
+                raise ConfigError(f"{origin}: unknown key {section}.{key}; known: {', '.join(settings(section))}")
+    for section, key in REQUIRED:
+        if section not in raw:
+            raise ConfigError(f"{origin}: missing section [{section}]")
+        if key not in raw[section]:
+            raise ConfigError(f"{origin}: missing required key {section}.{key}")
+    return BoxConfig().override({f"{s}.{k}": v for s, body in raw.items() for k, v in body.items()}, origin)
+
+
+def load_config(path: str | Path) -> BoxConfig:
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: config file not found")
     try:
-        raw = tomllib.loads(p.read_text())
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read the config ({e})") from e
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from e
     return validate(raw, str(p))
+
+
+@dataclass(frozen=True)
+class BoxPlan:
+    """What `edge run` starts, built from a BoxConfig by `runtime_plan` and nothing else."""
+
+    source: str | None
+    source_options: Any  # capture.SourceOptions
+    model_path: str | None
+    box: Any  # pipeline.BoxOptions
+    events_path: str
+    retention_days: float
+    api: ApiSection
+
+
+def runtime_plan(cfg: BoxConfig) -> BoxPlan:
+    """The one mapping from config keys to the box's runtime options (every key lands somewhere)."""
+    from .capture import SourceOptions
+    from .decision import DecisionPolicy
+    from .detect import DetectorOptions
+    from .pipeline import BoxOptions
+
+    d = cfg.decision
+    box = BoxOptions(box_id=cfg.box.id, threads=cfg.model.threads,
+                     detector=DetectorOptions(detector=cfg.detector.name, min_face=cfg.detector.min_face,
+                                              min_score=cfg.detector.min_score),
+                     policy=DecisionPolicy(d.id_threshold, d.min_frames, d.max_spread), decide_after=d.decide_after,
+                     latency_budget_ms=cfg.model.latency_budget_ms)
+    src = cfg.source
+    return BoxPlan(src.uri, SourceOptions(width=src.width, height=src.height, fps=src.fps), cfg.model.path, box,
+                   cfg.events.path, cfg.events.retention_days, cfg.api)

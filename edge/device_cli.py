@@ -19,6 +19,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
+WorkingDirectory={workdir}
 ExecStart={exe} edge run --config {config}
 Restart=on-failure
 RestartSec=3
@@ -67,19 +68,25 @@ def rollback(root):
 @_root
 @click.option("--json", "as_json", is_flag=True)
 def status(root, as_json):
-    """Current and previous versions, hashes, install times, and whether a forced bundle is live."""
+    """Current and previous versions, hashes, install times, and whether a forced bundle is live.
+
+    Exit 1 when the live release is missing or damaged (the message says how to repair it).
+    """
     from .provision import BoxRoot
 
     s = BoxRoot(root).status()
     if as_json:
         click.echo(json.dumps(s, indent=2))
-        return
+        sys.exit(0 if s["healthy"] else 1)
     click.echo(f"{s['root']}: current {s['current'] or 'none'}, previous {s['previous'] or 'none'}"
                + ("  [FORCED MODEL LIVE]" if s["forced_live"] else ""))
     for r in s["releases"]:
         click.echo(f"  {'*' if r['current'] else ' '} {r['version']:<24} sha {str(r['model_sha256'])[:12]}  "
                    f"installed {r['installed']}  {'intact' if r['intact'] else 'DAMAGED'}"
                    + ("  FORCED" if r["forced"] else ""))
+    for p in s["problems"]:
+        click.secho(f"BROKEN: {p}", fg="red", err=True)
+    sys.exit(0 if s["healthy"] else 1)
 
 
 @device.command()
@@ -111,14 +118,25 @@ def doctor(root, config_path, as_json):
 @click.option("--config", "config_path", default="/etc/agegate/box.toml", show_default=True)
 @click.option("--unit", default="/etc/systemd/system/agegate.service", show_default=True,
               type=click.Path(dir_okay=False))
-@click.option("--writable", default="/var/lib/agegate", show_default=True, help="Where events.sqlite lives.")
+@click.option("--writable", multiple=True, help="More folders the service may write (ProtectSystem=strict); the "
+              "folder of the config's events.path is always included.")
 @click.option("--dry-run", is_flag=True, help="Print the unit instead of writing it.")
 def install_service(config_path, unit, writable, dry_run):
-    """Write a systemd unit that runs `agegate edge run` and restarts it on failure."""
+    """Write a systemd unit that runs `agegate edge run` and restarts it on failure.
+
+    The config is validated first: a unit that points at a missing or broken box.toml
+    would only fail later, in a restart loop.
+    """
     import shutil as sh
 
+    from .config import load_config
+
+    cfg = load_config(config_path)  # ConfigError (exit 1) names the file and key
+    config_abs = Path(config_path).resolve()
+    events_dir = (config_abs.parent / cfg.events.path).resolve().parent  # relative paths: from the config's folder
+    paths = [str(events_dir)] + [str(Path(w).resolve()) for w in writable if str(Path(w).resolve()) != str(events_dir)]
     exe = sh.which("agegate") or f"{sys.executable} -m agegate.edge"
-    text = UNIT.format(exe=exe, config=config_path, writable=writable)
+    text = UNIT.format(exe=exe, config=config_abs, writable=" ".join(paths), workdir=config_abs.parent)
     if dry_run:
         click.echo(text)
         return

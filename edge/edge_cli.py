@@ -8,39 +8,12 @@ from pathlib import Path
 
 import click
 
-from .decision import DecisionPolicy
-from .detect import DETECTORS, DetectorOptions
+from .detect import DETECTORS
 
 
 @click.group()
 def edge() -> None:
     """The checkout box: run the camera pipeline, read its statistics."""
-
-
-def _merge(config: dict | None, cli: dict) -> dict:
-    """Flat settings: CLI flags (when given) override the box.toml values, which override defaults."""
-    c = config or {}
-    get = lambda s, k, d=None: c.get(s, {}).get(k, d)  # noqa: E731
-    s = {
-        "source": cli["source"] if cli["source"] is not None else get("source", "uri"),
-        "model": cli["model"] or get("model", "path"),
-        "threads": cli["threads"] or get("model", "threads", 2),
-        "box_id": cli["box_id"] or get("box", "id", "box-1"),
-        "detector": cli["detector"] or get("detector", "name", "blazeface-short"),
-        "min_face": get("detector", "min_face", 40),
-        "id_threshold": cli["id_threshold"] or get("decision", "id_threshold", 25.0),
-        "min_frames": get("decision", "min_frames", 5),
-        "decide_after": get("decision", "decide_after", 10),
-        "max_spread": get("decision", "max_spread", 12.0),
-        "events": cli["events"] or get("events", "path", "events.sqlite"),
-        "retention_days": get("events", "retention_days", 90),
-        "api": get("api", "enabled", True) and not cli["no_api"],
-        "host": cli["host"] or get("api", "host", "127.0.0.1"),
-        "port": cli["port"] if cli["port"] is not None else get("api", "port", 8765),
-        "token": cli["token"] or get("api", "token", "") or None,
-        "width": get("source", "width"), "height": get("source", "height"), "fps": get("source", "fps"),
-    }
-    return s
 
 
 @edge.command()
@@ -56,7 +29,7 @@ def _merge(config: dict | None, cli: dict) -> dict:
 @click.option("--port", type=int, help="HTTP endpoint port [8765]; 0 picks a free one.")
 @click.option("--token", help="Bearer token the HTTP endpoint requires.")
 @click.option("--no-api", is_flag=True, help="Do not start the HTTP endpoint.")
-@click.option("--max-frames", type=int, help="Stop after N frames.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
 @click.option("--record", type=click.Path(dir_okay=False),
               help="SET-UP ONLY: write an annotated video (this stores faces; never leave it on).")
 @click.option("--display", is_flag=True, help="SET-UP ONLY: show annotated frames in a window.")
@@ -69,33 +42,33 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     SIGINT/SIGTERM finish the current frame, flush events, release the camera, exit 0.
     """
     from .api import make_server, serve_in_background
-    from .capture import FrameSource, SourceOptions
-    from .config import load_config
+    from .capture import FrameSource
+    from .config import BoxConfig, load_config, runtime_plan
     from .default_model import resolve_model
     from .errors import UsageError
     from .events import EventStore
-    from .pipeline import BoxOptions, BoxPipeline
+    from .pipeline import BoxPipeline
     from .runtime import AgeModel
 
-    cfg = load_config(config_path) if config_path else None
-    s = _merge(cfg, dict(source=source, model=model, threads=threads, box_id=box_id, detector=detector,
-                         id_threshold=id_threshold, events=events, host=host, port=port, token=token, no_api=no_api))
-    if s["source"] is None:
+    cfg = (load_config(config_path) if config_path else BoxConfig()).override({
+        "source.uri": source, "model.path": model, "model.threads": threads, "box.id": box_id,
+        "detector.name": detector, "decision.id_threshold": id_threshold, "events.path": events, "api.host": host,
+        "api.port": port, "api.token": token, "api.enabled": False if no_api else None})
+    plan = runtime_plan(cfg)
+    if plan.source is None:
         raise UsageError("no source: pass --source or set source.uri in --config")
-    age_model = AgeModel(resolve_model(s["model"]), threads=s["threads"])  # fails clearly before the camera opens
-    opts = BoxOptions(box_id=s["box_id"], threads=s["threads"],
-                      detector=DetectorOptions(detector=s["detector"], min_face=s["min_face"]),
-                      policy=DecisionPolicy(s["id_threshold"], s["min_frames"], s["max_spread"]),
-                      decide_after=s["decide_after"])
-    store = EventStore(s["events"], s["retention_days"])
-    pipeline = BoxPipeline(age_model, opts, store)
+    age_model = AgeModel(resolve_model(plan.model_path), threads=plan.box.threads)  # fails before the camera opens
+    server = None
+    if plan.api.enabled:  # bind before anything else starts: a taken port is a clear error, nothing to undo
+        server = make_server(None, plan.api.host, plan.api.port, plan.api.token or None)
+    store = EventStore(plan.events_path, plan.retention_days)
+    pipeline = BoxPipeline(age_model, plan.box, store)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    src = FrameSource(str(s["source"]), SourceOptions(width=s["width"], height=s["height"], fps=s["fps"]))
-    server = None
-    if s["api"]:
-        server = make_server(pipeline, s["host"], int(s["port"]), s["token"])
+    src = FrameSource(str(plan.source), plan.source_options)
+    if server is not None:
+        server.pipeline = pipeline
         serve_in_background(server)
         click.echo(f"http://{server.server_address[0]}:{server.server_address[1]}  (/healthz /last /metrics)",
                    err=True)
@@ -132,8 +105,8 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
             click.echo(f"buyer #{d.track_id}: age {d.age if d.age is not None else '?'} ({d.band or '-'}) -> "
                        f"{d.decision}  [{d.good_frames}/{d.frames} frames]")
 
-    click.echo(f"agegate edge: {src.kind} {s['source']} -> {age_model.path.name} ({age_model.runtime}, "
-               f"{s['threads']} threads); events {s['events']}", err=True)
+    click.echo(f"agegate edge: {src.kind} {plan.source} -> {age_model.path.name} ({age_model.runtime}, "
+               f"{plan.box.threads} threads); events {plan.events_path}", err=True)
     try:
         n = pipeline.run(src, stop, on_decision, on_frame, max_frames)
     finally:
@@ -144,7 +117,8 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
         store.close()
     if src.error:
         click.echo(f"source error: {src.error}", err=True)
-    click.echo(f"{n} frames, {sum(pipeline.metrics.decisions.values())} buyers; events in {s['events']}", err=True)
+    click.echo(f"{n} frames, {sum(pipeline.metrics.decisions.values())} buyers; events in {plan.events_path}",
+               err=True)
 
 
 @edge.command()

@@ -7,11 +7,21 @@ period are deleted on open and every hour.
 """
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .errors import AgegateError
+
+log = logging.getLogger("agegate.edge")
+#: Decisions held in memory while the database cannot be written (disk full, read-only): about a
+#: week of a busy till. The box keeps deciding (the till needs its answers); /healthz says why.
+MAX_PENDING = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -48,23 +58,51 @@ class Event:
 class EventStore:
     def __init__(self, path: str | Path, retention_days: float = 90.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.retention_days = retention_days
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self.pending: deque[Event] = deque(maxlen=MAX_PENDING)  # decided, not yet written
+        self.lost = 0  # dropped from a full `pending`
+        self.error: str | None = None  # why the newest write failed; None once writes succeed again
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as e:
+            raise AgegateError(f"{self.path}: cannot open the events database ({e}); check the path "
+                               f"(events.path / --events), its permissions and free space") from e
         self._last_purge = 0.0
         self.purge()
 
     def add(self, e: Event) -> None:
+        """Write one decision. A failed write (disk full) keeps it in memory and retries on the next."""
         with self._lock:
-            self._db.execute(
-                f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) VALUES ({', '.join('?' * len(EVENT_FIELDS))})",
-                tuple(getattr(e, f) for f in EVENT_FIELDS))
+            if len(self.pending) == self.pending.maxlen:
+                self.lost += 1
+            self.pending.append(e)
+            self._write_pending()
         if time.time() - self._last_purge > 3600:
             self.purge()
+
+    def _write_pending(self) -> None:
+        sql = f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) VALUES ({', '.join('?' * len(EVENT_FIELDS))})"
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany(sql, [tuple(getattr(e, f) for f in EVENT_FIELDS) for e in self.pending])
+            self._db.execute("COMMIT")
+        except sqlite3.Error as err:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if self.error is None:
+                log.error("events: cannot write %s (%s); keeping decisions in memory (%d) and retrying",
+                          self.path, err, len(self.pending))
+            self.error = f"cannot write {self.path}: {err} ({len(self.pending)} decision(s) waiting in memory)"
+            return
+        self.pending.clear()
+        self.error = None
 
     def purge(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
@@ -72,7 +110,11 @@ class EventStore:
         if self.retention_days <= 0:
             return 0
         with self._lock:
-            cur = self._db.execute("DELETE FROM events WHERE ts < ?", (now - self.retention_days * 86400,))
+            try:
+                cur = self._db.execute("DELETE FROM events WHERE ts < ?", (now - self.retention_days * 86400,))
+            except sqlite3.Error as e:  # a full disk must not stop the box; the next purge tries again
+                log.warning("events: retention purge failed (%s)", e)
+                return 0
         return cur.rowcount
 
     def all(self) -> list[Event]:
@@ -86,25 +128,46 @@ class EventStore:
 
     def flush(self) -> None:
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self.pending:
+                self._write_pending()
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as e:
+                log.warning("events: checkpoint failed (%s)", e)
 
     def close(self) -> None:
+        """Write what is pending, then close. Raises AgegateError naming what could not be written."""
         with self._lock:
+            if self.pending:
+                self._write_pending()
+            unwritten = len(self.pending) + self.lost
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
             finally:
                 self._db.close()
+        if unwritten:
+            raise AgegateError(f"{self.path}: {unwritten} decision(s) could not be written ({self.error}); "
+                               f"free disk space under {self.path.parent}. Every earlier decision is in the database.")
 
 
 def read_events(path: str | Path) -> list[Event]:
+    """Every event in a box's database. A missing file, or one that is not an agegate events
+    database, is an AgegateError naming the file."""
     p = Path(path)
-    if not p.exists():
-        from .errors import AgegateError
-
+    if not p.is_file():
         raise AgegateError(f"{p}: no events database (written by `agegate edge run --events`)")
-    db = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+    # Read-write when allowed: the last connection to close then removes the WAL side files, which a
+    # read-only connection cannot (the demo once left events.sqlite-wal and -shm behind). Only reads run.
+    mode = "rw" if os.access(p, os.W_OK) and os.access(p.parent, os.W_OK) else "ro"
     try:
-        rows = db.execute(f"SELECT {', '.join(EVENT_FIELDS)} FROM events ORDER BY ts, id").fetchall()
-    finally:
-        db.close()
+        db = sqlite3.connect(f"file:{p}?mode={mode}", uri=True)
+        try:
+            rows = db.execute(f"SELECT {', '.join(EVENT_FIELDS)} FROM events ORDER BY ts, id").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as e:
+        raise AgegateError(f"{p}: not an agegate events database ({e}); give the file `agegate edge run` writes "
+                           f"(events.path in box.toml)") from e
     return [Event(*r) for r in rows]

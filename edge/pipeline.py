@@ -40,6 +40,7 @@ class BoxOptions:
     max_missed: int = 10  # frames a face may be lost before its buyer counts as gone
     min_quality_face: int = 48  # px: smaller faces are tracked but not aged
     min_sharpness: float = 20.0  # variance of Laplacian below which a crop is too blurred
+    latency_budget_ms: float | None = None  # p50 inference per face above this: /healthz says "slow"
 
 
 @dataclass
@@ -161,7 +162,9 @@ class BoxPipeline:
         try:
             while not stop.is_set():
                 frame = source.read(timeout=0.5)
-                self.metrics.dropped, self.metrics.reconnects = source.dropped, source.reconnects
+                m = self.metrics
+                m.dropped, m.reconnects = source.dropped, source.reconnects
+                m.source_connected, m.source_error = source.connected, source.error
                 if frame is None:
                     if source.ended:
                         break

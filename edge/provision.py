@@ -39,29 +39,44 @@ class SmokeResult:
     budget_ms: float | None
 
 
-def smoke_test(release: Path, runs: int = 15) -> SmokeResult:
+#: The smoke test's latency: a median of ROUND_RUNS invokes after WARMUP, and up to ROUNDS rounds,
+#: judged on the fastest round's median. One round of 15 once failed a 15 ms budget at 15.8 ms on a
+#: loaded machine where other installs measured 11-12 ms; a momentary load spike must not refuse a
+#: good model, while a model that is really too slow stays over budget in every round.
+WARMUP, ROUND_RUNS, ROUNDS = 3, 15, 3
+
+
+def smoke_test(release: Path) -> SmokeResult:
     from .default_model import assets_dir
+    from .detect import FaceDetector, crop_face
     from .preprocess import decode_image
     from .runtime import AgeModel
 
     model = AgeModel(release / "model.tflite", threads=2)
     face = decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[0])
-    from .detect import FaceDetector, crop_face
-
     faces = FaceDetector().detect(face)
     crop = crop_face(face, faces[0], model.spec.face_margin) if faces else face
-    times, age = [], 0.0
-    for _ in range(runs):
-        t0 = time.perf_counter()
+    age = 0.0
+    for _ in range(WARMUP):
         age = model.predict_face(crop)
-        times.append((time.perf_counter() - t0) * 1000)
     lo, hi = model.meta.age_range
     if not (np.isfinite(age) and min(0.0, lo) <= age <= max(120.0, hi)):
         raise AgegateError(f"smoke test: the model answered {age!r} for an embedded face, outside {lo:g}..{hi:g}")
     budget = model.meta.extra.get("bundle", {}).get("latency_budget_ms")
-    p50 = statistics.median(times[2:])
+    medians = []
+    for _ in range(ROUNDS):
+        times = []
+        for _ in range(ROUND_RUNS):
+            t0 = time.perf_counter()
+            model.predict_face(crop)
+            times.append((time.perf_counter() - t0) * 1000)
+        medians.append(statistics.median(times))
+        if not budget or min(medians) <= budget:
+            break
+    p50 = min(medians)
     if budget and p50 > budget:
-        raise AgegateError(f"smoke test: p50 inference {p50:.1f} ms exceeds the bundle's budget {budget} ms")
+        raise AgegateError(f"smoke test: p50 inference {p50:.1f} ms exceeds the bundle's budget {budget} ms in each "
+                           f"of {ROUNDS} rounds of {ROUND_RUNS} ({', '.join(f'{m:.1f}' for m in medians)} ms)")
     return SmokeResult(age, p50, budget)
 
 
@@ -83,6 +98,31 @@ class BoxRoot:
         tmp.write_text(json.dumps(state, indent=2) + "\n")
         os.replace(tmp, self.state_path)
 
+    def manifest(self, version: str) -> dict:
+        """The installed manifest of a release; {} when missing or unreadable (status says DAMAGED)."""
+        try:
+            m = json.loads((self.releases / version / "manifest.json").read_text())
+            return m if isinstance(m, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def problems(self) -> list[str]:
+        """What makes this root unable to serve, each with its repair (empty: healthy)."""
+        cur = self.current_version()
+        if cur is None:
+            if self.current.exists() or self.current.is_symlink():
+                return [f"{self.current} is not a symlink to a release; reinstall a bundle with "
+                        f"`agegate device install BUNDLE --root {self.root}`"]
+            return []
+        fix = (f"run `agegate device rollback --root {self.root}` to go back to the last intact release, "
+               f"or reinstall with `agegate device install BUNDLE --root {self.root}`")
+        if not (self.releases / cur).is_dir():
+            return [f"current points to releases/{cur}, which does not exist; {fix}"]
+        bad = [f for f, ok in check_release(self.releases / cur).items() if not ok]
+        if bad:
+            return [f"the live release {cur} is damaged ({', '.join(bad)} missing or changed); {fix}"]
+        return []
+
     def current_version(self) -> str | None:
         if not self.current.is_symlink():
             return None
@@ -102,10 +142,8 @@ class BoxRoot:
     # -- install ------------------------------------------------------------------------------
     def install(self, bundle_path: str | Path, pub: str | Path | None = None, echo=print) -> dict:
         pub = pub or (self.root / "trusted.pub")
-        bundle = read_bundle(bundle_path, pub)  # nothing is written before this passes
+        bundle = read_bundle(bundle_path, pub)  # nothing is written before this passes (manifest validated)
         version = bundle.version
-        if "/" in version or version.startswith("."):
-            raise BundleError(f"refused: bad version {version!r}")
         if bundle.forced:
             echo("WARNING: this bundle is FORCED: its model failed QA")
         self.releases.mkdir(parents=True, exist_ok=True)
@@ -113,7 +151,7 @@ class BoxRoot:
         if final.exists():
             if self.current_version() == version:
                 raise BundleError(f"{version} is already installed and current")
-            shutil.rmtree(final)  # an older copy of the same version, not live: replace it
+            self._remove_release(final)  # an older copy of the same version, not live: replace it
         staging = self.releases / f".staging-{version}-{uuid.uuid4().hex[:8]}"
         try:
             extract_verified(bundle, staging)
@@ -136,6 +174,15 @@ class BoxRoot:
         self._prune()
         return {"version": version, "previous": previous, "smoke": smoke.__dict__, "forced": bundle.forced}
 
+    def _remove_release(self, folder: Path) -> None:
+        """Delete one release folder; never the live one, never anything but a direct child of releases/."""
+        if folder.parent.resolve() != self.releases.resolve() or folder.name in ("", ".", ".."):
+            raise BundleError(f"refused to delete {folder}: not a release folder under {self.releases}")
+        live = self.current.resolve() if self.current.is_symlink() else None
+        if live is not None and folder.resolve() == live:
+            raise BundleError(f"refused to delete {folder}: it is the live release")
+        shutil.rmtree(folder, ignore_errors=True)
+
     def _prune(self) -> None:
         """Keep the newest KEEP_RELEASES releases (current always among them); drop stale staging."""
         order = [h["version"] for h in self.state()["history"]]
@@ -147,19 +194,22 @@ class BoxRoot:
         cur = self.current_version()
         for d in self.releases.iterdir():
             if d.name.startswith(".staging-") or (d.name not in keep and d.name != cur):
-                shutil.rmtree(d, ignore_errors=True)
+                self._remove_release(d)
 
     def rollback(self) -> dict:
         cur = self.current_version()
         if cur is None:
             raise AgegateError(f"{self.root}: nothing installed, nothing to roll back")
         history = [h["version"] for h in self.state()["history"]]
-        candidates = [v for v in reversed(history) if v != cur and (self.releases / v).is_dir()]
+        # only to an intact release: rolling back onto a damaged one would trade one broken box for another
+        candidates = [v for v in reversed(history) if v != cur and (self.releases / v).is_dir()
+                      and all(check_release(self.releases / v).values())]
         if not candidates:
-            raise AgegateError(f"no earlier release left under {self.releases} to roll back to")
+            raise AgegateError(f"no earlier intact release left under {self.releases} to roll back to; install a "
+                               f"bundle with `agegate device install BUNDLE --root {self.root}`")
         target = candidates[0]
         self._switch(target)
-        manifest = json.loads((self.releases / target / "manifest.json").read_text())
+        manifest = self.manifest(target)
         state = self.state()
         state["history"].append({"version": target, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                  "rollback_from": cur, "previous": cur, "model_sha256": manifest["model_sha256"],
@@ -174,7 +224,7 @@ class BoxRoot:
             for d in sorted(self.releases.iterdir()):
                 if d.name.startswith("."):
                     continue
-                m = json.loads((d / "manifest.json").read_text()) if (d / "manifest.json").exists() else {}
+                m = self.manifest(d.name)
                 ok = check_release(d) if m else {}
                 releases.append({"version": d.name, "current": d.name == cur, "forced": bool(m.get("forced")),
                                  "model_sha256": m.get("model_sha256"), "intact": bool(ok) and all(ok.values()),
@@ -184,5 +234,7 @@ class BoxRoot:
         for r in releases:
             r["installed"] = installed.get(r["version"])
         prev = next((h.get("previous") for h in reversed(history) if h["version"] == cur), None)
+        problems = self.problems()
         return {"root": str(self.root), "current": cur, "previous": prev, "releases": releases,
-                "forced_live": any(r["forced"] and r["current"] for r in releases)}
+                "forced_live": any(r["forced"] and r["current"] for r in releases),
+                "healthy": not problems, "problems": problems}

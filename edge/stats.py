@@ -11,6 +11,9 @@ from .bands import BAND_LABELS
 from .events import Event
 
 STAGES = ("capture", "detect", "crop", "infer", "fuse")
+#: /healthz turns "degraded" when no frame was processed for this long: a live camera sends 15-30 per second
+#: even at an empty till, so a few seconds of silence is a dead camera or a stuck pipeline.
+STALE_S = 5.0
 
 
 class RuntimeMetrics:
@@ -26,6 +29,9 @@ class RuntimeMetrics:
         self._frame_times: deque = deque(maxlen=120)
         self.dropped = 0
         self.reconnects = 0
+        self.source_connected = True
+        self.source_error: str | None = None
+        self.last_frame_ts: float | None = None  # wall time of the newest processed frame
 
     def observe(self, stage: str, ms: float) -> None:
         with self._lock:
@@ -36,6 +42,7 @@ class RuntimeMetrics:
             self.frames += 1
             self.faces += faces
             self._frame_times.append(time.perf_counter())
+            self.last_frame_ts = time.time()
 
     def decision(self, kind: str) -> None:
         with self._lock:
@@ -51,6 +58,29 @@ class RuntimeMetrics:
             v = list(self.latency[stage])
         return (float(np.percentile(v, 50)), float(np.percentile(v, 95))) if v else (0.0, 0.0)
 
+    def health(self, budget_ms: float | None = None, events_error: str | None = None, stale_s: float = STALE_S,
+               now: float | None = None) -> dict:
+        """What /healthz says: ok only while frames arrive and are processed (an empty till still sends
+        frames); the problems, each in words, otherwise."""
+        now = time.time() if now is None else now
+        problems = []
+        since = None if self.last_frame_ts is None else now - self.last_frame_ts
+        if not self.source_connected:
+            problems.append(f"camera not connected ({self.source_error or 'no error reported'}); "
+                            f"{self.reconnects} reconnect attempts")
+        if since is None and now - self.started > stale_s:
+            problems.append(f"no frame processed in {now - self.started:.0f}s since start")
+        elif since is not None and since > stale_s:
+            problems.append(f"no frame processed for {since:.0f}s")
+        if events_error:
+            problems.append(f"events: {events_error}")
+        p50, _ = self.percentiles("infer")
+        if budget_ms and self.faces and p50 > budget_ms:
+            problems.append(f"inference p50 {p50:.1f} ms is over the budget {budget_ms:g} ms")
+        return {"status": "ok" if not problems else "degraded", "problems": problems, "frames": self.frames,
+                "fps": round(self.fps(), 2), "reconnects": self.reconnects, "camera_connected": self.source_connected,
+                "seconds_since_frame": None if since is None else round(since, 2)}
+
     def prometheus(self) -> str:
         lines = [
             "# HELP agegate_fps Frames processed per second (last 120 frames).", "# TYPE agegate_fps gauge",
@@ -59,6 +89,8 @@ class RuntimeMetrics:
             "# TYPE agegate_faces_total counter", f"agegate_faces_total {self.faces}",
             "# TYPE agegate_dropped_frames_total counter", f"agegate_dropped_frames_total {self.dropped}",
             "# TYPE agegate_reconnects_total counter", f"agegate_reconnects_total {self.reconnects}",
+            "# HELP agegate_camera_connected 1 while the camera or stream is open.",
+            "# TYPE agegate_camera_connected gauge", f"agegate_camera_connected {int(self.source_connected)}",
             "# HELP agegate_decisions_total Buyer decisions by kind.", "# TYPE agegate_decisions_total counter",
         ]
         for kind in ("ok", "id_check", "uncertain"):

@@ -205,7 +205,17 @@ def test_doctor_checks_and_exit_codes(kit, tmp_path, shipped_model):
     assert r.exit_code == 1 and "unknown section [bogus]" in r.output and "fix:" in r.output
 
 
-def test_install_service_dry_run():
-    r = run("device", "install-service", "--dry-run", "--config", "/etc/agegate/box.toml")
-    assert r.exit_code == 0 and "ExecStart=" in r.output and "edge run --config /etc/agegate/box.toml" in r.output
+def test_install_service_dry_run(tmp_path):
+    cfg = tmp_path / "etc" / "box.toml"
+    cfg.parent.mkdir()
+    cfg.write_text(f'[source]\nuri = "0"\n[model]\npath = "m.tflite"\n[events]\npath = "{tmp_path}/data/ev.sqlite"\n')
+    r = run("device", "install-service", "--dry-run", "--config", cfg)
+    assert r.exit_code == 0 and "ExecStart=" in r.output and f"edge run --config {cfg}" in r.output
     assert "Restart=on-failure" in r.output
+    # the events folder of the config is writable under ProtectSystem=strict
+    assert f"ReadWritePaths={tmp_path / 'data'}" in r.output
+
+
+def test_install_service_refuses_a_missing_config(tmp_path):
+    r = run("device", "install-service", "--dry-run", "--config", tmp_path / "nope.toml")
+    assert r.exit_code == 1 and "nope.toml: config file not found" in r.output and "Traceback" not in r.output

@@ -68,7 +68,7 @@ def test_events_store_wal_retention_and_no_images(tmp_path):
 
 def test_config_errors_name_the_key():
     ok = validate({"source": {"uri": "0"}, "model": {"path": "m.tflite"}})
-    assert ok["api"]["host"] == "127.0.0.1" and ok["decision"]["id_threshold"] == 25.0
+    assert ok.api.host == "127.0.0.1" and ok.decision.id_threshold == 25.0
     with pytest.raises(ConfigError, match="unknown key source.urii"):
         validate({"source": {"urii": "0"}, "model": {"path": "m"}})
     with pytest.raises(ConfigError, match="model.threads must be int"):

@@ -51,7 +51,7 @@ class CheckResult:
         return sum(p.severity == "error" for p in self.problems)
 
     def summary(self) -> dict:
-        ages = np.array([r.age for r in self.ok_records]) if self.n_ok else np.array([0.0])
+        ages = np.array([r.age for r in self.ok_records]) if self.n_ok else np.array([np.nan])
         return {
             "dataset": str(self.dataset.root),
             "format": self.dataset.format,
@@ -60,9 +60,9 @@ class CheckResult:
             "errors": self.n_errors,
             "warnings": sum(p.severity == "warning" for p in self.problems),
             "problems_by_kind": dict(Counter(p.kind for p in self.problems)),
-            "age_min": float(ages.min()),
-            "age_max": float(ages.max()),
-            "age_mean": round(float(ages.mean()), 2),
+            "age_min": float(ages.min()) if self.n_ok else None,  # no usable image: no age range to claim
+            "age_max": float(ages.max()) if self.n_ok else None,
+            "age_mean": round(float(ages.mean()), 2) if self.n_ok else None,
             "splits": dict(Counter(r.split or "none" for r in self.ok_records)),
             "problems": [p.to_dict() for p in self.problems],
         }
@@ -92,7 +92,14 @@ def inspect_image(rec: Record) -> ImageInfo:
     if not rec.path.exists():
         info.problems.append(Problem(f, line, "missing", "file does not exist"))
         return info
-    data = rec.path.read_bytes()
+    if not rec.path.is_file():
+        info.problems.append(Problem(f, line, "not_a_file", "a folder or special file, not an image"))
+        return info
+    try:
+        data = rec.path.read_bytes()
+    except OSError as e:
+        info.problems.append(Problem(f, line, "unreadable", f"cannot read ({e.strerror or e})"))
+        return info
     if not data:
         info.problems.append(Problem(f, line, "empty", "file is 0 bytes"))
         return info

@@ -45,7 +45,10 @@ def check(directory, fmt, split_file, target, as_json, max_list):
     else:
         click.echo(f"{s['dataset']} ({s['format']}): {s['ok']} images ok of {s['records']} records; "
                    f"{s['errors']} error(s), {s['warnings']} warning(s)")
-        click.echo(f"ages {s['age_min']:g}..{s['age_max']:g} (mean {s['age_mean']}); splits {s['splits']}")
+        if s["ok"]:
+            click.echo(f"ages {s['age_min']:g}..{s['age_max']:g} (mean {s['age_mean']}); splits {s['splits']}")
+        else:
+            click.echo("no usable image: nothing to train or evaluate on")
         if s["problems_by_kind"]:
             click.echo("problems by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(s["problems_by_kind"].items())))
         for p in result.problems[:max_list]:

@@ -65,13 +65,15 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
         data = base64.b64encode((out / name).read_bytes()).decode()
         return f'<img alt="{name}" src="data:image/png;base64,{data}">'
 
+    ages = (f"Ages {summary['age_min']:g} to {summary['age_max']:g} (mean {summary['age_mean']})." if summary["ok"]
+            else "No usable image.")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate data report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} img{{max-width:100%}}</style></head><body>
 <h1>Data report: {html.escape(summary['dataset'])}</h1>
 <p>Format <b>{summary['format']}</b>: {summary['records']} labelled records, <b>{summary['ok']} readable images</b>,
-{summary['errors']} errors, {summary['warnings']} warnings. Ages {summary['age_min']:g} to {summary['age_max']:g}
-(mean {summary['age_mean']}). Splits: {html.escape(json.dumps(summary['splits']))}.</p>
+{summary['errors']} errors, {summary['warnings']} warnings. {ages}
+Splits: {html.escape(json.dumps(summary['splits']))}.</p>
 <h2>Ages</h2>{img('age_histogram.png')}
 <h2>Age bands</h2><table><tr><th>band</th><th>images</th><th>share</th></tr>{rows}</table>{img('age_bands.png')}
 <h2>Image sizes</h2><table><tr><th>size</th><th>images</th></tr>{size_rows}</table>{img('image_sizes.png')}
