@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from agegate.edge.bundle_format import BUNDLE_FORMAT, MANIFEST, SIGNATURE, tar_bytes
+from agegate.edge.bundle_format import BUNDLE_FORMAT, MANIFEST, SIGNATURE, VERSION_RE, tar_bytes
 from agegate.edge.errors import BundleError, UsageError
 from agegate.edge.metadata import now_iso, read_metadata
 
@@ -63,6 +63,9 @@ def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: 
     model_bytes = model.read_bytes()
     sha = hashlib.sha256(model_bytes).hexdigest()
     version = version or f"{meta.created[:10].replace('-', '')}-{sha[:8]}"
+    if not VERSION_RE.match(version):
+        raise UsageError(f"--version {version!r}: 1-64 letters, digits, '.', '_', '+', '-', not starting with "
+                         f"'.' or '-' (it names the release folder on every box)")
     if card is None:
         card_text = (f"# {name} {version}\n\nNo model card was given when this bundle was built.\n")
     else:

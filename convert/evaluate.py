@@ -77,7 +77,7 @@ class ModelInputs:
         if detect or spec.face_crop == "box":
             from agegate.edge.detect import DetectorOptions, FaceDetector
 
-            self.detector = FaceDetector(DetectorOptions(detector=detector, min_face=16))
+            self.detector = FaceDetector(DetectorOptions.for_photos(detector=detector))
 
     @property
     def detects(self) -> bool:

@@ -30,6 +30,7 @@ class Frame:
     index: int
     ts: float
     rgb: np.ndarray
+    cut: bool = False  # the scene changed here (a new photo of a folder): earlier buyers are gone
 
 
 @dataclass
@@ -38,6 +39,7 @@ class SourceOptions:
     height: int | None = None
     fps: float | None = None
     repeat: int = 1  # folder of images: each image is shown for this many frames (a slideshow)
+    sequence: bool = False  # folder of images: the frames of one video (one buyer may span images)
     backoff_start: float = 0.5
     backoff_max: float = 10.0
     retry_forever: bool = True  # live sources: keep reconnecting (service mode)
@@ -73,6 +75,7 @@ class FrameSource:
         self.reconnects = 0  # live sources: every open attempt after the first, failed or not
         self.connected = not self.live  # live: True while a device/stream is open
         self.error: str | None = None
+        self.skipped: list[str] = []  # folder images that could not be read, with the reason
         self._cap = None
         if not self.live:
             self._check_openable()
@@ -110,9 +113,9 @@ class FrameSource:
         return None
 
     # -- the capture thread -------------------------------------------------------------------
-    def _put(self, bgr_or_rgb: np.ndarray, is_bgr: bool = True) -> None:
+    def _put(self, bgr_or_rgb: np.ndarray, is_bgr: bool = True, cut: bool = False) -> None:
         rgb = cv2.cvtColor(bgr_or_rgb, cv2.COLOR_BGR2RGB) if is_bgr else bgr_or_rgb
-        frame = Frame(self.frames_read, time.time(), rgb)
+        frame = Frame(self.frames_read, time.time(), rgb, cut)
         self.frames_read += 1
         if self.live:
             try:
@@ -142,9 +145,11 @@ class FrameSource:
                         img = decode_image(p)
                     except AgegateError as e:
                         log.warning("skipping %s", e)
+                        self.skipped.append(str(e))
                         continue
-                    for _ in range(max(1, self.options.repeat)):
-                        self._put(img, is_bgr=False)
+                    for k in range(max(1, self.options.repeat)):
+                        # unrelated photos: each is its own buyer (a cut before it), unless a video's frames
+                        self._put(img, is_bgr=False, cut=k == 0 and not self.options.sequence)
             elif self.kind == "file":
                 cap = cv2.VideoCapture(self.source)
                 self._cap = cap

@@ -1,6 +1,7 @@
 """`agegate edge run` and `agegate edge stats`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .detect import DETECTORS
+from .detect import DETECTORS, DetectorOptions
 
 
 @click.group()
@@ -30,19 +31,21 @@ def edge() -> None:
 @click.option("--token", help="Bearer token the HTTP endpoint requires.")
 @click.option("--no-api", is_flag=True, help="Do not start the HTTP endpoint.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after N frames.")
+@click.option("--sequence", is_flag=True,
+              help="--source FOLDER holds the frames of one video; by default each image is its own buyer.")
 @click.option("--record", type=click.Path(dir_okay=False),
               help="SET-UP ONLY: write an annotated video (this stores faces; never leave it on).")
 @click.option("--display", is_flag=True, help="SET-UP ONLY: show annotated frames in a window.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per decision.")
 def run(config_path, source, model, threads, box_id, detector, id_threshold, events, host, port, token, no_api,
-        max_frames, record, display, as_json):
+        max_frames, sequence, record, display, as_json):
     """Watch the till: detect faces, estimate ages on-device, decide ok / id_check / uncertain.
 
     One line (or JSON object) per buyer; events go to SQLite without any image.
     SIGINT/SIGTERM finish the current frame, flush events, release the camera, exit 0.
     """
     from .api import make_server, serve_in_background
-    from .capture import FrameSource
+    from .capture import FrameSource, source_kind
     from .config import BoxConfig, load_config, runtime_plan
     from .default_model import resolve_model
     from .errors import UsageError
@@ -61,12 +64,17 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     server = None
     if plan.api.enabled:  # bind before anything else starts: a taken port is a clear error, nothing to undo
         server = make_server(None, plan.api.host, plan.api.port, plan.api.token or None)
+    box = plan.box
+    src_options = dataclasses.replace(plan.source_options, sequence=sequence)
+    if source_kind(str(plan.source)) == "folder":  # photos, often tight crops: the photo detector profile
+        box = dataclasses.replace(box, detector=DetectorOptions.for_photos(
+            detector=box.detector.detector, min_score=box.detector.min_score, threads=box.detector.threads))
     store = EventStore(plan.events_path, plan.retention_days)
-    pipeline = BoxPipeline(age_model, plan.box, store)
+    pipeline = BoxPipeline(age_model, box, store)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    src = FrameSource(str(plan.source), plan.source_options)
+    src = FrameSource(str(plan.source), src_options)
     if server is not None:
         server.pipeline = pipeline
         serve_in_background(server)
@@ -117,6 +125,8 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
         store.close()
     if src.error:
         click.echo(f"source error: {src.error}", err=True)
+    for why in src.skipped:
+        click.echo(f"skipped: {why}", err=True)
     click.echo(f"{n} frames, {sum(pipeline.metrics.decisions.values())} buyers; events in {plan.events_path}",
                err=True)
 

@@ -78,6 +78,7 @@ class BoxPipeline:
         except Exception:  # noqa: BLE001 - an odd frame is counted and skipped, never fatal
             self.bad_frames += 1
             return []
+        cut: list[Decision] = self.finish() if frame.cut else []  # a new photo: the last one's buyers left
         t0 = time.perf_counter()
         faces = self.detector.detect(rgb)
         t1 = time.perf_counter()
@@ -99,7 +100,7 @@ class BoxPipeline:
         f0 = time.perf_counter()
         tracks = self.tracker.match(faces, frame.ts)
         frame_ms = (f0 - t_start) * 1000
-        made: list[Decision] = []
+        made: list[Decision] = cut
         for track, face, age in zip(tracks, faces, ages):
             track.add(face, frame.ts, age)
             self._track_ms.setdefault(track.track_id, []).append(frame_ms)

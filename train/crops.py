@@ -31,7 +31,7 @@ from .datasets import Record
 #: (1.15 + 2 x 0.10 = 1.35 would be the worst case together; rare, and edge replication fills it).
 CONTEXT = 1.3
 #: The options eval --detect uses: faces down to 16 px (small dataset photos), padded retry for chips.
-TRAIN_DETECTOR = DetectorOptions(min_face=16)
+TRAIN_DETECTOR = DetectorOptions.for_photos()
 
 
 @dataclass

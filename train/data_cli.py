@@ -52,7 +52,9 @@ def check(directory, fmt, split_file, target, as_json, max_list):
         if s["problems_by_kind"]:
             click.echo("problems by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(s["problems_by_kind"].items())))
         for p in result.problems[:max_list]:
-            where = f"{p.file}" + (f":{p.line}" if p.line else "")
+            # reader problems point into the label file; image problems name the image and its label line
+            where = p.file + ((f":{p.line}" if p.file.endswith(".csv") else f" (label line {p.line})") if p.line
+                              else "")
             click.echo(f"  {p.severity:7s} {p.kind:17s} {where}: {p.detail}")
         if len(result.problems) > max_list:
             click.echo(f"  ... {len(result.problems) - max_list} more (use --json for all)")
