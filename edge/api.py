@@ -1,4 +1,7 @@
-"""The box's local HTTP endpoint: /healthz, /last (for the POS), /metrics (Prometheus).
+"""The box's local HTTP endpoint: /decision and /last (for the till), /healthz, /metrics (Prometheus).
+
+/decision answers for the buyer in front of the camera now (or `no_buyer`); /last is the newest
+decision made, with its `ts`, so a till can tell a fresh answer from a stale one.
 
 Bound to 127.0.0.1 by default; with a token, every request needs
 `Authorization: Bearer TOKEN`. It serves decisions and counters, never images.
@@ -8,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .errors import UsageError
@@ -49,18 +51,15 @@ def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int
                 h = pipeline.metrics.health(pipeline.options.latency_budget_ms, events.error if events else None)
                 h["model"] = str(pipeline.model.path)
                 self._send(200 if h["status"] == "ok" else 503, json.dumps(h))
+            elif path == "/decision":  # the till asks when an age-restricted item is scanned
+                self._send(200, json.dumps(pipeline.current()))
             elif path == "/last":
                 d = pipeline.last
-                if d is None:
-                    self._send(200, json.dumps({"decision": None}))
-                else:
-                    body = asdict(d)
-                    body.pop("box")
-                    self._send(200, json.dumps(body))
+                self._send(200, json.dumps({"decision": None} if d is None else d.to_dict()))
             elif path == "/metrics":
                 self._send(200, pipeline.metrics.prometheus(), "text/plain; version=0.0.4")
             else:
-                self._send(404, json.dumps({"error": f"no endpoint {path}; try /healthz, /last, /metrics"}))
+                self._send(404, json.dumps({"error": f"no endpoint {path}; try /decision, /last, /healthz, /metrics"}))
 
     try:
         server = ThreadingHTTPServer((host, port), Handler)

@@ -1,29 +1,66 @@
-"""The ID-check decision: one per buyer, from the fused age of their track.
+"""The ID-check decision: one per buyer, from the fused age of their track, with a reason when unsure.
 
 ok        fused age >= id_threshold, enough good frames, frames agree
 id_check  fused age < id_threshold (Challenge 25 by default)
-uncertain too few good frames, or frames disagree by more than max_spread years;
-          the cashier treats it as id_check
+uncertain the evidence is thin; the cashier treats it as id_check, and `reason` says why, so a
+          box whose uncertain share rises points at its cause (a camera that moved, a dead lamp)
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from enum import Enum
 
-DECISIONS = ("ok", "id_check", "uncertain")
+from .contracts import CHALLENGE_AGE
+
+
+class Decision(str, Enum):
+    """What the till is told. A str enum: JSON, SQLite and f-strings see "ok", "id_check", "uncertain"."""
+
+    OK = "ok"
+    ID_CHECK = "id_check"
+    UNCERTAIN = "uncertain"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Reason(str, Enum):
+    """Why a decision is `uncertain` (the first that applies)."""
+
+    FACE_TOO_SMALL = "face_too_small"  # most unusable frames: the face was too far from the camera
+    BLURRED = "blurred"  # ... the face moved or was out of focus
+    TOO_DARK = "too_dark"  # ... the face was too dark to read
+    TOO_FEW_FRAMES = "too_few_frames"  # the buyer was not seen for long enough
+    FRAMES_DISAGREE = "frames_disagree"  # the good frames' ages spread too widely
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class DecisionPolicy:
-    id_threshold: float = 25.0
+    id_threshold: float = CHALLENGE_AGE
     min_frames: int = 5
     max_spread: float = 12.0
 
 
-def decide(fused_age: float | None, good_frames: int, spread: float, policy: DecisionPolicy) -> str:
-    if fused_age is None or good_frames < policy.min_frames or spread > policy.max_spread:
-        return "uncertain"
-    return "id_check" if fused_age < policy.id_threshold else "ok"
+def decide(fused_age: float | None, good_frames: int, spread: float, policy: DecisionPolicy,
+           bad_frames: Counter | None = None) -> tuple[Decision, str]:
+    """(decision, reason): reason is '' unless the decision is uncertain, then a sentence that starts
+    with a Reason code, e.g. "too_few_frames: 3 good frames of 5 needed (7 blurred)"."""
+    if fused_age is None or good_frames < policy.min_frames:
+        bad = bad_frames or Counter()
+        code = Reason(bad.most_common(1)[0][0]) if bad else Reason.TOO_FEW_FRAMES
+        detail = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in bad.most_common())
+        return Decision.UNCERTAIN, (f"{code}: {good_frames} good frame(s) of {policy.min_frames} needed"
+                                    + (f" ({detail})" if detail else ""))
+    if spread > policy.max_spread:
+        return Decision.UNCERTAIN, (f"{Reason.FRAMES_DISAGREE}: the good frames' ages spread {spread:.1f} years "
+                                    f"(more than {policy.max_spread:g})")
+    return (Decision.ID_CHECK if fused_age < policy.id_threshold else Decision.OK), ""
 
 
-def needs_id(decision: str) -> bool:
-    return decision != "ok"
+def reason_code(reason: str | None) -> str | None:
+    """The Reason code at the start of a reason sentence (None for none)."""
+    return reason.split(":", 1)[0] if reason else None

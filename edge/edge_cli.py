@@ -78,7 +78,7 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     if server is not None:
         server.pipeline = pipeline
         serve_in_background(server)
-        click.echo(f"http://{server.server_address[0]}:{server.server_address[1]}  (/healthz /last /metrics)",
+        click.echo(f"http://{server.server_address[0]}:{server.server_address[1]}  (/decision /last /healthz /metrics)",
                    err=True)
     writer = None
     if record or display:
@@ -107,11 +107,10 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
 
     def on_decision(d):
         if as_json:
-            body = {k: v for k, v in d.__dict__.items() if k != "box"}
-            click.echo(json.dumps(body))
+            click.echo(json.dumps(d.to_dict()))
         else:
             click.echo(f"buyer #{d.track_id}: age {d.age if d.age is not None else '?'} ({d.band or '-'}) -> "
-                       f"{d.decision}  [{d.good_frames}/{d.frames} frames]")
+                       f"{d.decision}  [{d.good_frames}/{d.frames} frames]" + (f"  ({d.reason})" if d.reason else ""))
 
     click.echo(f"agegate edge: {src.kind} {plan.source} -> {age_model.path.name} ({age_model.runtime}, "
                f"{plan.box.threads} threads); events {plan.events_path}", err=True)
@@ -150,6 +149,9 @@ def stats(events, by, png, as_json):
         return
     click.echo(f"{summary['buyers']} buyers, {summary['id_checks']} ID checks "
                f"({(summary['id_check_share'] or 0):.1%})")
+    if summary["uncertain_reasons"]:
+        click.echo("uncertain because: " + ", ".join(f"{k} {n}" for k, n in
+                                                     sorted(summary["uncertain_reasons"].items(), key=lambda x: -x[1])))
     if by == "band":
         for b in BAND_LABELS:
             click.echo(f"  {b:>6} {summary['by_band'][b]:>6}")

@@ -1,7 +1,7 @@
 """The box's event store: one row per buyer decision, in SQLite (WAL mode).
 
 What is kept (DESIGN.md event row): ts, box_id, track_id, age, band, frames,
-decision, latency_ms. Never an image, a crop or an embedding: biometric data stays
+decision, latency_ms, and since the per-buyer issue the reason of an `uncertain` decision. Never an image, a crop or an embedding: biometric data stays
 in memory on the box and is dropped with the track. Rows older than the retention
 period are deleted on open and every hour.
 """
@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .errors import AgegateError
@@ -33,15 +33,20 @@ CREATE TABLE IF NOT EXISTS events (
     band TEXT,
     frames INTEGER NOT NULL,
     decision TEXT NOT NULL CHECK (decision IN ('ok', 'id_check', 'uncertain')),
-    latency_ms REAL
+    latency_ms REAL,
+    reason TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
-EVENT_FIELDS = ("ts", "box_id", "track_id", "age", "band", "frames", "decision", "latency_ms")
+#: Columns added after the first schema, with their type: opening an older database adds them
+#: (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
+MIGRATIONS = (("reason", "TEXT"),)
 
 
 @dataclass(frozen=True)
 class Event:
+    """One persisted buyer decision: the fields of the pipeline's BuyerDecision that may leave memory."""
+
     ts: float
     box_id: str
     track_id: int
@@ -50,9 +55,25 @@ class Event:
     frames: int
     decision: str
     latency_ms: float
+    reason: str | None = None
+
+    @classmethod
+    def from_decision(cls, d, ts: float, box_id: str) -> "Event":
+        """From a pipeline.BuyerDecision (its box and per-frame data stay behind)."""
+        return cls(ts, box_id, d.track_id, d.age, d.band, d.frames, str(d.decision), d.latency_ms, d.reason or None)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+EVENT_FIELDS = tuple(f.name for f in fields(Event))
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    for column, kind in MIGRATIONS:
+        if column not in have:
+            db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
 
 
 class EventStore:
@@ -69,6 +90,7 @@ class EventStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            migrate(self._db)
         except (sqlite3.Error, OSError) as e:
             raise AgegateError(f"{self.path}: cannot open the events database ({e}); check the path "
                                f"(events.path / --events), its permissions and free space") from e
@@ -164,7 +186,9 @@ def read_events(path: str | Path) -> list[Event]:
     try:
         db = sqlite3.connect(f"file:{p}?mode={mode}", uri=True)
         try:
-            rows = db.execute(f"SELECT {', '.join(EVENT_FIELDS)} FROM events ORDER BY ts, id").fetchall()
+            have = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+            cols = [f if f in have else "NULL" for f in EVENT_FIELDS]  # an older box's database: no reason yet
+            rows = db.execute(f"SELECT {', '.join(cols)} FROM events ORDER BY ts, id").fetchall()
         finally:
             db.close()
     except sqlite3.DatabaseError as e:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .bands import band_of
 from .capture import Frame, FrameSource
-from .decision import DecisionPolicy, decide
+from .decision import Decision, DecisionPolicy, decide
 from .detect import DetectorOptions, FaceBox, FaceDetector, crop_face
 from .events import Event, EventStore
 from .preprocess import as_rgb_uint8
@@ -40,19 +40,29 @@ class BoxOptions:
     max_missed: int = 10  # frames a face may be lost before its buyer counts as gone
     min_quality_face: int = 48  # px: smaller faces are tracked but not aged
     min_sharpness: float = 20.0  # variance of Laplacian below which a crop is too blurred
+    no_buyer_after_s: float = 2.0  # GET /decision answers no_buyer when no face was seen for this long
     latency_budget_ms: float | None = None  # p50 inference per face above this: /healthz says "slow"
 
 
 @dataclass
-class Decision:
+class BuyerDecision:
+    """One buyer's decision, as the till, the log and the events table see it (never an image)."""
+
     track_id: int
     age: float | None
     band: str | None
     frames: int
     good_frames: int
-    decision: str
+    decision: Decision
     latency_ms: float
     box: FaceBox
+    reason: str = ""  # why `uncertain` (a decision.Reason code first), '' otherwise
+    ts: float = 0.0  # wall time of the newest frame the decision used
+
+    def to_dict(self) -> dict:
+        return {"track_id": self.track_id, "age": self.age, "band": self.band, "frames": self.frames,
+                "good_frames": self.good_frames, "decision": self.decision.value, "reason": self.reason,
+                "latency_ms": self.latency_ms, "ts": round(self.ts, 3)}
 
 
 class BoxPipeline:
@@ -64,12 +74,18 @@ class BoxPipeline:
         self.tracker = IoUTracker(max_missed=self.options.max_missed, window=self.options.window)
         self.events = events
         self.metrics = metrics or RuntimeMetrics()
-        self.last: Decision | None = None
+        self.last: BuyerDecision | None = None
+        self.last_face_ts: float | None = None
+        self._lock = threading.Lock()  # process() and the HTTP thread's current() see whole frames
         self.bad_frames = 0
         self._track_ms: dict[int, list[float]] = {}
         self._labels: dict[int, str] = {}  # for annotation only; dropped with the track
 
-    def process(self, frame: Frame) -> list[Decision]:
+    def process(self, frame: Frame) -> list[BuyerDecision]:
+        with self._lock:
+            return self._process(frame)
+
+    def _process(self, frame: Frame) -> list[BuyerDecision]:
         o, m = self.options, self.metrics
         t_start = time.perf_counter()
         m.observe("capture", max(0.0, (time.time() - frame.ts) * 1000))
@@ -78,19 +94,23 @@ class BoxPipeline:
         except Exception:  # noqa: BLE001 - an odd frame is counted and skipped, never fatal
             self.bad_frames += 1
             return []
-        cut: list[Decision] = self.finish() if frame.cut else []  # a new photo: the last one's buyers left
+        cut: list[BuyerDecision] = self._finish() if frame.cut else []  # a new photo: the last one's buyers left
         t0 = time.perf_counter()
         faces = self.detector.detect(rgb)
         t1 = time.perf_counter()
         m.observe("detect", (t1 - t0) * 1000)
         ages: list[float | None] = []
+        bad: list[str] = []
         crop_ms = infer_ms = 0.0
+        if faces:
+            self.last_face_ts = frame.ts
         for face in faces:
             c0 = time.perf_counter()
             crop = crop_face(rgb, face, self.model.spec.face_margin)
             q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
             c1 = time.perf_counter()
             ages.append(self.model.predict_face(crop) if q.good else None)
+            bad.append(q.reason)
             c2 = time.perf_counter()
             crop_ms += (c1 - c0) * 1000
             infer_ms += (c2 - c1) * 1000
@@ -100,9 +120,9 @@ class BoxPipeline:
         f0 = time.perf_counter()
         tracks = self.tracker.match(faces, frame.ts)
         frame_ms = (f0 - t_start) * 1000
-        made: list[Decision] = cut
-        for track, face, age in zip(tracks, faces, ages):
-            track.add(face, frame.ts, age)
+        made: list[BuyerDecision] = cut
+        for track, face, age, why in zip(tracks, faces, ages, bad):
+            track.add(face, frame.ts, age, why)
             self._track_ms.setdefault(track.track_id, []).append(frame_ms)
             if not track.decided and track.good_frames >= o.decide_after:
                 made.append(self._decide(track))
@@ -115,28 +135,50 @@ class BoxPipeline:
         m.frame_done(len(faces))
         return made
 
-    def _decide(self, track: Track) -> Decision:
+    def _judge(self, track: Track) -> BuyerDecision:
+        """The decision a track's evidence supports now (pure: nothing is recorded)."""
         fused = track.fused_age()
-        kind = decide(fused, track.good_frames, track.spread(), self.options.policy)
-        track.decided = True
+        kind, reason = decide(fused, track.good_frames, track.spread(), self.options.policy, track.bad_frames)
         ms = self._track_ms.get(track.track_id, [0.0])
-        d = Decision(track.track_id, None if fused is None else round(fused, 2),
-                     None if fused is None else band_of(fused), track.frames, track.good_frames, kind,
-                     round(float(np.mean(ms)), 3), track.box)
-        self._labels[track.track_id] = f"#{track.track_id} {d.age if d.age is not None else '?'} {kind}"
-        self.metrics.decision(kind)
+        return BuyerDecision(track.track_id, None if fused is None else round(fused, 2),
+                             None if fused is None else band_of(fused), track.frames, track.good_frames, kind,
+                             round(float(np.mean(ms)), 3), track.box, reason, track.aged_ts or track.last_ts)
+
+    def _decide(self, track: Track) -> BuyerDecision:
+        d = self._judge(track)
+        track.decided, track.decision = True, d
+        self._labels[track.track_id] = f"#{track.track_id} {d.age if d.age is not None else '?'} {d.decision}"
+        self.metrics.decision(d.decision)
         self.last = d
         if self.events is not None:
-            self.events.add(Event(time.time(), self.options.box_id, d.track_id, d.age, d.band, d.frames,
-                                  d.decision, d.latency_ms))
+            self.events.add(Event.from_decision(d, time.time(), self.options.box_id))
         return d
+
+    def current(self, now: float | None = None) -> dict:
+        """GET /decision: the buyer in front of the camera now (the largest live face): their decision
+        if made, else what the evidence so far supports, marked provisional; no_buyer when no face
+        has been seen for `no_buyer_after_s`."""
+        now = time.time() if now is None else now
+        with self._lock:
+            since = None if self.last_face_ts is None else now - self.last_face_ts
+            live = [t for t in self.tracker.tracks.values() if t.missed == 0]
+            if not live or since is None or since > self.options.no_buyer_after_s:
+                return {"decision": "no_buyer", "seconds_since_face": None if since is None else round(since, 2),
+                        "ts": now}
+            track = max(live, key=lambda t: t.box.width * t.box.height)
+            d = track.decision or self._judge(track)
+            return {**d.to_dict(), "provisional": track.decision is None, "frames_used": d.good_frames}
 
     def _forget(self, track: Track) -> None:
         self._track_ms.pop(track.track_id, None)
         self._labels.pop(track.track_id, None)
 
-    def finish(self) -> list[Decision]:
+    def finish(self) -> list[BuyerDecision]:
         """Decide every open track (end of stream or shutdown)."""
+        with self._lock:
+            return self._finish()
+
+    def _finish(self) -> list[BuyerDecision]:
         made = [self._decide(t) for t in self.tracker.drain() if not t.decided]
         self._track_ms.clear()
         self._labels.clear()
@@ -148,14 +190,15 @@ class BoxPipeline:
         for t in self.tracker.tracks.values():
             b = t.box
             label = self._labels.get(t.track_id) or f"#{t.track_id} {t.fused_age() or 0:.0f}?"
-            colour = (0, 160, 0) if label.endswith(" ok") else (0, 0, 220)
+            ok = t.decision is not None and t.decision.decision is Decision.OK
+            colour = (0, 160, 0) if ok else (0, 0, 220)
             cv2.rectangle(out, (int(b.x0), int(b.y0)), (int(b.x1), int(b.y1)), colour, 2)
             cv2.putText(out, label, (int(b.x0), max(12, int(b.y0) - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
                         cv2.LINE_AA)
         return out
 
     def run(self, source: FrameSource, stop: threading.Event | None = None,
-            on_decision: Callable[[Decision], None] | None = None,
+            on_decision: Callable[[BuyerDecision], None] | None = None,
             on_frame: Callable[[Frame, "BoxPipeline"], None] | None = None, max_frames: int | None = None) -> int:
         """Process frames until the source ends, `stop` is set, or max_frames. Returns frames processed."""
         stop = stop or threading.Event()

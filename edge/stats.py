@@ -8,6 +8,7 @@ from collections import Counter, defaultdict, deque
 import numpy as np
 
 from .bands import BAND_LABELS
+from .decision import Decision, reason_code
 from .events import Event
 
 STAGES = ("capture", "detect", "crop", "infer", "fuse")
@@ -46,7 +47,7 @@ class RuntimeMetrics:
 
     def decision(self, kind: str) -> None:
         with self._lock:
-            self.decisions[kind] += 1
+            self.decisions[str(kind)] += 1
 
     def fps(self) -> float:
         with self._lock:
@@ -93,8 +94,8 @@ class RuntimeMetrics:
             "# TYPE agegate_camera_connected gauge", f"agegate_camera_connected {int(self.source_connected)}",
             "# HELP agegate_decisions_total Buyer decisions by kind.", "# TYPE agegate_decisions_total counter",
         ]
-        for kind in ("ok", "id_check", "uncertain"):
-            lines.append(f'agegate_decisions_total{{decision="{kind}"}} {self.decisions.get(kind, 0)}')
+        for kind in Decision:
+            lines.append(f'agegate_decisions_total{{decision="{kind}"}} {self.decisions.get(str(kind), 0)}')
         lines += ["# HELP agegate_stage_latency_ms Per-stage latency percentiles.",
                   "# TYPE agegate_stage_latency_ms gauge"]
         for stage in STAGES + ("frame",):
@@ -110,18 +111,21 @@ def summarize_events(events: list[Event], by: str = "band") -> dict:
     if by not in ("band", "hour", "day"):
         raise ValueError("by must be band, hour or day")
     total = len(events)
-    checks = sum(e.decision != "ok" for e in events)
+    checks = sum(e.decision != Decision.OK for e in events)
     out: dict = {"buyers": total, "id_checks": checks,
                  "id_check_share": round(checks / total, 4) if total else None,
                  "by_band": {b: sum(e.band == b for e in events) for b in BAND_LABELS},
-                 "decisions": dict(Counter(e.decision for e in events))}
+                 "decisions": dict(Counter(e.decision for e in events)),
+                 # a box whose uncertain share rises has a camera that moved or a lamp that died: the reasons say which
+                 "uncertain_reasons": dict(Counter(reason_code(e.reason) or "unknown" for e in events
+                                                   if e.decision == Decision.UNCERTAIN))}
     if by in ("hour", "day"):
         fmt = "%Y-%m-%d %H:00" if by == "hour" else "%Y-%m-%d"
         table: dict[str, Counter] = defaultdict(Counter)
         for e in events:
             key = time.strftime(fmt, time.localtime(e.ts))
             table[key][e.band or "unknown"] += 1
-            table[key]["_id_checks"] += e.decision != "ok"
+            table[key]["_id_checks"] += e.decision != Decision.OK
         out["by_" + by] = {k: {**{b: v.get(b, 0) for b in BAND_LABELS}, "id_checks": v["_id_checks"],
                                "buyers": sum(v.get(b, 0) for b in BAND_LABELS) + v.get("unknown", 0)}
                            for k, v in sorted(table.items())}

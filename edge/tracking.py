@@ -8,12 +8,13 @@ last N, so the estimate stops jittering. Frames that fail the quality checks
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from .decision import Reason
 from .detect import FaceBox, iou
 
 
@@ -25,16 +26,24 @@ class FrameQuality:
     reason: str = ""
 
 
-def frame_quality(crop_rgb: np.ndarray, face: FaceBox, min_face: int, min_sharpness: float) -> FrameQuality:
+#: Mean grey level of a face crop below which it is too dark to read (0..255).
+MIN_BRIGHTNESS = 35.0
+
+
+def frame_quality(crop_rgb: np.ndarray, face: FaceBox, min_face: int, min_sharpness: float,
+                  min_brightness: float = MIN_BRIGHTNESS) -> FrameQuality:
+    """Whether a face crop is good enough to age; `reason` is a decision.Reason code when it is not."""
     grey = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
     if grey.shape[0] > 128:
         grey = cv2.resize(grey, (128, 128), interpolation=cv2.INTER_AREA)
     sharp = float(cv2.Laplacian(grey, cv2.CV_64F).var())
     size = min(face.width, face.height)
     if size < min_face:
-        return FrameQuality(size, sharp, False, "face too small")
+        return FrameQuality(size, sharp, False, Reason.FACE_TOO_SMALL)
+    if float(grey.mean()) < min_brightness:
+        return FrameQuality(size, sharp, False, Reason.TOO_DARK)
     if sharp < min_sharpness:
-        return FrameQuality(size, sharp, False, "blurred")
+        return FrameQuality(size, sharp, False, Reason.BLURRED)
     return FrameQuality(size, sharp, True)
 
 
@@ -49,12 +58,18 @@ class Track:
     ages: deque = field(default_factory=deque)
     decided: bool = False
     missed: int = 0
+    bad_frames: Counter = field(default_factory=Counter)  # Reason code -> frames not aged for it
+    aged_ts: float | None = None  # time of the newest frame whose age counts
+    decision: object | None = None  # the pipeline's BuyerDecision once decided
 
-    def add(self, box: FaceBox, ts: float, age: float | None) -> None:
+    def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "") -> None:
         self.box, self.last_ts = box, ts
         self.frames += 1
         self.missed = 0
+        if bad_reason:
+            self.bad_frames[str(bad_reason)] += 1
         if age is not None:
+            self.aged_ts = ts
             self.ages.append(age)
             while len(self.ages) > self.window:
                 self.ages.popleft()

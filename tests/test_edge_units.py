@@ -24,13 +24,19 @@ def test_bands_edges():
         "0-12", "0-12", "13-17", "13-17", "18-24", "18-24", "25-34", "55-64", "65+", "65+"]
 
 
-def test_decision_policy():
+def test_decision_policy_and_reasons():
+    from collections import Counter
+
     p = DecisionPolicy(id_threshold=25, min_frames=5, max_spread=10)
-    assert decide(40, 10, 2, p) == "ok"
-    assert decide(22, 10, 2, p) == "id_check"
-    assert decide(40, 3, 2, p) == "uncertain"  # too few good frames
-    assert decide(40, 10, 15, p) == "uncertain"  # frames disagree
-    assert decide(None, 0, 0, p) == "uncertain"
+    assert decide(40, 10, 2, p) == ("ok", "")
+    assert decide(22, 10, 2, p) == ("id_check", "")
+    kind, why = decide(40, 3, 2, p)
+    assert kind == "uncertain" and why.startswith("too_few_frames: 3 good frame(s) of 5")
+    kind, why = decide(40, 3, 2, p, Counter({"blurred": 7, "face_too_small": 2}))
+    assert why.startswith("blurred:") and "7 blurred, 2 face too small" in why  # the main cause first
+    kind, why = decide(40, 10, 15, p)
+    assert kind == "uncertain" and why.startswith("frames_disagree") and "15.0 years" in why
+    assert decide(None, 0, 0, p)[0] == "uncertain"
 
 
 def test_tracker_keeps_one_id_per_face_and_expires():

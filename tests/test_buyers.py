@@ -1,0 +1,107 @@
+"""One decision per buyer: image folders as buyers, reasons through to the events table, and the
+till's GET /decision."""
+import json
+import shutil
+import sqlite3
+import time
+import urllib.request
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+
+from agegate.edge.capture import Frame
+from agegate.edge.cli import cli
+from agegate.edge.events import EventStore, read_events
+from agegate.edge.pipeline import BoxOptions, BoxPipeline
+from agegate.edge.runtime import AgeModel
+
+from .conftest import UTK, face_frame, pick
+
+ADULTS = pick("test", 3, seed=31, lo=40, hi=60)
+CHILDREN = pick("test", 2, seed=32, lo=3, hi=8)
+
+
+def test_a_folder_of_photos_is_one_buyer_per_photo(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, n in enumerate(ADULTS + CHILDREN):
+        shutil.copy(UTK / "images" / n, folder / f"{i}.jpg")
+    r = CliRunner().invoke(cli, ["edge", "run", "--source", str(folder), "--no-api", "--json",
+                                 "--events", str(tmp_path / "ev.sqlite")])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]
+    assert len(lines) == 5  # not one buyer for the whole folder
+    # one frame per photo is too few to decide: each says why, and the children are never waved through
+    assert all(d["decision"] == "uncertain" and d["reason"].startswith("too_few_frames") for d in lines)
+    seq = CliRunner().invoke(cli, ["edge", "run", "--source", str(folder), "--no-api", "--json", "--sequence",
+                                   "--events", str(tmp_path / "ev2.sqlite")])
+    assert len([x for x in seq.output.splitlines() if x.startswith("{")]) < 5  # a video: tracks may span photos
+
+
+def test_uncertain_reason_reaches_line_json_events_and_stats(shipped_model, tmp_path):
+    db = tmp_path / "ev.sqlite"
+    store = EventStore(db, retention_days=0)
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions(min_quality_face=400), store)  # every face "too small"
+    frame = cv2.cvtColor(face_frame([ADULTS[0]]), cv2.COLOR_BGR2RGB)
+    for i in range(8):
+        pipe.process(Frame(i, time.time(), frame))
+    made = pipe.finish()
+    store.close()
+    assert len(made) == 1 and made[0].decision == "uncertain" and made[0].reason.startswith("face_too_small")
+    ev = read_events(db)
+    assert ev[0].reason.startswith("face_too_small")
+    s = CliRunner().invoke(cli, ["edge", "stats", "--events", str(db), "--json"])
+    assert json.loads(s.output)["uncertain_reasons"] == {"face_too_small": 1}
+    assert "uncertain because: face_too_small 1" in CliRunner().invoke(cli, ["edge", "stats", "--events",
+                                                                            str(db)]).output
+
+
+def test_an_older_events_database_is_migrated_and_still_readable(tmp_path):
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, box_id TEXT NOT NULL,"
+                " track_id INTEGER NOT NULL, age REAL, band TEXT, frames INTEGER NOT NULL, decision TEXT NOT NULL,"
+                " latency_ms REAL)")
+    con.execute("INSERT INTO events (ts, box_id, track_id, age, band, frames, decision, latency_ms) "
+                "VALUES (1.7e9, 'b', 1, 30.0, '25-34', 12, 'ok', 4.0)")
+    con.commit()
+    con.close()
+    db.chmod(0o444)
+    old = read_events(db)  # read-only, not migrated: the reason reads as None
+    assert len(old) == 1 and old[0].reason is None
+    db.chmod(0o644)
+    store = EventStore(db, retention_days=0)
+    cols = [r[1] for r in store._db.execute("PRAGMA table_info(events)")]
+    store.close()
+    assert "reason" in cols and read_events(db)[0].decision == "ok"
+
+
+def test_get_decision_answers_for_the_buyer_in_front_now(shipped_model):
+    from agegate.edge.api import make_server, serve_in_background
+
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions(no_buyer_after_s=0.5))
+    server = make_server(pipe, "127.0.0.1", 0)
+    serve_in_background(server)
+    get = lambda p: json.loads(urllib.request.urlopen(  # noqa: E731
+        f"http://127.0.0.1:{server.server_address[1]}{p}", timeout=5).read())
+    try:
+        assert get("/decision")["decision"] == "no_buyer"
+        frame = cv2.cvtColor(face_frame([ADULTS[0]]), cv2.COLOR_BGR2RGB)
+        t0 = time.time()
+        pipe.process(Frame(0, t0, frame))
+        early = get("/decision")
+        assert early["provisional"] is True and early["decision"] == "uncertain"
+        for i in range(1, 12):
+            pipe.process(Frame(i, time.time(), frame))
+        now = get("/decision")
+        assert now["provisional"] is False and now["decision"] in ("ok", "id_check")
+        assert now["ts"] >= t0 and now["frames_used"] >= 10 and now["track_id"] == early["track_id"]
+        assert get("/last")["ts"] == now["ts"]  # /last carries its time too
+        empty = np.full_like(frame, 96)
+        pipe.process(Frame(99, time.time(), empty))
+        time.sleep(0.6)
+        pipe.process(Frame(100, time.time(), empty))
+        assert get("/decision")["decision"] == "no_buyer"  # the buyer left: no stale answer
+    finally:
+        server.shutdown()
