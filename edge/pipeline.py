@@ -24,7 +24,7 @@ from .events import Event, EventStore
 from .preprocess import as_rgb_uint8
 from .runtime import AgeModel
 from .stats import RuntimeMetrics
-from .tracking import IoUTracker, Track, frame_quality
+from .tracking import IoUTracker, Track, appearance, frame_quality
 
 log = logging.getLogger("agegate.edge")
 
@@ -99,38 +99,41 @@ class BoxPipeline:
         faces = self.detector.detect(rgb)
         t1 = time.perf_counter()
         m.observe("detect", (t1 - t0) * 1000)
-        ages: list[float | None] = []
-        bad: list[str] = []
-        crop_ms = infer_ms = 0.0
+        crop_ms = infer_ms = quality_ms = 0.0
         if faces:
             self.last_face_ts = frame.ts
-        for face in faces:
-            c0 = time.perf_counter()
-            crop = crop_face(rgb, face, self.model.spec.face_margin)
-            q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
-            c1 = time.perf_counter()
-            ages.append(self.model.predict_face(crop) if q.good else None)
-            bad.append(q.reason)
-            c2 = time.perf_counter()
-            crop_ms += (c1 - c0) * 1000
-            infer_ms += (c2 - c1) * 1000
-        if faces:
-            m.observe("crop", crop_ms)
-            m.observe("infer", infer_ms)
+        c0 = time.perf_counter()
+        crops = [crop_face(rgb, face, self.model.spec.face_margin) for face in faces]
+        looks = [appearance(c) for c in crops]
+        crop_ms += (time.perf_counter() - c0) * 1000
         f0 = time.perf_counter()
-        tracks = self.tracker.match(faces, frame.ts)
+        tracks = self.tracker.match(faces, frame.ts, looks)
         frame_ms = (f0 - t_start) * 1000
         made: list[BuyerDecision] = cut
-        for track, face, age, why in zip(tracks, faces, ages, bad):
-            track.add(face, frame.ts, age, why)
+        for track, face, crop in zip(tracks, faces, crops):
+            if track.decided or track.changed:
+                # A decided buyer is followed without re-estimating (the appearance check above still
+                # runs, so a new face is noticed); a frame that may show someone else is held back.
+                track.add(face, frame.ts, None)
+                continue
+            c1 = time.perf_counter()
+            q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
+            c2 = time.perf_counter()
+            age = self.model.predict_face(crop) if q.good else None
+            infer_ms += (time.perf_counter() - c2) * 1000
+            quality_ms += (c2 - c1) * 1000
+            track.add(face, frame.ts, age, q.reason)
             self._track_ms.setdefault(track.track_id, []).append(frame_ms)
             if not track.decided and track.good_frames >= o.decide_after:
                 made.append(self._decide(track))
+        if faces:
+            m.observe("crop", crop_ms + quality_ms)
+            m.observe("infer", infer_ms)
         for track in self.tracker.expire():
             if not track.decided:
                 made.append(self._decide(track))
             self._forget(track)
-        m.observe("fuse", (time.perf_counter() - f0) * 1000)
+        m.observe("fuse", max(0.0, (time.perf_counter() - f0) * 1000 - infer_ms - quality_ms))
         m.observe("frame", (time.perf_counter() - t_start) * 1000)
         m.frame_done(len(faces))
         return made

@@ -1,0 +1,220 @@
+"""`agegate replay`: labelled photos as buyers at a till, through the real box pipeline.
+
+What a store gets is one decision per buyer, so the box is judged per buyer. Each photo
+becomes a buyer: the face (found with the photo detector profile) is placed in a 640x480
+frame at a face size a till camera sees, shown for N frames with till-camera changes
+(position jitter, zoom, sensor noise, brightness, JPEG, occasional motion blur; seeded),
+and buyers follow each other in a random order with gaps drawn from a range, 0 included
+(the next buyer steps in as the last one leaves). The real `BoxPipeline` runs over the
+frames; each decision is matched to the buyer shown in most of its track's frames.
+
+Per buyer: an own decision (or several: split), or none (merged into a neighbour's track:
+the buyer then gets that track's decision, so a minor merged into an adult's `ok` counts
+as passed). Reported: decided share, MAE of fused ages, minors decided ok, 25+ asked for
+ID, merged and split buyers, uncertain reasons, frames per second and the cost of empty frames.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from agegate.edge.bands import band_of
+from agegate.edge.capture import Frame
+from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
+from agegate.edge.decision import Decision, reason_code
+from agegate.edge.detect import DetectorOptions, FaceDetector
+from agegate.edge.errors import AgegateError
+from agegate.edge.preprocess import decode_image
+
+FRAME_W, FRAME_H = 640, 480
+FPS = 15.0
+#: Face box side in a 640x480 till frame: about 0.5-1 m from a wide-angle camera (the shipped demo's
+#: faces are ~150-200 px); smaller faces test the far end.
+FACE_PX = (110, 190)
+CONTEXT = 1.9  # the placed patch spans this times the face box: hair, neck, some background
+
+
+@dataclass
+class ReplayOptions:
+    frames: int = 20  # frames per buyer
+    gap: tuple[int, int] = (0, 15)  # empty frames between buyers, drawn uniformly (inclusive)
+    seed: int = 0
+
+
+@dataclass
+class Buyer:
+    index: int
+    path: str
+    age: float
+    patch: np.ndarray  # RGB head patch, square; the face box is its centre 1/CONTEXT
+
+
+@dataclass
+class BuyerOutcome:
+    buyer: Buyer
+    decisions: list = field(default_factory=list)  # own BuyerDecisions (0: merged, >1: split)
+    inherited: object | None = None  # a merged buyer: the decision of the track that covered them
+
+    @property
+    def final(self):
+        """The decision this buyer was served with: their first own one, else the inherited one."""
+        return self.decisions[0] if self.decisions else self.inherited
+
+
+def head_patch(rgb: np.ndarray, detector: FaceDetector) -> np.ndarray | None:
+    faces = detector.detect(rgb)
+    if not faces:
+        return None
+    f = faces[0]
+    cx, cy = f.center
+    side = max(f.width, f.height) * CONTEXT
+    n = 256
+    m = np.float32([[n / side, 0, n / 2 - cx * n / side], [0, n / side, n / 2 - cy * n / side]])
+    return cv2.warpAffine(rgb, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def load_buyers(records, progress=None) -> tuple[list[Buyer], list[tuple[str, str]]]:
+    detector = FaceDetector(DetectorOptions.for_photos())
+    buyers, unplaced = [], []
+    for rec in records:
+        try:
+            patch = head_patch(decode_image(rec.path), detector)
+        except AgegateError as e:
+            unplaced.append((str(rec.path), str(e)))
+            continue
+        if patch is None:
+            unplaced.append((str(rec.path), "no face found"))
+        else:
+            buyers.append(Buyer(len(buyers), str(rec.path), float(rec.age), patch))
+        if progress:
+            progress(1)
+    return buyers, unplaced
+
+
+def _background(rng: np.random.Generator) -> np.ndarray:
+    """A till background: a vertical gradient in a random muted colour, with some texture."""
+    top, bottom = rng.uniform(60, 200, 3), rng.uniform(40, 180, 3)
+    t = np.linspace(0, 1, FRAME_H)[:, None, None]
+    bg = (top * (1 - t) + bottom * t) * np.ones((1, FRAME_W, 1))
+    return np.clip(bg + rng.normal(0, 4, (FRAME_H, FRAME_W, 3)), 0, 255).astype(np.uint8)
+
+
+def _camera(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per-frame till-camera changes: brightness, sensor noise, JPEG, and now and then motion blur."""
+    x = frame.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.normal(0, rng.uniform(0, 6), frame.shape)
+    x = np.clip(x, 0, 255).astype(np.uint8)
+    if rng.random() < 0.1:
+        k = int(rng.integers(3, 8))
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2, :] = 1.0 / k
+        x = cv2.filter2D(x, -1, kernel)
+    ok, enc = cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 91))])
+    return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED) if ok else x
+
+
+def buyer_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator):
+    """n frames of one buyer in front of the till: a face size for the visit, a little sway and zoom."""
+    face = rng.uniform(*FACE_PX)
+    cx, cy = FRAME_W / 2 + rng.uniform(-60, 60), FRAME_H / 2 + rng.uniform(-30, 30)
+    for i in range(n):
+        side = face * CONTEXT * (1 + 0.04 * np.sin(i / 4 + rng.uniform(0, 1)))
+        x, y = cx + rng.normal(0, 3) + 8 * np.sin(i / 5), cy + rng.normal(0, 2)
+        k = side / buyer.patch.shape[0]
+        m = np.float32([[k, 0, x - side / 2], [0, k, y - side / 2]])
+        frame = cv2.warpAffine(buyer.patch, m, (FRAME_W, FRAME_H), dst=bg.copy(), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_TRANSPARENT)
+        yield _camera(frame, rng)
+
+
+def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> dict:
+    """Run the buyers through `pipeline` (a BoxPipeline) and score its decisions per buyer."""
+    rng = np.random.default_rng(options.seed)
+    order = rng.permutation(len(buyers))
+    bg = _background(rng)
+    shown: list[int | None] = []  # buyer index per frame (None: empty till)
+    track_frames: dict[int, Counter] = defaultdict(Counter)  # track id -> buyer -> frames
+    decisions = []
+    empty_ms, face_ms = [], []
+    t_frame, t0 = 1.7e9, time.perf_counter()
+
+    def step(rgb: np.ndarray, who: int | None) -> None:
+        nonlocal t_frame
+        t_frame += 1 / FPS
+        f0 = time.perf_counter()
+        made = pipeline.process(Frame(len(shown), t_frame, rgb))
+        (face_ms if who is not None else empty_ms).append((time.perf_counter() - f0) * 1000)
+        shown.append(who)
+        for t in pipeline.tracker.tracks.values():
+            if t.last_ts == t_frame:
+                track_frames[t.track_id][who] += 1
+        decisions.extend(made)
+
+    for k, b in enumerate(order):
+        if k:
+            for _ in range(int(rng.integers(options.gap[0], options.gap[1] + 1))):
+                step(_camera(bg, rng), None)
+        for rgb in buyer_frames(buyers[b], options.frames, bg, rng):
+            step(rgb, int(b))
+        if progress:
+            progress(1)
+    for _ in range(pipeline.options.max_missed + 2):  # the last buyer leaves
+        step(_camera(bg, rng), None)
+    decisions.extend(pipeline.finish())
+    seconds = time.perf_counter() - t0
+    return score(buyers, decisions, track_frames, shown, seconds, empty_ms, face_ms)
+
+
+def score(buyers, decisions, track_frames, shown, seconds, empty_ms, face_ms) -> dict:
+    outcomes = {b.index: BuyerOutcome(b) for b in buyers}
+    by_track = {}
+    for d in decisions:
+        counts = track_frames.get(d.track_id, Counter())
+        counts = Counter({k: v for k, v in counts.items() if k is not None})
+        by_track[d.track_id] = d
+        if counts:
+            outcomes[counts.most_common(1)[0][0]].decisions.append(d)
+    for o in outcomes.values():  # merged buyers inherit the decision of the track that covered most of them
+        if not o.decisions:
+            cover = Counter({tid: c[o.buyer.index] for tid, c in track_frames.items() if c.get(o.buyer.index)})
+            if cover:
+                o.inherited = by_track.get(cover.most_common(1)[0][0])
+    return summarize(list(outcomes.values()), len(shown), seconds, empty_ms, face_ms)
+
+
+def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_ms, face_ms) -> dict:
+    n = len(outcomes)
+    own = [o for o in outcomes if o.decisions]
+    merged = [o for o in outcomes if not o.decisions]
+    split = [o for o in outcomes if len(o.decisions) > 1]
+    decided = [o for o in own if o.decisions[0].decision != Decision.UNCERTAIN]
+    aged = [o for o in own if o.decisions[0].age is not None]
+    minors = [o for o in outcomes if o.buyer.age < MINOR_AGE]
+    adults = [o for o in outcomes if o.buyer.age >= CHALLENGE_AGE]
+    passed = [o for o in minors if o.final is not None and o.final.decision == Decision.OK]
+    asked = [o for o in adults if o.final is None or o.final.decision != Decision.OK]
+    reasons = Counter(reason_code(o.decisions[0].reason) for o in own if o.decisions[0].decision == Decision.UNCERTAIN)
+    err = np.array([o.decisions[0].age - o.buyer.age for o in aged]) if aged else np.zeros(0)
+    bands: dict[str, dict] = {}
+    for o in aged:
+        bands.setdefault(band_of(o.buyer.age), []).append(o.decisions[0].age - o.buyer.age)
+    r = lambda x: None if x is None else round(float(x), 4)  # noqa: E731
+    share = lambda part, whole: r(len(part) / len(whole)) if whole else None  # noqa: E731
+    return {
+        "buyers": n, "frames": frames, "seconds": round(seconds, 2), "fps": r(frames / seconds) if seconds else None,
+        "decided_share": share(decided, outcomes), "own_decision_share": share(own, outcomes),
+        "merged": len(merged), "merged_share": share(merged, outcomes),
+        "split_buyers": len(split), "split_share": share(split, outcomes),
+        "mae": r(np.abs(err).mean()) if len(err) else None, "bias": r(err.mean()) if len(err) else None,
+        "bands": {b: {"n": len(v), "mae": r(np.abs(v).mean()), "bias": r(np.mean(v))} for b, v in sorted(bands.items())},
+        "minors": len(minors), "minors_decided_ok": len(passed), "minors_ok_share": share(passed, minors),
+        "adults_25plus": len(adults), "adults_asked": len(asked), "adults_asked_share": share(asked, adults),
+        "uncertain_reasons": dict(reasons),
+        "empty_frame_p50_ms": r(np.median(empty_ms)) if empty_ms else None,
+        "face_frame_p50_ms": r(np.median(face_ms)) if face_ms else None,
+        "minors_passed": [{"path": o.buyer.path, "age": o.buyer.age, "estimate": o.final.age,
+                           "merged": not o.decisions} for o in passed],
+    }

@@ -1,0 +1,124 @@
+"""`agegate replay`: per-buyer decisions of the real box pipeline on labelled photos (see replay.py)."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from agegate.train.datasets import FORMATS
+
+
+def _gap(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)(?:\.\.(\d+))?", text.strip())
+    if not m:
+        raise click.BadParameter(f"{text!r}: give A..B (frames), e.g. 0..15, or one number")
+    a, b = int(m[1]), int(m[2] if m[2] is not None else m[1])
+    if b < a:
+        raise click.BadParameter(f"{text!r}: the range must not be empty")
+    return a, b
+
+
+@click.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--model", "model_path", type=click.Path(exists=True), help="A .tflite [the shipped model].")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option("--split", default="test", show_default=True,
+              help="Split of each set; a set without splits is replayed whole.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N buyers in all (a seeded sample).")
+@click.option("--gap", default="0..15", show_default=True,
+              help="Empty frames between buyers, drawn from A..B (0: the next steps in as the last leaves).")
+@click.option("--frames", type=click.IntRange(min=1), default=20, show_default=True, help="Frames per buyer.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
+def replay(data, model_path, fmt, split, limit, gap, frames, threads, seed, as_json, png):
+    """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
+
+    \b
+    Reports: decided share, MAE of fused ages, minors decided ok, 25+ asked for ID,
+    merged buyers (no decision of their own), split buyers, reasons for uncertain,
+    frames per second and the cost of an empty frame. Example:
+      agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --limit 1000 --gap 0..15
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from agegate.edge.default_model import resolve_model
+    from agegate.edge.pipeline import BoxOptions, BoxPipeline
+    from agegate.edge.runtime import AgeModel
+
+    from .evaluate import _set_name, select_records
+    from .replay import ReplayOptions, load_buyers, replay as run_replay
+
+    records = [(r, _set_name(d)) for d in data
+               for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
+    if limit and limit < len(records):
+        pick = np.random.default_rng(seed).permutation(len(records))[:limit]
+        records = [records[i] for i in sorted(pick)]
+    show = not as_json and sys.stderr.isatty()
+    with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+        buyers, unplaced = load_buyers([r for r, _ in records], bar.update)
+    if not buyers:
+        from agegate.edge.errors import UsageError
+
+        raise UsageError(f"no buyer could be placed: no face found in any of {len(records)} photos")
+    model = AgeModel(resolve_model(model_path), threads=threads)
+    pipeline = BoxPipeline(model, BoxOptions(threads=threads))
+    with tqdm(total=len(buyers), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
+        result = run_replay(pipeline, buyers, ReplayOptions(frames, _gap(gap), seed), bar.update)
+    result.update(model=str(model.path), data=list(data), split=split, gap=list(_gap(gap)), frames_per_buyer=frames,
+                  unplaced=[{"path": p, "reason": why} for p, why in unplaced])
+    if png:
+        _chart(result, Path(png))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(render(result))
+
+
+def render(r: dict) -> str:
+    pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
+    lines = [
+        f"{r['buyers']} buyers from {', '.join(r['data'])} [{r['split']}], {r['frames_per_buyer']} frames each, "
+        f"gaps {r['gap'][0]}..{r['gap'][1]} frames; model {Path(r['model']).name}",
+        f"  decided (ok or id_check)  {pct(r['decided_share'])}",
+        f"  merged (no own decision)  {r['merged']} ({pct(r['merged_share'])})",
+        f"  split (more than one)     {r['split_buyers']} ({pct(r['split_share'])})",
+        f"  MAE of fused ages         {r['mae']}  (bias {r['bias']})",
+        f"  minors decided ok         {r['minors_decided_ok']} of {r['minors']} ({pct(r['minors_ok_share'])})",
+        f"  25+ asked for ID          {r['adults_asked']} of {r['adults_25plus']} ({pct(r['adults_asked_share'])})",
+        f"  uncertain because         {', '.join(f'{k} {n}' for k, n in r['uncertain_reasons'].items()) or '-'}",
+        f"  {r['fps']} frames/s; frame p50: empty {r['empty_frame_p50_ms']} ms, with a face "
+        f"{r['face_frame_p50_ms']} ms",
+    ]
+    if r["unplaced"]:
+        lines.append(f"  {len(r['unplaced'])} photo(s) not placed (no face found; --json lists them)")
+    return "\n".join(lines)
+
+
+def _chart(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bands = r["bands"]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    names = list(bands)
+    ax[0].bar(names, [bands[b]["mae"] for b in names], color="#3b6ea8")
+    ax[0].set_title("per-buyer MAE by true age band")
+    ax[0].set_ylabel("years")
+    ax[0].tick_params(axis="x", rotation=45)
+    vals = [r["minors_ok_share"] or 0, r["adults_asked_share"] or 0, r["merged_share"] or 0, r["split_share"] or 0]
+    ax[1].bar(["minors ok", "25+ asked", "merged", "split"], [100 * v for v in vals],
+              color=["#c0392b", "#e67e22", "#7f8c8d", "#95a5a6"])
+    ax[1].set_ylabel("% of buyers")
+    ax[1].set_title(f"{r['buyers']} buyers, gaps {r['gap'][0]}..{r['gap'][1]}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
