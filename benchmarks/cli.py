@@ -137,6 +137,37 @@ def pipeline_cmd(source, model, frames, threads, out, as_json):
         click.echo(f"  {stage:>8}: p50 {v['p50_ms']:>7.2f} ms  p95 {v['p95_ms']:>7.2f} ms")
 
 
+@bench.command("frames")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="[the shipped model]")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--runs", type=click.IntRange(min=5), default=60, show_default=True)
+@click.option("--huge", type=click.IntRange(min=640), default=8000, show_default=True,
+              help="Side of the huge frame (timed once in a fresh process, with its peak RSS).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
+@click.option("--json", "as_json", is_flag=True)
+def frames_cmd(model, threads, runs, huge, out, as_json):
+    """Cost of one frame by content: empty till, one buyer, 1080p, 4K, and a huge photo (box vs landed profile)."""
+    from agegate.edge.default_model import resolve_model
+
+    from .frames_bench import bench_frames
+
+    result = bench_frames(str(resolve_model(model)), threads, runs, huge)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{'frame':<18} {'box p50':>9} {'p95':>8}   {'landed p50':>10} {'p95':>8}  (ms, {threads} threads)")
+    for name, row in result["cases"].items():
+        b, l = row["box"], row["landed"]
+        click.echo(f"{name:<18} {b['p50_ms']:>9.2f} {b['p95_ms']:>8.2f}   {l['p50_ms']:>10.2f} {l['p95_ms']:>8.2f}")
+    h = result["huge"]
+    click.echo(f"{h['side']}x{h['side']} with a face (box, fresh process): {h['box']}")
+    click.echo(f"empty / one-face p50: {result['empty_vs_face_ratio']}; empty frame {result['empty_speedup_vs_landed']}x "
+               f"faster than the landed profile")
+
+
 @bench.command("train")
 @click.option("--backbones", default="mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50", show_default=True)
 @click.option("--sizes", default="96,128", show_default=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.metadata import TTA_MODES
 from agegate.train.datasets import FORMATS
 
@@ -66,7 +67,7 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
     model, meta = load_keras_model(model_dir)
     if tta:
         meta = dataclasses.replace(meta, tta=tta)
-    source = Path(model_dir) / "model.keras" if Path(model_dir).is_dir() else Path(model_dir)
+    source = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
     if qat:
         from .qat import qat_finetune
 

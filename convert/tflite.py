@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import ModelMetadata, read_metadata, sha256_file, write_metadata
 from agegate.edge.preprocess import PreprocessSpec
-
 from agegate.edge.quiet import quiet_fds
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
-MODEL_FILE = "model.keras"
 
 
 @dataclass

@@ -91,7 +91,8 @@ class Track:
     aged_ts: float | None = None  # time of the newest frame whose age counts
     decision: object | None = None  # the pipeline's BuyerDecision once decided
     look: tuple | None = None  # running appearance descriptor (in memory only)
-    changed: int = 0  # consecutive frames whose face looked like someone else
+    changed: int = 0  # consecutive frames whose face looked like someone else (and like each other)
+    newcomer: tuple | None = None  # the descriptor of the latest such frame
     ended: bool = False  # someone else stepped in, or the visit ran too long: decide now
 
     def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "") -> None:
@@ -142,9 +143,14 @@ class IoUTracker:
         if look is None or t.look is None:
             return True
         if appearance_distance(t.look, look) <= self.change:
-            t.changed = 0
+            t.changed, t.newcomer = 0, None
             return True
+        # A different face must also look like itself from frame to frame: a motion-blurred or
+        # half-detected frame of the same buyer differs from the track, but not consistently.
+        if t.newcomer is not None and appearance_distance(t.newcomer, look) > self.change:
+            t.changed = 0
         t.changed += 1
+        t.newcomer = look
         return t.changed < CHANGE_FRAMES
 
     def match(self, faces: list[FaceBox], ts: float, looks: list | None = None) -> list[Track]:

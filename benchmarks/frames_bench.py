@@ -1,0 +1,94 @@
+"""What one frame costs the box, by what it shows: an empty till, one buyer, a huge frame.
+
+Nobody at the till is the usual state, so an empty frame must not cost more than a busy one.
+Each case runs the box's detector + pipeline on a synthetic frame built from a demo portrait,
+for the box's camera profile and for the landed (previous) detector profile, in the same
+process, so the ratio between them is the result (timings compare only within one run).
+The landed profile is the previous release's detector settings on camera frames: padded
+retry and Haar fallback on every empty frame, no downscaling before detection.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from agegate.edge.capture import Frame
+from agegate.edge.default_model import assets_dir
+from agegate.edge.detect import DetectorOptions
+from agegate.edge.pipeline import BoxOptions, BoxPipeline
+from agegate.edge.preprocess import decode_image
+from agegate.edge.runtime import AgeModel, runtime_version
+
+from .environment import environment
+
+PROFILES = {
+    "box": DetectorOptions(),
+    "landed": DetectorOptions(pad_retry=True, fallback_haar=True, max_side=1 << 30),
+}
+CASES = {"empty 640x480": ((640, 480), False), "one face 640x480": ((640, 480), True),
+         "empty 1920x1080": ((1920, 1080), False), "empty 3840x2160": ((3840, 2160), False)}
+
+
+def synthetic_frame(size: tuple[int, int], face: bool) -> np.ndarray:
+    w, h = size
+    frame = np.full((h, w, 3), 96, np.uint8)
+    frame[:] = np.linspace(70, 130, w, dtype=np.uint8)[None, :, None]
+    if face:
+        img = decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[0])
+        s = 0.8 * h / max(img.shape[:2])  # a buyer close to the till: the head fills much of the frame
+        img = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        y0, x0 = (h - img.shape[0]) // 2, (w - img.shape[1]) // 2
+        frame[y0 : y0 + img.shape[0], x0 : x0 + img.shape[1]] = img
+    return frame
+
+
+def time_frames(pipeline: BoxPipeline, rgb: np.ndarray, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        pipeline.process(Frame(i, time.time(), rgb))
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def huge_frame_cost(model: str, side: int = 8000, profile: str = "box") -> dict:
+    """One side x side frame with a face, in a fresh process: seconds and peak RSS of that process."""
+    code = (
+        "import json,resource,time;from agegate.benchmarks.frames_bench import *;"
+        f"m=AgeModel({model!r});p=BoxPipeline(m,BoxOptions(detector=PROFILES[{profile!r}]));"
+        f"f=synthetic_frame(({side},{side}),True);r0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "t=time.perf_counter();p.process(Frame(0,time.time(),f));s=time.perf_counter()-t;"
+        "print(json.dumps({'seconds':round(s,3),'peak_rss_mb':round(resource.getrusage(resource.RUSAGE_SELF)"
+        ".ru_maxrss/1e3,1),'rss_before_mb':round(r0/1e3,1),'faces':p.metrics.faces}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    if out.returncode:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_frames(model: str, threads: int = 2, runs: int = 60, huge: int = 8000) -> dict:
+    age_model = AgeModel(model, threads=threads)
+    cases: dict[str, dict] = {}
+    for name, (size, face) in CASES.items():
+        rgb = synthetic_frame(size, face)
+        row = {}
+        for prof, det in PROFILES.items():
+            pipe = BoxPipeline(age_model, BoxOptions(threads=threads, detector=det))
+            t = time_frames(pipe, rgb, runs)[3:]
+            row[prof] = {"p50_ms": round(statistics.median(t), 3), "p95_ms": round(float(np.percentile(t, 95)), 3),
+                         "faces_per_frame": round(pipe.metrics.faces / max(1, pipe.metrics.frames), 2)}
+        cases[name] = row
+    result = {"kind": "frames", "model": str(model), "threads": threads, "runs": runs, "cases": cases,
+              "huge": {"side": huge, **{p: huge_frame_cost(str(model), huge, p) for p in ("box",)}},
+              "environment": environment(age_model.runtime, runtime_version(age_model.runtime), "xnnpack")}
+    box_empty, box_face = cases["empty 640x480"]["box"]["p50_ms"], cases["one face 640x480"]["box"]["p50_ms"]
+    result["empty_vs_face_ratio"] = round(box_empty / box_face, 3)
+    result["empty_speedup_vs_landed"] = round(cases["empty 640x480"]["landed"]["p50_ms"] / box_empty, 1)
+    return result
