@@ -163,22 +163,38 @@ def test_failed_smoke_test_keeps_old_release(kit, tmp_path):
     assert not (root / "releases" / "2.0.0").exists()
 
 
+def _empty_version_bundle(kit) -> Path:
+    """A correctly signed bundle whose manifest has an empty version (the hostile trial's case)."""
+    from agegate.convert.bundle import _load_private_key
+    from agegate.edge.bundle_format import MANIFEST, SIGNATURE
+
+    files = {k: v for k, v in members(kit / "b-1.1.0.tar.gz").items() if k not in (MANIFEST, SIGNATURE)}
+    manifest = {**json.loads(members(kit / "b-1.1.0.tar.gz")[MANIFEST]), "version": ""}
+    body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    out = kit / "b-empty.tar.gz"
+    out.write_bytes(tar_bytes({**files, MANIFEST: body, SIGNATURE: _load_private_key(kit / "fleet.pem").sign(body)}))
+    return out
+
+
 def test_install_killed_at_random_points_never_breaks_current(kit, tmp_path):
+    """Installs, rollbacks and the empty-version bundle, each killed at a random point."""
     root = tmp_path / "box"
     assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
     rng = random.Random(0)
-    versions = ["1.1.0", "1.2.0", "1.3.0"]
-    for i in range(6):
-        v = versions[i % 3]
-        proc = subprocess.Popen([sys.executable, "-m", "agegate.edge", "device", "install",
-                                 str(kit / f"b-{v}.tar.gz"), "--root", str(root), "--pub", str(kit / "fleet.pub")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    empty = _empty_version_bundle(kit)
+    ops = [["install", kit / "b-1.1.0.tar.gz"], ["rollback"], ["install", empty], ["install", kit / "b-1.2.0.tar.gz"],
+           ["install", kit / "b-1.3.0.tar.gz"], ["rollback"], ["install", empty], ["install", kit / "b-1.1.0.tar.gz"]]
+    for i, op in enumerate(ops):
+        extra = ["--pub", str(kit / "fleet.pub")] if op[0] == "install" else []
+        proc = subprocess.Popen([sys.executable, "-m", "agegate.edge", "device", *map(str, op), "--root", str(root),
+                                 *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.2, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         cur = (root / "current").resolve()
-        assert cur.is_dir() and cur.parent == (root / "releases").resolve()
-        assert all(check_release(cur).values()), f"kill {i}: current release incomplete"
+        assert cur.is_dir() and cur.parent == (root / "releases").resolve(), f"kill {i} ({op[0]}): no current"
+        assert all(check_release(cur).values()), f"kill {i} ({op[0]}): current release incomplete"
+        assert run("device", "status", "--root", root).exit_code == 0
     final = run("device", "install", kit / "b-1.3.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub")
     assert final.exit_code in (0, 1)  # 1 when an earlier, killed-late install already made it current
     assert all(check_release((root / "current").resolve()).values())

@@ -4,6 +4,7 @@ import csv
 import json
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -331,3 +332,35 @@ def test_smoke_budget_survives_one_slow_round_but_not_a_slow_model(installed, mo
     monkeypatch.setattr(AgeModel, "predict_face", lambda self, crop: (time.sleep(0.03), real(self, crop))[1])
     with pytest.raises(provision.AgegateError, match="in each of 3 rounds"):
         provision.smoke_test(release)
+
+
+def test_edge_run_when_event_writes_fail_keeps_deciding_and_loses_nothing(tmp_path):
+    """`edge run` with a file-size limit (RLIMIT_FSIZE: the kernel refuses writes past it with EFBIG, as a
+    full disk refuses them with ENOSPC) on the events database: writes fail after the first buyers, the
+    box keeps deciding and printing, says so once, and writes the held decisions when space returns (here
+    when the WAL is checkpointed at the end), so none is lost. A disk that stays full is the
+    EventStore test above."""
+    import resource
+    import signal as sig
+
+    from .conftest import write_video
+
+    faces = pick("test", 12, seed=51, lo=20, hi=70)
+    video = write_video(tmp_path / "till.mp4", [seg for n in faces for seg in (([n], 14), ([], 12))])
+    db = tmp_path / "ev" / "events.sqlite"
+
+    def limit():
+        sig.signal(sig.SIGXFSZ, sig.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (36 * 1024, 36 * 1024))
+
+    proc = subprocess.run([sys.executable, "-m", "agegate.edge", "edge", "run", "--source", str(video), "--no-api",
+                           "--events", str(db), "--json"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=limit)
+    decided = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert len(decided) >= 10, proc.stderr  # the box kept deciding
+    assert "Traceback" not in proc.stderr
+    con = sqlite3.connect(db)
+    kept = con.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    con.close()
+    assert "keeping decisions in memory" in proc.stderr  # the limit bit while the box ran
+    assert kept == len(decided) and proc.returncode == 0, proc.stderr
