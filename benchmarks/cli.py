@@ -124,17 +124,23 @@ def pipeline_cmd(source, model, frames, threads, out, as_json):
                                       frames=min(frames, 600)))
         loops = max(1, -(-frames // 600))
     result = bench_pipeline(source, str(resolve_model(model)), frames, threads, loops)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
+    if _save(result, out, as_json):
         return
     click.echo(f"{result['frames']} frames in {result['seconds']} s: {result['fps']} fps "
                f"(RSS {result['rss_start_mb']} MB at start, growth {result['rss_growth_mb']} MB, peak "
                f"{result['peak_rss_mb']} MB)")
     for stage, v in result["stages"].items():
         click.echo(f"  {stage:>8}: p50 {v['p50_ms']:>7.2f} ms  p95 {v['p95_ms']:>7.2f} ms")
+
+
+def _save(result: dict, out: str | None, as_json: bool) -> bool:
+    """Write the result JSON to `out` (when given) and print it with --json; True when printed."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    return as_json
 
 
 @bench.command("frames")
@@ -152,11 +158,7 @@ def frames_cmd(model, threads, runs, huge, out, as_json):
     from .frames_bench import bench_frames
 
     result = bench_frames(str(resolve_model(model)), threads, runs, huge)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
+    if _save(result, out, as_json):
         return
     click.echo(f"{'frame':<18} {'box p50':>9} {'p95':>8}   {'landed p50':>10} {'p95':>8}  (ms, {threads} threads)")
     for name, row in result["cases"].items():

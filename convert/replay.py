@@ -188,13 +188,15 @@ def score(buyers, decisions, track_frames, shown, seconds, empty_ms, face_ms) ->
 def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_ms, face_ms) -> dict:
     n = len(outcomes)
     own = [o for o in outcomes if o.decisions]
-    merged = [o for o in outcomes if not o.decisions]
+    merged = [o for o in outcomes if not o.decisions and o.inherited is not None]
+    missed = [o for o in outcomes if not o.decisions and o.inherited is None]  # never found by the detector
     split = [o for o in outcomes if len(o.decisions) > 1]
     decided = [o for o in own if o.decisions[0].decision != Decision.UNCERTAIN]
     aged = [o for o in own if o.decisions[0].age is not None]
     minors = [o for o in outcomes if o.buyer.age < MINOR_AGE]
     adults = [o for o in outcomes if o.buyer.age >= CHALLENGE_AGE]
     passed = [o for o in minors if o.final is not None and o.final.decision == Decision.OK]
+    # a buyer the box never saw gets no answer: the till asks for ID by default, so adults count as asked
     asked = [o for o in adults if o.final is None or o.final.decision != Decision.OK]
     reasons = Counter(reason_code(o.decisions[0].reason) for o in own if o.decisions[0].decision == Decision.UNCERTAIN)
     err = np.array([o.decisions[0].age - o.buyer.age for o in aged]) if aged else np.zeros(0)
@@ -207,6 +209,7 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         "buyers": n, "frames": frames, "seconds": round(seconds, 2), "fps": r(frames / seconds) if seconds else None,
         "decided_share": share(decided, outcomes), "own_decision_share": share(own, outcomes),
         "merged": len(merged), "merged_share": share(merged, outcomes),
+        "missed": len(missed), "missed_share": share(missed, outcomes),
         "split_buyers": len(split), "split_share": share(split, outcomes),
         "mae": r(np.abs(err).mean()) if len(err) else None, "bias": r(err.mean()) if len(err) else None,
         "bands": {b: {"n": len(v), "mae": r(np.abs(v).mean()), "bias": r(np.mean(v))} for b, v in sorted(bands.items())},

@@ -86,7 +86,7 @@ def render(r: dict) -> str:
         f"{r['buyers']} buyers from {', '.join(r['data'])} [{r['split']}], {r['frames_per_buyer']} frames each, "
         f"gaps {r['gap'][0]}..{r['gap'][1]} frames; model {Path(r['model']).name}",
         f"  decided (ok or id_check)  {pct(r['decided_share'])}",
-        f"  merged (no own decision)  {r['merged']} ({pct(r['merged_share'])})",
+        f"  merged (no own decision)  {r['merged']} ({pct(r['merged_share'])}); never detected {r['missed']}",
         f"  split (more than one)     {r['split_buyers']} ({pct(r['split_share'])})",
         f"  MAE of fused ages         {r['mae']}  (bias {r['bias']})",
         f"  minors decided ok         {r['minors_decided_ok']} of {r['minors']} ({pct(r['minors_ok_share'])})",

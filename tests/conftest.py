@@ -3,6 +3,7 @@ and one small trained model (session scope) for the convert/QA/bench tests."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -110,37 +111,47 @@ def converted(trained_run, small_utk, tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture
-def bad_files_dir(tmp_path) -> Path:
-    """A generic-CSV data set whose rows cover every problem `data check` must report, as real files."""
+def write_bad_images(root: Path, good: list[str]) -> None:
+    """Real chips as good{i}.jpg, and from them every kind of bad or odd image file: truncated.jpg,
+    empty.jpg (0 bytes), text.jpg, rgba.png, sixteen.png (16-bit), grey.jpg, cmyk.jpg."""
     from PIL import Image
 
-    root = tmp_path / "bad"
-    root.mkdir()
-    good = pick("train", 3, seed=5)
     for i, n in enumerate(good):
         shutil.copy(UTK / "images" / n, root / f"good{i}.jpg")
-    shutil.copy(UTK / "images" / good[0], root / "dup_bytes.jpg")  # same bytes as good0
     data = (UTK / "images" / good[1]).read_bytes()
     (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
     (root / "empty.jpg").write_bytes(b"")
     (root / "text.jpg").write_text("this is not an image\n")
     img = cv2.imread(str(UTK / "images" / good[2]))
-    rgba = cv2.cvtColor(img, cv2.COLOR_BGR2BGRA)
-    cv2.imwrite(str(root / "rgba.png"), rgba)
+    cv2.imwrite(str(root / "rgba.png"), cv2.cvtColor(img, cv2.COLOR_BGR2BGRA))
     cv2.imwrite(str(root / "sixteen.png"), (img.astype(np.uint16) * 257))
     cv2.imwrite(str(root / "grey.jpg"), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
     Image.fromarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)).convert("CMYK").save(root / "cmyk.jpg")
+
+
+@pytest.fixture
+def bad_files_dir(tmp_path) -> Path:
+    """A generic-CSV data set whose rows cover every problem `data check` must report, as real files."""
+    root = tmp_path / "bad"
+    root.mkdir()
+    good = pick("train", 3, seed=5)
+    write_bad_images(root, good)
+    shutil.copy(UTK / "images" / good[0], root / "dup_bytes.jpg")  # same bytes as good0
     rows = [("good0.jpg", "30", "train"), ("good1.jpg", "41", "val"), ("good2.jpg", "abc", "train"),
             ("dup_bytes.jpg", "30", "test"), ("truncated.jpg", "20", "train"), ("empty.jpg", "20", "train"),
             ("text.jpg", "20", "train"), ("rgba.png", "20", "train"), ("sixteen.png", "20", "train"),
             ("grey.jpg", "20", "train"), ("cmyk.jpg", "20", "train"), ("missing.jpg", "20", "train"),
             ("good1.jpg", "41", "val"), ("good2.jpg", "150", "train"), ("good2.jpg", "33", "holdout")]
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "age", "split"])
-        w.writerows(rows)
+    write_labels(root / "labels.csv", rows)
     return root
+
+
+def write_labels(path: Path, rows: list[tuple], header: tuple = ("path", "age", "split")) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
 
 
 def pytest_configure(config):
@@ -178,3 +189,36 @@ def shipped_model() -> Path:
     from agegate.edge.default_model import default_model_path
 
     return default_model_path()
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from agegate.edge.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory, shipped_model):
+    """Keys, a passing QA report for the shipped model, and four signed bundles (1.0.0 .. 1.3.0)."""
+    d = tmp_path_factory.mktemp("kit")
+    assert _cli("bundle", "keygen", "--out", d / "fleet").exit_code == 0
+    assert _cli("bundle", "keygen", "--out", d / "other").exit_code == 0
+    model = d / "model.tflite"
+    shutil.copy(shipped_model, model)
+    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
+    qa = d / "qa.json"
+    qa.write_text(json.dumps({"passed": True, "quantized_model": str(model), "n": 10, "gates": [],
+                              "quantized_metrics": {"mae": 5.0}}))
+    failed = d / "qa_failed.json"
+    failed.write_text(json.dumps({"passed": False, "quantized_model": str(model), "n": 10,
+                                  "gates": [{"name": "mae", "passed": False, "value": 9.1, "limit": "< 8"}],
+                                  "quantized_metrics": {"mae": 9.1}}))
+    for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0"):
+        r = _cli("bundle", "build", "--model", model, "--qa", qa, "--sign-key", d / "fleet.pem", "--name", "m",
+                 "--version", v, "--out", d / f"b-{v}.tar.gz")
+        assert r.exit_code == 0, r.output + repr(r.exception)
+    return d
+
+

@@ -11,7 +11,6 @@ import tarfile
 import time
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from agegate.edge.bundle_format import check_release, tar_bytes
@@ -20,29 +19,6 @@ from agegate.edge.cli import cli
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory, shipped_model):
-    """Keys, a passing QA report for the shipped model, and two signed bundles."""
-    d = tmp_path_factory.mktemp("kit")
-    assert run("bundle", "keygen", "--out", d / "fleet").exit_code == 0
-    assert run("bundle", "keygen", "--out", d / "other").exit_code == 0
-    model = d / "model.tflite"
-    shutil.copy(shipped_model, model)
-    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
-    qa = d / "qa.json"
-    qa.write_text(json.dumps({"passed": True, "quantized_model": str(model), "n": 10, "gates": [],
-                              "quantized_metrics": {"mae": 5.0}}))
-    failed = d / "qa_failed.json"
-    failed.write_text(json.dumps({"passed": False, "quantized_model": str(model), "n": 10,
-                                  "gates": [{"name": "mae", "passed": False, "value": 9.1, "limit": "< 8"}],
-                                  "quantized_metrics": {"mae": 9.1}}))
-    for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0"):
-        r = run("bundle", "build", "--model", model, "--qa", qa, "--sign-key", d / "fleet.pem", "--name", "m",
-                "--version", v, "--out", d / f"b-{v}.tar.gz")
-        assert r.exit_code == 0, r.output + repr(r.exception)
-    return d
 
 
 def members(bundle: Path) -> dict[str, bytes]:

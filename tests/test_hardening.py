@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from agegate.edge.cli import cli
 
-from .conftest import UTK, pick
+from .conftest import UTK, pick, write_bad_images, write_labels
 
 
 def run(*args):
@@ -36,32 +36,19 @@ def no_traceback(r):
 def corpus(tmp_path_factory):
     """Real chips and every kind of bad image a store's folder can hold, with a labels CSV that also
     has every bad line (empty path, a folder, a bad age, an unknown split)."""
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("corpus")
     good = pick("test", 4, seed=11)
-    for i, n in enumerate(good):
-        shutil.copy(UTK / "images" / n, root / f"good{i}.jpg")
-    data = (UTK / "images" / good[0]).read_bytes()
-    (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
-    (root / "zero.jpg").write_bytes(b"")
-    (root / "text.jpg").write_text("not an image\n")
+    write_bad_images(root, good)
     bgr = cv2.imread(str(UTK / "images" / good[1]))
-    cv2.imwrite(str(root / "rgba.png"), cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))
-    cv2.imwrite(str(root / "sixteen.png"), bgr.astype(np.uint16) * 257)
-    Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).convert("CMYK").save(root / "cmyk.jpg")
     huge = cv2.resize(bgr, (4000, 4000), interpolation=cv2.INTER_NEAREST)
     cv2.imwrite(str(root / "huge.jpg"), huge, [cv2.IMWRITE_JPEG_QUALITY, 60])
     cv2.imwrite(str(root / "noface.jpg"), np.full((200, 200, 3), 150, np.uint8))
     (root / "sub").mkdir()
     rows = [(f"good{i}.jpg", n.split("_")[0], "test") for i, n in enumerate(good)]
-    rows += [(f, "30", "test") for f in ("truncated.jpg", "zero.jpg", "text.jpg", "rgba.png", "sixteen.png",
-                                         "cmyk.jpg", "huge.jpg", "noface.jpg")]
+    rows += [(f, "30", "test") for f in ("truncated.jpg", "empty.jpg", "text.jpg", "rgba.png", "sixteen.png",
+                                         "cmyk.jpg", "grey.jpg", "huge.jpg", "noface.jpg")]
     rows += [("", "30", "test"), ("sub", "30", "test"), ("good0.jpg", "abc", "test"), ("good1.jpg", "40", "later")]
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "age", "split"])
-        w.writerows(rows)
+    write_labels(root / "labels.csv", rows)
     return root
 
 
@@ -71,8 +58,8 @@ def test_data_check_names_every_bad_line_and_file(corpus):
     r = run("data", "check", corpus / "labels.csv")
     no_traceback(r)
     assert r.exit_code == 1
-    for item in ("truncated.jpg", "zero.jpg", "text.jpg", "sub (label line 15)", "labels.csv:14: empty path",
-                 "labels.csv:16", "labels.csv:17"):
+    for item in ("truncated.jpg", "empty.jpg", "text.jpg", "sub (label line 16)", "labels.csv:15: empty path",
+                 "labels.csv:17", "labels.csv:18"):
         assert item in r.output, item
 
 
@@ -95,9 +82,9 @@ def test_eval_names_unreadable_and_faceless_images_everywhere(corpus, shipped_mo
     assert r.exit_code == 0
     m = json.loads(r.output)
     skipped = {Path(s["path"]).name: s["reason"] for s in m["skipped_files"]}
-    assert {"truncated.jpg", "zero.jpg", "text.jpg", "noface.jpg"} <= set(skipped)
-    assert "no face" in skipped["noface.jpg"] and "empty" in skipped["zero.jpg"]
-    assert m["n"] >= 5  # the chips, RGBA, 16-bit, CMYK and the huge one are all read
+    assert {"truncated.jpg", "empty.jpg", "text.jpg", "noface.jpg"} <= set(skipped)
+    assert "no face" in skipped["noface.jpg"] and "empty" in skipped["empty.jpg"]
+    assert m["n"] >= 6  # the chips, RGBA, 16-bit, grey, CMYK and the huge one are all read
     rows = {Path(r["file"]).name: r for r in csv.DictReader(open(preds))}
     assert rows["noface.jpg"]["predicted"] == "" and "no face" in rows["noface.jpg"]["skipped"]
     text = run("eval", "--model", shipped_model, "--data", corpus / "labels.csv", "--detect").output
@@ -246,27 +233,18 @@ def _signed(kit, manifest: dict, files: dict) -> bytes:
 
 
 @pytest.fixture
-def installed(tmp_path, shipped_model):
-    """A box root with two good releases (v1, v2 current), and the fleet key."""
+def installed(tmp_path, kit):
+    """A box root with two good releases (1.0.0, then 1.1.0 current), and the parts of a manifest."""
     import hashlib
 
-    kit = tmp_path / "kit"
-    kit.mkdir()
-    assert run("bundle", "keygen", "--out", kit / "fleet").exit_code == 0
-    model = kit / "model.tflite"
-    shutil.copy(shipped_model, model)
-    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
-    qa = kit / "qa.json"
-    qa.write_text(json.dumps({"passed": True, "quantized_model": str(model), "n": 1, "gates": [],
-                              "quantized_metrics": {"mae": 5.0}}))
+    from agegate.edge.bundle_format import MANIFEST, SIGNATURE
+
+    from .test_bundle_device import members
+
     root = tmp_path / "root"
-    for v in ("v1", "v2"):
-        b = kit / f"{v}.tar.gz"
-        assert run("bundle", "build", "--model", model, "--qa", qa, "--sign-key", kit / "fleet.pem", "--version", v,
-                   "--out", b).exit_code == 0
-        assert run("device", "install", b, "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
-    files = {"model.tflite": model.read_bytes(), "model.json": model.with_suffix(".json").read_bytes(),
-             "MODEL_CARD.md": b"# card\n", "qa/report.json": qa.read_bytes()}
+    for v in ("1.0.0", "1.1.0"):
+        assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    files = {k: v for k, v in members(kit / "b-1.2.0.tar.gz").items() if k not in (MANIFEST, SIGNATURE)}
     manifest = {"format": 1, "name": "m", "files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()},
                 "model_sha256": hashlib.sha256(files["model.tflite"]).hexdigest()}
     return kit, root, files, manifest
@@ -283,29 +261,29 @@ def test_a_signed_bundle_with_a_bad_version_changes_nothing(installed, version):
     assert r.exit_code == 1 and "bad version" in r.output
     assert sorted(p.name for p in (root / "releases").iterdir()) == before
     s = run("device", "status", "--root", root, "--json")
-    assert s.exit_code == 0 and json.loads(s.output)["current"] == "v2" and json.loads(s.output)["healthy"]
+    assert s.exit_code == 0 and json.loads(s.output)["current"] == "1.1.0" and json.loads(s.output)["healthy"]
 
 
 def test_broken_root_is_reported_broken_with_a_repair(installed):
     kit, root, _, _ = installed
-    shutil.rmtree(root / "releases" / "v2")  # current now points at nothing
+    shutil.rmtree(root / "releases" / "1.1.0")  # current now points at nothing
     r = run("device", "status", "--root", root)
     no_traceback(r)
     assert r.exit_code == 1 and "does not exist" in r.output and "agegate device rollback" in r.output
     d = run("device", "doctor", "--root", root)
     no_traceback(d)
-    assert d.exit_code == 1 and "releases/v2" in d.output
+    assert d.exit_code == 1 and "releases/1.1.0" in d.output
     assert run("device", "rollback", "--root", root).exit_code == 0
     assert run("device", "status", "--root", root).exit_code == 0
 
 
 def test_rollback_skips_a_damaged_release(installed):
     kit, root, _, _ = installed
-    (root / "releases" / "v1" / "model.tflite").write_bytes(b"damaged")
+    (root / "releases" / "1.0.0" / "model.tflite").write_bytes(b"damaged")
     r = run("device", "rollback", "--root", root)
     no_traceback(r)
     assert r.exit_code == 1 and "no earlier intact release" in r.output
-    assert run("device", "status", "--root", root, "--json").exit_code == 0  # v2 still live and intact
+    assert run("device", "status", "--root", root, "--json").exit_code == 0  # 1.1.0 still live and intact
 
 
 def test_smoke_budget_survives_one_slow_round_but_not_a_slow_model(installed, monkeypatch):
@@ -323,7 +301,7 @@ def test_smoke_budget_survives_one_slow_round_but_not_a_slow_model(installed, mo
             time.sleep(0.03)  # the first measured round runs on a loaded machine
         return real(self, crop)
 
-    release = root / "releases" / "v2"
+    release = root / "releases" / "1.1.0"
     meta = json.loads((release / "model.json").read_text())
     meta["extra"]["bundle"]["latency_budget_ms"] = 25.0
     (release / "model.json").write_text(json.dumps(meta))
