@@ -35,7 +35,7 @@ FPS = 15.0
 #: Face box side in a 640x480 till frame: about 0.5-1 m from a wide-angle camera (the shipped demo's
 #: faces are ~150-200 px); smaller faces test the far end.
 FACE_PX = (110, 190)
-CONTEXT = 1.9  # the placed patch spans this times the face box: hair, neck, some background
+CONTEXT = 1.6  # the placed patch spans this times the face box: hair, neck, a little background
 
 
 @dataclass

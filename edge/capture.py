@@ -82,6 +82,11 @@ class FrameSource:
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
 
+    @property
+    def photos(self) -> bool:
+        """A folder of unrelated photos: each is its own buyer (not the frames of one video)."""
+        return self.kind == "folder" and not self.options.sequence
+
     # -- opening ------------------------------------------------------------------------------
     def _check_openable(self) -> None:
         if self.kind == "folder":

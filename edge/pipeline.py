@@ -41,6 +41,9 @@ class BoxOptions:
     min_quality_face: int = 48  # px: smaller faces are tracked but not aged
     min_sharpness: float = 20.0  # variance of Laplacian below which a crop is too blurred
     no_buyer_after_s: float = 2.0  # GET /decision answers no_buyer when no face was seen for this long
+    # A face seen for fewer frames is a glimpse (a passer-by, a face at the edge of the picture, the
+    # first frames of the next buyer before the tracks part), not a buyer: no decision, counted apart.
+    min_track_frames: int = 3
     latency_budget_ms: float | None = None  # p50 inference per face above this: /healthz says "slow"
 
 
@@ -94,7 +97,8 @@ class BoxPipeline:
         except Exception:  # noqa: BLE001 - an odd frame is counted and skipped, never fatal
             self.bad_frames += 1
             return []
-        cut: list[BuyerDecision] = self._finish() if frame.cut else []  # a new photo: the last one's buyers left
+        # a new photo: the last one's buyers left (each photo is a buyer, however few its frames)
+        cut: list[BuyerDecision] = self._finish(glimpses=False) if frame.cut else []
         t0 = time.perf_counter()
         faces = self.detector.detect(rgb)
         t1 = time.perf_counter()
@@ -131,7 +135,7 @@ class BoxPipeline:
             m.observe("infer", infer_ms)
         for track in self.tracker.expire():
             if not track.decided:
-                made.append(self._decide(track))
+                self._decide_or_drop(track, made)
             self._forget(track)
         m.observe("fuse", max(0.0, (time.perf_counter() - f0) * 1000 - infer_ms - quality_ms))
         m.observe("frame", (time.perf_counter() - t_start) * 1000)
@@ -176,13 +180,23 @@ class BoxPipeline:
         self._track_ms.pop(track.track_id, None)
         self._labels.pop(track.track_id, None)
 
-    def finish(self) -> list[BuyerDecision]:
-        """Decide every open track (end of stream or shutdown)."""
+    def finish(self, glimpses: bool = True) -> list[BuyerDecision]:
+        """Decide every open track (end of stream or shutdown); with glimpses=False even the briefest
+        (the last photo of a folder is a buyer with one frame)."""
         with self._lock:
-            return self._finish()
+            return self._finish(glimpses)
 
-    def _finish(self) -> list[BuyerDecision]:
-        made = [self._decide(t) for t in self.tracker.drain() if not t.decided]
+    def _decide_or_drop(self, track: Track, made: list[BuyerDecision], glimpses: bool = True) -> None:
+        if not glimpses or track.frames >= self.options.min_track_frames:
+            made.append(self._decide(track))
+        else:
+            self.metrics.glimpse()
+
+    def _finish(self, glimpses: bool = True) -> list[BuyerDecision]:
+        made: list[BuyerDecision] = []
+        for t in self.tracker.drain():
+            if not t.decided:
+                self._decide_or_drop(t, made, glimpses)
         self._track_ms.clear()
         self._labels.clear()
         return made
@@ -225,7 +239,7 @@ class BoxPipeline:
                 if max_frames and n >= max_frames:
                     break
         finally:
-            for d in self.finish():
+            for d in self.finish(glimpses=not source.photos):
                 if on_decision:
                     on_decision(d)
             if self.events is not None:

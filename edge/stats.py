@@ -30,6 +30,7 @@ class RuntimeMetrics:
         self._frame_times: deque = deque(maxlen=120)
         self.dropped = 0
         self.reconnects = 0
+        self.glimpses = 0  # faces seen too briefly to be a buyer (no decision)
         self.source_connected = True
         self.source_error: str | None = None
         self.last_frame_ts: float | None = None  # wall time of the newest processed frame
@@ -44,6 +45,10 @@ class RuntimeMetrics:
             self.faces += faces
             self._frame_times.append(time.perf_counter())
             self.last_frame_ts = time.time()
+
+    def glimpse(self) -> None:
+        with self._lock:
+            self.glimpses += 1
 
     def decision(self, kind: str) -> None:
         with self._lock:
@@ -89,6 +94,8 @@ class RuntimeMetrics:
             "# TYPE agegate_frames_total counter", f"agegate_frames_total {self.frames}",
             "# TYPE agegate_faces_total counter", f"agegate_faces_total {self.faces}",
             "# TYPE agegate_dropped_frames_total counter", f"agegate_dropped_frames_total {self.dropped}",
+            "# HELP agegate_glimpses_total Faces seen too briefly to be a buyer (no decision).",
+            "# TYPE agegate_glimpses_total counter", f"agegate_glimpses_total {self.glimpses}",
             "# TYPE agegate_reconnects_total counter", f"agegate_reconnects_total {self.reconnects}",
             "# HELP agegate_camera_connected 1 while the camera or stream is open.",
             "# TYPE agegate_camera_connected gauge", f"agegate_camera_connected {int(self.source_connected)}",
