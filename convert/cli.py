@@ -161,11 +161,11 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, select_records
     from .qa import Gates, check_float_parent, compare, write_report
 
-    check_float_parent(float_model, quantized)
     tta = {model_metadata(m).tta for m in (float_model, quantized)}
     if len(tta) > 1:  # a gate between two different predictors would measure the augmentation, not quantization
         raise UsageError(f"--float and --quantized use different test-time augmentation ({' vs '.join(sorted(tta))}); "
                          f"convert both with the same --tta")
+    check_float_parent(float_model, quantized)
     prog = not as_json and sys.stderr.isatty()
     fsets = evaluate_sets(float_model, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)
     qsets = evaluate_sets(quantized, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from agegate.edge.errors import AgegateError, UsageError
 from agegate.edge.metadata import ModelMetadata, read_metadata
-from agegate.edge.preprocess import PreprocessSpec, decode_image, mirror, normalize, prepare_uint8
+from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
 
 from .metrics import age_metrics, group_mae
 
@@ -113,11 +113,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
         keras_model, _ = load_keras_model(model_path)
 
         def run_batch(xs):
-            x = np.stack(xs)
-            y = keras_model.predict(x, verbose=0).reshape(-1)
-            if meta.tta == "mirror":  # the same average as AgeModel.predict_tensor
-                y = 0.5 * (y + keras_model.predict(mirror(x), verbose=0).reshape(-1))
-            return y
+            return meta.with_tta(lambda x: keras_model.predict(x, verbose=0).reshape(-1), np.stack(xs))
     paths, y_true, y_pred, attrs, skipped = [], [], [], [], []
     workers = 1 if inputs.detects else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
