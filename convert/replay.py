@@ -103,9 +103,10 @@ def _background(rng: np.random.Generator) -> np.ndarray:
     return np.clip(bg + rng.normal(0, 4, (FRAME_H, FRAME_W, 3)), 0, 255).astype(np.uint8)
 
 
-def _camera(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Per-frame till-camera changes: brightness, sensor noise, JPEG, and now and then motion blur."""
-    x = frame.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.normal(0, rng.uniform(0, 6), frame.shape)
+def _camera(frame: np.ndarray, rng: np.random.Generator, gain: float = 1.0, noise: float = 3.0) -> np.ndarray:
+    """Till-camera changes: the visit's exposure `gain` with a small per-frame flicker (auto exposure
+    moves slowly; it does not jump 20 % between frames), sensor noise, JPEG, now and then motion blur."""
+    x = frame.astype(np.float32) * gain * rng.normal(1.0, 0.03) + rng.normal(0, noise, frame.shape)
     x = np.clip(x, 0, 255).astype(np.uint8)
     if rng.random() < 0.1:
         k = int(rng.integers(3, 8))
@@ -120,6 +121,7 @@ def buyer_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator)
     """n frames of one buyer in front of the till: a face size for the visit, a little sway and zoom."""
     face = rng.uniform(*FACE_PX)
     cx, cy = FRAME_W / 2 + rng.uniform(-60, 60), FRAME_H / 2 + rng.uniform(-30, 30)
+    gain, noise = rng.uniform(0.75, 1.25), rng.uniform(0, 6)  # this visit's light and sensor noise
     for i in range(n):
         side = face * CONTEXT * (1 + 0.04 * np.sin(i / 4 + rng.uniform(0, 1)))
         x, y = cx + rng.normal(0, 3) + 8 * np.sin(i / 5), cy + rng.normal(0, 2)
@@ -127,7 +129,7 @@ def buyer_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator)
         m = np.float32([[k, 0, x - side / 2], [0, k, y - side / 2]])
         frame = cv2.warpAffine(buyer.patch, m, (FRAME_W, FRAME_H), dst=bg.copy(), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_TRANSPARENT)
-        yield _camera(frame, rng)
+        yield _camera(frame, rng, gain, noise)
 
 
 def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> dict:
