@@ -1,0 +1,61 @@
+"""Every documented box.toml key takes effect, and every value is checked the same way from a file or a flag."""
+import dataclasses
+
+import pytest
+
+from agegate.edge.config import BoxConfig, runtime_plan, sections, settings, validate
+from agegate.edge.errors import ConfigError
+
+BASE = {"source": {"uri": "0"}, "model": {"path": "m.tflite"}}
+
+
+def other_value(section: str, key: str, default):
+    """A valid value different from the default, from the key's own range or choices."""
+    f = settings(section)[key]
+    meta = f.metadata
+    if meta["choices"]:
+        return next(c for c in meta["choices"] if c != default)
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, str) or default is None and meta["lo"] is None:
+        return "other-value"
+    lo, hi = meta["lo"], meta["hi"]
+    v = (lo + hi) / 2 if default is None else (default + 1 if default + 1 <= hi else lo)
+    return int(v) if "int" in str(f.type) and "float" not in str(f.type) else float(v)
+
+
+def all_keys():
+    return [(s, k) for s in sections() for k in settings(s)]
+
+
+@pytest.mark.parametrize("section,key", all_keys())
+def test_every_key_changes_what_the_box_runs(section, key):
+    default = getattr(getattr(BoxConfig(), section), key)
+    value = other_value(section, key, default)
+    raw = {s: dict(v) for s, v in BASE.items()}
+    raw.setdefault(section, {})[key] = value
+    if (section, key) == ("decision", "min_frames"):
+        raw["decision"]["decide_after"] = max(value, 10)
+    base_plan, plan = runtime_plan(validate(BASE)), runtime_plan(validate(raw))
+    assert plan != base_plan, f"{section}.{key} = {value!r} has no effect on the box"
+
+
+def test_the_two_keys_that_used_to_be_ignored_reach_the_pipeline():
+    plan = runtime_plan(validate({**BASE, "detector": {"min_score": 0.7}, "model": {"path": "m", "latency_budget_ms": 9}}))
+    assert plan.box.detector.min_score == 0.7 and plan.box.latency_budget_ms == 9.0
+
+
+@pytest.mark.parametrize("section,key,value", [("decision", "id_threshold", -3), ("model", "threads", 0),
+                                               ("api", "port", 70000), ("detector", "min_score", 1.5),
+                                               ("events", "retention_days", 0), ("detector", "name", "yolo")])
+def test_out_of_range_values_are_refused_from_file_and_flag_alike(section, key, value):
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        validate({**BASE, section: {**BASE.get(section, {}), key: value}})
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        BoxConfig().override({f"{section}.{key}": value})
+
+
+def test_defaults_live_in_one_place():
+    # the plan from an empty config uses the dataclass defaults, nothing else
+    cfg = validate(BASE)
+    assert dataclasses.asdict(cfg.decision) == dataclasses.asdict(BoxConfig().decision)
