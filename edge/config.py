@@ -21,6 +21,7 @@ Example box.toml (every key optional except source.uri and model.path):
     name = "blazeface-short"
     min_face = 40
     min_score = 0.5
+    every = 1                # detect on every k-th frame (2-3 halve the CPU on slow boxes)
     [decision]
     id_threshold = 25
     min_frames = 5
@@ -79,6 +80,7 @@ class DetectorSection:
     name: str = _setting("blazeface-short", choices=("blazeface-short", "blazeface-full", "haar"), flag="--detector")
     min_face: int = _setting(40, 8, 4096, doc="pixels; smaller faces are ignored")
     min_score: float = _setting(0.5, 0.05, 0.99, doc="BlazeFace detection score")
+    every: int = _setting(1, 1, 30, doc="detect on every k-th frame; faces are carried in between")
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,7 @@ def runtime_plan(cfg: BoxConfig) -> BoxPlan:
                      detector=DetectorOptions(detector=cfg.detector.name, min_face=cfg.detector.min_face,
                                               min_score=cfg.detector.min_score),
                      policy=DecisionPolicy(d.id_threshold, d.min_frames, d.max_spread), decide_after=d.decide_after,
-                     latency_budget_ms=cfg.model.latency_budget_ms)
+                     latency_budget_ms=cfg.model.latency_budget_ms, detect_every=cfg.detector.every)
     src = cfg.source
     return BoxPlan(src.uri, SourceOptions(width=src.width, height=src.height, fps=src.fps), cfg.model.path, box,
                    cfg.events.path, cfg.events.retention_days, cfg.api)

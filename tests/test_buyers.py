@@ -105,3 +105,11 @@ def test_get_decision_answers_for_the_buyer_in_front_now(shipped_model):
         assert get("/decision")["decision"] == "no_buyer"  # the buyer left: no stale answer
     finally:
         server.shutdown()
+
+
+def test_detect_every_kth_frame_carries_faces_and_still_decides(shipped_model):
+    frame = cv2.cvtColor(face_frame([ADULTS[1]]), cv2.COLOR_BGR2RGB)
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions(detect_every=3))
+    made = [d for i in range(30) for d in pipe.process(Frame(i, time.time(), frame))] + pipe.finish()
+    assert len(pipe.metrics.latency["detect"]) == 10  # the detector ran on frames 0, 3, 6, ...
+    assert len(made) == 1 and made[0].decision in ("ok", "id_check") and made[0].good_frames >= 10
