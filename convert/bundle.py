@@ -52,7 +52,13 @@ def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: 
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise UsageError("--name may hold letters, digits, '.', '_' and '-' only")
     meta = read_metadata(model)
-    qa = json.loads(qa_report.read_text())
+    try:
+        qa = json.loads(qa_report.read_text())
+        if not isinstance(qa, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise BundleError(f"{qa_report}: not a QA report ({e}); give the report.json that `agegate qa --out DIR` "
+                          f"wrote") from e
     passed = bool(qa.get("passed"))
     if qa.get("quantized_model") and Path(qa["quantized_model"]).name != model.name:
         raise BundleError(f"{qa_report} is the QA report of {qa['quantized_model']}, not of {model}")

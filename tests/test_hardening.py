@@ -136,6 +136,15 @@ def test_box_toml_bad_threshold_fails_run_and_doctor(tmp_path):
     assert r.exit_code == 1 and "config valid" not in r.output and "id_threshold" in r.output
 
 
+def test_bundle_build_names_a_qa_report_that_is_not_json(kit, tmp_path):
+    bad = tmp_path / "report.json"
+    bad.write_text("not json\n")
+    r = run("bundle", "build", "--model", kit / "model.tflite", "--qa", bad, "--sign-key", kit / "fleet.pem",
+            "--out", tmp_path / "b.tar.gz")
+    no_traceback(r)
+    assert r.exit_code == 1 and "report.json: not a QA report" in r.output and not (tmp_path / "b.tar.gz").exists()
+
+
 # -- the events database ----------------------------------------------------------------------------
 
 def test_edge_stats_names_a_file_that_is_not_sqlite(tmp_path):
