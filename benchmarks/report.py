@@ -6,9 +6,17 @@ from pathlib import Path
 
 
 def load_results(paths: list[str]) -> list[dict]:
+    from agegate.edge.errors import UsageError
+
     out = []
     for p in paths:
-        d = json.loads(Path(p).read_text())
+        try:
+            d = json.loads(Path(p).read_text())
+            if not isinstance(d, dict) or "kind" not in d:
+                raise ValueError("no 'kind' field")
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise UsageError(f"{p}: not an `agegate bench` result ({e}); give the JSON files that "
+                             f"`agegate bench ... --out FILE` writes") from e
         d["_file"] = Path(p).name
         out.append(d)
     return out

@@ -145,6 +145,14 @@ def test_bundle_build_names_a_qa_report_that_is_not_json(kit, tmp_path):
     assert r.exit_code == 1 and "report.json: not a QA report" in r.output and not (tmp_path / "b.tar.gz").exists()
 
 
+def test_bench_report_names_a_file_that_is_not_a_result(tmp_path):
+    bad = tmp_path / "r.json"
+    bad.write_text("not json\n")
+    r = run("bench", "report", bad, "--out", tmp_path / "r.md")
+    no_traceback(r)
+    assert r.exit_code == 2 and "r.json: not an `agegate bench` result" in r.output
+
+
 # -- the events database ----------------------------------------------------------------------------
 
 def test_edge_stats_names_a_file_that_is_not_sqlite(tmp_path):
