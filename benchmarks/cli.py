@@ -107,9 +107,12 @@ def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, profi
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="[the shipped default model]")
 @click.option("--frames", type=int, default=600, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--profile", "profiles", type=click.Choice(["box", "landed"]), multiple=True,
+              help="box: as it ships; landed: the first release's pipeline. Several run one after the other in "
+                   "this process (compare them as ratios) [box].")
 @click.option("--out", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def pipeline_cmd(source, model, frames, threads, out, as_json):
+def pipeline_cmd(source, model, frames, threads, profiles, out, as_json):
     """End-to-end fps of the box pipeline with per-stage latency and RSS over time."""
     import tempfile
 
@@ -117,20 +120,24 @@ def pipeline_cmd(source, model, frames, threads, out, as_json):
 
     from .pipeline_bench import bench_pipeline, make_bench_video
 
-    loops = 1
-    if source is None:
-        tmp = Path(tempfile.mkdtemp(prefix="agegate-bench-"))
-        source = str(make_bench_video(sorted((assets_dir() / "demo").glob("*.jpg")), tmp / "one_face_640x480.mp4",
-                                      frames=min(frames, 600)))
-        loops = max(1, -(-frames // 600))
-    result = bench_pipeline(source, str(resolve_model(model)), frames, threads, loops)
+    profiles = profiles or ("box",)
+    with tempfile.TemporaryDirectory(prefix="agegate-bench-") as tmp:
+        loops, src = 1, source
+        if source is None:
+            src = str(make_bench_video(sorted((assets_dir() / "demo").glob("*.jpg")),
+                                       Path(tmp) / "one_face_640x480.mp4", frames=min(frames, 600)))
+            loops = max(1, -(-frames // 600))
+        runs = [bench_pipeline(src, str(resolve_model(model)), frames, threads, loops, profile=p) for p in profiles]
+    result = runs[0] if len(runs) == 1 else {"kind": "pipeline-compare", "runs": runs,
+                                             "fps_ratio_vs_first": [round(r["fps"] / runs[0]["fps"], 2) for r in runs],
+                                             "environment": runs[0]["environment"]}
     if _save(result, out, as_json):
         return
-    click.echo(f"{result['frames']} frames in {result['seconds']} s: {result['fps']} fps "
-               f"(RSS {result['rss_start_mb']} MB at start, growth {result['rss_growth_mb']} MB, peak "
-               f"{result['peak_rss_mb']} MB)")
-    for stage, v in result["stages"].items():
-        click.echo(f"  {stage:>8}: p50 {v['p50_ms']:>7.2f} ms  p95 {v['p95_ms']:>7.2f} ms")
+    for r in runs:
+        click.echo(f"[{r['profile']}] {r['frames']} frames in {r['seconds']} s: {r['fps']} fps "
+                   f"(RSS {r['rss_start_mb']} MB at start, growth {r['rss_growth_mb']} MB, peak {r['peak_rss_mb']} MB)")
+        for stage, v in r["stages"].items():
+            click.echo(f"  {stage:>8}: p50 {v['p50_ms']:>7.2f} ms  p95 {v['p95_ms']:>7.2f} ms")
 
 
 def _save(result: dict, out: str | None, as_json: bool) -> bool:

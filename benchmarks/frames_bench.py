@@ -4,8 +4,9 @@ Nobody at the till is the usual state, so an empty frame must not cost more than
 Each case runs the box's detector + pipeline on a synthetic frame built from a demo portrait,
 for the box's camera profile and for the landed (previous) detector profile, in the same
 process, so the ratio between them is the result (timings compare only within one run).
-The landed profile is the previous release's detector settings on camera frames: padded
-retry and Haar fallback on every empty frame, no downscaling before detection.
+The landed profile (pipeline_bench.PROFILES) is the first release's pipeline: padded retry and
+Haar fallback on every empty camera frame, no downscaling before detection, every face aged on
+every frame.
 """
 from __future__ import annotations
 
@@ -20,17 +21,13 @@ import numpy as np
 
 from agegate.edge.capture import Frame
 from agegate.edge.default_model import assets_dir
-from agegate.edge.detect import DetectorOptions
 from agegate.edge.pipeline import BoxOptions, BoxPipeline
 from agegate.edge.preprocess import decode_image
 from agegate.edge.runtime import AgeModel, runtime_version
 
 from .environment import environment
+from .pipeline_bench import PROFILES
 
-PROFILES = {
-    "box": DetectorOptions(),
-    "landed": DetectorOptions(pad_retry=True, fallback_haar=True, max_side=1 << 30),
-}
 CASES = {"empty 640x480": ((640, 480), False), "one face 640x480": ((640, 480), True),
          "empty 1920x1080": ((1920, 1080), False), "empty 3840x2160": ((3840, 2160), False)}
 
@@ -61,7 +58,7 @@ def huge_frame_cost(model: str, side: int = 8000, profile: str = "box") -> dict:
     """One side x side frame with a face, in a fresh process: seconds and peak RSS of that process."""
     code = (
         "import json,resource,time;from agegate.benchmarks.frames_bench import *;"
-        f"m=AgeModel({model!r});p=BoxPipeline(m,BoxOptions(detector=PROFILES[{profile!r}]));"
+        f"m=AgeModel({model!r});p=BoxPipeline(m,BoxOptions(**PROFILES[{profile!r}]));"
         f"f=synthetic_frame(({side},{side}),True);r0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
         "t=time.perf_counter();p.process(Frame(0,time.time(),f));s=time.perf_counter()-t;"
         "print(json.dumps({'seconds':round(s,3),'peak_rss_mb':round(resource.getrusage(resource.RUSAGE_SELF)"
@@ -79,8 +76,8 @@ def bench_frames(model: str, threads: int = 2, runs: int = 60, huge: int = 8000)
     for name, (size, face) in CASES.items():
         rgb = synthetic_frame(size, face)
         row = {}
-        for prof, det in PROFILES.items():
-            pipe = BoxPipeline(age_model, BoxOptions(threads=threads, detector=det))
+        for prof, kw in PROFILES.items():
+            pipe = BoxPipeline(age_model, BoxOptions(threads=threads, **kw))
             t = time_frames(pipe, rgb, runs)[3:]
             row[prof] = {"p50_ms": round(statistics.median(t), 3), "p95_ms": round(float(np.percentile(t, 95)), 3),
                          "faces_per_frame": round(pipe.metrics.faces / max(1, pipe.metrics.frames), 2)}

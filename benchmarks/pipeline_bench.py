@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from agegate.edge.capture import FrameSource, SourceOptions
+from agegate.edge.detect import DetectorOptions
 from agegate.edge.pipeline import BoxOptions, BoxPipeline
 from agegate.edge.runtime import AgeModel, runtime_version
 from agegate.edge.stats import STAGES
@@ -33,10 +34,19 @@ def make_bench_video(face_paths: list[Path], out: Path, frames: int = 300, size=
     return out
 
 
+#: `bench pipeline --profile`: the box as it ships, and the first release's pipeline (every frame aged,
+#: padded retry and Haar on camera frames, no downscaling before detection) to compare against in one run.
+PROFILES = {
+    "box": {},
+    "landed": {"detector": DetectorOptions(pad_retry=True, fallback_haar=True, max_side=1 << 30),
+               "follow_decided": False},
+}
+
+
 def bench_pipeline(source: str, model: str, frames: int | None = None, threads: int = 2, loops: int = 1,
-                   rss_every: int = 500) -> dict:
+                   rss_every: int = 500, profile: str = "box") -> dict:
     age_model = AgeModel(model, threads=threads)
-    pipeline = BoxPipeline(age_model, BoxOptions(threads=threads))
+    pipeline = BoxPipeline(age_model, BoxOptions(threads=threads, **PROFILES[profile]))
     rss_start = rss_mb()
     rss_samples: list[tuple[int, float]] = []
     n = 0
@@ -58,7 +68,8 @@ def bench_pipeline(source: str, model: str, frames: int | None = None, threads: 
     stages = {s: dict(zip(("p50_ms", "p95_ms"), map(lambda v: round(v, 3), pipeline.metrics.percentiles(s))))
               for s in STAGES + ("frame",)}
     rss = [r for _, r in rss_samples]
-    return {"kind": "pipeline", "source": source, "model": str(model), "threads": threads, "frames": n,
+    return {"kind": "pipeline", "profile": profile, "source": source, "model": str(model), "threads": threads,
+            "frames": n,
             "seconds": round(seconds, 2), "fps": round(n / seconds, 2), "stages": stages,
             "decisions": dict(pipeline.metrics.decisions), "rss_start_mb": round(rss_start, 1),
             "rss_samples": rss_samples, "rss_growth_mb": round(rss[-1] - rss[0], 1) if len(rss) > 1 else 0.0,

@@ -39,11 +39,12 @@ def markdown(results: list[dict]) -> str:
                 lines.append(f"| {dev} | {Path(r['model']).name} | {r['threads']} | {r['quantization']} | "
                              f"{r['size_mb']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | "
                              f"{r['ratio_vs_first']} | {r.get('p50_per_face_ms', r['p50_ms'])} | {d['_file']} |")
-        elif d.get("kind") == "pipeline":
-            s = d["stages"]
-            pipe.append(f"| {dev} | {Path(d['model']).name} | {d['frames']} | {d['fps']} | {s['detect']['p50_ms']} | "
-                        f"{s['infer']['p50_ms']} | {s['frame']['p50_ms']}/{s['frame']['p95_ms']} | "
-                        f"{d['rss_growth_mb']} | {d['_file']} |")
+        elif d.get("kind") in ("pipeline", "pipeline-compare"):
+            for r in d.get("runs", [d]):
+                s = r["stages"]
+                pipe.append(f"| {dev} | {Path(r['model']).name} ({r.get('profile', 'box')}) | {r['frames']} | "
+                            f"{r['fps']} | {s['detect']['p50_ms']} | {s['infer']['p50_ms']} | "
+                            f"{s['frame']['p50_ms']}/{s['frame']['p95_ms']} | {r['rss_growth_mb']} | {d['_file']} |")
     train = ["| device | backbone | input | batch | images/s | params (M) | file |", "|---|---|---|---|---|---|---|"]
     for d in results:
         if d.get("kind") == "train":

@@ -47,6 +47,9 @@ class BoxOptions:
     # Run the face detector on every k-th frame only; in between, the faces stay where they were last
     # found (a buyer at a till moves little in 1/10 s) and the appearance check still runs on each crop.
     detect_every: int = 1
+    # False: age every face on every frame, decided or not (what the first release did; benchmarks
+    # compare against it). True: a decided buyer is followed, not re-estimated.
+    follow_decided: bool = True
     latency_budget_ms: float | None = None  # p50 inference per face above this: /healthz says "slow"
 
 
@@ -125,7 +128,7 @@ class BoxPipeline:
         frame_ms = (f0 - t_start) * 1000
         made: list[BuyerDecision] = cut
         for track, face, crop in zip(tracks, faces, crops):
-            if track.decided or track.changed:
+            if (track.decided and o.follow_decided) or track.changed:
                 # A decided buyer is followed without re-estimating (the appearance check above still
                 # runs, so a new face is noticed); a frame that may show someone else is held back.
                 track.add(face, frame.ts, None)
