@@ -10,13 +10,13 @@ import click
 
 from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.metadata import TTA_MODES
-from agegate.train.datasets import FORMATS
+from agegate.train.cli_options import format_option, split_file_option
 
 from .tflite import QUANT_MODES
 
 _data_opts = [
-    click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True),
-    click.option("--split-file", type=click.Path(exists=True, dir_okay=False), help="CSV file_name,split."),
+    format_option,
+    split_file_option,
     click.option("--limit", type=int, help="Evaluate a seeded random subset of N images (quick looks)."),
 ]
 

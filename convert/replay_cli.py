@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from agegate.train.datasets import FORMATS
+from agegate.train.cli_options import format_option
 
 
 def _gap(text: str) -> tuple[int, int]:
@@ -24,7 +24,7 @@ def _gap(text: str) -> tuple[int, int]:
 @click.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--model", "model_path", type=click.Path(exists=True), help="A .tflite [the shipped model].")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@format_option
 @click.option("--split", default="test", show_default=True,
               help="Split of each set; a set without splits is replayed whole.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N buyers in all (a seeded sample).")

@@ -9,7 +9,7 @@ from agegate.edge.preprocess import FACE_CROPS
 from .augment import AUGMENTS
 from .config import TrainConfig
 from .sources import AGE_PRIORS
-from .datasets import FORMATS
+from .cli_options import format_option, split_file_option
 
 
 @click.command()
@@ -22,8 +22,8 @@ from .datasets import FORMATS
 @click.option("--crop", type=click.Choice(FACE_CROPS), default="none", show_default=True,
               help="box: run the box's face detector and crop over every image once (cached), so the model "
                    "learns what the box sees; recorded in the model's metadata. none: use images as they are.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
-@click.option("--split-file", type=click.Path(exists=True, dir_okay=False), help="CSV file_name,split.")
+@format_option
+@split_file_option
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (runs/NAME).")
 @click.option("--backbone", type=click.Choice(list(BACKBONES)), default="resnet50", show_default=True)
 @click.option("--weights", default="imagenet", show_default=True,

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import click
 
-from .datasets import FORMATS, read_dataset
+from .cli_options import format_option, split_file_option
+from .datasets import read_dataset
 
-_fmt = click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
-                    help="Data set layout; auto detects it.")
-_split = click.option("--split-file", type=click.Path(exists=True, dir_okay=False),
-                      help="CSV file_name,split (UTKFace: DIR/split.csv is used when present).")
+_fmt, _split = format_option, split_file_option
 _target = click.option("--target", type=click.Choice(["real", "apparent"]), default="real", show_default=True,
                        help="APPA-REAL original layout: which age is the label.")
 

@@ -1,0 +1,11 @@
+"""Click options that several commands take, declared once (data, train, convert, eval, qa, replay)."""
+from __future__ import annotations
+
+import click
+
+from .datasets import FORMATS
+
+format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+                             help="Data set layout; auto detects it.")
+split_file_option = click.option("--split-file", type=click.Path(exists=True, dir_okay=False),
+                                 help="CSV file_name,split (UTKFace: DIR/split.csv is used when present).")
