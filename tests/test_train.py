@@ -176,7 +176,7 @@ def test_unreadable_image_skipped_or_fatal_with_strict(tmp_path):
     base = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--input-size", 48, "--epochs", 1]
     r = CliRunner().invoke(cli, train_args(root, tmp_path / "skip", *base))
     assert r.exit_code == 0, r.output
-    assert "1 unreadable skipped" in r.output
+    assert "(1 unreadable, 0 without a face" in r.output
     assert json.loads((tmp_path / "skip" / "model.json").read_text())["extra"]["skipped_unreadable"] == 1
     r = CliRunner().invoke(cli, train_args(root, tmp_path / "strict", *base, "--strict"))
     assert r.exit_code == 1 and "unreadable image" in r.output

@@ -1,70 +1,91 @@
-"""TrainConfig: every knob of `agegate train`, saved as config.json in the run folder."""
+"""TrainConfig: every knob of `agegate train`, saved as config.json in the run folder.
+
+Each field carries its command-line help and, where it has one, its list of choices: `agegate train`'s
+options are generated from these fields (train/cli.py), and `validate` checks the same choices, so an
+option is declared once.
+"""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from agegate.edge.errors import UsageError
 from agegate.edge.preprocess import FACE_CROPS
 
 from .augment import AUGMENTS
+from .backbones import BACKBONES
+from .datasets import FORMATS
 from .sources import AGE_PRIORS
+
+
+def _opt(default: Any = None, help: str = "", choices: tuple = (), cli: bool = True, **kw) -> Any:  # noqa: A002
+    meta = {"help": help, "choices": tuple(choices), "cli": cli}
+    if "default_factory" in kw:
+        return field(default_factory=kw["default_factory"], metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    data: list[str]  # one or more data sets (train --data A --data B)
-    out: str
-    data_weight: list[float] = field(default_factory=list)  # per source, same order; empty: all 1
-    age_prior: str = "none"  # none | balanced: weigh images by inverse age-bin frequency
-    crop: str = "none"  # none: images as they are (chips) | box: the box's detector and crop first
-    format: str = "auto"
-    split_file: str | None = None
-    backbone: str = "resnet50"
-    weights: str = "imagenet"
-    input_size: int | None = None  # None: the backbone's default
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    loss: str = "huber"
-    freeze_epochs: int = 0
-    augment: str = "light"
-    seed: int = 0
-    precision: str = "float32"
-    distribute: str = "none"
-    patience: int = 5
-    keep: str = "best"  # which epoch model.keras holds: best val MAE, or the last (cosine schedules end low)
-    dropout: float = 0.2
-    bn_momentum: float = 0.9
-    minor_weight: float = 1.0  # loss weight of training images under 18 (Challenge 25: fewer minors pass)
-    minor_overshoot_weight: float = 1.0  # extra factor on a minor's loss when the estimate is above the true age
-    bn_recalibrate: int = 20  # precise-BN batches after each epoch (0: off)
-    strict: bool = False
-    cache_dir: str | None = None
-    limit: int | None = None  # use at most N train (and N//4 val) images: smoke tests, quick looks
-    val_split: str = "val"
-    deterministic: bool = False  # TF op determinism: bitwise-repeatable runs and resumes (slower on GPU)
+    data: list[str] = _opt(default_factory=list, help="Data set folder or CSV; repeat for several sets (each with "
+                           "its own split, or one made here).")
+    out: str = _opt("", help="Run folder (runs/NAME).")
+    data_weight: list[float] = _opt(default_factory=list, help="Loss weight of each --data source, in the same "
+                                    "order [default: 1 each].")
+    age_prior: str = _opt("none", "balanced: weigh images by inverse age frequency, so one set's age mix does not "
+                          "bias the model.", AGE_PRIORS)
+    crop: str = _opt("none", "box: run the box's face detector and crop over every image once (cached), so the "
+                     "model learns what the box sees; recorded in the model's metadata. none: images as they are.",
+                     FACE_CROPS)
+    format: str = _opt("auto", "Data set layout; auto detects it.", FORMATS)
+    split_file: str | None = _opt(None, "CSV file_name,split (one --data only).")
+    backbone: str = _opt("resnet50", "", tuple(BACKBONES))
+    weights: str = _opt("imagenet", "imagenet (download), none (random), or PATH to a .h5/.keras file with "
+                        "backbone layers.")
+    input_size: int | None = _opt(None, "Square input size in pixels [default: the backbone's].")
+    epochs: int = _opt(20)
+    batch_size: int = _opt(32)
+    lr: float = _opt(1e-3, "Peak learning rate (cosine decay).")
+    loss: str = _opt("huber", "", ("mae", "huber"))
+    freeze_epochs: int = _opt(0, "Train the head with the backbone frozen for N epochs, then unfreeze.")
+    augment: str = _opt("light", "light: flip, small shift/crop, brightness and contrast. till: what a till camera "
+                        "does (box jitter, tilt, motion/defocus blur, noise, JPEG, low light, colour casts, "
+                        "greyscale, small faces); see train/augment.py.", AUGMENTS)
+    seed: int = _opt(0)
+    precision: str = _opt("float32", "mixed_float16 on GPUs with tensor cores.", ("float32", "mixed_float16"))
+    distribute: str = _opt("none", "tf.distribute strategy: mirrored (one host, many GPUs), multiworker "
+                           "(TF_CONFIG).", ("none", "mirrored", "multiworker"))
+    patience: int = _opt(5, "Early stopping patience in epochs.")
+    keep: str = _opt("best", "Export the epoch with the best val MAE, or the last one (when val MAE is not the only "
+                     "criterion, e.g. Challenge-25 fine-tuning judged afterwards with `agegate eval`).",
+                     ("best", "last"))
+    dropout: float = _opt(0.2, cli=False)
+    bn_momentum: float = _opt(0.9, cli=False)
+    minor_weight: float = _opt(1.0, "Loss weight of training images under 18: >1 trades some adult accuracy for "
+                               "fewer minors estimated 25+ (Challenge 25).")
+    minor_overshoot_weight: float = _opt(1.0, "Asymmetric Challenge-25 loss: a minor's loss is multiplied by this "
+                                         "where the estimate is above the true age (1: off).")
+    bn_recalibrate: int = _opt(20, "Recompute BatchNorm statistics on N training batches after each epoch (0: off).")
+    strict: bool = _opt(False, "Fail on an unreadable image (or, with --crop box, one without a face).")
+    cache_dir: str | None = _opt(None, "Keep decoded images (and box crops) here for later runs.")
+    limit: int | None = _opt(None, "Use at most N training images (quick looks, smoke tests).")
+    val_split: str = _opt("val", cli=False)
+    deterministic: bool = _opt(False, "TF op determinism: a resumed run ends bitwise equal to an uninterrupted one.")
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):  # one source given as a plain path
             self.data = [self.data]
 
     def validate(self) -> None:
-        if self.loss not in ("mae", "huber"):
-            raise UsageError(f"--loss must be mae or huber, not {self.loss!r}")
-        if self.augment not in AUGMENTS:
-            raise UsageError(f"--augment must be one of {', '.join(AUGMENTS)}, not {self.augment!r}")
-        if self.crop not in FACE_CROPS:
-            raise UsageError(f"--crop must be one of {', '.join(FACE_CROPS)}, not {self.crop!r}")
-        if self.age_prior not in AGE_PRIORS:
-            raise UsageError(f"--age-prior must be one of {', '.join(AGE_PRIORS)}, not {self.age_prior!r}")
-        if self.precision not in ("float32", "mixed_float16"):
-            raise UsageError(f"--precision must be float32 or mixed_float16, not {self.precision!r}")
-        if self.distribute not in ("none", "mirrored", "multiworker"):
-            raise UsageError(f"--distribute must be none, mirrored or multiworker, not {self.distribute!r}")
-        if self.keep not in ("best", "last"):
-            raise UsageError(f"--keep must be best or last, not {self.keep!r}")
+        for f in fields(self):
+            choices = f.metadata["choices"]
+            if choices and getattr(self, f.name) not in choices:
+                raise UsageError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                                 f"not {getattr(self, f.name)!r}")
+        if not self.data or not self.out:
+            raise UsageError("--data and --out are required")
         if self.minor_weight <= 0:
             raise UsageError("--minor-weight must be positive")
         if self.minor_overshoot_weight < 1:
