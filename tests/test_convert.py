@@ -118,7 +118,7 @@ def test_debug_layers_lists_worst_layers(trained_run, converted, small_utk, tmp_
     assert len(rep["debug_layers"]) > 0 and "rmse_over_scale" in rep["debug_layers"][0]
 
 
-@pytest.mark.parametrize("backbone", ["mobilenet_v2", "resnet50"])
+@pytest.mark.parametrize("backbone", ["mobilenet_v2"])
 def test_qat_then_int8(small_utk, tmp_path, backbone):
     run_dir = tmp_path / "run"
     r = run("train", "--data", small_utk, "--backbone", backbone, "--weights", "none", "--input-size", 32,
@@ -131,6 +131,21 @@ def test_qat_then_int8(small_utk, tmp_path, backbone):
     m = AgeModel(out)
     assert m.meta.quantization == "int8-qat"
     assert np.isfinite(m.predict_face(np.full((60, 60, 3), 120, np.uint8)))
+
+
+def test_qat_wraps_resnet50():
+    """The registry says QAT supports ResNet50: tfmot wraps agegate's flat ResNet50 and it runs. (The whole
+    convert --qat path is tested on MobileNetV2 above; on ResNet50 it took 183 s of the suite for no more.)"""
+    import tensorflow_model_optimization as tfmot
+
+    from agegate.train.backbones import build_model, get_backbone
+
+    assert get_backbone("resnet50").qat
+    model, _ = build_model("resnet50", 32, "none", 0.2, 30.0, 0.9)
+    qmodel = tfmot.quantization.keras.quantize_model(model)
+    y = qmodel(np.zeros((2, 32, 32, 3), np.float32), training=False).numpy()
+    assert y.shape == (2, 1) and np.isfinite(y).all()
+    assert any("quant" in layer.name for layer in qmodel.layers)
 
 
 def test_qat_refuses_backbones_tfmot_cannot_wrap(small_utk, tmp_path):
