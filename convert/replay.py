@@ -214,7 +214,8 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         "missed": len(missed), "missed_share": share(missed, outcomes),
         "split_buyers": len(split), "split_share": share(split, outcomes),
         "mae": r(np.abs(err).mean()) if len(err) else None, "bias": r(err.mean()) if len(err) else None,
-        "bands": {b: {"n": len(v), "mae": r(np.abs(v).mean()), "bias": r(np.mean(v))} for b, v in sorted(bands.items())},
+        "bands": {b: {"n": len(v), "mae": r(np.abs(v).mean()), "bias": r(np.mean(v))}
+                  for b, v in sorted(bands.items())},
         "minors": len(minors), "minors_decided_ok": len(passed), "minors_ok_share": share(passed, minors),
         "adults_25plus": len(adults), "adults_asked": len(asked), "adults_asked_share": share(asked, adults),
         "uncertain_reasons": dict(reasons),

@@ -1,8 +1,9 @@
 """The box's event store: one row per buyer decision, in SQLite (WAL mode).
 
 What is kept (DESIGN.md event row): ts, box_id, track_id, age, band, frames,
-decision, latency_ms, and since the per-buyer issue the reason of an `uncertain` decision. Never an image, a crop or an embedding: biometric data stays
-in memory on the box and is dropped with the track. Rows older than the retention
+decision, latency_ms, and the reason of an `uncertain` decision. Never an image, a
+crop or an embedding: biometric data stays in memory on the box and is dropped with
+the track. Rows older than the retention
 period are deleted on open and every hour.
 """
 from __future__ import annotations

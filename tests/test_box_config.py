@@ -41,7 +41,8 @@ def test_every_key_changes_what_the_box_runs(section, key):
 
 
 def test_the_two_keys_that_used_to_be_ignored_reach_the_pipeline():
-    plan = runtime_plan(validate({**BASE, "detector": {"min_score": 0.7}, "model": {"path": "m", "latency_budget_ms": 9}}))
+    raw = {**BASE, "detector": {"min_score": 0.7}, "model": {"path": "m", "latency_budget_ms": 9}}
+    plan = runtime_plan(validate(raw))
     assert plan.box.detector.min_score == 0.7 and plan.box.latency_budget_ms == 9.0
 
 

@@ -260,7 +260,8 @@ def installed(tmp_path, kit):
 
     root = tmp_path / "root"
     for v in ("1.0.0", "1.1.0"):
-        assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+        r = run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub")
+        assert r.exit_code == 0, r.output
     files = {k: v for k, v in members(kit / "b-1.2.0.tar.gz").items() if k not in (MANIFEST, SIGNATURE)}
     manifest = {"format": 1, "name": "m", "files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()},
                 "model_sha256": hashlib.sha256(files["model.tflite"]).hexdigest()}

@@ -85,8 +85,11 @@ def crop_records(records: list[Record], spec: PreprocessSpec, desc: str = "crop"
         results = pool.map(one, records, chunksize=16)
         for i, (a, b) in enumerate(tqdm(results, total=len(records), desc=f"{desc}: detect+crop", unit="img",
                                         leave=False, disable=None)):
-            if isinstance(a, str):
-                (no_face.append(str(records[i].path)) if a == "no_face" else unreadable.append((str(records[i].path), b)))
+            if isinstance(a, str):  # ("no_face", None) or ("unreadable", reason)
+                if a == "no_face":
+                    no_face.append(str(records[i].path))
+                else:
+                    unreadable.append((str(records[i].path), b))
                 continue
             images[len(index)] = a
             boxes.append(b)
