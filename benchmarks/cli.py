@@ -172,7 +172,8 @@ def frames_cmd(model, threads, runs, huge, out, as_json):
         b, l = row["box"], row["landed"]
         click.echo(f"{name:<18} {b['p50_ms']:>9.2f} {b['p95_ms']:>8.2f}   {l['p50_ms']:>10.2f} {l['p95_ms']:>8.2f}")
     h = result["huge"]
-    click.echo(f"{h['side']}x{h['side']} with a face (box, fresh process): {h['box']}")
+    for prof in ("box", "landed"):
+        click.echo(f"{h['side']}x{h['side']} with a face ({prof}, fresh process): {h[prof]}")
     click.echo(f"empty / one-face p50: {result['empty_vs_face_ratio']}; "
                f"empty frame {result['empty_speedup_vs_landed']}x "
                f"faster than the landed profile")

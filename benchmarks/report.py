@@ -45,6 +45,26 @@ def markdown(results: list[dict]) -> str:
                 pipe.append(f"| {dev} | {Path(r['model']).name} ({r.get('profile', 'box')}) | {r['frames']} | "
                             f"{r['fps']} | {s['detect']['p50_ms']} | {s['infer']['p50_ms']} | "
                             f"{s['frame']['p50_ms']}/{s['frame']['p95_ms']} | {r['rss_growth_mb']} | {d['_file']} |")
+    frames = ["| device | frame | box p50/p95 ms | landed p50/p95 ms | file |", "|---|---|---|---|---|"]
+    replays = ["| device | buyers | gaps | decided | merged | split | MAE | minors ok | 25+ asked | fps | file |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in results:
+        dev = device_label(d.get("environment", {}))
+        if d.get("kind") == "frames":
+            for name, row in d["cases"].items():
+                b, lnd = row["box"], row["landed"]
+                frames.append(f"| {dev} | {name} | {b['p50_ms']}/{b['p95_ms']} | {lnd['p50_ms']}/{lnd['p95_ms']} | "
+                              f"{d['_file']} |")
+            h = d["huge"]
+            frames.append(f"| {dev} | {h['side']}x{h['side']}, one face (s; peak RSS MB) | {h['box']['seconds']} s; "
+                          f"{h['box']['peak_rss_mb']} | {h['landed']['seconds']} s; {h['landed']['peak_rss_mb']} | "
+                          f"{d['_file']} |")
+        elif d.get("kind") == "replay":
+            pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+            replays.append(f"| {dev} | {d['buyers']} | {d['gap'][0]}..{d['gap'][1]} | {pct(d['decided_share'])} | "
+                           f"{pct(d['merged_share'])} | {pct(d['split_share'])} | {d['mae']} | "
+                           f"{pct(d['minors_ok_share'])} | {pct(d['adults_asked_share'])} | {round(d['fps'], 1)} | "
+                           f"{d['_file']} |")
     train = ["| device | backbone | input | batch | images/s | params (M) | file |", "|---|---|---|---|---|---|---|"]
     for d in results:
         if d.get("kind") == "train":
@@ -60,6 +80,10 @@ def markdown(results: list[dict]) -> str:
            "waited in the reader's queue.\n\n## Model latency\n\n" + "\n".join(lines) + "\n")
     if len(pipe) > 2:
         out += "\n## Box pipeline\n\n" + "\n".join(pipe) + "\n"
+    if len(frames) > 2:
+        out += ("\n## Cost of one frame (box vs the landed pipeline, same run)\n\n" + "\n".join(frames) + "\n")
+    if len(replays) > 2:
+        out += "\n## Per-buyer replay (`agegate replay`)\n\n" + "\n".join(replays) + "\n"
     if len(train) > 2:
         out += "\n## Training throughput\n\n" + "\n".join(train) + "\n"
     envs = {device_label(d.get("environment", {})): d.get("environment", {}) for d in results}

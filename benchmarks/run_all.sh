@@ -32,12 +32,19 @@ agegate bench "$W/resnet50-224-float32.tflite" "$W/resnet50-224-int8.tflite" "$W
   "$W/resnet50-128-int8.tflite" "$W/shipped-int8.tflite" --threads 1,2 --runs 60 --warmup 5 \
   --out "$R/resnet50-vs-shipped.json"
 
-# 4. The box pipeline: 640x480, one face, 10,000 frames (RSS sampled every 500).
+# 4. The box pipeline: 640x480, one face, 10,000 frames (RSS sampled every 500); then the box against the
+#    landed (first release's) pipeline in one run; and the cost of one frame by content (empty, 1080p, 4K, 8000x8000).
 agegate bench pipeline --frames 10000 --out "$R/pipeline-10k.json"
+agegate bench pipeline --frames 1200 --profile box --profile landed --out "$R/pipeline-box-vs-landed.json"
+agegate bench frames --runs 60 --out "$R/frames.json"
+# Per buyer: 1,200 test-split buyers back to back (gaps 0..15 frames) through the box pipeline.
+agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --limit 1200 --gap 0..15 --json \
+  > "$R/replay-shipped-test.json"
 
 # 5. Training throughput per backbone and input size.
 agegate bench train --backbones mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50 --sizes 96,128 \
   --out "$R/train-throughput.json"
 
-agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json "$R"/train-throughput.json \
+agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
+  "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/train-throughput.json \
   --out "$R/README.md" --png "$R/latency.png"

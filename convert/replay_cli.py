@@ -70,8 +70,12 @@ def replay(data, model_path, fmt, split, limit, gap, frames, threads, seed, as_j
     pipeline = BoxPipeline(model, BoxOptions(threads=threads))
     with tqdm(total=len(buyers), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
         result = run_replay(pipeline, buyers, ReplayOptions(frames, _gap(gap), seed), bar.update)
-    result.update(model=str(model.path), data=list(data), split=split, gap=list(_gap(gap)), frames_per_buyer=frames,
-                  unplaced=[{"path": p, "reason": why} for p, why in unplaced])
+    from agegate.benchmarks.environment import environment
+    from agegate.edge.runtime import runtime_version
+
+    result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(_gap(gap)),
+                  frames_per_buyer=frames, unplaced=[{"path": p, "reason": why} for p, why in unplaced],
+                  environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:
         _chart(result, Path(png))
     if as_json:
