@@ -216,5 +216,6 @@ def test_demo_runs_on_embedded_faces(tmp_path):
     r = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "d")])
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert r.output.count("buyer #") == 2 and "hopper_78.jpg" in r.output
+    assert "note:" not in r.output  # one decision per portrait: neither is split nor merged
     for f in ("annotated.mp4", "events.sqlite", "buyers_by_band.png"):
         assert (tmp_path / "d" / f).stat().st_size > 0
