@@ -63,8 +63,8 @@ def is_tflite(path: str | Path) -> bool:
 
 
 def model_metadata(path: str | Path) -> ModelMetadata:
-    p = Path(path)
-    return read_metadata(p if is_tflite(p) or p.is_dir() else p)
+    """The metadata of a .tflite, a run folder or a model.keras (read_metadata finds the sidecar)."""
+    return read_metadata(Path(path))
 
 
 class ModelInputs:

@@ -1,6 +1,6 @@
 """Age-estimation metrics: pure functions of (true ages, predicted ages).
 
-The keys are the eval JSON contract (DESIGN.md): n, mae, rmse, median_ae, cs5,
+The keys are the eval JSON contract (the design sketch, ../shared/DESIGN.md): n, mae, rmse, median_ae, cs5,
 bias, bands, challenge25.
 """
 from __future__ import annotations

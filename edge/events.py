@@ -1,6 +1,6 @@
 """The box's event store: one row per buyer decision, in SQLite (WAL mode).
 
-What is kept (DESIGN.md event row): ts, box_id, track_id, age, band, frames,
+What is kept (the event row of the design sketch, ../shared/DESIGN.md): ts, box_id, track_id, age, band, frames,
 decision, latency_ms, and the reason of an `uncertain` decision. Never an image, a
 crop or an embedding: biometric data stays in memory on the box and is dropped with
 the track. Rows older than the retention

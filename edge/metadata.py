@@ -39,6 +39,12 @@ class ModelMetadata:
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # training config, split sizes, QA, ...
 
+    def __post_init__(self) -> None:
+        # input_size is kept at the top level for readers of older files; the spec is the one that counts
+        if int(self.input_size) != int(self.preprocess.input_size):
+            raise ModelError(f"model metadata says input_size {self.input_size} but preprocess.input_size "
+                             f"{self.preprocess.input_size}; re-export the model (`agegate convert`)")
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["preprocess"] = self.preprocess.to_dict()

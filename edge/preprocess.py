@@ -112,7 +112,8 @@ def normalize(x: Any, spec: PreprocessSpec) -> Any:
 
 
 def preprocess(image_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """The contract of DESIGN.md: RGB uint8 image -> float32 model input (H, W, 3)."""
+    """The preprocessing contract (the project's design sketch, ../shared/DESIGN.md): RGB uint8 image ->
+    float32 model input (H, W, 3)."""
     return normalize(prepare_uint8(image_rgb, spec), spec)
 
 

@@ -100,14 +100,6 @@ class AgeModel:
         if shape[1:3] != (self.spec.input_size, self.spec.input_size):
             raise ModelError(f"{self.path}: input shape {shape} does not match metadata input_size {self.spec.input_size}")
 
-    @property
-    def input_dtype(self) -> str:
-        return np.dtype(self._in["dtype"]).name
-
-    @property
-    def output_dtype(self) -> str:
-        return np.dtype(self._out["dtype"]).name
-
     def _quantize(self, x: np.ndarray) -> np.ndarray:
         dtype = self._in["dtype"]
         if dtype == np.float32:

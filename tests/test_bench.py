@@ -1,10 +1,12 @@
 """Benchmark CLI: output schema and ratios on a tiny model. No test asserts a timing."""
 import json
 
-
+import pytest
 from click.testing import CliRunner
 
 from agegate.edge.cli import cli
+
+pytestmark = pytest.mark.slow  # trains or converts a model
 
 
 def test_bench_models_schema_and_ratio(converted, tmp_path):

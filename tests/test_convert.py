@@ -8,6 +8,8 @@ from click.testing import CliRunner
 from agegate.edge.cli import cli
 from agegate.edge.runtime import AgeModel
 
+pytestmark = pytest.mark.slow  # trains or converts a model
+
 
 
 def run(*args):

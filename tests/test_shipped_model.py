@@ -2,10 +2,13 @@
 import json
 import re
 
+import pytest
 from click.testing import CliRunner
 
 from agegate.edge.cli import cli
 from agegate.edge.default_model import assets_dir
+
+pytestmark = pytest.mark.slow  # evaluates the shipped model on the whole test split
 
 
 def test_shipped_int8_meets_gate_and_matches_card(shipped_model, utk_root):

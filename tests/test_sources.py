@@ -12,6 +12,8 @@ from agegate.edge.cli import cli
 
 from .conftest import UTK, build_utk_subset
 
+pytestmark = pytest.mark.slow  # trains or converts a model
+
 AAF = UTK.parent / "aaf"
 
 

@@ -16,6 +16,8 @@ from agegate.train.loop import run_training
 
 from .conftest import build_appa, build_utk_subset, pick
 
+pytestmark = pytest.mark.slow  # trains or converts a model
+
 
 def train_args(data, out, *extra):
     return ["train", "--data", str(data), "--out", str(out), "--batch-size", "32", *map(str, extra)]
