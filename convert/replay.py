@@ -26,7 +26,7 @@ from agegate.edge.bands import band_of
 from agegate.edge.capture import Frame
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.decision import Decision, reason_code
-from agegate.edge.detect import DetectorOptions, FaceDetector
+from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import decode_image
 
@@ -66,15 +66,9 @@ class BuyerOutcome:
 
 
 def head_patch(rgb: np.ndarray, detector: FaceDetector) -> np.ndarray | None:
-    faces = detector.detect(rgb)
-    if not faces:
-        return None
-    f = faces[0]
-    cx, cy = f.center
-    side = max(f.width, f.height) * CONTEXT
-    n = 256
-    m = np.float32([[n / side, 0, n / 2 - cx * n / side], [0, n / side, n / 2 - cy * n / side]])
-    return cv2.warpAffine(rgb, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    """The photo's largest face with CONTEXT x its box around it, upright as photographed, 256 px."""
+    found = box_crop(rgb, detector, margin=0.0, context=CONTEXT, out_size=256, align=False)
+    return None if found is None else found[0]
 
 
 def load_buyers(records, progress=None) -> tuple[list[Buyer], list[tuple[str, str]]]:

@@ -232,19 +232,26 @@ class BoxPlan:
     api: ApiSection
 
 
-def runtime_plan(cfg: BoxConfig) -> BoxPlan:
-    """The one mapping from config keys to the box's runtime options (every key lands somewhere)."""
-    from .capture import SourceOptions
+def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
+    """The one mapping from config keys (and `edge run --sequence`) to the box's runtime options (every
+    key lands somewhere). A folder of photos, often tight crops, gets the photo detector profile."""
+    from .capture import SourceOptions, source_kind
     from .decision import DecisionPolicy
     from .detect import DetectorOptions
+    from .errors import AgegateError
     from .pipeline import BoxOptions
 
+    try:
+        photos = cfg.source.uri is not None and source_kind(str(cfg.source.uri)) == "folder"
+    except AgegateError:  # not a source at all: FrameSource says so when the box starts
+        photos = False
+    det = dict(detector=cfg.detector.name, min_score=cfg.detector.min_score)
     d = cfg.decision
     box = BoxOptions(box_id=cfg.box.id, threads=cfg.model.threads,
-                     detector=DetectorOptions(detector=cfg.detector.name, min_face=cfg.detector.min_face,
-                                              min_score=cfg.detector.min_score),
+                     detector=DetectorOptions.for_photos(**det) if photos
+                     else DetectorOptions(min_face=cfg.detector.min_face, **det),
                      policy=DecisionPolicy(d.id_threshold, d.min_frames, d.max_spread), decide_after=d.decide_after,
                      latency_budget_ms=cfg.model.latency_budget_ms, detect_every=cfg.detector.every)
     src = cfg.source
-    return BoxPlan(src.uri, SourceOptions(width=src.width, height=src.height, fps=src.fps), cfg.model.path, box,
-                   cfg.events.path, cfg.events.retention_days, cfg.api)
+    return BoxPlan(src.uri, SourceOptions(width=src.width, height=src.height, fps=src.fps, sequence=sequence),
+                   cfg.model.path, box, cfg.events.path, cfg.events.retention_days, cfg.api)

@@ -257,7 +257,7 @@ def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True,
 
 
 def box_crop(rgb: np.ndarray, detector: FaceDetector, margin: float, context: float = 1.0,
-             out_size: int = 0) -> tuple[np.ndarray, FaceBox] | None:
+             out_size: int = 0, align: bool = True) -> tuple[np.ndarray, FaceBox] | None:
     """The box's crop policy for one image: its largest face framed by `crop_face`; None without a face.
 
     Training (`train --crop box`), evaluation (`eval --detect`), int8 calibration and the box all
@@ -266,4 +266,4 @@ def box_crop(rgb: np.ndarray, detector: FaceDetector, margin: float, context: fl
     faces = detector.detect(rgb)
     if not faces:
         return None
-    return crop_face(rgb, faces[0], margin, out_size=out_size, context=context), faces[0]
+    return crop_face(rgb, faces[0], margin, align=align, out_size=out_size, context=context), faces[0]

@@ -1,7 +1,6 @@
 """`agegate edge run` and `agegate edge stats`."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import threading
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .detect import DETECTORS, DetectorOptions
+from .detect import DETECTORS
 
 
 @click.group()
@@ -45,7 +44,7 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     SIGINT/SIGTERM finish the current frame, flush events, release the camera, exit 0.
     """
     from .api import make_server, serve_in_background
-    from .capture import FrameSource, source_kind
+    from .capture import FrameSource
     from .config import BoxConfig, load_config, runtime_plan
     from .default_model import resolve_model
     from .errors import UsageError
@@ -57,24 +56,19 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
         "source.uri": source, "model.path": model, "model.threads": threads, "box.id": box_id,
         "detector.name": detector, "decision.id_threshold": id_threshold, "events.path": events, "api.host": host,
         "api.port": port, "api.token": token, "api.enabled": False if no_api else None})
-    plan = runtime_plan(cfg)
+    plan = runtime_plan(cfg, sequence)
     if plan.source is None:
         raise UsageError("no source: pass --source or set source.uri in --config")
     age_model = AgeModel(resolve_model(plan.model_path), threads=plan.box.threads)  # fails before the camera opens
     server = None
     if plan.api.enabled:  # bind before anything else starts: a taken port is a clear error, nothing to undo
         server = make_server(None, plan.api.host, plan.api.port, plan.api.token or None)
-    box = plan.box
-    src_options = dataclasses.replace(plan.source_options, sequence=sequence)
-    if source_kind(str(plan.source)) == "folder":  # photos, often tight crops: the photo detector profile
-        box = dataclasses.replace(box, detector=DetectorOptions.for_photos(
-            detector=box.detector.detector, min_score=box.detector.min_score, threads=box.detector.threads))
     store = EventStore(plan.events_path, plan.retention_days)
-    pipeline = BoxPipeline(age_model, box, store)
+    pipeline = BoxPipeline(age_model, plan.box, store)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    src = FrameSource(str(plan.source), src_options)
+    src = FrameSource(str(plan.source), plan.source_options)
     if server is not None:
         server.pipeline = pipeline
         serve_in_background(server)

@@ -48,14 +48,14 @@ WARMUP, ROUND_RUNS, ROUNDS = 3, 15, 3
 
 def smoke_test(release: Path) -> SmokeResult:
     from .default_model import assets_dir
-    from .detect import FaceDetector, crop_face
+    from .detect import FaceDetector, box_crop
     from .preprocess import decode_image
     from .runtime import AgeModel
 
     model = AgeModel(release / "model.tflite", threads=2)
     face = decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[0])
-    faces = FaceDetector().detect(face)
-    crop = crop_face(face, faces[0], model.spec.face_margin) if faces else face
+    found = box_crop(face, FaceDetector(), model.spec.face_margin)
+    crop = found[0] if found else face
     age = 0.0
     for _ in range(WARMUP):
         age = model.predict_face(crop)
