@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+from agegate.edge.contracts import RELEASE_META, RELEASE_MODEL
 from agegate.edge.bundle_format import BUNDLE_FORMAT, MANIFEST, SIGNATURE, VERSION_RE, tar_bytes
 from agegate.edge.errors import BundleError, UsageError
 from agegate.edge.metadata import now_iso, read_metadata
@@ -82,8 +83,8 @@ def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: 
         "bundle": {"name": name, "version": version, "forced": force and not passed, "qa_passed": passed,
                    "qa_mae": qm.get("mae"), "qa_split_n": qa.get("n"), "latency_budget_ms": latency_budget_ms}})
     files = {
-        "model.tflite": model_bytes,
-        "model.json": (json.dumps(bundled_meta.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
+        RELEASE_MODEL: model_bytes,
+        RELEASE_META: (json.dumps(bundled_meta.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
         "MODEL_CARD.md": card_text.encode(),
         "qa/report.json": qa_report.read_bytes(),
     }

@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from agegate.edge.age_head import AgeHead, p_under
+from agegate.edge.challenge25 import OperatingPoint, rates, tradeoff_curve
+from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.errors import AgegateError, UsageError
 from agegate.edge.metadata import ModelMetadata, read_metadata
 from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
 
-from .metrics import age_metrics, group_mae
+from .metrics import age_metrics, calibration, group_mae
 
 
 @dataclass
@@ -29,9 +32,23 @@ class Predictions:
     y_pred: np.ndarray
     attrs: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # unreadable or no face (with --detect)
+    probs: np.ndarray | None = None  # (N, bins) age distributions of a distribution model
+    head: AgeHead = field(default_factory=AgeHead)
+    operating_point: OperatingPoint | None = None  # the model's, to report what it does on this data
+
+    @property
+    def risk(self) -> np.ndarray | None:
+        """P(under 25) per image (distribution models)."""
+        return None if self.probs is None else p_under(self.probs, self.head, CHALLENGE_AGE)
 
     def metrics(self) -> dict:
         m = age_metrics(self.y_true, self.y_pred)
+        if self.probs is not None:
+            m["calibration"] = calibration(self.y_true, self.probs, self.head)
+            m["risk_curve"] = tradeoff_curve(self.risk, self.y_true)
+            if self.operating_point is not None:
+                m["operating_point"] = {"max_risk": self.operating_point.max_risk,
+                                        **rates(self.risk, self.y_true, self.operating_point.max_risk)}
         m["skipped"] = len(self.skipped)
         m["skipped_files"] = [{"path": p, "reason": why} for p, why in self.skipped]
         keys = sorted({k for a in self.attrs for k in a})
@@ -53,9 +70,10 @@ class Predictions:
 
     @classmethod
     def concat(cls, parts: list["Predictions"]) -> "Predictions":
+        probs = None if any(x.probs is None for x in parts) else np.concatenate([x.probs for x in parts])
         return cls([p for x in parts for p in x.paths], np.concatenate([x.y_true for x in parts]),
                    np.concatenate([x.y_pred for x in parts]), [a for x in parts for a in x.attrs],
-                   [s for x in parts for s in x.skipped])
+                   [s for x in parts for s in x.skipped], probs, parts[0].head, parts[0].operating_point)
 
 
 def is_tflite(path: str | Path) -> bool:
@@ -100,21 +118,12 @@ class ModelInputs:
 
 def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: int = 64, detect: bool = False,
             detector: str = "blazeface-short", progress: bool = True, desc: str = "eval") -> Predictions:
-    meta = model_metadata(model_path)
-    inputs = ModelInputs(meta.preprocess, detect, detector)
-    if is_tflite(model_path):
-        from agegate.edge.runtime import AgeModel
+    from .predictor import open_predictor
 
-        model = AgeModel(model_path, threads=threads)
-        run_batch = lambda xs: np.array([model.predict_tensor(x) for x in xs])  # noqa: E731
-    else:
-        from .tflite import load_keras_model
-
-        keras_model, _ = load_keras_model(model_path)
-
-        def run_batch(xs):
-            return meta.with_tta(lambda x: keras_model.predict(x, verbose=0).reshape(-1), np.stack(xs))
-    paths, y_true, y_pred, attrs, skipped = [], [], [], [], []
+    model = open_predictor(model_path, threads)
+    head = model.meta.head
+    inputs = ModelInputs(model.meta.preprocess, detect, detector)
+    paths, y_true, raws, attrs, skipped = [], [], [], [], []
     workers = 1 if inputs.detects else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(workers) as pool:
@@ -128,7 +137,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
                     xs.append(x)
                     kept.append(rec)
             if xs:
-                y_pred.extend(float(v) for v in run_batch(xs))
+                raws.append(model.raw(np.stack(xs)))
                 for rec in kept:
                     paths.append(str(rec.path))
                     y_true.append(rec.age)
@@ -138,7 +147,10 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
     if not paths:
         raise AgegateError(f"no image could be evaluated ({len(skipped)} skipped; first: "
                            f"{skipped[0][1] if skipped else 'none'})")
-    return Predictions(paths, np.array(y_true), np.array(y_pred), attrs, skipped)
+    raw = np.concatenate(raws)
+    probs = head.probabilities(raw) if head.is_distribution else None
+    return Predictions(paths, np.array(y_true), head.point(raw), attrs, skipped, probs, head,
+                       model.meta.operating_point)
 
 
 def select_records(data: str, fmt: str, split_file: str | None, split: str | None, limit: int | None = None,

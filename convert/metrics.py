@@ -87,3 +87,27 @@ def group_mae(y_true, y_pred, groups) -> dict[str, dict]:
         m = groups == g
         out[str(g)] = {"n": int(m.sum()), "mae": _r(np.abs(y_pred[m] - y_true[m]).mean())}
     return out
+
+
+INTERVAL_LEVELS = (0.8, 0.95)
+
+
+def calibration(y_true, probs, head) -> dict:
+    """How honest a distribution model's spread is: per band, how often the true age lies inside the
+    central 80 % and 95 % intervals (a calibrated model: about 0.80 and 0.95) and how wide they are."""
+    from agegate.edge.age_head import interval
+
+    y_true = np.asarray(y_true, np.float64)
+    idx = band_index(y_true)
+    bounds = {lv: interval(probs, head, lv) for lv in INTERVAL_LEVELS}
+
+    def summary(m: np.ndarray) -> dict:
+        out: dict = {"n": int(m.sum())}
+        for lv, (lo, hi) in bounds.items():
+            key = f"{round(lv * 100)}"
+            out[f"coverage_{key}"] = _r(np.mean((y_true[m] >= lo[m]) & (y_true[m] <= hi[m]))) if m.any() else None
+            out[f"width_{key}"] = _r(np.mean(hi[m] - lo[m] + 1)) if m.any() else None
+        return out
+
+    return {"all": summary(np.ones(len(y_true), bool)),
+            "bands": {label: summary(idx == i) for i, label in enumerate(BAND_LABELS)}}

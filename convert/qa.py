@@ -20,6 +20,8 @@ from agegate.edge.bands import BAND_LABELS, band_index
 from .evaluate import Predictions
 from agegate.edge.contracts import CHALLENGE_AGE
 
+from agegate.edge.challenge25 import rates
+
 from .metrics import age_metrics
 
 
@@ -132,7 +134,27 @@ def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, qu
         mae = age_metrics(p.y_true, p.y_pred)["mae"]
         rep.gates.append(GateResult(f"mae[{name}]", mae < g.max_mae, mae, f"< {g.max_mae}",
                                     f"quantized MAE on {name} ({len(p.y_true)} images)"))
+    rep.gates += operating_point_gates(qp, per_set)
     return rep
+
+
+def operating_point_gates(qp: Predictions, per_set: dict[str, Predictions] | None = None) -> list[GateResult]:
+    """A calibrated model must meet the target it carries on the QA data too (per image, on every set):
+    an operating point chosen on val that passes more minors on test was chosen too loosely."""
+    op = qp.operating_point
+    if qp.probs is None or op is None:
+        return []
+    out = []
+    for name, p in [("", qp)] + sorted((per_set or {}).items()):
+        r = rates(p.risk, p.y_true, op.max_risk)
+        if r["minors_ok"] is None:
+            continue
+        label = f"operating_point[{name}]" if name else "operating_point"
+        out.append(GateResult(label, r["minors_ok"] <= op.target_minors_ok_image, round(r["minors_ok"], 4),
+                              f"<= {op.target_minors_ok_image}",
+                              f"minors decided ok per image at P(under 25) > {op.max_risk:.3f} "
+                              f"({r['n_minors']} minors); it asks {r['adults_asked']:.1%} of 25+ for ID"))
+    return out
 
 
 def _plots(y: np.ndarray, f: np.ndarray, q: np.ndarray, out: Path) -> list[str]:

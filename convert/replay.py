@@ -24,6 +24,7 @@ import numpy as np
 
 from agegate.edge.bands import band_of
 from agegate.edge.capture import Frame
+from agegate.edge.challenge25 import tradeoff_curve
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.decision import Decision, reason_code
 from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
@@ -201,7 +202,7 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         bands.setdefault(band_of(o.buyer.age), []).append(o.decisions[0].age - o.buyer.age)
     r = lambda x: None if x is None else round(float(x), 4)  # noqa: E731
     share = lambda part, whole: r(len(part) / len(whole)) if whole else None  # noqa: E731
-    return {
+    out = {
         "buyers": n, "frames": frames, "seconds": round(seconds, 2), "fps": r(frames / seconds) if seconds else None,
         "decided_share": share(decided, outcomes), "own_decision_share": share(own, outcomes),
         "merged": len(merged), "merged_share": share(merged, outcomes),
@@ -218,3 +219,21 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         "minors_passed": [{"path": o.buyer.path, "age": o.buyer.age, "estimate": o.final.age,
                            "merged": not o.decisions} for o in passed],
     }
+    if any(o.final is not None and getattr(o.final, "risk", None) is not None for o in outcomes):
+        ages, risks = buyer_risks(outcomes)
+        out["buyer_risks"] = [[a, round(float(k), 5)] for a, k in zip(ages.tolist(), risks.tolist())]
+        out["risk_curve"] = tradeoff_curve(risks, ages)
+    return out
+
+
+def buyer_risks(outcomes: list[BuyerOutcome]) -> tuple[np.ndarray, np.ndarray]:
+    """(true age, effective risk) per buyer, for choosing a per-buyer operating point: the risk of the
+    decision the buyer was served with (their own, or the track they were merged into); 1 where the
+    buyer could not pass at any threshold (`uncertain`, or never seen)."""
+    ages, risks = [], []
+    for o in outcomes:
+        f = o.final
+        blocked = f is None or f.decision == Decision.UNCERTAIN or f.risk is None
+        ages.append(o.buyer.age)
+        risks.append(1.0 if blocked else f.risk)
+    return np.array(ages, np.float64), np.array(risks, np.float64)

@@ -13,10 +13,25 @@ def _pct(x) -> str:
 
 def set_block(name: str, split: str, m: dict) -> list[str]:
     c = m["challenge25"]
+    cal = m.get("calibration")
     lines = [f"{name} [{split}] ({m['n']} images, {m['skipped']} skipped): MAE {m['mae']:.3f}  RMSE {m['rmse']:.3f}  "
              f"median {m['median_ae']:.3f}  CS5 {m['cs5']:.3f}  bias {m['bias']:+.3f}",
-             f"{'band':>6} {'n':>5} {'MAE':>7} {'bias':>7}"]
-    lines += [f"{b:>6} {v['n']:>5} {v['mae']:>7.3f} {v['bias']:>+7.3f}" for b, v in m["bands"].items() if v["n"]]
+             f"{'band':>6} {'n':>5} {'MAE':>7} {'bias':>7}" + (f" {'in 80%':>7} {'in 95%':>7} {'width80':>7}" if cal else "")]
+    for b, v in m["bands"].items():
+        if v["n"]:
+            row = f"{b:>6} {v['n']:>5} {v['mae']:>7.3f} {v['bias']:>+7.3f}"
+            if cal:
+                cb = cal["bands"][b]
+                row += f" {_pct(cb['coverage_80']):>7} {_pct(cb['coverage_95']):>7} {cb['width_80']:>7.1f}"
+            lines.append(row)
+    if cal:
+        a = cal["all"]
+        lines.append(f"calibration: the 80 % interval holds the true age in {_pct(a['coverage_80'])} of images "
+                     f"(mean width {a['width_80']:.1f} years), the 95 % interval in {_pct(a['coverage_95'])}")
+    op = m.get("operating_point")
+    if op:
+        lines.append(f"operating point P(under 25) > {op['max_risk']:.3f}: minors decided ok {_pct(op['minors_ok'])}, "
+                     f"25+ asked for ID {_pct(op['adults_asked'])} (per image)")
     if c["n_minors"]:
         lines.append(f"Challenge 25: minors predicted 25+ {_pct(c['false_pass_rate'])}, 18+ "
                      f"{_pct(c['minor_pass_18_rate'])}; 25+ flagged {_pct(c['flag_rate_25plus'])}; threshold for "

@@ -17,10 +17,11 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .contracts import RELEASE_META, RELEASE_MODEL
 from .errors import BundleError
 
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
-REQUIRED = ("model.tflite", "model.json", "MODEL_CARD.md", "qa/report.json")
+REQUIRED = (RELEASE_MODEL, RELEASE_META, "MODEL_CARD.md", "qa/report.json")
 MAX_FILES = 16
 MAX_BYTES = 256 * 1024 * 1024  # a bundle holds one small model; anything bigger is not one
 BUNDLE_FORMAT = 1

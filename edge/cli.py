@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("agegate.convert.cli", "eval_cmd", "Measure a model's MAE, age bands and Challenge-25 figures."),
     "replay": ("agegate.convert.replay_cli", "replay",
                "Replay labelled photos as buyers at a till; score one decision per buyer."),
+    "calibrate": ("agegate.convert.calibrate_cli", "calibrate",
+                  "Calibrate a distribution model and choose its Challenge-25 operating point."),
     "qa": ("agegate.convert.cli", "qa", "Gate a quantized model against its float parent; exit 1 if it must not ship."),
     "bench": ("agegate.benchmarks.cli", "bench", "Measure model and pipeline latency on this device."),
     "edge": ("agegate.edge.edge_cli", "edge", "Run the checkout-box pipeline and read its statistics."),

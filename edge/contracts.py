@@ -14,3 +14,5 @@ CHALLENGE_AGE = 25.0
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 #: A training run folder: the exported Keras model (its metadata `model.json` sits beside it).
 MODEL_FILE = "model.keras"
+#: A bundle and an installed release: the model and its metadata sidecar.
+RELEASE_MODEL, RELEASE_META = "model.tflite", "model.json"

@@ -1,7 +1,9 @@
 """The ID-check decision: one per buyer, from the fused age of their track, with a reason when unsure.
 
 ok        fused age >= id_threshold, enough good frames, frames agree
-id_check  fused age < id_threshold (Challenge 25 by default)
+          (a distribution model with an operating point: P(under 25) <= its max_risk)
+id_check  fused age < id_threshold (Challenge 25 by default); with a distribution model,
+          P(under 25) > max_risk
 uncertain the evidence is thin; the cashier treats it as id_check, and `reason` says why, so a
           box whose uncertain share rises points at its cause (a camera that moved, a dead lamp)
 """
@@ -43,10 +45,13 @@ class DecisionPolicy:
     id_threshold: float = CHALLENGE_AGE
     min_frames: int = 5
     max_spread: float = 12.0
+    # A distribution model's operating point (challenge25.OperatingPoint.max_risk): when set, the risk
+    # P(under 25) decides instead of the fused age against id_threshold.
+    max_risk: float | None = None
 
 
 def decide(fused_age: float | None, good_frames: int, spread: float, policy: DecisionPolicy,
-           bad_frames: Counter | None = None) -> tuple[Decision, str]:
+           bad_frames: Counter | None = None, risk: float | None = None) -> tuple[Decision, str]:
     """(decision, reason): reason is '' unless the decision is uncertain, then a sentence that starts
     with a Reason code, e.g. "too_few_frames: 3 good frames of 5 needed (7 blurred)"."""
     if fused_age is None or good_frames < policy.min_frames:
@@ -58,6 +63,8 @@ def decide(fused_age: float | None, good_frames: int, spread: float, policy: Dec
     if spread > policy.max_spread:
         return Decision.UNCERTAIN, (f"{Reason.FRAMES_DISAGREE}: the good frames' ages spread {spread:.1f} years "
                                     f"(more than {policy.max_spread:g})")
+    if risk is not None and policy.max_risk is not None:
+        return (Decision.ID_CHECK if risk > policy.max_risk else Decision.OK), ""
     return (Decision.ID_CHECK if fused_age < policy.id_threshold else Decision.OK), ""
 
 

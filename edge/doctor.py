@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .contracts import CHALLENGE_AGE
 from .errors import AgegateError
 
 
@@ -70,6 +71,7 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
                                 "check CPU load and threads (model.threads), or install a faster model"))
         except AgegateError as e:
             checks.append(Check("inference", False, str(e), "reinstall or roll back the model"))
+        checks.append(_decision_rule(release, cfg))
     if cfg is not None:
         checks.append(_camera(str(cfg.source.uri), camera_timeout))
         checks.append(_events(Path(cfg.events.path)))
@@ -81,6 +83,26 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
     checks.append(Check("clock", 2024 <= year <= 2100, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                         "enable NTP (timedatectl set-ntp true); events need true times", critical=False))
     return checks
+
+
+def _decision_rule(release: Path, cfg) -> Check:
+    """How this box decides Challenge 25: a distribution model's operating point (with what it cost
+    where it was chosen), or a regression model's age threshold."""
+    from .contracts import RELEASE_MODEL
+    from .metadata import read_metadata
+
+    try:
+        meta = read_metadata(release / RELEASE_MODEL)
+    except AgegateError as e:
+        return Check("challenge 25", False, str(e), "reinstall or roll back the model")
+    op = meta.operating_point
+    if meta.head.is_distribution and op is not None:
+        return Check("challenge 25", True, op.describe()
+                     + (" [LOOSER than the default targets]" if op.looser_than_default else ""), critical=False)
+    threshold = cfg.decision.id_threshold if cfg is not None else CHALLENGE_AGE
+    note = " (a distribution model not calibrated yet: run `agegate calibrate`)" if meta.head.is_distribution else ""
+    return Check("challenge 25", not meta.head.is_distribution, f"ID check when the fused age is under {threshold:g}"
+                 + note, "calibrate the model and rebuild the bundle", critical=False)
 
 
 def _camera(uri: str, timeout: float) -> Check:

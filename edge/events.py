@@ -1,7 +1,8 @@
 """The box's event store: one row per buyer decision, in SQLite (WAL mode).
 
 What is kept (the event row of the design sketch, ../shared/DESIGN.md): ts, box_id, track_id, age, band, frames,
-decision, latency_ms, and the reason of an `uncertain` decision. Never an image, a
+decision, latency_ms, the reason of an `uncertain` decision, the buyer's P(under 25) (distribution
+models) and which model decided. Never an image, a
 crop or an embedding: biometric data stays in memory on the box and is dropped with
 the track. Rows older than the retention
 period are deleted on open and every hour.
@@ -41,7 +42,7 @@ CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
 #: Columns added after the first schema, with their type: opening an older database adds them
 #: (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
-MIGRATIONS = (("reason", "TEXT"),)
+MIGRATIONS = (("reason", "TEXT"), ("p_under_25", "REAL"), ("model", "TEXT"))
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,14 @@ class Event:
     decision: str
     latency_ms: float
     reason: str | None = None
+    p_under_25: float | None = None  # the buyer's calibrated risk (distribution models)
+    model: str | None = None  # which model decided: file name and the first 12 hex of its SHA-256
 
     @classmethod
-    def from_decision(cls, d, ts: float, box_id: str) -> "Event":
+    def from_decision(cls, d, ts: float, box_id: str, model: str | None = None) -> "Event":
         """From a pipeline.BuyerDecision (its box and per-frame data stay behind)."""
-        return cls(ts, box_id, d.track_id, d.age, d.band, d.frames, str(d.decision), d.latency_ms, d.reason or None)
+        return cls(ts, box_id, d.track_id, d.age, d.band, d.frames, str(d.decision), d.latency_ms, d.reason or None,
+                   None if d.risk is None else round(d.risk, 4), model)
 
     def to_dict(self) -> dict:
         return asdict(self)

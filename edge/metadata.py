@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .age_head import AgeHead
+from .challenge25 import OperatingPoint
 from .errors import ModelError
 from .preprocess import PreprocessSpec, mirror
 
@@ -30,6 +32,8 @@ class ModelMetadata:
     age_range: tuple[float, float] = (0.0, 100.0)
     quantization: str = "none"  # none (Keras float) | float32 | float16 | dynamic | int8 | int8-qat
     tta: str = "none"  # none | mirror: average the face and its mirror image (two runs per prediction)
+    head: AgeHead = field(default_factory=AgeHead)  # what the output means (age_head.py)
+    operating_point: OperatingPoint | None = None  # distribution models: when to ask for ID (challenge25.py)
     source_sha256: str = ""
     data_fingerprint: str = ""
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {mae, n}
@@ -49,6 +53,8 @@ class ModelMetadata:
         d = asdict(self)
         d["preprocess"] = self.preprocess.to_dict()
         d["age_range"] = list(self.age_range)
+        d["head"] = self.head.to_dict()
+        d["operating_point"] = self.operating_point.to_dict() if self.operating_point else None
         return d
 
     @classmethod
@@ -62,6 +68,8 @@ class ModelMetadata:
         kw = {k: v for k, v in d.items() if k in known}
         kw["preprocess"] = PreprocessSpec.from_dict(d["preprocess"])
         kw["age_range"] = tuple(d.get("age_range", (0.0, 100.0)))
+        kw["head"] = AgeHead.from_dict(d.get("head"))
+        kw["operating_point"] = OperatingPoint.from_dict(d.get("operating_point"))
         if kw.get("tta", "none") not in TTA_MODES:
             raise ModelError(f"unknown tta {kw['tta']!r} in model metadata (known: {', '.join(TTA_MODES)}); "
                              f"upgrade agegate")

@@ -10,17 +10,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import cv2
 import numpy as np
 
+from .age_head import p_under
 from .bands import band_of
 from .capture import Frame, FrameSource
+from .contracts import CHALLENGE_AGE
 from .decision import Decision, DecisionPolicy, decide
 from .detect import DetectorOptions, FaceBox, FaceDetector, crop_face
 from .events import Event, EventStore
+from .metadata import sha256_file
 from .preprocess import as_rgb_uint8
 from .runtime import AgeModel
 from .stats import RuntimeMetrics
@@ -67,11 +70,13 @@ class BuyerDecision:
     box: FaceBox
     reason: str = ""  # why `uncertain` (a decision.Reason code first), '' otherwise
     ts: float = 0.0  # wall time of the newest frame the decision used
+    risk: float | None = None  # P(under 25) from the fused distribution (distribution models only)
 
     def to_dict(self) -> dict:
         return {"track_id": self.track_id, "age": self.age, "band": self.band, "frames": self.frames,
                 "good_frames": self.good_frames, "decision": self.decision.value, "reason": self.reason,
-                "latency_ms": self.latency_ms, "ts": round(self.ts, 3)}
+                "latency_ms": self.latency_ms, "ts": round(self.ts, 3),
+                "p_under_25": None if self.risk is None else round(self.risk, 4)}
 
 
 class BoxPipeline:
@@ -79,6 +84,13 @@ class BoxPipeline:
                  metrics: RuntimeMetrics | None = None):
         self.model = model
         self.options = options or BoxOptions()
+        self.model_label = f"{model.path.name}:{sha256_file(model.path)[:12]}"
+        op = model.meta.operating_point
+        # A distribution model decides by its calibrated risk at the operating point it carries; a
+        # regression model (or one not calibrated yet) by its age against id_threshold.
+        self.policy = (replace(self.options.policy, max_risk=op.max_risk)
+                       if model.meta.head.is_distribution and op is not None and self.options.policy.max_risk is None
+                       else self.options.policy)
         self.detector = FaceDetector(self.options.detector)
         self.tracker = IoUTracker(max_missed=self.options.max_missed, window=self.options.window)
         self.events = events
@@ -136,10 +148,10 @@ class BoxPipeline:
             c1 = time.perf_counter()
             q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
             c2 = time.perf_counter()
-            age = self.model.predict_face(crop) if q.good else None
+            est = self.model.estimate_face(crop) if q.good else None
             infer_ms += (time.perf_counter() - c2) * 1000
             quality_ms += (c2 - c1) * 1000
-            track.add(face, frame.ts, age, q.reason)
+            track.add(face, frame.ts, est.age if est else None, q.reason, est.probs if est else None, q.weight)
             self._track_ms.setdefault(track.track_id, []).append(frame_ms)
             if not track.decided and track.good_frames >= o.decide_after:
                 made.append(self._decide(track))
@@ -158,11 +170,13 @@ class BoxPipeline:
     def _judge(self, track: Track) -> BuyerDecision:
         """The decision a track's evidence supports now (pure: nothing is recorded)."""
         fused = track.fused_age()
-        kind, reason = decide(fused, track.good_frames, track.spread(), self.options.policy, track.bad_frames)
+        dist = track.fused_distribution()
+        risk = None if dist is None else float(p_under(dist, self.model.meta.head, CHALLENGE_AGE)[0])
+        kind, reason = decide(fused, track.good_frames, track.spread(), self.policy, track.bad_frames, risk)
         ms = self._track_ms.get(track.track_id, [0.0])
         return BuyerDecision(track.track_id, None if fused is None else round(fused, 2),
                              None if fused is None else band_of(fused), track.frames, track.good_frames, kind,
-                             round(float(np.mean(ms)), 3), track.box, reason, track.aged_ts or track.last_ts)
+                             round(float(np.mean(ms)), 3), track.box, reason, track.aged_ts or track.last_ts, risk)
 
     def _decide(self, track: Track) -> BuyerDecision:
         d = self._judge(track)
@@ -171,7 +185,7 @@ class BoxPipeline:
         self.metrics.decision(d.decision)
         self.last = d
         if self.events is not None:
-            self.events.add(Event.from_decision(d, time.time(), self.options.box_id))
+            self.events.add(Event.from_decision(d, time.time(), self.options.box_id, self.model_label))
         return d
 
     def current(self, now: float | None = None) -> dict:

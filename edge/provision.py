@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .contracts import RELEASE_MODEL
 from .bundle_format import check_release, extract_verified, read_bundle
 from .errors import AgegateError, BundleError
 
@@ -52,7 +53,7 @@ def smoke_test(release: Path) -> SmokeResult:
     from .preprocess import decode_image
     from .runtime import AgeModel
 
-    model = AgeModel(release / "model.tflite", threads=2)
+    model = AgeModel(release / RELEASE_MODEL, threads=2)
     face = decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[0])
     found = box_crop(face, FaceDetector(), model.spec.face_margin)
     crop = found[0] if found else face

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,14 @@ def make_interpreter(path: Path, threads: int = 2, delegate: str = "xnnpack"):
     return interp, name
 
 
+@dataclass(frozen=True)
+class AgeEstimate:
+    """One face's estimate: the point in years, and for a distribution model its probabilities per year."""
+
+    age: float
+    probs: np.ndarray | None = None
+
+
 class AgeModel:
     """A .tflite age regressor with its metadata: images in, ages out.
 
@@ -99,6 +108,10 @@ class AgeModel:
         shape = tuple(self._in["shape"])
         if shape[1:3] != (self.spec.input_size, self.spec.input_size):
             raise ModelError(f"{self.path}: input shape {shape} does not match metadata input_size {self.spec.input_size}")
+        width = int(np.prod(self._out["shape"][1:]))
+        if width != self.meta.head.outputs:
+            raise ModelError(f"{self.path}: {width} outputs, but its metadata describes a {self.meta.head.kind.value} "
+                             f"head with {self.meta.head.outputs}; the sidecar belongs to another model")
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
         dtype = self._in["dtype"]
@@ -108,19 +121,39 @@ class AgeModel:
         info = np.iinfo(dtype)
         return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
 
-    def run_tensor(self, x: np.ndarray) -> float:
-        """One normalised (S, S, 3) float input -> age in years."""
+    def run_tensor(self, x: np.ndarray) -> np.ndarray:
+        """One normalised (S, S, 3) float input -> the raw output (head.outputs,): an age in years, or
+        one logit per year of age (age_head.py)."""
         self.interpreter.set_tensor(self._in["index"], self._quantize(x[None]))
         self.interpreter.invoke()
-        y = self.interpreter.get_tensor(self._out["index"]).reshape(-1)[0]
+        y = self.interpreter.get_tensor(self._out["index"]).reshape(-1)
         if self._out["dtype"] != np.float32:
             scale, zero = self._out["quantization"]
-            y = (float(y) - zero) * scale
-        return float(y)
+            y = (y.astype(np.float64) - zero) * scale
+        return y.astype(np.float64)
+
+    def raw_tensor(self, x: np.ndarray) -> np.ndarray:
+        """One normalised input -> raw output with the model's test-time augmentation (ModelMetadata.with_tta)."""
+        return self.meta.with_tta(self.run_tensor, x)
+
+    def raw(self, xs: np.ndarray) -> np.ndarray:
+        """A batch of normalised inputs -> (N, head.outputs) raw outputs with TTA (the Predictor protocol
+        of convert/predictor.py; the interpreter takes one image at a time)."""
+        return np.stack([self.raw_tensor(x) for x in xs]) if len(xs) else np.zeros((0, self.meta.head.outputs))
 
     def predict_tensor(self, x: np.ndarray) -> float:
-        """One normalised input -> age, with the model's test-time augmentation (ModelMetadata.with_tta)."""
-        return self.meta.with_tta(self.run_tensor, x)
+        """One normalised input -> age in years (a distribution's mean)."""
+        return float(self.meta.head.point(self.raw_tensor(x))[0])
+
+    def estimate_tensor(self, x: np.ndarray) -> AgeEstimate:
+        raw = self.raw_tensor(x)
+        head = self.meta.head
+        probs = head.probabilities(raw)[0] if head.is_distribution else None
+        return AgeEstimate(float(head.point(raw)[0]), probs)
+
+    def estimate_face(self, face_rgb: np.ndarray) -> AgeEstimate:
+        """A face crop (RGB uint8, any size) -> age, and the age distribution when the model has one."""
+        return self.estimate_tensor(normalize(prepare_uint8(face_rgb, self.spec), self.spec))
 
     def predict_face(self, face_rgb: np.ndarray) -> float:
         """A face crop (RGB uint8, any size) -> age in years."""

@@ -2,8 +2,10 @@
 
 A light IoU tracker (faces at a till move little between frames) keeps a Track
 per face; each Track fuses the ages of its good frames with a median over the
-last N, so the estimate stops jittering. Frames that fail the quality checks
-(face too small, blurred) count towards the track but not towards its age.
+last N, so the estimate stops jittering, and for a distribution model the frames'
+age distributions into one, weighted by frame quality (age_head.fuse). Frames that
+fail the quality checks (face too small, blurred) count towards the track but not
+towards its age.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .age_head import fuse
 from .decision import Reason
 from .detect import FaceBox, iou
 
@@ -25,9 +28,19 @@ class FrameQuality:
     good: bool
     reason: str = ""
 
+    @property
+    def weight(self) -> float:
+        """How much a good frame counts in a buyer's fused distribution: full from a face as large as
+        the model's input and a crop four times sharper than the blur limit, less below."""
+        return float(min(1.0, self.face_px / FULL_WEIGHT_FACE_PX) * min(1.0, self.sharpness / FULL_WEIGHT_SHARPNESS))
+
 
 #: Mean grey level of a face crop below which it is too dark to read (0..255).
 MIN_BRIGHTNESS = 35.0
+#: Frame weights in a buyer's fused distribution (FrameQuality.weight): the shipped models' input size,
+#: and four times the box's default blur limit (BoxOptions.min_sharpness).
+FULL_WEIGHT_FACE_PX = 112.0
+FULL_WEIGHT_SHARPNESS = 80.0
 
 
 def frame_quality(crop_rgb: np.ndarray, face: FaceBox, min_face: int, min_sharpness: float,
@@ -97,6 +110,7 @@ class Track:
     window: int = 15
     frames: int = 0
     ages: deque = field(default_factory=deque)
+    dists: deque = field(default_factory=deque)  # (probabilities, weight) of the good frames (distribution models)
     decided: bool = False
     missed: int = 0
     bad_frames: Counter = field(default_factory=Counter)  # Reason code -> frames not aged for it
@@ -107,7 +121,8 @@ class Track:
     newcomer: tuple | None = None  # the descriptor of the latest such frame
     ended: bool = False  # someone else stepped in, or the visit ran too long: decide now
 
-    def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "") -> None:
+    def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "",
+            probs: np.ndarray | None = None, weight: float = 1.0) -> None:
         self.box, self.last_ts = box, ts
         self.frames += 1
         self.missed = 0
@@ -118,6 +133,10 @@ class Track:
             self.ages.append(age)
             while len(self.ages) > self.window:
                 self.ages.popleft()
+            if probs is not None:
+                self.dists.append((probs, max(weight, 1e-3)))
+                while len(self.dists) > self.window:
+                    self.dists.popleft()
 
     @property
     def good_frames(self) -> int:
@@ -125,6 +144,12 @@ class Track:
 
     def fused_age(self) -> float | None:
         return float(np.median(self.ages)) if self.ages else None
+
+    def fused_distribution(self) -> np.ndarray | None:
+        """The buyer's age distribution from their good frames (None for a regression model)."""
+        if not self.dists:
+            return None
+        return fuse(np.stack([p for p, _ in self.dists]), np.array([w for _, w in self.dists]))
 
     def spread(self) -> float:
         """Interquartile range of the window's ages: how much the frames disagree."""

@@ -2,8 +2,9 @@
 
 `build_model` returns a *flat* functional tf_keras model (backbone layers sit
 directly in the model, not nested), because QAT's `quantize_model` refuses nested
-models. The head is GlobalAveragePooling -> Dropout -> Dense(1) in years, with the
-bias started at the training set's mean age.
+models. The head is GlobalAveragePooling -> Dropout -> Dense: one output in years (bias
+started at the training set's mean age), or with `head="distribution"` one logit per year
+of age (edge/age_head.py; bias started at a broad bump around the mean age).
 """
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agegate.edge.age_head import AgeHead, HeadKind
 from agegate.edge.errors import AgegateError, UsageError
+
+# The output layer's name per head kind: a different name for each, so weights of one kind are never
+# copied into the other by name.
+HEAD_LAYER = {HeadKind.REGRESSION: "age", HeadKind.DISTRIBUTION: "age_logits"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def _hub_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -
 
 
 def build_model(backbone: str, input_size: int, weights: str = "none", dropout: float = 0.2,
-                mean_age: float = 33.0, bn_momentum: float | None = 0.9):
+                mean_age: float = 33.0, bn_momentum: float | None = 0.9, head: AgeHead | None = None):
     """(model, n_backbone_layers). weights: 'imagenet' | 'none' | PATH (see load_backbone_weights).
 
     bn_momentum: Keras applications use 0.99-0.999, so moving statistics lag for
@@ -87,9 +93,15 @@ def build_model(backbone: str, input_size: int, weights: str = "none", dropout: 
         if weights == "imagenet":
             raise AgegateError(f"downloading ImageNet weights failed ({e}); use --weights PATH or none") from e
         raise
+    head = head or AgeHead()
     x = keras.layers.Dropout(dropout, name="head_dropout")(base.output)
-    out = keras.layers.Dense(1, name="age", dtype="float32",
-                             bias_initializer=keras.initializers.Constant(mean_age))(x)
+    if head.is_distribution:
+        bump = -0.5 * ((head.ages - mean_age) / 15.0) ** 2  # log of a broad Gaussian: a sane first guess
+        out = keras.layers.Dense(head.outputs, name=HEAD_LAYER[head.kind], dtype="float32",
+                                 bias_initializer=keras.initializers.Constant(bump.tolist()))(x)
+    else:
+        out = keras.layers.Dense(1, name=HEAD_LAYER[head.kind], dtype="float32",
+                                 bias_initializer=keras.initializers.Constant(mean_age))(x)
     model = keras.Model(inp, out, name=f"agegate_{backbone}")
     if bn_momentum is not None:
         for layer in model.layers:
@@ -138,15 +150,17 @@ def load_backbone_weights(model, path: Path, min_share: float = 0.9) -> int:
         model.load_weights(str(path), by_name=True, skip_mismatch=True)
         return -1
     _collect(src, source)
-    weighted = [l for l in model.layers if l.weights and l.name != "age"]
+    heads = set(HEAD_LAYER.values())
+    weighted = [l for l in model.layers if l.weights and l.name not in heads]
     matched = 0
     for layer in weighted:
         w = source.get(layer.name)
         if w is not None and [a.shape for a in w] == [tuple(v.shape) for v in layer.weights]:
             layer.set_weights(w)
             matched += 1
-    head = model.get_layer("age")  # an agegate run's own head comes along: fine-tuning continues it
-    w = source.get("age")
+    # An agegate run's own head comes along when it is of the same kind: fine-tuning continues it.
+    head = model.layers[-1]
+    w = source.get(head.name)
     if w is not None and [a.shape for a in w] == [tuple(v.shape) for v in head.weights]:
         head.set_weights(w)
     if matched < min_share * len(weighted):

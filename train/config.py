@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from agegate.edge.age_head import AgeHead, HeadKind
 from agegate.edge.errors import UsageError
 from agegate.edge.preprocess import FACE_CROPS
 
@@ -48,7 +49,10 @@ class TrainConfig:
     epochs: int = _opt(20)
     batch_size: int = _opt(32)
     lr: float = _opt(1e-3, "Peak learning rate (cosine decay).")
-    loss: str = _opt("huber", "", ("mae", "huber"))
+    loss: str = _opt("huber", "Loss of a regression head (a distribution head has its own: KL to a Gaussian "
+                     "label plus L1 of its mean; train/losses.py).", ("mae", "huber"))
+    head: str = _opt("regression", "regression: one age. distribution: one logit per year of age 0-100, whose "
+                     "spread gives calibrated Challenge-25 risks (`agegate calibrate`).", tuple(k.value for k in HeadKind))
     freeze_epochs: int = _opt(0, "Train the head with the backbone frozen for N epochs, then unfreeze.")
     augment: str = _opt("light", "light: flip, small shift/crop, brightness and contrast. till: what a till camera "
                         "does (box jitter, tilt, motion/defocus blur, noise, JPEG, low light, colour casts, "
@@ -94,6 +98,9 @@ class TrainConfig:
             raise UsageError("--epochs and --batch-size must be at least 1")
         if not 0 <= self.freeze_epochs <= self.epochs:
             raise UsageError("--freeze-epochs must be between 0 and --epochs")
+
+    def age_head(self) -> AgeHead:
+        return AgeHead.distribution() if self.head == HeadKind.DISTRIBUTION.value else AgeHead()
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")

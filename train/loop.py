@@ -29,7 +29,7 @@ from agegate.edge.preprocess import PreprocessSpec
 from .backbones import build_model, get_backbone
 from .config import TrainConfig
 from .inputs import decode_records, make_dataset
-from .losses import age_loss_class, make_loss
+from .losses import compile_objects, custom_objects
 from .sources import combined_fingerprint, load_sources, record_weights
 
 log = logging.getLogger("agegate.train")
@@ -89,9 +89,8 @@ def _set_phase(model, n_backbone: int, frozen: bool) -> None:
 
 
 def _compile(model, keras, cfg: TrainConfig) -> None:
-    loss = make_loss(keras, cfg.loss, cfg.minor_overshoot_weight)
-    model.compile(optimizer=keras.optimizers.Adam(lr_at(cfg, 0)), loss=loss,
-                  metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    loss, mae = compile_objects(keras, cfg.age_head(), cfg.loss, cfg.minor_overshoot_weight)
+    model.compile(optimizer=keras.optimizers.Adam(lr_at(cfg, 0)), loss=loss, metrics=[mae])
 
 
 @dataclass
@@ -168,12 +167,11 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     with strategy.scope():
         if resume:
             state = json.loads(state_path.read_text())
-            model = keras.models.load_model(str(ckpt_dir / state["checkpoint"]),
-                                            custom_objects={"AgeLoss": age_loss_class(keras)})
+            model = keras.models.load_model(str(ckpt_dir / state["checkpoint"]), custom_objects=custom_objects(keras))
         else:
             keras.utils.set_random_seed(cfg.seed)  # the initial weights depend on the seed only
             model, _ = build_model(cfg.backbone, size, cfg.weights, cfg.dropout, float(np.mean(train_data.ages)),
-                                       cfg.bn_momentum)
+                                       cfg.bn_momentum, cfg.age_head())
             state = {"epoch": 0, "best_val_mae": None, "best_epoch": None, "bad_epochs": 0, "phase": None,
                      "history": []}
     n_backbone = len(model.layers) - 2  # the head is dropout + dense
@@ -282,7 +280,7 @@ def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, 
 
     lo, hi = float(train_data.ages.min()), float(train_data.ages.max())
     meta = ModelMetadata(
-        backbone=cfg.backbone, input_size=spec.input_size, preprocess=spec, age_range=(lo, hi),
+        backbone=cfg.backbone, input_size=spec.input_size, preprocess=spec, age_range=(lo, hi), head=cfg.age_head(),
         quantization="none", source_sha256=sha256_file(out / MODEL_FILE), data_fingerprint=combined_fingerprint(sources),
         metrics={cfg.val_split: {"mae": round(_kept(state)[1], 4), "n": int(len(val_data.ages))}},
         agegate_version=__version__,

@@ -52,3 +52,91 @@ def age_loss_class(keras):
 def make_loss(keras, kind: str, minor_overshoot_weight: float = 1.0):
     """The loss `agegate train` compiles with: Huber (delta 2 years) or MAE, optionally asymmetric for minors."""
     return age_loss_class(keras)(kind=kind, delta=2.0, minor_overshoot_weight=minor_overshoot_weight)
+
+
+DIST_LOSS_NAME = "AgeDistributionLoss"
+LABEL_SIGMA = 2.0  # years: the label distribution of DLDL-v2 (Gao et al. 2018), which found 1-3 equally good
+
+
+def age_distribution_loss_class(keras):
+    """Label-distribution loss for a distribution head (logits, one per year), registered like AgeLoss.
+
+    KL divergence from a Gaussian around the true age (sigma 2 years: neighbouring ages look alike,
+    so the model learns a spread rather than a one-hot) plus the L1 error of the distribution's
+    mean (DLDL-v2): the first shapes the distribution, the second the point estimate that MAE judges.
+    `minor_overshoot_weight` acts on the mean as in AgeLoss.
+    """
+    import tensorflow as tf
+
+    registered = keras.utils.get_registered_object(f"agegate>{DIST_LOSS_NAME}")
+    if registered is not None:
+        return registered
+
+    @keras.utils.register_keras_serializable(package="agegate", name=DIST_LOSS_NAME)
+    class AgeDistributionLoss(keras.losses.Loss):
+        def __init__(self, min_age: int = 0, n_bins: int = 101, sigma: float = LABEL_SIGMA, l1_weight: float = 1.0,
+                     minor_overshoot_weight: float = 1.0, name: str = "age_distribution_loss", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.min_age, self.n_bins, self.sigma = int(min_age), int(n_bins), float(sigma)
+            self.l1_weight, self.minor_overshoot_weight = float(l1_weight), float(minor_overshoot_weight)
+
+        def call(self, y_true, y_pred):
+            ages = tf.range(self.min_age, self.min_age + self.n_bins, dtype=y_pred.dtype)
+            y = tf.reshape(tf.cast(y_true, y_pred.dtype), (-1, 1))
+            target = tf.exp(-0.5 * tf.square((ages[None, :] - y) / self.sigma))
+            target = target / tf.reduce_sum(target, axis=1, keepdims=True)
+            logp = tf.nn.log_softmax(y_pred, axis=1)
+            kl = tf.reduce_sum(target * (tf.math.log(target + 1e-12) - logp), axis=1)
+            mean = tf.reduce_sum(tf.exp(logp) * ages[None, :], axis=1)
+            y1 = tf.reshape(y, (-1,))
+            l1 = tf.abs(mean - y1)
+            overshoot = tf.logical_and(y1 < MINOR_AGE, mean > y1)
+            weight = tf.where(overshoot, tf.cast(self.minor_overshoot_weight, l1.dtype), tf.ones_like(l1))
+            return (kl + self.l1_weight * l1) * weight
+
+        def get_config(self):
+            return {**super().get_config(), "min_age": self.min_age, "n_bins": self.n_bins, "sigma": self.sigma,
+                    "l1_weight": self.l1_weight, "minor_overshoot_weight": self.minor_overshoot_weight}
+
+    return AgeDistributionLoss
+
+
+def expected_age_mae_class(keras):
+    """MAE of the distribution's mean, named `mae` like the regression metric so history and val agree."""
+    import tensorflow as tf
+
+    registered = keras.utils.get_registered_object("agegate>ExpectedAgeMAE")
+    if registered is not None:
+        return registered
+
+    @keras.utils.register_keras_serializable(package="agegate", name="ExpectedAgeMAE")
+    class ExpectedAgeMAE(keras.metrics.Mean):
+        def __init__(self, min_age: int = 0, n_bins: int = 101, name: str = "mae", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.min_age, self.n_bins = int(min_age), int(n_bins)
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            ages = tf.range(self.min_age, self.min_age + self.n_bins, dtype=y_pred.dtype)
+            mean = tf.reduce_sum(tf.nn.softmax(y_pred, axis=1) * ages[None, :], axis=1)
+            err = tf.abs(mean - tf.reshape(tf.cast(y_true, y_pred.dtype), (-1,)))
+            return super().update_state(err, sample_weight=sample_weight)
+
+        def get_config(self):
+            return {**super().get_config(), "min_age": self.min_age, "n_bins": self.n_bins}
+
+    return ExpectedAgeMAE
+
+
+def custom_objects(keras) -> dict:
+    """Everything a saved training checkpoint may name, for `load_model` on --resume."""
+    return {"AgeLoss": age_loss_class(keras), DIST_LOSS_NAME: age_distribution_loss_class(keras),
+            "ExpectedAgeMAE": expected_age_mae_class(keras)}
+
+
+def compile_objects(keras, head, kind: str, minor_overshoot_weight: float = 1.0) -> tuple[object, object]:
+    """(loss, MAE metric) for a model with this head (edge.age_head.AgeHead)."""
+    if head.is_distribution:
+        return (age_distribution_loss_class(keras)(min_age=head.min_age, n_bins=head.n_bins,
+                                                   minor_overshoot_weight=minor_overshoot_weight),
+                expected_age_mae_class(keras)(min_age=head.min_age, n_bins=head.n_bins))
+    return make_loss(keras, kind, minor_overshoot_weight), keras.metrics.MeanAbsoluteError(name="mae")

@@ -1,0 +1,162 @@
+"""`agegate calibrate`: make a distribution model's risks honest, then choose its Challenge-25 operating point.
+
+Two steps, both on a named split (val: choose on val, report on test):
+1. Temperature: the softmax temperature at which the central 80 % interval holds the true age in
+   80 % of images. A network trained with label distributions is rarely calibrated out of the box
+   (too sharp where it saw many faces, too flat elsewhere); one scalar fixes the average.
+2. Operating point: the largest P(under 25) at which the box still says `ok`, such that at most the
+   target share of minors (under 18) is decided ok per image and, with `agegate replay` of the same
+   split through the real box, per buyer. The lower of the two thresholds is kept, with what it costs
+   (25+ asked for ID) at both levels.
+
+The model's metadata sidecar is rewritten (atomically) with both; the model file is not touched.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agegate.edge.age_head import AgeHead, interval
+from agegate.edge.challenge25 import (DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE, OperatingPoint,
+                                      choose_max_risk, rates, tradeoff_curve)
+from agegate.edge.contracts import CHALLENGE_AGE
+from agegate.edge.errors import ModelError, UsageError
+from agegate.edge.metadata import read_metadata, write_metadata
+
+TARGET_COVERAGE = 0.8
+
+
+def with_temperature(probs: np.ndarray, head: AgeHead, temperature: float) -> np.ndarray:
+    """Probabilities computed at head.temperature, recomputed at another temperature (the logits are
+    head.temperature * log p, up to a constant per row)."""
+    logits = head.temperature * np.log(np.clip(probs, 1e-300, None))
+    return dataclasses.replace(head, temperature=temperature).probabilities(logits)
+
+
+def coverage(y: np.ndarray, probs: np.ndarray, head: AgeHead, level: float = TARGET_COVERAGE) -> float:
+    lo, hi = interval(probs, head, level)
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+def fit_temperature(y: np.ndarray, probs: np.ndarray, head: AgeHead, target: float = TARGET_COVERAGE) -> float:
+    """The temperature whose central `target` interval covers `target` of the labels (bisection on
+    log T: coverage grows with T)."""
+    lo, hi = np.log(0.2), np.log(10.0)
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        c = coverage(y, with_temperature(probs, head, float(np.exp(mid))), head, target)
+        lo, hi = (mid, hi) if c < target else (lo, mid)
+    return round(float(np.exp(0.5 * (lo + hi))), 4)
+
+
+@dataclass
+class CalibrationResult:
+    temperature_before: float
+    temperature: float
+    coverage_before: float
+    coverage_after: float
+    operating_point: OperatingPoint
+    image_curve: list[dict] = field(default_factory=list)
+    buyer_curve: list[dict] = field(default_factory=list)
+    replay: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"temperature_before": self.temperature_before, "temperature": self.temperature,
+                "coverage_80_before": round(self.coverage_before, 4), "coverage_80_after": round(self.coverage_after, 4),
+                "operating_point": self.operating_point.to_dict(), "image_curve": self.image_curve,
+                "buyer_curve": self.buyer_curve,
+                "replay": None if self.replay is None else {k: v for k, v in self.replay.items()
+                                                             if k not in ("buyer_risks", "risk_curve")}}
+
+    def render(self) -> str:
+        op = self.operating_point
+        lines = [f"temperature {self.temperature_before:g} -> {self.temperature:g}: the 80 % interval held the "
+                 f"true age in {self.coverage_before:.1%} -> {self.coverage_after:.1%} of images",
+                 f"operating point: {op.describe()}"]
+        if op.looser_than_default:
+            lines.append("  note: looser than the default targets (--allow-looser); recorded in the metadata")
+        return "\n".join(lines)
+
+
+def check_targets(max_image: float, max_buyer: float | None, allow_looser: bool) -> bool:
+    """True when a target is looser than the defaults (allowed only with allow_looser)."""
+    looser = max_image > DEFAULT_MAX_MINORS_OK_IMAGE or (max_buyer is not None and max_buyer > DEFAULT_MAX_MINORS_OK_BUYER)
+    if looser and not allow_looser:
+        raise UsageError(f"a target above the defaults ({DEFAULT_MAX_MINORS_OK_IMAGE:.1%} of minors ok per image, "
+                         f"{DEFAULT_MAX_MINORS_OK_BUYER:.1%} per buyer) passes more minors; pass --allow-looser to "
+                         f"record that choice in the model")
+    return looser
+
+
+def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_image: float = DEFAULT_MAX_MINORS_OK_IMAGE,
+              max_minors_ok_buyer: float | None = DEFAULT_MAX_MINORS_OK_BUYER, allow_looser: bool = False,
+              chosen_on: str = "") -> CalibrationResult:
+    """Fit the temperature on `predictions` (evaluate.Predictions of the split), then the operating point;
+    `buyer_replay(meta) -> replay summary` runs the box over buyers with the recalibrated metadata (None:
+    per-image only). Writes the sidecar and returns what was chosen."""
+    meta = read_metadata(model_path)
+    if not meta.head.is_distribution:
+        raise ModelError(f"{model_path}: a regression model has no age distribution to calibrate; train with "
+                         f"--head distribution")
+    looser = check_targets(max_minors_ok_image, max_minors_ok_buyer, allow_looser)
+    y, head = predictions.y_true, meta.head
+    before = coverage(y, predictions.probs, head)
+    t = fit_temperature(y, predictions.probs, head)
+    probs = with_temperature(predictions.probs, head, t)
+    new_head = dataclasses.replace(head, temperature=t)
+    risk = probs[:, new_head.ages < CHALLENGE_AGE].sum(axis=1)
+    t_image = choose_max_risk(risk, y, max_minors_ok_image)
+    measured = {"per_image": rates(risk, y, 0.0)}  # filled below at the final threshold
+    replay_summary, buyer_curve, t_buyer = None, [], None
+    if buyer_replay is not None and max_minors_ok_buyer is not None:
+        replay_summary = buyer_replay(dataclasses.replace(meta, head=new_head, operating_point=None))
+        if "buyer_risks" not in replay_summary:
+            raise ModelError("the replay decided no buyer with a risk; are faces found in this data?")
+        b = np.array(replay_summary["buyer_risks"], np.float64)
+        t_buyer = choose_max_risk(b[:, 1], b[:, 0], max_minors_ok_buyer)
+        buyer_curve = replay_summary["risk_curve"]
+    max_risk = t_image if t_buyer is None else min(t_image, t_buyer)
+    measured["per_image"] = rates(risk, y, max_risk)
+    if replay_summary is not None:
+        measured["per_buyer"] = rates(b[:, 1], b[:, 0], max_risk)
+    op = OperatingPoint(round(max_risk, 6), max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
+                        measured, chosen_on, looser)
+    write_metadata(model_path, dataclasses.replace(meta, head=new_head, operating_point=op))
+    return CalibrationResult(head.temperature, t, before, coverage(y, probs, new_head), op,
+                             tradeoff_curve(risk, y), buyer_curve, replay_summary)
+
+
+def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], op: OperatingPoint | None) -> None:
+    """Minors decided ok against 25+ asked, per image and per buyer, with the operating point marked
+    (NIST's Challenge-25 plot). Used by calibrate, eval and qa."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for curve, label, colour in ((image_curve, "per image", "#3b6ea8"), (buyer_curve, "per buyer", "#c0392b")):
+        pts = [(c["adults_asked"], c["minors_ok"]) for c in curve if c["adults_asked"] is not None
+               and c["minors_ok"] is not None]
+        if pts:
+            xs, ys = zip(*sorted(pts))
+            ax.plot([100 * x for x in xs], [100 * v for v in ys], "-", color=colour, label=label)
+    for where, marker in (("per_image", "o"), ("per_buyer", "s")):
+        m = ((op.measured if op else None) or {}).get(where)
+        if m and m["adults_asked"] is not None:
+            ax.plot(100 * m["adults_asked"], 100 * m["minors_ok"], marker, color="black",
+                    label=f"operating point ({where.replace('_', ' ')})")
+    ax.set_xlabel("25+ asked for ID (%)")
+    ax.set_ylabel("minors (under 18) decided ok (%)")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_title("Challenge 25 trade-off" + (f"; ID when P(under 25) > {op.max_risk:.3f}" if op else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,81 @@
+"""`agegate calibrate`: temperature and Challenge-25 operating point of a distribution model (calibrate.py)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from agegate.edge.challenge25 import DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE
+from agegate.train.cli_options import format_option
+
+
+@click.command()
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
+              help="Labelled data set(s) to choose on; repeat for several.")
+@format_option
+@click.option("--split", default="val", show_default=True, help="Choose on val; report on test with eval/replay.")
+@click.option("--max-minors-ok", type=click.FloatRange(0, 1), default=DEFAULT_MAX_MINORS_OK_IMAGE, show_default=True,
+              help="Target: share of minors (under 18) decided ok per image.")
+@click.option("--max-minors-ok-buyer", type=click.FloatRange(0, 1), default=DEFAULT_MAX_MINORS_OK_BUYER,
+              show_default=True, help="Target per buyer, measured by replaying the split through the box.")
+@click.option("--buyers", type=click.IntRange(min=0), default=800, show_default=True,
+              help="Buyers to replay for the per-buyer target (a seeded sample; 0: per image only).")
+@click.option("--allow-looser", is_flag=True, help="Accept targets above the defaults (recorded in the metadata).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N images per set (quick looks).")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--png", type=click.Path(dir_okay=False), help="Write the trade-off curve with the operating point.")
+@click.option("--json", "as_json", is_flag=True)
+def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, limit, threads,
+              png, as_json):
+    """Calibrate a distribution model (a .tflite) and choose when it asks for ID; writes its .json sidecar.
+
+    \b
+    1. Temperature: the 80 % age interval then holds the true age in 80 % of the split's images.
+    2. Operating point: the highest P(under 25) that still says ok while at most --max-minors-ok of
+       minors pass per image and --max-minors-ok-buyer per buyer (a replay of --buyers buyers of
+       the same split through the real box). The box, `device doctor` and `agegate qa` read it.
+    Example:
+      agegate calibrate m.tflite --data ../shared/datasets/utkface --data ../shared/datasets/aaf
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from .calibrate import calibrate as run_calibrate, check_targets, plot_tradeoff
+    from .evaluate import Predictions, _set_name, evaluate_sets, select_records
+
+    check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
+    show = not as_json and sys.stderr.isatty()
+    sets = evaluate_sets(model_path, list(data), fmt, None, split, limit, threads=threads, progress=show)
+    preds = Predictions.concat([s.predictions for s in sets])
+
+    def buyer_replay(meta):
+        from agegate.edge.pipeline import BoxOptions, BoxPipeline
+        from agegate.edge.runtime import AgeModel
+
+        from .replay import ReplayOptions, load_buyers, replay
+
+        records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
+        if buyers < len(records):
+            pick = np.random.default_rng(0).permutation(len(records))[:buyers]
+            records = [records[i] for i in sorted(pick)]
+        with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+            placed, _ = load_buyers(records, bar.update)
+        model = AgeModel(model_path, threads=threads)
+        model.meta = meta  # the temperature being chosen, no operating point yet
+        with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
+            return replay(BoxPipeline(model, BoxOptions(threads=threads)), placed, ReplayOptions(), bar.update)
+
+    chosen_on = f"{', '.join(_set_name(d) for d in data)} [{split}]"
+    result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,
+                           max_minors_ok_image=max_minors_ok, max_minors_ok_buyer=max_minors_ok_buyer if buyers else None,
+                           allow_looser=allow_looser, chosen_on=chosen_on)
+    if png:
+        plot_tradeoff(Path(png), result.image_curve, result.buyer_curve, result.operating_point)
+    if as_json:
+        click.echo(json.dumps({"model": str(model_path), "split": split, **result.to_json()}, indent=2))
+        return
+    click.echo(result.render())
+    click.echo(f"written to {Path(model_path).with_suffix('.json')}")
