@@ -179,6 +179,42 @@ def frames_cmd(model, threads, runs, huge, out, as_json):
                f"faster than the landed profile")
 
 
+@bench.command("fleet")
+@click.option("--boxes", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True)
+@click.option("--export-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Rows in the one box database whose export is timed.")
+@click.option("--work", type=click.Path(file_okay=False), help="Scratch folder [a temporary one, removed after].")
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
+@click.option("--json", "as_json", is_flag=True)
+def fleet_cmd(boxes, days, export_rows, work, out, as_json):
+    """Fleet analytics at chain scale: generate BOXES x DAYS of events (about 220 buyers per box-day),
+    time `edge export` on one box's database and `fleet report` over the whole tree (rows/s, peak RSS)."""
+    import shutil
+    import sys
+    import tempfile
+
+    from tqdm import tqdm
+
+    from .fleet_bench import bench_fleet
+
+    folder = Path(work) if work else Path(tempfile.mkdtemp(prefix="agegate-fleet-"))
+    try:
+        with tqdm(total=boxes, desc="generate", unit="box", disable=not sys.stderr.isatty(), leave=False) as bar:
+            result = bench_fleet(folder, boxes, days, export_rows, bar.update)
+    finally:
+        if not work:
+            shutil.rmtree(folder, ignore_errors=True)
+    if _save(result, out, as_json):
+        return
+    e, r = result["export"], result["report"]
+    click.echo(f"{result['rows']:,} rows, {result['boxes']} boxes x {result['days']} days, {result['files']:,} files, "
+               f"{result['tree_mb']} MB")
+    click.echo(f"export: {e['rows']:,} rows in {e['seconds']} s ({e['rows_per_s']:,} rows/s), peak RSS {e['peak_rss_mb']} MB")
+    click.echo(f"report: {r['rows']:,} rows in {r['seconds']} s ({r['rows_per_s']:,} rows/s), peak RSS "
+               f"{r['peak_rss_mb']} MB; planted jumps {r['jumped_boxes_planted']}, found {r['jumped_boxes_found']}")
+
+
 @bench.command("train")
 @click.option("--backbones", default="mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50", show_default=True)
 @click.option("--sizes", default="96,128", show_default=True)

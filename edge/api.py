@@ -1,10 +1,13 @@
-"""The box's local HTTP endpoint: /decision and /last (for the till), /healthz, /metrics (Prometheus).
+"""The box's local HTTP endpoint: /decision and /last (for the till), /healthz, /metrics (Prometheus), and
+/setup, the field engineer's live camera check (setup_view.py).
 
 /decision answers for the buyer in front of the camera now (or `no_buyer`); /last is the newest
 decision made, with its `ts`, so a till can tell a fresh answer from a stale one.
 
 Bound to 127.0.0.1 by default; with a token, every request needs
-`Authorization: Bearer TOKEN`. It serves decisions and counters, never images.
+`Authorization: Bearer TOKEN` (the /setup page and its image: `?token=TOKEN`, as a browser cannot set
+the header on an image). It serves decisions and counters; the only image is /setup's live frame,
+encoded from memory on request and never stored.
 """
 from __future__ import annotations
 
@@ -13,8 +16,11 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from urllib.parse import parse_qs
+
 from .errors import UsageError
 from .pipeline import BoxPipeline
+from .setup_view import PAGE, assess, frame_jpeg
 
 
 def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int = 8765,
@@ -29,23 +35,47 @@ def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int
             pass
 
         def _send(self, code: int, body: str, ctype: str = "application/json") -> None:
-            data = body.encode()
+            self._send_bytes(code, body.encode(), ctype)
+
+        def _send_bytes(self, code: int, data: bytes, ctype: str) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")  # set-up images must not land in a browser cache
             self.end_headers()
             self.wfile.write(data)
 
+        def _authorized(self, path: str, query: str) -> bool:
+            if not token:
+                return True
+            got = self.headers.get("Authorization", "")
+            if hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+                return True
+            # A browser cannot set a header on <img>: the set-up page passes the token in its URL.
+            given = parse_qs(query).get("token", [""])[0]
+            return path.startswith("/setup") and hmac.compare_digest(given.encode(), token.encode())
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            if token:
-                got = self.headers.get("Authorization", "")
-                if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-                    self._send(401, json.dumps({"error": "missing or wrong bearer token"}))
-                    return
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
+            if not self._authorized(path, query):
+                self._send(401, json.dumps({"error": "missing or wrong bearer token"}))
+                return
             pipeline = self.server.pipeline
             if pipeline is None:
                 self._send(503, json.dumps({"status": "starting"}))
+            elif path == "/setup":
+                self._send(200, PAGE, "text/html; charset=utf-8")
+            elif path == "/setup/status":
+                with pipeline.lock:
+                    status = assess(pipeline)
+                self._send(200, json.dumps(status.to_json()))
+            elif path == "/setup/frame.jpg":
+                with pipeline.lock:
+                    jpg = frame_jpeg(pipeline)
+                if jpg is None:
+                    self._send(404, json.dumps({"error": "no frame yet"}))
+                else:
+                    self._send_bytes(200, jpg, "image/jpeg")
             elif path == "/healthz":
                 events = pipeline.events
                 h = pipeline.metrics.health(pipeline.options.latency_budget_ms, events.error if events else None)
@@ -59,7 +89,7 @@ def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int
             elif path == "/metrics":
                 self._send(200, pipeline.metrics.prometheus(), "text/plain; version=0.0.4")
             else:
-                self._send(404, json.dumps({"error": f"no endpoint {path}; try /decision, /last, /healthz, /metrics"}))
+                self._send(404, json.dumps({"error": f"no endpoint {path}; try /decision, /last, /healthz, /metrics, /setup"}))
 
     try:
         server = ThreadingHTTPServer((host, port), Handler)

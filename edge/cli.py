@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("agegate.benchmarks.cli", "bench", "Measure model and pipeline latency on this device."),
     "edge": ("agegate.edge.edge_cli", "edge", "Run the checkout-box pipeline and read its statistics."),
     "bundle": ("agegate.convert.bundle_cli", "bundle", "Build, sign, verify and inspect model bundles."),
+    "fleet": ("agegate.edge.fleet_cli", "fleet", "The chain's view: age bands, ID checks and cameras across boxes."),
     "device": ("agegate.edge.device_cli", "device", "Install, roll back and check models on a checkout box."),
     "demo": ("agegate.edge.demo", "demo", "Run the whole box pipeline on embedded faces with the shipped model."),
 }

@@ -8,6 +8,8 @@ from both, and a documented key that does nothing fails a test (tests/test_box_c
 Example box.toml (every key optional except source.uri and model.path):
     [box]
     id = "store-12-till-3"
+    store = "store-12"
+    till = "3"
     [source]
     uri = "0"            # camera index, /dev/videoN, file, folder, rtsp:// or http:// URL
     width = 640
@@ -58,6 +60,8 @@ def _setting(default: Any, lo: float | None = None, hi: float | None = None, cho
 @dataclass(frozen=True)
 class BoxSection:
     id: str = _setting("box-1", flag="--box-id", doc="this box's id in events")
+    store: str = _setting("", doc="the store's id, in every event row (fleet reports group by it)")
+    till: str = _setting("", doc="the till's id within the store, in every event row")
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,7 @@ def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
         photos = False
     det = dict(detector=cfg.detector.name, min_score=cfg.detector.min_score)
     d = cfg.decision
-    box = BoxOptions(box_id=cfg.box.id, threads=cfg.model.threads,
+    box = BoxOptions(box_id=cfg.box.id, store_id=cfg.box.store, till_id=cfg.box.till, threads=cfg.model.threads,
                      detector=DetectorOptions.for_photos(**det) if photos
                      else DetectorOptions(min_face=cfg.detector.min_face, **det),
                      policy=DecisionPolicy(d.id_threshold, d.min_frames, d.max_spread), decide_after=d.decide_after,

@@ -186,3 +186,33 @@ def _chart(summary: dict, by: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+@edge.command()
+@click.option("--events", required=True, type=click.Path(dir_okay=False), help="The box's events.sqlite.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Export tree (Hive layout box_id=.../date=...); sync it to the chain after the run.")
+@click.option("--json", "as_json", is_flag=True)
+def export(events, out, as_json):
+    """Append new events to a Parquet tree for `agegate fleet report` (incremental, crash-safe).
+
+    \b
+    Only event rows leave the box (no image, no embedding). A watermark beside the database
+    (EVENTS.export.json) remembers the last exported row: run it as often as you like (cron,
+    systemd timer); a run killed midway is completed by the next, with no row lost or doubled.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    from .export import export_events
+
+    with tqdm(desc="export", unit="row", disable=as_json or not sys.stderr.isatty(), leave=False) as bar:
+        r = export_events(events, out, bar.update)
+    if as_json:
+        click.echo(json.dumps(r.to_json(), indent=2))
+        return
+    if r.removed_uncommitted:
+        click.echo(f"removed {r.removed_uncommitted} file(s) an interrupted export had left; rewritten now")
+    click.echo(f"{r.rows} new event(s) -> {len(r.files)} file(s) under {out} (rows {r.watermark_before + 1}.."
+               f"{r.watermark_after})" if r.rows else f"nothing new since row {r.watermark_before}")

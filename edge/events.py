@@ -42,7 +42,8 @@ CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
 #: Columns added after the first schema, with their type: opening an older database adds them
 #: (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
-MIGRATIONS = (("reason", "TEXT"), ("p_under_25", "REAL"), ("model", "TEXT"))
+MIGRATIONS = (("reason", "TEXT"), ("p_under_25", "REAL"), ("model", "TEXT"), ("store_id", "TEXT"),
+              ("till_id", "TEXT"))
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,15 @@ class Event:
     reason: str | None = None
     p_under_25: float | None = None  # the buyer's calibrated risk (distribution models)
     model: str | None = None  # which model decided: file name and the first 12 hex of its SHA-256
+    store_id: str | None = None  # box.toml's box.store and box.till
+    till_id: str | None = None
 
     @classmethod
-    def from_decision(cls, d, ts: float, box_id: str, model: str | None = None) -> "Event":
+    def from_decision(cls, d, ts: float, box_id: str, model: str | None = None, store_id: str = "",
+                      till_id: str = "") -> "Event":
         """From a pipeline.BuyerDecision (its box and per-frame data stay behind)."""
         return cls(ts, box_id, d.track_id, d.age, d.band, d.frames, str(d.decision), d.latency_ms, d.reason or None,
-                   None if d.risk is None else round(d.risk, 4), model)
+                   None if d.risk is None else round(d.risk, 4), model, store_id or None, till_id or None)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -35,6 +35,8 @@ log = logging.getLogger("agegate.edge")
 @dataclass
 class BoxOptions:
     box_id: str = "box-1"
+    store_id: str = ""  # written into every event (fleet reports group by store and till)
+    till_id: str = ""
     threads: int = 2
     detector: DetectorOptions = field(default_factory=DetectorOptions)
     policy: DecisionPolicy = field(default_factory=DecisionPolicy)
@@ -97,15 +99,19 @@ class BoxPipeline:
         self.metrics = metrics or RuntimeMetrics()
         self.last: BuyerDecision | None = None
         self.last_face_ts: float | None = None
-        self._lock = threading.Lock()  # process() and the HTTP thread's current() see whole frames
+        self.lock = threading.RLock()  # process() and the HTTP thread (current(), /setup) see whole frames
         self._faces: list[FaceBox] = []  # the last detection (carried between frames with detect_every > 1)
         self._since_detect = 0
         self.bad_frames = 0
         self._track_ms: dict[int, list[float]] = {}
         self._labels: dict[int, str] = {}  # for annotation only; dropped with the track
+        # The newest frame and its faces, for the set-up view (setup_view.py): memory only, replaced by
+        # the next frame, never written anywhere.
+        self.latest_rgb: np.ndarray | None = None
+        self.latest_faces: list[FaceBox] = []
 
     def process(self, frame: Frame) -> list[BuyerDecision]:
-        with self._lock:
+        with self.lock:
             return self._process(frame)
 
     def _process(self, frame: Frame) -> list[BuyerDecision]:
@@ -128,6 +134,7 @@ class BoxPipeline:
             faces = self._faces = self.detector.detect(rgb)
             m.observe("detect", (time.perf_counter() - t0) * 1000)
         self._since_detect += 1
+        self.latest_rgb, self.latest_faces = rgb, faces
         crop_ms = infer_ms = quality_ms = 0.0
         if faces:
             self.last_face_ts = frame.ts
@@ -185,7 +192,8 @@ class BoxPipeline:
         self.metrics.decision(d.decision)
         self.last = d
         if self.events is not None:
-            self.events.add(Event.from_decision(d, time.time(), self.options.box_id, self.model_label))
+            o = self.options
+            self.events.add(Event.from_decision(d, time.time(), o.box_id, self.model_label, o.store_id, o.till_id))
         return d
 
     def current(self, now: float | None = None) -> dict:
@@ -193,7 +201,7 @@ class BoxPipeline:
         if made, else what the evidence so far supports, marked provisional; no_buyer when no face
         has been seen for `no_buyer_after_s`."""
         now = time.time() if now is None else now
-        with self._lock:
+        with self.lock:
             since = None if self.last_face_ts is None else now - self.last_face_ts
             live = [t for t in self.tracker.tracks.values() if t.missed == 0]
             if not live or since is None or since > self.options.no_buyer_after_s:
@@ -210,7 +218,7 @@ class BoxPipeline:
     def finish(self, glimpses: bool = True) -> list[BuyerDecision]:
         """Decide every open track (end of stream or shutdown); with glimpses=False even the briefest
         (the last photo of a folder is a buyer with one frame)."""
-        with self._lock:
+        with self.lock:
             return self._finish(glimpses)
 
     def _decide_or_drop(self, track: Track, made: list[BuyerDecision], glimpses: bool = True) -> None:

@@ -1,0 +1,164 @@
+"""`agegate edge export`: a box's events to Parquet, for the chain's fleet reports.
+
+Layout (Hive partitions, read as they are by DuckDB, Spark, Trino and BigQuery):
+
+    OUT/box_id=<box>/date=<YYYY-MM-DD>/part-<first id>-<last id>.parquet
+
+`date` is the UTC day of the decision. Each file holds the rows of one box and day whose event ids
+(SQLite's autoincrement: never reused, even after the retention purge) lie in the range in its name.
+
+Incremental and crash-safe: a watermark file beside the database (`<db>.export.json`) holds the
+last exported id. A run reads the rows above it, writes each file to a temporary name and renames it,
+and only then moves the watermark. A run killed in the middle leaves files above the watermark: the
+next run deletes those first (their id range says they were never committed) and writes them again,
+so nothing is lost and nothing is exported twice. Sync the tree to the chain after the run ends.
+
+Only event rows leave the box: no image, no crop, no embedding exists in the database to begin with.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import AgegateError, UsageError
+from .events import EVENT_FIELDS
+
+#: Rows per read from SQLite: bounds memory on a box that has not exported for months.
+CHUNK_ROWS = 200_000
+PART_RE = re.compile(r"part-(\d{12})-(\d{12})\.parquet$")
+#: Parquet columns besides the Hive partition keys (box_id and date live in the path, not in the file).
+COLUMNS = ("event_id", "ts", "store_id", "till_id", "track_id", "age", "band", "frames", "decision", "reason",
+           "p_under_25", "latency_ms", "model")
+
+
+@dataclass
+class ExportResult:
+    database: str
+    out: str
+    rows: int
+    files: list[str] = field(default_factory=list)
+    watermark_before: int = 0
+    watermark_after: int = 0
+    removed_uncommitted: int = 0  # files a killed run had left above the watermark
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def watermark_path(db: Path) -> Path:
+    return db.with_name(db.name + ".export.json")
+
+
+def read_watermark(db: Path) -> int:
+    p = watermark_path(db)
+    if not p.exists():
+        return 0
+    try:
+        return int(json.loads(p.read_text())["last_id"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise AgegateError(f"{p}: unreadable export watermark ({e}); delete it to export everything again "
+                           f"(files already exported would then be written twice: clear --out as well)") from e
+
+
+def write_watermark(db: Path, last_id: int, out: Path) -> None:
+    p = watermark_path(db)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps({"last_id": int(last_id), "out": str(out),
+                               "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
+    os.replace(tmp, p)
+
+
+def _arrow_schema():
+    import pyarrow as pa
+
+    return pa.schema([("event_id", pa.int64()), ("ts", pa.timestamp("ms", tz="UTC")), ("store_id", pa.string()),
+                      ("till_id", pa.string()), ("track_id", pa.int64()), ("age", pa.float32()), ("band", pa.string()),
+                      ("frames", pa.int32()), ("decision", pa.string()), ("reason", pa.string()),
+                      ("p_under_25", pa.float32()), ("latency_ms", pa.float32()), ("model", pa.string())])
+
+
+def remove_uncommitted(out: Path, box_ids: set[str] | None, watermark: int) -> int:
+    """Delete part files of these boxes whose ids lie above the watermark (a killed run's), and temp files."""
+    n = 0
+    if not out.is_dir():
+        return 0
+    for box_dir in out.glob("box_id=*"):
+        if box_ids is not None and box_dir.name.removeprefix("box_id=") not in box_ids:
+            continue
+        for f in box_dir.glob("date=*/*"):
+            m = PART_RE.search(f.name)
+            if f.name.endswith(".tmp") or (m and int(m[2]) > watermark):
+                f.unlink()
+                n += 1
+    return n
+
+
+def _open(db: Path) -> tuple[sqlite3.Connection, set[str]]:
+    if not db.is_file():
+        raise UsageError(f"{db}: no events database (written by `agegate edge run --events`)")
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    except sqlite3.DatabaseError as e:
+        raise AgegateError(f"{db}: not an agegate events database ({e})") from e
+    if "ts" not in have:
+        raise AgegateError(f"{db}: has no events table; give the file `agegate edge run` writes")
+    return conn, have
+
+
+def export_events(db: str | Path, out: str | Path, progress=None) -> ExportResult:
+    """Export the rows above the watermark; see the module docstring for the guarantees."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    db, out = Path(db), Path(out)
+    conn, have = _open(db)
+    mark = read_watermark(db)
+    boxes = {r[0] for r in conn.execute("SELECT DISTINCT box_id FROM events WHERE id > ?", (mark,))}
+    result = ExportResult(str(db), str(out), 0, watermark_before=mark, watermark_after=mark)
+    result.removed_uncommitted = remove_uncommitted(out, boxes, mark)
+    fields_sql = ["id"] + [f if f in have else "NULL" for f in EVENT_FIELDS]
+    names = ["event_id"] + list(EVENT_FIELDS)
+    schema = _arrow_schema()
+    last = mark
+    try:
+        while True:
+            rows = conn.execute(f"SELECT {', '.join(fields_sql)} FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                (last, CHUNK_ROWS)).fetchall()
+            if not rows:
+                break
+            groups: dict[tuple[str, str], list[tuple]] = {}
+            for r in rows:
+                day = datetime.fromtimestamp(r[1], timezone.utc).strftime("%Y-%m-%d")
+                groups.setdefault((r[2], day), []).append(r)
+            for (box, day), part in sorted(groups.items()):
+                cols = {n: [r[i] for r in part] for i, n in enumerate(names)}
+                cols["ts"] = [int(t * 1000) for t in cols["ts"]]
+                table = pa.table({c: cols[c] for c in COLUMNS}, schema=schema)
+                folder = out / f"box_id={_safe(box)}" / f"date={day}"
+                folder.mkdir(parents=True, exist_ok=True)
+                dest = folder / f"part-{part[0][0]:012d}-{part[-1][0]:012d}.parquet"
+                tmp = dest.with_name(dest.name + ".tmp")
+                pq.write_table(table, tmp, compression="zstd")
+                os.replace(tmp, dest)
+                result.files.append(str(dest))
+            last = rows[-1][0]
+            result.rows += len(rows)
+            if progress:
+                progress(len(rows))
+    finally:
+        conn.close()
+    if last != mark:
+        write_watermark(db, last, out)  # the commit: only now are the files above the old mark exported
+    result.watermark_after = last
+    return result
+
+
+def _safe(box_id: str) -> str:
+    """A box id as a path segment (Hive partition values cannot hold '/' or '=')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(box_id)) or "_"

@@ -1,0 +1,144 @@
+"""`agegate fleet report`: the chain's view, from the Parquet trees the boxes export (export.py).
+
+DuckDB (embedded, no server) reads one or many export trees as one table with the Hive partition
+keys `box_id` and `date` from the paths, prunes partitions outside --from/--to, and aggregates:
+buyers by age band per store, per hour of day and per weekday; the share of ID checks and of
+`uncertain` per box and per day; boxes whose `uncertain` share jumped (a camera that moved, a lamp
+that died); the models each box ran; and which box-days are missing. Pure SQL over the files, so
+the same queries run on Spark or a warehouse pointed at the same tree.
+
+Runs on the chain's machine, not on the box: duckdb is imported inside functions (`pip install
+agegate[fleet]`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bands import BAND_LABELS
+from .errors import UsageError
+
+#: A box is listed as "uncertain jumped" when its share over the last RECENT_DAYS is at least
+#: JUMP_POINTS above its share before, at least twice it, on at least JUMP_MIN_BUYERS recent buyers.
+RECENT_DAYS = 7
+JUMP_POINTS = 0.10
+JUMP_MIN_BUYERS = 50
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass
+class FleetReport:
+    sources: list[str]
+    date_from: str
+    date_to: str
+    tz: str
+    rows: int
+    boxes: int
+    stores: int
+    days: int
+    missing_box_days: list[dict] = field(default_factory=list)  # {box_id, date}
+    by_store_band: list[dict] = field(default_factory=list)
+    by_hour: list[dict] = field(default_factory=list)
+    by_weekday: list[dict] = field(default_factory=list)
+    per_box: list[dict] = field(default_factory=list)  # buyers, id_check_share, uncertain_share, last_seen
+    box_days: list[dict] = field(default_factory=list)  # box_id, date, buyers, uncertain_share, id_check_share
+    uncertain_jumps: list[dict] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    #: Tables written as CSV beside the HTML.
+    TABLES = ("by_store_band", "by_hour", "by_weekday", "per_box", "box_days", "uncertain_jumps", "models",
+              "missing_box_days")
+
+
+def _glob(d: str) -> str:
+    p = Path(d)
+    if not p.is_dir():
+        raise UsageError(f"{d}: not a folder; give an export tree written by `agegate edge export --out`")
+    if not any(p.glob("box_id=*/date=*/*.parquet")):
+        raise UsageError(f"{d}: no box_id=.../date=.../*.parquet files; is it an `agegate edge export` tree?")
+    return str(p / "box_id=*" / "date=*" / "*.parquet")
+
+
+def _rows(con, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [c[0] for c in cur.description]
+    return [{n: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for n, v in zip(names, r)}
+            for r in cur.fetchall()]
+
+
+def build_report(dirs: list[str], date_from: str | None = None, date_to: str | None = None,
+                 tz: str = "UTC") -> FleetReport:
+    import time
+
+    try:
+        import duckdb
+    except ImportError as e:
+        raise UsageError("agegate fleet needs DuckDB: pip install 'agegate[fleet]'") from e
+    t0 = time.perf_counter()
+    globs = [_glob(d) for d in dirs]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = ?", [tz]) if tz != "UTC" else None
+    src = (f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true, "
+           f"hive_types = {{'box_id': VARCHAR, 'date': DATE}})")
+    where, params = [], []
+    if date_from:
+        where.append("date >= ?::DATE")
+        params.append(date_from)
+    if date_to:
+        where.append("date <= ?::DATE")
+        params.append(date_to)
+    cond = ("WHERE " + " AND ".join(where)) if where else ""
+    # One pass over the files into a compact in-memory table; every aggregate below reads that.
+    local = "timezone(current_setting('TimeZone'), ts)" if tz != "UTC" else "ts"
+    con.execute(f"""CREATE TEMP TABLE ev AS SELECT box_id, date, coalesce(store_id, '?') AS store_id,
+                    band, decision, model, hour({local})::TINYINT AS hour, isodow({local})::TINYINT AS dow
+                    FROM {src} {cond}""", params)
+    n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
+                    "FROM ev").fetchone()
+    if not n[0]:
+        raise UsageError(f"no events in {', '.join(dirs)}" + (f" between {date_from or '...'} and {date_to or '...'}"
+                                                            if where else ""))
+    lo, hi = (date_from or n[3].isoformat()), (date_to or n[4].isoformat())
+    days = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
+    bands = ", ".join(f"count(*) FILTER (WHERE band = '{b}') AS \"{b}\"" for b in BAND_LABELS)
+    shares = ("count(*) AS buyers, round(avg((decision = 'id_check')::INT), 4) AS id_check_share, "
+              "round(avg((decision = 'uncertain')::INT), 4) AS uncertain_share")
+    rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days)
+    rep.by_store_band = _rows(con, f"SELECT store_id, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
+    rep.by_hour = _rows(con, f"SELECT hour, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
+    rep.by_weekday = _rows(con, f"SELECT dow, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
+    for r in rep.by_weekday:
+        r["weekday"] = WEEKDAYS[int(r["dow"]) - 1]
+    rep.per_box = _rows(con, f"SELECT box_id, any_value(store_id) AS store_id, {shares}, max(date) AS last_seen "
+                             f"FROM ev GROUP BY 1 ORDER BY 1")
+    rep.box_days = _rows(con, f"SELECT box_id, date, {shares} FROM ev GROUP BY 1, 2 ORDER BY 1, 2")
+    cut = (dt.date.fromisoformat(hi) - dt.timedelta(days=RECENT_DAYS - 1)).isoformat()
+    rep.uncertain_jumps = _rows(con, f"""
+        WITH s AS (SELECT box_id,
+                          avg((decision = 'uncertain')::INT) FILTER (WHERE date >= ?::DATE) AS recent,
+                          avg((decision = 'uncertain')::INT) FILTER (WHERE date < ?::DATE) AS before,
+                          count(*) FILTER (WHERE date >= ?::DATE) AS recent_buyers
+                   FROM ev GROUP BY 1)
+        SELECT box_id, round(before, 4) AS uncertain_before, round(recent, 4) AS uncertain_recent, recent_buyers
+        FROM s WHERE recent_buyers >= {JUMP_MIN_BUYERS} AND recent - coalesce(before, 0) >= {JUMP_POINTS}
+                     AND recent >= 2 * coalesce(before, 0)
+        ORDER BY recent - coalesce(before, 0) DESC""", [cut, cut, cut])
+    rep.models = _rows(con, "SELECT coalesce(model, 'unknown') AS model, count(DISTINCT box_id) AS boxes, "
+                            "count(*) AS buyers, min(date) AS first_seen, max(date) AS last_seen FROM ev "
+                            "GROUP BY 1 ORDER BY boxes DESC, model")
+    rep.missing_box_days = _rows(con, """
+        SELECT b.box_id, d.date::DATE AS date
+        FROM (SELECT DISTINCT box_id FROM ev) b,
+             (SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 DAY)) AS date) d
+        WHERE NOT EXISTS (SELECT 1 FROM (SELECT DISTINCT box_id, date FROM ev) h
+                          WHERE h.box_id = b.box_id AND h.date = d.date::DATE)
+        ORDER BY 1, 2""", [lo, hi])
+    con.close()
+    rep.seconds = round(time.perf_counter() - t0, 3)
+    return rep

@@ -1,0 +1,137 @@
+"""The field engineer's set-up view (`/setup` on the box's HTTP server): is this till's camera good enough?
+
+`assess` reads the pipeline's newest frame from memory and says, for the largest face: its size in
+pixels against the smallest face the box ages, sharpness and brightness against the box's limits,
+whether it faces the camera, the current estimate and decision with its reason, and one verdict with
+the fix. `frame_jpeg` encodes the annotated frame in memory for the page. Nothing is written to disk:
+the frame is the one the pipeline holds anyway, replaced by the next.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from .detect import FaceBox, crop_face
+from .tracking import MIN_BRIGHTNESS, frame_quality
+
+#: Eye distance over face-box width below which the face is turned away from the camera. BlazeFace's
+#: eye points on the shipped demo portraits (frontal), placed at 100-360 px in a 640x480 frame, give
+#: 0.30-0.46 (short and full range); a head turned about 45 degrees shortens it by a third or more.
+MIN_EYE_RATIO = 0.22
+
+
+@dataclass
+class SetupStatus:
+    frames: int  # frames the box has processed: the page shows it to prove the view is live
+    face: bool
+    face_px: float | None = None
+    min_face_px: int = 0
+    sharpness: float | None = None
+    min_sharpness: float = 0.0
+    brightness: float | None = None
+    min_brightness: float = MIN_BRIGHTNESS
+    facing: bool | None = None
+    estimate: float | None = None
+    decision: str | None = None
+    reason: str = ""
+    verdict: str = "no face"
+    fix: str = "stand where a buyer stands"
+    ok: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _facing(face: FaceBox) -> bool | None:
+    if face.left_eye is None or face.right_eye is None or face.width <= 0:
+        return None
+    d = float(np.hypot(face.left_eye[0] - face.right_eye[0], face.left_eye[1] - face.right_eye[1]))
+    return d / face.width >= MIN_EYE_RATIO
+
+
+def verdict(s: SetupStatus) -> tuple[str, str, bool]:
+    """(verdict, fix, ok): the first problem that stops the box from ageing this face."""
+    if not s.face:
+        return "no face", "stand where a buyer stands, facing the camera", False
+    if s.face_px is not None and s.face_px < s.min_face_px:
+        return "face too small", f"move the camera closer (face {s.face_px:.0f} px, needs {s.min_face_px} px)", False
+    if s.brightness is not None and s.brightness < s.min_brightness:
+        return "too dark", "add light at the till or point the camera away from the window", False
+    if s.sharpness is not None and s.sharpness < s.min_sharpness:
+        return "too blurred", "clean the lens or set the focus", False
+    if s.facing is False:
+        return "face turned away", "turn the camera towards where the buyer looks", False
+    return "good", "nothing to do: faces here are large, sharp and lit enough", True
+
+
+def assess(pipeline) -> SetupStatus:
+    """The set-up figures for the newest frame (a BoxPipeline); pure reads of its memory."""
+    o = pipeline.options
+    rgb, faces = pipeline.latest_rgb, pipeline.latest_faces
+    s = SetupStatus(frames=pipeline.metrics.frames, face=bool(faces), min_face_px=o.min_quality_face,
+                    min_sharpness=o.min_sharpness)
+    if rgb is not None and faces:
+        face = max(faces, key=lambda f: f.width * f.height)
+        crop = crop_face(rgb, face, pipeline.model.spec.face_margin)
+        q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
+        s.face_px, s.sharpness = round(q.face_px, 1), round(q.sharpness, 1)
+        s.brightness = round(float(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).mean()), 1)
+        s.facing = _facing(face)
+        now = pipeline.current()
+        if now.get("decision") != "no_buyer":
+            s.estimate, s.decision, s.reason = now.get("age"), now.get("decision"), now.get("reason") or ""
+    s.verdict, s.fix, s.ok = verdict(s)
+    return s
+
+
+def frame_jpeg(pipeline, quality: int = 80) -> bytes | None:
+    """The newest frame with the face boxes, as JPEG bytes in memory (never a file)."""
+    rgb = pipeline.latest_rgb
+    if rgb is None:
+        return None
+    ok, buf = cv2.imencode(".jpg", pipeline.annotate(rgb), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes() if ok else None
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>agegate set-up</title><style>
+body{font-family:sans-serif;margin:1.5em;max-width:1000px} #verdict{font-size:1.6em;font-weight:bold}
+.good{color:#1e7e34} .bad{color:#c0392b} table{border-collapse:collapse} td{padding:2px 10px;border-bottom:1px solid #eee}
+img{max-width:640px;width:100%;border:1px solid #ccc}</style></head><body>
+<h1>Till camera set-up</h1>
+<p><img id="frame" alt="live camera image"></p>
+<p id="verdict">waiting for the box...</p><p id="fix"></p>
+<table>
+<tr><td>face size</td><td id="face_px">-</td></tr>
+<tr><td>sharpness</td><td id="sharpness">-</td></tr>
+<tr><td>brightness</td><td id="brightness">-</td></tr>
+<tr><td>facing the camera</td><td id="facing">-</td></tr>
+<tr><td>estimate / decision</td><td id="decision">-</td></tr>
+<tr><td>frames processed</td><td id="frames">0</td></tr>
+</table>
+<p><small>The image is streamed from the box's memory only and never written to disk. Close this page when
+the camera is set up.</small></p>
+<script>
+const q = new URLSearchParams(location.search); const tok = q.get("token");
+const auth = tok ? "token=" + encodeURIComponent(tok) + "&" : "";
+let n = 0;
+function show(id, text) { document.getElementById(id).textContent = text; }
+async function tick() {
+  try {
+    const r = await fetch("/setup/status?" + auth); const s = await r.json();
+    const v = document.getElementById("verdict");
+    v.textContent = s.verdict; v.className = s.ok ? "good" : "bad"; show("fix", s.fix);
+    show("face_px", s.face_px === null ? "-" : s.face_px + " px (needs " + s.min_face_px + ")");
+    show("sharpness", s.sharpness === null ? "-" : s.sharpness + " (needs " + s.min_sharpness + ")");
+    show("brightness", s.brightness === null ? "-" : s.brightness + " (needs " + s.min_brightness + ")");
+    show("facing", s.facing === null ? "-" : (s.facing ? "yes" : "no"));
+    show("decision", s.decision ? (s.estimate === null ? "?" : s.estimate) + " -> " + s.decision
+         + (s.reason ? " (" + s.reason + ")" : "") : "-");
+    show("frames", s.frames);
+    document.getElementById("frame").src = "/setup/frame.jpg?" + auth + "n=" + (n++);
+  } catch (e) { show("verdict", "box not reachable"); }
+  setTimeout(tick, 500);
+}
+tick();
+</script></body></html>"""

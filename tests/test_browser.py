@@ -1,0 +1,160 @@
+"""The pages people look at, in a real browser: headless Chromium (Debian's `chromium` and
+`chromium-driver`, which .ci/run installs) driven by Selenium, never a downloaded browser.
+
+- /setup against `agegate edge run` on a video: the image updates, and the verdict reads right for a
+  good face and for one too small.
+- The fleet report's HTML: every chart loads.
+Set AGEGATE_SCREENSHOTS=DIR to keep screenshots (the README's come from here). Needs no ../shared.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agegate.edge.default_model import assets_dir
+from agegate.edge.preprocess import decode_image
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+PORTRAIT = sorted((assets_dir() / "demo").glob("*.jpg"))[1]  # hopper_78.jpg: detected at every size used here
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.fail("headless Chromium is missing: apt-get install chromium chromium-driver (.ci/run does it)")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a browser or driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1000,1300"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def shoot(driver, name: str) -> None:
+    folder = os.environ.get("AGEGATE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / name))
+
+
+def portrait_video(path: Path, side: int, frames: int = 1200) -> Path:
+    """The demo portrait `side` px tall in a 640x480 frame, swaying a little: a buyer at the till."""
+    img = cv2.cvtColor(cv2.resize(decode_image(PORTRAIT), (side, side)), cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
+    for i in range(frames):
+        frame = np.full((480, 640, 3), 110, np.uint8)
+        x, y = 320 - side // 2 + int(6 * np.sin(i / 4)), 240 - side // 2
+        frame[max(0, y):y + side, x:x + side] = img[max(0, -y):480 - y]
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def start_box(tmp: Path, video: Path, token: str) -> tuple[subprocess.Popen, str]:
+    """`agegate edge run` on the video with the full-range detector (small faces are found, so the
+    set-up view can say they are too small); returns the process and its base URL."""
+    from agegate.edge.default_model import default_model_path
+
+    (tmp / "box.toml").write_text(f'[source]\nuri = "{video}"\n[model]\npath = "{default_model_path()}"\n'
+                                  f'[detector]\nname = "blazeface-full"\nmin_face = 16\n[api]\nport = 0\n'
+                                  f'token = "{token}"\n[events]\npath = "{tmp / "ev.sqlite"}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "agegate.edge", "edge", "run", "--config", str(tmp / "box.toml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
+    deadline, said = time.time() + 60, []
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        said.append(line)
+        m = re.match(r"(http://[\d.]+:\d+)", line)
+        if m:
+            return proc, m[1]
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    pytest.fail(f"edge run did not start its HTTP server: {''.join(said)[-2000:]}")
+
+
+def stop_box(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_for(driver, check, timeout: float = 30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check(driver)
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; page says: {driver.find_element('id', 'verdict').text!r}, "
+                         f"fix {driver.find_element('id', 'fix').text!r}")
+
+
+def text(driver, element_id: str) -> str:
+    return driver.find_element("id", element_id).text
+
+
+@pytest.mark.parametrize("side,verdict,fix", [(360, "good", "nothing to do"), (120, "face too small", "move the camera closer")])
+def test_setup_page_shows_live_image_and_the_right_verdict(browser, tmp_path, side, verdict, fix):
+    video = portrait_video(tmp_path / "till.mp4", side)
+    proc, base = start_box(tmp_path, video, "t0ken")
+    try:
+        browser.get(f"{base}/setup?token=t0ken")
+        wait_for(browser, lambda d: text(d, "verdict") == verdict)
+        assert fix in text(browser, "fix")
+        frames_then = int(text(browser, "frames"))
+        src_then = browser.find_element("id", "frame").get_attribute("src")
+        # the image is live: a newer frame arrives, the <img> loads it (a real JPEG, not a broken icon)
+        wait_for(browser, lambda d: int(text(d, "frames")) > frames_then
+                 and d.find_element("id", "frame").get_attribute("src") != src_then)
+        wait_for(browser, lambda d: d.execute_script(
+            "const i = document.getElementById('frame'); return i.complete && i.naturalWidth === 640;"))
+        px = float(text(browser, "face_px").split()[0])
+        assert (px >= 48) == (verdict == "good"), px
+        assert "never written to disk" in browser.page_source
+        shoot(browser, f"setup-{verdict.replace(' ', '-')}.png")
+        # without the token: refused, page and image alike
+        browser.get(f"{base}/setup/status?token=wrong")
+        assert "missing or wrong bearer token" in browser.page_source
+    finally:
+        stop_box(proc)
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    assert leftovers == [], f"an image was written to disk: {leftovers}"
+
+
+def test_fleet_report_charts_load_in_a_browser(browser, tmp_path):
+    from agegate.benchmarks.fleet_bench import generate_tree
+    from agegate.edge.fleet import build_report
+    from agegate.edge.fleet_html import CHARTS, write_report
+
+    generate_tree(tmp_path / "tree", boxes=24, days=21)
+    index = write_report(build_report([str(tmp_path / "tree")]), tmp_path / "report")
+    browser.get(index.as_uri())
+    wait_for(browser, lambda d: d.execute_script(
+        "return [...document.images].every(i => i.complete && i.naturalWidth > 300);"))
+    loaded = browser.execute_script("return [...document.images].map(i => i.getAttribute('src'));")
+    assert sorted(loaded) == sorted(CHARTS)
+    scope = text(browser, "scope")
+    assert "24 boxes" in scope and "21 days" in scope
+    shoot(browser, "fleet-report.png")
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["uncertain_jumps"], "the planted camera problem is not listed"
