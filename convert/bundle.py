@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from agegate.edge.contracts import RELEASE_META, RELEASE_MODEL
+from agegate.edge.metadata import BundleInfo
 from agegate.edge.bundle_format import BUNDLE_FORMAT, MANIFEST, SIGNATURE, VERSION_RE, tar_bytes
 from agegate.edge.errors import BundleError, UsageError
 from agegate.edge.metadata import now_iso, read_metadata
@@ -78,10 +79,8 @@ def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: 
     else:
         card_text = card.read_text()
     qm = qa.get("quantized_metrics", {})
-    bundled_meta = dataclasses.replace(meta, extra={
-        **meta.extra,
-        "bundle": {"name": name, "version": version, "forced": force and not passed, "qa_passed": passed,
-                   "qa_mae": qm.get("mae"), "qa_split_n": qa.get("n"), "latency_budget_ms": latency_budget_ms}})
+    bundled_meta = dataclasses.replace(meta, bundle=BundleInfo(
+        name, version, passed, force and not passed, qm.get("mae"), qa.get("n"), latency_budget_ms))
     files = {
         RELEASE_MODEL: model_bytes,
         RELEASE_META: (json.dumps(bundled_meta.to_dict(), indent=2, sort_keys=True) + "\n").encode(),

@@ -159,7 +159,8 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     from agegate.edge.errors import UsageError
 
     from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, select_records
-    from .qa import Gates, check_float_parent, compare, write_report
+    from .qa import Gates, check_float_parent, compare
+    from .qa_report import write_report
 
     tta = {model_metadata(m).tta for m in (float_model, quantized)}
     if len(tta) > 1:  # a gate between two different predictors would measure the augmentation, not quantization

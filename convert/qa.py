@@ -7,9 +7,6 @@ tensorflow issue 47068, must fail even if its MAE happens to look tolerable).
 """
 from __future__ import annotations
 
-import base64
-import html
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -155,74 +152,6 @@ def operating_point_gates(qp: Predictions, per_set: dict[str, Predictions] | Non
                               f"minors decided ok per image at P(under 25) > {op.max_risk:.3f} "
                               f"({r['n_minors']} minors); it asks {r['adults_asked']:.1%} of 25+ for ID"))
     return out
-
-
-def _plots(y: np.ndarray, f: np.ndarray, q: np.ndarray, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = []
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.scatter(f, q, s=4, alpha=0.4)
-    lo, hi = min(f.min(), q.min()), max(f.max(), q.max())
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set_xlabel("float prediction"); ax.set_ylabel("quantized prediction"); ax.set_title("Quantized vs float")
-    fig.tight_layout(); fig.savefig(out / "scatter.png", dpi=90); plt.close(fig); names.append("scatter.png")
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    edges = np.arange(0, max(91, y.max() + 6), 5)
-    mid = (edges[:-1] + edges[1:]) / 2
-    for pred, label in ((f, "float"), (q, "quantized")):
-        mae = [np.abs(pred - y)[(y >= a) & (y < b)].mean() if ((y >= a) & (y < b)).any() else np.nan
-               for a, b in zip(edges[:-1], edges[1:])]
-        ax.plot(mid, mae, "o-", ms=3, label=label)
-    ax.set_xlabel("true age"); ax.set_ylabel("MAE (years)"); ax.set_title("Error by age"); ax.legend()
-    fig.tight_layout(); fig.savefig(out / "error_by_age.png", dpi=90); plt.close(fig); names.append("error_by_age.png")
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    mean, d = (f + q) / 2, q - f
-    ax.scatter(mean, d, s=4, alpha=0.4)
-    for v, st in ((d.mean(), "-"), (d.mean() + 1.96 * d.std(), "--"), (d.mean() - 1.96 * d.std(), "--")):
-        ax.axhline(v, color="r", ls=st, lw=1)
-    ax.set_xlabel("mean of float and quantized"); ax.set_ylabel("quantized - float"); ax.set_title("Bland-Altman")
-    fig.tight_layout(); fig.savefig(out / "bland_altman.png", dpi=90); plt.close(fig); names.append("bland_altman.png")
-    return names
-
-
-def write_report(rep: QAReport, fp: Predictions, qp: Predictions, out: Path, debug_layers: list | None = None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    d = rep.to_dict()
-    if debug_layers is not None:
-        d["debug_layers"] = debug_layers
-    (out / "report.json").write_text(json.dumps(d, indent=2) + "\n")
-    qmap = dict(zip(qp.paths, qp.y_pred))
-    keep = [i for i, p in enumerate(fp.paths) if p in qmap]
-    y, f = fp.y_true[keep], fp.y_pred[keep]
-    q = np.array([qmap[fp.paths[i]] for i in keep])
-    pngs = _plots(y, f, q, out)
-    gate_rows = "".join(
-        f"<tr><td>{g.name}</td><td style='color:{'green' if g.passed else 'red'}'>{'pass' if g.passed else 'FAIL'}</td>"
-        f"<td>{g.value}</td><td>{html.escape(g.limit)}</td><td>{html.escape(g.detail)}</td></tr>" for g in rep.gates)
-    band_rows = "".join(f"<tr><td>{b}</td><td>{v['n']}</td><td>{v['float_mae']}</td><td>{v['quantized_mae']}</td>"
-                        f"<td>{v['mean_abs_diff']}</td></tr>" for b, v in rep.comparison["bands"].items())
-    imgs = "".join(f'<img alt="{p}" src="data:image/png;base64,{base64.b64encode((out / p).read_bytes()).decode()}">'
-                   for p in pngs)
-    c25f, c25q = rep.float_metrics["challenge25"], rep.quantized_metrics["challenge25"]
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate QA</title><style>
-body{{font-family:sans-serif;max-width:1000px;margin:2em auto}} td,th{{border:1px solid #ccc;padding:3px 8px}}
-table{{border-collapse:collapse}} img{{max-width:48%}}</style></head><body>
-<h1>QA: {'PASS' if rep.passed else 'FAIL'}</h1>
-<p>float <code>{html.escape(rep.float_model)}</code> vs quantized <code>{html.escape(rep.quantized_model)}</code>,
-{rep.n} images. MAE float {rep.float_metrics['mae']}, quantized {rep.quantized_metrics['mae']}
-(drift {rep.comparison['drift']}); p95 |diff| {rep.comparison['p95_abs_diff']}.</p>
-<h2>Gates</h2><table><tr><th>gate</th><th>result</th><th>value</th><th>limit</th><th>what</th></tr>{gate_rows}</table>
-<h2>Challenge 25</h2><p>Minors predicted 25+: float {c25f['false_pass_rate']}, quantized {c25q['false_pass_rate']}.
-25+ flagged for ID: float {c25f['flag_rate_25plus']}, quantized {c25q['flag_rate_25plus']}.</p>
-<h2>By age band</h2><table><tr><th>band</th><th>n</th><th>float MAE</th><th>quantized MAE</th><th>mean |diff|</th></tr>
-{band_rows}</table><h2>Plots: quantized vs float, error by age, Bland-Altman</h2>{imgs}</body></html>"""
-    (out / "report.html").write_text(page)
 
 
 def debug_layers(keras_model, calibration, top: int = 10) -> list[dict]:

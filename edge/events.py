@@ -36,12 +36,16 @@ CREATE TABLE IF NOT EXISTS events (
     frames INTEGER NOT NULL,
     decision TEXT NOT NULL CHECK (decision IN ('ok', 'id_check', 'uncertain')),
     latency_ms REAL,
-    reason TEXT
+    reason TEXT,
+    p_under_25 REAL,
+    model TEXT,
+    store_id TEXT,
+    till_id TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
-#: Columns added after the first schema, with their type: opening an older database adds them
-#: (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
+#: Columns added after the first schema (a new database gets them from SCHEMA), with their type: opening
+#: an older database adds them (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
 MIGRATIONS = (("reason", "TEXT"), ("p_under_25", "REAL"), ("model", "TEXT"), ("store_id", "TEXT"),
               ("till_id", "TEXT"))
 

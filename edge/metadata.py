@@ -24,6 +24,19 @@ FORMAT_VERSION = 1
 TTA_MODES = ("none", "mirror")
 
 
+@dataclass(frozen=True)
+class BundleInfo:
+    """What `bundle build` records in a bundled model's metadata: the release and its QA verdict."""
+
+    name: str
+    version: str
+    qa_passed: bool
+    forced: bool = False
+    qa_mae: float | None = None
+    qa_split_n: int | None = None
+    latency_budget_ms: float | None = None  # p50 inference per face the install smoke test allows
+
+
 @dataclass
 class ModelMetadata:
     backbone: str
@@ -34,6 +47,7 @@ class ModelMetadata:
     tta: str = "none"  # none | mirror: average the face and its mirror image (two runs per prediction)
     head: AgeHead = field(default_factory=AgeHead)  # what the output means (age_head.py)
     operating_point: OperatingPoint | None = None  # distribution models: when to ask for ID (challenge25.py)
+    bundle: BundleInfo | None = None  # set by `bundle build`
     source_sha256: str = ""
     data_fingerprint: str = ""
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> {mae, n}
@@ -55,6 +69,7 @@ class ModelMetadata:
         d["age_range"] = list(self.age_range)
         d["head"] = self.head.to_dict()
         d["operating_point"] = self.operating_point.to_dict() if self.operating_point else None
+        d["bundle"] = asdict(self.bundle) if self.bundle else None
         return d
 
     @classmethod
@@ -70,6 +85,9 @@ class ModelMetadata:
         kw["age_range"] = tuple(d.get("age_range", (0.0, 100.0)))
         kw["head"] = AgeHead.from_dict(d.get("head"))
         kw["operating_point"] = OperatingPoint.from_dict(d.get("operating_point"))
+        bundle = d.get("bundle") or d.get("extra", {}).get("bundle")  # bundles before BundleInfo kept it in extra
+        kw["bundle"] = BundleInfo(**{k: v for k, v in bundle.items() if k in BundleInfo.__dataclass_fields__}) \
+            if bundle else None
         if kw.get("tta", "none") not in TTA_MODES:
             raise ModelError(f"unknown tta {kw['tta']!r} in model metadata (known: {', '.join(TTA_MODES)}); "
                              f"upgrade agegate")

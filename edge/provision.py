@@ -63,7 +63,7 @@ def smoke_test(release: Path) -> SmokeResult:
     lo, hi = model.meta.age_range
     if not (np.isfinite(age) and min(0.0, lo) <= age <= max(120.0, hi)):
         raise AgegateError(f"smoke test: the model answered {age!r} for an embedded face, outside {lo:g}..{hi:g}")
-    budget = model.meta.extra.get("bundle", {}).get("latency_budget_ms")
+    budget = model.meta.bundle.latency_budget_ms if model.meta.bundle else None
     medians = []
     for _ in range(ROUNDS):
         times = []

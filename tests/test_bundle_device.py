@@ -35,7 +35,7 @@ def test_build_refuses_failed_qa_unless_forced(kit):
     assert r.exit_code == 0
     assert "FORCED" in run("bundle", "info", kit / "forced.tar.gz", "--pub", kit / "fleet.pub").output
     meta = json.loads(members(kit / "forced.tar.gz")["model.json"])
-    assert meta["extra"]["bundle"]["forced"] is True
+    assert meta["bundle"]["forced"] is True
 
 
 def test_verify_and_info(kit):

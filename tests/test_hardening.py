@@ -321,7 +321,7 @@ def test_smoke_budget_survives_one_slow_round_but_not_a_slow_model(installed, mo
 
     release = root / "releases" / "1.1.0"
     meta = json.loads((release / "model.json").read_text())
-    meta["extra"]["bundle"]["latency_budget_ms"] = 25.0
+    meta["bundle"]["latency_budget_ms"] = 25.0
     (release / "model.json").write_text(json.dumps(meta))
     monkeypatch.setattr(AgeModel, "predict_face", spiky)
     assert provision.smoke_test(release).p50_ms <= 25.0

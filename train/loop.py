@@ -7,33 +7,31 @@ finishes with the same result as an uninterrupted run.
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from agegate.edge import __version__
 from agegate.edge.contracts import MODEL_FILE
-from agegate.edge.errors import AgegateError, DatasetError, UsageError
-from agegate.edge.metadata import ModelMetadata, write_metadata
+from agegate.edge.errors import DatasetError, UsageError
 from agegate.edge.preprocess import PreprocessSpec
 
 from .backbones import build_model, get_backbone
+from .checkpoints import STATE_FILE, atomic_save, kept, load_state, new_state, save_epoch
 from .config import TrainConfig
 from .inputs import decode_records, make_dataset
 from .losses import compile_objects, custom_objects
-from .sources import combined_fingerprint, load_sources, record_weights
+from .run_export import export_metadata, write_history
+from .sources import load_sources, record_weights
 
 log = logging.getLogger("agegate.train")
-HISTORY_FIELDS = ["epoch", "phase", "lr", "train_loss", "train_mae", "val_mae", "seconds", "images_per_s"]
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -63,26 +61,6 @@ def _is_chief() -> bool:
                                                       and "chief" not in cfg.get("cluster", {}))
 
 
-def _atomic_save(model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    try:
-        model.save(str(tmp))
-
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise AgegateError(
-            f"could not write {path} ({e.strerror or e}); the previous checkpoint there is intact. "
-            f"Free disk space and rerun with --resume."
-        ) from e
-
-
-def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def _set_phase(model, n_backbone: int, frozen: bool) -> None:
     for layer in model.layers[1 : n_backbone]:  # layer 0 is the Input
         layer.trainable = not frozen
@@ -102,14 +80,23 @@ class TrainResult:
     model: object  # the in-memory model after the last epoch (tf_keras.Model)
 
 
-def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> TrainResult:
-    """Train, checkpoint every epoch, export the best model."""
-    out = Path(cfg.out)
-    ckpt_dir = out / "checkpoints"
-    state_path = ckpt_dir / "state.json"
+@dataclass
+class TrainingData:
+    """What a run trains and validates on, decoded once (box crops cached)."""
+
+    spec: PreprocessSpec
+    sources: list
+    train: object  # inputs.DecodedSplit
+    val: object
+    sample_weights: np.ndarray | None
+
+
+def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo) -> TrainConfig:
+    """The run's config: the saved one when resuming (epochs may grow), else the given one; checked."""
+    state_path = out / "checkpoints" / STATE_FILE
     if resume:
         if not state_path.exists():
-            raise UsageError(f"--resume: no checkpoint in {ckpt_dir}; start without --resume")
+            raise UsageError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
         saved = TrainConfig.load(out / "config.json")
         if saved.epochs != cfg.epochs:
             echo(f"resume: training to {cfg.epochs} epochs (was {saved.epochs})")
@@ -118,10 +105,13 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     elif state_path.exists():
         raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     cfg.validate()
+    return cfg
+
+
+def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
     spec_bb = get_backbone(cfg.backbone)
     size = int(cfg.input_size or spec_bb.default_input_size)
     spec = PreprocessSpec(input_size=size, normalization=spec_bb.normalization, face_crop=cfg.crop)
-
     sources = load_sources(cfg.data, cfg.data_weight, cfg.format, cfg.split_file, cfg.val_split, cfg.seed, out)
     train_recs = [r for src in sources for r in src.train]
     train_src_w = np.array([src.weight for src in sources for _ in src.train], np.float32)
@@ -134,19 +124,6 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
         pick = sorted(rng.permutation(len(train_recs))[: cfg.limit])
         train_recs, train_src_w = [train_recs[i] for i in pick], train_src_w[pick]
         val_recs = [val_recs[i] for i in sorted(rng.permutation(len(val_recs))[: max(8, cfg.limit // 4)])]
-
-    from .tfenv import import_tf
-
-    tf, keras = import_tf()
-    if cfg.precision == "mixed_float16":
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = _strategy(tf, cfg.distribute)
-    chief = _is_chief()
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir.mkdir(exist_ok=True)
-    if not resume:
-        cfg.save(out / "config.json")
-
     cache = Path(cfg.cache_dir) if cfg.cache_dir else None
     train_data = decode_records(train_recs, spec, cfg.strict, "train", cache)
     val_data = decode_records(val_recs, spec, cfg.strict, "val", cache)
@@ -161,85 +138,105 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     sample_w = None
     if len(sources) > 1 or cfg.age_prior != "none" or any(src.weight != 1 for src in sources):
         sample_w = record_weights(train_data.ages, train_data.subset_weights(train_src_w), cfg.age_prior)
+    return TrainingData(spec, sources, train_data, val_data, sample_w)
 
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
+
+def _model_and_state(cfg: TrainConfig, keras, strategy, data: TrainingData, ckpt_dir: Path, resume: bool):
     with strategy.scope():
         if resume:
-            state = json.loads(state_path.read_text())
+            state = load_state(ckpt_dir)
             model = keras.models.load_model(str(ckpt_dir / state["checkpoint"]), custom_objects=custom_objects(keras))
         else:
             keras.utils.set_random_seed(cfg.seed)  # the initial weights depend on the seed only
-            model, _ = build_model(cfg.backbone, size, cfg.weights, cfg.dropout, float(np.mean(train_data.ages)),
-                                       cfg.bn_momentum, cfg.age_head())
-            state = {"epoch": 0, "best_val_mae": None, "best_epoch": None, "bad_epochs": 0, "phase": None,
-                     "history": []}
-    n_backbone = len(model.layers) - 2  # the head is dropout + dense
+            model, _ = build_model(cfg.backbone, data.spec.input_size, cfg.weights, cfg.dropout,
+                                   float(np.mean(data.train.ages)), cfg.bn_momentum, cfg.age_head())
+            state = new_state()
+    return model, state
 
-    verbose = 1 if sys.stdout.isatty() else 2
-    for epoch in range(state["epoch"], cfg.epochs):
-        phase = "frozen" if epoch < cfg.freeze_epochs else "full"
-        if phase != state["phase"]:
-            with strategy.scope():
-                _set_phase(model, n_backbone, frozen=phase == "frozen")
-                _compile(model, keras, cfg)
-            state["phase"] = phase
-        lr = lr_at(cfg, epoch)
-        keras.backend.set_value(model.optimizer.learning_rate, lr)
-        keras.utils.set_random_seed(cfg.seed + epoch)
-        # Retrace the train step after reseeding: its random ops (dropout) then start from the same
-        # state in a resumed process as in an uninterrupted one.
-        model.make_train_function(force=True)
-        ds = make_dataset(train_data, spec, cfg.batch_size, training=True, augment=cfg.augment,
-                          seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight, weights=sample_w)
-        echo(f"epoch {epoch + 1}/{cfg.epochs} ({phase}, lr {lr:.2e})")
-        t0 = time.perf_counter()
-        hist = model.fit(ds, epochs=1, verbose=verbose)
-        seconds = time.perf_counter() - t0
-        if cfg.bn_recalibrate:
-            recalibrate_bn(model, keras, train_data, spec, cfg.bn_recalibrate, cfg.batch_size, cfg.seed * 1000 + epoch)
-        val_mae = float(model.evaluate(make_dataset(val_data, spec, 64, training=False), verbose=0)[1])
-        row = {"epoch": epoch + 1, "phase": phase, "lr": lr, "train_loss": float(hist.history["loss"][-1]),
-               "train_mae": float(hist.history["mae"][-1]), "val_mae": val_mae, "seconds": round(seconds, 2),
-               "images_per_s": round(len(train_data.ages) / seconds, 1)}
-        state["history"].append(row)
-        echo(f"  train MAE {row['train_mae']:.3f}  val MAE {val_mae:.3f}  {row['images_per_s']:.0f} img/s  "
-             f"{seconds:.0f}s")
-        improved = state["best_val_mae"] is None or val_mae < state["best_val_mae"]
-        if improved:
-            state.update(best_val_mae=val_mae, best_epoch=epoch + 1, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        if improved or cfg.keep == "last":
-            state.update(kept_val_mae=val_mae, kept_epoch=epoch + 1)
-            if chief:
-                _atomic_save(model, out / MODEL_FILE)
-        state["epoch"] = epoch + 1
+
+def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, state: dict, epoch: int,
+                 n_backbone: int, echo) -> dict:
+    """One epoch: phase switch, learning rate, reseed, fit, BN recalibration, validation. Returns its history row."""
+    phase = "frozen" if epoch < cfg.freeze_epochs else "full"
+    if phase != state["phase"]:
+        with strategy.scope():
+            _set_phase(model, n_backbone, frozen=phase == "frozen")
+            _compile(model, keras, cfg)
+        state["phase"] = phase
+    lr = lr_at(cfg, epoch)
+    keras.backend.set_value(model.optimizer.learning_rate, lr)
+    keras.utils.set_random_seed(cfg.seed + epoch)
+    # Retrace the train step after reseeding: its random ops (dropout) then start from the same
+    # state in a resumed process as in an uninterrupted one.
+    model.make_train_function(force=True)
+    ds = make_dataset(data.train, data.spec, cfg.batch_size, training=True, augment=cfg.augment,
+                      seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight, weights=data.sample_weights)
+    echo(f"epoch {epoch + 1}/{cfg.epochs} ({phase}, lr {lr:.2e})")
+    t0 = time.perf_counter()
+    hist = model.fit(ds, epochs=1, verbose=1 if sys.stdout.isatty() else 2)
+    seconds = time.perf_counter() - t0
+    if cfg.bn_recalibrate:
+        recalibrate_bn(model, keras, data.train, data.spec, cfg.bn_recalibrate, cfg.batch_size, cfg.seed * 1000 + epoch)
+    val_mae = float(model.evaluate(make_dataset(data.val, data.spec, 64, training=False), verbose=0)[1])
+    row = {"epoch": epoch + 1, "phase": phase, "lr": lr, "train_loss": float(hist.history["loss"][-1]),
+           "train_mae": float(hist.history["mae"][-1]), "val_mae": val_mae, "seconds": round(seconds, 2),
+           "images_per_s": round(len(data.train.ages) / seconds, 1)}
+    echo(f"  train MAE {row['train_mae']:.3f}  val MAE {val_mae:.3f}  {row['images_per_s']:.0f} img/s  "
+         f"{seconds:.0f}s")
+    return row
+
+
+def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, chief: bool) -> None:
+    """Update the best/kept bookkeeping, export model.keras when kept, checkpoint the epoch."""
+    state["history"].append(row)
+    val_mae = row["val_mae"]
+    improved = state["best_val_mae"] is None or val_mae < state["best_val_mae"]
+    if improved:
+        state.update(best_val_mae=val_mae, best_epoch=row["epoch"], bad_epochs=0)
+    else:
+        state["bad_epochs"] += 1
+    if improved or cfg.keep == "last":
+        state.update(kept_val_mae=val_mae, kept_epoch=row["epoch"])
         if chief:
-            # A checkpoint per epoch, then state.json names it (atomic rename): a kill between the two
-            # leaves state.json on the previous, complete checkpoint.
-            name = f"epoch-{epoch + 1:03d}.keras"
-            _atomic_save(model, ckpt_dir / name)
-            state["checkpoint"] = name
-            _atomic_json(state_path, state)
-            for old in ckpt_dir.glob("epoch-*.keras"):
-                if old.name != name:
-                    old.unlink(missing_ok=True)
-            write_history(out, state["history"])
+            atomic_save(model, out / MODEL_FILE)
+    state["epoch"] = row["epoch"]
+    if chief:
+        save_epoch(model, out / "checkpoints", state, row["epoch"])
+        write_history(out, state["history"])
+
+
+def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> TrainResult:
+    """Train, checkpoint every epoch, export the best model (see the module docstring for resumability)."""
+    out = Path(cfg.out)
+    ckpt_dir = out / "checkpoints"
+    cfg = _resolve_config(cfg, out, resume, echo)
+    data = _load_data(cfg, out, echo)
+
+    from .tfenv import import_tf
+
+    tf, keras = import_tf()
+    if cfg.precision == "mixed_float16":
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = _strategy(tf, cfg.distribute)
+    chief = _is_chief()
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        cfg.save(out / "config.json")
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    model, state = _model_and_state(cfg, keras, strategy, data, ckpt_dir, resume)
+    n_backbone = len(model.layers) - 2  # the head is dropout + dense
+    for epoch in range(state["epoch"], cfg.epochs):
+        row = _train_epoch(model, keras, strategy, cfg, data, state, epoch, n_backbone, echo)
+        _record_epoch(model, cfg, out, state, row, chief)
         if state["bad_epochs"] >= cfg.patience:
             echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
             break
-
     if chief:
-        export_metadata(out, cfg, spec, sources, train_data, val_data, state)
+        export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state)
         echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
-             f"(epoch {_kept(state)[0]}, val MAE {_kept(state)[1]:.3f})")
+             f"(epoch {kept(state)[0]}, val MAE {kept(state)[1]:.3f})")
     return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)
-
-
-def _kept(state: dict) -> tuple[int, float]:
-    """(epoch, val MAE) of the exported model.keras: the best epoch, or the last with --keep last."""
-    return state.get("kept_epoch", state["best_epoch"]), state.get("kept_val_mae", state["best_val_mae"])
 
 
 def recalibrate_bn(model, keras, data, spec: PreprocessSpec, batches: int, batch_size: int, seed: int) -> None:
@@ -268,51 +265,3 @@ def recalibrate_bn(model, keras, data, spec: PreprocessSpec, batches: int, batch
         l.momentum = m
 
 
-def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, train_data, val_data,
-                    state) -> None:
-    from agegate.edge.metadata import sha256_file
-
-    no_face = set(train_data.no_face) | set(val_data.no_face)
-    listed = []
-    for src in sources:
-        mine = sorted(str(r.path) for r in src.train + src.val if str(r.path) in no_face)
-        listed.append({**src.summary(), "no_face": mine})
-
-    lo, hi = float(train_data.ages.min()), float(train_data.ages.max())
-    meta = ModelMetadata(
-        backbone=cfg.backbone, input_size=spec.input_size, preprocess=spec, age_range=(lo, hi), head=cfg.age_head(),
-        quantization="none", source_sha256=sha256_file(out / MODEL_FILE), data_fingerprint=combined_fingerprint(sources),
-        metrics={cfg.val_split: {"mae": round(_kept(state)[1], 4), "n": int(len(val_data.ages))}},
-        agegate_version=__version__,
-        extra={"train_config": asdict(cfg), "best_epoch": state["best_epoch"], "exported_epoch": _kept(state)[0],
-               "data_format": sources[0].dataset.format, "sources": listed,
-               "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
-               "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped),
-               "no_face": len(no_face)},
-    )
-    write_metadata(out / MODEL_FILE, meta)
-
-
-def write_history(out: Path, history: list[dict]) -> None:
-    with open(out / "history.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        w.writeheader()
-        w.writerows(history)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        ep = [h["epoch"] for h in history]
-        fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-        ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
-        ax[0].set_xlabel("epoch"); ax[0].set_title("loss"); ax[0].legend()
-        ax[1].plot(ep, [h["train_mae"] for h in history], "o-", label="train MAE")
-        ax[1].plot(ep, [h["val_mae"] for h in history], "o-", label="val MAE")
-        ax[1].set_xlabel("epoch"); ax[1].set_ylabel("years"); ax[1].set_title("MAE"); ax[1].legend()
-        fig.tight_layout()
-        fig.savefig(out / "curves.png", dpi=90)
-        plt.close(fig)
-    except Exception as e:  # noqa: BLE001 - a plot must never fail a training run
-        log.warning("could not draw curves.png: %s", e)

@@ -1,0 +1,161 @@
+"""Challenge 25 as a calibrated risk: the distribution head's reader, fusion, the operating point and
+calibration (pure functions on synthetic distributions; no model, no ../shared)."""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from agegate.edge.age_head import AgeHead, fuse, interval, p_under
+from agegate.edge.challenge25 import OperatingPoint, choose_max_risk, rates, tradeoff_curve
+from agegate.edge.decision import Decision, DecisionPolicy, decide
+from agegate.edge.errors import ModelError, UsageError
+from agegate.edge.metadata import ModelMetadata
+from agegate.edge.preprocess import PreprocessSpec
+
+HEAD = AgeHead.distribution()
+
+
+def gaussian_logits(mu, sigma) -> np.ndarray:
+    mu, sigma = np.atleast_1d(mu).astype(float), np.atleast_1d(sigma).astype(float)
+    return -0.5 * ((HEAD.ages[None, :] - mu[:, None]) / sigma[:, None]) ** 2
+
+
+def synthetic(n=4000, noise=5.0, claimed=2.5, seed=0):
+    """True ages, and a model whose errors have spread `noise` but which claims `claimed`."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(2, 80, n).astype(float)
+    mu = y + rng.normal(0, noise, n)
+    return y, HEAD.probabilities(gaussian_logits(mu, np.full(n, claimed)))
+
+
+def test_point_is_the_mean_at_temperature_one_and_probabilities_sum_to_one():
+    logits = gaussian_logits([30.0, 61.5], [4.0, 6.0])
+    assert HEAD.point(logits) == pytest.approx([30.0, 61.5], abs=0.01)
+    hot = dataclasses.replace(HEAD, temperature=2.0)
+    assert hot.point(logits) == pytest.approx(HEAD.point(logits))  # the temperature moves the spread only
+    assert hot.probabilities(logits).sum(axis=1) == pytest.approx([1, 1])
+    assert interval(hot.probabilities(logits), HEAD, 0.8)[1][0] > interval(HEAD.probabilities(logits), HEAD, 0.8)[1][0]
+
+
+def test_regression_head_reads_a_number_and_has_no_distribution():
+    assert AgeHead().point(np.array([[33.3]])) == pytest.approx([33.3])
+    with pytest.raises(ModelError):
+        AgeHead().probabilities(np.zeros((1, 1)))
+
+
+def test_p_under_counts_whole_years_below_the_age():
+    p = np.zeros((1, HEAD.n_bins))
+    p[0, 24], p[0, 25] = 0.3, 0.7
+    assert p_under(p, HEAD, 25)[0] == pytest.approx(0.3)
+
+
+def test_fused_distribution_is_the_weighted_mixture_not_a_product():
+    a, b = HEAD.probabilities(gaussian_logits([20.0, 40.0], [3.0, 3.0]))
+    f = fuse(np.stack([a, b]), np.array([3.0, 1.0]))
+    assert f == pytest.approx(0.75 * a + 0.25 * b)
+    same = fuse(np.stack([a] * 10))
+    assert same == pytest.approx(a)  # ten identical frames are not ten times the evidence
+
+
+def test_choose_max_risk_meets_its_target_and_is_the_loosest_that_does():
+    y, probs = synthetic()
+    risk = p_under(probs, HEAD, 25)
+    for target in (0.0, 0.005, 0.01, 0.05):
+        t = choose_max_risk(risk, y, target)
+        assert rates(risk, y, t)["minors_ok"] <= target
+        looser = np.nextafter(np.sort(risk[y < 18])[int(np.floor(target * (y < 18).sum()))], 1.0)
+        assert rates(risk, y, float(looser))["minors_ok"] > target  # one step more and it fails
+    with pytest.raises(ModelError, match="no minors"):
+        choose_max_risk(risk[y >= 18], y[y >= 18], 0.01)
+
+
+def test_tradeoff_curve_is_monotone():
+    y, probs = synthetic()
+    curve = tradeoff_curve(p_under(probs, HEAD, 25), y)
+    minors = [c["minors_ok"] for c in curve]
+    adults = [c["adults_asked"] for c in curve]
+    assert minors == sorted(minors) and adults == sorted(adults, reverse=True)
+    assert minors[0] == 0.0 and adults[-1] == 0.0
+
+
+def test_fitted_temperature_makes_the_80_percent_interval_hold_80_percent():
+    from agegate.convert.calibrate import coverage, fit_temperature, with_temperature
+
+    y, probs = synthetic(claimed=2.5)  # overconfident: the 80 % interval holds far less
+    assert coverage(y, probs, HEAD) < 0.6
+    t = fit_temperature(y, probs, HEAD)
+    assert t > 1.5
+    assert coverage(y, with_temperature(probs, HEAD, t), HEAD) == pytest.approx(0.8, abs=0.02)
+    y2, probs2 = synthetic(claimed=12.0, seed=1)  # underconfident: sharpened
+    assert fit_temperature(y2, probs2, HEAD) < 1.0
+
+
+def _meta(tmp_path):
+    from agegate.edge.metadata import write_metadata
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"placeholder: calibrate reads and writes only the sidecar")
+    write_metadata(path, ModelMetadata("mobilenet_v2", 112, PreprocessSpec(112, normalization="mobilenet", face_crop="box"),
+                                       head=HEAD))
+    return path
+
+
+def test_calibrate_writes_temperature_and_operating_point_with_what_it_costs(tmp_path):
+    from agegate.convert.calibrate import calibrate
+    from agegate.convert.evaluate import Predictions
+    from agegate.edge.metadata import read_metadata
+
+    path = _meta(tmp_path)
+    y, probs = synthetic()
+    preds = Predictions([f"{i}.jpg" for i in range(len(y))], y, probs @ HEAD.ages, probs=probs, head=HEAD)
+    result = calibrate(path, preds, None, max_minors_ok_image=0.01, max_minors_ok_buyer=None)
+    meta = read_metadata(path)
+    assert meta.head.temperature == result.temperature != 1.0
+    op = meta.operating_point
+    assert op == result.operating_point and op.measured["per_image"]["minors_ok"] <= 0.01
+    assert 0 < op.measured["per_image"]["adults_asked"] < 1 and not op.looser_than_default
+    assert "P(under 25) >" in op.describe()
+
+
+def test_a_looser_target_needs_an_explicit_flag_and_is_recorded(tmp_path):
+    from agegate.convert.calibrate import calibrate
+    from agegate.convert.evaluate import Predictions
+
+    path = _meta(tmp_path)
+    y, probs = synthetic()
+    preds = Predictions([f"{i}.jpg" for i in range(len(y))], y, y, probs=probs, head=HEAD)
+    with pytest.raises(UsageError, match="--allow-looser"):
+        calibrate(path, preds, None, max_minors_ok_image=0.05, max_minors_ok_buyer=None)
+    r = calibrate(path, preds, None, max_minors_ok_image=0.05, max_minors_ok_buyer=None, allow_looser=True)
+    assert r.operating_point.looser_than_default
+
+
+def test_calibrate_refuses_a_regression_model(tmp_path):
+    from agegate.convert.calibrate import calibrate
+    from agegate.edge.metadata import write_metadata
+
+    path = tmp_path / "r.tflite"
+    path.write_bytes(b"x")
+    write_metadata(path, ModelMetadata("mobilenet_v2", 112, PreprocessSpec(112, normalization="mobilenet")))
+    with pytest.raises(ModelError, match="--head distribution"):
+        calibrate(path, None, None)
+
+
+def test_decision_by_risk_when_the_model_carries_an_operating_point():
+    policy = DecisionPolicy(max_risk=0.2)
+    assert decide(40.0, 10, 1.0, policy, Counter(), risk=0.25)[0] is Decision.ID_CHECK  # old-looking, risky
+    assert decide(21.0, 10, 1.0, policy, Counter(), risk=0.1)[0] is Decision.OK
+    assert decide(21.0, 2, 1.0, policy, Counter(), risk=0.1)[0] is Decision.UNCERTAIN  # thin evidence stays
+    assert decide(21.0, 10, 1.0, DecisionPolicy(), Counter(), risk=0.1)[0] is Decision.ID_CHECK  # no point: age
+
+
+def test_operating_point_round_trips_through_metadata_and_refuses_nonsense():
+    op = OperatingPoint(0.31, measured={"per_image": {"minors_ok": 0.004, "adults_asked": 0.12}}, chosen_on="x [val]")
+    meta = ModelMetadata("m", 96, PreprocessSpec(96, normalization="mobilenet"), head=HEAD, operating_point=op)
+    again = ModelMetadata.from_dict(meta.to_dict())
+    assert again.operating_point == op and again.head == HEAD
+    with pytest.raises(ModelError):
+        OperatingPoint(1.5)

@@ -1,0 +1,180 @@
+"""Fleet analytics: `edge export` (incremental, crash-safe Parquet) and `fleet report` (DuckDB). No ../shared."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agegate.edge.events import Event, EventStore
+from agegate.edge.export import export_events, read_watermark
+
+DAY = 86400.0
+
+
+def fill(db: Path, n: int, start_id: int = 0, box: str = "s0001-t1", t0: float = 1.79e9, step: float = 97.0) -> None:
+    store = EventStore(db, retention_days=36500)
+    for i in range(n):
+        k = start_id + i
+        store.add(Event(t0 + k * step, box, k, 20.0 + k % 50, "25-34", 12,
+                        ("ok", "id_check", "uncertain")[k % 3], 3.0, "too_few_frames: 2" if k % 3 == 2 else None,
+                        0.2, "m.tflite:abc", "s0001", "1"))
+    store.close()
+
+
+def exported(out: Path) -> list[int]:
+    import duckdb
+
+    files = str(out / "box_id=*" / "date=*" / "*.parquet")
+    return [r[0] for r in duckdb.sql(f"SELECT event_id FROM read_parquet('{files}', hive_partitioning = true) "
+                                     f"ORDER BY 1").fetchall()]
+
+
+def db_ids(db: Path) -> list[int]:
+    import sqlite3
+
+    return [r[0] for r in sqlite3.connect(db).execute("SELECT id FROM events ORDER BY id")]
+
+
+def test_export_twice_adds_nothing_and_new_rows_once(tmp_path):
+    db, out = tmp_path / "ev.sqlite", tmp_path / "out"
+    fill(db, 500)
+    first = export_events(db, out)
+    assert first.rows == 500 and exported(out) == db_ids(db)
+    assert export_events(db, out).rows == 0  # a second run adds nothing
+    fill(db, 300, start_id=500)
+    assert export_events(db, out).rows == 300
+    ids = exported(out)
+    assert ids == db_ids(db) and len(ids) == len(set(ids)) == 800
+    assert read_watermark(db) == 800
+    # Hive layout with the partition keys in the path; days are UTC dates of the decisions
+    dates = {p.parent.name for p in out.rglob("*.parquet")}
+    assert all(d.startswith("date=20") for d in dates) and len(dates) >= 2
+    assert {p.parent.parent.name for p in out.rglob("*.parquet")} == {"box_id=s0001-t1"}
+
+
+def test_export_rows_carry_store_till_and_no_image(tmp_path):
+    import pyarrow.parquet as pq
+
+    db, out = tmp_path / "ev.sqlite", tmp_path / "out"
+    fill(db, 10)
+    export_events(db, out)
+    table = pq.read_table(next(out.rglob("*.parquet")))
+    assert set(table.column("store_id").to_pylist()) == {"s0001"} and set(table.column("till_id").to_pylist()) == {"1"}
+    assert not {"image", "crop", "embedding", "look"} & set(table.column_names)
+
+
+def test_export_killed_at_a_failure_point_loses_and_duplicates_nothing(tmp_path, monkeypatch):
+    """Fail the k-th file rename (as a kill would stop it), for several k: the rerun completes exactly."""
+    import agegate.edge.export as ex
+
+    monkeypatch.setattr(ex, "CHUNK_ROWS", 97)  # many files per run, so failures land mid-run
+    real_replace = ex.os.replace
+    for k in (1, 3, 7):
+        db, out = tmp_path / f"ev{k}.sqlite", tmp_path / f"out{k}"
+        fill(db, 400)
+        export_events(db, out)
+        fill(db, 600, start_id=400)
+        calls = {"n": 0}
+
+        def failing(src, dst, k=k):
+            calls["n"] += 1
+            if calls["n"] == k:
+                raise KeyboardInterrupt("killed")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(ex.os, "replace", failing)
+        with pytest.raises(KeyboardInterrupt):
+            export_events(db, out)
+        monkeypatch.setattr(ex.os, "replace", real_replace)
+        assert read_watermark(db) == 400  # nothing above the mark was committed
+        again = export_events(db, out)
+        ids = exported(out)
+        assert ids == db_ids(db), f"k={k}: rows lost or doubled"
+        assert again.removed_uncommitted >= 1 or k == 1
+
+
+def test_export_killed_by_sigkill_at_a_random_moment(tmp_path):
+    db, out = tmp_path / "ev.sqlite", tmp_path / "out"
+    fill(db, 6000, step=11.0)
+    code = ("import agegate.edge.export as ex, sys; ex.CHUNK_ROWS = 50; "
+            f"ex.export_events({str(db)!r}, {str(out)!r})")
+    rng = random.Random(0)
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    export_events(db, out)
+    assert exported(out) == db_ids(db)
+
+
+def test_export_cli_json_and_bad_database(tmp_path, cli):
+    db, out = tmp_path / "ev.sqlite", tmp_path / "out"
+    fill(db, 20)
+    r = cli("edge", "export", "--events", db, "--out", out, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["rows"] == 20
+    r = cli("edge", "export", "--events", db, "--out", out)
+    assert r.exit_code == 0 and "nothing new" in r.output
+    (tmp_path / "junk.sqlite").write_text("not a database")
+    r = cli("edge", "export", "--events", tmp_path / "junk.sqlite", "--out", out)
+    assert r.exit_code != 0 and "junk.sqlite" in r.output
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    from agegate.benchmarks.fleet_bench import generate_tree
+
+    root = tmp_path_factory.mktemp("fleet") / "tree"
+    info = generate_tree(root, boxes=40, days=30, seed=3)
+    return root, info
+
+
+def test_fleet_report_finds_the_planted_camera_problem_and_counts_everything(tree):
+    from agegate.edge.fleet import build_report
+
+    root, info = tree
+    rep = build_report([str(root)])
+    assert rep.rows == info["rows"] and rep.boxes == 40 and rep.days == 30 and rep.stores == 10
+    assert sum(r["buyers"] for r in rep.by_store_band) == rep.rows == sum(r["buyers"] for r in rep.by_hour)
+    assert sum(r["buyers"] for r in rep.by_weekday) == rep.rows
+    assert [j["box_id"] for j in rep.uncertain_jumps] == info["jumped_boxes"]
+    assert rep.models[0]["boxes"] == 40 and rep.missing_box_days == []
+
+
+def test_fleet_report_date_range_names_missing_box_days(tree, tmp_path):
+    import shutil
+
+    from agegate.edge.fleet import build_report
+
+    root, _ = tree
+    copy = tmp_path / "tree"
+    shutil.copytree(root, copy)
+    day = sorted(p.name for p in (copy / "box_id=s0000-t1").iterdir())[5]
+    shutil.rmtree(copy / "box_id=s0000-t1" / day)  # one box-day never arrived
+    first = sorted(p.name for p in (copy / "box_id=s0000-t1").iterdir())[0].removeprefix("date=")
+    rep = build_report([str(copy)], date_from=first, date_to=day.removeprefix("date="))
+    assert rep.days == 6
+    assert rep.missing_box_days == [{"box_id": "s0000-t1", "date": day.removeprefix("date=")}]
+
+
+def test_fleet_report_cli_writes_html_csv_json(tree, tmp_path, cli):
+    root, info = tree
+    r = cli("fleet", "report", root, "--out", tmp_path / "rep", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["rows"] == info["rows"]
+    for name in ("index.html", "per_box.csv", "by_hour.csv", "report.json", "buyers_by_hour.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    r = cli("fleet", "report", root)
+    assert r.exit_code == 0 and f"{info['rows']:,} buyers, 40 boxes" in r.output
+
+
+def test_fleet_report_refuses_a_folder_that_is_not_an_export(tmp_path, cli):
+    r = cli("fleet", "report", tmp_path)
+    assert r.exit_code == 2 and "agegate edge export" in r.output

@@ -1,0 +1,57 @@
+"""Checkpointing of a training run: every epoch ends with an atomic model save and a state.json that names it.
+
+A kill at any moment leaves state.json on the previous, complete checkpoint, so `--resume` continues
+from a consistent state; old checkpoints are deleted only after the new one is named.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from agegate.edge.errors import AgegateError
+
+STATE_FILE = "state.json"
+
+
+def atomic_save(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    try:
+        model.save(str(tmp))
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise AgegateError(
+            f"could not write {path} ({e.strerror or e}); the previous checkpoint there is intact. "
+            f"Free disk space and rerun with --resume."
+        ) from e
+
+
+def atomic_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def new_state() -> dict:
+    return {"epoch": 0, "best_val_mae": None, "best_epoch": None, "bad_epochs": 0, "phase": None, "history": []}
+
+
+def load_state(ckpt_dir: Path) -> dict:
+    return json.loads((ckpt_dir / STATE_FILE).read_text())
+
+
+def save_epoch(model, ckpt_dir: Path, state: dict, epoch: int) -> None:
+    """Checkpoint after `epoch` (1-based): the model, then state.json naming it, then the older ones go."""
+    name = f"epoch-{epoch:03d}.keras"
+    atomic_save(model, ckpt_dir / name)
+    state["checkpoint"] = name
+    atomic_json(ckpt_dir / STATE_FILE, state)
+    for old in ckpt_dir.glob("epoch-*.keras"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+def kept(state: dict) -> tuple[int, float]:
+    """(epoch, val MAE) of the exported model.keras: the best epoch, or the last with --keep last."""
+    return state.get("kept_epoch", state["best_epoch"]), state.get("kept_val_mae", state["best_val_mae"])
