@@ -130,9 +130,21 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                              tradeoff_curve(risk, y), buyer_curve, replay_summary)
 
 
-def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], op: OperatingPoint | None) -> None:
+def op_markers(op: OperatingPoint | None, where: str = "") -> list[tuple[str, float, float]]:
+    """(label, adults asked, minors ok) of an operating point as measured when it was chosen."""
+    out = []
+    for key in ("per_image", "per_buyer"):
+        m = ((op.measured if op else None) or {}).get(key)
+        if m and m.get("adults_asked") is not None and m.get("minors_ok") is not None:
+            out.append((f"operating point, {key.replace('_', ' ')}{where}", m["adults_asked"], m["minors_ok"]))
+    return out
+
+
+def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], op: OperatingPoint | None,
+                  markers: list[tuple[str, float, float]] | None = None) -> None:
     """Minors decided ok against 25+ asked, per image and per buyer, with the operating point marked
-    (NIST's Challenge-25 plot). Used by calibrate, eval and qa."""
+    (NIST's Challenge-25 plot). Used by calibrate, eval and qa; `markers` default to where the
+    operating point was chosen."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,11 +157,8 @@ def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], 
         if pts:
             xs, ys = zip(*sorted(pts))
             ax.plot([100 * x for x in xs], [100 * v for v in ys], "-", color=colour, label=label)
-    for where, marker in (("per_image", "o"), ("per_buyer", "s")):
-        m = ((op.measured if op else None) or {}).get(where)
-        if m and m["adults_asked"] is not None:
-            ax.plot(100 * m["adults_asked"], 100 * m["minors_ok"], marker, color="black",
-                    label=f"operating point ({where.replace('_', ' ')})")
+    for (label, x, y), marker in zip(op_markers(op) if markers is None else markers, "os^v"):
+        ax.plot(100 * x, 100 * y, marker, color="black", label=label)
     ax.set_xlabel("25+ asked for ID (%)")
     ax.set_ylabel("minors (under 18) decided ok (%)")
     ax.set_yscale("symlog", linthresh=1)

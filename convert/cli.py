@@ -106,8 +106,10 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
 @click.option("--threads", type=int, default=2, show_default=True, help="LiteRT threads.")
 @click.option("--predictions", type=click.Path(dir_okay=False),
               help="Write one CSV row per image (skipped images too, with the reason).")
+@click.option("--curve", type=click.Path(dir_okay=False),
+              help="Distribution models: write the Challenge-25 trade-off (minors ok vs 25+ asked) as a PNG.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, threads, predictions, as_json):
+def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, threads, predictions, curve, as_json):
     """MAE, RMSE, CS5, bias, per-band figures and Challenge-25 rates of a model on a split.
 
     \b
@@ -129,6 +131,16 @@ def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, 
     m.update(model=str(model_path), split=split, detect=detected, sets=[s.to_dict() for s in sets])
     if predictions:
         overall.write_csv(Path(predictions))
+    if curve:
+        if overall.probs is None:
+            from agegate.edge.errors import UsageError
+
+            raise UsageError("--curve needs a distribution model (train --head distribution); this one gives one age")
+        from .calibrate import plot_tradeoff
+
+        here = m.get("operating_point")
+        marks = [("operating point on this data", here["adults_asked"], here["minors_ok"])] if here else []
+        plot_tradeoff(Path(curve), m["risk_curve"], [], overall.operating_point, marks)
     if as_json:
         click.echo(json.dumps(m, indent=2))
         return

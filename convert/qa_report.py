@@ -58,11 +58,14 @@ def write_report(rep: QAReport, fp: Predictions, qp: Predictions, out: Path, deb
     q = np.array([qmap[fp.paths[i]] for i in keep])
     pngs = _plots(y, f, q, out)
     if qp.probs is not None:  # a distribution model: the Challenge-25 trade-off, operating point marked
-        from agegate.edge.challenge25 import tradeoff_curve
+        from agegate.edge.challenge25 import rates, tradeoff_curve
 
         from .calibrate import plot_tradeoff
 
-        plot_tradeoff(out / "challenge25.png", tradeoff_curve(qp.risk, qp.y_true), [], qp.operating_point)
+        op = qp.operating_point
+        here = rates(qp.risk, qp.y_true, op.max_risk) if op else None
+        marks = [("operating point on the QA data", here["adults_asked"], here["minors_ok"])] if here else []
+        plot_tradeoff(out / "challenge25.png", tradeoff_curve(qp.risk, qp.y_true), [], op, marks)
         pngs.append("challenge25.png")
     gate_rows = "".join(
         f"<tr><td>{g.name}</td><td style='color:{'green' if g.passed else 'red'}'>{'pass' if g.passed else 'FAIL'}</td>"

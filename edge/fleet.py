@@ -83,8 +83,10 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     t0 = time.perf_counter()
     globs = [_glob(d) for d in dirs]
     con = duckdb.connect()
-    con.execute("SET TimeZone = ?", [tz]) if tz != "UTC" else None
-    src = (f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true, "
+    con.execute("SET enable_progress_bar = false")  # the CLI has its own output; no bar in --json
+    if tz != "UTC":
+        con.execute("SET TimeZone = ?", [tz])
+    src = (f"read_parquet({globs!r}, hive_partitioning = true, "
            f"hive_types = {{'box_id': VARCHAR, 'date': DATE}})")
     where, params = [], []
     if date_from:

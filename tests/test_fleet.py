@@ -178,3 +178,12 @@ def test_fleet_report_cli_writes_html_csv_json(tree, tmp_path, cli):
 def test_fleet_report_refuses_a_folder_that_is_not_an_export(tmp_path, cli):
     r = cli("fleet", "report", tmp_path)
     assert r.exit_code == 2 and "agegate edge export" in r.output
+
+
+def test_fleet_report_hours_follow_the_time_zone(tree):
+    from agegate.edge.fleet import build_report
+
+    root, _ = tree
+    utc = {r["hour"]: r["buyers"] for r in build_report([str(root)]).by_hour}
+    tokyo = {r["hour"]: r["buyers"] for r in build_report([str(root)], tz="Asia/Tokyo").by_hour}
+    assert tokyo == {(h + 9) % 24: n for h, n in utc.items()}
