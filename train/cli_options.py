@@ -9,3 +9,15 @@ format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), defa
                              help="Data set layout; auto detects it.")
 split_file_option = click.option("--split-file", type=click.Path(exists=True, dir_okay=False),
                                  help="CSV file_name,split (UTKFace: DIR/split.csv is used when present).")
+
+_data_opts = [
+    format_option,
+    split_file_option,
+    click.option("--limit", type=int, help="Evaluate a seeded random subset of N images (quick looks)."),
+]
+
+
+def data_options(f):
+    for opt in reversed(_data_opts):
+        f = opt(f)
+    return f

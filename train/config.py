@@ -1,7 +1,7 @@
 """TrainConfig: every knob of `agegate train`, saved as config.json in the run folder.
 
 Each field carries its command-line help and, where it has one, its list of choices: `agegate train`'s
-options are generated from these fields (train/cli.py), and `validate` checks the same choices, so an
+options are generated from these fields (train/train_cli.py), and `validate` checks the same choices, so an
 option is declared once.
 """
 from __future__ import annotations

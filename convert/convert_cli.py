@@ -1,0 +1,77 @@
+"""`agegate convert`: a trained run to TFLite (tflite.py, qat.py)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from agegate.edge.contracts import MODEL_FILE
+from agegate.edge.metadata import TTA_MODES
+from agegate.train.cli_options import data_options
+
+from .tflite import QUANT_MODES
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(exists=True))
+@click.option("--quant", type=click.Choice(QUANT_MODES), default="int8", show_default=True)
+@click.option("--io", type=click.Choice(["float32", "int8"]), default="float32", show_default=True,
+              help="int8 model input/output tensors (int8 only); float32 keeps the box code simple.")
+@click.option("--calibration", "calib_data", type=click.Path(exists=True), help="Data set for int8 calibration.")
+@click.option("--calibration-split", default="train", show_default=True)
+@click.option("--calibration-size", type=int, default=500, show_default=True)
+@click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning first (needs --data); implies int8.")
+@click.option("--data", "qat_data", type=click.Path(exists=True), help="Training data for --qat.")
+@click.option("--epochs", type=int, default=1, show_default=True, help="QAT epochs.")
+@click.option("--qat-lr", type=float, default=2e-5, show_default=True)
+@click.option("--qat-limit", type=int, help="QAT on at most N training images.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--tta", type=click.Choice(list(TTA_MODES)),
+              help="Test-time augmentation written into the metadata, so eval, QA and the box all use it: "
+                   "mirror averages each face with its mirror image (two model runs). Default: the run's own.")
+@data_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .tflite (metadata: .json beside).")
+def convert(model_dir, quant, io, calib_data, calibration_split, calibration_size, qat, qat_data, epochs, qat_lr,
+            qat_limit, batch_size, tta, fmt, split_file, limit, out):
+    """Convert a trained run (MODEL_DIR with model.keras + model.json) to TFLite.
+
+    \b
+    Examples:
+      agegate convert runs/m --quant float16 --out m-f16.tflite
+      agegate convert runs/m --quant int8 --calibration DATA --out m-int8.tflite
+      agegate convert runs/m --qat --data DATA --epochs 1 --calibration DATA --out m-qat.tflite
+    """
+    from agegate.edge.errors import UsageError
+
+    from .evaluate import select_records
+    from .tflite import calibration_images, convert_keras, load_keras_model
+
+    out_path = Path(out)
+    if out_path.suffix != ".tflite":
+        raise UsageError("--out must end in .tflite")
+    model, meta = load_keras_model(model_dir)
+    if tta:
+        meta = dataclasses.replace(meta, tta=tta)
+    source = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
+    if qat:
+        from .qat import qat_finetune
+
+        if not qat_data:
+            raise UsageError("--qat needs --data (training images for the fine-tuning)")
+        quant = "int8"
+        recs = select_records(qat_data, fmt, split_file, "train", qat_limit)
+        model = qat_finetune(model, meta, recs, epochs=epochs, batch_size=batch_size, lr=qat_lr, echo=click.echo)
+    calib = None
+    if quant == "int8":
+        src = calib_data or qat_data
+        if not src:
+            raise UsageError("--quant int8 needs --calibration DATA (images drawn from --calibration-split)")
+        recs = select_records(src, fmt, split_file, calibration_split)
+        calib = calibration_images(recs, meta.preprocess, calibration_size)
+        click.echo(f"calibration: {len(calib)} images from split '{calibration_split}' of {src}")
+    result = convert_keras(model, meta, quant, out_path, io=io, calibration=calib, source_path=source, qat=qat)
+    click.echo(result.summary())
+    if meta.tta != "none":
+        click.echo(f"test-time augmentation: {meta.tta} (each prediction runs the model "
+                   f"{meta.runs_per_prediction} times)")

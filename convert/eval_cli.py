@@ -1,0 +1,69 @@
+"""`agegate eval`: a model's figures on named splits of one or more data sets (evaluate.py, metrics.py)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from agegate.train.cli_options import data_options
+
+
+@click.command("eval")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True),
+              help="A run folder / model.keras, or a .tflite with its .json.")
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
+              help="Data set folder or CSV; repeat for a cross-dataset table (one row per set, plus overall).")
+@data_options
+@click.option("--split", default="test", show_default=True,
+              help="train | val | test | all; a set with no split at all is evaluated whole (and says so).")
+@click.option("--detect", is_flag=True, help="Run the box's face detector and crop first (un-cropped photos). "
+              "Always on for a model trained with --crop box (its metadata says so).")
+@click.option("--detector", type=click.Choice(["blazeface-short", "blazeface-full", "haar"]),
+              default="blazeface-short", show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="LiteRT threads.")
+@click.option("--predictions", type=click.Path(dir_okay=False),
+              help="Write one CSV row per image (skipped images too, with the reason).")
+@click.option("--curve", type=click.Path(dir_okay=False),
+              help="Distribution models: write the Challenge-25 trade-off (minors ok vs 25+ asked) as a PNG.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, threads, predictions, curve, as_json):
+    """MAE, RMSE, CS5, bias, per-band figures and Challenge-25 rates of a model on a split.
+
+    \b
+    Several --data give one table per set and an overall row (the top-level JSON keys are the
+    overall figures; "sets" holds each set's):
+      agegate eval --model m.tflite --data ../shared/datasets/utkface --data ../shared/datasets/aaf
+    """
+    from .evaluate import Predictions, evaluate_sets, model_metadata
+
+    if len(data) > 1 and split_file:
+        from agegate.edge.errors import UsageError
+
+        raise UsageError("--split-file applies to one --data set; each set brings its own split")
+    sets = evaluate_sets(model_path, list(data), fmt, split_file, split, limit, threads=threads, detect=detect,
+                         detector=detector, progress=not as_json and sys.stderr.isatty())
+    overall = Predictions.concat([s.predictions for s in sets]) if len(sets) > 1 else sets[0].predictions
+    detected = detect or model_metadata(model_path).preprocess.face_crop == "box"
+    m = overall.metrics()
+    m.update(model=str(model_path), split=split, detect=detected, sets=[s.to_dict() for s in sets])
+    if predictions:
+        overall.write_csv(Path(predictions))
+    if curve:
+        if overall.probs is None:
+            from agegate.edge.errors import UsageError
+
+            raise UsageError("--curve needs a distribution model (train --head distribution); this one gives one age")
+        from .calibrate import plot_tradeoff
+
+        here = m.get("operating_point")
+        marks = [("operating point on this data", here["adults_asked"], here["minors_ok"])] if here else []
+        plot_tradeoff(Path(curve), m["risk_curve"], [], overall.operating_point, marks)
+    if as_json:
+        click.echo(json.dumps(m, indent=2))
+        return
+    from .report_text import eval_tables
+
+    click.echo(eval_tables(str(model_path), split, detected, [(s.name, s.split, s.predictions.metrics()) for s in sets],
+                           m if len(sets) > 1 else None))

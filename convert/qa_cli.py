@@ -1,0 +1,71 @@
+"""`agegate qa`: a quantized model against its float parent (qa.py, qa_report.py)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from agegate.train.cli_options import data_options
+
+
+@click.command()
+@click.option("--float", "float_model", required=True, type=click.Path(exists=True),
+              help="The float parent: run folder, model.keras, or float32 .tflite.")
+@click.option("--quantized", required=True, type=click.Path(exists=True), help="The quantized .tflite.")
+@click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
+              help="Data set folder or CSV; repeat to require MAE < --max-mae on every set (per population).")
+@data_options
+@click.option("--split", default="test", show_default=True)
+@click.option("--max-mae", type=float, default=8.0, show_default=True)
+@click.option("--max-drift", type=float, default=0.5, show_default=True)
+@click.option("--max-flips", type=float, default=0.02, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--debug-layers", is_flag=True, help="Run TFLite's quantization debugger (needs a Keras --float).")
+@click.option("--out", default="qa", show_default=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, threads,
+       debug_layers, out, as_json):
+    """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""
+    from agegate.edge.errors import UsageError
+
+    from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, select_records
+    from .qa import Gates, check_float_parent, compare
+    from .qa_report import write_report
+
+    tta = {model_metadata(m).tta for m in (float_model, quantized)}
+    if len(tta) > 1:  # a gate between two different predictors would measure the augmentation, not quantization
+        raise UsageError(f"--float and --quantized use different test-time augmentation ({' vs '.join(sorted(tta))}); "
+                         f"convert both with the same --tta")
+    check_float_parent(float_model, quantized)
+    prog = not as_json and sys.stderr.isatty()
+    fsets = evaluate_sets(float_model, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)
+    qsets = evaluate_sets(quantized, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)
+    fp = Predictions.concat([s.predictions for s in fsets])
+    qp = Predictions.concat([s.predictions for s in qsets])
+    per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
+    rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set)
+    layers = None
+    if debug_layers:
+        if is_tflite(float_model):
+            raise UsageError("--debug-layers needs the Keras float model (a run folder), not a .tflite")
+        from .qa import debug_layers as run_debugger
+        from .tflite import calibration_images, load_keras_model
+
+        km, meta = load_keras_model(float_model)
+        recs = select_records(data[0], fmt, split_file, split, limit, whole_if_unsplit=True)
+        layers = run_debugger(km, calibration_images(recs, meta.preprocess, 64))
+    write_report(rep, fp, qp, Path(out), layers)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+    else:
+        click.echo(f"float MAE {rep.float_metrics['mae']:.3f}, quantized MAE {rep.quantized_metrics['mae']:.3f}, "
+                   f"drift {rep.comparison['drift']:+.3f}, p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "
+                   f"flips {rep.comparison['decision_flip_rate']:.2%} on {rep.n} images")
+        for g in rep.gates:
+            click.echo(f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.value} (limit {g.limit})")
+        for l in layers or []:
+            click.echo(f"  layer {l['layer']} ({l['op']}): rmse/scale {l['rmse_over_scale']}")
+        click.echo(f"{'PASS' if rep.passed else 'FAIL'}: report in {Path(out) / 'report.html'}")
+    sys.exit(0 if rep.passed else 1)
