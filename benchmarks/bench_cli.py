@@ -185,9 +185,10 @@ def frames_cmd(model, threads, runs, huge, out, as_json):
 @click.option("--export-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Rows in the one box database whose export is timed.")
 @click.option("--work", type=click.Path(file_okay=False), help="Scratch folder [a temporary one, removed after].")
+@click.option("--reuse", is_flag=True, help="With --work: time the tree a previous run generated there (same size).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
 @click.option("--json", "as_json", is_flag=True)
-def fleet_cmd(boxes, days, export_rows, work, out, as_json):
+def fleet_cmd(boxes, days, export_rows, work, reuse, out, as_json):
     """Fleet analytics at chain scale: generate BOXES x DAYS of events (about 220 buyers per box-day),
     time `edge export` on one box's database and `fleet report` over the whole tree (rows/s, peak RSS)."""
     import shutil
@@ -201,7 +202,7 @@ def fleet_cmd(boxes, days, export_rows, work, out, as_json):
     folder = Path(work) if work else Path(tempfile.mkdtemp(prefix="agegate-fleet-"))
     try:
         with tqdm(total=boxes, desc="generate", unit="box", disable=not sys.stderr.isatty(), leave=False) as bar:
-            result = bench_fleet(folder, boxes, days, export_rows, bar.update)
+            result = bench_fleet(folder, boxes, days, export_rows, bar.update, reuse=reuse and bool(work))
     finally:
         if not work:
             shutil.rmtree(folder, ignore_errors=True)

@@ -72,6 +72,16 @@ def markdown(results: list[dict]) -> str:
             for r in d["results"]:
                 train.append(f"| {dev} | {r['backbone']} | {r['input_size']} | {r['batch_size']} | "
                              f"{r['images_per_s']} | {r['params_m']} | {d['_file']} |")
+    fleet = ["| device | boxes x days | rows | files | report s | report rows/s | report peak RSS MB | export rows/s | "
+             "camera problems found | file |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in results:
+        if d.get("kind") == "fleet":
+            r, e = d["report"], d["export"]
+            found = sorted(r["jumped_boxes_found"]) == sorted(r["jumped_boxes_planted"])
+            fleet.append(f"| {device_label(d.get('environment', {}))} | {d['boxes']} x {d['days']} | {d['rows']:,} | "
+                         f"{d['files']:,} | {r['seconds']} | {r['rows_per_s']:,} | {r['peak_rss_mb']} | "
+                         f"{e['rows_per_s']:,} | {len(r['jumped_boxes_found'])} of {len(r['jumped_boxes_planted'])}"
+                         f"{'' if found else ' (mismatch)'} | {d['_file']} |")
     out = ("# Benchmark results\n\nMerged by `agegate bench report` from the JSON files named in the last column "
            "(made by `benchmarks/run_all.sh`). Compare timings only within one file: the ratio column is "
            "measured in one interleaved run. The p50 columns are per model invoke; `p50 ms per face` counts "
@@ -84,6 +94,8 @@ def markdown(results: list[dict]) -> str:
         out += ("\n## Cost of one frame (box vs the landed pipeline, same run)\n\n" + "\n".join(frames) + "\n")
     if len(replays) > 2:
         out += "\n## Per-buyer replay (`agegate replay`)\n\n" + "\n".join(replays) + "\n"
+    if len(fleet) > 2:
+        out += "\n## Fleet analytics (`agegate bench fleet`: edge export, fleet report)\n\n" + "\n".join(fleet) + "\n"
     if len(train) > 2:
         out += "\n## Training throughput\n\n" + "\n".join(train) + "\n"
     envs = {device_label(d.get("environment", {})): d.get("environment", {}) for d in results}

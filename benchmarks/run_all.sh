@@ -41,10 +41,14 @@ agegate bench frames --runs 60 --out "$R/frames.json"
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --limit 1200 --gap 0..15 --json \
   > "$R/replay-shipped-test.json"
 
+# Fleet analytics at chain scale: 1,000 boxes x 90 days (about 20 million rows), export and report.
+agegate bench fleet --boxes 1000 --days 90 --out "$R/fleet-1000x90.json"
+
 # 5. Training throughput per backbone and input size.
 agegate bench train --backbones mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50 --sizes 96,128 \
   --out "$R/train-throughput.json"
 
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
   "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/train-throughput.json \
+  "$R"/fleet-1000x90.json \
   --out "$R/README.md" --png "$R/latency.png"

@@ -187,3 +187,16 @@ def test_fleet_report_hours_follow_the_time_zone(tree):
     utc = {r["hour"]: r["buyers"] for r in build_report([str(root)]).by_hour}
     tokyo = {r["hour"]: r["buyers"] for r in build_report([str(root)], tz="Asia/Tokyo").by_hour}
     assert tokyo == {(h + 9) % 24: n for h, n in utc.items()}
+
+
+def test_bench_fleet_small_run_reports_rates_and_finds_the_planted_problem(tmp_path, cli):
+    r = cli("bench", "fleet", "--boxes", 8, "--days", 10, "--export-rows", 2000, "--work", tmp_path / "w",
+            "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["files"] == 80 and d["export"]["rows"] == 2000 and d["report"]["rows"] == d["rows"]
+    assert d["report"]["jumped_boxes_found"] == d["report"]["jumped_boxes_planted"]
+    assert d["environment"]["cores"] and "isa" in d["environment"]
+    again = json.loads(cli("bench", "fleet", "--boxes", 8, "--days", 10, "--export-rows", 2000, "--work",
+                           tmp_path / "w", "--reuse", "--json").output)
+    assert again["generate_seconds"] is None and again["rows"] == d["rows"]  # the tree was reused
