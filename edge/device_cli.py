@@ -50,8 +50,8 @@ def install(bundle_path, root, pub):
     from .provision import BoxRoot
 
     r = BoxRoot(root).install(bundle_path, pub, echo=lambda m: click.secho(m, fg="red", err=True))
-    click.echo(f"installed {r['version']} (was {r['previous'] or 'none'}); smoke test: age "
-               f"{r['smoke']['age']:.1f}, p50 {r['smoke']['p50_ms']:.2f} ms" + ("  [FORCED]" if r["forced"] else ""))
+    click.echo(f"installed {r.version} (was {r.previous or 'none'}); smoke test: age "
+               f"{r.smoke.age:.1f}, p50 {r.smoke.p50_ms:.2f} ms" + ("  [FORCED]" if r.forced else ""))
 
 
 @device.command()
@@ -61,7 +61,7 @@ def rollback(root):
     from .provision import BoxRoot
 
     r = BoxRoot(root).rollback()
-    click.echo(f"rolled back {r['previous']} -> {r['version']}")
+    click.echo(f"rolled back {r.previous} -> {r.version}")
 
 
 @device.command()
@@ -76,17 +76,16 @@ def status(root, as_json):
 
     s = BoxRoot(root).status()
     if as_json:
-        click.echo(json.dumps(s, indent=2))
-        sys.exit(0 if s["healthy"] else 1)
-    click.echo(f"{s['root']}: current {s['current'] or 'none'}, previous {s['previous'] or 'none'}"
-               + ("  [FORCED MODEL LIVE]" if s["forced_live"] else ""))
-    for r in s["releases"]:
-        click.echo(f"  {'*' if r['current'] else ' '} {r['version']:<24} sha {str(r['model_sha256'])[:12]}  "
-                   f"installed {r['installed']}  {'intact' if r['intact'] else 'DAMAGED'}"
-                   + ("  FORCED" if r["forced"] else ""))
-    for p in s["problems"]:
+        click.echo(json.dumps(s.to_json(), indent=2))
+        sys.exit(0 if s.healthy else 1)
+    click.echo(f"{s.root}: current {s.current or 'none'}, previous {s.previous or 'none'}"
+               + ("  [FORCED MODEL LIVE]" if s.forced_live else ""))
+    for r in s.releases:
+        click.echo(f"  {'*' if r.current else ' '} {r.version:<24} sha {str(r.model_sha256)[:12]}  "
+                   f"installed {r.installed}  {'intact' if r.intact else 'DAMAGED'}" + ("  FORCED" if r.forced else ""))
+    for p in s.problems:
         click.secho(f"BROKEN: {p}", fg="red", err=True)
-    sys.exit(0 if s["healthy"] else 1)
+    sys.exit(0 if s.healthy else 1)
 
 
 @device.command()

@@ -48,7 +48,7 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
         checks.append(Check("model hash", not bad, f"{cur}: " + (f"mismatch in {bad}" if bad else
                                                                  "every file matches the manifest"),
                             "reinstall the bundle, or `agegate device rollback`"))
-        forced = BoxRoot(root).status()["forced_live"]
+        forced = BoxRoot(root).status().forced_live
         checks.append(Check("qa", not forced, "live release passed QA" if not forced else
                             "live release is FORCED (failed QA)", "install a QA-passed bundle", critical=False))
     try:

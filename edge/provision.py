@@ -20,7 +20,7 @@ import shutil
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,57 @@ class SmokeResult:
     age: float
     p50_ms: float
     budget_ms: float | None
+
+
+@dataclass
+class InstallResult:
+    version: str
+    previous: str | None
+    smoke: SmokeResult
+    forced: bool
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RollbackResult:
+    version: str
+    previous: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ReleaseInfo:
+    version: str
+    current: bool
+    forced: bool
+    model_sha256: str | None
+    intact: bool
+    qa_mae: float | None
+    installed: str | None = None
+
+
+@dataclass
+class BoxStatus:
+    root: str
+    current: str | None
+    previous: str | None
+    releases: list[ReleaseInfo]
+    problems: list[str]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    @property
+    def forced_live(self) -> bool:
+        return any(r.forced and r.current for r in self.releases)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "healthy": self.healthy, "forced_live": self.forced_live}
 
 
 #: The smoke test's latency: a median of ROUND_RUNS invokes after WARMUP, and up to ROUNDS rounds,
@@ -141,7 +192,7 @@ class BoxRoot:
             os.close(fd)
 
     # -- install ------------------------------------------------------------------------------
-    def install(self, bundle_path: str | Path, pub: str | Path | None = None, echo=print) -> dict:
+    def install(self, bundle_path: str | Path, pub: str | Path | None = None, echo=print) -> InstallResult:
         pub = pub or (self.root / "trusted.pub")
         bundle = read_bundle(bundle_path, pub)  # nothing is written before this passes (manifest validated)
         version = bundle.version
@@ -173,7 +224,7 @@ class BoxRoot:
                                  "smoke_p50_ms": round(smoke.p50_ms, 2)})
         self._write_state(state)
         self._prune()
-        return {"version": version, "previous": previous, "smoke": smoke.__dict__, "forced": bundle.forced}
+        return InstallResult(version, previous, smoke, bundle.forced)
 
     def _remove_release(self, folder: Path) -> None:
         """Delete one release folder; never the live one, never anything but a direct child of releases/."""
@@ -197,7 +248,7 @@ class BoxRoot:
             if d.name.startswith(".staging-") or (d.name not in keep and d.name != cur):
                 self._remove_release(d)
 
-    def rollback(self) -> dict:
+    def rollback(self) -> RollbackResult:
         cur = self.current_version()
         if cur is None:
             raise AgegateError(f"{self.root}: nothing installed, nothing to roll back")
@@ -216,9 +267,9 @@ class BoxRoot:
                                  "rollback_from": cur, "previous": cur, "model_sha256": manifest["model_sha256"],
                                  "forced": bool(manifest.get("forced"))})
         self._write_state(state)
-        return {"version": target, "previous": cur}
+        return RollbackResult(target, cur)
 
-    def status(self) -> dict:
+    def status(self) -> BoxStatus:
         cur = self.current_version()
         releases = []
         if self.releases.is_dir():
@@ -227,15 +278,11 @@ class BoxRoot:
                     continue
                 m = self.manifest(d.name)
                 ok = check_release(d) if m else {}
-                releases.append({"version": d.name, "current": d.name == cur, "forced": bool(m.get("forced")),
-                                 "model_sha256": m.get("model_sha256"), "intact": bool(ok) and all(ok.values()),
-                                 "qa_mae": m.get("qa_mae")})
+                releases.append(ReleaseInfo(d.name, d.name == cur, bool(m.get("forced")), m.get("model_sha256"),
+                                            bool(ok) and all(ok.values()), m.get("qa_mae")))
         history = self.state()["history"]
         installed = {h["version"]: h["installed"] for h in history}
         for r in releases:
-            r["installed"] = installed.get(r["version"])
+            r.installed = installed.get(r.version)
         prev = next((h.get("previous") for h in reversed(history) if h["version"] == cur), None)
-        problems = self.problems()
-        return {"root": str(self.root), "current": cur, "previous": prev, "releases": releases,
-                "forced_live": any(r["forced"] and r["current"] for r in releases),
-                "healthy": not problems, "problems": problems}
+        return BoxStatus(str(self.root), cur, prev, releases, self.problems())
