@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agegate.edge.bands import BAND_LABELS, band_index
+from agegate.edge.bands import band_labels
 
 from .evaluate import Predictions
 from agegate.edge.contracts import CHALLENGE_AGE
 
 from agegate.edge.challenge25 import rates
 
-from .metrics import age_metrics
+from .metrics import age_metrics, group_mae
 
 
 @dataclass
@@ -100,14 +100,11 @@ def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, qu
     flips = np.mean((f < gates.id_threshold) != (q < gates.id_threshold))
     r = float(np.corrcoef(f, q)[0, 1]) if np.std(q) > 0 and np.std(f) > 0 else 0.0
     std_ratio = float(np.std(q) / np.std(f)) if np.std(f) > 0 else 0.0
-    idx = band_index(y)
-    bands = {}
-    for i, b in enumerate(BAND_LABELS):
-        m = idx == i
-        if m.any():
-            bands[b] = {"n": int(m.sum()), "float_mae": round(float(np.abs(f[m] - y[m]).mean()), 4),
-                        "quantized_mae": round(float(np.abs(q[m] - y[m]).mean()), 4),
-                        "mean_abs_diff": round(float(diff[m].mean()), 4)}
+    # per band: both models' MAE from age_metrics (the one per-band computation), plus how far apart they are
+    diff_by_band = group_mae(np.zeros_like(diff), diff, band_labels(y))
+    bands = {b: {"n": v["n"], "float_mae": v["mae"], "quantized_mae": qm["bands"][b]["mae"],
+                 "mean_abs_diff": diff_by_band[b]["mae"]}
+             for b, v in fm["bands"].items() if v["n"]}
     comp = {"drift": round(qm["mae"] - fm["mae"], 4), "p95_abs_diff": round(float(np.percentile(diff, 95)), 4),
             "max_abs_diff": round(float(diff.max()), 4), "decision_flip_rate": round(float(flips), 4),
             "pearson_r": round(r, 5), "std_ratio": round(std_ratio, 4),

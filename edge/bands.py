@@ -29,3 +29,8 @@ def band_index(ages: np.ndarray) -> np.ndarray:
     """Vectorised band index (0..7) for an array of ages."""
     edges = np.array([b[1] for b in BANDS[1:]], dtype=np.float64)
     return np.searchsorted(edges, np.asarray(ages, dtype=np.float64), side="right")
+
+
+def band_labels(ages: np.ndarray) -> list[str]:
+    """The band label of each age in an array."""
+    return [BAND_LABELS[i] for i in band_index(ages)]
