@@ -64,7 +64,7 @@ class Event:
     latency_ms: float
     reason: str | None = None
     p_under_25: float | None = None  # the buyer's calibrated risk (distribution models)
-    model: str | None = None  # which model decided: file name and the first 12 hex of its SHA-256
+    model: str | None = None  # which model decided: bundle name and version (or file name), ':', 12 hex of its SHA-256
     store_id: str | None = None  # box.toml's box.store and box.till
     till_id: str | None = None
 

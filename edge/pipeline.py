@@ -86,7 +86,10 @@ class BoxPipeline:
                  metrics: RuntimeMetrics | None = None):
         self.model = model
         self.options = options or BoxOptions()
-        self.model_label = f"{model.path.name}:{sha256_file(model.path)[:12]}"
+        # In every event row: which model decided (fleet reports list models and versions per box). An
+        # installed bundle names itself; a loose file by its name. The hash tells two builds apart.
+        b = model.meta.bundle
+        self.model_label = f"{f'{b.name} {b.version}' if b else model.path.name}:{sha256_file(model.path)[:12]}"
         op = model.meta.operating_point
         # A distribution model decides by its calibrated risk at the operating point it carries; a
         # regression model (or one not calibrated yet) by its age against id_threshold.
