@@ -101,7 +101,8 @@ def demo(out, model, faces, threads):
     for (path, known), d in zip(people, sorted(decisions, key=lambda d: d.track_id)):
         truth = f" (about {known:g} in the photo)" if known else ""
         click.echo(f"buyer #{d.track_id} {path.name}: estimated age {d.age if d.age is not None else '?'}{truth}, "
-                   f"band {d.band}, decision {d.decision}" + (f" ({d.reason})" if d.reason else ""))
+                   f"band {d.band}" + (f", P(under 25) {d.risk:.2f}" if d.risk is not None else "")
+                   + f", decision {d.decision}" + (f" ({d.reason})" if d.reason else ""))
     if len(decisions) != len(people):
         click.echo(f"note: {len(decisions)} decisions for {len(people)} portraits (a face was missed or split)")
     summary = summarize_events(read_events(events_path))

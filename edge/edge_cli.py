@@ -103,7 +103,8 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
         if as_json:
             click.echo(json.dumps(d.to_dict()))
         else:
-            click.echo(f"buyer #{d.track_id}: age {d.age if d.age is not None else '?'} ({d.band or '-'}) -> "
+            risk = f", P(under 25) {d.risk:.2f}" if d.risk is not None else ""
+            click.echo(f"buyer #{d.track_id}: age {d.age if d.age is not None else '?'} ({d.band or '-'}{risk}) -> "
                        f"{d.decision}  [{d.good_frames}/{d.frames} frames]" + (f"  ({d.reason})" if d.reason else ""))
 
     click.echo(f"agegate edge: {src.kind} {plan.source} -> {age_model.path.name} ({age_model.runtime}, "
