@@ -6,8 +6,9 @@ Two steps, both on a named split (val: choose on val, report on test):
    (too sharp where it saw many faces, too flat elsewhere); one scalar fixes the average.
 2. Operating point: the largest P(under 25) at which the box still says `ok`, such that at most the
    target share of minors (under 18) is decided ok per image and, with `agegate replay` of the same
-   split through the real box, per buyer. The lower of the two thresholds is kept, with what it costs
-   (25+ asked for ID) at both levels.
+   split through the real box, per buyer, each with 90 % confidence (the share's one-sided
+   Clopper-Pearson upper bound, challenge25.CONFIDENCE). The lower of the two thresholds is kept, with
+   what it costs (25+ asked for ID) at both levels.
 
 The model's metadata sidecar is rewritten (atomically) with both; the model file is not touched.
 """
@@ -21,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from agegate.edge.age_head import AgeHead, interval
-from agegate.edge.challenge25 import (DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE, OperatingPoint,
-                                      choose_max_risk, rates, tradeoff_curve)
+from agegate.edge.challenge25 import (CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
+                                      OperatingPoint, allowed_minors, choose_max_risk, rates, tradeoff_curve)
 from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import read_metadata, write_metadata
@@ -94,7 +95,7 @@ def check_targets(max_image: float, max_buyer: float | None, allow_looser: bool)
 
 def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_image: float = DEFAULT_MAX_MINORS_OK_IMAGE,
               max_minors_ok_buyer: float | None = DEFAULT_MAX_MINORS_OK_BUYER, allow_looser: bool = False,
-              chosen_on: str = "") -> CalibrationResult:
+              chosen_on: str = "", confidence: float | None = CONFIDENCE) -> CalibrationResult:
     """Fit the temperature on `predictions` (evaluate.Predictions of the split), then the operating point;
     `buyer_replay(meta) -> replay summary` runs the box over buyers with the recalibrated metadata (None:
     per-image only). Writes the sidecar and returns what was chosen."""
@@ -109,7 +110,7 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
     probs = with_temperature(predictions.probs, head, t)
     new_head = dataclasses.replace(head, temperature=t)
     risk = probs[:, new_head.ages < CHALLENGE_AGE].sum(axis=1)
-    t_image = choose_max_risk(risk, y, max_minors_ok_image)
+    t_image = choose_max_risk(risk, y, max_minors_ok_image, confidence)
     measured = {"per_image": rates(risk, y, 0.0)}  # filled below at the final threshold
     replay_summary, buyer_curve, t_buyer = None, [], None
     if buyer_replay is not None and max_minors_ok_buyer is not None:
@@ -117,14 +118,18 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
         if "buyer_risks" not in replay_summary:
             raise ModelError("the replay decided no buyer with a risk; are faces found in this data?")
         b = np.array(replay_summary["buyer_risks"], np.float64)
-        t_buyer = choose_max_risk(b[:, 1], b[:, 0], max_minors_ok_buyer)
+        t_buyer = choose_max_risk(b[:, 1], b[:, 0], max_minors_ok_buyer, confidence)
         buyer_curve = replay_summary["risk_curve"]
     max_risk = t_image if t_buyer is None else min(t_image, t_buyer)
     measured["per_image"] = rates(risk, y, max_risk)
     if replay_summary is not None:
         measured["per_buyer"] = rates(b[:, 1], b[:, 0], max_risk)
+        n_minors = measured["per_buyer"]["n_minors"]
+        # With few minors even none passing cannot show a small target; say so rather than imply it was met.
+        measured["per_buyer"]["target_shown"] = (n_minors > 0 and allowed_minors(n_minors, max_minors_ok_buyer,
+                                                                                  confidence) is not None)
     op = OperatingPoint(round(max_risk, 6), max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
-                        measured, chosen_on, looser)
+                        measured, chosen_on, looser, confidence)
     write_metadata(model_path, dataclasses.replace(meta, head=new_head, operating_point=op))
     return CalibrationResult(head.temperature, t, before, coverage(y, probs, new_head), op,
                              tradeoff_curve(risk, y), buyer_curve, replay_summary)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.challenge25 import DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE
+from agegate.edge.challenge25 import CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE
 from agegate.train.cli_options import format_option
 
 
@@ -24,12 +24,14 @@ from agegate.train.cli_options import format_option
 @click.option("--buyers", type=click.IntRange(min=0), default=800, show_default=True,
               help="Buyers to replay for the per-buyer target (a seeded sample; 0: per image only).")
 @click.option("--allow-looser", is_flag=True, help="Accept targets above the defaults (recorded in the metadata).")
+@click.option("--confidence", type=click.FloatRange(0, 0.999), default=CONFIDENCE, show_default=True,
+              help="Meet the targets with this confidence (upper bound on the minors' share); 0: the share seen.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N images per set (quick looks).")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write the trade-off curve with the operating point.")
 @click.option("--json", "as_json", is_flag=True)
-def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, limit, threads,
-              png, as_json):
+def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, confidence,
+              limit, threads, png, as_json):
     """Calibrate a distribution model (a .tflite) and choose when it asks for ID; writes its .json sidecar.
 
     \b
@@ -71,7 +73,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     chosen_on = f"{', '.join(_set_name(d) for d in data)} [{split}]"
     result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,
                            max_minors_ok_image=max_minors_ok, max_minors_ok_buyer=max_minors_ok_buyer if buyers else None,
-                           allow_looser=allow_looser, chosen_on=chosen_on)
+                           allow_looser=allow_looser, chosen_on=chosen_on, confidence=confidence or None)
     if png:
         plot_tradeoff(Path(png), result.image_curve, result.buyer_curve, result.operating_point)
     if as_json:

@@ -20,6 +20,11 @@ from .errors import ModelError
 #: The defaults of issue 17: at most 0.5 % of minors decided `ok` per buyer (replay) and 1 % per image.
 DEFAULT_MAX_MINORS_OK_IMAGE = 0.01
 DEFAULT_MAX_MINORS_OK_BUYER = 0.005
+#: Confidence with which the chosen operating point meets its target on new buyers: the share of minors
+#: decided ok is bounded by its one-sided Clopper-Pearson upper limit, not by the share seen on val.
+#: Choosing at the point estimate exceeds the target on new data about half the time: the first v2
+#: candidate, chosen that way at 1.00 % of 903 val minors, passed 1.14 % and 1.43 % on the two test sets.
+CONFIDENCE = 0.9
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class OperatingPoint:
     measured: dict[str, Any] | None = None  # per_image / per_buyer: minors_ok, adults_asked, n_minors, n_adults
     chosen_on: str = ""
     looser_than_default: bool = False  # an operator asked for a looser target (--allow-looser), recorded
+    confidence: float | None = CONFIDENCE  # the target holds with this confidence on new buyers (None: point estimate)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_risk <= 1.0:
@@ -55,31 +61,73 @@ class OperatingPoint:
         for where in ("per_image", "per_buyer"):
             m = (self.measured or {}).get(where)
             if m:
-                s += (f"; {where.replace('_', ' ')}: minors ok {100 * m['minors_ok']:.2f} %, "
+                s += (f"; {where.replace('_', ' ')}: minors ok {100 * m['minors_ok']:.2f} % of {m['n_minors']}, "
                       f"25+ asked {100 * m['adults_asked']:.1f} %")
+                if m.get("target_shown") is False:
+                    s += " (too few minors to show the per-buyer target)"
         return s + (f" (chosen on {self.chosen_on})" if self.chosen_on else "")
 
 
-def rates(risk: np.ndarray, ages: np.ndarray, max_risk: float) -> dict[str, Any]:
-    """What a threshold does: share of minors (< 18) decided ok (risk <= max_risk) and of 25+ asked for ID."""
+def rates(risk: np.ndarray, ages: np.ndarray, max_risk: float, upper: bool = True) -> dict[str, Any]:
+    """What a threshold does: share of minors (< 18) decided ok (risk <= max_risk) and of 25+ asked for ID,
+    with the one-sided 90 % upper bound on the minors' share (what the data can show about new buyers)."""
     risk, ages = np.asarray(risk, np.float64), np.asarray(ages, np.float64)
     minors, adults = risk[ages < MINOR_AGE], risk[ages >= CHALLENGE_AGE]
-    return {"minors_ok": float(np.mean(minors <= max_risk)) if len(minors) else None,
+    passed = int(np.sum(minors <= max_risk))
+    return {"minors_ok": passed / len(minors) if len(minors) else None,
+            "minors_ok_upper": binomial_upper(passed, len(minors)) if len(minors) and upper else None,
             "adults_asked": float(np.mean(adults > max_risk)) if len(adults) else None,
             "n_minors": int(len(minors)), "n_adults": int(len(adults))}
 
 
-def choose_max_risk(risk: np.ndarray, ages: np.ndarray, max_minors_ok: float) -> float:
-    """The largest threshold (fewest adults asked) whose share of minors decided ok is <= the target.
 
-    Minors with risk <= t pass; allowing k = floor(target * n) of them, t sits just below the
-    (k+1)-th smallest minor risk. With no minors in the data there is nothing to choose on: an error.
-    """
+
+def binomial_upper(k: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate seen as k of n (bisection on the binomial CDF)."""
+    if k >= n:
+        return 1.0
+    from math import exp, lgamma, log
+
+    def cdf(p: float) -> float:  # P(X <= k) for X ~ Binomial(n, p)
+        if p <= 0:
+            return 1.0
+        if p >= 1:
+            return 0.0
+        c = lgamma(n + 1)
+        return sum(exp(c - lgamma(i + 1) - lgamma(n - i + 1) + i * log(p) + (n - i) * log(1 - p)) for i in range(k + 1))
+
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) > 1 - confidence else (lo, mid)
+    return hi
+
+
+def allowed_minors(n: int, max_minors_ok: float, confidence: float | None = CONFIDENCE) -> int | None:
+    """How many of n minors may pass so that the target holds with this confidence (None: not even 0,
+    i.e. too few minors to show the target). confidence=None: the point estimate, floor(target * n)."""
+    if confidence is None:
+        return int(np.floor(max_minors_ok * n))
+    k = None
+    for i in range(n + 1):
+        if binomial_upper(i, n, confidence) > max_minors_ok:
+            break
+        k = i
+    return k
+
+
+def choose_max_risk(risk: np.ndarray, ages: np.ndarray, max_minors_ok: float,
+                    confidence: float | None = CONFIDENCE) -> float:
+    """The largest threshold (fewest adults asked) at which the share of minors decided ok meets the target
+    (with `confidence`, see CONFIDENCE). Minors with risk <= t pass; allowing k of them, t sits just below
+    the (k+1)-th smallest minor risk. With too few minors to show the target even with none passing, the
+    threshold lets none pass (the strictest the data can support). No minors at all: an error."""
     risk, ages = np.asarray(risk, np.float64), np.asarray(ages, np.float64)
     minors = np.sort(risk[ages < MINOR_AGE])
     if not len(minors):
         raise ModelError("no minors (under 18) in the calibration data: the operating point cannot be chosen")
-    k = int(np.floor(max_minors_ok * len(minors)))
+    k = allowed_minors(len(minors), max_minors_ok, confidence)
+    k = 0 if k is None else k
     if k >= len(minors):
         return 1.0
     t = np.nextafter(minors[k], -np.inf)  # the (k+1)-th smallest minor risk must stay above t
@@ -92,6 +140,6 @@ def tradeoff_curve(risk: np.ndarray, ages: np.ndarray, points: int = 101) -> lis
     qs = np.unique(np.concatenate([np.linspace(0, 1, points), np.quantile(risk, np.linspace(0, 1, points))]))
     out = []
     for t in qs:
-        r = rates(risk, ages, float(t))
+        r = rates(risk, ages, float(t), upper=False)
         out.append({"max_risk": round(float(t), 6), "minors_ok": r["minors_ok"], "adults_asked": r["adults_asked"]})
     return out

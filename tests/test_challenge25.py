@@ -159,3 +159,22 @@ def test_operating_point_round_trips_through_metadata_and_refuses_nonsense():
     assert again.operating_point == op and again.head == HEAD
     with pytest.raises(ModelError):
         OperatingPoint(1.5)
+
+
+def test_operating_point_holds_with_confidence_not_just_on_the_data_it_was_chosen_on():
+    from agegate.edge.challenge25 import allowed_minors, binomial_upper
+
+    y, probs = synthetic(n=6000)
+    risk = p_under(probs, HEAD, 25)
+    n = int((y < 18).sum())
+    t = choose_max_risk(risk, y, 0.01)  # default: 90 % confidence
+    k = int(np.sum(risk[y < 18] <= t))
+    assert binomial_upper(k, n) <= 0.01 < binomial_upper(k + 1, n)
+    assert k < np.floor(0.01 * n)  # stricter than the share seen
+    assert choose_max_risk(risk, y, 0.01, confidence=None) >= t
+    assert binomial_upper(0, 122) == pytest.approx(0.0187, abs=1e-4)  # Clopper-Pearson, 90 % one-sided
+    assert allowed_minors(122, 0.005) is None  # 122 minors cannot show 0.5 %: none may pass
+    few = y < 18
+    idx = np.concatenate([np.flatnonzero(few)[:100], np.flatnonzero(~few)])
+    t_few = choose_max_risk(risk[idx], y[idx], 0.005)
+    assert rates(risk[idx], y[idx], t_few)["minors_ok"] == 0.0
