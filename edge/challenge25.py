@@ -103,6 +103,11 @@ def binomial_upper(k: int, n: int, confidence: float = CONFIDENCE) -> float:
     return hi
 
 
+def binomial_lower(k: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson lower bound on a rate seen as k of n: 1 - the upper bound of the complement."""
+    return 0.0 if k <= 0 else 1.0 - binomial_upper(n - k, n, confidence)
+
+
 def allowed_minors(n: int, max_minors_ok: float, confidence: float | None = CONFIDENCE) -> int | None:
     """How many of n minors may pass so that the target holds with this confidence (None: not even 0,
     i.e. too few minors to show the target). confidence=None: the point estimate, floor(target * n)."""

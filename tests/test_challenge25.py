@@ -178,3 +178,22 @@ def test_operating_point_holds_with_confidence_not_just_on_the_data_it_was_chose
     idx = np.concatenate([np.flatnonzero(few)[:100], np.flatnonzero(~few)])
     t_few = choose_max_risk(risk[idx], y[idx], 0.005)
     assert rates(risk[idx], y[idx], t_few)["minors_ok"] == 0.0
+
+
+def test_qa_gate_fails_only_when_the_qa_data_show_the_target_missed():
+    from agegate.convert.evaluate import Predictions
+    from agegate.convert.qa import operating_point_gates
+
+    def preds(minors_ok: int, n_minors: int = 500):
+        y = np.array([10.0] * n_minors + [40.0] * 500)
+        risk = np.array([0.1] * minors_ok + [0.9] * (n_minors - minors_ok) + [0.01] * 500)
+        probs = np.zeros((len(y), HEAD.n_bins))
+        probs[:, 10], probs[:, 40] = risk, 1 - risk  # P(under 25) = risk
+        return Predictions([str(i) for i in range(len(y))], y, y, probs=probs, head=HEAD,
+                           operating_point=OperatingPoint(0.5))
+
+    assert [g.passed for g in operating_point_gates(preds(5))] == [True]  # 1.0 %: at the target
+    assert [g.passed for g in operating_point_gates(preds(6))] == [True]  # 1.2 %: no evidence of a miss
+    gate = operating_point_gates(preds(20))[0]  # 4 %: the data show a miss
+    assert not gate.passed and gate.value == 0.04 and "20 of 500" in gate.detail
+    assert operating_point_gates(dataclasses.replace(preds(5), operating_point=None)) == []
