@@ -197,3 +197,23 @@ def test_qa_gate_fails_only_when_the_qa_data_show_the_target_missed():
     gate = operating_point_gates(preds(20))[0]  # 4 %: the data show a miss
     assert not gate.passed and gate.value == 0.04 and "20 of 500" in gate.detail
     assert operating_point_gates(dataclasses.replace(preds(5), operating_point=None)) == []
+
+
+def test_qa_compares_the_decisions_the_box_makes_for_a_calibrated_model():
+    from agegate.convert.evaluate import Predictions
+    from agegate.convert.qa import Gates, compare
+
+    y = np.array([10.0, 20.0, 30.0, 40.0])
+    # float and int8 agree on P(under 25) decisions at 0.5, but their means straddle 25 for one image
+    pf = np.zeros((4, HEAD.n_bins)); pq = np.zeros((4, HEAD.n_bins))
+    for i, (rf, rq) in enumerate(((0.9, 0.9), (0.8, 0.7), (0.3, 0.2), (0.1, 0.1))):
+        pf[i, 24], pf[i, 26] = rf, 1 - rf
+        pq[i, 24], pq[i, 26] = rq, 1 - rq
+    op = OperatingPoint(0.5)
+    paths = [str(i) for i in range(4)]
+    fp = Predictions(paths, y, pf @ HEAD.ages, probs=pf, head=HEAD, operating_point=op)
+    qp = Predictions(paths, y, pq @ HEAD.ages, probs=pq, head=HEAD, operating_point=op)
+    gate = {g.name: g for g in compare(fp, qp, Gates(), "f", "q").gates}["decision_flips"]
+    assert gate.value == 0.0 and "P(under 25) > 0.500" in gate.detail
+    plain = compare(dataclasses.replace(fp, probs=None), dataclasses.replace(qp, probs=None), Gates(), "f", "q")
+    assert {g.name: g for g in plain.gates}["decision_flips"].detail.endswith("(age < 25) differs between the models")
