@@ -15,6 +15,7 @@ def qat_finetune(model, meta: ModelMetadata, records, *, epochs: int = 1, batch_
                  seed: int = 0, echo=print):
     from agegate.train.backbones import get_backbone
     from agegate.train.inputs import decode_records, make_dataset
+    from agegate.train.losses import compile_objects
     from agegate.train.tfenv import import_tf
 
     tf, keras = import_tf()
@@ -28,8 +29,8 @@ def qat_finetune(model, meta: ModelMetadata, records, *, epochs: int = 1, batch_
     data = decode_records(records, meta.preprocess, desc="qat")
     qmodel = tfmot.quantization.keras.quantize_model(model)
     _init_output_range(qmodel, model, data, meta)
-    qmodel.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.Huber(delta=2.0),
-                   metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    loss, mae = compile_objects(keras, meta.head, "huber")  # the head's own training loss (train/losses.py)
+    qmodel.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=[mae])
     for epoch in range(epochs):
         keras.utils.set_random_seed(seed + epoch)
         ds = make_dataset(data, meta.preprocess, batch_size, training=True, augment="light", seed=seed, epoch=epoch)
@@ -46,11 +47,18 @@ def _init_output_range(qmodel, model, data, meta, n: int = 512) -> None:
     the clipping (MAE ~20), and the moving-average range only creeps towards the truth.
     """
 
-    from agegate.edge.preprocess import normalize
+    import numpy as np
 
-    x = normalize(data.images[:n], meta.preprocess)
+    from agegate.edge.preprocess import normalize
+    from agegate.train.inputs import model_inputs
+
+    x = normalize(model_inputs(data, meta.preprocess, np.arange(min(n, len(data.ages)))), meta.preprocess)
     pred = model.predict(x, verbose=0).reshape(-1)
-    lo, hi = float(min(0.0, pred.min())), float(max(pred.max(), data.ages.max()) * 1.1)
+    if meta.head.is_distribution:  # logits: their own range, with a margin
+        span = float(pred.max() - pred.min())
+        lo, hi = float(pred.min() - 0.1 * span), float(pred.max() + 0.1 * span)
+    else:  # years: from 0 to past the oldest label
+        lo, hi = float(min(0.0, pred.min())), float(max(pred.max(), data.ages.max()) * 1.1)
     out = qmodel.layers[-1]
     for w in out.weights:
         if w.name.endswith(("post_activation_min:0", "output_min:0")):
