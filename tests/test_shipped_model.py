@@ -21,8 +21,14 @@ def evaluate(model, data) -> dict:
     return json.loads(r.output)
 
 
-def test_shipped_int8_meets_gate_and_matches_card(shipped_model, utk_root):
-    m = evaluate(shipped_model, utk_root)
+@pytest.fixture(scope="module")
+def utk_test(shipped_model, utk_root) -> dict:
+    """The shipped model on the whole UTKFace test split, evaluated once for both tests."""
+    return evaluate(shipped_model, utk_root)
+
+
+def test_shipped_int8_meets_gate_and_matches_card(shipped_model, utk_test):
+    m = utk_test
     assert m["n"] + m["skipped"] == 2396 and m["skipped"] <= 5  # a box-crop model skips chips without a face
     assert m["mae"] < 8.0, "the shipped model breaks the business requirement (MAE < 8)"
     meta = json.loads(shipped_model.with_suffix(".json").read_text())
@@ -35,7 +41,7 @@ def test_shipped_int8_meets_gate_and_matches_card(shipped_model, utk_root):
     assert "non-commercial" in card
 
 
-def test_shipped_model_on_all_age_faces_and_its_operating_point(shipped_model, utk_root):
+def test_shipped_model_on_all_age_faces_and_its_operating_point(shipped_model, utk_test):
     """A distribution model (v2) carries a calibrated operating point that holds on both test sets per image;
     every shipped model keeps MAE < 8 on the second population."""
     if not (AAF / "labels.csv").exists():
@@ -47,6 +53,6 @@ def test_shipped_model_on_all_age_faces_and_its_operating_point(shipped_model, u
         return
     op = meta["operating_point"]
     assert op and meta["head"]["temperature"] != 1.0, "a shipped distribution model must be calibrated"
-    for data in (m, evaluate(shipped_model, utk_root)):
+    for data in (m, utk_test):
         assert data["operating_point"]["minors_ok"] <= op["target_minors_ok_image"] + 0.005
         assert 0.7 <= data["calibration"]["all"]["coverage_80"] <= 0.9
