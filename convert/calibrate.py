@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from agegate.edge.age_head import AgeHead, interval
+from agegate.edge.age_head import AgeHead, covers
 from agegate.edge.challenge25 import (CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
                                       OperatingPoint, allowed_minors, choose_max_risk, rates, tradeoff_curve)
 from agegate.edge.contracts import CHALLENGE_AGE
@@ -39,8 +39,7 @@ def with_temperature(probs: np.ndarray, head: AgeHead, temperature: float) -> np
 
 
 def coverage(y: np.ndarray, probs: np.ndarray, head: AgeHead, level: float = TARGET_COVERAGE) -> float:
-    lo, hi = interval(probs, head, level)
-    return float(np.mean((y >= lo) & (y <= hi)))
+    return float(np.mean(covers(y, probs, head, level)))
 
 
 def fit_temperature(y: np.ndarray, probs: np.ndarray, head: AgeHead, target: float = TARGET_COVERAGE) -> float:

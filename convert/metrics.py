@@ -95,18 +95,22 @@ INTERVAL_LEVELS = (0.8, 0.95)
 def calibration(y_true, probs, head) -> dict:
     """How honest a distribution model's spread is: per band, how often the true age lies inside the
     central 80 % and 95 % intervals (a calibrated model: about 0.80 and 0.95) and how wide they are."""
-    from agegate.edge.age_head import interval
+    from agegate.edge.age_head import covers, interval
 
     y_true = np.asarray(y_true, np.float64)
     idx = band_index(y_true)
-    bounds = {lv: interval(probs, head, lv) for lv in INTERVAL_LEVELS}
+    hits = {lv: covers(y_true, probs, head, lv) for lv in INTERVAL_LEVELS}
+    widths = {}
+    for lv in INTERVAL_LEVELS:
+        lo, hi = interval(probs, head, lv)
+        widths[lv] = hi - lo + 1  # whole years, both ends included
 
     def summary(m: np.ndarray) -> dict:
         out: dict = {"n": int(m.sum())}
-        for lv, (lo, hi) in bounds.items():
+        for lv in INTERVAL_LEVELS:
             key = f"{round(lv * 100)}"
-            out[f"coverage_{key}"] = _r(np.mean((y_true[m] >= lo[m]) & (y_true[m] <= hi[m]))) if m.any() else None
-            out[f"width_{key}"] = _r(np.mean(hi[m] - lo[m] + 1)) if m.any() else None
+            out[f"coverage_{key}"] = _r(np.mean(hits[lv][m])) if m.any() else None
+            out[f"width_{key}"] = _r(np.mean(widths[lv][m])) if m.any() else None
         return out
 
     return {"all": summary(np.ones(len(y_true), bool)),

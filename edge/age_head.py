@@ -93,10 +93,6 @@ class AgeHead:
         return self.probabilities(raw, 1.0) @ self.ages
 
 
-def expected_age(probs: np.ndarray, head: AgeHead) -> np.ndarray:
-    return np.asarray(probs, np.float64).reshape(-1, head.n_bins) @ head.ages
-
-
 def p_under(probs: np.ndarray, head: AgeHead, age: float) -> np.ndarray:
     """Probability that the true age is under `age` (whole years: the bins below it)."""
     p = np.asarray(probs, np.float64).reshape(-1, head.n_bins)
@@ -113,6 +109,13 @@ def interval(probs: np.ndarray, head: AgeHead, level: float) -> tuple[np.ndarray
     lo = np.argmax(cdf > tail, axis=1)
     hi = np.argmax(cdf >= 1.0 - tail, axis=1)
     return head.ages[lo], head.ages[hi]
+
+
+def covers(ages: np.ndarray, probs: np.ndarray, head: AgeHead, level: float) -> np.ndarray:
+    """Per image: is the true age inside its distribution's central `level` interval (whole years)?"""
+    lo, hi = interval(probs, head, level)
+    ages = np.asarray(ages, np.float64)
+    return (ages >= lo) & (ages <= hi)
 
 
 def fuse(probs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

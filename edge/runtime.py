@@ -141,10 +141,6 @@ class AgeModel:
         of convert/predictor.py; the interpreter takes one image at a time)."""
         return np.stack([self.raw_tensor(x) for x in xs]) if len(xs) else np.zeros((0, self.meta.head.outputs))
 
-    def predict_tensor(self, x: np.ndarray) -> float:
-        """One normalised input -> age in years (a distribution's mean)."""
-        return float(self.meta.head.point(self.raw_tensor(x))[0])
-
     def estimate_tensor(self, x: np.ndarray) -> AgeEstimate:
         raw = self.raw_tensor(x)
         head = self.meta.head
@@ -156,5 +152,5 @@ class AgeModel:
         return self.estimate_tensor(normalize(prepare_uint8(face_rgb, self.spec), self.spec))
 
     def predict_face(self, face_rgb: np.ndarray) -> float:
-        """A face crop (RGB uint8, any size) -> age in years."""
-        return self.predict_tensor(normalize(prepare_uint8(face_rgb, self.spec), self.spec))
+        """A face crop (RGB uint8, any size) -> age in years (a distribution's mean)."""
+        return self.estimate_face(face_rgb).age
