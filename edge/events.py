@@ -25,6 +25,10 @@ log = logging.getLogger("agegate.edge")
 #: week of a busy till. The box keeps deciding (the till needs its answers); /healthz says why.
 MAX_PENDING = 10_000
 
+#: Columns added after the first schema, with their type: a new database gets them in CREATE TABLE;
+#: opening an older one adds them (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
+MIGRATIONS = (("reason", "TEXT"), ("p_under_25", "REAL"), ("model", "TEXT"), ("store_id", "TEXT"),
+              ("till_id", "TEXT"))
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -35,19 +39,10 @@ CREATE TABLE IF NOT EXISTS events (
     band TEXT,
     frames INTEGER NOT NULL,
     decision TEXT NOT NULL CHECK (decision IN ('ok', 'id_check', 'uncertain')),
-    latency_ms REAL,
-    reason TEXT,
-    p_under_25 REAL,
-    model TEXT,
-    store_id TEXT,
-    till_id TEXT
+    latency_ms REAL""" + "".join(f",\n    {column} {kind}" for column, kind in MIGRATIONS) + """
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
-#: Columns added after the first schema (a new database gets them from SCHEMA), with their type: opening
-#: an older database adds them (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
-MIGRATIONS = (("reason", "TEXT"), ("p_under_25", "REAL"), ("model", "TEXT"), ("store_id", "TEXT"),
-              ("till_id", "TEXT"))
 
 
 @dataclass(frozen=True)
