@@ -1,8 +1,10 @@
 """What machine a benchmark ran on: recorded with every result."""
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,3 +33,22 @@ def environment(runtime: str = "", runtime_version: str = "", delegate: str = ""
     return {**cpu_info(), "os": f"{platform.system()} {platform.release()}", "python": sys.version.split()[0],
             "runtime": runtime, "runtime_version": runtime_version, "delegate": delegate,
             "agegate_version": __version__, "hostname_hash": abs(hash(platform.node())) % 10**6}
+
+
+def vm_mb(key: str) -> float:
+    """VmRSS / VmHWM of this process in MB (/proc; VmHWM starts afresh at exec, unlike ru_maxrss, which a
+    child inherits from the process that forked it)."""
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_fresh(code: str, timeout: float = 600) -> dict:
+    """Run Python `code` in a fresh interpreter (its memory is its own) and parse the JSON object it prints
+    last. A failure raises RuntimeError with the end of its stderr."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode:
+        tail = done.stderr.strip().splitlines()
+        raise RuntimeError(tail[-1] if tail else f"exit status {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

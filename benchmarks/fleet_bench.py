@@ -11,9 +11,6 @@ the report (`fleet.build_report`) over the whole tree, each in a fresh process f
 from __future__ import annotations
 
 import json
-import resource
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +19,7 @@ import numpy as np
 
 from agegate.edge.bands import BAND_LABELS
 
-from .environment import environment
+from .environment import environment, run_fresh, vm_mb
 
 #: Mean buyers per till per hour over a day, 0h..23h (closed 23-6).
 HOURLY = np.array([0, 0, 0, 0, 0, 0, 0, 4, 9, 11, 12, 14, 18, 16, 12, 11, 13, 17, 19, 16, 10, 6, 3, 0], float)
@@ -95,7 +92,7 @@ def _export_child(db: str, out: str) -> None:
     t0 = time.perf_counter()
     r = export_events(db, out)
     print(json.dumps({"rows": r.rows, "files": len(r.files), "seconds": time.perf_counter() - t0,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": vm_mb("VmHWM")}))
 
 
 def _report_child(tree: str) -> None:
@@ -104,16 +101,14 @@ def _report_child(tree: str) -> None:
     t0 = time.perf_counter()
     rep = build_report([tree])
     print(json.dumps({"rows": rep.rows, "boxes": rep.boxes, "days": rep.days, "seconds": time.perf_counter() - t0,
-                      "jumps_found": [j["box_id"] for j in rep.uncertain_jumps],
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "jumps_found": [j["box_id"] for j in rep.uncertain_jumps], "peak_rss_mb": vm_mb("VmHWM")}))
 
 
 def _child(kind: str, *args: str) -> dict:
-    code = f"from agegate.benchmarks.fleet_bench import _{kind}_child as f; f(*{list(args)!r})"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"{kind} benchmark failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        return run_fresh(f"from agegate.benchmarks.fleet_bench import _{kind}_child as f; f(*{list(args)!r})")
+    except RuntimeError as e:
+        raise RuntimeError(f"{kind} benchmark failed: {e}") from e
 
 
 def make_box_db(path: Path, rows: int, seed: int = 1) -> None:

@@ -10,10 +10,7 @@ every frame.
 """
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import time
 
 import cv2
@@ -25,7 +22,7 @@ from agegate.edge.pipeline import BoxOptions, BoxPipeline
 from agegate.edge.preprocess import decode_image
 from agegate.edge.runtime import AgeModel, runtime_version
 
-from .environment import environment
+from .environment import environment, run_fresh
 from .pipeline_bench import PROFILES
 
 CASES = {"empty 640x480": ((640, 480), False), "one face 640x480": ((640, 480), True),
@@ -56,29 +53,22 @@ def time_frames(pipeline: BoxPipeline, rgb: np.ndarray, n: int) -> list[float]:
     return out
 
 
-def vm_mb(key: str) -> float:
-    """VmRSS / VmHWM of this process in MB (/proc; VmHWM starts afresh at exec, unlike ru_maxrss)."""
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def huge_frame_cost(model: str, side: int = 8000, profile: str = "box") -> dict:
     """One side x side frame with a face (a head 30 % of the frame tall), in a fresh process: seconds, the
     process's RSS holding the frame before processing, and its peak RSS (the frame alone is side^2 x 3 bytes)."""
     code = (
         "import json,time;from agegate.benchmarks.frames_bench import *;"
+        "from agegate.benchmarks.environment import vm_mb;"
         f"m=AgeModel({model!r});p=BoxPipeline(m,BoxOptions(**PROFILES[{profile!r}]));"
         f"f=synthetic_frame(({side},{side}),True,0.3);r0=vm_mb('VmRSS');"
         "t=time.perf_counter();p.process(Frame(0,time.time(),f));s=time.perf_counter()-t;"
         "print(json.dumps({'seconds':round(s,3),'rss_with_frame_mb':round(r0,1),'peak_rss_mb':round(vm_mb('VmHWM'),1),"
         "'frame_mb':round(f.nbytes/2**20,1),'faces':p.metrics.faces}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    if out.returncode:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    try:
+        return run_fresh(code)
+    except RuntimeError as e:  # the huge frame may be what kills it: a result row that says so
+        return {"error": str(e)}
 
 
 def bench_frames(model: str, threads: int = 2, runs: int = 60, huge: int = 8000) -> dict:
