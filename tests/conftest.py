@@ -239,3 +239,21 @@ def kit(tmp_path_factory, shipped_model):
 def cli():
     """Run `agegate ARGS...` in-process (click's CliRunner); paths may be Path objects."""
     return _cli
+
+
+def portrait_video(path: Path, side: int = 360, frames: int = 30) -> Path:
+    """The demo portrait hopper_78.jpg (BlazeFace finds it at every size the tests use) `side` px tall in a
+    640x480 frame, swaying a little: a buyer at the till, without ../shared."""
+    from agegate.edge.default_model import assets_dir
+    from agegate.edge.preprocess import decode_image
+
+    portrait = sorted((assets_dir() / "demo").glob("*.jpg"))[1]
+    img = cv2.cvtColor(cv2.resize(decode_image(portrait), (side, side)), cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
+    for i in range(frames):
+        frame = np.full((480, 640, 3), 110, np.uint8)
+        x, y = 320 - side // 2 + int(6 * np.sin(i / 4)), 240 - side // 2
+        frame[max(0, y):y + side, x:x + side] = img[max(0, -y):480 - y]
+        writer.write(frame)
+    writer.release()
+    return path

@@ -18,16 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
-from agegate.edge.default_model import assets_dir
-from agegate.edge.preprocess import decode_image
+from .conftest import portrait_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-PORTRAIT = sorted((assets_dir() / "demo").glob("*.jpg"))[1]  # hopper_78.jpg: detected at every size used here
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +48,6 @@ def shoot(driver, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(Path(folder) / name))
-
-
-def portrait_video(path: Path, side: int, frames: int = 1200) -> Path:
-    """The demo portrait `side` px tall in a 640x480 frame, swaying a little: a buyer at the till."""
-    img = cv2.cvtColor(cv2.resize(decode_image(PORTRAIT), (side, side)), cv2.COLOR_RGB2BGR)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
-    for i in range(frames):
-        frame = np.full((480, 640, 3), 110, np.uint8)
-        x, y = 320 - side // 2 + int(6 * np.sin(i / 4)), 240 - side // 2
-        frame[max(0, y):y + side, x:x + side] = img[max(0, -y):480 - y]
-        writer.write(frame)
-    writer.release()
-    return path
 
 
 def start_box(tmp: Path, video: Path, token: str) -> tuple[subprocess.Popen, str]:
@@ -115,7 +98,7 @@ def text(driver, element_id: str) -> str:
 
 @pytest.mark.parametrize("side,verdict,fix", [(360, "good", "nothing to do"), (120, "face too small", "move the camera closer")])
 def test_setup_page_shows_live_image_and_the_right_verdict(browser, tmp_path, side, verdict, fix):
-    video = portrait_video(tmp_path / "till.mp4", side)
+    video = portrait_video(tmp_path / "till.mp4", side, frames=1200)
     proc, base = start_box(tmp_path, video, "t0ken")
     try:
         browser.get(f"{base}/setup?token=t0ken")

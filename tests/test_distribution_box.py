@@ -8,7 +8,6 @@ import json
 import sqlite3
 
 import cv2
-import numpy as np
 import pytest
 
 from agegate.edge.age_head import AgeHead
@@ -18,8 +17,10 @@ from agegate.edge.default_model import assets_dir
 from agegate.edge.events import EventStore
 from agegate.edge.metadata import ModelMetadata, read_metadata, write_metadata
 from agegate.edge.pipeline import BoxOptions, BoxPipeline
-from agegate.edge.preprocess import PreprocessSpec, decode_image
+from agegate.edge.preprocess import PreprocessSpec
 from agegate.edge.runtime import AgeModel
+
+from .conftest import portrait_video
 
 pytestmark = pytest.mark.slow
 HEAD = AgeHead.distribution()
@@ -41,18 +42,6 @@ def dist_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("dist") / "dist.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     write_metadata(path, ModelMetadata("tiny", 32, PreprocessSpec(32, normalization="mobilenet"), head=HEAD))
-    return path
-
-
-def portrait_video(path):
-    img = cv2.cvtColor(cv2.resize(decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[1]), (360, 360)),
-                       cv2.COLOR_RGB2BGR)
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
-    for i in range(30):
-        f = np.full((480, 640, 3), 110, np.uint8)
-        f[60:420, 140 + i % 3:500 + i % 3] = img
-        w.write(f)
-    w.release()
     return path
 
 
