@@ -34,10 +34,10 @@ def generate_tree(out: Path, boxes: int, days: int, seed: int = 0, end: str = "2
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from agegate.edge.export import _arrow_schema
+    from agegate.edge.export import arrow_schema
 
     rng = np.random.default_rng(seed)
-    schema = _arrow_schema()
+    schema = arrow_schema()
     scale = rows_per_box_day / HOURLY.sum()
     last = datetime.fromisoformat(end).replace(tzinfo=timezone.utc)
     jumped = set(rng.choice(boxes, size=max(1, boxes // 200), replace=False).tolist())

@@ -73,7 +73,8 @@ def write_watermark(db: Path, last_id: int, out: Path) -> None:
     os.replace(tmp, p)
 
 
-def _arrow_schema():
+def arrow_schema():
+    """The export's Parquet schema (COLUMNS, typed); the fleet benchmark writes its trees with it too."""
     import pyarrow as pa
 
     return pa.schema([("event_id", pa.int64()), ("ts", pa.timestamp("ms", tz="UTC")), ("store_id", pa.string()),
@@ -124,7 +125,7 @@ def export_events(db: str | Path, out: str | Path, progress=None) -> ExportResul
     result.removed_uncommitted = remove_uncommitted(out, boxes, mark)
     fields_sql = ["id"] + [f if f in have else "NULL" for f in EVENT_FIELDS]
     names = ["event_id"] + list(EVENT_FIELDS)
-    schema = _arrow_schema()
+    schema = arrow_schema()
     last = mark
     try:
         while True:
