@@ -45,10 +45,11 @@ class Predictions:
         m = age_metrics(self.y_true, self.y_pred)
         if self.probs is not None:
             m["calibration"] = calibration(self.y_true, self.probs, self.head)
-            m["risk_curve"] = tradeoff_curve(self.risk, self.y_true)
+            risk = self.risk
+            m["risk_curve"] = tradeoff_curve(risk, self.y_true)
             if self.operating_point is not None:
                 m["operating_point"] = {"max_risk": self.operating_point.max_risk,
-                                        **rates(self.risk, self.y_true, self.operating_point.max_risk)}
+                                        **rates(risk, self.y_true, self.operating_point.max_risk)}
         m["skipped"] = len(self.skipped)
         m["skipped_files"] = [{"path": p, "reason": why} for p, why in self.skipped]
         keys = sorted({k for a in self.attrs for k in a})
