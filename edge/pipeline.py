@@ -23,7 +23,6 @@ from .contracts import CHALLENGE_AGE
 from .decision import Decision, DecisionPolicy, decide
 from .detect import DetectorOptions, FaceBox, FaceDetector, crop_face
 from .events import Event, EventStore
-from .metadata import sha256_file
 from .preprocess import as_rgb_uint8
 from .runtime import AgeModel
 from .stats import RuntimeMetrics
@@ -86,10 +85,6 @@ class BoxPipeline:
                  metrics: RuntimeMetrics | None = None):
         self.model = model
         self.options = options or BoxOptions()
-        # In every event row: which model decided (fleet reports list models and versions per box). An
-        # installed bundle names itself; a loose file by its name. The hash tells two builds apart.
-        b = model.meta.bundle
-        self.model_label = f"{f'{b.name} {b.version}' if b else model.path.name}:{sha256_file(model.path)[:12]}"
         op = model.meta.operating_point
         # A distribution model decides by its calibrated risk at the operating point it carries; a
         # regression model (or one not calibrated yet) by its age against id_threshold.
@@ -196,7 +191,7 @@ class BoxPipeline:
         self.last = d
         if self.events is not None:
             o = self.options
-            self.events.add(Event.from_decision(d, time.time(), o.box_id, self.model_label, o.store_id, o.till_id))
+            self.events.add(Event.from_decision(d, time.time(), o.box_id, self.model.label, o.store_id, o.till_id))
         return d
 
     def current(self, now: float | None = None) -> dict:

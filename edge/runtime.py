@@ -9,12 +9,13 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError
-from .metadata import ModelMetadata, read_metadata
+from .metadata import ModelMetadata, read_metadata, sha256_file
 from .preprocess import PreprocessSpec, normalize, prepare_uint8
 
 log = logging.getLogger("agegate.edge")
@@ -112,6 +113,14 @@ class AgeModel:
         if width != self.meta.head.outputs:
             raise ModelError(f"{self.path}: {width} outputs, but its metadata describes a {self.meta.head.kind.value} "
                              f"head with {self.meta.head.outputs}; the sidecar belongs to another model")
+
+    @cached_property
+    def label(self) -> str:
+        """Which model this is, in every event row (fleet reports list models and versions per box): an
+        installed bundle's name and version, or the file name, then 12 hex of the file's SHA-256 (two
+        builds of one name differ)."""
+        b = self.meta.bundle
+        return f"{f'{b.name} {b.version}' if b else self.path.name}:{sha256_file(self.path)[:12]}"
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
         dtype = self._in["dtype"]
