@@ -26,6 +26,10 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
     # EfficientNet (Keras applications): the model rescales internally, feed 0..255
     "raw": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "rgb"),
     "unit": ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255), "rgb"),
+    # PyTorch/torchvision ImageNet models (mobilenet_v2_torch): ImageNet mean and std on 0..1 pixels
+    "imagenet": ((123.675, 116.28, 103.53), (1 / 58.395, 1 / 57.12, 1 / 57.375), "rgb"),
+    # EfficientNet-Lite (efficientnet_lite0): TensorFlow's reference preprocessing, (x - 127) / 128
+    "lite": ((127.0, 127.0, 127.0), (1 / 128, 1 / 128, 1 / 128), "rgb"),
 }
 
 FACE_CROPS = ("none", "box")

