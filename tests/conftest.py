@@ -44,6 +44,20 @@ def pick(split: str, n: int, seed: int = 0, lo: int = 0, hi: int = 200) -> list[
     return [rows[i] for i in sorted(rng.permutation(len(rows))[:n])]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """The suite runs on two pytest-xdist workers (pyproject: -n 2 --dist loadgroup). Costly shared
+    fixtures are built once: every test that uses the small trained model goes to one worker, and the
+    tests of a module with a module-scoped fixture stay together."""
+    for item in items:
+        if {"trained_run", "converted"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("trained_model"))
+            continue
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(d.scope == "module" for fixture_defs in defs.values() for d in fixture_defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def utk_root() -> Path:
     utk_rows()
