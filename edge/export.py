@@ -21,12 +21,13 @@ import json
 import os
 import re
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import AgegateError, UsageError
 from .events import EVENT_FIELDS
+from .results import JsonResult
 
 #: Rows per read from SQLite: bounds memory on a box that has not exported for months.
 CHUNK_ROWS = 200_000
@@ -37,7 +38,7 @@ COLUMNS = ("event_id", "ts", "store_id", "till_id", "track_id", "age", "band", "
 
 
 @dataclass
-class ExportResult:
+class ExportResult(JsonResult):
     database: str
     out: str
     rows: int
@@ -45,9 +46,6 @@ class ExportResult:
     watermark_before: int = 0
     watermark_after: int = 0
     removed_uncommitted: int = 0  # files a killed run had left above the watermark
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def watermark_path(db: Path) -> Path:

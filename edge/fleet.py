@@ -13,12 +13,12 @@ agegate[fleet]`).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .bands import BAND_LABELS
 from .errors import UsageError
+from .results import JsonResult
 
 #: A box is listed as "uncertain jumped" when its share over the last RECENT_DAYS is at least
 #: JUMP_POINTS above its share before, at least twice it, on at least JUMP_MIN_BUYERS recent buyers.
@@ -29,7 +29,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 @dataclass
-class FleetReport:
+class FleetReport(JsonResult):
     sources: list[str]
     date_from: str
     date_to: str
@@ -47,9 +47,6 @@ class FleetReport:
     uncertain_jumps: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
     #: Tables written as CSV beside the HTML.
     TABLES = ("by_store_band", "by_hour", "by_weekday", "per_box", "box_days", "uncertain_jumps", "models",

@@ -28,6 +28,7 @@ import numpy as np
 from .contracts import RELEASE_MODEL
 from .bundle_format import check_release, extract_verified, read_bundle
 from .errors import AgegateError, BundleError
+from .results import JsonResult
 
 KEEP_RELEASES = 3
 DEFAULT_ROOT = Path("/opt/agegate")
@@ -41,23 +42,17 @@ class SmokeResult:
 
 
 @dataclass
-class InstallResult:
+class InstallResult(JsonResult):
     version: str
     previous: str | None
     smoke: SmokeResult
     forced: bool
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
-class RollbackResult:
+class RollbackResult(JsonResult):
     version: str
     previous: str
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -8,12 +8,13 @@ the frame is the one the pipeline holds anyway, replaced by the next.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .detect import FaceBox, crop_face
+from .results import JsonResult
 from .tracking import MIN_BRIGHTNESS, frame_quality
 
 #: Eye distance over face-box width below which the face is turned away from the camera. BlazeFace's
@@ -23,7 +24,7 @@ MIN_EYE_RATIO = 0.22
 
 
 @dataclass
-class SetupStatus:
+class SetupStatus(JsonResult):
     frames: int  # frames the box has processed: the page shows it to prove the view is live
     face: bool
     face_px: float | None = None
@@ -39,9 +40,6 @@ class SetupStatus:
     verdict: str = "no face"
     fix: str = "stand where a buyer stands"
     ok: bool = False
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def _facing(face: FaceBox) -> bool | None:
