@@ -13,14 +13,15 @@ from agegate.edge.metadata import ModelMetadata
 
 def qat_finetune(model, meta: ModelMetadata, records, *, epochs: int = 1, batch_size: int = 32, lr: float = 2e-5,
                  seed: int = 0, echo=print):
-    from agegate.train.backbones import get_backbone
+    from agegate.train.backbones import BACKBONES, get_backbone
     from agegate.train.inputs import decode_records, make_dataset
     from agegate.train.losses import compile_objects
     from agegate.train.tfenv import import_tf
 
     tf, keras = import_tf()
     if not get_backbone(meta.backbone).qat:
-        raise UsageError(f"QAT supports resnet50 and mobilenet_v2; {meta.backbone} needs a custom quantize config "
+        supported = ", ".join(s.name for s in BACKBONES.values() if s.qat)
+        raise UsageError(f"QAT supports {supported}; {meta.backbone} needs a custom quantize config "
                          f"(tfmot cannot wrap its layers). Use post-training int8 instead.")
     try:
         import tensorflow_model_optimization as tfmot
