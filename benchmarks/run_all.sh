@@ -52,7 +52,19 @@ agegate bench fleet --boxes 1000 --days 90 --out "$R/fleet-1000x90.json"
 agegate bench train --backbones mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50 --sizes 96,128 \
   --out "$R/train-throughput.json"
 
+# 6. The offline ImageNet starts against the face-age seed (README, "Choosing a starting point"): training speed,
+# and int8 latency of the comparison runs (RUNS_INT8: their .tflite files, `agegate convert RUN --quant int8`).
+agegate bench train --backbones mobilenet_v2,mobilenet_v2_torch,efficientnet_lite0 --sizes 112,128,160 \
+  --out "$R/train-throughput-pretrained.json"
+if [ -n "${RUNS_INT8:-}" ]; then
+  agegate bench models $RUNS_INT8 --threads 1,2 --out "$R/pretrained-starts-latency.json"
+fi
+
+# 7. Buyer separation: the box's descriptor against the age model's features (val buyers).
+python -m agegate.benchmarks.separation_probe --buyers 160 --out "$R/separation-probe.json"
+
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
   "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2-test.json \
   "$R"/train-throughput.json "$R"/fleet-1000x90.json "$R"/default-v2-latency.json \
+  "$R"/pretrained-starts-latency.json "$R"/train-throughput-pretrained.json \
   --out "$R/README.md" --png "$R/latency.png"
