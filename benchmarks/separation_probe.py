@@ -102,9 +102,14 @@ def main(data, buyers, frames, model_path, out):
             for v in views:
                 pairs["appearance"][1].append(appearance_distance(last[0], v[0]))
                 pairs["features"][1].append(1 - float(last[1] @ v[1]))
+    arr = {k: (np.array(w), np.array(b)) for k, (w, b) in pairs.items()}
+    # Both together, each scaled by its median between-buyer distance, the features at half weight.
+    scale = {k: float(np.median(b)) for k, (_, b) in arr.items()}
+    arr["combined"] = tuple(arr["appearance"][i] / scale["appearance"] + 0.5 * arr["features"][i] / scale["features"]
+                            for i in (0, 1))
     result = {"model": path.name, "buyers": len(people), "frames": frames,
               "pairs": {"within": len(pairs["appearance"][0]), "between": len(pairs["appearance"][1])},
-              "descriptors": {k: separation(np.array(w), np.array(b)) for k, (w, b) in pairs.items()},
+              "descriptors": {k: separation(w, b) for k, (w, b) in arr.items()},
               "environment": environment()}
     for name, r in result["descriptors"].items():
         click.echo(f"{name:10s} median within {r['median_within']:.3f} between {r['median_between']:.3f}; " + "; ".join(
