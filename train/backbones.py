@@ -90,7 +90,6 @@ def build_model(backbone: str, input_size: int, weights: str = "none", dropout: 
     from .tfenv import import_tf
 
     tf, keras = import_tf()
-
     spec = get_backbone(backbone)
     app = OWN_BUILDERS.get(spec.keras_app) or getattr(keras.applications, spec.keras_app)
     kw = dict(spec.kwargs)
