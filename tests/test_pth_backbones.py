@@ -6,6 +6,7 @@ matplotlib: 'military uniform', ImageNet class 652). A wrong transpose, padding 
 not survive that. PyTorch itself is not installed here (its PyPI wheels bring gigabytes of CUDA
 libraries), so the reference is that known answer, not a side-by-side run.
 """
+import io
 import json
 import pickle
 import sys
@@ -33,7 +34,7 @@ def _imagenet_top5(backbone: str) -> list[int]:
 
     _, keras = import_tf()
     spec = BACKBONES[backbone]
-    model, _ = build_model(backbone, 224, weights="pretrained")
+    model, _ = build_model(backbone, 224, weights="none")  # loaded once, below, to keep the classifier
     loaded = load_pth_backbone(model, spec.pretrained.locate(), keras)
     w, b = loaded.classifier
     features = keras.Model(model.input, model.get_layer("head_dropout").input)
@@ -121,8 +122,6 @@ def _write_zip_pth(path, tensors: dict[str, np.ndarray], monkeypatch) -> None:
 
     storages = {name: _FakeStorage(str(i), a) for i, (name, a) in enumerate(tensors.items())}
     state = {name: Tensor(storages[name], a) for name, a in tensors.items()}
-    import io
-
     buf = io.BytesIO()
     Pickler(buf, protocol=2).dump(state)
     with zipfile.ZipFile(path, "w") as z:

@@ -256,11 +256,12 @@ def recalibrate_bn(model, keras, data, spec: PreprocessSpec, batches: int, batch
     batch's statistics), and the mean is taken here. One traced forward serves every batch (running
     the model eagerly per batch cost 6-7 s an epoch for the tests' MobileNetV2 at 48 px).
     """
-    import tensorflow as tf
-
     from agegate.edge.preprocess import normalize
 
     from .inputs import model_inputs
+    from .tfenv import import_tf
+
+    tf, _ = import_tf()
 
     bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization) and l.trainable]
     if not bns:
