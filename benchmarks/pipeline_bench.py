@@ -35,11 +35,12 @@ def make_bench_video(face_paths: list[Path], out: Path, frames: int = 300, size=
 
 
 #: `bench pipeline --profile`: the box as it ships, and the first release's pipeline (every frame aged,
-#: padded retry and Haar on camera frames, no downscaling before detection) to compare against in one run.
+#: padded retry and Haar on camera frames, no downscaling before detection, the image descriptor alone) to
+#: compare against in one run.
 PROFILES = {
     "box": {},
     "landed": {"detector": DetectorOptions(pad_retry=True, fallback_haar=True, max_side=1 << 30),
-               "follow_decided": False},
+               "follow_decided": False, "look_features": False},
 }
 
 

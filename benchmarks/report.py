@@ -61,9 +61,10 @@ def markdown(results: list[dict]) -> str:
                           f"{d['_file']} |")
         elif d.get("kind") == "replay":
             pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+            few = lambda x, n: f"{100 * x:.2f}% ({n})"  # noqa: E731 - rare events: the count, and a second decimal
             replays.append(f"| {dev} | {d['buyers']} | {d['gap'][0]}..{d['gap'][1]} | {pct(d['decided_share'])} | "
-                           f"{pct(d['merged_share'])} | {pct(d['split_share'])} | {d['mae']} | "
-                           f"{pct(d['minors_ok_share'])} | {pct(d['adults_asked_share'])} | {round(d['fps'], 1)} | "
+                           f"{few(d['merged_share'], d['merged'])} | {few(d['split_share'], d['split_buyers'])} | {d['mae']} | "
+                           f"{few(d['minors_ok_share'], d['minors_decided_ok'])} | {pct(d['adults_asked_share'])} | {round(d['fps'], 1)} | "
                            f"{d['_file']} |")
     train = ["| device | backbone | input | batch | images/s | params (M) | file |", "|---|---|---|---|---|---|---|"]
     for d in results:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-create every committed result in benchmarks/results/ on this machine (about 25 minutes on 2 cores).
+# Re-create every committed result in benchmarks/results/ on this machine (about 25 minutes on 2 cores, and
+# about 25 more for the tracker sweep of step 7).
 # Usage: bash benchmarks/run_all.sh RUN_DIR   (RUN_DIR: the shipped model's training run, see MODEL_CARD.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,8 +61,10 @@ if [ -n "${RUNS_INT8:-}" ]; then
   agegate bench models $RUNS_INT8 --threads 1,2 --out "$R/pretrained-starts-latency.json"
 fi
 
-# 7. Buyer separation: the box's descriptor against the age model's features (val buyers).
+# 7. Buyer separation (val buyers): each part of the box's Look alone and combined, and the tracker's rule
+#    chosen by replaying the tracker over 1,600 buyers' frames (about 25 minutes).
 python -m agegate.benchmarks.separation_probe --buyers 160 --out "$R/separation-probe.json"
+python -m agegate.benchmarks.tracker_sweep --buyers 1600 --out "$R/tracker-sweep-val.json"
 
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
   "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2-test.json \

@@ -127,39 +127,41 @@ def buyer_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator)
         yield _camera(frame, rng, gain, noise)
 
 
-def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> dict:
-    """Run the buyers through `pipeline` (a BoxPipeline) and score its decisions per buyer."""
+def till_frames(buyers: list[Buyer], options: ReplayOptions, tail: int):
+    """The replay's whole sequence, seeded: (RGB frame, index of the buyer shown or None) for the buyers
+    in a random order with empty gaps between them, then `tail` empty frames (the last buyer leaves)."""
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(buyers))
     bg = _background(rng)
+    for k, b in enumerate(order):
+        if k:
+            for _ in range(int(rng.integers(options.gap[0], options.gap[1] + 1))):
+                yield _camera(bg, rng), None
+        for rgb in buyer_frames(buyers[b], options.frames, bg, rng):
+            yield rgb, int(b)
+    for _ in range(tail):
+        yield _camera(bg, rng), None
+
+
+def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> dict:
+    """Run the buyers through `pipeline` (a BoxPipeline) and score its decisions per buyer."""
     shown: list[int | None] = []  # buyer index per frame (None: empty till)
     track_frames: dict[int, Counter] = defaultdict(Counter)  # track id -> buyer -> frames
     decisions = []
     empty_ms, face_ms = [], []
     t_frame, t0 = 1.7e9, time.perf_counter()
-
-    def step(rgb: np.ndarray, who: int | None) -> None:
-        nonlocal t_frame
+    for rgb, who in till_frames(buyers, options, tail=pipeline.options.max_missed + 2):
         t_frame += 1 / FPS
         f0 = time.perf_counter()
         made = pipeline.process(Frame(len(shown), t_frame, rgb))
         (face_ms if who is not None else empty_ms).append((time.perf_counter() - f0) * 1000)
+        if progress and who is not None and (not shown or shown[-1] != who):
+            progress(1)
         shown.append(who)
         for t in pipeline.tracker.tracks.values():
             if t.last_ts == t_frame:
                 track_frames[t.track_id][who] += 1
         decisions.extend(made)
-
-    for k, b in enumerate(order):
-        if k:
-            for _ in range(int(rng.integers(options.gap[0], options.gap[1] + 1))):
-                step(_camera(bg, rng), None)
-        for rgb in buyer_frames(buyers[b], options.frames, bg, rng):
-            step(rgb, int(b))
-        if progress:
-            progress(1)
-    for _ in range(pipeline.options.max_missed + 2):  # the last buyer leaves
-        step(_camera(bg, rng), None)
     decisions.extend(pipeline.finish())
     seconds = time.perf_counter() - t0
     return score(buyers, decisions, track_frames, shown, seconds, empty_ms, face_ms)

@@ -54,6 +54,9 @@ class BoxOptions:
     # False: age every face on every frame, decided or not (what the first release did; benchmarks
     # compare against it). True: a decided buyer is followed, not re-estimated.
     follow_decided: bool = True
+    # True: each face's Look carries the age model's features when the file has them (one more model run
+    # per face and frame; tracking.Separation). False: the image descriptor alone, as the first release.
+    look_features: bool = True
     latency_budget_ms: float | None = None  # p50 inference per face above this: /healthz says "slow"
 
 
@@ -138,8 +141,13 @@ class BoxPipeline:
             self.last_face_ts = frame.ts
         c0 = time.perf_counter()
         crops = [crop_face(rgb, face, self.model.spec.face_margin) for face in faces]
-        looks = [appearance(c) for c in crops]
         crop_ms += (time.perf_counter() - c0) * 1000
+        l0 = time.perf_counter()
+        # Every face's look, with the age model's features when the file exposes them (one run per
+        # face, decided buyers included: a look-alike stepping into a decided buyer's place is the
+        # merge this catches). Timed as its own stage.
+        looks = [appearance(c, self.model.features_face(c) if o.look_features else None) for c in crops]
+        look_ms = (time.perf_counter() - l0) * 1000
         f0 = time.perf_counter()
         tracks = self.tracker.match(faces, frame.ts, looks)
         frame_ms = (f0 - t_start) * 1000
@@ -162,6 +170,7 @@ class BoxPipeline:
                 made.append(self._decide(track))
         if faces:
             m.observe("crop", crop_ms + quality_ms)
+            m.observe("look", look_ms)
             m.observe("infer", infer_ms)
         for track in self.tracker.expire():
             if not track.decided:

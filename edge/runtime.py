@@ -83,10 +83,13 @@ def make_interpreter(path: Path, threads: int = 2, delegate: str = "xnnpack"):
 
 @dataclass(frozen=True)
 class AgeEstimate:
-    """One face's estimate: the point in years, and for a distribution model its probabilities per year."""
+    """One face's estimate: the point in years, for a distribution model its probabilities per year, and
+    for a model with a features output (convert/feature_output.py) how the model sees this face (unit norm;
+    the tracker compares buyers with it, it is never stored)."""
 
     age: float
     probs: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
 class AgeModel:
@@ -105,14 +108,19 @@ class AgeModel:
         self.interpreter, self.runtime = make_interpreter(self.path, threads, delegate)
         self.init_ms = (time.perf_counter() - t0) * 1000
         self._in = self.interpreter.get_input_details()[0]
-        self._out = self.interpreter.get_output_details()[0]
+        outputs = self.interpreter.get_output_details()
         shape = tuple(self._in["shape"])
         if shape[1:3] != (self.spec.input_size, self.spec.input_size):
             raise ModelError(f"{self.path}: input shape {shape} does not match metadata input_size {self.spec.input_size}")
-        width = int(np.prod(self._out["shape"][1:]))
-        if width != self.meta.head.outputs:
-            raise ModelError(f"{self.path}: {width} outputs, but its metadata describes a {self.meta.head.kind.value} "
-                             f"head with {self.meta.head.outputs}; the sidecar belongs to another model")
+        # The age output is the one as wide as the head; a second one, if any, is the pooled features.
+        heads = [o for o in outputs if _width(o) == self.meta.head.outputs]
+        if not heads:
+            raise ModelError(f"{self.path}: {_width(outputs[0])} outputs, but its metadata describes a "
+                             f"{self.meta.head.kind.value} head with {self.meta.head.outputs}; the sidecar belongs "
+                             f"to another model")
+        self._out = heads[0]
+        rest = [o for o in outputs if o["index"] != self._out["index"]]
+        self._features = rest[0] if rest else None
 
     @cached_property
     def label(self) -> str:
@@ -135,11 +143,36 @@ class AgeModel:
         one logit per year of age (age_head.py)."""
         self.interpreter.set_tensor(self._in["index"], self._quantize(x[None]))
         self.interpreter.invoke()
-        y = self.interpreter.get_tensor(self._out["index"]).reshape(-1)
-        if self._out["dtype"] != np.float32:
-            scale, zero = self._out["quantization"]
+        return self._read(self._out)
+
+    def _read(self, detail: dict) -> np.ndarray:
+        y = self.interpreter.get_tensor(detail["index"]).reshape(-1)
+        if detail["dtype"] != np.float32:
+            scale, zero = detail["quantization"]
             y = (y.astype(np.float64) - zero) * scale
         return y.astype(np.float64)
+
+    @property
+    def has_features(self) -> bool:
+        """Whether the file exposes its pooled features (convert/feature_output.py)."""
+        return self._features is not None
+
+    def _read_features(self) -> np.ndarray | None:
+        """The features of the last invoke: mean removed, unit norm (compared by cosine)."""
+        if self._features is None:
+            return None
+        f = self._read(self._features).astype(np.float32)
+        f -= f.mean()
+        return f / (float(np.linalg.norm(f)) + 1e-6)
+
+    def features_face(self, face_rgb: np.ndarray) -> np.ndarray | None:
+        """A face crop -> the model's features of it (one run, no test-time augmentation), or None when the
+        file has no features output. The box calls this for a buyer it follows without re-estimating, when
+        a face in their place may be someone else."""
+        if self._features is None:
+            return None
+        self.run_tensor(normalize(prepare_uint8(face_rgb, self.spec), self.spec))
+        return self._read_features()
 
     def raw_tensor(self, x: np.ndarray) -> np.ndarray:
         """One normalised input -> raw output with the model's test-time augmentation (ModelMetadata.with_tta)."""
@@ -151,10 +184,18 @@ class AgeModel:
         return np.stack([self.raw_tensor(x) for x in xs]) if len(xs) else np.zeros((0, self.meta.head.outputs))
 
     def estimate_tensor(self, x: np.ndarray) -> AgeEstimate:
-        raw = self.raw_tensor(x)
+        seen: list[np.ndarray | None] = []
+
+        def run(v: np.ndarray) -> np.ndarray:
+            y = self.run_tensor(v)
+            if not seen:  # the features of the face as it is (TTA runs it first), as features_face gives them
+                seen.append(self._read_features())
+            return y
+
+        raw = self.meta.with_tta(run, x)
         head = self.meta.head
         probs = head.probabilities(raw)[0] if head.is_distribution else None
-        return AgeEstimate(float(head.point(raw)[0]), probs)
+        return AgeEstimate(float(head.point(raw)[0]), probs, seen[0])
 
     def estimate_face(self, face_rgb: np.ndarray) -> AgeEstimate:
         """A face crop (RGB uint8, any size) -> age, and the age distribution when the model has one."""
@@ -163,3 +204,7 @@ class AgeModel:
     def predict_face(self, face_rgb: np.ndarray) -> float:
         """A face crop (RGB uint8, any size) -> age in years (a distribution's mean)."""
         return self.estimate_face(face_rgb).age
+
+
+def _width(detail: dict) -> int:
+    return int(np.prod(detail["shape"][1:]))

@@ -11,7 +11,7 @@ from .bands import BAND_LABELS
 from .decision import Decision, reason_code
 from .events import Event
 
-STAGES = ("capture", "detect", "crop", "infer", "fuse")
+STAGES = ("capture", "detect", "crop", "look", "infer", "fuse")
 #: /healthz turns "degraded" when no frame was processed for this long: a live camera sends 15-30 per second
 #: even at an empty till, so a few seconds of silence is a dead camera or a stuck pipeline.
 STALE_S = 5.0

@@ -60,14 +60,8 @@ def frame_quality(crop_rgb: np.ndarray, face: FaceBox, min_face: int, min_sharpn
     return FrameQuality(size, sharp, True)
 
 
-#: Appearance change that ends a track: the next buyer stepped in where the last one stood. Measured
-#: on `agegate replay`'s frames of 120 UTKFace + AAF val buyers: within one buyer the distance between two
-#: frames is under 0.27 in 99 % of pairs; between two buyers under 0.24 in 1 %. One frame over the line
-#: can be motion blur, so a change must hold for CHANGE_FRAMES frames that look like each other. Chosen
-#: on val replays of 200 buyers, gaps 0..15 (merged / split): 0.22 x 2 frames 2 / 5, 0.22 x 3 frames 2 / 1,
-#: 0.26 x 3 frames 2 / 1; a lower threshold merges fewer lookalikes, so 0.22 x 3.
-APPEARANCE_CHANGE = 0.22
-CHANGE_FRAMES = 3
+#: How far apart the gradient part of a Look weighs against the thumbnail and colour parts.
+HOG_WEIGHT = 1.0
 #: A weak detection does not start a new buyer: on the demo's first portrait BlazeFace scores 0.51-0.58
 #: and flips between two boxes with different eye points, which look like two people; the faces of a
 #: replay score 0.64-0.96. Below this score a face stays with the track it overlaps. (200 val buyers,
@@ -78,23 +72,80 @@ MIN_SPLIT_SCORE = 0.6
 #: merged, since the next buyer often stands where the last one did. Back to the rule chosen on val.)
 
 
-def appearance(crop_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A compact, image-free descriptor of a face crop, for telling one buyer from the next: a 16x16
-    grey thumbnail (zero mean, unit norm: brightness and contrast cancel) and a hue-saturation
-    histogram (square-rooted, unit mass). Kept in memory with the track, never stored. (Framing the
-    patch by the eye points instead of the box was tried: on the same 200 val buyers it split 3 where
-    the box crop split 1.)"""
-    g = cv2.resize(cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY), (16, 16), interpolation=cv2.INTER_AREA)
-    g = g.astype(np.float32).ravel()
+@dataclass(frozen=True)
+class Look:
+    """How a face looks, for telling one buyer from the next. Kept in memory with the track, never
+    stored: a 16x16 grey thumbnail (zero mean, unit norm: brightness and contrast cancel), a hue-saturation
+    histogram (square-rooted, unit mass), gradient orientations on a 64x64 grey crop (HOG: where the
+    edges of eyes, brows, mouth and hairline run), and, when the age model exposes them, its pooled
+    features (unit norm; convert/feature_output.py)."""
+
+    grey: np.ndarray
+    colour: np.ndarray
+    shape: np.ndarray
+    features: np.ndarray | None = None
+
+    def blend(self, other: "Look", k: float = 0.3) -> "Look":
+        """Running descriptor: follows slow changes (head turns, light) of one buyer."""
+        mix = lambda a, b: a if b is None else b if a is None else (1 - k) * a + k * b  # noqa: E731
+        return Look(mix(self.grey, other.grey), mix(self.colour, other.colour), mix(self.shape, other.shape),
+                    mix(self.features, other.features))
+
+
+_HOG = cv2.HOGDescriptor((64, 64), (16, 16), (8, 8), (8, 8), 9)  # 1,764 numbers; about 0.05 ms
+
+
+def appearance(crop_rgb: np.ndarray, features: np.ndarray | None = None) -> Look:
+    """A face crop's Look. (Framing the patch by the eye points instead of the box was tried: on 200 val
+    buyers it split 3 where the box crop split 1.)"""
+    grey = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
+    g = cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     g = (g - g.mean()) / (g.std() * np.sqrt(g.size) + 1e-6)
     hsv = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2HSV)
     h = cv2.calcHist([hsv], [0, 1], None, [8, 4], [0, 180, 0, 256]).ravel()
-    return g, np.sqrt(h / (h.sum() + 1e-6))
+    shape = _HOG.compute(cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA)).ravel()
+    return Look(g, np.sqrt(h / (h.sum() + 1e-6)), shape / (float(np.linalg.norm(shape)) + 1e-6), features)
 
 
-def appearance_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
-    """0 for the same picture; about 0.4 between two different people (median)."""
-    return 0.5 * (1 - _cos(a[0], b[0])) + (1 - _cos(a[1], b[1]))
+def appearance_distance(a: Look, b: Look) -> float:
+    """The image part: 0 for the same picture, larger the more two faces differ."""
+    return 0.5 * (1 - _cos(a.grey, b.grey)) + (1 - _cos(a.colour, b.colour)) + HOG_WEIGHT * (1 - _cos(a.shape, b.shape))
+
+
+@dataclass(frozen=True)
+class Separation:
+    """When a face in a track's place is someone else: the next buyer stepped in where the last one stood.
+
+    Chosen with `python -m agegate.benchmarks.tracker_sweep` (the tracker replayed over `agegate replay`'s
+    frames of 1,600 UTKFace + AAF val buyers, gaps 0..15; `benchmarks/results/tracker-sweep-val.json`;
+    merged / split buyers): the image part alone merged 4 / split 5 at 0.40 (0.35: 4 / 10; 0.45: 8 / 3);
+    with the age model's features at weight 0.15, 3 / 3 at 0.45 (0.40: 3 / 8; 0.50: 9 / 3; weight 0.3:
+    3 / 6). Exploratory runs of the same replay before HOG: thumbnail + colour at 0.22 merged 9 / split 5
+    once weak detections stopped teaching a track its look (16 / 5 before), 7 / 8 with the features added.
+    Different photos of people of one age and look still pass; those are what remains.
+    """
+
+    appearance_change: float = 0.40  # the image part alone: a model without a features output
+    look_change: float = 0.45  # image part + feature_weight x the features' cosine distance
+    feature_weight: float = 0.15
+    #: One frame over the line can be motion blur, so a change must hold for change_frames frames that
+    #: look like each other; a face more than far x the line away is someone else even when its own
+    #: frames vary (a hard, flickering detection; without it the sweep above merged 5, not 3).
+    change_frames: int = 3
+    far: float = 2.0
+
+    def distance(self, a: Look, b: Look) -> tuple[float, float]:
+        """(distance, the distance above which the two are different people): the image part alone, or,
+        when both looks carry the model's features, the image part plus feature_weight times the
+        features' cosine distance, against its own threshold."""
+        d = appearance_distance(a, b)
+        if a.features is None or b.features is None:
+            return d, self.appearance_change
+        return d + self.feature_weight * (1 - _cos(a.features, b.features)), self.look_change
+
+    def differs(self, a: Look, b: Look) -> bool:
+        d, limit = self.distance(a, b)
+        return d > limit
 
 
 def _cos(x: np.ndarray, y: np.ndarray) -> float:
@@ -116,9 +167,9 @@ class Track:
     bad_frames: Counter = field(default_factory=Counter)  # Reason code -> frames not aged for it
     aged_ts: float | None = None  # time of the newest frame whose age counts
     decision: object | None = None  # the pipeline's BuyerDecision once decided
-    look: tuple | None = None  # running appearance descriptor (in memory only)
+    look: Look | None = None  # running appearance descriptor (in memory only)
     changed: int = 0  # consecutive frames whose face looked like someone else (and like each other)
-    newcomer: tuple | None = None  # the descriptor of the latest such frame
+    newcomer: Look | None = None  # the descriptor of the latest such frame
     ended: bool = False  # someone else stepped in, or the visit ran too long: decide now
 
     def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "",
@@ -161,15 +212,15 @@ class Track:
 
 class IoUTracker:
     """Greedy IoU matching, split by appearance: a face where a track's face was is the same buyer
-    unless it has looked like someone else for CHANGE_FRAMES frames (buyers who follow closely), or
+    unless it has looked like someone else for a few frames (`Separation`: buyers who follow closely), or
     the visit exceeded `max_duration_s`."""
 
     def __init__(self, iou_match: float = 0.3, max_missed: int = 10, window: int = 15,
-                 change: float = APPEARANCE_CHANGE, max_duration_s: float = 120.0):
+                 max_duration_s: float = 120.0, separation: Separation | None = None):
+        self.separation = separation or Separation()
         self.iou_match = iou_match
         self.max_missed = max_missed
         self.window = window
-        self.change = change
         self.max_duration_s = max_duration_s
         self.tracks: dict[int, Track] = {}
         self._ids = itertools.count(1)
@@ -177,19 +228,23 @@ class IoUTracker:
     def _same_buyer(self, t: Track, face: FaceBox, look, ts: float) -> bool:
         if ts - t.first_ts > self.max_duration_s:
             return False
-        if look is None or t.look is None or face.score < MIN_SPLIT_SCORE:
+        if look is None or t.look is None:
             return True
-        d = appearance_distance(t.look, look)
-        if d <= self.change:
+        if face.score < MIN_SPLIT_SCORE:
+            return True
+        rule = self.separation
+        d, limit = rule.distance(t.look, look)
+        if d <= limit:
             t.changed, t.newcomer = 0, None
             return True
         # A different face must also look like itself from frame to frame: a motion-blurred or
-        # half-detected frame of the same buyer differs from the track, but not consistently.
-        if t.newcomer is not None and appearance_distance(t.newcomer, look) > self.change:
+        # half-detected frame of the same buyer differs from the track, but not consistently. A face
+        # far from the track is someone else even when its own frames vary.
+        if d <= rule.far * limit and t.newcomer is not None and rule.differs(t.newcomer, look):
             t.changed = 0
         t.changed += 1
         t.newcomer = look
-        return t.changed < CHANGE_FRAMES
+        return t.changed < rule.change_frames
 
     def match(self, faces: list[FaceBox], ts: float, looks: list | None = None) -> list[Track]:
         """Assign each face to a live track (greedy by IoU, same appearance) or a new one; returns tracks
@@ -209,8 +264,10 @@ class IoUTracker:
                 continue
             assigned[fi] = t
             used.add(tid)
-            if looks[fi] is not None and t.changed == 0:
-                t.look = looks[fi] if t.look is None else _blend(t.look, looks[fi])
+            # The running look learns only from confident faces: a weak detection kept with the track
+            # may be the next buyer stepping in, and blending it in would make them look alike.
+            if looks[fi] is not None and t.changed == 0 and faces[fi].score >= MIN_SPLIT_SCORE:
+                t.look = looks[fi] if t.look is None else t.look.blend(looks[fi])
         for fi, f in enumerate(faces):
             if fi not in assigned:
                 t = Track(next(self._ids), f, ts, ts, self.window, ages=deque(), look=looks[fi])
@@ -233,11 +290,6 @@ class IoUTracker:
         gone = list(self.tracks.values())
         self.tracks.clear()
         return gone
-
-
-def _blend(a, b, k: float = 0.3):
-    """Running descriptor: follows slow changes (head turns, light) of one buyer."""
-    return tuple((1 - k) * x + k * y for x, y in zip(a, b))
 
 
 def _xy(f: FaceBox) -> tuple[float, float, float, float]:

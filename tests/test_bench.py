@@ -66,4 +66,4 @@ def test_bench_pipeline_reports_stages(shipped_model, tmp_path):
     assert r.exit_code == 0, r.output + repr(r.exception)
     d = json.loads(r.output)
     assert d["frames"] == 40 and d["fps"] > 0
-    assert set(d["stages"]) == {"capture", "detect", "crop", "infer", "fuse", "frame"}
+    assert set(d["stages"]) == {"capture", "detect", "crop", "look", "infer", "fuse", "frame"}

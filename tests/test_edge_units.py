@@ -132,3 +132,57 @@ def test_crop_reproduces_chip_framing():
     shifted = [np.corrcoef(cv2.resize(np.roll(chip, 60, axis=0), (64, 64)).astype(float).ravel(),
                            cv2.resize(chip, (64, 64)).astype(float).ravel())[0, 1]]
     assert shifted[0] < np.median(corr)  # the measure does tell a bad framing from a good one
+
+
+def _looks(image_distance: float, features: bool):
+    """Two synthetic Looks whose image part is `image_distance` apart (all of it in the HOG part), with
+    opposite model features when `features`."""
+    from agegate.edge.tracking import HOG_WEIGHT, Look
+
+    r = np.random.default_rng(0)
+    grey, colour = r.normal(size=256).astype(np.float32), np.abs(r.normal(size=32)).astype(np.float32)
+    a, b = r.normal(size=(2, 1764))
+    a /= np.linalg.norm(a)
+    b -= (b @ a) * a
+    b /= np.linalg.norm(b)
+    c = 1 - image_distance / HOG_WEIGHT  # cosine that puts the shapes image_distance apart
+    other = c * a + np.sqrt(1 - c * c) * b
+    f = r.normal(size=64).astype(np.float32)
+    f /= np.linalg.norm(f)
+    return (Look(grey, colour, a.astype(np.float32), f if features else None),
+            Look(grey, colour, other.astype(np.float32), -f if features else None))
+
+
+def test_a_lookalike_with_other_features_is_a_new_buyer():
+    """A look-alike stepping into the last buyer's place (image part just under the line) is told apart
+    by the age model's features; without them the tracker cannot, and merges the two."""
+    from agegate.edge.tracking import Separation
+
+    rule = Separation()
+    box = FaceBox(100, 100, 260, 260)
+    near = rule.appearance_change - 0.02
+    a, b = _looks(near, features=True)
+    assert rule.distance(a, b)[0] > rule.distance(*_looks(near, features=False))[0]
+    assert rule.differs(a, b) and not rule.differs(*_looks(near, features=False)) and not rule.differs(a, a)
+    for with_features in (True, False):
+        first_look, next_look = _looks(near, with_features)
+        t = IoUTracker()
+        first = t.match([box], 0.0, [first_look])[0]
+        for i in range(1, 6):  # the first buyer, steady
+            t.match([box], i / 15, [first_look])
+        ids = [t.match([box], (6 + i) / 15, [next_look])[0].track_id for i in range(rule.change_frames + 2)]
+        if with_features:
+            assert first.ended and ids[-1] != first.track_id and ids[-1] == ids[rule.change_frames - 1]
+        else:
+            assert ids == [first.track_id] * len(ids)
+
+
+def test_a_weak_detection_does_not_teach_the_track_its_look():
+    """A weak detection (the next buyer half in view) stays with the track but leaves its look as it was."""
+    from agegate.edge.tracking import MIN_SPLIT_SCORE
+
+    a, b = _looks(0.9, features=False)
+    t = IoUTracker()
+    tr = t.match([FaceBox(100, 100, 260, 260)], 0.0, [a])[0]
+    same = t.match([FaceBox(100, 100, 260, 260, score=MIN_SPLIT_SCORE - 0.1)], 0.1, [b])[0]
+    assert same is tr and np.array_equal(tr.look.shape, a.shape)

@@ -39,3 +39,24 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
 def test_replay_rejects_a_bad_gap(tmp_path):
     r = CliRunner().invoke(cli, ["replay", str(UTK), "--gap", "9..2"])
     assert r.exit_code == 2 and "must not be empty" in r.output
+
+
+def test_separation_probe_and_tracker_sweep_run_on_a_few_val_buyers(tmp_path):
+    """The two instruments behind the tracker's Separation rule (benchmarks/), on 6 val buyers."""
+    from agegate.benchmarks.separation_probe import DESCRIPTORS
+    from agegate.benchmarks.separation_probe import main as probe
+    from agegate.benchmarks.tracker_sweep import GRID
+    from agegate.benchmarks.tracker_sweep import main as sweep
+
+    data = ["--data", str(UTK), "--data", str(UTK.parent / "aaf"), "--buyers", "6"]
+    r = CliRunner().invoke(probe, [*data, "--frames", "4", "--out", str(tmp_path / "probe.json")])
+    assert r.exit_code == 0, r.output
+    probe_json = json.loads((tmp_path / "probe.json").read_text())
+    assert set(probe_json["descriptors"]) == set(DESCRIPTORS)
+    for d in probe_json["descriptors"].values():
+        assert d["median_within"] < d["median_between"]  # the next buyer is further than one's own frames
+    r = CliRunner().invoke(sweep, [*data, "--out", str(tmp_path / "sweep.json")])
+    assert r.exit_code == 0, r.output
+    rules = json.loads((tmp_path / "sweep.json").read_text())["rules"]
+    assert len(rules) == len(GRID) and all(x["buyers"] == 6 for x in rules)
+    assert rules[0]["features"] and rules[0]["merged"] == 0  # the box's rule keeps 6 distinct buyers apart

@@ -1,0 +1,136 @@
+"""Choose the tracker's `Separation` on val: the tracker replayed over `agegate replay`'s frames for a grid of rules.
+
+A full `agegate replay` runs the age model on every face and takes about 15 minutes for 1,200 buyers on two
+cores; comparing a dozen rules that way takes hours. The rules only change which frames go to which track,
+so this sweep looks at every frame once (detector, crop, Look with the model's features, quality) and then
+replays the real `IoUTracker` over the stored looks once per rule, counting buyers the way `agegate replay`
+does: a track of at least `min_track_frames` frames, or with `decide_after` good frames, makes a decision,
+credited to the buyer seen most in it; a buyer with none is merged, with more than one split. Val only:
+the rule it picks is then measured with `agegate replay` on test.
+
+    python -m agegate.benchmarks.tracker_sweep --buyers 1600 --out benchmarks/results/tracker-sweep-val.json
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+from tqdm import tqdm
+
+from agegate.convert.replay import FPS, ReplayOptions, load_buyers, till_frames
+from agegate.edge.default_model import default_model_path
+from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face
+from agegate.edge.pipeline import BoxOptions
+from agegate.edge.runtime import AgeModel
+from agegate.edge.tracking import IoUTracker, Look, Separation, appearance, frame_quality
+
+from .environment import environment
+
+#: The rules compared (the first is the box's default); features on or off per rule.
+GRID = [
+    (Separation(), True),
+    (Separation(), False),
+    (Separation(appearance_change=0.35), False),
+    (Separation(appearance_change=0.45), False),
+    (Separation(look_change=0.40), True),
+    (Separation(look_change=0.50), True),
+    (Separation(feature_weight=0.3, look_change=0.45), True),
+    (Separation(feature_weight=0.3, look_change=0.50), True),
+    (Separation(far=1e9), True),
+]
+
+
+@dataclass
+class Seen:
+    box: FaceBox
+    look: Look
+    good: bool
+
+
+def look_at_frames(buyers, options: ReplayOptions, model: AgeModel, box: BoxOptions) -> list[tuple[int | None, list[Seen]]]:
+    detector = FaceDetector(box.detector)
+    frames = []
+    bar = tqdm(total=len(buyers), desc="buyers", unit="buyer", leave=False)
+    for rgb, who in till_frames(buyers, options, tail=box.max_missed + 2):
+        if who is not None and (not frames or frames[-1][0] != who):
+            bar.update(1)
+        seen = []
+        for face in detector.detect(rgb):
+            crop = crop_face(rgb, face, model.spec.face_margin)
+            q = frame_quality(crop, face, box.min_quality_face, box.min_sharpness)
+            seen.append(Seen(face, appearance(crop, model.features_face(crop)), q.good))
+        frames.append((who, seen))
+    bar.close()
+    return frames
+
+
+def replay_tracker(frames, rule: Separation, features: bool, box: BoxOptions) -> dict:
+    """Merged and split buyers when the tracker follows `rule` (the pipeline's decision timing)."""
+    tracker = IoUTracker(max_missed=box.max_missed, window=box.window, separation=rule)
+    counts: dict[int, Counter] = defaultdict(Counter)
+    decided: set[int] = set()
+
+    def ended(tracks):
+        decided.update(t.track_id for t in tracks if t.frames >= box.min_track_frames)
+
+    for i, (who, seen) in enumerate(frames):
+        ts = i / FPS
+        looks = [s.look if features else Look(s.look.grey, s.look.colour, s.look.shape) for s in seen]
+        for track, s in zip(tracker.match([s.box for s in seen], ts, looks), seen):
+            counts[track.track_id][who] += 1
+            held = track.track_id in decided or track.changed
+            track.add(s.box, ts, None if held or not s.good else 0.0)
+            if track.good_frames >= box.decide_after:
+                decided.add(track.track_id)
+        ended(tracker.expire())
+    ended(tracker.drain())
+    own: Counter = Counter()
+    for tid in decided:
+        people = Counter({k: v for k, v in counts[tid].items() if k is not None})
+        if people:
+            own[people.most_common(1)[0][0]] += 1
+    shown = {w for c in counts.values() for w in c if w is not None}
+    merged = sorted(b for b in shown if own[b] == 0)
+    split = sorted(b for b in shown if own[b] > 1)
+    return {"merged": len(merged), "split": len(split), "buyers": len(shown)}
+
+
+@click.command()
+@click.option("--data", "data", multiple=True, default=("../shared/datasets/utkface", "../shared/datasets/aaf"))
+@click.option("--split", default="val", show_default=True)
+@click.option("--buyers", default=1600, show_default=True, help="Buyers in all, half from each set.")
+@click.option("--model", "model_path", type=click.Path(exists=True), default=None)
+@click.option("--out", type=click.Path(), default=None)
+def main(data, split, buyers, model_path, out):
+    from agegate.train.datasets import read_dataset
+
+    path = Path(model_path) if model_path else default_model_path()
+    model = AgeModel(path)
+    records = []
+    for d in data:
+        rows = read_dataset(d).split(split)
+        pick = np.random.default_rng(7).permutation(len(rows))[: buyers // len(data)]
+        records += [rows[i] for i in pick]
+    people, _ = load_buyers(records)
+    box = BoxOptions()
+    frames = look_at_frames(people, ReplayOptions(), model, box)
+    rows = []
+    for rule, features in GRID:
+        if features and not model.has_features:
+            continue
+        r = {"rule": asdict(rule), "features": features, **replay_tracker(frames, rule, features, box)}
+        rows.append(r)
+        click.echo(f"{'features' if features else 'image only':10s} {r['rule']}: merged {r['merged']} "
+                   f"split {r['split']} of {r['buyers']}")
+    if out:
+        Path(out).write_text(json.dumps({"model": path.name, "split": split, "buyers": len(people),
+                                         "frames": len(frames), "rules": rows, "environment": environment()},
+                                        indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
