@@ -32,6 +32,7 @@ def test_every_mode_converts_and_loads_in_litert(trained_run, converted, small_u
         assert m.meta.quantization == mode and m.meta.extra["io"] == "float32"
         assert m.meta.source_sha256 and m.meta.preprocess.input_size == 48
         assert m.meta.tta == ("mirror" if mode == "dynamic" else "none")
+        assert m.has_features  # every converted model exposes its pooled features (buyer separation)
         sizes[mode] = path.stat().st_size
     assert sizes["int8"] < sizes["float16"] < sizes["float32"]
     r = run("convert", trained_run, "--quant", "int8", "--io", "int8", "--calibration", small_utk,
