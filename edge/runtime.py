@@ -83,13 +83,10 @@ def make_interpreter(path: Path, threads: int = 2, delegate: str = "xnnpack"):
 
 @dataclass(frozen=True)
 class AgeEstimate:
-    """One face's estimate: the point in years, for a distribution model its probabilities per year, and
-    for a model with a features output (convert/feature_output.py) how the model sees this face (unit norm;
-    the tracker compares buyers with it, it is never stored)."""
+    """One face's estimate: the point in years, and for a distribution model its probabilities per year."""
 
     age: float
     probs: np.ndarray | None = None
-    features: np.ndarray | None = None
 
 
 class AgeModel:
@@ -166,9 +163,9 @@ class AgeModel:
         return f / (float(np.linalg.norm(f)) + 1e-6)
 
     def features_face(self, face_rgb: np.ndarray) -> np.ndarray | None:
-        """A face crop -> the model's features of it (one run, no test-time augmentation), or None when the
-        file has no features output. The box calls this for a buyer it follows without re-estimating, when
-        a face in their place may be someone else."""
+        """A face crop -> how the model sees it: the pooled features of one run (no test-time augmentation),
+        unit norm, or None when the file has no features output. The box reads them for every face to tell
+        one buyer from the next (tracking.Look); they are never stored."""
         if self._features is None:
             return None
         self.run_tensor(normalize(prepare_uint8(face_rgb, self.spec), self.spec))
@@ -184,18 +181,10 @@ class AgeModel:
         return np.stack([self.raw_tensor(x) for x in xs]) if len(xs) else np.zeros((0, self.meta.head.outputs))
 
     def estimate_tensor(self, x: np.ndarray) -> AgeEstimate:
-        seen: list[np.ndarray | None] = []
-
-        def run(v: np.ndarray) -> np.ndarray:
-            y = self.run_tensor(v)
-            if not seen:  # the features of the face as it is (TTA runs it first), as features_face gives them
-                seen.append(self._read_features())
-            return y
-
-        raw = self.meta.with_tta(run, x)
+        raw = self.raw_tensor(x)
         head = self.meta.head
         probs = head.probabilities(raw)[0] if head.is_distribution else None
-        return AgeEstimate(float(head.point(raw)[0]), probs, seen[0])
+        return AgeEstimate(float(head.point(raw)[0]), probs)
 
     def estimate_face(self, face_rgb: np.ndarray) -> AgeEstimate:
         """A face crop (RGB uint8, any size) -> age, and the age distribution when the model has one."""

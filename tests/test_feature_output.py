@@ -47,8 +47,8 @@ def test_the_added_output_is_the_pooled_features_and_the_age_output_is_unchanged
 
 
 def test_the_box_reads_features_from_the_shipped_model(tmp_path):
-    """The shipped default model carries them; the features of one face are unit norm, the same whether
-    read alone (a followed buyer) or beside the age estimate, and another face's differ."""
+    """The shipped default model carries them; the features of one face are unit norm and repeatable, another
+    face's differ, and reading them leaves the age estimate as it was."""
     from agegate.edge.demo import demo_faces
     from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
     from agegate.edge.preprocess import decode_image
@@ -57,11 +57,12 @@ def test_the_box_reads_features_from_the_shipped_model(tmp_path):
     assert m.has_features
     detector = FaceDetector(DetectorOptions.for_photos())
     a, b = (box_crop(decode_image(p), detector, m.spec.face_margin)[0] for p, _ in demo_faces()[:2])
-    est = m.estimate_face(a)
+    before = m.estimate_face(a)
     alone = m.features_face(a)
-    assert est.features is not None and abs(float(np.linalg.norm(alone)) - 1) < 1e-4
-    np.testing.assert_allclose(est.features, alone, atol=1e-6)
+    assert abs(float(np.linalg.norm(alone)) - 1) < 1e-4
+    np.testing.assert_allclose(m.features_face(a), alone, atol=1e-6)
     assert float(alone @ m.features_face(b)) < 0.9
+    assert m.estimate_face(a).age == before.age
 
 
 def test_a_model_without_features_still_loads_and_add_feature_output_copies_the_sidecar(tmp_path):
