@@ -98,14 +98,16 @@ class ModelMetadata:
         """Model invokes per face: 2 with mirror test-time augmentation, else 1."""
         return 2 if self.tta == "mirror" else 1
 
-    def with_tta(self, run: Callable[[Any], Any], x: Any) -> Any:
+    def with_tta(self, run: Callable[[Any], Any], x: Any, first: Any = None) -> Any:
         """`run(x)` with this model's test-time augmentation: the one implementation that the box
         (one face) and the Keras evaluation (a batch) share. `mirror` averages the face and its
         mirror image: age does not depend on left-right orientation, and the average halves part of
-        the model's noise (on UTKFace val it lowered the int8-vs-float decision flips by a third)."""
+        the model's noise (on UTKFace val it lowered the int8-vs-float decision flips by a third).
+        `first` is `run(x)` when the caller already has it (the box ran the face once for its features)."""
+        plain = run(x) if first is None else first
         if self.tta == "mirror":
-            return 0.5 * (run(x) + run(mirror(x)))
-        return run(x)
+            return 0.5 * (plain + run(mirror(x)))
+        return plain
 
 
 def sidecar_path(model_path: str | Path) -> Path:

@@ -145,14 +145,15 @@ class BoxPipeline:
         l0 = time.perf_counter()
         # Every face's look, with the age model's features when the file exposes them (one run per
         # face, decided buyers included: a look-alike stepping into a decided buyer's place is the
-        # merge this catches). Timed as its own stage.
-        looks = [appearance(c, self.model.features_face(c) if o.look_features else None) for c in crops]
+        # merge this catches; a face that is then aged reuses the run). Timed as its own stage.
+        runs = [self.model.run_face(c) if o.look_features and self.model.has_features else None for c in crops]
+        looks = [appearance(c, r.features if r else None) for c, r in zip(crops, runs)]
         look_ms = (time.perf_counter() - l0) * 1000
         f0 = time.perf_counter()
         tracks = self.tracker.match(faces, frame.ts, looks)
         frame_ms = (f0 - t_start) * 1000
         made: list[BuyerDecision] = cut
-        for track, face, crop in zip(tracks, faces, crops):
+        for track, face, crop, run in zip(tracks, faces, crops, runs):
             if (track.decided and o.follow_decided) or track.changed:
                 # A decided buyer is followed without re-estimating (the appearance check above still
                 # runs, so a new face is noticed); a frame that may show someone else is held back.
@@ -161,7 +162,7 @@ class BoxPipeline:
             c1 = time.perf_counter()
             q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
             c2 = time.perf_counter()
-            est = self.model.estimate_face(crop) if q.good else None
+            est = None if not q.good else self.model.estimate_run(run) if run else self.model.estimate_face(crop)
             infer_ms += (time.perf_counter() - c2) * 1000
             quality_ms += (c2 - c1) * 1000
             track.add(face, frame.ts, est.age if est else None, q.reason, est.probs if est else None, q.weight)

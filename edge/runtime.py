@@ -82,6 +82,18 @@ def make_interpreter(path: Path, threads: int = 2, delegate: str = "xnnpack"):
 
 
 @dataclass(frozen=True)
+class FaceRun:
+    """One run of the model on a face as it is: the normalised input, the raw output, and the pooled
+    features (None without a features output). The box runs every face once for its features
+    (tracking.Look; kept in memory with the track, never stored); a face it then ages reuses this run as
+    the first of its test-time views."""
+
+    x: np.ndarray
+    raw: np.ndarray
+    features: np.ndarray | None
+
+
+@dataclass(frozen=True)
 class AgeEstimate:
     """One face's estimate: the point in years, and for a distribution model its probabilities per year."""
 
@@ -162,14 +174,16 @@ class AgeModel:
         f -= f.mean()
         return f / (float(np.linalg.norm(f)) + 1e-6)
 
+    def run_face(self, face_rgb: np.ndarray) -> FaceRun:
+        """A face crop (RGB uint8, any size) -> one run of the model on it (no test-time augmentation)."""
+        x = normalize(prepare_uint8(face_rgb, self.spec), self.spec)
+        raw = self.run_tensor(x)
+        return FaceRun(x, raw, self._read_features())
+
     def features_face(self, face_rgb: np.ndarray) -> np.ndarray | None:
         """A face crop -> how the model sees it: the pooled features of one run (no test-time augmentation),
-        unit norm, or None when the file has no features output. The box reads them for every face to tell
-        one buyer from the next (tracking.Look); they are never stored."""
-        if self._features is None:
-            return None
-        self.run_tensor(normalize(prepare_uint8(face_rgb, self.spec), self.spec))
-        return self._read_features()
+        unit norm, or None when the file has no features output (then nothing runs)."""
+        return self.run_face(face_rgb).features if self._features is not None else None
 
     def raw_tensor(self, x: np.ndarray) -> np.ndarray:
         """One normalised input -> raw output with the model's test-time augmentation (ModelMetadata.with_tta)."""
@@ -181,7 +195,13 @@ class AgeModel:
         return np.stack([self.raw_tensor(x) for x in xs]) if len(xs) else np.zeros((0, self.meta.head.outputs))
 
     def estimate_tensor(self, x: np.ndarray) -> AgeEstimate:
-        raw = self.raw_tensor(x)
+        return self._estimate(self.raw_tensor(x))
+
+    def estimate_run(self, run: FaceRun) -> AgeEstimate:
+        """The age of a face already run once (run_face): the same estimate as estimate_face, one run fewer."""
+        return self._estimate(self.meta.with_tta(self.run_tensor, run.x, first=run.raw))
+
+    def _estimate(self, raw: np.ndarray) -> AgeEstimate:
         head = self.meta.head
         probs = head.probabilities(raw)[0] if head.is_distribution else None
         return AgeEstimate(float(head.point(raw)[0]), probs)

@@ -48,7 +48,8 @@ def test_the_added_output_is_the_pooled_features_and_the_age_output_is_unchanged
 
 def test_the_box_reads_features_from_the_shipped_model(tmp_path):
     """The shipped default model carries them; the features of one face are unit norm and repeatable, another
-    face's differ, and reading them leaves the age estimate as it was."""
+    face's differ, reading them leaves the age estimate as it was, and an estimate that reuses the features'
+    run is the same as one that does not."""
     from agegate.edge.demo import demo_faces
     from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
     from agegate.edge.preprocess import decode_image
@@ -63,6 +64,11 @@ def test_the_box_reads_features_from_the_shipped_model(tmp_path):
     np.testing.assert_allclose(m.features_face(a), alone, atol=1e-6)
     assert float(alone @ m.features_face(b)) < 0.9
     assert m.estimate_face(a).age == before.age
+    run = m.run_face(a)  # the box's path: one run for the look, reused as the estimate's first view
+    np.testing.assert_allclose(run.features, alone, atol=1e-6)
+    shared = m.estimate_run(run)
+    assert shared.age == before.age and np.array_equal(shared.probs, before.probs)
+    assert m.meta.runs_per_prediction == 2  # so the shared run saves one of two
 
 
 def test_a_model_without_features_still_loads_and_add_feature_output_copies_the_sidecar(tmp_path):
