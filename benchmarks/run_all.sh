@@ -45,6 +45,9 @@ agegate bench "$(python -c 'from agegate.edge.default_model import default_model
 # (replay-shipped-test.json is the same run with the first default model, v1, kept for comparison.)
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --limit 1200 --gap 0..15 --json \
   > "$R/replay-default-v2-test.json"
+# The same on val buyers: how a tracker rule chosen with the sweep (step 7) holds through the whole pipeline.
+agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 1200 --gap 0..15 --json \
+  > "$R/replay-default-v2-val.json"
 
 # Fleet analytics at chain scale: 1,000 boxes x 90 days (about 20 million rows), export and report.
 agegate bench fleet --boxes 1000 --days 90 --out "$R/fleet-1000x90.json"

@@ -26,15 +26,15 @@ from agegate.convert.replay import _background, buyer_frames, load_buyers
 from agegate.edge.default_model import default_model_path
 from agegate.edge.detect import DetectorOptions, FaceDetector, crop_face
 from agegate.edge.runtime import AgeModel
-from agegate.edge.tracking import Look, Separation, _cos, appearance, appearance_distance
+from agegate.edge.tracking import Look, Separation, appearance, appearance_distance, cosine
 
 from .environment import environment
 
 #: Each part of a Look as a distance of its own; "image" and "box" are the tracker's own distances.
 DESCRIPTORS = {
-    "thumbnail+colour": lambda a, b: 0.5 * (1 - _cos(a.grey, b.grey)) + (1 - _cos(a.colour, b.colour)),
-    "hog": lambda a, b: 1 - _cos(a.shape, b.shape),
-    "features": lambda a, b: 1 - _cos(a.features, b.features),
+    "thumbnail+colour": lambda a, b: 0.5 * (1 - cosine(a.grey, b.grey)) + (1 - cosine(a.colour, b.colour)),
+    "hog": lambda a, b: 1 - cosine(a.shape, b.shape),
+    "features": lambda a, b: 1 - cosine(a.features, b.features),
     "image (thumbnail+colour+hog)": appearance_distance,
     "box (image + features)": lambda a, b: Separation().distance(a, b)[0],
 }

@@ -23,17 +23,25 @@ from tqdm import tqdm
 
 from agegate.convert.replay import FPS, ReplayOptions, load_buyers, till_frames
 from agegate.edge.default_model import default_model_path
-from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face
+from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face, iou
 from agegate.edge.pipeline import BoxOptions
 from agegate.edge.runtime import AgeModel
-from agegate.edge.tracking import IoUTracker, Look, Separation, appearance, frame_quality
+from agegate.edge.tracking import IoUTracker, Look, Separation, appearance, box_move, frame_quality
 
 from .environment import environment
 
-#: The rules compared (the first is the box's default); features on or off per rule.
+#: The rules compared (the first is the box's default); features on or off per rule. jump_change=1.0 is
+#: the rule without the jump (where a face is does not count).
 GRID = [
     (Separation(), True),
+    (Separation(jump_change=1.0), True),
+    (Separation(jump_change=0.4), True),
+    (Separation(jump_change=0.6), True),
+    (Separation(jump_change=0.7), True),
+    (Separation(jump_shift=0.15, jump_scale=1.15), True),
+    (Separation(jump_shift=0.35, jump_scale=1.35), True),
     (Separation(), False),
+    (Separation(jump_change=1.0), False),
     (Separation(appearance_change=0.35), False),
     (Separation(appearance_change=0.45), False),
     (Separation(look_change=0.40), True),
@@ -99,6 +107,36 @@ def replay_tracker(frames, rule: Separation, features: bool, box: BoxOptions) ->
     return {"merged": len(merged), "split": len(split), "buyers": len(shown)}
 
 
+def box_motion(frames, box: BoxOptions) -> dict:
+    """How far the most confident face's box moves from one frame to the next while one buyer is shown,
+    against how far it moves when the next buyer steps in while the last one's track is still alive (at
+    most max_missed empty frames between them) and overlaps it enough to be matched: `Separation.jump_*`
+    were read from this. Shift in face sizes, scale as a ratio >= 1."""
+    def best(seen):
+        return max(seen, key=lambda s: s.box.score).box if seen else None
+
+    xy = lambda f: (f.x0, f.y0, f.x1, f.y1)  # noqa: E731
+    match = IoUTracker().iou_match
+    within, steps = [], []
+    last, last_who, gap = None, None, 0
+    for who, seen in frames:
+        face = best(seen)
+        if face is None or who is None:
+            gap += 1
+            continue
+        if last is not None and gap <= box.max_missed:
+            if who == last_who and gap == 0:
+                within.append(box_move(last, face))
+            elif who != last_who and iou(xy(last), xy(face)) >= match:
+                steps.append(box_move(last, face))
+        last, last_who, gap = face, who, 0
+    pct = lambda rows, k, qs: [round(float(np.percentile([r[k] for r in rows], q)), 3) for q in qs] if rows else []  # noqa: E731
+    return {"within_buyer": {"frames": len(within), "percentiles": [50, 99, 99.9],
+                             "shift": pct(within, 0, [50, 99, 99.9]), "scale": pct(within, 1, [50, 99, 99.9])},
+            "next_buyer_in_place": {"buyers": len(steps), "percentiles": [10, 50],
+                                    "shift": pct(steps, 0, [10, 50]), "scale": pct(steps, 1, [10, 50])}}
+
+
 @click.command()
 @click.option("--data", "data", multiple=True, default=("../shared/datasets/utkface", "../shared/datasets/aaf"))
 @click.option("--split", default="val", show_default=True)
@@ -118,6 +156,8 @@ def main(data, split, buyers, model_path, out):
     people, _ = load_buyers(records)
     box = BoxOptions()
     frames = look_at_frames(people, ReplayOptions(), model, box)
+    motion = box_motion(frames, box)
+    click.echo(f"box motion: {json.dumps(motion)}")
     rows = []
     for rule, features in GRID:
         if features and not model.has_features:
@@ -128,7 +168,7 @@ def main(data, split, buyers, model_path, out):
                    f"split {r['split']} of {r['buyers']}")
     if out:
         Path(out).write_text(json.dumps({"model": path.name, "split": split, "buyers": len(people),
-                                         "frames": len(frames), "rules": rows, "environment": environment()},
+                                         "frames": len(frames), "box_motion": motion, "rules": rows, "environment": environment()},
                                         indent=2) + "\n")
 
 

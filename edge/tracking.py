@@ -109,7 +109,8 @@ def appearance(crop_rgb: np.ndarray, features: np.ndarray | None = None) -> Look
 
 def appearance_distance(a: Look, b: Look) -> float:
     """The image part: 0 for the same picture, larger the more two faces differ."""
-    return 0.5 * (1 - _cos(a.grey, b.grey)) + (1 - _cos(a.colour, b.colour)) + HOG_WEIGHT * (1 - _cos(a.shape, b.shape))
+    return (0.5 * (1 - cosine(a.grey, b.grey)) + (1 - cosine(a.colour, b.colour))
+            + HOG_WEIGHT * (1 - cosine(a.shape, b.shape)))
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,21 @@ class Separation:
 
     Chosen with `python -m agegate.benchmarks.tracker_sweep` (the tracker replayed over `agegate replay`'s
     frames of 1,600 UTKFace + AAF val buyers, gaps 0..15; `benchmarks/results/tracker-sweep-val.json`;
-    merged / split buyers): the image part alone merged 4 / split 5 at 0.40 (0.35: 4 / 10; 0.45: 8 / 3);
-    with the age model's features at weight 0.15, 3 / 3 at 0.45 (0.40: 3 / 8; 0.50: 9 / 3; weight 0.3:
-    3 / 6). Exploratory runs of the same replay before HOG: thumbnail + colour at 0.22 merged 9 / split 5
-    once weak detections stopped teaching a track its look (16 / 5 before), 7 / 8 with the features added.
-    Different photos of people of one age and look still pass; those are what remains.
+    merged / split buyers). The box's rule, the image part plus the age model's features at weight 0.15
+    against 0.45, with the jump below: 1 / 3 (without the jump 3 / 3). Around it, all with the jump: line
+    0.40: 1 / 8; 0.50: 3 / 3; weight 0.3: 1 / 6 (at 0.50: 2 / 3). The image part alone (a model without
+    features) at 0.40: 2 / 5 (0.35: 2 / 10; 0.45: 3 / 3; without the jump 4 / 5). Earlier, exploratory runs
+    of the same replay: thumbnail + colour at 0.22 merged 9 / split 5 once weak detections stopped teaching
+    a track its look (16 / 5 before), 7 / 8 with the features added; HOG brought the rule to 3 / 3.
+    Different photos of people of one age and look still pass the appearance line alone; what caught
+    them is where the face is: a head sways a little from frame to frame, it does not leap. In the same
+    frames a buyer's box moved by at most 0.20 face sizes (centre) and 1.24x (size) between frames in
+    99.9 % of frames, while the next buyer stepping into a live track's place moved it by 0.27 face sizes
+    and 1.19x (medians; the sweep's `box_motion`). A face that far from where the track last looked like
+    itself is held to `jump_change` x the usual line: merged 3 / split 3 -> 1 / 3 (jump_change 0.4 and
+    0.6: the same; 0.7: 2 / 3; the image part alone 4 / 5 -> 2 / 5; jumps from 0.15 face sizes or 1.15x:
+    0 / 8; from 0.35 or 1.35x: 1 / 3). A detector's one-frame glitch (a box that flips size for a frame)
+    jumps too, but it comes back, and a change must hold for `change_frames` frames from the same place.
     """
 
     appearance_change: float = 0.40  # the image part alone: a model without a features output
@@ -130,9 +141,17 @@ class Separation:
     feature_weight: float = 0.15
     #: One frame over the line can be motion blur, so a change must hold for change_frames frames that
     #: look like each other; a face more than far x the line away is someone else even when its own
-    #: frames vary (a hard, flickering detection; without it the sweep above merged 5, not 3).
+    #: frames vary (a hard, flickering detection; without it the sweep above merged 3, not 1).
     change_frames: int = 3
     far: float = 2.0
+    jump_shift: float = 0.25  # centre moved by this many face sizes ...
+    jump_scale: float = 1.25  # ... or the face grew or shrank by this factor
+    jump_change: float = 0.5  # then the line is this fraction of the usual one (1.0: where a face is does not count)
+
+    def jumped(self, was: FaceBox, now: FaceBox) -> bool:
+        """Whether a face box is too far from where the track's face was to be the same head moving."""
+        shift, scale = box_move(was, now)
+        return shift > self.jump_shift or scale > self.jump_scale
 
     def distance(self, a: Look, b: Look) -> tuple[float, float]:
         """(distance, the distance above which the two are different people): the image part alone, or,
@@ -141,14 +160,22 @@ class Separation:
         d = appearance_distance(a, b)
         if a.features is None or b.features is None:
             return d, self.appearance_change
-        return d + self.feature_weight * (1 - _cos(a.features, b.features)), self.look_change
+        return d + self.feature_weight * (1 - cosine(a.features, b.features)), self.look_change
 
     def differs(self, a: Look, b: Look) -> bool:
         d, limit = self.distance(a, b)
         return d > limit
 
 
-def _cos(x: np.ndarray, y: np.ndarray) -> float:
+def box_move(was: FaceBox, now: FaceBox) -> tuple[float, float]:
+    """How far a face box moved: (centre shift in face sizes of `was`, size ratio >= 1)."""
+    a, b = (was.width + was.height) / 2, (now.width + now.height) / 2
+    shift = np.hypot((was.x0 + was.x1 - now.x0 - now.x1) / 2, (was.y0 + was.y1 - now.y0 - now.y1) / 2)
+    return float(shift / max(a, 1e-6)), float(max(a, b) / max(min(a, b), 1e-6))
+
+
+def cosine(x: np.ndarray, y: np.ndarray) -> float:
+    """Cosine similarity of two descriptors (1: same direction); safe for zero vectors."""
     return float(x @ y) / max(1e-6, float(np.linalg.norm(x) * np.linalg.norm(y)))
 
 
@@ -170,6 +197,7 @@ class Track:
     look: Look | None = None  # running appearance descriptor (in memory only)
     changed: int = 0  # consecutive frames whose face looked like someone else (and like each other)
     newcomer: Look | None = None  # the descriptor of the latest such frame
+    anchor: FaceBox | None = None  # where the face was when the track last looked like itself
     ended: bool = False  # someone else stepped in, or the visit ran too long: decide now
 
     def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "",
@@ -234,6 +262,10 @@ class IoUTracker:
             return True
         rule = self.separation
         d, limit = rule.distance(t.look, look)
+        if t.changed == 0:
+            t.anchor = t.box  # the track's box moves with a newcomer's frames; where it jumped from stays
+        if rule.jumped(t.anchor, face):
+            limit *= rule.jump_change
         if d <= limit:
             t.changed, t.newcomer = 0, None
             return True

@@ -186,3 +186,33 @@ def test_a_weak_detection_does_not_teach_the_track_its_look():
     tr = t.match([FaceBox(100, 100, 260, 260)], 0.0, [a])[0]
     same = t.match([FaceBox(100, 100, 260, 260, score=MIN_SPLIT_SCORE - 0.1)], 0.1, [b])[0]
     assert same is tr and np.array_equal(tr.look.shape, a.shape)
+
+
+def test_a_face_that_leaps_into_the_place_is_held_to_a_stricter_line():
+    """Looks just under the line: a face in the same place is the same buyer, but one whose box leapt
+    (the next buyer stepping in a little further left and closer) is a new one; a one-frame size flip
+    of the detector's box that comes back is not."""
+    from agegate.edge.tracking import Separation
+
+    rule = Separation()
+    here, there = FaceBox(100, 100, 260, 260), FaceBox(160, 90, 340, 270)  # 0.4 face sizes over, 1.125x
+    assert rule.jumped(here, there) and not rule.jumped(here, FaceBox(104, 98, 264, 258))
+    closer = FaceBox(90, 90, 300, 300)  # 1.31x the size, same centre
+    assert rule.jumped(here, closer) and not Separation(jump_scale=1.5).jumped(here, closer)
+    first_look, next_look = _looks(rule.appearance_change - 0.1, features=False)
+
+    def show(boxes_and_looks):
+        t = IoUTracker(separation=rule)
+        first = t.match([here], 0.0, [first_look])[0]
+        for i in range(1, 6):
+            t.match([here], i / 15, [first_look])
+        ids = [t.match([b], (6 + i) / 15, [look])[0].track_id for i, (b, look) in enumerate(boxes_and_looks)]
+        return first, ids
+
+    n = rule.change_frames + 2
+    first, ids = show([(there, next_look)] * n)
+    assert first.ended and ids[-1] != first.track_id
+    first, ids = show([(here, next_look)] * n)  # the same look without the leap: one buyer
+    assert not first.ended and ids == [first.track_id] * n
+    first, ids = show([(closer, next_look)] + [(here, first_look)] * (n - 1))  # a box that flips for a frame
+    assert not first.ended and ids == [first.track_id] * n

@@ -57,6 +57,9 @@ def test_separation_probe_and_tracker_sweep_run_on_a_few_val_buyers(tmp_path):
         assert d["median_within"] < d["median_between"]  # the next buyer is further than one's own frames
     r = CliRunner().invoke(sweep, [*data, "--out", str(tmp_path / "sweep.json")])
     assert r.exit_code == 0, r.output
-    rules = json.loads((tmp_path / "sweep.json").read_text())["rules"]
+    out = json.loads((tmp_path / "sweep.json").read_text())
+    rules, motion = out["rules"], out["box_motion"]
     assert len(rules) == len(GRID) and all(x["buyers"] == 6 for x in rules)
+    # 6 buyers x 20 frames, less the first frame of each: one buyer's head sways, it does not leap
+    assert motion["within_buyer"]["frames"] > 80 and motion["within_buyer"]["shift"][0] < 0.1
     assert rules[0]["features"] and rules[0]["merged"] == 0  # the box's rule keeps 6 distinct buyers apart
