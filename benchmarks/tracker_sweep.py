@@ -26,7 +26,8 @@ from agegate.edge.default_model import default_model_path
 from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face, iou
 from agegate.edge.pipeline import BoxOptions
 from agegate.edge.runtime import AgeModel
-from agegate.edge.tracking import IoUTracker, Look, Separation, appearance, box_move, frame_quality
+from agegate.edge.tracking import (MIN_SPLIT_SCORE, IoUTracker, Look, Separation, appearance, box_move,
+                                   frame_quality)
 
 from .environment import environment
 
@@ -49,6 +50,10 @@ GRID = [
     (Separation(feature_weight=0.3, look_change=0.45), True),
     (Separation(feature_weight=0.3, look_change=0.50), True),
     (Separation(far=1e9), True),
+    (Separation(age_change=None), True),
+    (Separation(age_change=0.4), True),
+    (Separation(age_change=0.5), True),
+    (Separation(age_change=0.6), True),
 ]
 
 
@@ -70,7 +75,8 @@ def look_at_frames(buyers, options: ReplayOptions, model: AgeModel, box: BoxOpti
         for face in detector.detect(rgb):
             crop = crop_face(rgb, face, model.spec.face_margin)
             q = frame_quality(crop, face, box.min_quality_face, box.min_sharpness)
-            seen.append(Seen(face, appearance(crop, model.features_face(crop)), q.good))
+            run = model.run_face(crop)
+            seen.append(Seen(face, appearance(crop, run.features, run.age), q.good))
         frames.append((who, seen))
     bar.close()
     return frames
@@ -108,33 +114,52 @@ def replay_tracker(frames, rule: Separation, features: bool, box: BoxOptions) ->
 
 
 def box_motion(frames, box: BoxOptions) -> dict:
-    """How far the most confident face's box moves from one frame to the next while one buyer is shown,
-    against how far it moves when the next buyer steps in while the last one's track is still alive (at
-    most max_missed empty frames between them) and overlaps it enough to be matched: `Separation.jump_*`
-    were read from this. Shift in face sizes, scale as a ratio >= 1."""
-    def best(seen):
-        return max(seen, key=lambda s: s.box.score).box if seen else None
-
-    xy = lambda f: (f.x0, f.y0, f.x1, f.y1)  # noqa: E731
+    """How far the most confident face moves from one frame to the next while one buyer is shown, against
+    how far it moves when the next buyer steps in while the last one's track is still alive (at most
+    max_missed empty frames between them) and overlaps it enough to be matched: `Separation.jump_*` and
+    `age_change` were read from this. Box shift in face sizes, scale as a ratio >= 1; age as the gap in
+    log(1 + age) between a face's reading and the running (blended) reading of the buyer before it."""
     match = IoUTracker().iou_match
     within, steps = [], []
-    last, last_who, gap = None, None, 0
+    last, last_who, gap, running = None, None, 0, None
     for who, seen in frames:
-        face = best(seen)
-        if face is None or who is None:
-            gap += 1
+        face = max(seen, key=lambda s: s.box.score) if seen else None
+        if face is None or who is None or face.box.score < MIN_SPLIT_SCORE:
+            gap += face is None or who is None
             continue
+        age = face.look.log_age
         if last is not None and gap <= box.max_missed:
             if who == last_who and gap == 0:
-                within.append(box_move(last, face))
-            elif who != last_who and iou(xy(last), xy(face)) >= match:
-                steps.append(box_move(last, face))
+                within.append((*box_move(last.box, face.box), _gap(running, age)))
+            elif who != last_who and iou(_xy(last.box), _xy(face.box)) >= match:
+                steps.append((*box_move(last.box, face.box), _gap(running, age)))
+        running = age if who != last_who or running is None or age is None else 0.7 * running + 0.3 * age
         last, last_who, gap = face, who, 0
-    pct = lambda rows, k, qs: [round(float(np.percentile([r[k] for r in rows], q)), 3) for q in qs] if rows else []  # noqa: E731
-    return {"within_buyer": {"frames": len(within), "percentiles": [50, 99, 99.9],
-                             "shift": pct(within, 0, [50, 99, 99.9]), "scale": pct(within, 1, [50, 99, 99.9])},
-            "next_buyer_in_place": {"buyers": len(steps), "percentiles": [10, 50],
-                                    "shift": pct(steps, 0, [10, 50]), "scale": pct(steps, 1, [10, 50])}}
+
+    def pct(rows, k, qs):
+        v = [r[k] for r in rows if r[k] is not None]
+        return [round(float(np.percentile(v, q)), 3) for q in qs] if v else []
+
+    hi, lo = [50, 99, 99.9], [10, 50]
+    return {"within_buyer": {"frames": len(within), "percentiles": hi, "shift": pct(within, 0, hi),
+                             "scale": pct(within, 1, hi), "log_age_gap": pct(within, 2, hi)},
+            "next_buyer_in_place": {"buyers": len(steps), "percentiles": lo, "shift": pct(steps, 0, lo),
+                                    "scale": pct(steps, 1, lo), "log_age_gap": pct(steps, 2, lo)}}
+
+
+def _differences(rule: Separation) -> str:
+    """What a rule changes against the box's own, e.g. 'jump_change=0.7'."""
+    box = asdict(Separation())
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in asdict(rule).items()
+                     if v != box[k]) or "(the box's rule)"
+
+
+def _gap(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else abs(a - b)
+
+
+def _xy(f: FaceBox) -> tuple[float, float, float, float]:
+    return (f.x0, f.y0, f.x1, f.y1)
 
 
 @click.command()
@@ -164,11 +189,12 @@ def main(data, split, buyers, model_path, out):
             continue
         r = {"rule": asdict(rule), "features": features, **replay_tracker(frames, rule, features, box)}
         rows.append(r)
-        click.echo(f"{'features' if features else 'image only':10s} {r['rule']}: merged {r['merged']} "
-                   f"split {r['split']} of {r['buyers']}")
+        click.echo(f"{'features' if features else 'image only':10s} {_differences(rule):42s} merged {r['merged']:3d}  "
+                   f"split {r['split']:3d}  of {r['buyers']}")
     if out:
         Path(out).write_text(json.dumps({"model": path.name, "split": split, "buyers": len(people),
-                                         "frames": len(frames), "box_motion": motion, "rules": rows, "environment": environment()},
+                                         "frames": len(frames), "box_motion": motion, "rules": rows,
+                                         "environment": environment()},
                                         indent=2) + "\n")
 
 

@@ -147,7 +147,7 @@ class BoxPipeline:
         # face, decided buyers included: a look-alike stepping into a decided buyer's place is the
         # merge this catches; a face that is then aged reuses the run). Timed as its own stage.
         runs = [self.model.run_face(c) if o.look_features and self.model.has_features else None for c in crops]
-        looks = [appearance(c, r.features if r else None) for c, r in zip(crops, runs)]
+        looks = [appearance(c, r.features, r.age) if r else appearance(c) for c, r in zip(crops, runs)]
         look_ms = (time.perf_counter() - l0) * 1000
         f0 = time.perf_counter()
         tracks = self.tracker.match(faces, frame.ts, looks)

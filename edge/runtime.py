@@ -91,6 +91,7 @@ class FaceRun:
     x: np.ndarray
     raw: np.ndarray
     features: np.ndarray | None
+    age: float  # the point estimate of this one view (no test-time augmentation): for telling buyers apart
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class AgeModel:
         """A face crop (RGB uint8, any size) -> one run of the model on it (no test-time augmentation)."""
         x = normalize(prepare_uint8(face_rgb, self.spec), self.spec)
         raw = self.run_tensor(x)
-        return FaceRun(x, raw, self._read_features())
+        return FaceRun(x, raw, self._read_features(), float(self.meta.head.point(raw)[0]))
 
     def features_face(self, face_rgb: np.ndarray) -> np.ndarray | None:
         """A face crop -> how the model sees it: the pooled features of one run (no test-time augmentation),

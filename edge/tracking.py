@@ -84,27 +84,30 @@ class Look:
     colour: np.ndarray
     shape: np.ndarray
     features: np.ndarray | None = None
+    log_age: float | None = None  # log(1 + the model's age reading of this one view): ratios of ages as differences
 
     def blend(self, other: "Look", k: float = 0.3) -> "Look":
         """Running descriptor: follows slow changes (head turns, light) of one buyer."""
         mix = lambda a, b: a if b is None else b if a is None else (1 - k) * a + k * b  # noqa: E731
         return Look(mix(self.grey, other.grey), mix(self.colour, other.colour), mix(self.shape, other.shape),
-                    mix(self.features, other.features))
+                    mix(self.features, other.features), mix(self.log_age, other.log_age))
 
 
 _HOG = cv2.HOGDescriptor((64, 64), (16, 16), (8, 8), (8, 8), 9)  # 1,764 numbers; about 0.05 ms
 
 
-def appearance(crop_rgb: np.ndarray, features: np.ndarray | None = None) -> Look:
-    """A face crop's Look. (Framing the patch by the eye points instead of the box was tried: on 200 val
-    buyers it split 3 where the box crop split 1.)"""
+def appearance(crop_rgb: np.ndarray, features: np.ndarray | None = None, age: float | None = None) -> Look:
+    """A face crop's Look, with the age model's features and age reading of it when the box has them.
+    (Framing the patch by the eye points instead of the box was tried: on 200 val buyers it split 3 where
+    the box crop split 1.)"""
     grey = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2GRAY)
     g = cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     g = (g - g.mean()) / (g.std() * np.sqrt(g.size) + 1e-6)
     hsv = cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2HSV)
     h = cv2.calcHist([hsv], [0, 1], None, [8, 4], [0, 180, 0, 256]).ravel()
     shape = _HOG.compute(cv2.resize(grey, (64, 64), interpolation=cv2.INTER_AREA)).ravel()
-    return Look(g, np.sqrt(h / (h.sum() + 1e-6)), shape / (float(np.linalg.norm(shape)) + 1e-6), features)
+    return Look(g, np.sqrt(h / (h.sum() + 1e-6)), shape / (float(np.linalg.norm(shape)) + 1e-6), features,
+                None if age is None else float(np.log1p(max(age, 0.0))))
 
 
 def appearance_distance(a: Look, b: Look) -> float:
@@ -127,13 +130,16 @@ class Separation:
     a track its look (16 / 5 before), 7 / 8 with the features added; HOG brought the rule to 3 / 3.
     Different photos of people of one age and look still pass the appearance line alone; what caught
     them is where the face is: a head sways a little from frame to frame, it does not leap. In the same
-    frames a buyer's box moved by at most 0.20 face sizes (centre) and 1.24x (size) between frames in
+    frames a buyer's box moved by at most 0.20 face sizes (centre) and 1.23x (size) between frames in
     99.9 % of frames, while the next buyer stepping into a live track's place moved it by 0.27 face sizes
     and 1.19x (medians; the sweep's `box_motion`). A face that far from where the track last looked like
     itself is held to `jump_change` x the usual line: merged 3 / split 3 -> 1 / 3 (jump_change 0.4 and
     0.6: the same; 0.7: 2 / 3; the image part alone 4 / 5 -> 2 / 5; jumps from 0.15 face sizes or 1.15x:
     0 / 8; from 0.35 or 1.35x: 1 / 3). A detector's one-frame glitch (a box that flips size for a frame)
     jumps too, but it comes back, and a change must hold for `change_frames` frames from the same place.
+    Last, the model's age reading of each view: two readings twice apart are two people however alike they
+    look (`age_change`; on val it merged and split no differently, so it is there for the case a random
+    replay rarely shows: a look-alike minor stepping into an adult's place).
     """
 
     appearance_change: float = 0.40  # the image part alone: a model without a features output
@@ -147,6 +153,12 @@ class Separation:
     jump_shift: float = 0.25  # centre moved by this many face sizes ...
     jump_scale: float = 1.25  # ... or the face grew or shrank by this factor
     jump_change: float = 0.5  # then the line is this fraction of the usual one (1.0: where a face is does not count)
+    #: Two readings of age further apart than this in log(1 + age) are two people whatever their looks:
+    #: 0.7 is 2x (16 against 33 years, 25 against 51). A parent and the teenager who steps in after them may
+    #: look alike; they do not read alike. One view's reading is noisy (within one buyer the gap to the
+    #: running reading is 0.31 at p99, 0.65 at p99.9), so on the sweep's val buyers a tighter line only split
+    #: buyers (0.5: split 8, 0.6: 4, 0.7 and None: 3; merged 1 in each). None: age does not count.
+    age_change: float | None = 0.7
 
     def jumped(self, was: FaceBox, now: FaceBox) -> bool:
         """Whether a face box is too far from where the track's face was to be the same head moving."""
@@ -162,9 +174,15 @@ class Separation:
             return d, self.appearance_change
         return d + self.feature_weight * (1 - cosine(a.features, b.features)), self.look_change
 
+    def aged_apart(self, a: Look, b: Look) -> bool:
+        """Whether the model reads the two faces' ages too far apart to be one person."""
+        if self.age_change is None or a.log_age is None or b.log_age is None:
+            return False
+        return abs(a.log_age - b.log_age) > self.age_change
+
     def differs(self, a: Look, b: Look) -> bool:
         d, limit = self.distance(a, b)
-        return d > limit
+        return d > limit or self.aged_apart(a, b)
 
 
 def box_move(was: FaceBox, now: FaceBox) -> tuple[float, float]:
@@ -266,7 +284,7 @@ class IoUTracker:
             t.anchor = t.box  # the track's box moves with a newcomer's frames; where it jumped from stays
         if rule.jumped(t.anchor, face):
             limit *= rule.jump_change
-        if d <= limit:
+        if d <= limit and not rule.aged_apart(t.look, look):
             t.changed, t.newcomer = 0, None
             return True
         # A different face must also look like itself from frame to frame: a motion-blurred or

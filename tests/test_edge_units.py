@@ -216,3 +216,28 @@ def test_a_face_that_leaps_into_the_place_is_held_to_a_stricter_line():
     assert not first.ended and ids == [first.track_id] * n
     first, ids = show([(closer, next_look)] + [(here, first_look)] * (n - 1))  # a box that flips for a frame
     assert not first.ended and ids == [first.track_id] * n
+
+
+def test_a_face_the_model_reads_much_younger_is_a_new_buyer_however_alike():
+    """A teenager stepping into a decided adult's place with the same look (image part and features) is
+    told apart by the model's age reading of each view; a reading within the line is the same buyer."""
+    from dataclasses import replace
+
+    from agegate.edge.tracking import Separation
+
+    rule = Separation()
+    box = FaceBox(100, 100, 260, 260)
+    look, _ = _looks(0.0, features=True)
+    adult = replace(look, log_age=float(np.log1p(40)))
+    assert rule.aged_apart(adult, replace(look, log_age=float(np.log1p(16))))
+    assert not rule.aged_apart(adult, replace(look, log_age=float(np.log1p(34))))
+    assert not rule.aged_apart(adult, look) and not Separation(age_change=None).aged_apart(
+        adult, replace(look, log_age=float(np.log1p(16))))
+    for reading, new_buyer in ((16, True), (34, False)):
+        t = IoUTracker(separation=rule)
+        first = t.match([box], 0.0, [adult])[0]
+        for i in range(1, 6):
+            t.match([box], i / 15, [adult])
+        other = replace(look, log_age=float(np.log1p(reading)))
+        ids = [t.match([box], (6 + i) / 15, [other])[0].track_id for i in range(rule.change_frames + 2)]
+        assert first.ended is new_buyer and (ids[-1] != first.track_id) is new_buyer

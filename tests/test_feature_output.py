@@ -66,6 +66,7 @@ def test_the_box_reads_features_from_the_shipped_model(tmp_path):
     assert m.estimate_face(a).age == before.age
     run = m.run_face(a)  # the box's path: one run for the look, reused as the estimate's first view
     np.testing.assert_allclose(run.features, alone, atol=1e-6)
+    assert abs(run.age - before.age) < 5  # one view's reading, for the tracker; the estimate averages two
     shared = m.estimate_run(run)
     assert shared.age == before.age and np.array_equal(shared.probs, before.probs)
     assert m.meta.runs_per_prediction == 2  # so the shared run saves one of two
