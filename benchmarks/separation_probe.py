@@ -26,13 +26,14 @@ from agegate.convert.replay import _background, buyer_frames, load_buyers
 from agegate.edge.default_model import default_model_path
 from agegate.edge.detect import DetectorOptions, FaceDetector, crop_face
 from agegate.edge.runtime import AgeModel
-from agegate.edge.tracking import Look, Separation, appearance, appearance_distance, cosine
+from agegate.edge.tracking import (Look, Separation, appearance, appearance_distance, cosine,
+                                   thumbnail_colour_distance)
 
 from .environment import environment
 
 #: Each part of a Look as a distance of its own; "image" and "box" are the tracker's own distances.
 DESCRIPTORS = {
-    "thumbnail+colour": lambda a, b: 0.5 * (1 - cosine(a.grey, b.grey)) + (1 - cosine(a.colour, b.colour)),
+    "thumbnail+colour": thumbnail_colour_distance,
     "hog": lambda a, b: 1 - cosine(a.shape, b.shape),
     "features": lambda a, b: 1 - cosine(a.features, b.features),
     "image (thumbnail+colour+hog)": appearance_distance,

@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 from agegate.convert.replay import FPS, ReplayOptions, load_buyers, till_frames
 from agegate.edge.default_model import default_model_path
-from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face, iou
+from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face
 from agegate.edge.pipeline import BoxOptions
 from agegate.edge.runtime import AgeModel
-from agegate.edge.tracking import (MIN_SPLIT_SCORE, IoUTracker, Look, Separation, appearance, box_move,
+from agegate.edge.tracking import (MIN_SPLIT_SCORE, IoUTracker, Look, Separation, appearance, box_iou, box_move,
                                    frame_quality)
 
 from .environment import environment
@@ -64,7 +64,8 @@ class Seen:
     good: bool
 
 
-def look_at_frames(buyers, options: ReplayOptions, model: AgeModel, box: BoxOptions) -> list[tuple[int | None, list[Seen]]]:
+def look_at_frames(buyers, options: ReplayOptions, model: AgeModel,
+                   box: BoxOptions) -> list[tuple[int | None, list[Seen]]]:
     detector = FaceDetector(box.detector)
     frames = []
     bar = tqdm(total=len(buyers), desc="buyers", unit="buyer", leave=False)
@@ -108,9 +109,7 @@ def replay_tracker(frames, rule: Separation, features: bool, box: BoxOptions) ->
         if people:
             own[people.most_common(1)[0][0]] += 1
     shown = {w for c in counts.values() for w in c if w is not None}
-    merged = sorted(b for b in shown if own[b] == 0)
-    split = sorted(b for b in shown if own[b] > 1)
-    return {"merged": len(merged), "split": len(split), "buyers": len(shown)}
+    return {"merged": sum(own[b] == 0 for b in shown), "split": sum(own[b] > 1 for b in shown), "buyers": len(shown)}
 
 
 def box_motion(frames, box: BoxOptions) -> dict:
@@ -118,7 +117,7 @@ def box_motion(frames, box: BoxOptions) -> dict:
     how far it moves when the next buyer steps in while the last one's track is still alive (at most
     max_missed empty frames between them) and overlaps it enough to be matched: `Separation.jump_*` and
     `age_change` were read from this. Box shift in face sizes, scale as a ratio >= 1; age as the gap in
-    log(1 + age) between a face's reading and the running (blended) reading of the buyer before it."""
+    log(1 + age) between a face's reading and the running (Look.blend) reading of the buyer before it."""
     match = IoUTracker().iou_match
     within, steps = [], []
     last, last_who, gap, running = None, None, 0, None
@@ -127,13 +126,13 @@ def box_motion(frames, box: BoxOptions) -> dict:
         if face is None or who is None or face.box.score < MIN_SPLIT_SCORE:
             gap += face is None or who is None
             continue
-        age = face.look.log_age
         if last is not None and gap <= box.max_missed:
+            age_gap = _gap(running.log_age, face.look.log_age)
             if who == last_who and gap == 0:
-                within.append((*box_move(last.box, face.box), _gap(running, age)))
-            elif who != last_who and iou(_xy(last.box), _xy(face.box)) >= match:
-                steps.append((*box_move(last.box, face.box), _gap(running, age)))
-        running = age if who != last_who or running is None or age is None else 0.7 * running + 0.3 * age
+                within.append((*box_move(last.box, face.box), age_gap))
+            elif who != last_who and box_iou(last.box, face.box) >= match:
+                steps.append((*box_move(last.box, face.box), age_gap))
+        running = face.look if who != last_who else running.blend(face.look)
         last, last_who, gap = face, who, 0
 
     def pct(rows, k, qs):
@@ -156,10 +155,6 @@ def _differences(rule: Separation) -> str:
 
 def _gap(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else abs(a - b)
-
-
-def _xy(f: FaceBox) -> tuple[float, float, float, float]:
-    return (f.x0, f.y0, f.x1, f.y1)
 
 
 @click.command()

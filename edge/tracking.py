@@ -110,10 +110,14 @@ def appearance(crop_rgb: np.ndarray, features: np.ndarray | None = None, age: fl
                 None if age is None else float(np.log1p(max(age, 0.0))))
 
 
+def thumbnail_colour_distance(a: Look, b: Look) -> float:
+    """The thumbnail and colour parts of the image distance (the first release's descriptor)."""
+    return 0.5 * (1 - cosine(a.grey, b.grey)) + (1 - cosine(a.colour, b.colour))
+
+
 def appearance_distance(a: Look, b: Look) -> float:
     """The image part: 0 for the same picture, larger the more two faces differ."""
-    return (0.5 * (1 - cosine(a.grey, b.grey)) + (1 - cosine(a.colour, b.colour))
-            + HOG_WEIGHT * (1 - cosine(a.shape, b.shape)))
+    return thumbnail_colour_distance(a, b) + HOG_WEIGHT * (1 - cosine(a.shape, b.shape))
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,13 @@ class Separation:
 def box_move(was: FaceBox, now: FaceBox) -> tuple[float, float]:
     """How far a face box moved: (centre shift in face sizes of `was`, size ratio >= 1)."""
     a, b = (was.width + was.height) / 2, (now.width + now.height) / 2
-    shift = np.hypot((was.x0 + was.x1 - now.x0 - now.x1) / 2, (was.y0 + was.y1 - now.y0 - now.y1) / 2)
+    shift = np.hypot(was.center[0] - now.center[0], was.center[1] - now.center[1])
     return float(shift / max(a, 1e-6)), float(max(a, b) / max(min(a, b), 1e-6))
+
+
+def box_iou(a: FaceBox, b: FaceBox) -> float:
+    """Overlap of two face boxes (intersection over union): how the tracker matches faces to tracks."""
+    return iou(_xy(a), _xy(b))
 
 
 def cosine(x: np.ndarray, y: np.ndarray) -> float:
@@ -274,9 +283,7 @@ class IoUTracker:
     def _same_buyer(self, t: Track, face: FaceBox, look, ts: float) -> bool:
         if ts - t.first_ts > self.max_duration_s:
             return False
-        if look is None or t.look is None:
-            return True
-        if face.score < MIN_SPLIT_SCORE:
+        if look is None or t.look is None or face.score < MIN_SPLIT_SCORE:
             return True
         rule = self.separation
         d, limit = rule.distance(t.look, look)
@@ -300,7 +307,7 @@ class IoUTracker:
         """Assign each face to a live track (greedy by IoU, same appearance) or a new one; returns tracks
         per face. A track whose place a different face took is marked `ended`."""
         looks = looks or [None] * len(faces)
-        pairs = sorted(((iou(_xy(t.box), _xy(f)), tid, fi) for tid, t in self.tracks.items()
+        pairs = sorted(((box_iou(t.box, f), tid, fi) for tid, t in self.tracks.items()
                         for fi, f in enumerate(faces)), reverse=True)
         assigned: dict[int, Track] = {}
         used: set[int] = set()
