@@ -18,9 +18,16 @@ from .tflite import QUANT_MODES
 @click.option("--quant", type=click.Choice(QUANT_MODES), default="int8", show_default=True)
 @click.option("--io", type=click.Choice(["float32", "int8"]), default="float32", show_default=True,
               help="int8 model input/output tensors (int8 only); float32 keeps the box code simple.")
-@click.option("--calibration", "calib_data", type=click.Path(exists=True), help="Data set for int8 calibration.")
+@click.option("--calibration", "calib_data", type=click.Path(exists=True), multiple=True,
+              help="Data set for int8 calibration; repeat for several (the images are drawn from all of them, "
+                   "so every population the model serves sets the activation ranges).")
 @click.option("--calibration-split", default="train", show_default=True)
 @click.option("--calibration-size", type=int, default=500, show_default=True)
+@click.option("--float-layers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="int8: keep the N layers int8 hurts most (TFLite's quantization debugger on the calibration "
+                   "images) in float32. MobileNetV2: 2 (its first convolution and depthwise) cut how far int8 "
+                   "moves a face's estimate from its float parent by 3x. The file is then not integer-only "
+                   "(quantization: int8-mixed).")
 @click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning first (needs --data); implies int8.")
 @click.option("--data", "qat_data", type=click.Path(exists=True), help="Training data for --qat.")
 @click.option("--epochs", type=int, default=1, show_default=True, help="QAT epochs.")
@@ -32,19 +39,22 @@ from .tflite import QUANT_MODES
                    "mirror averages each face with its mirror image (two model runs). Default: the run's own.")
 @data_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .tflite (metadata: .json beside).")
-def convert(model_dir, quant, io, calib_data, calibration_split, calibration_size, qat, qat_data, epochs, qat_lr,
-            qat_limit, batch_size, tta, fmt, split_file, limit, out):
+def convert(model_dir, quant, io, calib_data, calibration_split, calibration_size, float_layers, qat, qat_data, epochs,
+            qat_lr, qat_limit, batch_size, tta, fmt, split_file, limit, out):
     """Convert a trained run (MODEL_DIR with model.keras + model.json) to TFLite.
 
     \b
     Examples:
       agegate convert runs/m --quant float16 --out m-f16.tflite
       agegate convert runs/m --quant int8 --calibration DATA --out m-int8.tflite
+      agegate convert runs/m --calibration UTK --calibration AAF --float-layers 2 --out m.tflite
       agegate convert runs/m --qat --data DATA --epochs 1 --calibration DATA --out m-qat.tflite
     """
     from agegate.edge.errors import UsageError
 
     from .evaluate import select_records
+    from agegate.edge.metadata import read_metadata
+
     from .tflite import calibration_images, convert_keras, load_keras_model
 
     out_path = Path(out)
@@ -64,14 +74,23 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
         model = qat_finetune(model, meta, recs, epochs=epochs, batch_size=batch_size, lr=qat_lr, echo=click.echo)
     calib = None
     if quant == "int8":
-        src = calib_data or qat_data
-        if not src:
+        srcs = list(calib_data) or ([qat_data] if qat_data else [])
+        if not srcs:
             raise UsageError("--quant int8 needs --calibration DATA (images drawn from --calibration-split)")
-        recs = select_records(src, fmt, split_file, calibration_split)
+        recs, whole = [], []
+        for src in srcs:
+            got = select_records(src, fmt, split_file, calibration_split, whole_if_unsplit=True)
+            recs += got
+            if not any(r.split == calibration_split for r in got):
+                whole.append(src)
         calib = calibration_images(recs, meta.preprocess, calibration_size)
-        click.echo(f"calibration: {len(calib)} images from split '{calibration_split}' of {src}")
-    result = convert_keras(model, meta, quant, out_path, io=io, calibration=calib, source_path=source, qat=qat)
+        click.echo(f"calibration: {len(calib)} images drawn from split '{calibration_split}' of {', '.join(srcs)}"
+                   + (f" ({', '.join(whole)} has no splits: all of it)" if whole else ""))
+    result = convert_keras(model, meta, quant, out_path, io=io, calibration=calib, source_path=source, qat=qat,
+                           float_layers=float_layers)
     click.echo(result.summary())
+    for layer in read_metadata(out_path).extra.get("float_layers", []):
+        click.echo(f"kept float: {layer['layer']} ({layer['op']}; int8 error {layer['steps']:.2f} steps)")
     if meta.tta != "none":
         click.echo(f"test-time augmentation: {meta.tta} (each prediction runs the model "
                    f"{meta.runs_per_prediction} times)")

@@ -119,7 +119,8 @@ def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, qu
     bands = {b: {"n": v["n"], "float_mae": v["mae"], "quantized_mae": qm["bands"][b]["mae"],
                  "mean_abs_diff": diff_by_band[b]["mae"]}
              for b, v in fm["bands"].items() if v["n"]}
-    comp = {"drift": round(qm["mae"] - fm["mae"], 4), "p95_abs_diff": round(float(np.percentile(diff, 95)), 4),
+    comp = {"drift": round(qm["mae"] - fm["mae"], 4), "mean_abs_diff": round(float(diff.mean()), 4),
+            "p95_abs_diff": round(float(np.percentile(diff, 95)), 4),
             "max_abs_diff": round(float(diff.max()), 4), "decision_flip_rate": round(float(flips), 4),
             "pearson_r": round(r, 5), "std_ratio": round(std_ratio, 4),
             "float_range": [round(float(f.min()), 2), round(float(f.max()), 2)],
@@ -170,37 +171,3 @@ def operating_point_gates(qp: Predictions, per_set: dict[str, Predictions] | Non
                               f"{r['n_minors']} (lower bound {lower:.4f}); it asks {r['adults_asked']:.1%} of 25+ "
                               f"for ID"))
     return out
-
-
-def debug_layers(keras_model, calibration, top: int = 10) -> list[dict]:
-    """TFLite's quantization debugger: the layers whose int8 output differs most from float."""
-    from agegate.train.tfenv import import_tf
-
-    from agegate.edge.quiet import quiet_fds
-
-    tf, _ = import_tf()
-    conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def rep():
-        for x in calibration:
-            yield [x[None]]
-
-    conv.representative_dataset = rep
-    with quiet_fds():
-        dbg = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=rep)
-        dbg.run()
-        import io
-
-        buf = io.StringIO()
-        dbg.layer_statistics_dump(buf)
-    import csv as _csv
-
-    rows = list(_csv.DictReader(buf.getvalue().splitlines()))
-    for r in rows:
-        rmse = float(r.get("mean_squared_error", 0) or 0) ** 0.5
-        scale = float(r.get("scale", 0) or 0)
-        r["rmse_over_scale"] = rmse / scale if scale else 0.0
-    rows.sort(key=lambda r: -r["rmse_over_scale"])
-    return [{"layer": r.get("tensor_name"), "op": r.get("op_name"), "rmse_over_scale": round(r["rmse_over_scale"], 4),
-             "mean_squared_error": float(r.get("mean_squared_error", 0) or 0)} for r in rows[:top]]

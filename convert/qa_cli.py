@@ -22,7 +22,9 @@ from agegate.train.cli_options import data_options
 @click.option("--max-drift", type=float, default=0.5, show_default=True)
 @click.option("--max-flips", type=float, default=0.02, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
-@click.option("--debug-layers", is_flag=True, help="Run TFLite's quantization debugger (needs a Keras --float).")
+@click.option("--debug-layers", is_flag=True,
+              help="Rank the layers by their int8 error with TFLite's quantization debugger (needs a Keras --float); "
+                   "`agegate convert --float-layers N` keeps the worst N in float.")
 @click.option("--out", default="qa", show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, threads,
@@ -50,12 +52,12 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     if debug_layers:
         if is_tflite(float_model):
             raise UsageError("--debug-layers needs the Keras float model (a run folder), not a .tflite")
-        from .qa import debug_layers as run_debugger
+        from .mixed_int8 import layer_errors
         from .tflite import calibration_images, load_keras_model
 
         km, meta = load_keras_model(float_model)
         recs = select_records(data[0], fmt, split_file, split, limit, whole_if_unsplit=True)
-        layers = run_debugger(km, calibration_images(recs, meta.preprocess, 64))
+        layers = [e.to_dict() for e in layer_errors(km, calibration_images(recs, meta.preprocess, 64))[:10]]
     write_report(rep, fp, qp, Path(out), layers)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
@@ -66,6 +68,6 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
         for g in rep.gates:
             click.echo(f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.value} (limit {g.limit})")
         for l in layers or []:
-            click.echo(f"  layer {l['layer']} ({l['op']}): rmse/scale {l['rmse_over_scale']}")
+            click.echo(f"  layer {l['layer']} ({l['op']}): int8 error {l['steps']} steps")
         click.echo(f"{'PASS' if rep.passed else 'FAIL'}: report in {Path(out) / 'report.html'}")
     sys.exit(0 if rep.passed else 1)

@@ -19,6 +19,7 @@ from agegate.edge.preprocess import PreprocessSpec
 from agegate.edge.quiet import quiet_fds
 
 from .feature_output import with_feature_output
+from .mixed_int8 import MIXED_LABEL
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 
@@ -74,7 +75,9 @@ def calibration_images(records, spec: PreprocessSpec, size: int, seed: int = 0) 
 
 def convert_keras(model, meta: ModelMetadata, mode: str, out: Path, io: str = "float32",
                   calibration: np.ndarray | None = None, source_path: Path | None = None,
-                  qat: bool = False) -> ConvertResult:
+                  qat: bool = False, float_layers: int = 0) -> ConvertResult:
+    """`float_layers` > 0 (int8 only): keep that many layers, those int8 hurts most, in float32
+    (mixed_int8.py)."""
     from agegate.train.tfenv import import_tf
 
     tf, _ = import_tf()
@@ -82,6 +85,13 @@ def convert_keras(model, meta: ModelMetadata, mode: str, out: Path, io: str = "f
         raise UsageError(f"--quant must be one of {', '.join(QUANT_MODES)}")
     if io == "int8" and mode != "int8":
         raise UsageError("--io int8 needs --quant int8")
+    if float_layers:
+        if mode != "int8" or qat:
+            raise UsageError("--float-layers applies to a post-training int8 conversion (--quant int8, no --qat)")
+        if io == "int8":
+            raise UsageError("--float-layers keeps float ops inside the model; use --io float32 with it")
+        if calibration is None:
+            raise UsageError("--float-layers needs calibration images (--calibration DATA)")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -102,19 +112,27 @@ def convert_keras(model, meta: ModelMetadata, mode: str, out: Path, io: str = "f
         if io == "int8":
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    with quiet_fds():
-        blob = converter.convert()
+    kept_float = []
+    if float_layers:
+        from .mixed_int8 import mixed_int8
+
+        blob, kept_float = mixed_int8(model, calibration, float_layers)
+    else:
+        with quiet_fds():
+            blob = converter.convert()
     blob = with_feature_output(blob)  # the box tells buyers apart with them (feature_output.py)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tflite.tmp")
     tmp.write_bytes(blob)
     tmp.replace(out)
-    label = "int8-qat" if qat else mode
+    label = "int8-qat" if qat else MIXED_LABEL if kept_float else mode
+    mixed = {"float_layers": [e.to_dict() for e in kept_float]} if kept_float else {}
     new_meta = dataclasses.replace(
         meta, quantization=label,
         source_sha256=sha256_file(source_path) if source_path and source_path.exists() else meta.source_sha256,
         created="", git_commit="",
-        extra={**meta.extra, "io": io, "calibration_size": 0 if calibration is None else int(len(calibration))},
+        extra={**{k: v for k, v in meta.extra.items() if k != "float_layers"}, "io": io,
+               "calibration_size": 0 if calibration is None else int(len(calibration)), **mixed},
     )
     write_metadata(out, new_meta)
     return describe(out, label)

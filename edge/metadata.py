@@ -43,7 +43,7 @@ class ModelMetadata:
     input_size: int
     preprocess: PreprocessSpec
     age_range: tuple[float, float] = (0.0, 100.0)
-    quantization: str = "none"  # none (Keras float) | float32 | float16 | dynamic | int8 | int8-qat
+    quantization: str = "none"  # none (Keras float) | float32 | float16 | dynamic | int8 | int8-mixed | int8-qat
     tta: str = "none"  # none | mirror: average the face and its mirror image (two runs per prediction)
     head: AgeHead = field(default_factory=AgeHead)  # what the output means (age_head.py)
     operating_point: OperatingPoint | None = None  # distribution models: when to ask for ID (challenge25.py)

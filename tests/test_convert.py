@@ -113,12 +113,43 @@ def test_business_gate_refuses_mae_8_or_more(converted, small_utk, tmp_path):
     assert r.exit_code == 1 and not next(g for g in rep["gates"] if g["name"] == "mae")["passed"]
 
 
+def test_float_layers_keeps_the_worst_layers_float(trained_run, converted, small_utk, tmp_path):
+    """--float-layers 2: the two layers the debugger ranks worst stay float32 (their output tensors are
+    float in the file), everything else stays int8, and the metadata says which."""
+    out = tmp_path / "mixed.tflite"
+    r = run("convert", trained_run, "--quant", "int8", "--calibration", small_utk, "--calibration-size", 40,
+            "--float-layers", 2, "--out", out)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert r.output.count("kept float: ") == 2 and "int8-mixed" in r.output
+    m = AgeModel(out)
+    kept = m.meta.extra["float_layers"]
+    assert m.meta.quantization == "int8-mixed" and len(kept) == 2 and kept[0]["steps"] >= kept[1]["steps"]
+    assert all(_computes_in_float(m, k["tensor"]) for k in kept)
+    assert not any(_computes_in_float(AgeModel(converted["int8"]), k["tensor"]) for k in kept)  # plain int8 did not
+    dtypes = [d["dtype"] for d in m.interpreter.get_tensor_details()]
+    assert sum(dt == np.int8 for dt in dtypes) > 10  # the rest is still int8
+    assert np.isfinite(m.predict_face(np.full((60, 60, 3), 120, np.uint8)))
+    bad = run("convert", trained_run, "--quant", "dynamic", "--float-layers", 1, "--out", tmp_path / "d.tflite")
+    assert bad.exit_code == 2 and "--float-layers" in bad.output
+
+
+def _computes_in_float(model: AgeModel, output_tensor: str) -> bool:
+    """Whether the op that writes `output_tensor` has float32 weights (its second input). In a plain int8
+    file the weights are int8, or the tensor is the model's output, written by a DEQUANTIZE."""
+    interp = model.interpreter
+    details = interp.get_tensor_details()
+    by_name = {d["name"]: d["index"] for d in details}
+    dtype = {d["index"]: d["dtype"] for d in details}
+    op = next(o for o in interp._get_ops_details() if by_name[output_tensor] in list(o["outputs"]))  # noqa: SLF001
+    return len(op["inputs"]) > 1 and dtype[int(op["inputs"][1])] == np.float32
+
+
 def test_debug_layers_lists_worst_layers(trained_run, converted, small_utk, tmp_path):
     r = run("qa", "--float", trained_run, "--quantized", converted["int8"], "--data", small_utk, "--limit", 30,
             "--max-mae", 99, "--debug-layers", "--out", tmp_path / "qa")
     assert "layer " in r.output, r.output
     rep = json.loads((tmp_path / "qa" / "report.json").read_text())
-    assert len(rep["debug_layers"]) > 0 and "rmse_over_scale" in rep["debug_layers"][0]
+    assert len(rep["debug_layers"]) > 0 and rep["debug_layers"][0]["steps"] >= rep["debug_layers"][-1]["steps"]
 
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v2"])

@@ -102,3 +102,17 @@ def test_eval_takes_several_sets_and_a_set_without_split_whole(box_run, two_sets
     assert "gender" in b["groups"]
     text = CliRunner().invoke(cli, ["eval", "--model", str(out), "--data", str(utk), "--data", str(aaf)]).output
     assert "overall" in text and "wall.jpg: no face found" in text
+
+
+def test_int8_calibration_draws_from_several_sets_and_takes_an_unsplit_set_whole(box_run, two_sets, tmp_path):
+    """Both populations set the activation ranges; the AAF subset has no split column, so all of it is used
+    (it once stopped calibration with "no images in split 'train'")."""
+    out, _, _ = box_run
+    utk, aaf = two_sets
+    r = CliRunner().invoke(cli, ["convert", str(out), "--quant", "int8", "--calibration", str(utk), "--calibration",
+                                 str(aaf), "--calibration-size", "200", "--out", str(tmp_path / "m.tflite")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    # 120 UTKFace train chips + 150 AAF photos (the faceless one is not a box crop): 200 drawn from both
+    assert "calibration: 200 images drawn from split 'train'" in r.output
+    assert f"{aaf} has no splits: all of it" in r.output and f"{utk} has no splits" not in r.output
+    assert json.loads((tmp_path / "m.json").read_text())["extra"]["calibration_size"] == 200
