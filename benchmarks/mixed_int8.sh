@@ -28,6 +28,7 @@ for q in float32 dynamic; do
   [ -f "$R/$NAME-qa-$q.json" ] || agegate qa --float "$RUN" --quantized "$m" --data "$D/utkface" \
     --data "$D/aaf" --split val --limit 500 --max-mae 99 --out "$W/qa-$q" --json > "$R/$NAME-qa-$q.json" || true
 done
+# latency wants a quiet machine: nothing else running (the committed figures: starts-and-mixed-int8-latency.json)
 [ -f "$R/$NAME-latency.json" ] || agegate bench "${models[@]}" --threads 1,2 --runs 300 --out "$R/$NAME-latency.json"
 python - "$R" "$NAME" <<'PY'
 import json, sys

@@ -11,7 +11,8 @@ most of the damage is in the int8 activations. TFLite's quantization debugger ra
 first depthwise convolution (1.30 steps) and the first convolution (0.94) far above the rest (0.53 and
 below): their ReLU6 outputs get 256 steps over 0-6 while most values are far below 1. Those two in
 float: 0.91 years (p95 2.7), flips 1.8 %, MAE drift 0.00; one alone: 1.97 years, 4.3 %; four: 0.92, 2.0 %.
-The file grows by 2 KB, and latency did not move measurably (same run, interleaved).
+The file grows by 2 KB, and it ran faster than full int8 (1.78 against 1.88 ms at 2 threads; AMD EPYC,
+benchmarks/results/starts-and-mixed-int8-latency.json).
 
 The ranking is TFLite's own (`QuantizationDebugger.layer_statistics_dump`): per layer, the RMSE between
 its int8 output and the float layer's output, divided by the layer's quantization step. A well quantized
