@@ -57,16 +57,18 @@ class LayerError:
         return {**asdict(self), "layer": self.layer, "steps": round(self.steps, 4)}
 
 
-def _int8_converter(keras_model, calibration: np.ndarray):
-    """A full-integer converter fed with `calibration` (normalised inputs). No INT8-only op set: a
-    denylisted layer must be allowed to stay float."""
+def int8_converter(keras_model, calibration: np.ndarray | None):
+    """The int8 converter: TFLite's default optimisation with `calibration` (normalised inputs) as the
+    representative data (None: a QAT model carries its own ranges). Not yet integer-only: a plain int8
+    conversion adds TFLITE_BUILTINS_INT8 (tflite.py); a mixed one must let denylisted layers stay float."""
     from agegate.train.tfenv import import_tf
 
     tf, _ = import_tf()
     conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = _feed(calibration)
-    return tf, conv
+    if calibration is not None:
+        conv.representative_dataset = _feed(calibration)
+    return conv
 
 
 def _feed(images: np.ndarray):
@@ -79,11 +81,14 @@ def _feed(images: np.ndarray):
 
 def layer_errors(keras_model, calibration: np.ndarray, images: int = RANK_IMAGES) -> list[LayerError]:
     """Every quantized layer's int8 error, worst first (the debugger runs `images` of `calibration`)."""
+    from agegate.train.tfenv import import_tf
+
     if len(calibration) == 0:
         raise UsageError("ranking layers by int8 error needs calibration images")
-    tf, conv = _int8_converter(keras_model, calibration)
+    tf, _ = import_tf()
     with quiet_fds():
-        dbg = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=_feed(calibration[:images]))
+        dbg = tf.lite.experimental.QuantizationDebugger(converter=int8_converter(keras_model, calibration),
+                                                        debug_dataset=_feed(calibration[:images]))
         dbg.run()
         buf = io.StringIO()
         dbg.layer_statistics_dump(buf)
@@ -99,14 +104,15 @@ def mixed_int8(keras_model, calibration: np.ndarray, float_layers: int,
                images: int = RANK_IMAGES) -> tuple[bytes, list[LayerError]]:
     """(.tflite bytes, the layers kept float): int8 everywhere except the `float_layers` layers with the
     largest int8 error. Activation ranges come from all of `calibration`, as in a plain int8 conversion."""
+    from agegate.train.tfenv import import_tf
+
     if float_layers < 1:
         raise UsageError(f"--float-layers must be 1 or more here, not {float_layers}")
-    ranked = layer_errors(keras_model, calibration, images)
-    keep = ranked[:float_layers]
-    tf, conv = _int8_converter(keras_model, calibration)
+    keep = layer_errors(keras_model, calibration, images)[:float_layers]
+    tf, _ = import_tf()
     opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[e.tensor for e in keep])
     with quiet_fds():
-        dbg = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=_feed(calibration[:1]),
-                                                        debug_options=opts)
+        dbg = tf.lite.experimental.QuantizationDebugger(converter=int8_converter(keras_model, calibration),
+                                                        debug_dataset=_feed(calibration[:1]), debug_options=opts)
         blob = dbg.get_nondebug_quantized_model()
     return blob, keep

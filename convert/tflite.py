@@ -19,7 +19,7 @@ from agegate.edge.preprocess import PreprocessSpec
 from agegate.edge.quiet import quiet_fds
 
 from .feature_output import with_feature_output
-from .mixed_int8 import MIXED_LABEL
+from .mixed_int8 import MIXED_LABEL, int8_converter, mixed_int8
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 
@@ -90,36 +90,14 @@ def convert_keras(model, meta: ModelMetadata, mode: str, out: Path, io: str = "f
             raise UsageError("--float-layers applies to a post-training int8 conversion (--quant int8, no --qat)")
         if io == "int8":
             raise UsageError("--float-layers keeps float ops inside the model; use --io float32 with it")
-        if calibration is None:
-            raise UsageError("--float-layers needs calibration images (--calibration DATA)")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif mode == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode == "int8":
-        if calibration is None and not qat:
-            raise UsageError("--quant int8 needs calibration images (--calibration DATA)")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if calibration is not None:
-            def representative():
-                for x in calibration:
-                    yield [x[None]]
-
-            converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if io == "int8":
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+    if mode == "int8" and calibration is None and not qat:
+        raise UsageError("--quant int8 needs calibration images (--calibration DATA)")
     kept_float = []
     if float_layers:
-        from .mixed_int8 import mixed_int8
-
         blob, kept_float = mixed_int8(model, calibration, float_layers)
     else:
         with quiet_fds():
-            blob = converter.convert()
+            blob = _converter(tf, model, mode, calibration, io).convert()
     blob = with_feature_output(blob)  # the box tells buyers apart with them (feature_output.py)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tflite.tmp")
@@ -136,6 +114,23 @@ def convert_keras(model, meta: ModelMetadata, mode: str, out: Path, io: str = "f
     )
     write_metadata(out, new_meta)
     return describe(out, label)
+
+
+def _converter(tf, model, mode: str, calibration: np.ndarray | None, io: str):
+    """The TFLite converter of one mode; int8 is integer-only (mixed int8 is mixed_int8.py's)."""
+    if mode == "int8":
+        converter = int8_converter(model, calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io == "int8":
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode in ("float16", "dynamic"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter
 
 
 def describe(path: Path, mode: str | None = None) -> ConvertResult:
