@@ -1,4 +1,5 @@
 """Training stage on ~200 real UTKFace chips: every backbone family, resume, export, bad input."""
+import hashlib
 import json
 import signal
 import subprocess
@@ -104,6 +105,10 @@ def test_resume_after_kill_equals_uninterrupted(small_utk, tmp_path):
         time.sleep(0.2)
     proc.wait(timeout=60)
     assert json.loads(state.read_text())["epoch"] < 2, "the run finished before it could be interrupted"
+    # the stopped run is already a model: model.keras with the sidecar that describes it
+    meta = json.loads((part / "model.json").read_text())
+    assert meta["extra"]["exported_epoch"] == 1 == meta["extra"]["trained_epochs"]
+    assert meta["source_sha256"] == hashlib.sha256((part / "model.keras").read_bytes()).hexdigest()
     r = CliRunner().invoke(cli, train_args(small_utk, part, *args, "--resume"))
     assert r.exit_code == 0, r.output
     h_full = json.loads((full / "checkpoints" / "state.json").read_text())["history"]

@@ -189,8 +189,12 @@ def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, s
     return row
 
 
-def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, chief: bool) -> None:
-    """Update the best/kept bookkeeping, export model.keras when kept, checkpoint the epoch."""
+def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, chief: bool,
+                  data: TrainingData) -> None:
+    """Update the best/kept bookkeeping, export model.keras with its model.json when kept, checkpoint the epoch.
+
+    The sidecar is written with every export, not only when the run ends: a run stopped after any epoch
+    (a CPU session that ran out, a kill) leaves a folder that `convert`, `eval` and `qa` take as it is."""
     state["history"].append(row)
     val_mae = row["val_mae"]
     improved = state["best_val_mae"] is None or val_mae < state["best_val_mae"]
@@ -198,11 +202,12 @@ def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, ch
         state.update(best_val_mae=val_mae, best_epoch=row["epoch"], bad_epochs=0)
     else:
         state["bad_epochs"] += 1
+    state["epoch"] = row["epoch"]
     if improved or cfg.keep == "last":
         state.update(kept_val_mae=val_mae, kept_epoch=row["epoch"])
         if chief:
             atomic_save(model, out / MODEL_FILE)
-    state["epoch"] = row["epoch"]
+            export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state)
     if chief:
         save_epoch(model, out / "checkpoints", state, row["epoch"])
         write_history(out, state["history"])
@@ -231,11 +236,11 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     n_backbone = len(model.layers) - 2  # the head is dropout + dense
     for epoch in range(state["epoch"], cfg.epochs):
         row = _train_epoch(model, keras, strategy, cfg, data, state, epoch, n_backbone, echo)
-        _record_epoch(model, cfg, out, state, row, chief)
+        _record_epoch(model, cfg, out, state, row, chief, data)
         if state["bad_epochs"] >= cfg.patience:
             echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
             break
-    if chief:
+    if chief:  # again at the end: trained_epochs counts the epochs after the last kept one too
         export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state)
         echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
              f"(epoch {kept(state)[0]}, val MAE {kept(state)[1]:.3f})")

@@ -37,6 +37,7 @@ def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, 
         metrics={cfg.val_split: {"mae": round(kept(state)[1], 4), "n": int(len(val_data.ages))}},
         agegate_version=__version__,
         extra={"train_config": asdict(cfg), "best_epoch": state["best_epoch"], "exported_epoch": kept(state)[0],
+               "trained_epochs": state["epoch"],  # of cfg.epochs: fewer while a run is stopped or still going
                "data_format": sources[0].dataset.format, "sources": listed,
                "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
                "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped),
