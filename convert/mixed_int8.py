@@ -9,14 +9,14 @@ ID checks (age < 25). The float32 .tflite matches its Keras parent (0.00 years),
 the cause; int8 weights with float activations (`--quant dynamic`) move faces 0.64 years (1.6 % flips):
 most of the damage is in the int8 activations. TFLite's quantization debugger ranks the
 first depthwise convolution (1.30 steps) and the first convolution (0.94) far above the rest (0.53 and
-below): their ReLU6 outputs get 256 steps over 0-6 while most values are far below 1. Those two in
+below); both are ReLU6 outputs, quantized in 256 steps over 0-6. Those two in
 float: 0.91 years (p95 2.7), flips 1.8 %, MAE drift 0.00; one alone: 1.97 years, 4.3 %; four: 0.92, 2.0 %.
 The file grows by 2 KB, and it ran faster than full int8 (1.78 against 1.88 ms at 2 threads; AMD EPYC,
 benchmarks/results/starts-and-mixed-int8-latency.json).
 
 The ranking is TFLite's own (`QuantizationDebugger.layer_statistics_dump`): per layer, the RMSE between
 its int8 output and the float layer's output, divided by the layer's quantization step. A well quantized
-layer sits near 0.29 (uniform rounding); the first layers above sat at 1.3 and 0.95.
+layer sits near 0.29 (uniform rounding error alone); the first layers above sat at 1.30 and 0.94.
 
 Cost: a file with float ops is not integer-only. The box's CPU runtime (LiteRT with XNNPACK) runs both;
 an integer-only accelerator (Edge TPU, many NPUs) would run the float ops on the CPU or refuse the file.
