@@ -63,7 +63,8 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:
         click.echo(f"float MAE {rep.float_metrics['mae']:.3f}, quantized MAE {rep.quantized_metrics['mae']:.3f}, "
-                   f"drift {rep.comparison['drift']:+.3f}, p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "
+                   f"drift {rep.comparison['drift']:+.3f}, mean |diff| {rep.comparison['mean_abs_diff']:.3f}, "
+                   f"p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "
                    f"flips {rep.comparison['decision_flip_rate']:.2%} on {rep.n} images")
         for g in rep.gates:
             click.echo(f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.value} (limit {g.limit})")
