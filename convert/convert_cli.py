@@ -51,10 +51,9 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
       agegate convert runs/m --qat --data DATA --epochs 1 --calibration DATA --out m-qat.tflite
     """
     from agegate.edge.errors import UsageError
-
-    from .evaluate import select_records
     from agegate.edge.metadata import read_metadata
 
+    from .evaluate import select_records
     from .tflite import calibration_images, convert_keras, load_keras_model
 
     out_path = Path(out)
