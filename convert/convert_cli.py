@@ -51,7 +51,6 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
       agegate convert runs/m --qat --data DATA --epochs 1 --calibration DATA --out m-qat.tflite
     """
     from agegate.edge.errors import UsageError
-    from agegate.edge.metadata import read_metadata
 
     from .evaluate import select_records
     from .tflite import calibration_images, convert_keras, load_keras_model
@@ -88,8 +87,6 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
     result = convert_keras(model, meta, quant, out_path, io=io, calibration=calib, source_path=source, qat=qat,
                            float_layers=float_layers)
     click.echo(result.summary())
-    for layer in read_metadata(out_path).extra.get("float_layers", []):
-        click.echo(f"kept float: {layer['layer']} ({layer['op']}; int8 error {layer['steps']:.2f} steps)")
     if meta.tta != "none":
         click.echo(f"test-time augmentation: {meta.tta} (each prediction runs the model "
                    f"{meta.runs_per_prediction} times)")

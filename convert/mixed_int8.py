@@ -79,19 +79,18 @@ def _feed(images: np.ndarray):
     return representative
 
 
-def layer_errors(keras_model, calibration: np.ndarray, images: int = RANK_IMAGES) -> list[LayerError]:
-    """Every quantized layer's int8 error, worst first (the debugger runs `images` of `calibration`)."""
-    from agegate.train.tfenv import import_tf
+def _debugger(tf, keras_model, calibration: np.ndarray, images: int):
+    """TFLite's quantization debugger over `keras_model`: building it calibrates once on all of
+    `calibration`; its statistics run on the first `images`."""
+    return tf.lite.experimental.QuantizationDebugger(converter=int8_converter(keras_model, calibration),
+                                                    debug_dataset=_feed(calibration[:images]))
 
-    if len(calibration) == 0:
-        raise UsageError("ranking layers by int8 error needs calibration images")
-    tf, _ = import_tf()
-    with quiet_fds():
-        dbg = tf.lite.experimental.QuantizationDebugger(converter=int8_converter(keras_model, calibration),
-                                                        debug_dataset=_feed(calibration[:images]))
-        dbg.run()
-        buf = io.StringIO()
-        dbg.layer_statistics_dump(buf)
+
+def _ranked(dbg) -> list[LayerError]:
+    """Run the debugger and read its per-layer statistics, worst first."""
+    dbg.run()
+    buf = io.StringIO()
+    dbg.layer_statistics_dump(buf)
     out = []
     for r in csv.DictReader(buf.getvalue().splitlines()):
         mse = float(r.get("mean_squared_error") or 0)
@@ -100,19 +99,33 @@ def layer_errors(keras_model, calibration: np.ndarray, images: int = RANK_IMAGES
     return sorted(out, key=lambda e: -e.steps)
 
 
+def layer_errors(keras_model, calibration: np.ndarray, images: int = RANK_IMAGES) -> list[LayerError]:
+    """Every quantized layer's int8 error, worst first (the debugger runs `images` of `calibration`)."""
+    from agegate.train.tfenv import import_tf
+
+    if len(calibration) == 0:
+        raise UsageError("ranking layers by int8 error needs calibration images")
+    tf, _ = import_tf()
+    with quiet_fds():
+        return _ranked(_debugger(tf, keras_model, calibration, images))
+
+
 def mixed_int8(keras_model, calibration: np.ndarray, float_layers: int,
                images: int = RANK_IMAGES) -> tuple[bytes, list[LayerError]]:
     """(.tflite bytes, the layers kept float): int8 everywhere except the `float_layers` layers with the
-    largest int8 error. Activation ranges come from all of `calibration`, as in a plain int8 conversion."""
+    largest int8 error. Activation ranges come from all of `calibration`, as in a plain int8 conversion;
+    the model is calibrated once: the debugger that ranks the layers also writes the file, with them
+    denylisted (its `options` setter re-quantizes the calibrated model, it does not calibrate again)."""
     from agegate.train.tfenv import import_tf
 
     if float_layers < 1:
         raise UsageError(f"--float-layers must be 1 or more here, not {float_layers}")
-    keep = layer_errors(keras_model, calibration, images)[:float_layers]
+    if len(calibration) == 0:
+        raise UsageError("mixed int8 needs calibration images")
     tf, _ = import_tf()
-    opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[e.tensor for e in keep])
     with quiet_fds():
-        dbg = tf.lite.experimental.QuantizationDebugger(converter=int8_converter(keras_model, calibration),
-                                                        debug_dataset=_feed(calibration[:1]), debug_options=opts)
+        dbg = _debugger(tf, keras_model, calibration, images)
+        keep = _ranked(dbg)[:float_layers]
+        dbg.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[e.tensor for e in keep])
         blob = dbg.get_nondebug_quantized_model()
     return blob, keep

@@ -7,7 +7,7 @@ split through the box's own preprocessing), and int8 after QAT (see qat.py).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from agegate.edge.preprocess import PreprocessSpec
 from agegate.edge.quiet import quiet_fds
 
 from .feature_output import with_feature_output
-from .mixed_int8 import MIXED_LABEL, int8_converter, mixed_int8
+from .mixed_int8 import MIXED_LABEL, LayerError, int8_converter, mixed_int8
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 
@@ -32,10 +32,13 @@ class ConvertResult:
     ops: list[str]
     input_type: str
     output_type: str
+    float_layers: list[LayerError] = field(default_factory=list)  # mixed int8: the layers kept float32
 
     def summary(self) -> str:
-        return (f"{self.path}: {self.mode}, {self.size_bytes / 1e6:.2f} MB, input {self.input_type}, "
-                f"output {self.output_type}, {len(self.ops)} op types: {', '.join(self.ops)}")
+        lines = [f"{self.path}: {self.mode}, {self.size_bytes / 1e6:.2f} MB, input {self.input_type}, "
+                 f"output {self.output_type}, {len(self.ops)} op types: {', '.join(self.ops)}"]
+        lines += [f"kept float: {e.layer} ({e.op}; int8 error {e.steps:.2f} steps)" for e in self.float_layers]
+        return "\n".join(lines)
 
 
 def load_keras_model(model_dir: str | Path):
@@ -113,7 +116,7 @@ def convert_keras(model, meta: ModelMetadata, mode: str, out: Path, io: str = "f
                "calibration_size": 0 if calibration is None else int(len(calibration)), **mixed},
     )
     write_metadata(out, new_meta)
-    return describe(out, label)
+    return dataclasses.replace(describe(out, label), float_layers=kept_float)
 
 
 def _converter(tf, model, mode: str, calibration: np.ndarray | None, io: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from enum import Enum
 
 import cv2
 import numpy as np
@@ -120,6 +121,14 @@ def appearance_distance(a: Look, b: Look) -> float:
     return thumbnail_colour_distance(a, b) + HOG_WEIGHT * (1 - cosine(a.shape, b.shape))
 
 
+class LookVerdict(Enum):
+    """Two views of a face, compared by `Separation`."""
+
+    SAME = "same"  # within the line, ages read alike
+    DIFFERENT = "different"  # over the line, or the ages read too far apart
+    FAR = "far"  # more than `far` x the line: someone else even when their own frames vary
+
+
 @dataclass(frozen=True)
 class Separation:
     """When a face in a track's place is someone else: the next buyer stepped in where the last one stood.
@@ -184,9 +193,20 @@ class Separation:
             return False
         return abs(a.log_age - b.log_age) > self.age_change
 
-    def differs(self, a: Look, b: Look) -> bool:
+    def compare(self, a: Look, b: Look, jumped: bool = False) -> LookVerdict:
+        """Whether `b` is the person of `a`; `jumped`: `b`'s face leapt from where `a`'s was, so the
+        line is `jump_change` x the usual one."""
         d, limit = self.distance(a, b)
-        return d > limit or self.aged_apart(a, b)
+        if jumped:
+            limit *= self.jump_change
+        if d > self.far * limit:
+            return LookVerdict.FAR
+        if d > limit or self.aged_apart(a, b):
+            return LookVerdict.DIFFERENT
+        return LookVerdict.SAME
+
+    def differs(self, a: Look, b: Look) -> bool:
+        return self.compare(a, b) is not LookVerdict.SAME
 
 
 def box_move(was: FaceBox, now: FaceBox) -> tuple[float, float]:
@@ -286,18 +306,16 @@ class IoUTracker:
         if look is None or t.look is None or face.score < MIN_SPLIT_SCORE:
             return True
         rule = self.separation
-        d, limit = rule.distance(t.look, look)
         if t.changed == 0:
             t.anchor = t.box  # the track's box moves with a newcomer's frames; where it jumped from stays
-        if rule.jumped(t.anchor, face):
-            limit *= rule.jump_change
-        if d <= limit and not rule.aged_apart(t.look, look):
+        verdict = rule.compare(t.look, look, jumped=rule.jumped(t.anchor, face))
+        if verdict is LookVerdict.SAME:
             t.changed, t.newcomer = 0, None
             return True
         # A different face must also look like itself from frame to frame: a motion-blurred or
         # half-detected frame of the same buyer differs from the track, but not consistently. A face
         # far from the track is someone else even when its own frames vary.
-        if d <= rule.far * limit and t.newcomer is not None and rule.differs(t.newcomer, look):
+        if verdict is LookVerdict.DIFFERENT and t.newcomer is not None and rule.differs(t.newcomer, look):
             t.changed = 0
         t.changed += 1
         t.newcomer = look

@@ -218,6 +218,26 @@ def test_a_face_that_leaps_into_the_place_is_held_to_a_stricter_line():
     assert not first.ended and ids == [first.track_id] * n
 
 
+def test_separation_verdicts_same_different_far():
+    """One rule says what two views are: under the line the same person; over it someone else; over
+    `far` x the line someone else even if their own frames vary. A leap lowers the line (jump_change);
+    ages read twice apart are different people even with one look."""
+    from dataclasses import replace
+
+    from agegate.edge.tracking import LookVerdict, Separation
+
+    rule = Separation()
+    line = rule.appearance_change
+    assert rule.compare(*_looks(line - 0.1, features=False)) is LookVerdict.SAME
+    assert rule.compare(*_looks(line + 0.1, features=False)) is LookVerdict.DIFFERENT
+    assert rule.compare(*_looks(rule.far * line + 0.1, features=False)) is LookVerdict.FAR
+    a, b = _looks(line * rule.jump_change + 0.05, features=False)
+    assert rule.compare(a, b) is LookVerdict.SAME and rule.compare(a, b, jumped=True) is LookVerdict.DIFFERENT
+    look, _ = _looks(0.0, features=True)
+    adult, teen = replace(look, log_age=float(np.log1p(40))), replace(look, log_age=float(np.log1p(16)))
+    assert rule.compare(adult, teen) is LookVerdict.DIFFERENT and rule.differs(adult, teen)
+
+
 def test_a_face_the_model_reads_much_younger_is_a_new_buyer_however_alike():
     """A teenager stepping into a decided adult's place with the same look (image part and features) is
     told apart by the model's age reading of each view; a reading within the line is the same buyer."""
