@@ -118,10 +118,11 @@ class ModelInputs:
 
 
 def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: int = 64, detect: bool = False,
-            detector: str = "blazeface-short", progress: bool = True, desc: str = "eval") -> Predictions:
+            detector: str = "blazeface-short", progress: bool = True, desc: str = "eval",
+            tta: str | None = None) -> Predictions:
     from .predictor import open_predictor
 
-    model = open_predictor(model_path, threads)
+    model = open_predictor(model_path, threads, tta)
     head = model.meta.head
     inputs = ModelInputs(model.meta.preprocess, detect, detector)
     paths, y_true, raws, attrs, skipped = [], [], [], [], []

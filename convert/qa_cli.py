@@ -36,13 +36,16 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     from .qa import Gates, check_float_parent, compare
     from .qa_report import write_report
 
-    tta = {model_metadata(m).tta for m in (float_model, quantized)}
-    if len(tta) > 1:  # a gate between two different predictors would measure the augmentation, not quantization
-        raise UsageError(f"--float and --quantized use different test-time augmentation ({' vs '.join(sorted(tta))}); "
-                         f"convert both with the same --tta")
+    # A gate between two different predictors would measure the augmentation, not quantization. A run
+    # folder has none of its own (`convert --tta` adds it): it is evaluated with the quantized model's.
+    tta = model_metadata(quantized).tta
+    if is_tflite(float_model) and model_metadata(float_model).tta != tta:
+        raise UsageError(f"--float and --quantized use different test-time augmentation "
+                         f"({model_metadata(float_model).tta} vs {tta}); convert both with the same --tta")
     check_float_parent(float_model, quantized)
     prog = not as_json and sys.stderr.isatty()
-    fsets = evaluate_sets(float_model, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)
+    fsets = evaluate_sets(float_model, list(data), fmt, split_file, split, limit, threads=threads, progress=prog,
+                          tta=tta)
     qsets = evaluate_sets(quantized, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])

@@ -191,10 +191,11 @@ def test_qat_refuses_backbones_tfmot_cannot_wrap(small_utk, tmp_path):
     assert r.exit_code == 2 and "QAT supports resnet50, mobilenet_v2," in r.output
 
 
-def test_mirror_tta_averages_both_views_and_qa_refuses_mixed(converted, small_utk, tmp_path):
+def test_mirror_tta_averages_both_views_and_qa_refuses_mixed(trained_run, converted, small_utk, tmp_path):
     import shutil
 
-    from agegate.edge.preprocess import decode_image, normalize, prepare_uint8
+    from agegate.convert.predictor import KerasPredictor, open_predictor
+    from agegate.edge.preprocess import decode_image, mirror as mirror_view, normalize, prepare_uint8
 
     mirror = tmp_path / "mirror.tflite"
     shutil.copy(converted["float32"], mirror)
@@ -209,6 +210,18 @@ def test_mirror_tta_averages_both_views_and_qa_refuses_mixed(converted, small_ut
     r = run("qa", "--float", converted["float32"], "--quantized", mirror, "--data", small_utk, "--split", "test",
             "--out", tmp_path / "qa")
     assert r.exit_code == 2 and "different test-time augmentation" in r.output
+    # A run folder has no augmentation of its own (convert adds it): QA predicts it the converted way,
+    # so the float32 child of the run, mirrored, is no gap at all from its mirrored parent.
+    r = run("qa", "--float", trained_run, "--quantized", mirror, "--data", small_utk, "--split", "test",
+            "--max-mae", 99, "--out", tmp_path / "qa", "--json")
+    assert r.exit_code in (0, 1), r.output
+    assert json.loads(r.output)["comparison"]["mean_abs_diff"] < 0.01
+    plain_keras, mirror_keras = KerasPredictor(trained_run), KerasPredictor(trained_run, tta="mirror")
+    batch = np.asarray(x, np.float32).reshape((1, *np.shape(x)[-3:]))
+    k, k_flipped = plain_keras.raw(batch)[0, 0], plain_keras.raw(mirror_view(batch))[0, 0]
+    assert abs(k - k_flipped) > 1e-3 and mirror_keras.raw(batch)[0, 0] == pytest.approx((k + k_flipped) / 2, abs=1e-4)
+    with pytest.raises(Exception, match="converted with test-time augmentation mirror, not none"):
+        open_predictor(mirror, tta="none")
     mirror.with_suffix(".json").write_text(json.dumps({**meta, "tta": "spin"}))
     with pytest.raises(Exception, match="unknown tta"):
         AgeModel(mirror)
