@@ -12,7 +12,8 @@ from agegate.train.cli_options import data_options
 
 @click.command()
 @click.option("--float", "float_model", required=True, type=click.Path(exists=True),
-              help="The float parent: run folder, model.keras, or float32 .tflite.")
+              help="The float parent: run folder, model.keras (evaluated with --quantized's test-time "
+                   "augmentation), or a float32 .tflite converted with the same --tta.")
 @click.option("--quantized", required=True, type=click.Path(exists=True), help="The quantized .tflite.")
 @click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
               help="Data set folder or CSV; repeat to require MAE < --max-mae on every set (per population).")
