@@ -82,6 +82,8 @@ def _feed(images: np.ndarray):
 def _debugger(tf, keras_model, calibration: np.ndarray, images: int):
     """TFLite's quantization debugger over `keras_model`: building it calibrates once on all of
     `calibration`; its statistics run on the first `images`."""
+    if len(calibration) == 0:
+        raise UsageError("ranking layers by int8 error needs calibration images")
     return tf.lite.experimental.QuantizationDebugger(converter=int8_converter(keras_model, calibration),
                                                     debug_dataset=_feed(calibration[:images]))
 
@@ -103,8 +105,6 @@ def layer_errors(keras_model, calibration: np.ndarray, images: int = RANK_IMAGES
     """Every quantized layer's int8 error, worst first (the debugger runs `images` of `calibration`)."""
     from agegate.train.tfenv import import_tf
 
-    if len(calibration) == 0:
-        raise UsageError("ranking layers by int8 error needs calibration images")
     tf, _ = import_tf()
     with quiet_fds():
         return _ranked(_debugger(tf, keras_model, calibration, images))
@@ -120,8 +120,6 @@ def mixed_int8(keras_model, calibration: np.ndarray, float_layers: int,
 
     if float_layers < 1:
         raise UsageError(f"--float-layers must be 1 or more here, not {float_layers}")
-    if len(calibration) == 0:
-        raise UsageError("mixed int8 needs calibration images")
     tf, _ = import_tf()
     with quiet_fds():
         dbg = _debugger(tf, keras_model, calibration, images)
