@@ -271,3 +271,23 @@ def portrait_video(path: Path, side: int = 360, frames: int = 30) -> Path:
         writer.write(frame)
     writer.release()
     return path
+
+
+def gaussian_model(path: Path, centre: float, spread: float = 4.0) -> Path:
+    """A real float .tflite with a distribution head whose logits are a fixed Gaussian around `centre`
+    (the image only nudges them): a model whose answer a test knows. Built with TensorFlow (slow)."""
+    from agegate.edge.age_head import AgeHead
+    from agegate.edge.metadata import ModelMetadata, write_metadata
+    from agegate.edge.preprocess import PreprocessSpec
+    from agegate.train.tfenv import import_tf
+
+    head = AgeHead.distribution()
+    tf, keras = import_tf()
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inp)
+    bias = -0.5 * ((head.ages - centre) / spread) ** 2
+    out = keras.layers.Dense(head.n_bins, kernel_initializer="zeros",
+                             bias_initializer=keras.initializers.Constant(bias.tolist()))(x)
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out)).convert())
+    write_metadata(path, ModelMetadata("tiny", 32, PreprocessSpec(32, normalization="mobilenet"), head=head))
+    return path

@@ -10,39 +10,24 @@ import sqlite3
 import cv2
 import pytest
 
-from agegate.edge.age_head import AgeHead
 from agegate.edge.capture import FrameSource
 from agegate.edge.challenge25 import OperatingPoint
 from agegate.edge.default_model import assets_dir
 from agegate.edge.events import EventStore
-from agegate.edge.metadata import ModelMetadata, read_metadata, write_metadata
+from agegate.edge.metadata import read_metadata, write_metadata
 from agegate.edge.pipeline import BoxOptions, BoxPipeline
-from agegate.edge.preprocess import PreprocessSpec
 from agegate.edge.runtime import AgeModel
 
-from .conftest import portrait_video
+from .conftest import gaussian_model, portrait_video
 
 pytestmark = pytest.mark.slow
-HEAD = AgeHead.distribution()
 CENTRE = 22.0  # every face gets a distribution around 22: P(under 25) about 0.7
 
 
 @pytest.fixture(scope="module")
 def dist_model(tmp_path_factory):
     """A float .tflite whose logits are a fixed Gaussian around CENTRE (the image only nudges them)."""
-    from agegate.train.tfenv import import_tf
-
-    tf, keras = import_tf()
-    inp = keras.Input((32, 32, 3))
-    x = keras.layers.GlobalAveragePooling2D()(inp)
-    bias = -0.5 * ((HEAD.ages - CENTRE) / 4.0) ** 2
-    out = keras.layers.Dense(HEAD.n_bins, kernel_initializer="zeros",
-                             bias_initializer=keras.initializers.Constant(bias.tolist()))(x)
-    model = keras.Model(inp, out)
-    path = tmp_path_factory.mktemp("dist") / "dist.tflite"
-    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    write_metadata(path, ModelMetadata("tiny", 32, PreprocessSpec(32, normalization="mobilenet"), head=HEAD))
-    return path
+    return gaussian_model(tmp_path_factory.mktemp("dist") / "dist.tflite", CENTRE)
 
 
 def run_box(model_path, video, db):

@@ -136,6 +136,73 @@ def test_minor_overshoot_loss_weights_only_minors_estimated_too_old():
         TrainConfig(data=".", out=".", minor_overshoot_weight=0.5).validate()
 
 
+def test_distillation_loss_learns_the_teachers_and_the_label_alone_without_them():
+    from agegate.edge.age_head import AgeHead
+    from agegate.train.losses import age_distribution_loss_class, expected_age_mae_class
+    from agegate.train.tfenv import import_tf
+
+    _, keras = import_tf()
+    head = AgeHead.distribution()
+
+    def logits(centre):
+        return (-0.5 * ((head.ages - centre) / 2.0) ** 2)[None, :].astype(np.float32)
+
+    teacher = np.exp(logits(40)) / np.exp(logits(40)).sum()
+    loss = age_distribution_loss_class(keras)
+    kl_only = dict(l1_weight=0.0)
+    with_teacher = np.concatenate([[[20.0]], teacher], axis=1).astype(np.float32)  # label 20, teachers say 40
+    distil = loss(distill_weight=1.0, **kl_only)
+    assert float(distil(with_teacher, logits(40))) < float(distil(with_teacher, logits(20)))
+    plain = loss(**kl_only)
+    assert float(plain([[20.0]], logits(20))) < float(plain([[20.0]], logits(40)))
+    # Half and half: the target is the mixture, so a prediction between the two beats either peak alone
+    half = loss(distill_weight=0.5, **kl_only)
+    mixture = np.log(np.maximum(0.5 * np.exp(logits(20)) / np.exp(logits(20)).sum() + 0.5 * teacher, 1e-30))
+    assert float(half(with_teacher, mixture)) < min(float(half(with_teacher, logits(20))),
+                                                    float(half(with_teacher, logits(40))))
+    # A row no teacher saw (zeros) trains on its label alone, L1 term included; the MAE metric reads the label
+    no_teacher = np.concatenate([[[20.0]], np.zeros_like(teacher)], axis=1).astype(np.float32)
+    pred = logits(33)
+    np.testing.assert_allclose(float(loss(distill_weight=1.0)(no_teacher, pred)), float(loss()([[20.0]], pred)),
+                               rtol=1e-6)
+    mae = expected_age_mae_class(keras)()
+    mae.update_state(with_teacher, pred)
+    assert float(mae.result()) == pytest.approx(13.0, abs=0.01)
+    with pytest.raises(Exception, match="--head distribution"):
+        TrainConfig(data=".", out=".", teacher=["t.tflite"]).validate()
+
+
+def test_distillation_run_caches_teacher_targets_and_records_the_teachers(small_utk, trained_run, tmp_path):
+    from agegate.edge.metadata import sha256_file
+
+    from .conftest import gaussian_model
+
+    teacher = gaussian_model(tmp_path / "teacher60.tflite", 60.0)
+    out = tmp_path / "student"
+    args = train_args(small_utk, out, "--backbone", "mobilenet_v2", "--weights", "none", "--input-size", 48,
+                      "--epochs", 1, "--limit", 64, "--head", "distribution", "--teacher", teacher,
+                      "--distill-weight", 1.0)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "distillation: the mean of 1 teacher(s) weighs 1" in r.output
+    z = np.load(out / "teacher-targets.npz")
+    probs = z["probs"].astype(np.float32)
+    assert probs.shape == (64, 101) and np.all(probs.argmax(axis=1) == 60)  # what this teacher says of everyone
+    distil = json.loads((out / "model.json").read_text())["extra"]["distillation"]
+    assert distil == {"teachers": [{"path": str(teacher), "sha256": sha256_file(teacher)}], "weight": 1.0,
+                      "rows": 64, "rows_without_teacher": 0}
+    # --resume reuses the targets rather than running the teachers again
+    stamp = (out / "teacher-targets.npz").stat().st_mtime_ns
+    r = CliRunner().invoke(cli, ["train", "--data", str(small_utk), "--out", str(out), "--resume", "--epochs", "2"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert (out / "teacher-targets.npz").stat().st_mtime_ns == stamp
+    # A regression model cannot teach a distribution, and says so before any decoding
+    r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "bad", "--backbone", "mobilenet_v2", "--weights",
+                                           "none", "--input-size", 48, "--epochs", 1, "--limit", 32, "--head",
+                                           "distribution", "--teacher", trained_run))
+    assert r.exit_code != 0 and "distribution head" in r.output
+
+
 def test_imagenet_offline_fails_at_once_with_alternatives(small_utk, tmp_path):
     t0 = time.time()
     r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "o", "--backbone", "mobilenet_v2", "--weights",

@@ -72,6 +72,11 @@ class TrainConfig:
                                "fewer minors estimated 25+ (Challenge 25).")
     minor_overshoot_weight: float = _opt(1.0, "Asymmetric Challenge-25 loss: a minor's loss is multiplied by this "
                                          "where the estimate is above the true age (1: off).")
+    teacher: list[str] = _opt(default_factory=list, help="Distil: a distribution model (.tflite or run folder) "
+                              "whose age distributions the student learns too; repeat to learn their mean "
+                              "(train/distill.py). Needs --head distribution.")
+    distill_weight: float = _opt(0.5, "With --teacher: the teachers' share of each image's target distribution "
+                                 "(the label's Gaussian has the rest).")
     bn_recalibrate: int = _opt(20, "Recompute BatchNorm statistics on N training batches after each epoch (0: off).")
     strict: bool = _opt(False, "Fail on an unreadable image (or, with --crop box, one without a face).")
     cache_dir: str | None = _opt(None, "Keep decoded images (and box crops) here for later runs.")
@@ -82,6 +87,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.data, str):  # one source given as a plain path
             self.data = [self.data]
+        if isinstance(self.teacher, str):
+            self.teacher = [self.teacher]
 
     def validate(self) -> None:
         for f in fields(self):
@@ -97,6 +104,10 @@ class TrainConfig:
             raise UsageError("--minor-overshoot-weight must be 1 (off) or more")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be at least 1")
+        if self.teacher and self.head != HeadKind.DISTRIBUTION.value:
+            raise UsageError("--teacher needs --head distribution (the student learns the teachers' distributions)")
+        if not 0 < self.distill_weight <= 1:
+            raise UsageError("--distill-weight must be above 0 and at most 1")
         if not 0 <= self.freeze_epochs <= self.epochs:
             raise UsageError("--freeze-epochs must be between 0 and --epochs")
 

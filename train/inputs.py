@@ -123,12 +123,13 @@ def model_inputs(split: DecodedSplit, spec: PreprocessSpec, idx: np.ndarray) -> 
 
 def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, training: bool,
                  augment: str = "none", seed: int = 0, epoch: int = 0, minor_weight: float = 1.0,
-                 weights: np.ndarray | None = None):
+                 weights: np.ndarray | None = None, teacher_probs: np.ndarray | None = None):
     """tf.data for one epoch. The shuffle order and augmentation depend only on (seed, epoch),
     so a resumed run sees exactly the batches an uninterrupted one would.
 
     `weights` (one per row) become Keras sample weights (source weights, the balanced age prior);
-    minors' rows are multiplied by `minor_weight`.
+    minors' rows are multiplied by `minor_weight`. `teacher_probs` (one distribution per row, training
+    only): the label becomes (age, the teachers' distribution...), which the distribution loss splits.
     """
     from agegate.edge.preprocess import normalize
 
@@ -138,14 +139,16 @@ def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, 
     tf, _ = import_tf()
     n = len(split.ages)
     w = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((split.images, split.ages, np.arange(n, dtype=np.int64), w))
+    soft = teacher_probs is not None and training
+    extra = (np.asarray(teacher_probs, np.float32),) if soft else ()
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.ages, np.arange(n, dtype=np.int64), w, *extra))
     if training:
         ds = ds.shuffle(n, seed=seed * 1000 + epoch, reshuffle_each_iteration=False)
     size = int(spec.input_size)
     context = float(split.context)
     weighted = training and (weights is not None or minor_weight != 1.0)
 
-    def _map(img, age, idx, wt):
+    def _map(img, age, idx, wt, *teacher):
         x = tf.cast(img, tf.float32)
         s = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), idx])
         if context > 1:  # box crops with framing: jitter the box when training with `till`, else the box's crop
@@ -162,9 +165,10 @@ def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, 
             x = tf.image.stateless_random_brightness(x, 0.12 * 255, seed=tf.stack([s[0] + 2, s[1]]))
             x = tf.image.stateless_random_contrast(x, 0.85, 1.15, seed=tf.stack([s[0] + 3, s[1]]))
             x = tf.clip_by_value(x, 0.0, 255.0)
+        label = tf.concat([age[None], teacher[0]], axis=0) if teacher else age
         if weighted:  # (x, y, sample weight): sources, age prior, and minors count as asked in the loss
-            return normalize(x, spec), age, wt * tf.where(age < MINOR_AGE, minor_weight, 1.0)
-        return normalize(x, spec), age
+            return normalize(x, spec), label, wt * tf.where(age < MINOR_AGE, minor_weight, 1.0)
+        return normalize(x, spec), label
 
     ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

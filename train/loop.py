@@ -27,6 +27,7 @@ from agegate.edge.preprocess import PreprocessSpec
 from .backbones import build_model, get_backbone
 from .checkpoints import STATE_FILE, atomic_save, kept, load_state, new_state, save_epoch
 from .config import TrainConfig
+from .distill import TeacherTargets, check_teachers, teacher_targets
 from .inputs import decode_records, make_dataset
 from .losses import compile_objects, custom_objects
 from .run_export import export_metadata, write_history
@@ -68,7 +69,8 @@ def _set_phase(model, n_backbone: int, frozen: bool) -> None:
 
 
 def _compile(model, keras, cfg: TrainConfig) -> None:
-    loss, mae = compile_objects(keras, cfg.age_head(), cfg.loss, cfg.minor_overshoot_weight)
+    loss, mae = compile_objects(keras, cfg.age_head(), cfg.loss, cfg.minor_overshoot_weight,
+                                cfg.distill_weight if cfg.teacher else 0.0)
     model.compile(optimizer=keras.optimizers.Adam(lr_at(cfg, 0)), loss=loss, metrics=[mae])
 
 
@@ -90,6 +92,7 @@ class TrainingData:
     train: object  # inputs.DecodedSplit
     val: object
     sample_weights: np.ndarray | None
+    teachers: TeacherTargets | None = None  # --teacher: the mean teacher distribution per training row
 
 
 def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo) -> TrainConfig:
@@ -117,6 +120,8 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
     train_recs = [r for src in sources for r in src.train]
     train_src_w = np.array([src.weight for src in sources for _ in src.train], np.float32)
     val_recs = [r for src in sources for r in src.val]
+    if cfg.teacher:  # a wrong teacher fails before the (long) decoding
+        check_teachers(cfg.teacher, cfg.age_head())
     if not train_recs:
         raise DatasetError(f"{', '.join(cfg.data)}: no images in split 'train'. Give a split file (--split-file) or "
                            f"make one with `agegate data split DATA --out split.csv`")
@@ -139,7 +144,14 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
     sample_w = None
     if len(sources) > 1 or cfg.age_prior != "none" or any(src.weight != 1 for src in sources):
         sample_w = record_weights(train_data.ages, train_data.subset_weights(train_src_w), cfg.age_prior)
-    return TrainingData(spec, sources, train_data, val_data, sample_w)
+    teachers = None
+    if cfg.teacher:
+        out.mkdir(parents=True, exist_ok=True)
+        teachers = teacher_targets(cfg.teacher, [train_recs[i] for i in train_data.kept], cfg.age_head(),
+                                   detect=cfg.crop == "box", out=out)
+        echo(f"distillation: the mean of {len(cfg.teacher)} teacher(s) weighs {cfg.distill_weight:g} in each "
+             f"target ({teachers.missing} of {len(teachers.probs)} training images without one: label only)")
+    return TrainingData(spec, sources, train_data, val_data, sample_w, teachers)
 
 
 def _model_and_state(cfg: TrainConfig, keras, strategy, data: TrainingData, ckpt_dir: Path, resume: bool):
@@ -173,7 +185,8 @@ def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, s
         # a retrace costs seconds per epoch (MobileNetV2: about 9 s of a 16 s epoch of the tests' 800 chips).
         model.make_train_function(force=True)
     ds = make_dataset(data.train, data.spec, cfg.batch_size, training=True, augment=cfg.augment,
-                      seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight, weights=data.sample_weights)
+                      seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight, weights=data.sample_weights,
+                      teacher_probs=data.teachers.probs if data.teachers else None)
     echo(f"epoch {epoch + 1}/{cfg.epochs} ({phase}, lr {lr:.2e})")
     t0 = time.perf_counter()
     hist = model.fit(ds, epochs=1, verbose=1 if sys.stdout.isatty() else 2)
@@ -207,7 +220,7 @@ def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, ch
         state.update(kept_val_mae=val_mae, kept_epoch=row["epoch"])
         if chief:
             atomic_save(model, out / MODEL_FILE)
-            export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state)
+            export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers)
     if chief:
         save_epoch(model, out / "checkpoints", state, row["epoch"])
         write_history(out, state["history"])
@@ -241,7 +254,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
             echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
             break
     if chief:  # again at the end: trained_epochs counts the epochs after the last kept one too
-        export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state)
+        export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers)
         echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
              f"(epoch {kept(state)[0]}, val MAE {kept(state)[1]:.3f})")
     return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)

@@ -55,6 +55,14 @@ def make_loss(keras, kind: str, minor_overshoot_weight: float = 1.0):
 
 
 DIST_LOSS_NAME = "AgeDistributionLoss"
+
+
+def split_targets(tf, y_true, n_bins: int):
+    """(age (N, 1), teachers' distribution (N, bins) or None): a distillation label carries both
+    (train/distill.py), a plain one the age alone."""
+    if y_true.shape.rank == 2 and y_true.shape[-1] == 1 + n_bins:
+        return y_true[:, :1], y_true[:, 1:]
+    return tf.reshape(y_true, (-1, 1)), None
 LABEL_SIGMA = 2.0  # years: the label distribution of DLDL-v2 (Gao et al. 2018), which found 1-3 equally good
 
 
@@ -65,6 +73,10 @@ def age_distribution_loss_class(keras):
     so the model learns a spread rather than a one-hot) plus the L1 error of the distribution's
     mean (DLDL-v2): the first shapes the distribution, the second the point estimate that MAE judges.
     `minor_overshoot_weight` acts on the mean as in AgeLoss.
+
+    Distillation (train/distill.py): `y_true` is then (N, 1 + bins), the age and the teachers' mean
+    distribution, and the KL target is `(1 - distill_weight) * Gaussian + distill_weight * teachers`
+    (a row of zeros, no teacher saw the face: the Gaussian alone). The L1 term stays on the label.
     """
     import tensorflow as tf
 
@@ -75,16 +87,21 @@ def age_distribution_loss_class(keras):
     @keras.utils.register_keras_serializable(package="agegate", name=DIST_LOSS_NAME)
     class AgeDistributionLoss(keras.losses.Loss):
         def __init__(self, min_age: int = 0, n_bins: int = 101, sigma: float = LABEL_SIGMA, l1_weight: float = 1.0,
-                     minor_overshoot_weight: float = 1.0, name: str = "age_distribution_loss", **kwargs):
+                     minor_overshoot_weight: float = 1.0, distill_weight: float = 0.0,
+                     name: str = "age_distribution_loss", **kwargs):
             super().__init__(name=name, **kwargs)
             self.min_age, self.n_bins, self.sigma = int(min_age), int(n_bins), float(sigma)
             self.l1_weight, self.minor_overshoot_weight = float(l1_weight), float(minor_overshoot_weight)
+            self.distill_weight = float(distill_weight)
 
         def call(self, y_true, y_pred):
             ages = tf.range(self.min_age, self.min_age + self.n_bins, dtype=y_pred.dtype)
-            y = tf.reshape(tf.cast(y_true, y_pred.dtype), (-1, 1))
+            y, teacher = split_targets(tf, tf.cast(y_true, y_pred.dtype), self.n_bins)
             target = tf.exp(-0.5 * tf.square((ages[None, :] - y) / self.sigma))
             target = target / tf.reduce_sum(target, axis=1, keepdims=True)
+            if teacher is not None:
+                mixed = (1.0 - self.distill_weight) * target + self.distill_weight * teacher
+                target = tf.where(tf.reduce_sum(teacher, axis=1, keepdims=True) > 0, mixed, target)
             logp = tf.nn.log_softmax(y_pred, axis=1)
             kl = tf.reduce_sum(target * (tf.math.log(target + 1e-12) - logp), axis=1)
             mean = tf.reduce_sum(tf.exp(logp) * ages[None, :], axis=1)
@@ -96,7 +113,8 @@ def age_distribution_loss_class(keras):
 
         def get_config(self):
             return {**super().get_config(), "min_age": self.min_age, "n_bins": self.n_bins, "sigma": self.sigma,
-                    "l1_weight": self.l1_weight, "minor_overshoot_weight": self.minor_overshoot_weight}
+                    "l1_weight": self.l1_weight, "minor_overshoot_weight": self.minor_overshoot_weight,
+                    "distill_weight": self.distill_weight}
 
     return AgeDistributionLoss
 
@@ -118,7 +136,8 @@ def expected_age_mae_class(keras):
         def update_state(self, y_true, y_pred, sample_weight=None):
             ages = tf.range(self.min_age, self.min_age + self.n_bins, dtype=y_pred.dtype)
             mean = tf.reduce_sum(tf.nn.softmax(y_pred, axis=1) * ages[None, :], axis=1)
-            err = tf.abs(mean - tf.reshape(tf.cast(y_true, y_pred.dtype), (-1,)))
+            y, _ = split_targets(tf, tf.cast(y_true, y_pred.dtype), self.n_bins)
+            err = tf.abs(mean - tf.reshape(y, (-1,)))
             return super().update_state(err, sample_weight=sample_weight)
 
         def get_config(self):
@@ -133,10 +152,12 @@ def custom_objects(keras) -> dict:
             "ExpectedAgeMAE": expected_age_mae_class(keras)}
 
 
-def compile_objects(keras, head, kind: str, minor_overshoot_weight: float = 1.0) -> tuple[object, object]:
+def compile_objects(keras, head, kind: str, minor_overshoot_weight: float = 1.0,
+                    distill_weight: float = 0.0) -> tuple[object, object]:
     """(loss, MAE metric) for a model with this head (edge.age_head.AgeHead)."""
     if head.is_distribution:
         return (age_distribution_loss_class(keras)(min_age=head.min_age, n_bins=head.n_bins,
-                                                   minor_overshoot_weight=minor_overshoot_weight),
+                                                   minor_overshoot_weight=minor_overshoot_weight,
+                                                   distill_weight=distill_weight),
                 expected_age_mae_class(keras)(min_age=head.min_age, n_bins=head.n_bins))
     return make_loss(keras, kind, minor_overshoot_weight), keras.metrics.MeanAbsoluteError(name="mae")

@@ -21,7 +21,7 @@ HISTORY_FIELDS = ["epoch", "phase", "lr", "train_loss", "train_mae", "val_mae", 
 
 
 def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, train_data, val_data,
-                    state) -> None:
+                    state, teachers=None) -> None:
     from agegate.edge.metadata import sha256_file
 
     no_face = set(train_data.no_face) | set(val_data.no_face)
@@ -41,7 +41,8 @@ def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, 
                "data_format": sources[0].dataset.format, "sources": listed,
                "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
                "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped),
-               "no_face": len(no_face)},
+               "no_face": len(no_face),
+               **({"distillation": teachers.summary(cfg.distill_weight)} if teachers is not None else {})},
     )
     write_metadata(out / MODEL_FILE, meta)
 

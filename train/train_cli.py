@@ -12,6 +12,7 @@ from .config import TrainConfig
 _SPECIAL = {
     "data": dict(required=True, multiple=True, type=click.Path(exists=True)),
     "data_weight": dict(multiple=True, type=float),
+    "teacher": dict(multiple=True, type=click.Path(exists=True)),
     "out": dict(required=True, type=click.Path(file_okay=False), show_default=False),
     "split_file": dict(type=click.Path(exists=True, dir_okay=False)),
     "cache_dir": dict(type=click.Path(file_okay=False)),
@@ -53,5 +54,6 @@ def train(resume: bool, **options):
     """
     from .loop import run_training
 
-    options["data"], options["data_weight"] = list(options["data"]), list(options["data_weight"])
+    for many in ("data", "data_weight", "teacher"):
+        options[many] = list(options[many])
     run_training(TrainConfig(**options), resume=resume, echo=click.echo)
