@@ -53,7 +53,36 @@ def load_keras_model(model_dir: str | Path):
     _, keras = import_tf()
     with quiet_fds():
         model = keras.models.load_model(str(path), compile=False)
-    return model, meta
+    return as_float32(model, keras), meta
+
+
+def _mixed(layer_config: dict) -> bool:
+    d = layer_config.get("config", {}).get("dtype")
+    return isinstance(d, dict) and d.get("config", {}).get("name", "").startswith("mixed_")
+
+
+def as_float32(model, keras):
+    """The same model computing in float32: a run trained with `--precision mixed_float16` (the GPU recipe)
+    saves its layers with that policy, and the TFLite converter then meets float16 Conv2D and BatchNorm
+    ops it cannot translate ("neither a custom op nor a flex op"). The weights are float32 either way
+    (mixed precision keeps float32 variables), so the layers are rebuilt with a float32 policy and take
+    the same weights; a float32 model comes back as it is."""
+    config = model.get_config()
+    layers = [config] if "layers" not in config else []
+    stack = [config]
+    while stack:  # nested models (e.g. the torch-conventions wrapper) carry their own layer lists
+        for layer in stack.pop().get("layers", []):
+            layers.append(layer)
+            if "layers" in layer.get("config", {}):
+                stack.append(layer["config"])
+    mixed = [l for l in layers if _mixed(l)]
+    if not mixed:
+        return model
+    for l in mixed:
+        l["config"]["dtype"] = "float32"
+    rebuilt = model.__class__.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 def calibration_images(records, spec: PreprocessSpec, size: int, seed: int = 0) -> np.ndarray:

@@ -225,12 +225,24 @@ def test_weights_path_seeds_backbone_and_rejects_wrong_file(small_utk, trained_r
     assert r.exit_code == 1 and "matched" in r.output
 
 
-def test_mirrored_strategy_on_cpu(small_utk, tmp_path):
+def test_gpu_recipe_flags_train_on_cpu_and_the_run_converts(small_utk, tmp_path):
+    """The README's GPU recipe (mixed precision, mirrored strategy) on CPU: it trains, and its run converts.
+    A mixed-precision run saves float16 layer policies, which the TFLite converter cannot translate; the
+    converter's loader rebuilds the model in float32 with the same weights."""
+    from agegate.convert.tflite import load_keras_model
+    from agegate.edge.runtime import AgeModel
+
     r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "m", "--backbone", "mobilenet_v3_small",
                                            "--weights", "none", "--input-size", 48, "--epochs", 1, "--limit", 64,
-                                           "--distribute", "mirrored"))
+                                           "--distribute", "mirrored", "--precision", "mixed_float16"))
     assert r.exit_code == 0, r.output + repr(r.exception)
-    assert (tmp_path / "m" / "model.keras").exists()
+    model, _ = load_keras_model(tmp_path / "m")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    out = tmp_path / "m.tflite"
+    r = CliRunner().invoke(cli, ["convert", str(tmp_path / "m"), "--quant", "float32", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 48, 48, 3)).astype(np.float32)
+    np.testing.assert_allclose(AgeModel(out).raw(x), model.predict(x, verbose=0), rtol=1e-3, atol=1e-3)
 
 
 def test_bad_inputs_have_clear_errors(tmp_path):
