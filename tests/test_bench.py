@@ -67,3 +67,31 @@ def test_bench_pipeline_reports_stages(shipped_model, tmp_path):
     d = json.loads(r.output)
     assert d["frames"] == 40 and d["fps"] > 0
     assert set(d["stages"]) == {"capture", "detect", "crop", "look", "infer", "fuse", "frame"}
+
+
+def test_ensemble_probe_averages_the_models_over_the_same_faces(small_utk, tmp_path):
+    """Two models that say 20 and 40 of everyone: the mean row is a model that says 30, over the faces both
+    found (each through the box's detector)."""
+    import numpy as np
+
+    from agegate.benchmarks.ensemble_probe import main
+    from agegate.convert.evaluate import select_records
+
+    from .conftest import gaussian_model
+
+    young, old = gaussian_model(tmp_path / "y.tflite", 20.0), gaussian_model(tmp_path / "o.tflite", 40.0)
+    out = tmp_path / "probe.json"
+    r = CliRunner().invoke(main, [str(young), str(old), "--data", str(small_utk), "--split", "test", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    d = json.loads(out.read_text())
+    ages = np.array([rec.age for rec in select_records(str(small_utk), "auto", None, "test")], float)
+    assert 0.95 * len(ages) < d["n"] <= len(ages)  # a chip may have no face the detector finds
+    rows = d["rows"]
+    assert rows["y.tflite"]["safe_threshold"] == pytest.approx(20.0, abs=0.1)
+    assert rows["o.tflite"]["safe_threshold"] == pytest.approx(40.0, abs=0.1)
+    mean = rows["mean of the models"]
+    assert mean["safe_threshold"] == pytest.approx(30.0, abs=0.1) and mean["asked_25plus_at_1pct_minors"] == 1.0
+    # Over all the chips (the faces a detector misses change it by at most their share of 100 years)
+    slack = (len(ages) - d["n"]) * 100 / len(ages) + 0.05
+    assert mean["mae"] == pytest.approx(float(np.mean(np.abs(ages - 30.0))), abs=slack)
+    assert "mean of the models: MAE" in r.output
