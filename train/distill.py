@@ -1,12 +1,17 @@
 """Distillation: a student learns the teachers' age distributions as well as the labels.
 
 Why: two models that err differently are better together than either alone. Measured on val through the
-box's detector (README, "Distilling two models into one"): the mean of v2's and the v3 candidate's
-distributions had MAE 5.24 against 5.54 and 5.39 alone, and asked 16.1 % of 25+ for ID at 1 % of minors
-passed, against 18.4 % and 23.4 %. The box has the time for one model per face, so `agegate train
---teacher A --teacher B` runs each teacher once over the training images the way the box sees them (its
-detector and crop with `--crop box`, the image as it is otherwise), averages their distributions, and the
-loss mixes that average into each image's label distribution (`--distill-weight`; train/losses.py).
+box's detector (`benchmarks/ensemble_probe.py`, README "Distilling two models into one"): the mean of v2's
+and the v3 candidate's estimates had MAE 5.21 against 5.50 and 5.36 alone, and asked 17.3 % of 25+ for ID
+at 1 % of minors passed, against 20.0 % and 23.7 %. The box has the time for one model per face, so
+`agegate train --teacher A --teacher B` runs each teacher once over the training images the way the box
+sees them (its detector and crop with `--crop box`, the image as it is otherwise), averages their
+distributions, and the loss mixes that average into each image's label distribution (`--distill-weight`;
+train/losses.py).
+
+Measured limit: teachers that trained on the same images pass on what they memorised there. The v3 run
+fine-tuned with v2 and v3 as teachers lost val MAE every epoch (5.54, 5.57, 5.73; README). Teachers should
+not have seen the images they label (cross-fitted teachers, one per fold of the training set).
 
 The targets are computed once and kept in the run folder (`teacher-targets.npz`, keyed by the teachers'
 SHA-256 and the training rows), so `--resume` does not run the teachers again.
