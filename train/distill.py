@@ -9,9 +9,10 @@ sees them (its detector and crop with `--crop box`, the image as it is otherwise
 distributions, and the loss mixes that average into each image's label distribution (`--distill-weight`;
 train/losses.py).
 
-Measured limit: teachers that trained on the same images pass on what they memorised there. The v3 run
-fine-tuned with v2 and v3 as teachers lost val MAE every epoch (5.54, 5.57, 5.73; README). Teachers should
-not have seen the images they label (cross-fitted teachers, one per fold of the training set).
+Measured so far: the v3 run fine-tuned with v2 and v3 as teachers lost val MAE every epoch (5.54, 5.57,
+5.73; README). Likely, not yet separated by a control run: teachers that trained on the same images pass
+on what they memorised there, so teachers should not have seen the images they label (cross-fitted
+teachers, one per fold of the training set).
 
 The targets are computed once and kept in the run folder (`teacher-targets.npz`, keyed by the teachers'
 SHA-256 and the training rows), so `--resume` does not run the teachers again.
