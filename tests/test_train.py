@@ -189,6 +189,8 @@ def test_distillation_run_caches_teacher_targets_and_records_the_teachers(small_
     probs = z["probs"].astype(np.float32)
     assert probs.shape == (64, 101) and np.all(probs.argmax(axis=1) == 60)  # what this teacher says of everyone
     distil = json.loads((out / "model.json").read_text())["extra"]["distillation"]
+    assert 15 < distil.pop("teachers_train_mae") < 60  # a teacher saying 60 of UTKFace chips (mostly 20-40)
+    assert "the teachers' mean on these training images: MAE" in r.output
     assert distil == {"teachers": [{"path": str(teacher), "sha256": sha256_file(teacher)}], "weight": 1.0,
                       "rows": 64, "rows_without_teacher": 0}
     # --resume reuses the targets rather than running the teachers again

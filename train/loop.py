@@ -151,6 +151,9 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
                                    detect=cfg.crop == "box", out=out)
         echo(f"distillation: the mean of {len(cfg.teacher)} teacher(s) weighs {cfg.distill_weight:g} in each "
              f"target ({teachers.missing} of {len(teachers.probs)} training images without one: label only)")
+        if teachers.train_mae is not None:
+            echo(f"  the teachers' mean on these training images: MAE {teachers.train_mae:.2f} (far below their "
+                 f"val MAE means they trained on these images, and the student learns what they memorised)")
     return TrainingData(spec, sources, train_data, val_data, sample_w, teachers)
 
 
