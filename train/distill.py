@@ -10,9 +10,10 @@ distributions, and the loss mixes that average into each image's label distribut
 train/losses.py).
 
 Measured so far: the v3 run fine-tuned with v2 and v3 as teachers lost val MAE every epoch (5.54, 5.57,
-5.73; README). Likely, not yet separated by a control run: teachers that trained on the same images pass
-on what they memorised there, so teachers should not have seen the images they label (cross-fitted
-teachers, one per fold of the training set).
+5.73), and so did the same fine-tune without teachers (5.55, 5.61, 5.75; README): the teachers helped a
+little, the re-raised learning rate hurt. Teachers that trained on the images they label pass on what they
+memorised (v2 + v3 on their training images: MAE 4.28, on val 5.21), so cross-fitted teachers (one per fold
+of the training set) are the better source.
 
 The targets are computed once and kept in the run folder (`teacher-targets.npz`, keyed by the teachers'
 SHA-256 and the training rows), so `--resume` does not run the teachers again.

@@ -3,7 +3,8 @@
 # with the mean distribution of two teachers, the shipped v2 and the v3 candidate (both int8, mirror TTA),
 # computed once over the training images through the box's detector. Resumable (rerun this script).
 # Paths as run on the project's CPU machine (/work/main: this repository; /work/v3: the v3 candidate's run
-# and converted file, benchmarks/results/candidate-v3). Stopped after epoch 3 (val MAE rose each epoch).
+# and converted file, benchmarks/results/candidate-v3). Stopped after epoch 3 (val MAE rose each epoch, as in
+# the control run without teachers, control-train.sh).
 set -u
 cd /work/main
 D=/work/shared/datasets; OUT=/work/v5/runs/distil-128
