@@ -238,6 +238,10 @@ def test_gpu_recipe_flags_train_on_cpu_and_the_run_converts(small_utk, tmp_path)
                                            "--weights", "none", "--input-size", 48, "--epochs", 1, "--limit", 64,
                                            "--distribute", "mirrored", "--precision", "mixed_float16"))
     assert r.exit_code == 0, r.output + repr(r.exception)
+    from agegate.train.tfenv import import_tf
+
+    # The dtype policy is process-wide: the run must not leave later models in this process float16
+    assert import_tf()[1].mixed_precision.global_policy().name == "float32"
     model, _ = load_keras_model(tmp_path / "m")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     out = tmp_path / "m.tflite"

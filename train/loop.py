@@ -7,6 +7,7 @@ finishes with the same result as an uninterrupted run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -229,6 +230,19 @@ def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, ch
         write_history(out, state["history"])
 
 
+@contextlib.contextmanager
+def _precision(keras, precision: str):
+    """Keras's dtype policy is global to the process: it holds for this run only, so a model built later
+    in the same process (a test, a notebook, `convert` after `train`) computes in float32 again. Left set,
+    a mixed_float16 run made every later model float16, which the TFLite converter cannot translate."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> TrainResult:
     """Train, checkpoint every epoch, export the best model (see the module docstring for resumability)."""
     out = Path(cfg.out)
@@ -239,28 +253,27 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     from .tfenv import import_tf
 
     tf, keras = import_tf()
-    if cfg.precision == "mixed_float16":
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = _strategy(tf, cfg.distribute)
-    chief = _is_chief()
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        cfg.save(out / "config.json")
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    model, state = _model_and_state(cfg, keras, strategy, data, ckpt_dir, resume)
-    n_backbone = len(model.layers) - 2  # the head is dropout + dense
-    for epoch in range(state["epoch"], cfg.epochs):
-        row = _train_epoch(model, keras, strategy, cfg, data, state, epoch, n_backbone, echo)
-        _record_epoch(model, cfg, out, state, row, chief, data)
-        if state["bad_epochs"] >= cfg.patience:
-            echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
-            break
-    if chief:  # again at the end: trained_epochs counts the epochs after the last kept one too
-        export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers)
-        echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
-             f"(epoch {kept(state)[0]}, val MAE {kept(state)[1]:.3f})")
-    return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)
+    with _precision(keras, cfg.precision):
+        strategy = _strategy(tf, cfg.distribute)
+        chief = _is_chief()
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            cfg.save(out / "config.json")
+        if cfg.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        model, state = _model_and_state(cfg, keras, strategy, data, ckpt_dir, resume)
+        n_backbone = len(model.layers) - 2  # the head is dropout + dense
+        for epoch in range(state["epoch"], cfg.epochs):
+            row = _train_epoch(model, keras, strategy, cfg, data, state, epoch, n_backbone, echo)
+            _record_epoch(model, cfg, out, state, row, chief, data)
+            if state["bad_epochs"] >= cfg.patience:
+                echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
+                break
+        if chief:  # again at the end: trained_epochs counts the epochs after the last kept one too
+            export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers)
+            echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
+                 f"(epoch {kept(state)[0]}, val MAE {kept(state)[1]:.3f})")
+        return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)
 
 
 _BN_FORWARD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (phase, traced forward)
