@@ -44,12 +44,12 @@ def _figures(y_true: np.ndarray, y_pred: np.ndarray, sets: np.ndarray) -> dict:
 def main(models: tuple[str, ...], data: tuple[str, ...], split: str, out: str | None) -> None:
     if len(models) < 2:
         raise click.UsageError("give two or more models")
-    records, names = [], []
+    records, source = [], {}
     for d in data:
         recs = select_records(d, "auto", None, split, whole_if_unsplit=True)
         records += recs
-        names += [Path(d).name] * len(recs)
-    source = dict(zip((str(r.path) for r in records), names))
+        source.update((str(r.path), Path(d).name) for r in recs)
+    age = {str(r.path): r.age for r in records}
     preds = [predict(m, records, detect=True, desc=Path(m).name) for m in models]
     # Only the images every model found a face in, so each row of the table is over the same faces.
     common = sorted(set.intersection(*(set(p.paths) for p in preds)))
@@ -57,8 +57,7 @@ def main(models: tuple[str, ...], data: tuple[str, ...], split: str, out: str | 
     for p in preds:
         at = {q: i for i, q in enumerate(p.paths)}
         estimates.append(np.array([p.y_pred[at[q]] for q in common]))
-    at = {q: i for i, q in enumerate(preds[0].paths)}
-    y_true = np.array([preds[0].y_true[at[q]] for q in common], np.float64)
+    y_true = np.array([age[q] for q in common], np.float64)
     sets = np.array([source[q] for q in common])
     rows = {Path(m).name: _figures(y_true, e, sets) for m, e in zip(models, estimates)}
     # A model's estimate is the mean of its distribution, so this is the mean of the mean distribution.

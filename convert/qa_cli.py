@@ -40,9 +40,10 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     # A gate between two different predictors would measure the augmentation, not quantization. A run
     # folder has none of its own (`convert --tta` adds it): it is evaluated with the quantized model's.
     tta = model_metadata(quantized).tta
-    if is_tflite(float_model) and model_metadata(float_model).tta != tta:
+    float_tta = model_metadata(float_model).tta if is_tflite(float_model) else tta
+    if float_tta != tta:
         raise UsageError(f"--float and --quantized use different test-time augmentation "
-                         f"({model_metadata(float_model).tta} vs {tta}); convert both with the same --tta")
+                         f"({float_tta} vs {tta}); convert both with the same --tta")
     check_float_parent(float_model, quantized)
     prog = not as_json and sys.stderr.isatty()
     fsets = evaluate_sets(float_model, list(data), fmt, split_file, split, limit, threads=threads, progress=prog,

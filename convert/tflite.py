@@ -68,7 +68,7 @@ def as_float32(model, keras):
     (mixed precision keeps float32 variables), so the layers are rebuilt with a float32 policy and take
     the same weights; a float32 model comes back as it is."""
     config = model.get_config()
-    layers = [config] if "layers" not in config else []
+    layers = []
     stack = [config]
     while stack:  # nested models (e.g. the torch-conventions wrapper) carry their own layer lists
         for layer in stack.pop().get("layers", []):

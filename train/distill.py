@@ -38,11 +38,15 @@ TARGETS_FILE = "teacher-targets.npz"
 class TeacherTargets:
     """One mean teacher distribution per training row (zeros where no teacher found the face: label only)."""
 
-    probs: np.ndarray  # (N, bins) float32
+    probs: np.ndarray  # (N, bins) float32; a row of zeros: no teacher distribution
     teachers: tuple[dict, ...]  # {"path", "sha256"} per teacher
-    missing: int  # rows without a teacher distribution
     train_mae: float | None  # of the mean distribution's expectation on these rows: far below the teachers'
     #                          val MAE, they trained on these images and pass on what they memorised
+
+    @property
+    def missing(self) -> int:
+        """Rows without a teacher distribution (they train on their label alone)."""
+        return int((self.probs.sum(axis=1) == 0).sum())
 
     def summary(self, weight: float) -> dict:
         return {"teachers": list(self.teachers), "weight": weight, "rows": int(len(self.probs)),
@@ -76,11 +80,11 @@ def check_teachers(teachers: list[str], head: AgeHead) -> None:
 def teacher_targets(teachers: list[str], records: list, head: AgeHead, detect: bool, out: Path,
                     threads: int = 2) -> TeacherTargets:
     """The mean of the teachers' distributions (each at its own calibrated temperature, as the box reads
-    it) for each of `records` (the training rows, in order), cached in `out`."""
+    it) for each of `records` (the training rows, in order), cached in `out`. The teachers are checked
+    first with `check_teachers` (the loop does it before decoding, so a wrong teacher fails at once)."""
     from agegate.convert.evaluate import predict
     from agegate.edge.metadata import sha256_file
 
-    check_teachers(teachers, head)
     ids = tuple({"path": str(t), "sha256": sha256_file(_teacher_file(t))} for t in teachers)
     key = hashlib.sha256(("\n".join(i["sha256"] for i in ids) + f"\n{detect}\n" +
                           "\n".join(f"{r.path}\t{r.age:g}" for r in records)).encode()).hexdigest()[:20]
@@ -90,7 +94,7 @@ def teacher_targets(teachers: list[str], records: list, head: AgeHead, detect: b
         z = np.load(cache, allow_pickle=False)
         if str(z["key"]) == key:
             probs = z["probs"].astype(np.float32)
-            return TeacherTargets(probs, ids, int(z["missing"]), _train_mae(probs, ages, head))
+            return TeacherTargets(probs, ids, _train_mae(probs, ages, head))
     row = {str(r.path): i for i, r in enumerate(records)}
     total = np.zeros((len(records), head.n_bins), np.float64)
     seen = np.zeros(len(records), np.int32)
@@ -101,17 +105,16 @@ def teacher_targets(teachers: list[str], records: list, head: AgeHead, detect: b
         seen[idx] += 1
     # A row counts only where every teacher saw the face: a mean of one teacher is not the ensemble.
     full = seen == len(teachers)
-    probs = np.where(full[:, None], total / max(1, len(teachers)), 0.0).astype(np.float32)
-    missing = int((~full).sum())
-    if missing:
+    # Stored as float16; the run trains on the stored values, so a resumed run sees the same targets.
+    stored = np.where(full[:, None], total / len(teachers), 0.0).astype(np.float16)
+    if not full.all():
         log.warning("%d of %d training images have no teacher distribution (no face found by a teacher's "
-                    "detector): they train on their label alone", missing, len(records))
+                    "detector): they train on their label alone", int((~full).sum()), len(records))
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, probs=probs.astype(np.float16), key=np.array(key), missing=np.array(missing))
+    np.savez(tmp, probs=stored, key=np.array(key))
     tmp.replace(cache)
-    probs = probs.astype(np.float16).astype(np.float32)
-    return TeacherTargets(probs, ids, missing, _train_mae(probs, ages, head))
-
+    probs = stored.astype(np.float32)
+    return TeacherTargets(probs, ids, _train_mae(probs, ages, head))
 
 def _train_mae(probs: np.ndarray, ages: np.ndarray, head: AgeHead) -> float | None:
     p = np.asarray(probs, np.float64)
