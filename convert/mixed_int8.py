@@ -35,6 +35,10 @@ from agegate.edge.quiet import quiet_fds
 
 MIXED_LABEL = "int8-mixed"
 RANK_IMAGES = 64  # debugger images: the two worst layers above were the same with 64 and 200 (the next two not)
+# A float layer stores each weight in 4 bytes instead of 1. The first layers are tiny (864 and 288 weights in
+# MobileNetV2), but on a model recovered from v2 the debugger ranked the last 1x1 convolution (409,600
+# weights) second: kept float, the file grew from 2.84 to 4.04 MB. Layers above this size stay int8.
+MAX_FLOAT_PARAMS = 20_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class LayerError:
     op: str  # CONV_2D, DEPTHWISE_CONV_2D, ...
     steps: float  # RMSE of the int8 output, in quantization steps of that output
     mse: float
+    params: int = 0  # weights of the Keras layers fused into this op (what keeping it float costs, x3 bytes)
 
     @property
     def layer(self) -> str:
@@ -88,7 +93,13 @@ def _debugger(tf, keras_model, calibration: np.ndarray, images: int):
                                                     debug_dataset=_feed(calibration[:images]))
 
 
-def _ranked(dbg) -> list[LayerError]:
+def _params(tensor: str, keras_model) -> int:
+    """Weights of the Keras layers a converted op's tensor name lists ('m/Conv1_relu/Relu6;m/Conv1/Conv2D')."""
+    names = {part.split("/")[1] for part in tensor.split(";") if part.count("/") >= 1}
+    return sum(l.count_params() for l in keras_model.layers if l.name in names)
+
+
+def _ranked(dbg, keras_model=None) -> list[LayerError]:
     """Run the debugger and read its per-layer statistics, worst first."""
     dbg.run()
     buf = io.StringIO()
@@ -97,7 +108,9 @@ def _ranked(dbg) -> list[LayerError]:
     for r in csv.DictReader(buf.getvalue().splitlines()):
         mse = float(r.get("mean_squared_error") or 0)
         scale = float(r.get("scale") or 0)
-        out.append(LayerError(r.get("tensor_name", ""), r.get("op_name", ""), mse ** 0.5 / scale if scale else 0.0, mse))
+        tensor = r.get("tensor_name", "")
+        out.append(LayerError(tensor, r.get("op_name", ""), mse ** 0.5 / scale if scale else 0.0, mse,
+                              _params(tensor, keras_model) if keras_model is not None else 0))
     return sorted(out, key=lambda e: -e.steps)
 
 
@@ -107,13 +120,13 @@ def layer_errors(keras_model, calibration: np.ndarray, images: int = RANK_IMAGES
 
     tf, _ = import_tf()
     with quiet_fds():
-        return _ranked(_debugger(tf, keras_model, calibration, images))
+        return _ranked(_debugger(tf, keras_model, calibration, images), keras_model)
 
 
-def mixed_int8(keras_model, calibration: np.ndarray, float_layers: int,
-               images: int = RANK_IMAGES) -> tuple[bytes, list[LayerError]]:
+def mixed_int8(keras_model, calibration: np.ndarray, float_layers: int, images: int = RANK_IMAGES,
+               max_params: int = MAX_FLOAT_PARAMS) -> tuple[bytes, list[LayerError]]:
     """(.tflite bytes, the layers kept float): int8 everywhere except the `float_layers` layers with the
-    largest int8 error. Activation ranges come from all of `calibration`, as in a plain int8 conversion;
+    largest int8 error among those with at most `max_params` weights. Activation ranges come from all of `calibration`, as in a plain int8 conversion;
     the model is calibrated once: the debugger that ranks the layers also writes the file, with them
     denylisted (its `options` setter re-quantizes the calibrated model, it does not calibrate again)."""
     from agegate.train.tfenv import import_tf
@@ -123,7 +136,7 @@ def mixed_int8(keras_model, calibration: np.ndarray, float_layers: int,
     tf, _ = import_tf()
     with quiet_fds():
         dbg = _debugger(tf, keras_model, calibration, images)
-        keep = _ranked(dbg)[:float_layers]
+        keep = [e for e in _ranked(dbg, keras_model) if e.params <= max_params][:float_layers]
         dbg.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[e.tensor for e in keep])
         blob = dbg.get_nondebug_quantized_model()
     return blob, keep

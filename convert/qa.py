@@ -54,6 +54,7 @@ class QAReport:
     quantized_metrics: dict
     comparison: dict
     gates: list[GateResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a reader must know to trust the verdict
 
     @property
     def passed(self) -> bool:
@@ -70,13 +71,19 @@ FLOAT_QUANTIZATIONS = ("none", "float32", "float16")
 
 
 def check_float_parent(float_model: str, quantized: str) -> None:
-    """A gate against the wrong parent proves nothing: refuse one that is not float, or is the model itself."""
+    """A gate against the wrong parent proves nothing: refuse one that is not float, is the model itself,
+    or was recovered from it (`agegate recover`)."""
     from agegate.edge.errors import UsageError
     from agegate.edge.metadata import sha256_file
 
     from .evaluate import is_tflite, model_metadata
 
-    fq = model_metadata(float_model).quantization
+    fmeta = model_metadata(float_model)
+    fq = fmeta.quantization
+    recovered = fmeta.extra.get("recovered_from") or {}
+    if recovered.get("sha256") and recovered["sha256"] == sha256_file(quantized):
+        raise UsageError(f"--float {float_model} was recovered from {quantized} itself (`agegate recover`): it "
+                         f"is that file's weights, not its parent. Gate a model converted from the recovered one")
     if fq not in FLOAT_QUANTIZATIONS:
         raise UsageError(f"--float {float_model} is a {fq} model, not a float parent; give the run folder or a "
                          f"float32 .tflite it was converted from")
@@ -99,6 +106,19 @@ def decision_flips(fp: Predictions, qp: Predictions, keep: list[int], f: np.ndar
         qr = np.array([qrisk[fp.paths[i]] for i in keep])
         return float(np.mean((fr > op.max_risk) != (qr > op.max_risk))), f"P(under 25) > {op.max_risk:.3f}"
     return float(np.mean((f < id_threshold) != (q < id_threshold))), f"age < {id_threshold:g}"
+
+
+def parent_notes(float_model: str) -> list[str]:
+    """What the report must say about the float parent: a recovered one already carries int8 weight rounding,
+    so the drift measured is that of the activations (and of any weights re-quantized differently)."""
+    from .evaluate import model_metadata
+
+    rec = model_metadata(float_model).extra.get("recovered_from")
+    if not rec:
+        return []
+    return [f"the float parent was recovered from {rec.get('file')} ({rec.get('quantization')}, sha256 "
+            f"{str(rec.get('sha256'))[:12]}) by `agegate recover`: its weights carry that file's int8 rounding, "
+            f"so drift and flips here measure activation rounding, not the whole of quantization"]
 
 
 def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, quant_model: str,

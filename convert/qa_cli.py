@@ -34,7 +34,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     from agegate.edge.errors import UsageError
 
     from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, select_records
-    from .qa import Gates, check_float_parent, compare
+    from .qa import Gates, check_float_parent, compare, parent_notes
     from .qa_report import write_report
 
     # A gate between two different predictors would measure the augmentation, not quantization. A run
@@ -53,6 +53,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set)
+    rep.notes = parent_notes(float_model)
     layers = None
     if debug_layers:
         if is_tflite(float_model):
@@ -73,6 +74,8 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
                    f"flips {rep.comparison['decision_flip_rate']:.2%} on {rep.n} images")
         for g in rep.gates:
             click.echo(f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.value} (limit {g.limit})")
+        for note in rep.notes:
+            click.echo(f"  note: {note}")
         for l in layers or []:
             click.echo(f"  layer {l['layer']} ({l['op']}): int8 error {l['steps']} steps")
         click.echo(f"{'PASS' if rep.passed else 'FAIL'}: report in {Path(out) / 'report.html'}")

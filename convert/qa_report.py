@@ -82,7 +82,7 @@ table{{border-collapse:collapse}} img{{max-width:48%}}</style></head><body>
 <p>float <code>{html.escape(rep.float_model)}</code> vs quantized <code>{html.escape(rep.quantized_model)}</code>,
 {rep.n} images. MAE float {rep.float_metrics['mae']}, quantized {rep.quantized_metrics['mae']}
 (drift {rep.comparison['drift']}); p95 |diff| {rep.comparison['p95_abs_diff']}.</p>
-<h2>Gates</h2><table><tr><th>gate</th><th>result</th><th>value</th><th>limit</th><th>what</th></tr>{gate_rows}</table>
+{"".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in rep.notes)}<h2>Gates</h2><table><tr><th>gate</th><th>result</th><th>value</th><th>limit</th><th>what</th></tr>{gate_rows}</table>
 <h2>Challenge 25</h2><p>Minors predicted 25+: float {c25f['false_pass_rate']}, quantized {c25q['false_pass_rate']}.
 25+ flagged for ID: float {c25f['flag_rate_25plus']}, quantized {c25q['flag_rate_25plus']}.</p>
 <h2>By age band</h2><table><tr><th>band</th><th>n</th><th>float MAE</th><th>quantized MAE</th><th>mean |diff|</th></tr>

@@ -18,7 +18,11 @@ from .errors import AgegateError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("agegate.train.data_cli", "data", "Check, describe and split a labelled face data set."),
     "train": ("agegate.train.train_cli", "train", "Train an age model (ResNet50 on GPU, compact backbones on CPU)."),
+    "average": ("agegate.train.average_cli", "average",
+                "Average the weights of runs fine-tuned from one start into one model (a model soup)."),
     "convert": ("agegate.convert.convert_cli", "convert", "Convert a trained model to TFLite (float32/16, dynamic, int8, QAT)."),
+    "recover": ("agegate.convert.recover_cli", "recover",
+                "Rebuild a trainable float model from a converted .tflite whose run is lost."),
     "eval": ("agegate.convert.eval_cli", "eval_cmd", "Measure a model's MAE, age bands and Challenge-25 figures."),
     "replay": ("agegate.convert.replay_cli", "replay",
                "Replay labelled photos as buyers at a till; score one decision per buyer."),

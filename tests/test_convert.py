@@ -133,6 +133,24 @@ def test_float_layers_keeps_the_worst_layers_float(trained_run, converted, small
     assert bad.exit_code == 2 and "--float-layers" in bad.output
 
 
+def test_float_layers_skip_layers_too_big_to_keep_float(trained_run, small_utk):
+    """A layer kept float stores its weights in 4 bytes instead of 1: one with more weights than the cap
+    stays int8 however badly it ranks, and the next one in the ranking takes its place."""
+    from agegate.convert.evaluate import select_records
+    from agegate.convert.mixed_int8 import layer_errors, mixed_int8
+    from agegate.convert.tflite import calibration_images, load_keras_model
+
+    model, meta = load_keras_model(trained_run)
+    calib = calibration_images(select_records(str(small_utk), "auto", None, "train"), meta.preprocess, 40)
+    ranked = layer_errors(model, calib)
+    weighted = [e for e in ranked if e.params > 0]
+    assert weighted
+    worst = weighted[0]
+    _, kept = mixed_int8(model, calib, 2, max_params=worst.params - 1)
+    assert worst.tensor not in {e.tensor for e in kept} and len(kept) == 2
+    assert all(e.params < worst.params for e in kept)
+
+
 def _computes_in_float(model: AgeModel, output_tensor: str) -> bool:
     """Whether the op that writes `output_tensor` has float32 weights (its second input). In a plain int8
     file the weights are int8, or the tensor is the model's output, written by a DEQUANTIZE."""
