@@ -92,11 +92,12 @@ def read_tflite_weights(path: Path, model_name: str, kernel_layers: set[str]) ->
         kind = WEIGHTED_OPS.get(op["op_name"])
         if kind is None:
             continue
-        w_idx, b_idx = int(op["inputs"][1]), int(op["inputs"][2])
-        w, b = details[w_idx], details[b_idx]
+        inputs = [int(i) for i in op["inputs"]]
+        w_idx, b_idx = inputs[1], (inputs[2] if len(inputs) > 2 else -1)  # -1: an op without a bias
+        w = details[w_idx]
         kernel = dequantize(it.get_tensor(w_idx), w["quantization_parameters"])
-        bias = dequantize(it.get_tensor(b_idx), b["quantization_parameters"]) if b_idx >= 0 else \
-            np.zeros(kernel.shape[0 if kind != "depthwise" else -1], np.float32)
+        bias = dequantize(it.get_tensor(b_idx), details[b_idx]["quantization_parameters"]) if b_idx >= 0 else \
+            np.zeros(kernel.shape[-1 if kind == "depthwise" else 0], np.float32)
         out.append(LayerWeights(_layer_name(w["name"], model_name, kernel_layers), kind, to_keras_layout(kind, kernel), bias))
     if not out:
         raise ModelError(f"{path}: no convolution or dense layer found")
