@@ -99,7 +99,7 @@ def _params(tensor: str, keras_model) -> int:
     return sum(l.count_params() for l in keras_model.layers if l.name in names)
 
 
-def _ranked(dbg, keras_model=None) -> list[LayerError]:
+def _ranked(dbg, keras_model) -> list[LayerError]:
     """Run the debugger and read its per-layer statistics, worst first."""
     dbg.run()
     buf = io.StringIO()
@@ -110,7 +110,7 @@ def _ranked(dbg, keras_model=None) -> list[LayerError]:
         scale = float(r.get("scale") or 0)
         tensor = r.get("tensor_name", "")
         out.append(LayerError(tensor, r.get("op_name", ""), mse ** 0.5 / scale if scale else 0.0, mse,
-                              _params(tensor, keras_model) if keras_model is not None else 0))
+                              _params(tensor, keras_model)))
     return sorted(out, key=lambda e: -e.steps)
 
 

@@ -18,6 +18,7 @@ from .evaluate import Predictions
 from agegate.edge.contracts import CHALLENGE_AGE
 
 from agegate.edge.challenge25 import binomial_lower, rates
+from agegate.edge.metadata import ModelMetadata
 
 from .metrics import age_metrics, group_mae
 
@@ -70,15 +71,14 @@ class QAReport:
 FLOAT_QUANTIZATIONS = ("none", "float32", "float16")
 
 
-def check_float_parent(float_model: str, quantized: str) -> None:
+def check_float_parent(float_model: str, quantized: str, fmeta: ModelMetadata) -> None:
     """A gate against the wrong parent proves nothing: refuse one that is not float, is the model itself,
-    or was recovered from it (`agegate recover`)."""
+    or was recovered from it (`agegate recover`). `fmeta`: the float model's metadata."""
     from agegate.edge.errors import UsageError
     from agegate.edge.metadata import sha256_file
 
-    from .evaluate import is_tflite, model_metadata
+    from .evaluate import is_tflite
 
-    fmeta = model_metadata(float_model)
     fq = fmeta.quantization
     recovered = fmeta.extra.get("recovered_from") or {}
     if recovered.get("sha256") and recovered["sha256"] == sha256_file(quantized):
@@ -108,12 +108,11 @@ def decision_flips(fp: Predictions, qp: Predictions, keep: list[int], f: np.ndar
     return float(np.mean((f < id_threshold) != (q < id_threshold))), f"age < {id_threshold:g}"
 
 
-def parent_notes(float_model: str) -> list[str]:
-    """What the report must say about the float parent: a recovered one already carries int8 weight rounding,
-    so the drift measured is that of the activations (and of any weights re-quantized differently)."""
-    from .evaluate import model_metadata
-
-    rec = model_metadata(float_model).extra.get("recovered_from")
+def parent_notes(fmeta: ModelMetadata) -> list[str]:
+    """What the report must say about the float parent (its metadata): a recovered one already carries int8
+    weight rounding, so the drift measured is that of the activations (and of any weights re-quantized
+    differently)."""
+    rec = fmeta.extra.get("recovered_from")
     if not rec:
         return []
     return [f"the float parent was recovered from {rec.get('file')} ({rec.get('quantization')}, sha256 "

@@ -40,11 +40,12 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     # A gate between two different predictors would measure the augmentation, not quantization. A run
     # folder has none of its own (`convert --tta` adds it): it is evaluated with the quantized model's.
     tta = model_metadata(quantized).tta
-    float_tta = model_metadata(float_model).tta if is_tflite(float_model) else tta
+    fmeta = model_metadata(float_model)
+    float_tta = fmeta.tta if is_tflite(float_model) else tta
     if float_tta != tta:
         raise UsageError(f"--float and --quantized use different test-time augmentation "
                          f"({float_tta} vs {tta}); convert both with the same --tta")
-    check_float_parent(float_model, quantized)
+    check_float_parent(float_model, quantized, fmeta)
     prog = not as_json and sys.stderr.isatty()
     fsets = evaluate_sets(float_model, list(data), fmt, split_file, split, limit, threads=threads, progress=prog,
                           tta=tta)
@@ -53,7 +54,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set)
-    rep.notes = parent_notes(float_model)
+    rep.notes = parent_notes(fmeta)
     layers = None
     if debug_layers:
         if is_tflite(float_model):

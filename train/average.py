@@ -20,7 +20,7 @@ import numpy as np
 
 from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.errors import UsageError
-from agegate.edge.metadata import ModelMetadata, now_iso, read_metadata, sha256_file, write_metadata
+from agegate.edge.metadata import ModelMetadata, now_iso, sha256_file, write_metadata
 
 
 def mix_weights(weights: list[float] | None, n: int) -> list[float]:
@@ -84,9 +84,3 @@ def average_runs(runs: list[Path], out: Path, weights: list[float] | None = None
     write_metadata(out / MODEL_FILE, meta)
     return meta
 
-
-def read_run(path: str) -> Path:
-    p = Path(path)
-    if not (p / MODEL_FILE).exists() and not (p.suffix == ".keras" and p.exists()):
-        raise UsageError(f"{path}: not a run folder (no {MODEL_FILE}); `agegate train` or `agegate recover` make one")
-    return p

@@ -25,9 +25,9 @@ def average(runs, weights, out, as_json):
       agegate train --weights runs/v2-rec/model.keras ... --out runs/v2-ft
       agegate average runs/v2-rec runs/v2-ft --out runs/v2-soup
     """
-    from .average import average_runs, read_run
+    from .average import average_runs
 
-    meta = average_runs([read_run(r) for r in runs], Path(out), list(weights) or None)
+    meta = average_runs([Path(r) for r in runs], Path(out), list(weights) or None)
     sources = meta.extra["averaged_from"]
     if as_json:
         click.echo(json.dumps({"out": str(out), "sources": sources}, indent=2))
