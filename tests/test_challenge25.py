@@ -120,6 +120,35 @@ def test_calibrate_writes_temperature_and_operating_point_with_what_it_costs(tmp
     assert "P(under 25) >" in op.describe()
 
 
+def test_calibrate_lists_the_minors_that_set_the_operating_point_for_a_label_check(tmp_path):
+    from agegate.convert.calibrate import calibrate
+    from agegate.convert.evaluate import Predictions
+
+    path = _meta(tmp_path)
+    y, probs = synthetic()
+    # one "minor" the model sees as a 40-year-old (a mislabelled adult): the riskless end of the list
+    y = y.copy()
+    adult = int(np.flatnonzero(y >= 35)[0])
+    y[adult] = 10.0
+    preds = Predictions([f"{i}.jpg" for i in range(len(y))], y, probs @ HEAD.ages, probs=probs, head=HEAD)
+    result = calibrate(path, preds, None, max_minors_ok_image=0.01, max_minors_ok_buyer=None)
+    line = result.minors_at_the_line
+    max_risk = result.operating_point.max_risk
+    assert line[0]["path"] == f"{adult}.jpg" and line[0]["age"] == 10.0 and line[0]["passes"]
+    risks = [m["risk"] for m in line]
+    assert risks == sorted(risks) and all(m["age"] < 18 for m in line)
+    n_pass = int(np.sum(p_under(result_probs(probs, result.temperature), HEAD, 25)[y < 18] <= max_risk))
+    assert [m["passes"] for m in line] == [True] * n_pass + [False] * 5  # every minor passed, then 5 above the line
+    assert "minors at the line" in result.render() and f"{adult}.jpg" in result.render()
+    assert result.to_json()["minors_at_the_line"] == line
+
+
+def result_probs(probs, temperature):
+    from agegate.convert.calibrate import with_temperature
+
+    return with_temperature(probs, HEAD, temperature)
+
+
 def test_a_looser_target_needs_an_explicit_flag_and_is_recorded(tmp_path):
     from agegate.convert.calibrate import calibrate
     from agegate.convert.evaluate import Predictions
