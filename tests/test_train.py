@@ -172,6 +172,39 @@ def test_distillation_loss_learns_the_teachers_and_the_label_alone_without_them(
         TrainConfig(data=".", out=".", teacher=["t.tflite"]).validate()
 
 
+def test_challenge25_term_adds_the_cross_entropy_of_the_mass_below_25_for_minors_and_adults_only():
+    from agegate.edge.age_head import AgeHead
+    from agegate.train.losses import age_distribution_loss_class
+    from agegate.train.tfenv import import_tf
+
+    _, keras = import_tf()
+    head = AgeHead.distribution()
+
+    def logits(centre, sigma=3.0):
+        return (-0.5 * ((head.ages - centre) / sigma) ** 2).astype(np.float32)
+
+    # minor seen as 30, minor seen as 15, 21-year-old seen as 30, adult seen as 22, adult seen as 40
+    y = np.array([[15.0], [15.0], [21.0], [30.0], [30.0]], np.float32)
+    x = np.stack([logits(30), logits(15), logits(30), logits(22), logits(40)])
+    loss = age_distribution_loss_class(keras)
+    plain = loss(reduction="none")(y, x).numpy()
+    added = (loss(c25_weight=2.0, reduction="none")(y, x).numpy() - plain) / 2.0
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    under25 = p[:, head.ages < 25].sum(axis=1)
+    # the added term is -log P(under 25) for a minor, -log P(25+) for an adult, nothing at 18-24
+    expected = [-np.log(under25[0]), -np.log(under25[1]), 0.0, -np.log(1 - under25[3]), -np.log(1 - under25[4])]
+    np.testing.assert_allclose(added, expected, rtol=1e-4, atol=1e-5)
+    # it grows with the wrong side of 25: a minor seen as 30 costs far more than one seen as 15
+    assert added[0] > 10 * added[1] and added[3] > 10 * added[4]
+    # a confident wrong answer stays finite (log-sum-exp, no log(0))
+    assert np.isfinite(loss(c25_weight=1.0, reduction="none")([[10.0]], logits(80, sigma=1.0)[None]).numpy()).all()
+    with pytest.raises(Exception, match="--head distribution"):
+        TrainConfig(data=".", out=".", c25_weight=1.0).validate()
+    with pytest.raises(Exception, match="c25-weight"):
+        TrainConfig(data=".", out=".", head="distribution", c25_weight=-1.0).validate()
+
+
 def test_distillation_run_caches_teacher_targets_and_records_the_teachers(small_utk, trained_run, tmp_path):
     from agegate.edge.metadata import sha256_file
 

@@ -72,6 +72,9 @@ class TrainConfig:
                                "fewer minors estimated 25+ (Challenge 25).")
     minor_overshoot_weight: float = _opt(1.0, "Asymmetric Challenge-25 loss: a minor's loss is multiplied by this "
                                          "where the estimate is above the true age (1: off).")
+    c25_weight: float = _opt(0.0, "Distribution head: add this times the cross-entropy of P(under 25) against "
+                             "minor (under 18) / adult (25+), the quantity the box's ID prompt reads "
+                             "(train/losses.py; 0: off).")
     teacher: list[str] = _opt(default_factory=list, help="Distil: a distribution model (.tflite or run folder) "
                               "whose age distributions the student learns too; repeat to learn their mean "
                               "(train/distill.py). Needs --head distribution.")
@@ -104,6 +107,10 @@ class TrainConfig:
             raise UsageError("--minor-overshoot-weight must be 1 (off) or more")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be at least 1")
+        if self.c25_weight < 0:
+            raise UsageError("--c25-weight must be 0 (off) or more")
+        if self.c25_weight > 0 and self.head != HeadKind.DISTRIBUTION.value:
+            raise UsageError("--c25-weight needs --head distribution (it reads the distribution's mass below 25)")
         if self.teacher and self.head != HeadKind.DISTRIBUTION.value:
             raise UsageError("--teacher needs --head distribution (the student learns the teachers' distributions)")
         if not 0 < self.distill_weight <= 1:

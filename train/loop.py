@@ -71,7 +71,7 @@ def _set_phase(model, n_backbone: int, frozen: bool) -> None:
 
 def _compile(model, keras, cfg: TrainConfig) -> None:
     loss, mae = compile_objects(keras, cfg.age_head(), cfg.loss, cfg.minor_overshoot_weight,
-                                cfg.distill_weight if cfg.teacher else 0.0)
+                                cfg.distill_weight if cfg.teacher else 0.0, cfg.c25_weight)
     model.compile(optimizer=keras.optimizers.Adam(lr_at(cfg, 0)), loss=loss, metrics=[mae])
 
 

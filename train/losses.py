@@ -8,7 +8,7 @@ to be more accurate on the harmless side. Adults keep the plain loss.
 """
 from __future__ import annotations
 
-from agegate.edge.contracts import MINOR_AGE
+from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 
 LOSS_NAME = "AgeLoss"
 
@@ -77,6 +77,12 @@ def age_distribution_loss_class(keras):
     Distillation (train/distill.py): `y_true` is then (N, 1 + bins), the age and the teachers' mean
     distribution, and the KL target is `(1 - distill_weight) * Gaussian + distill_weight * teachers`
     (a row of zeros, no teacher saw the face: the Gaussian alone). The L1 term stays on the label.
+
+    Challenge 25 (`c25_weight`): the box asks for ID on P(under 25), the distribution's mass below 25,
+    and what it costs is that mass on minors (low: passed) and on adults 25+ (high: asked). The KL term
+    spreads its attention over all 101 bins, so it adds `c25_weight` times the binary cross-entropy of
+    P(under 25) against "under 18" (target 1) or "25 or over" (target 0); images aged 18-24 add nothing
+    (the law asks for ID there, and either answer is defensible). 0: off.
     """
     import tensorflow as tf
 
@@ -87,12 +93,12 @@ def age_distribution_loss_class(keras):
     @keras.utils.register_keras_serializable(package="agegate", name=DIST_LOSS_NAME)
     class AgeDistributionLoss(keras.losses.Loss):
         def __init__(self, min_age: int = 0, n_bins: int = 101, sigma: float = LABEL_SIGMA, l1_weight: float = 1.0,
-                     minor_overshoot_weight: float = 1.0, distill_weight: float = 0.0,
+                     minor_overshoot_weight: float = 1.0, distill_weight: float = 0.0, c25_weight: float = 0.0,
                      name: str = "age_distribution_loss", **kwargs):
             super().__init__(name=name, **kwargs)
             self.min_age, self.n_bins, self.sigma = int(min_age), int(n_bins), float(sigma)
             self.l1_weight, self.minor_overshoot_weight = float(l1_weight), float(minor_overshoot_weight)
-            self.distill_weight = float(distill_weight)
+            self.distill_weight, self.c25_weight = float(distill_weight), float(c25_weight)
 
         def call(self, y_true, y_pred):
             ages = tf.range(self.min_age, self.min_age + self.n_bins, dtype=y_pred.dtype)
@@ -109,14 +115,29 @@ def age_distribution_loss_class(keras):
             l1 = tf.abs(mean - y1)
             overshoot = tf.logical_and(y1 < MINOR_AGE, mean > y1)
             weight = tf.where(overshoot, tf.cast(self.minor_overshoot_weight, l1.dtype), tf.ones_like(l1))
-            return (kl + self.l1_weight * l1) * weight
+            loss = (kl + self.l1_weight * l1) * weight
+            if self.c25_weight > 0:
+                loss = loss + self.c25_weight * challenge25_bce(tf, logp, ages, y1)
+            return loss
 
         def get_config(self):
             return {**super().get_config(), "min_age": self.min_age, "n_bins": self.n_bins, "sigma": self.sigma,
                     "l1_weight": self.l1_weight, "minor_overshoot_weight": self.minor_overshoot_weight,
-                    "distill_weight": self.distill_weight}
+                    "distill_weight": self.distill_weight, "c25_weight": self.c25_weight}
 
     return AgeDistributionLoss
+
+
+def challenge25_bce(tf, logp, ages, y):
+    """Per image: cross-entropy of P(under 25) = the mass of bins below CHALLENGE_AGE, against 1 for a minor
+    and 0 for an adult of 25 or over; 0 for ages 18-24. Computed from log-probabilities (logsumexp) so a
+    confident model's tiny masses do not underflow to log(0)."""
+    under = ages[None, :] < CHALLENGE_AGE
+    very_negative = tf.fill(tf.shape(logp), tf.cast(-1e9, logp.dtype))
+    log_under = tf.reduce_logsumexp(tf.where(under, logp, very_negative), axis=1)
+    log_over = tf.reduce_logsumexp(tf.where(under, very_negative, logp), axis=1)
+    zero = tf.zeros_like(y)
+    return tf.where(y < MINOR_AGE, -log_under, tf.where(y >= CHALLENGE_AGE, -log_over, zero))
 
 
 def expected_age_mae_class(keras):
@@ -153,11 +174,11 @@ def custom_objects(keras) -> dict:
 
 
 def compile_objects(keras, head, kind: str, minor_overshoot_weight: float = 1.0,
-                    distill_weight: float = 0.0) -> tuple[object, object]:
+                    distill_weight: float = 0.0, c25_weight: float = 0.0) -> tuple[object, object]:
     """(loss, MAE metric) for a model with this head (edge.age_head.AgeHead)."""
     if head.is_distribution:
         return (age_distribution_loss_class(keras)(min_age=head.min_age, n_bins=head.n_bins,
                                                    minor_overshoot_weight=minor_overshoot_weight,
-                                                   distill_weight=distill_weight),
+                                                   distill_weight=distill_weight, c25_weight=c25_weight),
                 expected_age_mae_class(keras)(min_age=head.min_age, n_bins=head.n_bins))
     return make_loss(keras, kind, minor_overshoot_weight), keras.metrics.MeanAbsoluteError(name="mae")
