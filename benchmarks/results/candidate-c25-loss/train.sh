@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The Challenge-25 loss term (agegate train --c25-weight W) on v2.1's recipe: the float model recovered from
+# v2's .tflite, fine-tuned 4 epochs (seed 0, then seed 1), averaged with its start. The control is
+# candidate-v2-soup/ (the same runs without the term: soup2 = 1:1 with seed 0, v2.1 = 2:1:1 with seeds 0, 1).
+# Run from the repository root with ../shared beside the checkout and runs/v2-rec made as in
+# candidate-v2-soup/train.sh. Measured on a 2-core Xeon: each fine-tune 4 epochs of 190-225 s.
+set -euo pipefail
+D=../shared/datasets
+ft() {  # weight seed
+  agegate train --data $D/utkface --data $D/aaf --out runs/ft-w$1-s$2 --backbone mobilenet_v2 --input-size 112 \
+    --weights runs/v2-rec/model.keras --head distribution --crop box --augment till --age-prior balanced \
+    --epochs 4 --freeze-epochs 0 --lr 5e-5 --batch-size 64 --patience 4 --seed $2 --cache-dir cache --c25-weight $1
+}
+judge() {  # run name
+  agegate convert runs/$1 --quant int8 --calibration $D/utkface --calibration $D/aaf --calibration-size 1000 \
+    --float-layers 2 --tta mirror --out $1-mixed.tflite
+  agegate calibrate $1-mixed.tflite --data $D/utkface --data $D/aaf --split val --buyers 800 --json > calibrate-val-$1.json
+  agegate eval --model $1-mixed.tflite --data $D/utkface --data $D/aaf --split val --json > eval-val-$1-mixed.json
+}
+for w in 2 8; do
+  ft $w 0
+  agegate average runs/v2-rec runs/ft-w$w-s0 --out runs/soup2-w$w
+  judge soup2-w$w
+done
+ft 8 1
+agegate average runs/v2-rec runs/ft-w8-s0 runs/ft-w8-s1 --weight 2 --weight 1 --weight 1 --out runs/soup3w-w8
+judge soup3w-w8
+# the table of the README ("A loss term at the 25 line"):
+cd benchmarks/results/candidate-c25-loss && python compare.py \
+  ../candidate-v2-soup/calibrate-val-soup2.json:../candidate-v2-soup/eval-val-soup2-mixed.json \
+  calibrate-val-soup2-w2.json:eval-val-soup2-w2-mixed.json calibrate-val-soup2-w8.json:eval-val-soup2-w8-mixed.json \
+  ../candidate-v2-soup/calibrate-val-v2.1.json:../candidate-v2-soup/eval-val-v2.1-mixed.json \
+  calibrate-val-soup3w-w8.json:eval-val-soup3w-w8-mixed.json
