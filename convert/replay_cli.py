@@ -11,14 +11,23 @@ import click
 from agegate.train.cli_options import format_option
 
 
-def _gap(text: str) -> tuple[int, int]:
+def _range(text: str, unit: str = "frames", example: str = "0..15") -> tuple[int, int]:
+    """'A..B' or 'A' -> (A, B), both included."""
     m = re.fullmatch(r"(\d+)(?:\.\.(\d+))?", text.strip())
     if not m:
-        raise click.BadParameter(f"{text!r}: give A..B (frames), e.g. 0..15, or one number")
+        raise click.BadParameter(f"{text!r}: give A..B ({unit}), e.g. {example}, or one number")
     a, b = int(m[1]), int(m[2] if m[2] is not None else m[1])
     if b < a:
         raise click.BadParameter(f"{text!r}: the range must not be empty")
     return a, b
+
+
+def _gap(ctx, param, text: str) -> tuple[int, int]:
+    return _range(text)
+
+
+def _ages(ctx, param, text: str | None) -> tuple[int, int] | None:
+    return None if text is None else _range(text, "years", "0..17")
 
 
 @click.command()
@@ -28,14 +37,16 @@ def _gap(text: str) -> tuple[int, int]:
 @click.option("--split", default="test", show_default=True,
               help="Split of each set; a set without splits is replayed whole.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N buyers in all (a seeded sample).")
-@click.option("--gap", default="0..15", show_default=True,
+@click.option("--gap", default="0..15", show_default=True, callback=_gap,
               help="Empty frames between buyers, drawn from A..B (0: the next steps in as the last leaves).")
+@click.option("--ages", callback=_ages,
+              help="Only photos labelled with an age in A..B (years, both included) become buyers, e.g. 0..17 to count minors passed over every minor of a split rather than a sample's few.")
 @click.option("--frames", type=click.IntRange(min=1), default=20, show_default=True, help="Frames per buyer.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
-def replay(data, model_path, fmt, split, limit, gap, frames, threads, seed, as_json, png):
+def replay(data, model_path, fmt, split, limit, gap, ages, frames, threads, seed, as_json, png):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -48,6 +59,7 @@ def replay(data, model_path, fmt, split, limit, gap, frames, threads, seed, as_j
     from tqdm import tqdm
 
     from agegate.edge.default_model import resolve_model
+    from agegate.edge.errors import UsageError
     from agegate.edge.pipeline import BoxOptions, BoxPipeline
     from agegate.edge.runtime import AgeModel
 
@@ -56,6 +68,10 @@ def replay(data, model_path, fmt, split, limit, gap, frames, threads, seed, as_j
 
     records = [(r, _set_name(d)) for d in data
                for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
+    if ages:
+        records = [(r, name) for r, name in records if ages[0] <= r.age <= ages[1]]
+        if not records:
+            raise UsageError(f"no photo in split {split!r} is labelled with an age in {ages[0]}..{ages[1]}")
     if limit and limit < len(records):
         pick = np.random.default_rng(seed).permutation(len(records))[:limit]
         records = [records[i] for i in sorted(pick)]
@@ -63,18 +79,17 @@ def replay(data, model_path, fmt, split, limit, gap, frames, threads, seed, as_j
     with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
         buyers, unplaced = load_buyers([r for r, _ in records], bar.update)
     if not buyers:
-        from agegate.edge.errors import UsageError
-
         raise UsageError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     model = AgeModel(resolve_model(model_path), threads=threads)
     pipeline = BoxPipeline(model, BoxOptions(threads=threads))
     with tqdm(total=len(buyers), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
-        result = run_replay(pipeline, buyers, ReplayOptions(frames, _gap(gap), seed), bar.update)
+        result = run_replay(pipeline, buyers, ReplayOptions(frames, gap, seed), bar.update)
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
 
-    result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(_gap(gap)),
-                  frames_per_buyer=frames, unplaced=[{"path": p, "reason": why} for p, why in unplaced],
+    result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
+                  frames_per_buyer=frames, ages=list(ages) if ages else None,
+                  unplaced=[{"path": p, "reason": why} for p, why in unplaced],
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:
         _chart(result, Path(png))
@@ -86,9 +101,10 @@ def replay(data, model_path, fmt, split, limit, gap, frames, threads, seed, as_j
 
 def render(r: dict) -> str:
     pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
+    only = f"; labelled {r['ages'][0]}..{r['ages'][1]} only" if r.get("ages") else ""
     lines = [
         f"{r['buyers']} buyers from {', '.join(r['data'])} [{r['split']}], {r['frames_per_buyer']} frames each, "
-        f"gaps {r['gap'][0]}..{r['gap'][1]} frames; model {Path(r['model']).name}",
+        f"gaps {r['gap'][0]}..{r['gap'][1]} frames{only}; model {Path(r['model']).name}",
         f"  decided (ok or id_check)  {pct(r['decided_share'])}",
         f"  merged (no own decision)  {r['merged']} ({pct(r['merged_share'])}); never detected {r['missed']}",
         f"  split (more than one)     {r['split_buyers']} ({pct(r['split_share'])})",

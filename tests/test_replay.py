@@ -34,11 +34,20 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     assert m["empty_frame_p50_ms"] is not None and png.exists()
     text = CliRunner().invoke(cli, ["replay", str(root / "labels.csv"), "--gap", "0..3", "--frames", "12"]).output
     assert "merged (no own decision)" in text and "minors decided ok" in text
+    # --ages: only the children become buyers (every minor of a split, not a sample's few)
+    r = CliRunner().invoke(cli, ["replay", str(root / "labels.csv"), "--gap", "0", "--ages", "0..17", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert m["buyers"] == 4 == m["minors"] and m["adults_25plus"] == 0 and m["ages"] == [0, 17]
+    r = CliRunner().invoke(cli, ["replay", str(root / "labels.csv"), "--ages", "90..99"])
+    assert r.exit_code != 0 and "no photo in split 'test' is labelled with an age in 90..99" in r.output
 
 
 def test_replay_rejects_a_bad_gap(tmp_path):
     r = CliRunner().invoke(cli, ["replay", str(UTK), "--gap", "9..2"])
     assert r.exit_code == 2 and "must not be empty" in r.output
+    r = CliRunner().invoke(cli, ["replay", str(UTK), "--ages", "minors"])
+    assert r.exit_code == 2 and "give A..B (years), e.g. 0..17" in r.output
 
 
 def test_separation_probe_and_tracker_sweep_run_on_a_few_val_buyers(tmp_path):
