@@ -40,7 +40,8 @@ def _ages(ctx, param, text: str | None) -> tuple[int, int] | None:
 @click.option("--gap", default="0..15", show_default=True, callback=_gap,
               help="Empty frames between buyers, drawn from A..B (0: the next steps in as the last leaves).")
 @click.option("--ages", callback=_ages,
-              help="Only photos labelled with an age in A..B (years, both included) become buyers, e.g. 0..17 to count minors passed over every minor of a split rather than a sample's few.")
+              help="Only photos labelled with an age in A..B (years, both included) become buyers, e.g. 0..17 "
+              "to count minors passed over every minor of a split rather than a sample's few.")
 @click.option("--frames", type=click.IntRange(min=1), default=20, show_default=True, help="Frames per buyer.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
