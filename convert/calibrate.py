@@ -13,9 +13,8 @@ Two steps, both on a named split (val: choose on val, report on test):
 The model's metadata sidecar is rewritten (atomically) with both; the model file is not touched.
 
 The few minors with the lowest risks set the operating point, so one mislabelled adult among them makes
-every adult pay a stricter threshold: the result lists them (`minors_at_the_line`) for a person to check.
-On v2.1's val split, the minor with the lowest risk of all is labelled 1 year old in UTKFace and shows
-an adult woman (README, "Challenge 25 as a calibrated risk").
+every adult pay a stricter threshold: the result lists them (`minors_at_the_line`) for a person to check
+(what that found on v2.1's val split: README, "Challenge 25 as a calibrated risk").
 """
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from agegate.edge.age_head import AgeHead, covers
+from agegate.edge.age_head import AgeHead, covers, p_under
 from agegate.edge.challenge25 import (CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
                                       OperatingPoint, allowed_minors, choose_max_risk, rates, tradeoff_curve)
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
@@ -130,7 +129,7 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
     t = fit_temperature(y, predictions.probs, head)
     probs = with_temperature(predictions.probs, head, t)
     new_head = dataclasses.replace(head, temperature=t)
-    risk = probs[:, new_head.ages < CHALLENGE_AGE].sum(axis=1)
+    risk = p_under(probs, new_head, CHALLENGE_AGE)
     t_image = choose_max_risk(risk, y, max_minors_ok_image, confidence)
     measured = {"per_image": rates(risk, y, 0.0)}  # filled below at the final threshold
     replay_summary, buyer_curve, t_buyer = None, [], None

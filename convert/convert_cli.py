@@ -10,6 +10,7 @@ from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.metadata import TTA_MODES
 from agegate.train.cli_options import data_options
 
+from .mixed_int8 import MAX_FLOAT_PARAMS
 from .tflite import QUANT_MODES
 
 
@@ -25,7 +26,8 @@ from .tflite import QUANT_MODES
 @click.option("--calibration-size", type=int, default=500, show_default=True)
 @click.option("--float-layers", type=click.IntRange(min=0), default=0, show_default=True,
               help="int8: keep the N layers int8 hurts most (TFLite's quantization debugger on the calibration "
-                   "images) in float32, among those with at most 20,000 weights (a float weight takes 4 bytes). MobileNetV2: 2 (its first convolution and depthwise) cut how far int8 "
+                   f"images) in float32, among those with at most {MAX_FLOAT_PARAMS:,} weights (a float weight "
+                   "takes 4 bytes). MobileNetV2: 2 (its first convolution and depthwise) cut how far int8 "
                    "moves a face's estimate from its float parent by 1.6-3x and the ID-check flips to under 2 % "
                    "on two models (README). The file is then not integer-only (quantization: int8-mixed).")
 @click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning first (needs --data); implies int8.")

@@ -126,8 +126,8 @@ def layer_errors(keras_model, calibration: np.ndarray, images: int = RANK_IMAGES
 def mixed_int8(keras_model, calibration: np.ndarray, float_layers: int, images: int = RANK_IMAGES,
                max_params: int = MAX_FLOAT_PARAMS) -> tuple[bytes, list[LayerError]]:
     """(.tflite bytes, the layers kept float): int8 everywhere except the `float_layers` layers with the
-    largest int8 error among those with at most `max_params` weights. Activation ranges come from all of `calibration`, as in a plain int8 conversion;
-    the model is calibrated once: the debugger that ranks the layers also writes the file, with them
+    largest int8 error among those with at most `max_params` weights. Activation ranges come from all of
+    `calibration`, as in a plain int8 conversion; the model is calibrated once: the debugger that ranks the layers also writes the file, with them
     denylisted (its `options` setter re-quantizes the calibrated model, it does not calibrate again)."""
     from agegate.train.tfenv import import_tf
 
