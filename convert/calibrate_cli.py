@@ -22,7 +22,8 @@ from agegate.train.cli_options import format_option
 @click.option("--max-minors-ok-buyer", type=click.FloatRange(0, 1), default=DEFAULT_MAX_MINORS_OK_BUYER,
               show_default=True, help="Target per buyer, measured by replaying the split through the box.")
 @click.option("--buyers", type=click.IntRange(min=0), default=800, show_default=True,
-              help="Buyers to replay for the per-buyer target (a seeded sample; 0: per image only).")
+              help="For the per-buyer target, replay every minor of the split and a seeded sample of this many "
+              "others (18+; what the point costs adults). 0: per image only.")
 @click.option("--allow-looser", is_flag=True, help="Accept targets above the defaults (recorded in the metadata).")
 @click.option("--confidence", type=click.FloatRange(0, 0.999), default=CONFIDENCE, show_default=True,
               help="Meet the targets with this confidence (upper bound on the minors' share); 0: the share seen.")
@@ -37,15 +38,14 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     \b
     1. Temperature: the 80 % age interval then holds the true age in 80 % of the split's images.
     2. Operating point: the highest P(under 25) that still says ok while at most --max-minors-ok of
-       minors pass per image and --max-minors-ok-buyer per buyer (a replay of --buyers buyers of
-       the same split through the real box). The box, `device doctor` and `agegate qa` read it.
+       minors pass per image and --max-minors-ok-buyer per buyer (a replay of every minor of the
+       split and --buyers others through the real box). The box, `device doctor` and `agegate qa` read it.
     Example:
       agegate calibrate m.tflite --data ../shared/datasets/utkface --data ../shared/datasets/aaf
     """
-    import numpy as np
     from tqdm import tqdm
 
-    from .calibrate import calibrate as run_calibrate, check_targets, plot_tradeoff
+    from .calibrate import calibrate as run_calibrate, calibration_buyers, check_targets, plot_tradeoff
     from .evaluate import Predictions, _set_name, evaluate_sets, select_records
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
@@ -60,9 +60,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         from .replay import ReplayOptions, load_buyers, replay
 
         records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
-        if buyers < len(records):
-            pick = np.random.default_rng(0).permutation(len(records))[:buyers]
-            records = [records[i] for i in sorted(pick)]
+        records = [records[i] for i in calibration_buyers([r.age for r in records], buyers)]
         with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
             placed, _ = load_buyers(records, bar.update)
         model = AgeModel(model_path, threads=threads)

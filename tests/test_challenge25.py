@@ -149,6 +149,17 @@ def result_probs(probs, temperature):
     return with_temperature(probs, HEAD, temperature)
 
 
+def test_calibration_replays_every_minor_and_a_seeded_sample_of_the_others():
+    from agegate.convert.calibrate import calibration_buyers
+
+    ages = np.array([30, 5, 17, 18, 40, 70, 12, 25, 60, 33], float)
+    pick = calibration_buyers(ages, 3)
+    assert pick == sorted(pick) and {1, 2, 6} <= set(pick) and len(pick) == 3 + 3
+    assert all(ages[i] >= 18 for i in set(pick) - {1, 2, 6})
+    assert pick == calibration_buyers(ages, 3) != calibration_buyers(ages, 3, seed=1)
+    assert calibration_buyers(ages, 0) == [1, 2, 6] and calibration_buyers(ages, 99) == list(range(10))
+
+
 def test_a_looser_target_needs_an_explicit_flag_and_is_recorded(tmp_path):
     from agegate.convert.calibrate import calibrate
     from agegate.convert.evaluate import Predictions

@@ -1,0 +1,41 @@
+"""`agegate calibrate` end to end on a copy of the shipped model and a small labelled set: the temperature,
+the operating point, and the replay behind the per-buyer target, which takes every minor of the split."""
+import csv
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from agegate.edge.cli import cli
+
+from .conftest import UTK, pick, utk_age
+
+CHILDREN = pick("val", 5, seed=7, lo=5, hi=15)
+ADULTS = pick("val", 6, seed=8, lo=30, hi=60)
+
+
+def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, shipped_model):
+    root = tmp_path / "set"
+    root.mkdir()
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "age"])
+        for n in CHILDREN + ADULTS:
+            shutil.copy(UTK / "images" / n, root / n)
+            w.writerow([n, utk_age(n)])
+    model = tmp_path / "m.tflite"
+    shutil.copy(shipped_model, model)
+    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
+    png = tmp_path / "curve.png"
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--buyers", "2",
+                                 "--json", "--png", str(png)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["replay"]["buyers"] == 5 + 2 and out["replay"]["minors"] == 5  # all 5 children, 2 of 6 adults
+    per_buyer = out["operating_point"]["measured"]["per_buyer"]
+    assert per_buyer["n_minors"] == 5 and per_buyer["target_shown"] is False  # 5 minors cannot show 0.5 %
+    meta = json.loads(model.with_suffix(".json").read_text())
+    assert meta["operating_point"]["max_risk"] == out["operating_point"]["max_risk"] and png.exists()
+    text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--buyers", "0"])
+    assert text.exit_code == 0 and "operating point: ID check when P(under 25) >" in text.output
+    assert "per buyer" not in text.output  # --buyers 0: per image only
