@@ -16,7 +16,8 @@ Two steps, both on a named split (val: choose on val, report on test):
 The model's metadata sidecar is rewritten (atomically) with both; the model file is not touched.
 
 The few minors with the lowest risks set the operating point, so one mislabelled adult among them makes
-every adult pay a stricter threshold: the result lists them (`minors_at_the_line`) for a person to check
+every adult pay a stricter threshold: the result lists them, per image (`minors_at_the_line`) and per
+buyer in the replay (`buyers_at_the_line`), for a person to check
 (what that found on v2.1's val split: README, "Challenge 25 as a calibrated risk").
 """
 from __future__ import annotations
@@ -71,14 +72,16 @@ class CalibrationResult:
     buyer_curve: list[dict] = field(default_factory=list)
     replay: dict[str, Any] | None = None
     minors_at_the_line: list[dict] = field(default_factory=list)
+    buyers_at_the_line: list[dict] = field(default_factory=list)  # the same, per buyer in the replay
 
     def to_json(self) -> dict[str, Any]:
         return {"temperature_before": self.temperature_before, "temperature": self.temperature,
                 "coverage_80_before": round(self.coverage_before, 4), "coverage_80_after": round(self.coverage_after, 4),
                 "operating_point": self.operating_point.to_dict(), "image_curve": self.image_curve,
                 "buyer_curve": self.buyer_curve, "minors_at_the_line": self.minors_at_the_line,
+                "buyers_at_the_line": self.buyers_at_the_line,
                 "replay": None if self.replay is None else {k: v for k, v in self.replay.items()
-                                                             if k not in ("buyer_risks", "risk_curve")}}
+                                                             if k not in ("buyer_risks", "buyer_paths", "risk_curve")}}
 
     def render(self) -> str:
         op = self.operating_point
@@ -87,22 +90,27 @@ class CalibrationResult:
                  f"operating point: {op.describe()}"]
         if op.looser_than_default:
             lines.append("  note: looser than the default targets (--allow-looser); recorded in the metadata")
-        if self.minors_at_the_line:
-            lines.append("minors at the line (lowest risk first; they set the operating point, so check their labels):")
-            lines += [f"  {'passes' if m['passes'] else 'asked '}  risk {m['risk']:.3f}  age {m['age']:g}  "
-                      f"estimate {m['estimate']:.1f}  {m['path']}" for m in self.minors_at_the_line]
+        for title, line in (("minors at the line", self.minors_at_the_line),
+                            ("minor buyers at the line (replay)", self.buyers_at_the_line)):
+            if line:
+                lines.append(f"{title} (lowest risk first; they set the operating point, so check their labels):")
+                lines += [f"  {'passes' if m['passes'] else 'asked '}  risk {m['risk']:.3f}  age {m['age']:g}  "
+                          + (f"estimate {m['estimate']:.1f}  " if m.get("estimate") is not None else "") + m["path"]
+                          for m in line]
         return "\n".join(lines)
 
 
-def minors_at_the_line(paths: list[str], ages: np.ndarray, estimates: np.ndarray, risk: np.ndarray,
+def minors_at_the_line(paths: list[str], ages: np.ndarray, estimates: np.ndarray | None, risk: np.ndarray,
                        max_risk: float, beyond: int = 5) -> list[dict[str, Any]]:
     """The minors decided ok at `max_risk` (risk <= max_risk) and the next `beyond` above it, lowest risk first:
-    the images whose labels decide how strict the operating point must be."""
+    the images (or buyers) whose labels decide how strict the operating point must be. `estimates`: ages
+    estimated, or None (a replay's buyers: their risk is what was decided on)."""
     ages, risk = np.asarray(ages, np.float64), np.asarray(risk, np.float64)
     minors = np.flatnonzero(ages < MINOR_AGE)
     order = minors[np.argsort(risk[minors], kind="stable")]
     n_pass = int(np.sum(risk[minors] <= max_risk))
-    return [{"path": paths[i], "age": float(ages[i]), "estimate": round(float(estimates[i]), 2),
+    return [{"path": paths[i], "age": float(ages[i]),
+             "estimate": None if estimates is None else round(float(estimates[i]), 2),
              "risk": round(float(risk[i]), 4), "passes": bool(risk[i] <= max_risk)} for i in order[: n_pass + beyond]]
 
 
@@ -167,7 +175,9 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
     write_metadata(model_path, dataclasses.replace(meta, head=new_head, operating_point=op))
     return CalibrationResult(head.temperature, t, before, coverage(y, probs, new_head), op,
                              tradeoff_curve(risk, y), buyer_curve, replay_summary,
-                             minors_at_the_line(predictions.paths, y, predictions.y_pred, risk, max_risk))
+                             minors_at_the_line(predictions.paths, y, predictions.y_pred, risk, max_risk),
+                             [] if replay_summary is None else
+                             minors_at_the_line(replay_summary["buyer_paths"], b[:, 0], None, b[:, 1], max_risk))
 
 
 def op_markers(op: OperatingPoint | None, where: str = "") -> list[tuple[str, float, float]]:

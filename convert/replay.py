@@ -224,6 +224,7 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
     if any(o.final is not None and getattr(o.final, "risk", None) is not None for o in outcomes):
         ages, risks = buyer_risks(outcomes)
         out["buyer_risks"] = [[a, round(float(k), 5)] for a, k in zip(ages.tolist(), risks.tolist())]
+        out["buyer_paths"] = [o.buyer.path for o in outcomes]  # row by row with buyer_risks
         out["risk_curve"] = tradeoff_curve(risks, ages)
     return out
 

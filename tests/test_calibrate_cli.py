@@ -34,8 +34,11 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     assert out["replay"]["buyers"] == 5 + 2 and out["replay"]["minors"] == 5  # all 5 children, 2 of 6 adults
     per_buyer = out["operating_point"]["measured"]["per_buyer"]
     assert per_buyer["n_minors"] == 5 and per_buyer["target_shown"] is False  # 5 minors cannot show 0.5 %
+    line = out["buyers_at_the_line"]  # every minor buyer passed and the next 5: here all 5 children
+    assert sorted(m["path"] for m in line) == sorted(str(root / n) for n in CHILDREN)
+    assert [m["risk"] for m in line] == sorted(m["risk"] for m in line) and "buyer_paths" not in out["replay"]
     meta = json.loads(model.with_suffix(".json").read_text())
     assert meta["operating_point"]["max_risk"] == out["operating_point"]["max_risk"] and png.exists()
     text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--buyers", "0"])
     assert text.exit_code == 0 and "operating point: ID check when P(under 25) >" in text.output
-    assert "per buyer" not in text.output  # --buyers 0: per image only
+    assert "per buyer" not in text.output and "minor buyers at the line" not in text.output  # per image only
