@@ -114,6 +114,51 @@ def minors_at_the_line(paths: list[str], ages: np.ndarray, estimates: np.ndarray
              "risk": round(float(risk[i]), 4), "passes": bool(risk[i] <= max_risk)} for i in order[: n_pass + beyond]]
 
 
+@dataclass(frozen=True)
+class LabelExclusion:
+    """An image a person checked and found mislabelled (e.g. an adult labelled 1 year old), left out of
+    calibration: among the few minors that set the operating point, one such label costs every adult."""
+
+    path: str  # as written in the list: the image's path, or its tail (e.g. utkface/images/x.jpg)
+    reason: str
+
+    def matches(self, path: str) -> bool:
+        return path == self.path or path.replace("\\", "/").endswith("/" + self.path.lstrip("/"))
+
+
+def read_label_exclusions(path: Path) -> list[LabelExclusion]:
+    """A list of mislabelled images: one per line, the image's path (or its tail) then why, after spaces;
+    blank lines and lines starting with # are skipped."""
+    out = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read the list of mislabelled images ({e})") from e
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        if len(parts) < 2:
+            raise UsageError(f"{path}:{n}: give the image's path, then why its label is wrong "
+                             f"(e.g. 'utkface/images/x.jpg  an adult labelled 1 year old')")
+        out.append(LabelExclusion(parts[0], parts[1].strip()))
+    return out
+
+
+def match_exclusions(exclusions: list[LabelExclusion], paths: list[str], source: str = "the list") -> set[str]:
+    """The paths among `paths` that the exclusions name; each exclusion must name one, or it is a typo (or
+    an image of another split) and calibrating without it would not do what was asked."""
+    found: set[str] = set()
+    for e in exclusions:
+        hit = [p for p in paths if e.matches(p)]
+        if len(hit) != 1:
+            raise UsageError(f"{source}: {e.path!r} names {'no image' if not hit else f'{len(hit)} images'} of "
+                             f"the calibration split; give a path (or a longer tail of it) that names one")
+        found.add(hit[0])
+    return found
+
+
 def calibration_buyers(ages, others: int, seed: int = 0) -> list[int]:
     """Which photos of the split become buyers in calibrate's replay (indices, in data order): every minor
     (under 18), since they decide the operating point and a target of 0.5 % needs hundreds of them, and a
@@ -137,15 +182,19 @@ def check_targets(max_image: float, max_buyer: float | None, allow_looser: bool)
 
 def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_image: float = DEFAULT_MAX_MINORS_OK_IMAGE,
               max_minors_ok_buyer: float | None = DEFAULT_MAX_MINORS_OK_BUYER, allow_looser: bool = False,
-              chosen_on: str = "", confidence: float | None = CONFIDENCE) -> CalibrationResult:
+              chosen_on: str = "", confidence: float | None = CONFIDENCE,
+              excluded: list[LabelExclusion] = ()) -> CalibrationResult:
     """Fit the temperature on `predictions` (evaluate.Predictions of the split), then the operating point;
     `buyer_replay(meta) -> replay summary` runs the box over buyers with the recalibrated metadata (None:
-    per-image only). Writes the sidecar and returns what was chosen."""
+    per-image only; it leaves `excluded` out itself). `excluded` images are left out of both and recorded
+    with the point. Writes the sidecar and returns what was chosen."""
     meta = read_metadata(model_path)
     if not meta.head.is_distribution:
         raise ModelError(f"{model_path}: a regression model has no age distribution to calibrate; train with "
                          f"--head distribution")
     looser = check_targets(max_minors_ok_image, max_minors_ok_buyer, allow_looser)
+    if excluded:  # the CLI checked that each names one image of the split; --limit may have left it out
+        predictions = predictions.without({p for p in predictions.paths if any(e.matches(p) for e in excluded)})
     y, head = predictions.y_true, meta.head
     before = coverage(y, predictions.probs, head)
     t = fit_temperature(y, predictions.probs, head)
@@ -171,7 +220,8 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
         measured["per_buyer"]["target_shown"] = (n_minors > 0 and allowed_minors(n_minors, max_minors_ok_buyer,
                                                                                   confidence) is not None)
     op = OperatingPoint(round(max_risk, 6), max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
-                        measured, chosen_on, looser, confidence)
+                        measured, chosen_on, looser, confidence,
+                        [{"path": e.path, "reason": e.reason} for e in excluded] or None)
     write_metadata(model_path, dataclasses.replace(meta, head=new_head, operating_point=op))
     return CalibrationResult(head.temperature, t, before, coverage(y, probs, new_head), op,
                              tradeoff_curve(risk, y), buyer_curve, replay_summary,

@@ -25,14 +25,17 @@ from agegate.train.cli_options import format_option
               help="For the per-buyer target, replay every minor of the split and a seeded sample of this many "
               "others (18+; what the point costs adults). 0: per image only.")
 @click.option("--allow-looser", is_flag=True, help="Accept targets above the defaults (recorded in the metadata).")
+@click.option("--exclude", "exclude_file", type=click.Path(exists=True, dir_okay=False),
+              help="A list of images a person found mislabelled (path, then why; one per line), left out and "
+              "recorded with the operating point. The minors at the line are the ones to check.")
 @click.option("--confidence", type=click.FloatRange(0, 0.999), default=CONFIDENCE, show_default=True,
               help="Meet the targets with this confidence (upper bound on the minors' share); 0: the share seen.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N images per set (quick looks).")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write the trade-off curve with the operating point.")
 @click.option("--json", "as_json", is_flag=True)
-def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, confidence,
-              limit, threads, png, as_json):
+def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, exclude_file,
+              confidence, limit, threads, png, as_json):
     """Calibrate a distribution model (a .tflite) and choose when it asks for ID; writes its .json sidecar.
 
     \b
@@ -45,10 +48,16 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     """
     from tqdm import tqdm
 
-    from .calibrate import calibrate as run_calibrate, calibration_buyers, check_targets, plot_tradeoff
+    from .calibrate import (calibrate as run_calibrate, calibration_buyers, check_targets, match_exclusions,
+                            plot_tradeoff, read_label_exclusions)
     from .evaluate import Predictions, _set_name, evaluate_sets, select_records
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
+    excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
+    if excluded:  # a typo fails now, not after the evaluation
+        match_exclusions(excluded, [str(r.path) for d in data for r in select_records(d, fmt, None, split,
+                                                                                        whole_if_unsplit=True)],
+                         exclude_file)
     show = not as_json and sys.stderr.isatty()
     sets = evaluate_sets(model_path, list(data), fmt, None, split, limit, threads=threads, progress=show)
     preds = Predictions.concat([s.predictions for s in sets])
@@ -60,6 +69,8 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         from .replay import ReplayOptions, load_buyers, replay
 
         records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
+        gone = match_exclusions(excluded, [str(r.path) for r in records], exclude_file) if excluded else set()
+        records = [r for r in records if str(r.path) not in gone]
         records = [records[i] for i in calibration_buyers([r.age for r in records], buyers)]
         with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
             placed, _ = load_buyers(records, bar.update)
@@ -71,7 +82,8 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     chosen_on = f"{', '.join(_set_name(d) for d in data)} [{split}]"
     result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,
                            max_minors_ok_image=max_minors_ok, max_minors_ok_buyer=max_minors_ok_buyer if buyers else None,
-                           allow_looser=allow_looser, chosen_on=chosen_on, confidence=confidence or None)
+                           allow_looser=allow_looser, chosen_on=chosen_on, confidence=confidence or None,
+                           excluded=excluded)
     if png:
         plot_tradeoff(Path(png), result.image_curve, result.buyer_curve, result.operating_point)
     if as_json:

@@ -7,6 +7,7 @@ which is what an un-cropped photo meets at the checkout.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,14 @@ class Predictions:
     def risk(self) -> np.ndarray | None:
         """P(under 25) per image (distribution models)."""
         return None if self.probs is None else p_under(self.probs, self.head, CHALLENGE_AGE)
+
+    def without(self, paths: set[str]) -> "Predictions":
+        """These predictions less the images at `paths` (e.g. labels a person found wrong)."""
+        keep = np.array([p not in paths for p in self.paths], bool)
+        pick = lambda xs: [x for x, k in zip(xs, keep) if k]  # noqa: E731
+        return dataclasses.replace(self, paths=pick(self.paths), y_true=self.y_true[keep], y_pred=self.y_pred[keep],
+                                   attrs=pick(self.attrs) if self.attrs else self.attrs,
+                                   probs=None if self.probs is None else self.probs[keep])
 
     def metrics(self) -> dict:
         m = age_metrics(self.y_true, self.y_pred)

@@ -39,6 +39,7 @@ class OperatingPoint:
     chosen_on: str = ""
     looser_than_default: bool = False  # an operator asked for a looser target (--allow-looser), recorded
     confidence: float | None = CONFIDENCE  # the target holds with this confidence on new buyers (None: point estimate)
+    excluded: list[dict[str, str]] | None = None  # images left out as mislabelled by a person's check: path, why
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_risk <= 1.0:
@@ -65,6 +66,8 @@ class OperatingPoint:
                       f"25+ asked {100 * m['adults_asked']:.1f} %")
                 if m.get("target_shown") is False:
                     s += " (too few minors to show the per-buyer target)"
+        if self.excluded:
+            s += f"; {len(self.excluded)} image(s) left out as mislabelled"
         return s + (f" (chosen on {self.chosen_on})" if self.chosen_on else "")
 
 

@@ -42,3 +42,29 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--buyers", "0"])
     assert text.exit_code == 0 and "operating point: ID check when P(under 25) >" in text.output
     assert "per buyer" not in text.output and "minor buyers at the line" not in text.output  # per image only
+
+
+def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, shipped_model):
+    root = tmp_path / "set"
+    root.mkdir()
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "age"])
+        for n in CHILDREN + ADULTS:
+            shutil.copy(UTK / "images" / n, root / n)
+            w.writerow([n, utk_age(n)])
+    model = tmp_path / "m.tflite"
+    shutil.copy(shipped_model, model)
+    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
+    listing = tmp_path / "wrong.txt"
+    listing.write_text(f"set/{CHILDREN[0]}  checked: not a child\n")
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--buyers", "1",
+                                 "--exclude", str(listing), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["replay"]["minors"] == 4 and out["operating_point"]["measured"]["per_image"]["n_minors"] == 4
+    assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["excluded"] == [
+        {"path": f"set/{CHILDREN[0]}", "reason": "checked: not a child"}]
+    listing.write_text("set/no-such.jpg  typo\n")
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--exclude", str(listing)])
+    assert r.exit_code != 0 and "'set/no-such.jpg' names no image of the calibration split" in r.output

@@ -160,6 +160,35 @@ def test_calibration_replays_every_minor_and_a_seeded_sample_of_the_others():
     assert calibration_buyers(ages, 0) == [1, 2, 6] and calibration_buyers(ages, 99) == list(range(10))
 
 
+def test_a_label_found_wrong_is_left_out_of_calibration_and_recorded(tmp_path):
+    from agegate.convert.calibrate import calibrate, match_exclusions, read_label_exclusions
+    from agegate.convert.evaluate import Predictions
+
+    y, probs = synthetic()
+    y = y.copy()
+    adult = int(np.flatnonzero(y >= 35)[0])
+    y[adult] = 10.0  # an adult labelled 10: the riskless minor that would take a pass
+    preds = Predictions([f"set/images/{i}.jpg" for i in range(len(y))], y, probs @ HEAD.ages, probs=probs, head=HEAD)
+    listing = tmp_path / "wrong.txt"
+    listing.write_text(f"# checked by a person\n\nimages/{adult}.jpg  an adult, labelled 10\n")
+    excluded = read_label_exclusions(listing)
+    assert [(e.path, e.reason) for e in excluded] == [(f"images/{adult}.jpg", "an adult, labelled 10")]
+    kept = calibrate(_meta(tmp_path), preds, None, max_minors_ok_image=0.01, max_minors_ok_buyer=None)
+    left = calibrate(_meta(tmp_path), preds, None, max_minors_ok_image=0.01, max_minors_ok_buyer=None,
+                     excluded=excluded)
+    assert kept.operating_point.excluded is None
+    assert left.operating_point.excluded == [{"path": f"images/{adult}.jpg", "reason": "an adult, labelled 10"}]
+    assert left.operating_point.measured["per_image"]["n_minors"] == kept.operating_point.measured["per_image"]["n_minors"] - 1
+    assert left.operating_point.max_risk > kept.operating_point.max_risk  # its pass goes to a real minor's risk
+    assert "1 image(s) left out as mislabelled" in left.operating_point.describe()
+    assert OperatingPoint.from_dict(left.operating_point.to_dict()) == left.operating_point
+    with pytest.raises(UsageError, match="names no image"):
+        match_exclusions(read_label_exclusions(listing), ["set/images/x.jpg"], str(listing))
+    listing.write_text("images/3.jpg\n")
+    with pytest.raises(UsageError, match=r"wrong.txt:1: give the image's path, then why"):
+        read_label_exclusions(listing)
+
+
 def test_a_looser_target_needs_an_explicit_flag_and_is_recorded(tmp_path):
     from agegate.convert.calibrate import calibrate
     from agegate.convert.evaluate import Predictions
