@@ -54,10 +54,9 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
     excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
-    if excluded:  # a typo fails now, not after the evaluation
-        match_exclusions(excluded, [str(r.path) for d in data for r in select_records(d, fmt, None, split,
-                                                                                        whole_if_unsplit=True)],
-                         exclude_file)
+    records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
+    # a typo fails now, not after minutes of evaluation
+    gone = match_exclusions(excluded, [str(r.path) for r in records], exclude_file) if excluded else set()
     show = not as_json and sys.stderr.isatty()
     sets = evaluate_sets(model_path, list(data), fmt, None, split, limit, threads=threads, progress=show)
     preds = Predictions.concat([s.predictions for s in sets])
@@ -68,12 +67,10 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
 
         from .replay import ReplayOptions, load_buyers, replay
 
-        records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
-        gone = match_exclusions(excluded, [str(r.path) for r in records], exclude_file) if excluded else set()
-        records = [r for r in records if str(r.path) not in gone]
-        records = [records[i] for i in calibration_buyers([r.age for r in records], buyers)]
-        with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
-            placed, _ = load_buyers(records, bar.update)
+        kept = [r for r in records if str(r.path) not in gone]
+        chosen = [kept[i] for i in calibration_buyers([r.age for r in kept], buyers)]
+        with tqdm(total=len(chosen), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+            placed, _ = load_buyers(chosen, bar.update)
         model = AgeModel(model_path, threads=threads)
         model.meta = meta  # the temperature being chosen, no operating point yet
         with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
