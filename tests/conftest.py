@@ -179,6 +179,21 @@ def write_labels(path: Path, rows: list[tuple], header: tuple = ("path", "age", 
     return path
 
 
+def labelled_chips(root: Path, names: list[str]) -> Path:
+    """A CSV data set without splits: these UTKFace chips copied into root, labelled with their ages."""
+    root.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        shutil.copy(UTK / "images" / n, root / n)
+    return write_labels(root / "labels.csv", [(n, utk_age(n)) for n in names], header=("path", "age"))
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    """A model file with its metadata sidecar, copied (for tests that rewrite the sidecar)."""
+    shutil.copy(src, dst)
+    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
 def pytest_configure(config):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -230,9 +245,7 @@ def kit(tmp_path_factory, shipped_model):
     d = tmp_path_factory.mktemp("kit")
     assert _cli("bundle", "keygen", "--out", d / "fleet").exit_code == 0
     assert _cli("bundle", "keygen", "--out", d / "other").exit_code == 0
-    model = d / "model.tflite"
-    shutil.copy(shipped_model, model)
-    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
+    model = copy_model(shipped_model, d / "model.tflite")
     qa = d / "qa.json"
     qa.write_text(json.dumps({"passed": True, "quantized_model": str(model), "n": 10, "gates": [],
                               "quantized_metrics": {"mae": 5.0}}))

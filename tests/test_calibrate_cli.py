@@ -1,33 +1,21 @@
 """`agegate calibrate` end to end on a copy of the shipped model and a small labelled set: the temperature,
 the operating point, and the replay behind the per-buyer target, which takes every minor of the split."""
-import csv
 import json
-import shutil
 
 from click.testing import CliRunner
 
 from agegate.edge.cli import cli
 
-from .conftest import UTK, pick, utk_age
+from .conftest import copy_model, labelled_chips, pick
 
 CHILDREN = pick("val", 5, seed=7, lo=5, hi=15)
 ADULTS = pick("val", 6, seed=8, lo=30, hi=60)
 
 
 def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, shipped_model):
-    root = tmp_path / "set"
-    root.mkdir()
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "age"])
-        for n in CHILDREN + ADULTS:
-            shutil.copy(UTK / "images" / n, root / n)
-            w.writerow([n, utk_age(n)])
-    model = tmp_path / "m.tflite"
-    shutil.copy(shipped_model, model)
-    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
+    labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
     png = tmp_path / "curve.png"
-    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--buyers", "2",
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "2",
                                  "--json", "--png", str(png)])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
@@ -35,30 +23,20 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     per_buyer = out["operating_point"]["measured"]["per_buyer"]
     assert per_buyer["n_minors"] == 5 and per_buyer["target_shown"] is False  # 5 minors cannot show 0.5 %
     line = out["buyers_at_the_line"]  # every minor buyer passed and the next 5: here all 5 children
-    assert sorted(m["path"] for m in line) == sorted(str(root / n) for n in CHILDREN)
+    assert sorted(m["path"] for m in line) == sorted(str(labels.parent / n) for n in CHILDREN)
     assert [m["risk"] for m in line] == sorted(m["risk"] for m in line) and "buyer_paths" not in out["replay"]
     meta = json.loads(model.with_suffix(".json").read_text())
     assert meta["operating_point"]["max_risk"] == out["operating_point"]["max_risk"] and png.exists()
-    text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--buyers", "0"])
+    text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0"])
     assert text.exit_code == 0 and "operating point: ID check when P(under 25) >" in text.output
     assert "per buyer" not in text.output and "minor buyers at the line" not in text.output  # per image only
 
 
 def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, shipped_model):
-    root = tmp_path / "set"
-    root.mkdir()
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "age"])
-        for n in CHILDREN + ADULTS:
-            shutil.copy(UTK / "images" / n, root / n)
-            w.writerow([n, utk_age(n)])
-    model = tmp_path / "m.tflite"
-    shutil.copy(shipped_model, model)
-    shutil.copy(shipped_model.with_suffix(".json"), model.with_suffix(".json"))
+    labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
     listing = tmp_path / "wrong.txt"
     listing.write_text(f"set/{CHILDREN[0]}  checked: not a child\n")
-    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--buyers", "1",
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "1",
                                  "--exclude", str(listing), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
@@ -66,5 +44,5 @@ def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, sh
     assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["excluded"] == [
         {"path": f"set/{CHILDREN[0]}", "reason": "checked: not a child"}]
     listing.write_text("set/no-such.jpg  typo\n")
-    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(root / "labels.csv"), "--exclude", str(listing)])
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--exclude", str(listing)])
     assert r.exit_code != 0 and "'set/no-such.jpg' names no image of the calibration split" in r.output

@@ -1,29 +1,20 @@
 """`agegate replay` on a small fixed set: buyers back to back (gap 0) each get their own decision."""
-import csv
 import json
-import shutil
 
 from click.testing import CliRunner
 
 from agegate.edge.cli import cli
 
-from .conftest import UTK, pick, utk_age
+from .conftest import UTK, labelled_chips, pick
 
 ADULTS = pick("test", 4, seed=41, lo=40, hi=55)
 CHILDREN = pick("test", 4, seed=42, lo=4, hi=9)
 
 
 def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shipped_model):
-    root = tmp_path / "set"
-    root.mkdir()
-    with open(root / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "age"])
-        for n in ADULTS + CHILDREN:
-            shutil.copy(UTK / "images" / n, root / n)
-            w.writerow([n, utk_age(n)])
+    labels = labelled_chips(tmp_path / "set", ADULTS + CHILDREN)
     png = tmp_path / "replay.png"
-    r = CliRunner().invoke(cli, ["replay", str(root / "labels.csv"), "--gap", "0", "--frames", "20", "--json",
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--frames", "20", "--json",
                                  "--png", str(png)])
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)
@@ -32,14 +23,14 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     assert m["minors"] == 4 and m["minors_decided_ok"] == 0  # no child is waved through
     assert m["decided_share"] >= 0.75 and m["adults_asked"] <= 1
     assert m["empty_frame_p50_ms"] is not None and png.exists()
-    text = CliRunner().invoke(cli, ["replay", str(root / "labels.csv"), "--gap", "0..3", "--frames", "12"]).output
+    text = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "12"]).output
     assert "merged (no own decision)" in text and "minors decided ok" in text
     # --ages: only the children become buyers (every minor of a split, not a sample's few)
-    r = CliRunner().invoke(cli, ["replay", str(root / "labels.csv"), "--gap", "0", "--ages", "0..17", "--json"])
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--ages", "0..17", "--json"])
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)
     assert m["buyers"] == 4 == m["minors"] and m["adults_25plus"] == 0 and m["ages"] == [0, 17]
-    r = CliRunner().invoke(cli, ["replay", str(root / "labels.csv"), "--ages", "90..99"])
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--ages", "90..99"])
     assert r.exit_code != 0 and "no photo in split 'test' is labelled with an age in 90..99" in r.output
 
 
