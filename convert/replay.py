@@ -24,7 +24,7 @@ import numpy as np
 
 from agegate.edge.bands import band_of
 from agegate.edge.capture import Frame
-from agegate.edge.challenge25 import tradeoff_curve
+from agegate.edge.challenge25 import BLOCKED_RISK, tradeoff_curve
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.decision import Decision, reason_code
 from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
@@ -231,12 +231,12 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
 
 def buyer_risks(outcomes: list[BuyerOutcome]) -> tuple[np.ndarray, np.ndarray]:
     """(true age, effective risk) per buyer, for choosing a per-buyer operating point: the risk of the
-    decision the buyer was served with (their own, or the track they were merged into); 1 where the
-    buyer could not pass at any threshold (`uncertain`, or never seen)."""
+    decision the buyer was served with (their own, or the track they were merged into); BLOCKED_RISK where
+    the buyer could not pass at any threshold (`uncertain`, or never seen)."""
     ages, risks = [], []
     for o in outcomes:
         f = o.final
         blocked = f is None or f.decision == Decision.UNCERTAIN or f.risk is None
         ages.append(o.buyer.age)
-        risks.append(1.0 if blocked else f.risk)
+        risks.append(BLOCKED_RISK if blocked else f.risk)
     return np.array(ages, np.float64), np.array(risks, np.float64)

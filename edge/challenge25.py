@@ -25,6 +25,9 @@ DEFAULT_MAX_MINORS_OK_BUYER = 0.005
 #: Choosing at the point estimate exceeds the target on new data about half the time: the first v2
 #: candidate, chosen that way at 1.00 % of 903 val minors, passed 1.14 % and 1.43 % on the two test sets.
 CONFIDENCE = 0.9
+#: The risk of a buyer no threshold can pass (decided `uncertain`, or never seen): above every threshold,
+#: so such a buyer counts as asked at any operating point, 1 included.
+BLOCKED_RISK = 2.0
 
 
 @dataclass(frozen=True)
@@ -139,13 +142,16 @@ def choose_max_risk(risk: np.ndarray, ages: np.ndarray, max_minors_ok: float,
     if k >= len(minors):
         return 1.0
     t = np.nextafter(minors[k], -np.inf)  # the (k+1)-th smallest minor risk must stay above t
-    return float(max(0.0, t))
+    return float(min(1.0, max(0.0, t)))  # a buyer no threshold passes (BLOCKED_RISK) leaves t at 1
 
 
 def tradeoff_curve(risk: np.ndarray, ages: np.ndarray, points: int = 101) -> list[dict[str, float]]:
-    """Minors decided ok against 25+ asked for ID, over thresholds (NIST's Challenge-25 plot)."""
+    """Minors decided ok against 25+ asked for ID, over thresholds 0-1 (NIST's Challenge-25 plot). A risk
+    above 1 (BLOCKED_RISK: a buyer decided `uncertain` or never seen) passes at no threshold, so the curve
+    ends where every buyer the box could decide is decided ok, not at 100 % of minors."""
     risk, ages = np.asarray(risk, np.float64), np.asarray(ages, np.float64)
     qs = np.unique(np.concatenate([np.linspace(0, 1, points), np.quantile(risk, np.linspace(0, 1, points))]))
+    qs = qs[qs <= 1.0]
     out = []
     for t in qs:
         r = rates(risk, ages, float(t), upper=False)

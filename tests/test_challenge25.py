@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agegate.edge.age_head import AgeHead, fuse, interval, p_under
-from agegate.edge.challenge25 import OperatingPoint, choose_max_risk, rates, tradeoff_curve
+from agegate.edge.challenge25 import BLOCKED_RISK, OperatingPoint, choose_max_risk, rates, tradeoff_curve
 from agegate.edge.decision import Decision, DecisionPolicy, decide
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import ModelMetadata
@@ -79,6 +79,21 @@ def test_tradeoff_curve_is_monotone():
     adults = [c["adults_asked"] for c in curve]
     assert minors == sorted(minors) and adults == sorted(adults, reverse=True)
     assert minors[0] == 0.0 and adults[-1] == 0.0
+
+
+def test_a_buyer_no_threshold_passes_stays_asked_to_the_end_of_the_curve():
+    """Per buyer, an `uncertain` buyer (BLOCKED_RISK) is asked at every operating point: the curve ends
+    with the decided minors ok and the blocked adults asked, not at 100 % of minors ok (the spike the
+    per-buyer plots drew before)."""
+    ages = np.array([10, 12, 15, 30, 40, 50, 60], np.float64)
+    risk = np.array([0.9, 0.99, BLOCKED_RISK, 0.1, 0.2, BLOCKED_RISK, 1.0])
+    end = tradeoff_curve(risk, ages)[-1]
+    assert end["max_risk"] == 1.0
+    assert end["minors_ok"] == pytest.approx(2 / 3) and end["adults_asked"] == pytest.approx(1 / 4)
+    assert all(c["max_risk"] <= 1.0 for c in tradeoff_curve(risk, ages))
+    # too few minors to show a target: the strictest point, never above 1 even when the next minor is blocked
+    assert choose_max_risk(risk, ages, 0.7, confidence=None) == 1.0  # 2 of 3 may pass: the third is blocked
+    assert choose_max_risk(np.array([0.2, BLOCKED_RISK, 0.5]), np.array([10, 12, 30.0]), 0.5, confidence=None) == 1.0
 
 
 def test_fitted_temperature_makes_the_80_percent_interval_hold_80_percent():
