@@ -68,6 +68,9 @@ fi
 #    chosen by replaying the tracker over 1,600 buyers' frames (about 25 minutes).
 python -m agegate.benchmarks.separation_probe --buyers 160 --out "$R/separation-probe.json"
 python -m agegate.benchmarks.tracker_sweep --buyers 1600 --out "$R/tracker-sweep-val.json"
+# 8. Whether the per-band bias target is a matter of reading the distributions differently (val).
+python -m agegate.benchmarks.bias_probe edge/assets/default_model.tflite --data ../shared/datasets/utkface \
+  --data ../shared/datasets/aaf --split val --out "$R/bias-probe-val.json"
 
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
   "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2.2-test.json \

@@ -95,3 +95,33 @@ def test_ensemble_probe_averages_the_models_over_the_same_faces(small_utk, tmp_p
     slack = (len(ages) - d["n"]) * 100 / len(ages) + 0.05
     assert mean["mae"] == pytest.approx(float(np.mean(np.abs(ages - 30.0))), abs=slack)
     assert "mean of the models: MAE" in r.output
+
+
+def test_bias_probe_undoes_a_uniform_lean_and_reads_the_model_it_is_given(small_utk, tmp_path):
+    """Estimates shrunk 20 % towards 35 are unbiased again once stretched x1.25 about 35; a model that says
+    30 of everyone has a 65+ bias the probe reports per set, and its median is 30 too."""
+    import numpy as np
+
+    from agegate.benchmarks.bias_probe import main, stretch, worst_adult_bias
+    from agegate.convert.evaluate import select_records
+
+    from .conftest import gaussian_model
+
+    y = np.repeat(np.arange(1.0, 90.0), 3)
+    leaned = 35 + 0.8 * (y - 35)
+    band, bias = worst_adult_bias(y, leaned)
+    assert band == "65+" and bias < -8  # the old under-estimated most
+    assert abs(worst_adult_bias(y, stretch(leaned, 35, 1.25))[1]) < 1e-9
+
+    model = gaussian_model(tmp_path / "thirty.tflite", 30.0)
+    out = tmp_path / "probe.json"
+    r = CliRunner().invoke(main, [str(model), "--data", str(small_utk), "--split", "test", "--centres", "35",
+                                  "--factors", "1.1", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    rows = json.loads(out.read_text())["rows"]
+    name = small_utk.name
+    ages = np.array([rec.age for rec in select_records(str(small_utk), "auto", None, "test")], float)
+    mean = rows["mean (the model's estimate)"][name]
+    assert mean["worst_band"] == "65+" and mean["worst_bias"] == pytest.approx(30 - ages[ages >= 65].mean(), abs=1.5)
+    assert rows["median"][name]["mae"] == pytest.approx(mean["mae"], abs=0.6)
+    assert set(rows) == {"mean (the model's estimate)", "median", "mean stretched x1.1 about 35"}
