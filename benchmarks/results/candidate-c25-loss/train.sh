@@ -31,3 +31,23 @@ cd benchmarks/results/candidate-c25-loss && python compare.py \
   calibrate-val-soup2-w2.json:eval-val-soup2-w2-mixed.json calibrate-val-soup2-w8.json:eval-val-soup2-w8-mixed.json \
   ../candidate-v2-soup/calibrate-val-v2.1.json:../candidate-v2-soup/eval-val-v2.1-mixed.json \
   calibrate-val-soup3w-w8.json:eval-val-soup3w-w8-mixed.json
+
+# More of the term (README, "More of the term"): the same 2:1:1 recipe at weights 16 and 32, and the mean of
+# all four weight-8 and weight-16 fine-tunes; calibrated the way `agegate calibrate` works now (every val minor,
+# the one wrong val label left out), then evaluated on val.
+judge_now() {  # run name
+  agegate convert runs/$1 --quant int8 --calibration $D/utkface --calibration $D/aaf --calibration-size 1000 \
+    --float-layers 2 --tta mirror --out $1-mixed.tflite
+  agegate calibrate $1-mixed.tflite --data $D/utkface --data $D/aaf --split val --buyers 800 \
+    --exclude convert/label-errors-val.txt --json > calibrate-val-allminors-$1.json
+  agegate eval --model $1-mixed.tflite --data $D/utkface --data $D/aaf --split val --json > eval-val-$1-mixed.json
+}
+for w in 16 32; do
+  ft $w 0
+  ft $w 1
+  agegate average runs/v2-rec runs/ft-w$w-s0 runs/ft-w$w-s1 --weight 2 --weight 1 --weight 1 --out runs/soup3w-w$w
+  judge_now soup3w-w$w
+done
+agegate average runs/v2-rec runs/ft-w8-s0 runs/ft-w8-s1 runs/ft-w16-s0 runs/ft-w16-s1 \
+  --weight 2 --weight 1 --weight 1 --weight 1 --weight 1 --out runs/soup5-w8w16
+judge_now soup5-w8w16
