@@ -22,9 +22,8 @@ import click
 import numpy as np
 
 from agegate.convert.evaluate import predict, select_records
-from agegate.convert.metrics import age_metrics
+from agegate.convert.metrics import age_metrics, worst_adult_bias
 from agegate.edge.age_head import AgeHead
-from agegate.edge.contracts import MINOR_AGE
 
 from .environment import environment
 
@@ -39,18 +38,12 @@ def median_age(probs: np.ndarray, head: AgeHead) -> np.ndarray:
     return head.ages[np.argmax(np.cumsum(probs, axis=1) >= 0.5, axis=1)].astype(np.float64)
 
 
-def worst_adult_bias(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[str, float]:
-    """The band from 18 up whose mean error is furthest from 0, and that error (the issues' bias target)."""
-    bands = age_metrics(y_true, y_pred)["bands"]
-    adult = [(b, v["bias"]) for b, v in bands.items() if v["n"] and int(b.split("-")[0].rstrip("+")) >= MINOR_AGE]
-    return max(adult, key=lambda bv: abs(bv[1]))
-
-
 def _row(sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     row = {}
     for name, (y, e) in sets.items():
-        band, bias = worst_adult_bias(y, e)
-        row[name] = {"mae": round(float(np.mean(np.abs(e - y))), 4), "worst_band": band, "worst_bias": bias}
+        m = age_metrics(y, e)
+        band, bias = worst_adult_bias(m["bands"])
+        row[name] = {"mae": m["mae"], "worst_band": band, "worst_bias": bias}
     row["worst_bias_any_set"] = max(abs(v["worst_bias"]) for v in row.values())
     return row
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agegate.edge.bands import BAND_LABELS, band_index
+from agegate.edge.bands import BAND_LABELS, BANDS, band_index
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 
 MAX_FALSE_PASS = 0.01
@@ -77,6 +77,14 @@ def age_metrics(y_true, y_pred) -> dict:
         "bands": bands,
         "challenge25": challenge25(y_true, y_pred),
     }
+
+
+def worst_adult_bias(bands: dict[str, dict]) -> tuple[str, float] | None:
+    """The band from 18 up (with images) whose bias is furthest from 0, and that bias: the per-band bias
+    target of issues 15 and 17 (|bias| <= 1.5 in every band from 18 up). None when no such band has images."""
+    adult = [(label, bands[label]["bias"]) for label, lo, _ in BANDS
+             if lo >= MINOR_AGE and bands.get(label, {}).get("n")]
+    return max(adult, key=lambda band_bias: abs(band_bias[1])) if adult else None
 
 
 def group_mae(y_true, y_pred, groups) -> dict[str, dict]:

@@ -4,6 +4,8 @@ Pure functions of the eval JSON (metrics dicts), so the table and `--json` never
 """
 from __future__ import annotations
 
+from .metrics import worst_adult_bias
+
 SHOW_SKIPPED = 10  # name this many skipped images in the text; --json and --predictions list all
 
 
@@ -49,8 +51,8 @@ def summary_table(rows: list[tuple[str, str, dict]], overall: dict) -> list[str]
     out = [head, "-" * len(head)]
     for name, split, m in rows + [("overall", "", overall)]:
         c = m["challenge25"]
-        adult = [abs(v["bias"]) for b, v in m["bands"].items() if v["n"] and b not in ("0-12", "13-17")]
-        worst = f"{max(adult):.2f}" if adult else "-"
+        adult = worst_adult_bias(m["bands"])
+        worst = f"{abs(adult[1]):.2f}" if adult else "-"
         out.append(f"{name[:14]:<14} {split[:6]:<6} {m['n']:>6} {m['mae']:>6.3f} {m['bias']:>+6.2f} {worst:>17} "
                    f"{_pct(c['false_pass_rate']):>10} {_pct(c['flag_rate_25plus']):>9} {m['skipped']:>7}")
     return out

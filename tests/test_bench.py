@@ -102,16 +102,17 @@ def test_bias_probe_undoes_a_uniform_lean_and_reads_the_model_it_is_given(small_
     30 of everyone has a 65+ bias the probe reports per set, and its median is 30 too."""
     import numpy as np
 
-    from agegate.benchmarks.bias_probe import main, stretch, worst_adult_bias
+    from agegate.benchmarks.bias_probe import main, stretch
     from agegate.convert.evaluate import select_records
+    from agegate.convert.metrics import age_metrics, worst_adult_bias
 
     from .conftest import gaussian_model
 
     y = np.repeat(np.arange(1.0, 90.0), 3)
     leaned = 35 + 0.8 * (y - 35)
-    band, bias = worst_adult_bias(y, leaned)
+    band, bias = worst_adult_bias(age_metrics(y, leaned)["bands"])
     assert band == "65+" and bias < -8  # the old under-estimated most
-    assert abs(worst_adult_bias(y, stretch(leaned, 35, 1.25))[1]) < 1e-9
+    assert abs(worst_adult_bias(age_metrics(y, stretch(leaned, 35, 1.25))["bands"])[1]) < 1e-9
 
     model = gaussian_model(tmp_path / "thirty.tflite", 30.0)
     out = tmp_path / "probe.json"

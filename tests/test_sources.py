@@ -116,3 +116,18 @@ def test_int8_calibration_draws_from_several_sets_and_takes_an_unsplit_set_whole
     assert "calibration: 200 images drawn from split 'train'" in r.output
     assert f"{aaf} has no splits: all of it" in r.output and f"{utk} has no splits" not in r.output
     assert json.loads((tmp_path / "m.json").read_text())["extra"]["calibration_size"] == 200
+
+
+def test_the_cross_dataset_table_names_the_worst_bias_from_18_up():
+    """Eval's summary column and the bias probe read one function: the 18+ band furthest from 0, children's
+    bands and empty bands left out."""
+    from agegate.convert.metrics import age_metrics, worst_adult_bias
+    from agegate.convert.report_text import summary_table
+
+    y = np.array([5, 6, 20, 21, 40, 41, 70], float)
+    m = age_metrics(y, y + np.array([30, 30, 2, 2, -1, -1, -4.0]))  # children off by 30, not counted
+    m["skipped"] = 0
+    assert worst_adult_bias(m["bands"]) == ("65+", -4.0)
+    assert worst_adult_bias(age_metrics(y[:2], y[:2])["bands"]) is None  # no adult band has images
+    row = summary_table([("set", "test", m)], m)[2]
+    assert row.split()[5] == "4.00"
