@@ -50,15 +50,16 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
 
     from .calibrate import (calibrate as run_calibrate, calibration_buyers, check_targets, match_exclusions,
                             plot_tradeoff, read_label_exclusions)
-    from .evaluate import Predictions, _set_name, evaluate_sets, select_records
+    from .evaluate import Predictions, evaluate_sets, read_splits
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
     excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
-    records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
+    splits = read_splits(list(data), fmt, None, split, limit)  # once: evaluated, then replayed
+    records = [r for s in splits for r in s.records]
     # a typo fails now, not after minutes of evaluation
     gone = match_exclusions(excluded, [str(r.path) for r in records], exclude_file) if excluded else set()
     show = not as_json and sys.stderr.isatty()
-    sets = evaluate_sets(model_path, list(data), fmt, None, split, limit, threads=threads, progress=show)
+    sets = evaluate_sets(model_path, splits, threads=threads, progress=show)
     preds = Predictions.concat([s.predictions for s in sets])
 
     def buyer_replay(meta):
@@ -76,7 +77,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
             return replay(BoxPipeline(model, BoxOptions(threads=threads)), placed, ReplayOptions(), bar.update)
 
-    chosen_on = f"{', '.join(_set_name(d) for d in data)} [{split}]"
+    chosen_on = f"{', '.join(s.name for s in splits)} [{split}]"
     result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,
                            max_minors_ok_image=max_minors_ok, max_minors_ok_buyer=max_minors_ok_buyer if buyers else None,
                            allow_looser=allow_looser, chosen_on=chosen_on, confidence=confidence or None,

@@ -36,14 +36,14 @@ def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, 
     overall figures; "sets" holds each set's):
       agegate eval --model m.tflite --data ../shared/datasets/utkface --data ../shared/datasets/aaf
     """
-    from .evaluate import Predictions, evaluate_sets, model_metadata
+    from .evaluate import Predictions, evaluate_sets, model_metadata, read_splits
 
     if len(data) > 1 and split_file:
         from agegate.edge.errors import UsageError
 
         raise UsageError("--split-file applies to one --data set; each set brings its own split")
-    sets = evaluate_sets(model_path, list(data), fmt, split_file, split, limit, threads=threads, detect=detect,
-                         detector=detector, progress=not as_json and sys.stderr.isatty())
+    sets = evaluate_sets(model_path, read_splits(list(data), fmt, split_file, split, limit), threads=threads,
+                         detect=detect, detector=detector, progress=not as_json and sys.stderr.isatty())
     overall = Predictions.concat([s.predictions for s in sets]) if len(sets) > 1 else sets[0].predictions
     detected = detect or model_metadata(model_path).preprocess.face_crop == "box"
     m = overall.metrics()

@@ -183,6 +183,28 @@ def select_records(data: str, fmt: str, split_file: str | None, split: str | Non
     return recs
 
 
+@dataclass(frozen=True)
+class DataSplit:
+    """One data set's records of one split: read once, shared by every model and step that uses them
+    (qa evaluates two models on it; calibrate also replays it through the box)."""
+
+    name: str
+    path: str
+    split: str  # the split, or "all (the set has no split)"
+    records: list
+
+
+def read_splits(datas: list[str], fmt: str, split_file: str | None, split: str,
+                limit: int | None = None) -> list[DataSplit]:
+    """Each data set's records of `split`; a set that has no split is taken whole (and says so)."""
+    out = []
+    for data in datas:
+        recs = select_records(data, fmt, split_file, split, limit, whole_if_unsplit=True)
+        used = split if any(r.split == split for r in recs) or split == "all" else "all (the set has no split)"
+        out.append(DataSplit(set_name(data), str(data), used, recs))
+    return out
+
+
 @dataclass
 class SetResult:
     """One data set's predictions in a cross-dataset evaluation."""
@@ -196,18 +218,12 @@ class SetResult:
         return {"name": self.name, "path": self.path, "split": self.split, **self.predictions.metrics()}
 
 
-def evaluate_sets(model_path: str | Path, datas: list[str], fmt: str, split_file: str | None, split: str,
-                  limit: int | None = None, **predict_kw) -> list[SetResult]:
-    """Predictions per data set, each on `split`; a set that has no split is evaluated whole (and says so)."""
-    out = []
-    for data in datas:
-        recs = select_records(data, fmt, split_file, split, limit, whole_if_unsplit=True)
-        used = split if any(r.split == split for r in recs) or split == "all" else "all (the set has no split)"
-        name = _set_name(data)
-        out.append(SetResult(name, str(data), used, predict(model_path, recs, desc=name, **predict_kw)))
-    return out
+def evaluate_sets(model_path: str | Path, splits: list[DataSplit], **predict_kw) -> list[SetResult]:
+    """One model's predictions on each data set's split (`read_splits`)."""
+    return [SetResult(s.name, s.path, s.split, predict(model_path, s.records, desc=s.name, **predict_kw))
+            for s in splits]
 
 
-def _set_name(data: str) -> str:
+def set_name(data: str) -> str:
     p = Path(data)
     return (p.parent.name if p.is_file() else p.name) or str(p)

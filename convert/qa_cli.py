@@ -33,7 +33,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""
     from agegate.edge.errors import UsageError
 
-    from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, select_records
+    from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, read_splits
     from .qa import Gates, check_float_parent, compare, parent_notes
     from .qa_report import write_report
 
@@ -47,9 +47,9 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
                          f"({float_tta} vs {tta}); convert both with the same --tta")
     check_float_parent(float_model, quantized, fmeta)
     prog = not as_json and sys.stderr.isatty()
-    fsets = evaluate_sets(float_model, list(data), fmt, split_file, split, limit, threads=threads, progress=prog,
-                          tta=tta)
-    qsets = evaluate_sets(quantized, list(data), fmt, split_file, split, limit, threads=threads, progress=prog)
+    splits = read_splits(list(data), fmt, split_file, split, limit)  # the same images for both models
+    fsets = evaluate_sets(float_model, splits, threads=threads, progress=prog, tta=tta)
+    qsets = evaluate_sets(quantized, splits, threads=threads, progress=prog)
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
@@ -63,8 +63,8 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
         from .tflite import calibration_images, load_keras_model
 
         km, meta = load_keras_model(float_model)
-        recs = select_records(data[0], fmt, split_file, split, limit, whole_if_unsplit=True)
-        layers = [e.to_dict() for e in layer_errors(km, calibration_images(recs, meta.preprocess, 64))[:10]]
+        images = calibration_images(splits[0].records, meta.preprocess, 64)
+        layers = [e.to_dict() for e in layer_errors(km, images)[:10]]
     write_report(rep, fp, qp, Path(out), layers)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))

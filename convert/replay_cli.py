@@ -64,10 +64,10 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, threads, seed
     from agegate.edge.pipeline import BoxOptions, BoxPipeline
     from agegate.edge.runtime import AgeModel
 
-    from .evaluate import _set_name, select_records
+    from .evaluate import set_name, select_records
     from .replay import ReplayOptions, load_buyers, replay as run_replay
 
-    records = [(r, _set_name(d)) for d in data
+    records = [(r, set_name(d)) for d in data
                for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
     if ages:
         records = [(r, name) for r, name in records if ages[0] <= r.age <= ages[1]]

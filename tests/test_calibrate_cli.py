@@ -46,3 +46,14 @@ def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, sh
     listing.write_text("set/no-such.jpg  typo\n")
     r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--exclude", str(listing)])
     assert r.exit_code != 0 and "'set/no-such.jpg' names no image of the calibration split" in r.output
+
+
+def test_calibrate_replays_the_same_images_it_evaluates(tmp_path, shipped_model):
+    """--limit is a quick look at the whole of it: the replay takes the evaluated images, not the full split."""
+    labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--limit", "6", "--buyers", "100",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    per_image = out["operating_point"]["measured"]["per_image"]
+    assert out["replay"]["buyers"] == 6 and out["replay"]["minors"] == per_image["n_minors"]
