@@ -39,15 +39,15 @@ agegate bench pipeline --frames 10000 --out "$R/pipeline-10k.json"
 agegate bench pipeline --frames 1200 --profile box --profile landed --out "$R/pipeline-box-vs-landed.json"
 agegate bench frames --runs 60 --out "$R/frames.json"
 # Per buyer: 1,200 test-split buyers back to back (gaps 0..15 frames) through the box pipeline.
-# The shipped default model (v2.2) at 1 and 2 threads.
+# The shipped default model (v2.3) at 1 and 2 threads.
 agegate bench "$(python -c 'from agegate.edge.default_model import default_model_path as p; print(p())')" \
-  --threads 1,2 --out "$R/default-v2.2-latency.json"
+  --threads 1,2 --out "$R/default-v2.3-latency.json"
 # (replay-shipped-test.json is the same run with the first default model, v1, kept for comparison.)
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --limit 1200 --gap 0..15 --json \
-  > "$R/replay-default-v2.2-test.json"
+  > "$R/replay-default-v2.3-test.json"
 # The same on val buyers: how a tracker rule chosen with the sweep (step 7) holds through the whole pipeline.
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 1200 --gap 0..15 --json \
-  > "$R/replay-default-v2.2-val.json"
+  > "$R/replay-default-v2.3-val.json"
 
 # Fleet analytics at chain scale: 1,000 boxes x 90 days (about 20 million rows), export and report.
 agegate bench fleet --boxes 1000 --days 90 --out "$R/fleet-1000x90.json"
@@ -73,7 +73,7 @@ python -m agegate.benchmarks.bias_probe edge/assets/default_model.tflite --data 
   --data ../shared/datasets/aaf --split val --out "$R/bias-probe-val.json"
 
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
-  "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2.2-test.json \
-  "$R"/train-throughput.json "$R"/fleet-1000x90.json "$R"/default-v2.2-latency.json \
+  "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2.3-test.json \
+  "$R"/train-throughput.json "$R"/fleet-1000x90.json "$R"/default-v2.3-latency.json \
   "$R"/pretrained-starts-latency.json "$R"/train-throughput-pretrained.json \
   --out "$R/README.md" --png "$R/latency.png"

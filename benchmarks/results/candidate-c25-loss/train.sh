@@ -51,3 +51,19 @@ done
 agegate average runs/v2-rec runs/ft-w8-s0 runs/ft-w8-s1 runs/ft-w16-s0 runs/ft-w16-s1 \
   --weight 2 --weight 1 --weight 1 --weight 1 --weight 1 --out runs/soup5-w8w16
 judge_now soup5-w8w16
+
+# A heavier term, with a rule written before these trained (README, "More of the term"; 2026-12-03):
+# (a) weight 32 with a third seed, 3:1:1:1 (the start keeps half, as in 2:1:1); (b) weight 64, 2:1:1.
+# Either replaces v2.2 only if, on val, it asks fewer adults per buyer at its operating point and its val MAE
+# is no worse on either set to two decimals; if both, the one asking fewer.
+ft 32 2
+agegate average runs/v2-rec runs/ft-w32-s0 runs/ft-w32-s1 runs/ft-w32-s2 \
+  --weight 3 --weight 1 --weight 1 --weight 1 --out runs/soup4w-w32
+judge_now soup4w-w32
+ft 64 0
+ft 64 1
+agegate average runs/v2-rec runs/ft-w64-s0 runs/ft-w64-s1 --weight 2 --weight 1 --weight 1 --out runs/soup3w-w64
+judge_now soup3w-w64
+# soup3w-w64 shipped as default model v2.3: its calibrate JSON is ../calibrate-default-v2.3-val.json, its test
+# figures ../default-v2.3-test.json, ../replay-default-v2.3-test*.json and qa-test-soup3w-w64.json (the
+# commands of the model card's "Reproduce", with --model/--quantized soup3w-w64-mixed.tflite).
