@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from agegate.convert.evaluate import predict, select_records
+from agegate.convert.evaluate import evaluate_sets, read_splits
 from agegate.convert.metrics import age_metrics, worst_adult_bias
 from agegate.edge.age_head import AgeHead
 
@@ -56,8 +56,8 @@ def _row(sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
 @click.option("--factors", default="1.05,1.1,1.15,1.2", show_default=True, help="Comma-separated stretches.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
 def main(model: str, data: tuple[str, ...], split: str, centres: str, factors: str, out: str | None) -> None:
-    preds = {Path(d).name: predict(model, select_records(d, "auto", None, split, whole_if_unsplit=True),
-                                   detect=True, desc=Path(d).name) for d in data}
+    preds = {r.name: r.predictions
+             for r in evaluate_sets(model, read_splits(list(data), "auto", None, split), detect=True)}
     if any(p.probs is None for p in preds.values()):
         raise click.UsageError(f"{model} gives one age, not a distribution (train --head distribution)")
     # The point estimate as the box reads it (the mean), then other readings of the same distributions.

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from agegate.convert.evaluate import predict, select_records
+from agegate.convert.evaluate import predict, read_splits
 from agegate.convert.metrics import age_metrics, challenge25
 
 from .environment import environment
@@ -44,11 +44,9 @@ def _figures(y_true: np.ndarray, y_pred: np.ndarray, sets: np.ndarray) -> dict:
 def main(models: tuple[str, ...], data: tuple[str, ...], split: str, out: str | None) -> None:
     if len(models) < 2:
         raise click.UsageError("give two or more models")
-    records, source = [], {}
-    for d in data:
-        recs = select_records(d, "auto", None, split, whole_if_unsplit=True)
-        records += recs
-        source.update((str(r.path), Path(d).name) for r in recs)
+    splits = read_splits(list(data), "auto", None, split)
+    records = [r for s in splits for r in s.records]
+    source = {str(r.path): s.name for s in splits for r in s.records}
     age = {str(r.path): r.age for r in records}
     preds = [predict(m, records, detect=True, desc=Path(m).name) for m in models]
     # Only the images every model found a face in, so each row of the table is over the same faces.
