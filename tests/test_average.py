@@ -64,4 +64,10 @@ def test_average_cli_writes_the_mean_of_two_runs(trained_run, converted, small_u
     meta["input_size"] = meta["preprocess"]["input_size"] = 64
     (other / "model.json").write_text(json.dumps(meta))
     r = CliRunner().invoke(cli, ["average", str(trained_run), str(other), "--out", str(tmp_path / "x")])
-    assert r.exit_code == 2 and "only runs of one model" in r.output
+    assert r.exit_code == 2 and "only runs of one model" in r.output and "--across-sizes" in r.output
+    # A fine-tune at another size from the same start, said so: the mean runs at the first run's size.
+    r = CliRunner().invoke(cli, ["average", str(other), str(trained_run), "--across-sizes", "--json",
+                                 "--out", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert [s["input_size"] for s in json.loads(r.output)["sources"]] == [64, read_metadata(trained_run).input_size]
+    assert read_metadata(tmp_path / "x").input_size == 64

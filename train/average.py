@@ -8,7 +8,11 @@ centre (Wortsman et al., "Model soups", 2022, and "Robust fine-tuning of zero-sh
 One model comes out, so the box pays nothing for it, unlike an ensemble.
 
 Averaging runs that did not share a start gives noise, not a better model: every run must have the same
-architecture (checked), and `model.json` lists each source with its SHA-256 and weight.
+architecture (checked), and `model.json` lists each source with its SHA-256, weight and input size.
+A fine-tune at a larger input from a smaller start (v2.3's 112 px soup fine-tuned at 128 px) shares the start:
+the backbone's weights do not depend on the input size (convolutions, then global pooling), so with
+`across_sizes` such runs average too, and the mean runs at the first run's size. Without it a size mismatch is
+refused, as it usually means two different models.
 BatchNorm moving statistics are averaged like the rest (measured better on val than re-measuring them).
 """
 from __future__ import annotations
@@ -45,22 +49,26 @@ def average_arrays(per_model: list[list[np.ndarray]], mix: list[float]) -> list[
             for i in range(len(first))]
 
 
-def _check_same_model(metas: list[ModelMetadata], runs: list[Path]) -> None:
+def _check_same_model(metas: list[ModelMetadata], runs: list[Path], across_sizes: bool = False) -> None:
     ref = metas[0]
     for run, m in zip(runs[1:], metas[1:]):
-        if (m.backbone, m.preprocess.input_size, m.head.kind, m.head.n_bins) != \
-                (ref.backbone, ref.preprocess.input_size, ref.head.kind, ref.head.n_bins):
+        if (m.backbone, m.head.kind, m.head.n_bins) != (ref.backbone, ref.head.kind, ref.head.n_bins) or \
+                (m.preprocess.input_size != ref.preprocess.input_size and not across_sizes):
             raise UsageError(f"{run}: {m.backbone} {m.preprocess.input_size} px, {m.head.kind.value} head; "
                              f"{runs[0]} is {ref.backbone} {ref.preprocess.input_size} px, {ref.head.kind.value}: "
-                             f"only runs of one model (fine-tuned from one start) can be averaged")
-        if m.preprocess != ref.preprocess:
+                             f"only runs of one model (fine-tuned from one start) can be averaged"
+                             + ("" if m.backbone != ref.backbone or m.head != ref.head else
+                                " (a fine-tune at another input size from the same start: --across-sizes)"))
+        if replace(m.preprocess, input_size=ref.preprocess.input_size) != ref.preprocess:
             raise UsageError(f"{run}: its preprocessing differs from {runs[0]}'s ({m.preprocess} vs "
                              f"{ref.preprocess}); the average would see images neither run was trained on")
 
 
-def average_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -> ModelMetadata:
+def average_runs(runs: list[Path], out: Path, weights: list[float] | None = None,
+                 across_sizes: bool = False) -> ModelMetadata:
     """Write run folder `out`: the weighted mean of `runs` (run folders). Metadata: the first run's
-    preprocessing, head and test-time augmentation, with `averaged_from` listing the sources."""
+    preprocessing (its input size too), head and test-time augmentation, with `averaged_from` listing the
+    sources. `across_sizes`: runs trained at other input sizes may take part (module docstring)."""
     from agegate.convert.tflite import load_keras_model
 
     from .checkpoints import atomic_save
@@ -70,13 +78,13 @@ def average_runs(runs: list[Path], out: Path, weights: list[float] | None = None
     mix = mix_weights(weights, len(runs))
     loaded = [load_keras_model(r) for r in runs]
     metas = [m for _, m in loaded]
-    _check_same_model(metas, runs)
+    _check_same_model(metas, runs, across_sizes)
     model = loaded[0][0]
     model.set_weights(average_arrays([k.get_weights() for k, _ in loaded], mix))
     out.mkdir(parents=True, exist_ok=True)
     atomic_save(model, out / MODEL_FILE)
-    sources = [{"run": str(r), "sha256": sha256_file(r / MODEL_FILE if r.is_dir() else r), "weight": round(w, 6)}
-               for r, w in zip(runs, mix)]
+    sources = [{"run": str(r), "sha256": sha256_file(r / MODEL_FILE if r.is_dir() else r), "weight": round(w, 6),
+                "input_size": m.preprocess.input_size} for r, w, m in zip(runs, mix, metas)]
     meta = replace(metas[0], quantization="none", bundle=None, operating_point=None, metrics={}, created=now_iso(),
                    source_sha256=sha256_file(out / MODEL_FILE), git_commit="",
                    extra={k: v for k, v in metas[0].extra.items() if k not in ("recovered_from", "float_layers")}

@@ -12,8 +12,11 @@ import click
 @click.option("--weight", "weights", type=float, multiple=True,
               help="Mixing weight of each run, in the order given (normalised to sum 1); default: equal.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--across-sizes", is_flag=True,
+              help="Let runs trained at other input sizes take part (a fine-tune at 128 px from a 112 px start): "
+                   "the backbone's weights do not depend on the input size. The mean runs at the first run's size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sources and weights as JSON.")
-def average(runs, weights, out, as_json):
+def average(runs, weights, out, across_sizes, as_json):
     """Average the weights of RUNS (run folders fine-tuned from one start) into one model: a "model soup".
 
     One model comes out, so it costs the box nothing; runs that did not share a start average to noise.
@@ -27,7 +30,7 @@ def average(runs, weights, out, as_json):
     """
     from .average import average_runs
 
-    meta = average_runs([Path(r) for r in runs], Path(out), list(weights) or None)
+    meta = average_runs([Path(r) for r in runs], Path(out), list(weights) or None, across_sizes)
     sources = meta.extra["averaged_from"]
     if as_json:
         click.echo(json.dumps({"out": str(out), "sources": sources}, indent=2))
