@@ -52,13 +52,14 @@ def average_arrays(per_model: list[list[np.ndarray]], mix: list[float]) -> list[
 def _check_same_model(metas: list[ModelMetadata], runs: list[Path], across_sizes: bool = False) -> None:
     ref = metas[0]
     for run, m in zip(runs[1:], metas[1:]):
-        if (m.backbone, m.head.kind, m.head.n_bins) != (ref.backbone, ref.head.kind, ref.head.n_bins) or \
-                (m.preprocess.input_size != ref.preprocess.input_size and not across_sizes):
+        same_model = (m.backbone, m.head.kind, m.head.n_bins) == (ref.backbone, ref.head.kind, ref.head.n_bins)
+        same_size = m.preprocess.input_size == ref.preprocess.input_size
+        if not (same_model and (same_size or across_sizes)):
             raise UsageError(f"{run}: {m.backbone} {m.preprocess.input_size} px, {m.head.kind.value} head; "
                              f"{runs[0]} is {ref.backbone} {ref.preprocess.input_size} px, {ref.head.kind.value}: "
                              f"only runs of one model (fine-tuned from one start) can be averaged"
-                             + ("" if m.backbone != ref.backbone or m.head != ref.head else
-                                " (a fine-tune at another input size from the same start: --across-sizes)"))
+                             + (" (a fine-tune at another input size from the same start: --across-sizes)"
+                                if same_model else ""))
         if replace(m.preprocess, input_size=ref.preprocess.input_size) != ref.preprocess:
             raise UsageError(f"{run}: its preprocessing differs from {runs[0]}'s ({m.preprocess} vs "
                              f"{ref.preprocess}); the average would see images neither run was trained on")
