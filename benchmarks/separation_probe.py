@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from agegate.convert.replay import _background, buyer_frames, load_buyers
+from agegate.convert.replay import buyer_frames, load_buyers, till_background
 from agegate.edge.default_model import default_model_path
 from agegate.edge.detect import DetectorOptions, FaceDetector, crop_face
 from agegate.edge.runtime import AgeModel
@@ -72,7 +72,7 @@ def main(data, buyers, frames, model_path, out):
     people, _ = load_buyers(records)
     detector = FaceDetector(DetectorOptions())
     rng = np.random.default_rng(0)
-    bg = _background(rng)
+    bg = till_background(rng)
     seen: list[list[Look]] = []  # per buyer: the Looks of the frames with a face
     for b in people:
         views = []

@@ -90,7 +90,7 @@ def load_buyers(records, progress=None) -> tuple[list[Buyer], list[tuple[str, st
     return buyers, unplaced
 
 
-def _background(rng: np.random.Generator) -> np.ndarray:
+def till_background(rng: np.random.Generator) -> np.ndarray:
     """A till background: a vertical gradient in a random muted colour, with some texture."""
     top, bottom = rng.uniform(60, 200, 3), rng.uniform(40, 180, 3)
     t = np.linspace(0, 1, FRAME_H)[:, None, None]
@@ -132,7 +132,7 @@ def till_frames(buyers: list[Buyer], options: ReplayOptions, tail: int):
     in a random order with empty gaps between them, then `tail` empty frames (the last buyer leaves)."""
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(buyers))
-    bg = _background(rng)
+    bg = till_background(rng)
     for k, b in enumerate(order):
         if k:
             for _ in range(int(rng.integers(options.gap[0], options.gap[1] + 1))):

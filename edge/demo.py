@@ -68,11 +68,10 @@ def make_clip(faces: list[Path], path: Path, frames_per_buyer: int = 24, gap: in
 def demo(out, model, faces, threads):
     """Run the checkout-box pipeline on embedded public-domain portraits. No camera, no network."""
     from .capture import FrameSource
-    from .edge_cli import _chart
     from .events import EventStore, read_events
     from .pipeline import BoxOptions, BoxPipeline
     from .runtime import AgeModel
-    from .stats import summarize_events
+    from .stats import summarize_events, write_chart
 
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="agegate-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +105,7 @@ def demo(out, model, faces, threads):
     if len(decisions) != len(people):
         click.echo(f"note: {len(decisions)} decisions for {len(people)} portraits (a face was missed or split)")
     summary = summarize_events(read_events(events_path))
-    _chart(summary, "band", out_dir / "buyers_by_band.png")
+    write_chart(summary, "band", out_dir / "buyers_by_band.png")
     fps = pipeline.metrics.fps()
     p50, _ = pipeline.metrics.percentiles("frame")
     click.echo(f"{frames} frames at {fps:.0f} fps (frame p50 {p50:.1f} ms); no image kept in the events.")

@@ -134,11 +134,11 @@ def stats(events, by, png, as_json):
     """Buyers by age band (per hour or day) and the share of ID checks: the marketing view."""
     from .bands import BAND_LABELS
     from .events import read_events
-    from .stats import summarize_events
+    from .stats import summarize_events, write_chart
 
     summary = summarize_events(read_events(events), by)
     if png:
-        _chart(summary, by, Path(png))
+        write_chart(summary, by, Path(png))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -156,37 +156,6 @@ def stats(events, by, png, as_json):
             click.echo(f"{k:>16} " + " ".join(f"{row[b]:>6}" for b in BAND_LABELS) + f"  {row['id_checks']:>9}")
     if png:
         click.echo(f"chart: {png}")
-
-
-def _chart(summary: dict, by: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from .bands import BAND_LABELS
-
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    if by == "band":
-        ax.bar(BAND_LABELS, [summary["by_band"][b] for b in BAND_LABELS], color="#3b6ea8")
-        ax.set_ylabel("buyers")
-    else:
-        rows = summary["by_" + by]
-        keys = list(rows)
-        bottom = np.zeros(len(keys))
-        for b in BAND_LABELS:
-            vals = np.array([rows[k][b] for k in keys])
-            ax.bar(keys, vals, bottom=bottom, label=b)
-            bottom += vals
-        ax.legend(fontsize=7, ncol=4)
-        ax.tick_params(axis="x", rotation=45)
-    share = summary["id_check_share"]
-    ax.set_title(f"Buyers by age band ({summary['buyers']}; ID checks {0 if share is None else share:.0%})")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 @edge.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from pathlib import Path
 
 import numpy as np
 
@@ -137,3 +138,34 @@ def summarize_events(events: list[Event], by: str = "band") -> dict:
                                "buyers": sum(v.get(b, 0) for b in BAND_LABELS) + v.get("unknown", 0)}
                            for k, v in sorted(table.items())}
     return out
+
+
+def write_chart(summary: dict, by: str, path: Path) -> None:
+    """A PNG of `summarize_events(..., by)`: buyers per band, or per hour/day stacked by band (`agegate edge
+    stats --png`, the demo). matplotlib is imported here, so the box pays for it only when it draws."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    if by == "band":
+        ax.bar(BAND_LABELS, [summary["by_band"][b] for b in BAND_LABELS], color="#3b6ea8")
+        ax.set_ylabel("buyers")
+    else:
+        rows = summary["by_" + by]
+        keys = list(rows)
+        bottom = np.zeros(len(keys))
+        for b in BAND_LABELS:
+            vals = np.array([rows[k][b] for k in keys])
+            ax.bar(keys, vals, bottom=bottom, label=b)
+            bottom += vals
+        ax.legend(fontsize=7, ncol=4)
+        ax.tick_params(axis="x", rotation=45)
+    share = summary["id_check_share"]
+    ax.set_title(f"Buyers by age band ({summary['buyers']}; ID checks {0 if share is None else share:.0%})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
