@@ -147,7 +147,6 @@ def write_chart(summary: dict, by: str, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(8, 3.6))
     if by == "band":
