@@ -1,7 +1,7 @@
 """Distillation: a student learns the teachers' age distributions as well as the labels.
 
 Why: two models that err differently are better together than either alone. Measured on val through the
-box's detector (`benchmarks/ensemble_probe.py`, README "Distilling two models into one"): the mean of v2's
+box's detector (`benchmarks/ensemble_probe.py`, MODEL_HISTORY.md "Distilling two models into one"): the mean of v2's
 and the v3 candidate's estimates had MAE 5.21 against 5.50 and 5.36 alone, and asked 17.3 % of 25+ for ID
 at 1 % of minors passed, against 20.0 % and 23.7 %. The box has the time for one model per face, so
 `agegate train --teacher A --teacher B` runs each teacher once over the training images the way the box
@@ -10,7 +10,7 @@ distributions, and the loss mixes that average into each image's label distribut
 train/losses.py).
 
 Measured so far: the v3 run fine-tuned with v2 and v3 as teachers lost val MAE every epoch (5.54, 5.57,
-5.73), and so did the same fine-tune without teachers (5.55, 5.61, 5.75; README): the teachers helped a
+5.73), and so did the same fine-tune without teachers (5.55, 5.61, 5.75; MODEL_HISTORY.md): the teachers helped a
 little, the re-raised learning rate hurt. Teachers that trained on the images they label pass on what they
 memorised (v2 + v3 on their training images: MAE 4.28, on val 5.21), so cross-fitted teachers (one per fold
 of the training set) are the better source.
