@@ -7,6 +7,12 @@ as the fallback. A frame that is already a tight face crop (a UTKFace chip, an I
 photo) often yields no detection, so when nothing is found the detector looks
 again on the frame padded with a border, where the face looks like a face in a scene.
 
+A photo whose face is small (an uncropped photo: a portrait, a half-body shot) is looked at twice:
+BlazeFace short range sees the whole frame at 128 px, where a face a fifth of the frame wide is 25 px and
+its box and eye points are coarse, so the face is detected again on a region around it at full
+resolution (`refine_below`). Camera frames keep one pass: a till face is large, and each pass costs a
+detector run.
+
 Crop policy (the same framing as the training chips): grow the detected box to a
 square of side max(w, h) * (1 + 2 * face_margin) around its centre, rotate so the
 eyes are level (BlazeFace gives eye key points; UTKFace chips are eye-aligned), and
@@ -65,6 +71,12 @@ class FaceBox:
                        eye(self.left_eye), eye(self.right_eye))
 
 
+#: A small face is detected again on a square of this many times its side around it (it then fills a third).
+REFINE_REGION = 3.0
+#: The photo profile's `refine_below` (see DetectorOptions).
+REFINE_BELOW = 0.3
+
+
 @dataclass
 class DetectorOptions:
     """Camera frames by default; `for_photos()` for tight crops and photos (chips, ID photos, data sets).
@@ -81,6 +93,11 @@ class DetectorOptions:
     threads: int = 1
     pad_retry: bool = False  # tight crops: look again on a padded frame when nothing is found
     fallback_haar: bool = False  # tight crops: OpenCV's Haar cascade when BlazeFace finds nothing
+    # Photos: a face narrower than this share of the frame's longest side is detected again on a region
+    # REFINE_REGION x its side around it, at full resolution (0: never). 0.3 is a face under 38 px of
+    # short range's 128 px input. Measured on 400 val photos placed small in a 1280x960 scene (the shipped
+    # model; benchmarks/results/uncropped-photos.json): see UNCROPPED in the README.
+    refine_below: float = 0.0
     # Frames are shrunk to this longest side before detection (BlazeFace sees 128 px anyway), so an
     # 8000x8000 photo costs about what a 640x480 frame does; boxes come back in full-frame pixels.
     max_side: int = 640
@@ -89,7 +106,7 @@ class DetectorOptions:
     def for_photos(cls, **kw) -> "DetectorOptions":
         """Photos and tight crops (eval --detect, train --crop box, image folders): faces down to 16 px,
         padded retry and Haar fallback on."""
-        return cls(**{"min_face": 16, "pad_retry": True, "fallback_haar": True, **kw})
+        return cls(**{"min_face": 16, "pad_retry": True, "fallback_haar": True, "refine_below": REFINE_BELOW, **kw})
 
 
 def _anchors(size: int, strides: tuple[int, ...], interp_ratio: float) -> np.ndarray:
@@ -203,6 +220,12 @@ class FaceDetector:
         return faces
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        faces = self._detect_frame(rgb)
+        if self.options.refine_below > 0:
+            faces = sorted((self._refine(rgb, f) for f in faces), key=lambda f: -f.width * f.height)
+        return faces
+
+    def _detect_frame(self, rgb: np.ndarray) -> list[FaceBox]:
         o = self.options
         h, w = rgb.shape[:2]
         scale = min(1.0, o.max_side / max(h, w))
@@ -210,6 +233,26 @@ class FaceDetector:
             small = _shrink(rgb, scale)
             return [f.scaled(1 / scale) for f in self._detect(small, max(4, int(o.min_face * scale)))]
         return self._detect(rgb, o.min_face)
+
+    def _refine(self, rgb: np.ndarray, face: FaceBox) -> FaceBox:
+        """A face small in the frame, detected again on a region around it at full resolution: the box
+        and eye points the crop uses then come from a detector run that saw the face large. The face
+        found nearest the first box's centre wins; none found keeps the first box."""
+        h, w = rgb.shape[:2]
+        side = max(face.width, face.height)
+        if side >= self.options.refine_below * max(h, w):
+            return face
+        cx, cy = face.center
+        half = REFINE_REGION * side / 2
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return face
+        found = self._detect_frame(rgb[y0:y1, x0:x1])
+        if not found:
+            return face
+        near = min(found, key=lambda f: (f.center[0] + x0 - cx) ** 2 + (f.center[1] + y0 - cy) ** 2)
+        return near.shifted(x0, y0)
 
     def _detect(self, rgb: np.ndarray, min_face: int) -> list[FaceBox]:
         o = self.options

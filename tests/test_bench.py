@@ -126,3 +126,35 @@ def test_bias_probe_undoes_a_uniform_lean_and_reads_the_model_it_is_given(small_
     assert mean["worst_band"] == "65+" and mean["worst_bias"] == pytest.approx(30 - ages[ages >= 65].mean(), abs=1.5)
     assert rows["median"][name]["mae"] == pytest.approx(mean["mae"], abs=0.6)
     assert set(rows) == {"mean (the model's estimate)", "median", "mean stretched x1.1 about 35"}
+
+
+def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(small_utk, tmp_path):
+    """Chips placed at 140 px in a 1280x960 scene: both variants find the faces; a model that says 30 of
+    everyone has the MAE of |age - 30| over the faces found, whatever the path (the probe reads the model
+    it is given); the scene is really there (a 140 px photo in 1280x960 is mostly scene)."""
+    import numpy as np
+
+    from agegate.benchmarks.uncropped_probe import SCENE, VARIANTS, main, place_in_scene
+    from agegate.convert.evaluate import select_records
+
+    from .conftest import gaussian_model
+
+    photo = np.full((200, 200, 3), 255, np.uint8)
+    scene = place_in_scene(photo, 140, np.random.default_rng(0))
+    assert scene.shape[:2] == SCENE and (scene == 255).all(axis=2).sum() == 140 * 140
+
+    model = gaussian_model(tmp_path / "thirty.tflite", 30.0)
+    out = tmp_path / "probe.json"
+    r = CliRunner().invoke(main, [str(model), "--data", str(small_utk), "--split", "test", "--per-set", "12",
+                                  "--sides", "0,140", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {"0", "140"} and all(set(v) == set(VARIANTS) for v in rows.values())
+    records = select_records(str(small_utk), "auto", None, "test")
+    drawn = np.random.default_rng(0).choice(len(records), 12, replace=False)  # the probe's draw (--seed 0)
+    ages = np.array([records[i].age for i in drawn], float)
+    for side in rows.values():
+        for variant in side.values():
+            got = variant[small_utk.name]
+            assert got == {**got, "found": 12, "missed": 0}
+            assert got["mae"] == pytest.approx(np.abs(ages - 30).mean(), abs=0.5)

@@ -1,0 +1,102 @@
+"""Does the photo path find and frame a face that is small in the photo? Data sets hold tight chips and
+face photos; uncropped photos (a portrait, a half-body shot) show the same face small in a larger picture.
+Each photo of the split is placed, shrunk so its longer side is `--sides` pixels, at a seeded random spot of
+a 1280x960 scene (a muted colour with sensor noise), and goes through the photo detector profile, the
+box's crop and the model, as `agegate eval` reads a model trained on box crops; side 0 is the photo as it is.
+
+Per detector variant and side: MAE per set, and faces not found. The variants are the photo profile as it
+was (one pass: short range on the whole frame, padded retry, Haar) and as it ships, with small faces
+detected again on a region around them (`edge.detect.DetectorOptions.for_photos`, `refine_below`). Val
+only: it chooses the photo path; test figures come from `agegate eval`.
+
+    python -m agegate.benchmarks.uncropped_probe edge/assets/default_model.tflite \\
+        --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --per-set 200 \\
+        --out benchmarks/results/uncropped-photos-val.json
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from agegate.convert.evaluate import read_splits
+from agegate.convert.metrics import age_metrics
+from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
+from agegate.edge.errors import AgegateError
+from agegate.edge.preprocess import decode_image
+from agegate.edge.runtime import AgeModel
+
+from .environment import environment
+
+SCENE = (960, 1280)  # height, width
+VARIANTS = {"one pass (before)": dict(refine_below=0.0), "refine small faces (shipped)": {}}
+
+
+def place_in_scene(rgb: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
+    """`rgb` shrunk so its longer side is `side` px, pasted at a random spot of a plain, noisy scene."""
+    h, w = SCENE
+    scene = np.full((h, w, 3), rng.uniform(40, 200, 3), np.float32) + rng.normal(0, 8, (h, w, 3))
+    scene = np.clip(scene, 0, 255).astype(np.uint8)
+    k = side / max(rgb.shape[:2])
+    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * k)), max(1, round(rgb.shape[0] * k))),
+                       interpolation=cv2.INTER_AREA)
+    y, x = int(rng.integers(0, h - small.shape[0] + 1)), int(rng.integers(0, w - small.shape[1] + 1))
+    scene[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return scene
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
+@click.option("--split", default="val", show_default=True)
+@click.option("--per-set", type=int, default=200, show_default=True, help="Photos drawn (seeded) from each set.")
+@click.option("--sides", default="0,300,220,160", show_default=True,
+              help="Comma-separated longer sides (px) of the placed photo; 0: the photo as it is.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
+def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str, seed: int, out: str | None) -> None:
+    age_model = AgeModel(model, threads=2)
+    margin = age_model.spec.face_margin
+    rng = np.random.default_rng(seed)
+    drawn = []  # (set name, record)
+    for s in read_splits(list(data), "auto", None, split):
+        take = rng.choice(len(s.records), min(per_set, len(s.records)), replace=False)
+        drawn += [(s.name, s.records[i]) for i in sorted(take)]
+    images = []
+    for name, rec in drawn:
+        try:
+            images.append((name, rec.age, decode_image(rec.path)))
+        except AgegateError as e:
+            click.echo(f"skipped {e}", err=True)
+    rows = {}
+    for side in (int(x) for x in sides.split(",")):
+        # The same scenes for every variant: the scene rng restarts per side.
+        scenes = [(n, a, img if side == 0 else place_in_scene(img, side, np.random.default_rng([seed, side, i])))
+                  for i, (n, a, img) in enumerate(images)]
+        for variant, opts in VARIANTS.items():
+            detector = FaceDetector(DetectorOptions.for_photos(**opts))
+            found: dict[str, list[tuple[float, float]]] = {}
+            missed: dict[str, int] = {}
+            for n, age, rgb in tqdm(scenes, desc=f"{side} px, {variant}", leave=False):
+                crop = box_crop(rgb, detector, margin)
+                if crop is None:
+                    missed[n] = missed.get(n, 0) + 1
+                    continue
+                found.setdefault(n, []).append((age, age_model.estimate_face(crop[0]).age))
+            row = {n: {"mae": age_metrics([a for a, _ in v], [e for _, e in v])["mae"], "found": len(v),
+                       "missed": missed.get(n, 0)} for n, v in found.items()}
+            rows.setdefault(str(side), {})[variant] = row
+            click.echo(f"side {side:4d} {variant:30s} " + "; ".join(
+                f"{n} MAE {v['mae']:.2f} ({v['missed']} missed)" for n, v in row.items()))
+    result = {"model": model, "split": split, "data": list(data), "per_set": per_set, "scene": list(SCENE),
+              "rows": rows, "environment": environment()}
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
