@@ -94,9 +94,9 @@ class DetectorOptions:
     pad_retry: bool = False  # tight crops: look again on a padded frame when nothing is found
     fallback_haar: bool = False  # tight crops: OpenCV's Haar cascade when BlazeFace finds nothing
     # Photos: a face narrower than this share of the frame's longest side is detected again on a region
-    # REFINE_REGION x its side around it, at full resolution (0: never). 0.3 is a face under 38 px of
-    # short range's 128 px input. Measured on 400 val photos placed small in a 1280x960 scene (the shipped
-    # model; benchmarks/results/uncropped-photos.json): see UNCROPPED in the README.
+    # REFINE_REGION x its side around it, at full resolution (0: never). 0.3 (a face under 38 px of short
+    # range's 128 px input) was chosen on val photos placed small in a 1280x960 scene: 0.45 and 0.6 moved
+    # MAE by 0.05 at most (benchmarks/uncropped_probe.py; the README's "Faces small in the photo").
     refine_below: float = 0.0
     # Frames are shrunk to this longest side before detection (BlazeFace sees 128 px anyway), so an
     # 8000x8000 photo costs about what a 640x480 frame does; boxes come back in full-frame pixels.
