@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from agegate.convert.evaluate import read_splits
 from agegate.convert.metrics import age_metrics
-from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
+from agegate.edge.detect import REFINE_BELOW, DetectorOptions, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import decode_image
 from agegate.edge.runtime import AgeModel
@@ -33,7 +33,13 @@ from agegate.edge.runtime import AgeModel
 from .environment import environment
 
 SCENE = (960, 1280)  # height, width
-VARIANTS = {"one pass (before)": dict(refine_below=0.0), "refine small faces (shipped)": {}}
+ONE_PASS = "one pass (before)"
+
+
+def variants(refine_below: list[float]) -> dict[str, float]:
+    """Variant name -> refine_below: one pass, then each share asked for (the shipped one marked)."""
+    return {ONE_PASS: 0.0, **{f"refine below {t:g}" + (" (shipped)" if t == REFINE_BELOW else ""): t
+                              for t in refine_below}}
 
 
 def place_in_scene(rgb: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
@@ -56,9 +62,12 @@ def place_in_scene(rgb: np.ndarray, side: int, rng: np.random.Generator) -> np.n
 @click.option("--per-set", type=int, default=200, show_default=True, help="Photos drawn (seeded) from each set.")
 @click.option("--sides", default="0,300,220,160", show_default=True,
               help="Comma-separated longer sides (px) of the placed photo; 0: the photo as it is.")
+@click.option("--refine-below", "refine_below", default=str(REFINE_BELOW), show_default=True,
+              help="Comma-separated shares of the photo's longer side under which a face is detected again.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
-def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str, seed: int, out: str | None) -> None:
+def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str, refine_below: str, seed: int,
+         out: str | None) -> None:
     age_model = AgeModel(model, threads=2)
     margin = age_model.spec.face_margin
     rng = np.random.default_rng(seed)
@@ -77,8 +86,8 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
         # The same scenes for every variant: the scene rng restarts per side.
         scenes = [(n, a, img if side == 0 else place_in_scene(img, side, np.random.default_rng([seed, side, i])))
                   for i, (n, a, img) in enumerate(images)]
-        for variant, opts in VARIANTS.items():
-            detector = FaceDetector(DetectorOptions.for_photos(**opts))
+        for variant, share in variants([float(x) for x in refine_below.split(",")]).items():
+            detector = FaceDetector(DetectorOptions.for_photos(refine_below=share))
             found: dict[str, list[tuple[float, float]]] = {}
             missed: dict[str, int] = {}
             for n, age, rgb in tqdm(scenes, desc=f"{side} px, {variant}", leave=False):
@@ -90,7 +99,7 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
             row = {n: {"mae": age_metrics([a for a, _ in v], [e for _, e in v])["mae"], "found": len(v),
                        "missed": missed.get(n, 0)} for n, v in found.items()}
             rows.setdefault(str(side), {})[variant] = row
-            click.echo(f"side {side:4d} {variant:30s} " + "; ".join(
+            click.echo(f"side {side:4d} {variant:32s} " + "; ".join(
                 f"{n} MAE {v['mae']:.2f} ({v['missed']} missed)" for n, v in row.items()))
     result = {"model": model, "split": split, "data": list(data), "per_set": per_set, "scene": list(SCENE),
               "rows": rows, "environment": environment()}

@@ -134,7 +134,7 @@ def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(sma
     it is given); the scene is really there (a 140 px photo in 1280x960 is mostly scene)."""
     import numpy as np
 
-    from agegate.benchmarks.uncropped_probe import SCENE, VARIANTS, main, place_in_scene
+    from agegate.benchmarks.uncropped_probe import ONE_PASS, SCENE, main, place_in_scene
     from agegate.convert.evaluate import select_records
 
     from .conftest import gaussian_model
@@ -146,10 +146,11 @@ def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(sma
     model = gaussian_model(tmp_path / "thirty.tflite", 30.0)
     out = tmp_path / "probe.json"
     r = CliRunner().invoke(main, [str(model), "--data", str(small_utk), "--split", "test", "--per-set", "12",
-                                  "--sides", "0,140", "--out", str(out)])
+                                  "--sides", "0,140", "--refine-below", "0.3,0.5", "--out", str(out)])
     assert r.exit_code == 0, r.output + repr(r.exception)
     rows = json.loads(out.read_text())["rows"]
-    assert set(rows) == {"0", "140"} and all(set(v) == set(VARIANTS) for v in rows.values())
+    names = {ONE_PASS, "refine below 0.3 (shipped)", "refine below 0.5"}
+    assert set(rows) == {"0", "140"} and all(set(v) == names for v in rows.values())
     records = select_records(str(small_utk), "auto", None, "test")
     drawn = np.random.default_rng(0).choice(len(records), 12, replace=False)  # the probe's draw (--seed 0)
     ages = np.array([records[i].age for i in drawn], float)
