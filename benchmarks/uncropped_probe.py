@@ -4,7 +4,8 @@ Each photo of the split is placed, shrunk so its longer side is `--sides` pixels
 a 1280x960 scene (a muted colour with sensor noise), and goes through the photo detector profile, the
 box's crop and the model, as `agegate eval` reads a model trained on box crops; side 0 is the photo as it is.
 
-Per detector variant and side: MAE per set, and faces not found. The variants are the photo profile as it
+Per detector variant and side: MAE per set, faces not found, and boxes that differ from the one-pass box
+(`--split all --per-set 100000 --sides 0`: what the refinement changes in the data sets as they are). The variants are the photo profile as it
 was (one pass: short range on the whole frame, padded retry, Haar) and as it ships, with small faces
 detected again on a region around them (`edge.detect.DetectorOptions.for_photos`, `refine_below`). Val
 only: it chooses the photo path; test figures come from `agegate eval`.
@@ -75,32 +76,48 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
     for s in read_splits(list(data), "auto", None, split):
         take = rng.choice(len(s.records), min(per_set, len(s.records)), replace=False)
         drawn += [(s.name, s.records[i]) for i in sorted(take)]
-    images = []
-    for name, rec in drawn:
-        try:
-            images.append((name, rec.age, decode_image(rec.path)))
+    side_list = [int(x) for x in sides.split(",")]
+    named = variants([float(x) for x in refine_below.split(",")])
+    detectors = {v: FaceDetector(DetectorOptions.for_photos(refine_below=t)) for v, t in named.items()}
+    found: dict[tuple, list[tuple[float, float]]] = {}  # (side, variant, set) -> (age, estimate) per face found
+    missed: dict[tuple, int] = {}
+    changed: dict[tuple, int] = {}  # boxes that differ from the one-pass box (found or not included)
+    for i, (name, rec) in enumerate(tqdm(drawn, desc="photos", unit="photo")):
+        try:  # one photo at a time: a whole data set does not fit in memory
+            img = decode_image(rec.path)
         except AgegateError as e:
             click.echo(f"skipped {e}", err=True)
-    rows = {}
-    for side in (int(x) for x in sides.split(",")):
-        # The same scenes for every variant: the scene rng restarts per side.
-        scenes = [(n, a, img if side == 0 else place_in_scene(img, side, np.random.default_rng([seed, side, i])))
-                  for i, (n, a, img) in enumerate(images)]
-        for variant, share in variants([float(x) for x in refine_below.split(",")]).items():
-            detector = FaceDetector(DetectorOptions.for_photos(refine_below=share))
-            found: dict[str, list[tuple[float, float]]] = {}
-            missed: dict[str, int] = {}
-            for n, age, rgb in tqdm(scenes, desc=f"{side} px, {variant}", leave=False):
-                crop = box_crop(rgb, detector, margin)
-                if crop is None:
-                    missed[n] = missed.get(n, 0) + 1
-                    continue
-                found.setdefault(n, []).append((age, age_model.estimate_face(crop[0]).age))
-            row = {n: {"mae": age_metrics([a for a, _ in v], [e for _, e in v])["mae"], "found": len(v),
-                       "missed": missed.get(n, 0)} for n, v in found.items()}
+            continue
+        for side in side_list:
+            # The same scene for every variant (seeded by photo and side).
+            rgb = img if side == 0 else place_in_scene(img, side, np.random.default_rng([seed, side, i]))
+            first = None
+            for variant, detector in detectors.items():
+                key = (side, variant, name)
+                found_crop = box_crop(rgb, detector, margin)
+                box = None if found_crop is None else found_crop[1]
+                if variant == ONE_PASS:
+                    first = box
+                elif box != first:
+                    changed[key] = changed.get(key, 0) + 1
+                if found_crop is None:
+                    missed[key] = missed.get(key, 0) + 1
+                else:
+                    found.setdefault(key, []).append((rec.age, age_model.estimate_face(found_crop[0]).age))
+    rows: dict[str, dict] = {}
+    for side in side_list:
+        for variant in named:
+            row = {}
+            for n in dict.fromkeys(n for n, _ in drawn):
+                v = found.get((side, variant, n), [])
+                row[n] = {"mae": age_metrics([a for a, _ in v], [e for _, e in v])["mae"] if v else None,
+                          "found": len(v), "missed": missed.get((side, variant, n), 0),
+                          "boxes_changed": None if variant == ONE_PASS else changed.get((side, variant, n), 0)}
             rows.setdefault(str(side), {})[variant] = row
             click.echo(f"side {side:4d} {variant:32s} " + "; ".join(
-                f"{n} MAE {v['mae']:.2f} ({v['missed']} missed)" for n, v in row.items()))
+                f"{n} MAE {v['mae']:.2f} ({v['missed']} missed" + (
+                    f", {v['boxes_changed']} boxes changed)" if v["boxes_changed"] is not None else ")")
+                for n, v in row.items() if v["mae"] is not None))
     result = {"model": model, "split": split, "data": list(data), "per_set": per_set, "scene": list(SCENE),
               "rows": rows, "environment": environment()}
     if out:

@@ -159,3 +159,7 @@ def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(sma
             got = variant[small_utk.name]
             assert got == {**got, "found": 12, "missed": 0}
             assert got["mae"] == pytest.approx(np.abs(ages - 30).mean(), abs=0.5)
+    shipped = "refine below 0.3 (shipped)"
+    assert rows["0"][ONE_PASS][small_utk.name]["boxes_changed"] is None
+    assert rows["0"][shipped][small_utk.name]["boxes_changed"] == 0  # a chip's face is large: left as it was
+    assert rows["140"][shipped][small_utk.name]["boxes_changed"] >= 10  # small in the scene: detected again
