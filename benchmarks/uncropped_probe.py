@@ -5,13 +5,14 @@ a 1280x960 scene (a muted colour with sensor noise), and goes through the photo 
 box's crop and the model, as `agegate eval` reads a model trained on box crops; side 0 is the photo as it is.
 
 Per detector variant and side: MAE per set, faces not found, and boxes that differ from the one-pass box
-(`--split all --per-set 100000 --sides 0`: what the refinement changes in the data sets as they are). The variants are the photo profile as it
-was (one pass: short range on the whole frame, padded retry, Haar) and as it ships, with small faces
-detected again on a region around them (`edge.detect.DetectorOptions.for_photos`, `refine_below`). Val
-only: it chooses the photo path; test figures come from `agegate eval`.
+(`--split all --per-set 100000 --sides 0`: what the refinement changes in the data sets as they are). The
+variants are the photo profile as it was (one pass: short range on the whole frame, padded retry, Haar) and
+with small faces detected again on a region around them (`edge.detect.DetectorOptions.for_photos`,
+`refine_below`; the shipped share marked). The share is chosen on val; a test run reports what was chosen.
 
     python -m agegate.benchmarks.uncropped_probe edge/assets/default_model.tflite \\
-        --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --per-set 200 \\
+        --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --per-set 400 \\
+        --sides 0,640,480,360,300,220,160 --refine-below 0.3,0.45,0.6 \\
         --out benchmarks/results/uncropped-photos-val.json
 """
 from __future__ import annotations
@@ -69,6 +70,10 @@ def place_in_scene(rgb: np.ndarray, side: int, rng: np.random.Generator) -> np.n
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
 def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str, refine_below: str, seed: int,
          out: str | None) -> None:
+    side_list = [int(x) for x in sides.split(",")]
+    if any(not 0 <= x <= min(SCENE) for x in side_list):
+        raise click.BadParameter(f"each side must lie in 0-{min(SCENE)} px (the scene is {SCENE[1]}x{SCENE[0]})",
+                                 param_hint="--sides")
     age_model = AgeModel(model, threads=2)
     margin = age_model.spec.face_margin
     rng = np.random.default_rng(seed)
@@ -76,7 +81,6 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
     for s in read_splits(list(data), "auto", None, split):
         take = rng.choice(len(s.records), min(per_set, len(s.records)), replace=False)
         drawn += [(s.name, s.records[i]) for i in sorted(take)]
-    side_list = [int(x) for x in sides.split(",")]
     named = variants([float(x) for x in refine_below.split(",")])
     detectors = {v: FaceDetector(DetectorOptions.for_photos(refine_below=t)) for v, t in named.items()}
     found: dict[tuple, list[tuple[float, float]]] = {}  # (side, variant, set) -> (age, estimate) per face found
