@@ -58,9 +58,16 @@ def summary_table(rows: list[tuple[str, str, dict]], overall: dict) -> list[str]
     return out
 
 
+def eval_title(model: str, split: str, detected: bool, used_splits: list[str]) -> str:
+    """The report's first line. Sets without a split are evaluated whole (each set's block says so), so the
+    title names the split asked for only when some set has it."""
+    where = split if not used_splits or split in used_splits else "each set whole (none has a split)"
+    return f"{model} on {where}{' through the box detector and crop' if detected else ''}"
+
+
 def eval_tables(model: str, split: str, detected: bool, rows: list[tuple[str, str, dict]],
                 overall: dict | None) -> str:
-    lines = [f"{model} on {split}{' through the box detector and crop' if detected else ''}"]
+    lines = [eval_title(model, split, detected, [sp for _, sp, _ in rows])]
     for name, sp, m in rows:
         lines += [""] + set_block(name, sp, m)
     if overall is not None:

@@ -131,3 +131,11 @@ def test_the_cross_dataset_table_names_the_worst_bias_from_18_up():
     assert worst_adult_bias(age_metrics(y[:2], y[:2])["bands"]) is None  # no adult band has images
     row = summary_table([("set", "test", m)], m)[2]
     assert row.split()[5] == "4.00"
+
+
+def test_the_report_title_names_the_split_only_when_a_set_has_it():
+    from agegate.convert.report_text import eval_title
+
+    whole = "all (the set has no split)"
+    assert eval_title("m.tflite", "test", True, ["test", whole]) == "m.tflite on test through the box detector and crop"
+    assert eval_title("m.tflite", "test", False, [whole]) == "m.tflite on each set whole (none has a split)"
