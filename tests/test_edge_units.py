@@ -112,6 +112,12 @@ def test_blazeface_finds_tight_chips_and_faces_in_scenes():
     assert 160 < f.width < 240 and abs(f.center[0] - 320) < 25 and abs(f.center[1] - 240) < 25
 
 
+def _framing(chip: np.ndarray, crop: np.ndarray) -> float:
+    """How alike a crop is to the chip it shows: correlation of both at 64x64 (1: the same framing)."""
+    return float(np.corrcoef(cv2.resize(crop, (64, 64)).astype(float).ravel(),
+                             cv2.resize(chip, (64, 64)).astype(float).ravel())[0, 1])
+
+
 def test_crop_reproduces_chip_framing():
     """Chips pasted into a scene, detected and cropped, look like the chips (the training framing).
 
@@ -125,18 +131,10 @@ def test_crop_reproduces_chip_framing():
         scene = np.full((480, 640, 3), 90, np.uint8)
         scene[140:340, 220:420] = chip
         crop = crop_face(scene, det.detect(scene)[0], margin=PreprocessSpec().face_margin, out_size=200)
-        a = cv2.resize(crop, (64, 64)).astype(float)
-        b = cv2.resize(chip, (64, 64)).astype(float)
-        corr.append(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+        corr.append(_framing(chip, crop))
     assert np.median(corr) > 0.6, corr
-    shifted = [np.corrcoef(cv2.resize(np.roll(chip, 60, axis=0), (64, 64)).astype(float).ravel(),
-                           cv2.resize(chip, (64, 64)).astype(float).ravel())[0, 1]]
-    assert shifted[0] < np.median(corr)  # the measure does tell a bad framing from a good one
-
-
-def _framing(chip: np.ndarray, crop: np.ndarray) -> float:
-    return float(np.corrcoef(cv2.resize(crop, (64, 64)).astype(float).ravel(),
-                             cv2.resize(chip, (64, 64)).astype(float).ravel())[0, 1])
+    shifted = _framing(chip, np.roll(chip, 60, axis=0))
+    assert shifted < np.median(corr)  # the measure does tell a bad framing from a good one
 
 
 def test_a_face_small_in_a_photo_is_framed_like_the_chip():
