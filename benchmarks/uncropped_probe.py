@@ -18,6 +18,7 @@ with small faces detected again on a region around them (`edge.detect.DetectorOp
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -84,8 +85,8 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
     named = variants([float(x) for x in refine_below.split(",")])
     detectors = {v: FaceDetector(DetectorOptions.for_photos(refine_below=t)) for v, t in named.items()}
     found: dict[tuple, list[tuple[float, float]]] = {}  # (side, variant, set) -> (age, estimate) per face found
-    missed: dict[tuple, int] = {}
-    changed: dict[tuple, int] = {}  # boxes that differ from the one-pass box (found or not included)
+    missed: Counter = Counter()
+    changed: Counter = Counter()  # boxes that differ from the one-pass box (found or not included)
     for i, (name, rec) in enumerate(tqdm(drawn, desc="photos", unit="photo")):
         try:  # one photo at a time: a whole data set does not fit in memory
             img = decode_image(rec.path)
@@ -96,6 +97,7 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
             # The same scene for every variant (seeded by photo and side).
             rgb = img if side == 0 else place_in_scene(img, side, np.random.default_rng([seed, side, i]))
             first = None
+            estimates = {}  # box -> age: a variant that finds the one-pass box gets the same crop and estimate
             for variant, detector in detectors.items():
                 key = (side, variant, name)
                 found_crop = box_crop(rgb, detector, margin)
@@ -103,11 +105,13 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
                 if variant == ONE_PASS:
                     first = box
                 elif box != first:
-                    changed[key] = changed.get(key, 0) + 1
+                    changed[key] += 1
                 if found_crop is None:
-                    missed[key] = missed.get(key, 0) + 1
-                else:
-                    found.setdefault(key, []).append((rec.age, age_model.estimate_face(found_crop[0]).age))
+                    missed[key] += 1
+                    continue
+                if box not in estimates:
+                    estimates[box] = age_model.estimate_face(found_crop[0]).age
+                found.setdefault(key, []).append((rec.age, estimates[box]))
     rows: dict[str, dict] = {}
     for side in side_list:
         for variant in named:
@@ -115,8 +119,8 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
             for n in dict.fromkeys(n for n, _ in drawn):
                 v = found.get((side, variant, n), [])
                 row[n] = {"mae": age_metrics([a for a, _ in v], [e for _, e in v])["mae"] if v else None,
-                          "found": len(v), "missed": missed.get((side, variant, n), 0),
-                          "boxes_changed": None if variant == ONE_PASS else changed.get((side, variant, n), 0)}
+                          "found": len(v), "missed": missed[(side, variant, n)],
+                          "boxes_changed": None if variant == ONE_PASS else changed[(side, variant, n)]}
             rows.setdefault(str(side), {})[variant] = row
             click.echo(f"side {side:4d} {variant:32s} " + "; ".join(
                 f"{n} MAE {v['mae']:.2f} ({v['missed']} missed" + (
