@@ -5,15 +5,18 @@ a 1280x960 scene (a muted colour with sensor noise), and goes through the photo 
 box's crop and the model, as `agegate eval` reads a model trained on box crops; side 0 is the photo as it is.
 
 Per detector variant and side: MAE per set, faces not found, and boxes that differ from the one-pass box
-(`--split all --per-set 100000 --sides 0`: what the refinement changes in the data sets as they are). The
+(`--split all --per-set 100000 --sides 0`: what a variant changes in the data sets as they are). The
 variants are the photo profile as it was (one pass: short range on the whole frame, padded retry, Haar) and
-with small faces detected again on a region around them (`edge.detect.DetectorOptions.for_photos`,
-`refine_below`; the shipped share marked). The share is chosen on val; a test run reports what was chosen.
+with small faces detected again on a region around them (`refine_below`) and, when the whole photo shows no
+face, overlapping tiles searched (`tiles`; `edge.detect.DetectorOptions.for_photos`, the shipped pair
+marked). Each search is a chance to report a face that is not there, so `--faceless N` also counts, per
+variant, the scenes of N made of drawn photos with their faces painted out where a face is reported.
+Chosen on val; a test run reports what was chosen.
 
     python -m agegate.benchmarks.uncropped_probe edge/assets/default_model.tflite \\
         --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --per-set 400 \\
-        --sides 0,640,480,360,300,220,160 --refine-below 0.3,0.45,0.6 \\
-        --out benchmarks/results/uncropped-photos-val.json
+        --sides 300,220,160,120,90 --tiles 0,3,4,5 --faceless 400 \\
+        --out benchmarks/results/uncropped-photos-tiles-val.json
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from tqdm import tqdm
 
 from agegate.convert.evaluate import read_splits
 from agegate.convert.metrics import age_metrics
-from agegate.edge.detect import REFINE_BELOW, DetectorOptions, FaceDetector, box_crop
+from agegate.edge.detect import REFINE_BELOW, TILES, DetectorOptions, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import decode_image
 from agegate.edge.runtime import AgeModel
@@ -39,22 +42,88 @@ SCENE = (960, 1280)  # height, width
 ONE_PASS = "one pass (before)"
 
 
-def variants(refine_below: list[float]) -> dict[str, float]:
-    """Variant name -> refine_below: one pass, then each share asked for (the shipped one marked)."""
-    return {ONE_PASS: 0.0, **{f"refine below {t:g}" + (" (shipped)" if t == REFINE_BELOW else ""): t
-                              for t in refine_below}}
+def variants(refine_below: list[float], tiles: list[int]) -> dict[str, dict]:
+    """Variant name -> DetectorOptions.for_photos overrides: one pass, then each share and tile grid asked
+    for (the shipped pair marked; "tiles" named only where more than one grid is asked for)."""
+    out = {ONE_PASS: {"refine_below": 0.0, "tiles": 0}}
+    for t in refine_below:
+        for n in tiles:
+            name = f"refine below {t:g}" + (f", tiles {n}" if len(tiles) > 1 else "")
+            out[name + (" (shipped)" if (t, n) == (REFINE_BELOW, TILES) else "")] = {"refine_below": t, "tiles": n}
+    return out
+
+
+def plain_scene(rng: np.random.Generator) -> np.ndarray:
+    """A 1280x960 scene of one muted colour with sensor noise."""
+    h, w = SCENE
+    scene = np.full((h, w, 3), rng.uniform(40, 200, 3), np.float32) + rng.normal(0, 8, (h, w, 3))
+    return np.clip(scene, 0, 255).astype(np.uint8)
+
+
+def paste(scene: np.ndarray, rgb: np.ndarray, side: int, rng: np.random.Generator,
+          avoid: tuple[int, int, int, int] | None = None) -> tuple[int, int, int, int] | None:
+    """`rgb` shrunk so its longer side is `side` px, pasted (in place) at a random spot of `scene`; its
+    rectangle (x0, y0, x1, y1). With `avoid`, a spot clear of that rectangle (None when 20 draws found none)."""
+    h, w = scene.shape[:2]
+    k = side / max(rgb.shape[:2])
+    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * k)), max(1, round(rgb.shape[0] * k))),
+                       interpolation=cv2.INTER_AREA)
+    sh, sw = small.shape[:2]
+    for _ in range(20):
+        y, x = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
+        if avoid is None or x >= avoid[2] or x + sw <= avoid[0] or y >= avoid[3] or y + sh <= avoid[1]:
+            scene[y:y + sh, x:x + sw] = small
+            return x, y, x + sw, y + sh
+    return None
 
 
 def place_in_scene(rgb: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
     """`rgb` shrunk so its longer side is `side` px, pasted at a random spot of a plain, noisy scene."""
-    h, w = SCENE
-    scene = np.full((h, w, 3), rng.uniform(40, 200, 3), np.float32) + rng.normal(0, 8, (h, w, 3))
-    scene = np.clip(scene, 0, 255).astype(np.uint8)
-    k = side / max(rgb.shape[:2])
-    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * k)), max(1, round(rgb.shape[0] * k))),
-                       interpolation=cv2.INTER_AREA)
-    y, x = int(rng.integers(0, h - small.shape[0] + 1)), int(rng.integers(0, w - small.shape[1] + 1))
-    scene[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return compose(rgb, side, rng)[0]
+
+
+def compose(rgb: np.ndarray, side: int, rng: np.random.Generator, bystanders: list[tuple[np.ndarray, float]] = (),
+            face_share: float = 1.0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The scene `place_in_scene` makes, and the photo's rectangle in it. Bystanders, other people's photos
+    given with their face's share of their longer side (`face_share` is the photo's own), are pasted beside
+    it and clear of it, scaled so each face is 0.4-0.8 of the photo's face: people standing further back."""
+    scene = plain_scene(rng)
+    where = paste(scene, rgb, side, rng)
+    for other, share in bystanders:
+        other_side = side * face_share * rng.uniform(0.4, 0.8) / share
+        paste(scene, other, int(np.clip(other_side, 16, min(SCENE) // 2)), rng, avoid=where)
+    return scene, where
+
+
+def face_share(rgb: np.ndarray, detector: FaceDetector) -> float | None:
+    """The largest face's side as a share of the photo's longer side, measured as the probe's scenes show
+    it (the photo at 300 px in a plain grey scene: a chip as it is is detected on a padded frame, with a
+    looser box); None without a face."""
+    scene = np.full((*SCENE, 3), 128, np.uint8)
+    where = paste(scene, rgb, 300, np.random.default_rng(0))
+    faces = detector.detect(scene)
+    return max(faces[0].width, faces[0].height) / (where[2] - where[0] if rgb.shape[1] >= rgb.shape[0]
+                                                   else where[3] - where[1]) if faces else None
+
+
+def paint_out(rgb: np.ndarray, faces: list, rng: np.random.Generator) -> np.ndarray:
+    """A copy of `rgb` with each face, forehead and chin painted over in a muted colour with noise."""
+    out = rgb.copy()
+    for f in faces:
+        (cx, cy), s = f.center, 0.9 * max(f.width, f.height)
+        x0, y0 = int(max(0, cx - s)), int(max(0, cy - 1.2 * s))
+        x1, y1 = int(min(out.shape[1], cx + s)), int(min(out.shape[0], cy + s))
+        if x1 > x0 and y1 > y0:
+            out[y0:y1, x0:x1] = np.clip(rng.uniform(40, 200, 3) + rng.normal(0, 8, (y1 - y0, x1 - x0, 3)), 0, 255)
+    return out
+
+
+def faceless_scene(pieces: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """A plain scene with 4-7 of `pieces` (photos whose faces were painted out) at 160-560 px: what is
+    left of people and their backgrounds, and no face a detector should report."""
+    scene = plain_scene(rng)
+    for _ in range(int(rng.integers(4, 8))):
+        paste(scene, pieces[int(rng.integers(len(pieces)))], int(rng.integers(160, 561)), rng)
     return scene
 
 
@@ -67,10 +136,17 @@ def place_in_scene(rgb: np.ndarray, side: int, rng: np.random.Generator) -> np.n
               help="Comma-separated longer sides (px) of the placed photo; 0: the photo as it is.")
 @click.option("--refine-below", "refine_below", default=str(REFINE_BELOW), show_default=True,
               help="Comma-separated shares of the photo's longer side under which a face is detected again.")
+@click.option("--tiles", default=str(TILES), show_default=True,
+              help="Comma-separated tile grids (n for n x n; 0: none) searched when the whole photo shows no face.")
+@click.option("--faceless", type=int, default=0, show_default=True,
+              help="Also count the variants' false faces on this many scenes of drawn photos with their faces "
+                   "painted out.")
+@click.option("--bystanders", type=int, default=0, show_default=True,
+              help="Other drawn photos pasted, smaller, beside each placed one (people behind the buyer).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
-def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str, refine_below: str, seed: int,
-         out: str | None) -> None:
+def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str, refine_below: str, tiles: str,
+         faceless: int, bystanders: int, seed: int, out: str | None) -> None:
     side_list = [int(x) for x in sides.split(",")]
     if any(not 0 <= x <= min(SCENE) for x in side_list):
         raise click.BadParameter(f"each side must lie in 0-{min(SCENE)} px (the scene is {SCENE[1]}x{SCENE[0]})",
@@ -82,20 +158,29 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
     for s in read_splits(list(data), "auto", None, split):
         take = rng.choice(len(s.records), min(per_set, len(s.records)), replace=False)
         drawn += [(s.name, s.records[i]) for i in sorted(take)]
-    named = variants([float(x) for x in refine_below.split(",")])
-    detectors = {v: FaceDetector(DetectorOptions.for_photos(refine_below=t)) for v, t in named.items()}
+    named = variants([float(x) for x in refine_below.split(",")], [int(x) for x in tiles.split(",")])
+    detectors = {v: FaceDetector(DetectorOptions.for_photos(**kw)) for v, kw in named.items()}
+    shipped = FaceDetector(DetectorOptions.for_photos())
+    own_share = 1.0
     found: dict[tuple, list[tuple[float, float]]] = {}  # (side, variant, set) -> (age, estimate) per face found
     missed: Counter = Counter()
     changed: Counter = Counter()  # boxes that differ from the one-pass box (found or not included)
+    elsewhere: Counter = Counter()  # faces found outside the placed photo (a bystander, or no face at all)
     for i, (name, rec) in enumerate(tqdm(drawn, desc="photos", unit="photo")):
         try:  # one photo at a time: a whole data set does not fit in memory
             img = decode_image(rec.path)
+            others = [decode_image(drawn[(i + 1 + int(j)) % len(drawn)][1].path)
+                      for j in np.random.default_rng([seed, i]).choice(len(drawn) - 1, bystanders, replace=False)]
         except AgegateError as e:
             click.echo(f"skipped {e}", err=True)
             continue
+        if others:  # faces sized against the photo's own face (a photo without one gets none beside it)
+            own_share = face_share(img, shipped)
+            others = [(o, share) for o in others if own_share and (share := face_share(o, shipped))]
         for side in side_list:
             # The same scene for every variant (seeded by photo and side).
-            rgb = img if side == 0 else place_in_scene(img, side, np.random.default_rng([seed, side, i]))
+            rgb, where = (img, (0, 0, img.shape[1], img.shape[0])) if side == 0 else compose(
+                img, side, np.random.default_rng([seed, side, i]), others, own_share)
             first = None
             estimates = {}  # box -> age: a variant that finds the one-pass box gets the same crop and estimate
             for variant, detector in detectors.items():
@@ -109,6 +194,8 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
                 if found_crop is None:
                     missed[key] += 1
                     continue
+                cx, cy = box.center
+                elsewhere[key] += not (where[0] <= cx <= where[2] and where[1] <= cy <= where[3])
                 if box not in estimates:
                     estimates[box] = age_model.estimate_face(found_crop[0]).age
                 found.setdefault(key, []).append((rec.age, estimates[box]))
@@ -120,16 +207,40 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
                 v = found.get((side, variant, n), [])
                 row[n] = {"mae": age_metrics([a for a, _ in v], [e for _, e in v])["mae"] if v else None,
                           "found": len(v), "missed": missed[(side, variant, n)],
-                          "boxes_changed": None if variant == ONE_PASS else changed[(side, variant, n)]}
+                          "boxes_changed": None if variant == ONE_PASS else changed[(side, variant, n)],
+                          "found_elsewhere": elsewhere[(side, variant, n)]}
             rows.setdefault(str(side), {})[variant] = row
-            click.echo(f"side {side:4d} {variant:32s} " + "; ".join(
-                f"{n} MAE {v['mae']:.2f} ({v['missed']} missed" + (
+            click.echo(f"side {side:4d} {variant:40s} " + "; ".join(
+                f"{n} MAE {v['mae']:.2f} ({v['missed']} missed, {v['found_elsewhere']} elsewhere" + (
                     f", {v['boxes_changed']} boxes changed)" if v["boxes_changed"] is not None else ")")
                 for n, v in row.items() if v["mae"] is not None))
     result = {"model": model, "split": split, "data": list(data), "per_set": per_set, "scene": list(SCENE),
-              "rows": rows, "environment": environment()}
+              "bystanders": bystanders, "rows": rows, "environment": environment()}
+    if faceless:
+        result["faceless"] = count_false_faces(drawn, detectors, faceless, seed)
+        click.echo(f"faceless scenes with a face reported, of {faceless}: " + "; ".join(
+            f"{v} {k}" for v, k in result["faceless"]["with_a_face"].items()))
     if out:
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def count_false_faces(drawn: list, detectors: dict[str, FaceDetector], n_scenes: int, seed: int) -> dict:
+    """Scenes of drawn photos with every face the shipped photo profile finds painted out, and how many of
+    them each variant reports a face in. 60 photos are painted (photos where no face is found are left out)."""
+    rng = np.random.default_rng([seed, n_scenes])
+    painter = FaceDetector(DetectorOptions.for_photos())
+    pieces = []
+    for i in rng.choice(len(drawn), min(60, len(drawn)), replace=False):
+        img = decode_image(drawn[int(i)][1].path)
+        faces = painter.detect(img)
+        if faces:
+            pieces.append(paint_out(img, faces, rng))
+    hits: Counter = Counter()
+    for _ in tqdm(range(n_scenes), desc="faceless scenes", unit="scene"):
+        scene = faceless_scene(pieces, rng)
+        for variant, detector in detectors.items():
+            hits[variant] += bool(detector.detect(scene))
+    return {"scenes": n_scenes, "pieces": len(pieces), "with_a_face": {v: hits[v] for v in detectors}}
 
 
 if __name__ == "__main__":

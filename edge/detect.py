@@ -10,8 +10,11 @@ again on the frame padded with a border, where the face looks like a face in a s
 A photo whose face is small (an uncropped photo: a portrait, a half-body shot) is looked at twice:
 BlazeFace short range sees the whole frame at 128 px, where a face a fifth of the frame wide is 25 px and
 its box and eye points are coarse, so the face is detected again on a region around it at full
-resolution (`refine_below`). Camera frames keep one pass: a till face is large, and each pass costs a
-detector run.
+resolution (`refine_below`). A face smaller still (under about a tenth of the photo's longer side) is not
+found at all on the whole frame; when nothing is found there (or only a doubtful face, which may be the
+scene around a small face seen as one large face), the photo profile searches overlapping tiles and keeps a
+face a tile shows only if a second look at the region around it finds it again (`tiles`).
+Camera frames keep one pass: a till face is large, and each pass costs a detector run.
 
 Crop policy (the same framing as the training chips): grow the detected box to a
 square of side max(w, h) * (1 + 2 * face_margin) around its centre, rotate so the
@@ -75,6 +78,17 @@ class FaceBox:
 REFINE_REGION = 3.0
 #: The photo profile's `refine_below` (see DetectorOptions).
 REFINE_BELOW = 0.3
+#: The photo profile's `tiles` (see DetectorOptions).
+TILES = 4
+#: Photos: a whole-frame face scored under this is doubted, and tiles are searched for smaller faces in it.
+#: Short range, shown a plain scene with a face too small for it, reports the scene itself as one face of
+#: 550-1100 px at 0.50-0.61 (14 of 2,400 val scenes of benchmarks/uncropped_probe.py at 90-160 px), where
+#: All-Age-Faces val faces score 0.75 or more, all but one, and 174 of 2,400 UTKFace val chips score under 0.65.
+DOUBT_BELOW = 0.65
+#: ... and gives way to a face from the tiles inside it scored at least this. In tight chips a tile finds
+#: a chin, a nose or an eye again at 0.55-0.67 (4 UTKFace chips, all splits); the small faces such a large
+#: face hid in those val scenes scored 0.69-0.97 once found (13 of the 14 are found).
+SURE_FACE = 0.7
 
 
 @dataclass
@@ -98,6 +112,13 @@ class DetectorOptions:
     # range's 128 px input) was chosen on val photos placed small in a 1280x960 scene: 0.45 and 0.6 moved
     # MAE by 0.05 at most (benchmarks/uncropped_probe.py; the README's "Faces small in the photo").
     refine_below: float = 0.0
+    # Photos: when nothing is found on the whole frame (padded retry and Haar included), or the best face
+    # scores under DOUBT_BELOW, look again on a grid of tiles x tiles overlapping tiles, BlazeFace alone on
+    # each (0: never). A face under about a tenth of the photo's longer side is under 13 px of short range's
+    # 128 px input and is not found in one pass. 4 was chosen on val (benchmarks/uncropped_probe.py, photos at
+    # 120 px: 3 of 800 missed, against 78 without tiles and 32 with 3 x 3; 5 x 5 missed 1 but reported a face
+    # in 13 of 400 faceless scenes, against 8 with 4 x 4 and 2 without).
+    tiles: int = 0
     # Frames are shrunk to this longest side before detection (BlazeFace sees 128 px anyway), so an
     # 8000x8000 photo costs about what a 640x480 frame does; boxes come back in full-frame pixels.
     max_side: int = 640
@@ -106,7 +127,8 @@ class DetectorOptions:
     def for_photos(cls, **kw) -> "DetectorOptions":
         """Photos and tight crops (eval --detect, train --crop box, image folders): faces down to 16 px,
         padded retry and Haar fallback on."""
-        return cls(**{"min_face": 16, "pad_retry": True, "fallback_haar": True, "refine_below": REFINE_BELOW, **kw})
+        return cls(**{"min_face": 16, "pad_retry": True, "fallback_haar": True, "refine_below": REFINE_BELOW,
+                      "tiles": TILES, **kw})
 
 
 def _anchors(size: int, strides: tuple[int, ...], interp_ratio: float) -> np.ndarray:
@@ -221,49 +243,93 @@ class FaceDetector:
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         faces = self._detect_frame(rgb)
+        if self.options.tiles > 1 and self._blaze is not None and (not faces or faces[0].score < DOUBT_BELOW):
+            faces = _without_containers(faces, self._detect_tiles(rgb, self.options.tiles))
         if self.options.refine_below > 0:
             faces = sorted((self._refine(rgb, f) for f in faces), key=lambda f: -f.width * f.height)
         return faces
 
-    def _detect_frame(self, rgb: np.ndarray) -> list[FaceBox]:
+    def _detect_frame(self, rgb: np.ndarray, fallbacks: bool = True) -> list[FaceBox]:
         o = self.options
         h, w = rgb.shape[:2]
         scale = min(1.0, o.max_side / max(h, w))
         if scale < 1.0:
             small = _shrink(rgb, scale)
-            return [f.scaled(1 / scale) for f in self._detect(small, max(4, int(o.min_face * scale)))]
-        return self._detect(rgb, o.min_face)
+            return [f.scaled(1 / scale) for f in self._detect(small, max(4, int(o.min_face * scale)), fallbacks)]
+        return self._detect(rgb, o.min_face, fallbacks)
+
+    def _detect_tiles(self, rgb: np.ndarray, n: int) -> list[FaceBox]:
+        """BlazeFace on n x n tiles, each 2/(n+1) of the frame's width and height, a stride of 1/(n+1) apart
+        (neighbours overlap by half, so a face smaller than half a tile lies whole in one); the same face
+        seen in two tiles is kept once, the higher score winning. No padded retry and no Haar on tiles:
+        they look for faces in a photo, and a tile cut through a large face is not one. Each face a tile
+        shows must be found again on a region around it (`_look_again`): n x n tiles are n x n chances for
+        a patch to pass `min_score` once, and a patch rarely passes twice."""
+        h, w = rgb.shape[:2]
+        th, tw = 2 * h // (n + 1), 2 * w // (n + 1)
+        faces = []
+        for i in range(n):
+            for j in range(n):
+                y0, x0 = i * h // (n + 1), j * w // (n + 1)
+                tile = rgb[y0:y0 + th, x0:x0 + tw]
+                faces += [f.shifted(x0, y0) for f in self._detect_frame(tile, fallbacks=False)]
+        if not faces:
+            return []
+        boxes = np.array([[f.x0, f.y0, f.x1, f.y1] for f in faces], np.float32)
+        kept = [faces[i] for i in _nms(boxes, np.array([f.score for f in faces], np.float32), 0.3)]
+        confirmed = [g for g in (self._look_again(rgb, f, inside=True) for f in kept) if g is not None]
+        return sorted(confirmed, key=lambda f: -f.width * f.height)
 
     def _refine(self, rgb: np.ndarray, face: FaceBox) -> FaceBox:
         """A face small in the frame, detected again on a region around it at full resolution: the box
         and eye points the crop uses then come from a detector run that saw the face large. The face
         found nearest the first box's centre wins; none found keeps the first box."""
         h, w = rgb.shape[:2]
-        side = max(face.width, face.height)
-        if side >= self.options.refine_below * max(h, w):
+        if max(face.width, face.height) >= self.options.refine_below * max(h, w):
             return face
+        return self._look_again(rgb, face) or face
+
+    def _look_again(self, rgb: np.ndarray, face: FaceBox, inside: bool = False) -> FaceBox | None:
+        """The face nearest `face`'s centre on a square of REFINE_REGION x its side around it, at full
+        resolution; None when none is found there (or, with `inside`, none whose centre lies in `face`)."""
+        h, w = rgb.shape[:2]
         cx, cy = face.center
-        half = REFINE_REGION * side / 2
+        half = REFINE_REGION * max(face.width, face.height) / 2
         x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
         x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
         if x1 - x0 < 2 or y1 - y0 < 2:
-            return face
-        found = self._detect_frame(rgb[y0:y1, x0:x1])
-        if not found:
-            return face
-        near = min(found, key=lambda f: (f.center[0] + x0 - cx) ** 2 + (f.center[1] + y0 - cy) ** 2)
-        return near.shifted(x0, y0)
+            return None
+        found = [f.shifted(x0, y0) for f in self._detect_frame(rgb[y0:y1, x0:x1])]
+        if inside:
+            found = [f for f in found if face.x0 <= f.center[0] <= face.x1 and face.y0 <= f.center[1] <= face.y1]
+        return min(found, key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2, default=None)
 
-    def _detect(self, rgb: np.ndarray, min_face: int) -> list[FaceBox]:
+    def _detect(self, rgb: np.ndarray, min_face: int, fallbacks: bool = True) -> list[FaceBox]:
         o = self.options
-        faces = self._once(rgb, min_face)
-        if not faces and o.pad_retry:
+        faces = self._once(rgb, min_face) if fallbacks else self._blaze(rgb, o.min_score)
+        if not faces and fallbacks and o.pad_retry:
             h, w = rgb.shape[:2]
             p = int(0.4 * max(h, w))
             padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             faces = [f.shifted(-p, -p) for f in self._once(padded, min_face)]
         faces = [f for f in faces if min(f.width, f.height) >= min_face]
         return sorted(faces, key=lambda f: -f.width * f.height)
+
+
+def _without_containers(faces: list[FaceBox], small: list[FaceBox]) -> list[FaceBox]:
+    """`faces` found on the whole frame, less each doubted one (scored under DOUBT_BELOW) that holds a sure
+    face from the tiles (`small`, scored SURE_FACE or more) under a third its side: a face does not hold another face,
+    so the larger one is the detector seeing a face in the scene around a face too small for it. The
+    small faces then stand in for it; without a doubted face dropped, `faces` stay as they are (or, when
+    the whole frame showed none, the small faces are all there is)."""
+    def holds(big: FaceBox, f: FaceBox) -> bool:
+        return (big.score < DOUBT_BELOW and f.score >= SURE_FACE and max(f.width, f.height) < max(big.width, big.height) / 3
+                and big.x0 <= f.center[0] <= big.x1 and big.y0 <= f.center[1] <= big.y1)
+
+    kept = [big for big in faces if not any(holds(big, f) for f in small)]
+    if faces and len(kept) == len(faces):
+        return faces
+    return sorted(kept + small, key=lambda f: -f.width * f.height)
 
 
 def _shrink(rgb: np.ndarray, scale: float) -> np.ndarray:

@@ -146,10 +146,13 @@ def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(sma
     model = gaussian_model(tmp_path / "thirty.tflite", 30.0)
     out = tmp_path / "probe.json"
     r = CliRunner().invoke(main, [str(model), "--data", str(small_utk), "--split", "test", "--per-set", "12",
-                                  "--sides", "0,140", "--refine-below", "0.3,0.5", "--out", str(out)])
+                                  "--sides", "0,140", "--refine-below", "0.3,0.5", "--tiles", "0,4", "--faceless", "3",
+                                  "--out", str(out)])
     assert r.exit_code == 0, r.output + repr(r.exception)
-    rows = json.loads(out.read_text())["rows"]
-    names = {ONE_PASS, "refine below 0.3 (shipped)", "refine below 0.5"}
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    names = {ONE_PASS, "refine below 0.3, tiles 0", "refine below 0.3, tiles 4 (shipped)", "refine below 0.5, tiles 0",
+             "refine below 0.5, tiles 4"}
     assert set(rows) == {"0", "140"} and all(set(v) == names for v in rows.values())
     records = select_records(str(small_utk), "auto", None, "test")
     drawn = np.random.default_rng(0).choice(len(records), 12, replace=False)  # the probe's draw (--seed 0)
@@ -157,9 +160,50 @@ def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(sma
     for side in rows.values():
         for variant in side.values():
             got = variant[small_utk.name]
-            assert got == {**got, "found": 12, "missed": 0}
+            assert got == {**got, "found": 12, "missed": 0, "found_elsewhere": 0}
             assert got["mae"] == pytest.approx(np.abs(ages - 30).mean(), abs=0.5)
-    shipped = "refine below 0.3 (shipped)"
+    shipped = "refine below 0.3, tiles 4 (shipped)"
     assert rows["0"][ONE_PASS][small_utk.name]["boxes_changed"] is None
     assert rows["0"][shipped][small_utk.name]["boxes_changed"] == 0  # a chip's face is large: left as it was
     assert rows["140"][shipped][small_utk.name]["boxes_changed"] >= 10  # small in the scene: detected again
+    faceless = result["faceless"]
+    assert faceless["scenes"] == 3 and faceless["pieces"] >= 10 and set(faceless["with_a_face"]) == names
+    assert all(0 <= k <= 3 for k in faceless["with_a_face"].values())
+
+
+def test_bystanders_stand_beside_the_photo_with_smaller_faces():
+    """`compose` keeps the labelled photo whole and pastes each bystander clear of it, scaled so the
+    bystander's face is 0.4-0.8 of the photo's (faces given as shares of each photo's longer side)."""
+    import numpy as np
+
+    from agegate.benchmarks.uncropped_probe import compose
+
+    photo, other = np.full((200, 200, 3), 255, np.uint8), np.zeros((100, 50, 3), np.uint8)
+    for seed in range(5):
+        scene, (x0, y0, x1, y1) = compose(photo, 300, np.random.default_rng(seed), [(other, 0.25)], face_share=0.5)
+        assert (x1 - x0, y1 - y0) == (300, 300) and (scene[y0:y1, x0:x1] == 255).all()
+        ys, xs = np.nonzero((scene == 0).all(2))
+        # the photo's face is 150 px; the bystander's face (a quarter of its longer side) 60-120 px
+        assert 240 <= ys.max() - ys.min() + 1 <= 480, seed
+        assert xs.max() < x0 or xs.min() >= x1 or ys.max() < y0 or ys.min() >= y1
+
+
+def test_painting_out_a_face_leaves_nothing_to_detect():
+    """The probe's faceless scenes are made of photos whose faces `paint_out` covers: chips in a scene are
+    found before and not after (a cover that missed the face would count true faces as false ones)."""
+    import numpy as np
+
+    from agegate.benchmarks.uncropped_probe import paint_out
+    from agegate.edge.detect import DetectorOptions, FaceDetector
+    from agegate.edge.preprocess import decode_image
+
+    from .conftest import UTK, pick
+
+    detector = FaceDetector(DetectorOptions.for_photos())
+    rng = np.random.default_rng(0)
+    for name in pick("test", 8, seed=4):
+        scene = np.full((600, 800, 3), 120, np.uint8)
+        scene[200:400, 300:500] = decode_image(UTK / "images" / name)
+        faces = detector.detect(scene)
+        assert faces, name
+        assert not detector.detect(paint_out(scene, faces, rng)), name

@@ -172,6 +172,65 @@ def test_refinement_keeps_large_faces_and_camera_frames_as_they_were():
     assert DetectorOptions().refine_below == 0
 
 
+def test_tiles_find_faces_too_small_for_the_whole_photo():
+    """All-Age-Faces photos shrunk to 110 px in the probe's 1280x960 scene: a face there is under 13 px
+    of short range's 128 px view of the whole photo, and one pass (with the padded retry and Haar) misses
+    several; the photo profile then searches overlapping tiles and finds more, each inside the photo
+    placed (measured on val: benchmarks/uncropped_probe.py, the README's "Faces small in the photo")."""
+    from agegate.benchmarks.uncropped_probe import place_in_scene
+    from agegate.convert.evaluate import select_records
+
+    records = select_records(str(UTK.parent / "aaf"), "auto", None, "test")
+    tiled = FaceDetector(DetectorOptions.for_photos())
+    whole = FaceDetector(DetectorOptions.for_photos(tiles=0))
+    assert tiled.options.tiles > 1
+    missed = {"whole": 0, "tiled": 0}
+    for k, i in enumerate(np.random.default_rng(5).choice(len(records), 40, replace=False)):
+        img = decode_image(records[i].path)
+        scene = place_in_scene(img, 110, np.random.default_rng([1, k]))
+        blank = place_in_scene(np.full_like(img, 7), 110, np.random.default_rng([1, k]))  # the same spot
+        ys, xs = np.nonzero((scene != blank).any(2))
+        missed["whole"] += not whole.detect(scene)
+        faces = tiled.detect(scene)
+        missed["tiled"] += not faces
+        if faces:  # the face found lies in the placed photo, not in the scene around it
+            assert xs.min() - 5 <= faces[0].center[0] <= xs.max() + 5 and ys.min() - 5 <= faces[0].center[1] <= ys.max() + 5
+    assert missed["whole"] >= 4 and missed["tiled"] <= missed["whole"] - 3, missed
+
+
+def test_tiles_leave_photos_with_a_face_found_and_camera_frames_as_they_were():
+    """Tiles are searched only when the whole frame shows no face: a chip in a scene gets the box it got
+    before; the camera profile never tiles (a till face is large, and an empty frame must stay cheap)."""
+    chip = decode_image(UTK / "images" / pick("test", 1, seed=3)[0])
+    scene = np.full((960, 1280, 3), 90, np.uint8)
+    scene[300:500, 500:700] = chip
+    a = FaceDetector(DetectorOptions.for_photos()).detect(scene)
+    b = FaceDetector(DetectorOptions.for_photos(tiles=0)).detect(scene)
+    assert a == b and len(a) == 1
+    assert DetectorOptions().tiles == 0
+
+
+def test_a_doubted_face_holding_a_smaller_surer_face_gives_way_to_it():
+    """Short range reports a plain scene around a face too small for it as one large face scored 0.5-0.6;
+    the tiles find the real face inside it. A face does not hold another face, so the doubted one goes and
+    the small one stands in; a confident face, one holding nothing, or one holding a part of a face that a
+    tile took for a face (a chin, an eye: scored under SURE_FACE) stays as it was."""
+    from agegate.edge.detect import DOUBT_BELOW, SURE_FACE, FaceBox, _without_containers
+
+    small = FaceBox(500, 400, 560, 460, 0.95)
+    scene_face = FaceBox(200, 100, 900, 800, DOUBT_BELOW - 0.1)
+    assert _without_containers([scene_face], [small]) == [small]
+    sure = FaceBox(200, 100, 900, 800, DOUBT_BELOW + 0.1)
+    assert _without_containers([sure], [small]) == [sure]
+    beside = FaceBox(950, 100, 1010, 160, 0.95)  # outside the large box: nothing held
+    assert _without_containers([scene_face], [beside]) == [scene_face]
+    half = FaceBox(300, 200, 650, 550, 0.95)  # half the large box's side: a face may be found twice, not held
+    assert _without_containers([scene_face], [half]) == [scene_face]
+    chin = FaceBox(500, 400, 560, 460, SURE_FACE - 0.05)
+    assert _without_containers([scene_face], [chin]) == [scene_face]
+    assert _without_containers([], [small]) == [small]
+
+
 def _looks(image_distance: float, features: bool):
     """Two synthetic Looks whose image part is `image_distance` apart (all of it in the HOG part), with
     opposite model features when `features`."""
