@@ -11,6 +11,8 @@ with small faces detected again on a region around them (`refine_below`) and, wh
 face, overlapping tiles searched (`tiles`; `edge.detect.DetectorOptions.for_photos`, the shipped pair
 marked). Each search is a chance to report a face that is not there, so `--faceless N` also counts, per
 variant, the scenes of N made of drawn photos with their faces painted out where a face is reported.
+`--scene clutter` places each photo in such a scene instead of a plain one, and `--bystanders K` pastes K
+other people's photos beside it, their faces smaller (is the largest face still the labelled one?).
 Chosen on val; a test run reports what was chosen.
 
     python -m agegate.benchmarks.uncropped_probe edge/assets/default_model.tflite \\
@@ -83,11 +85,12 @@ def place_in_scene(rgb: np.ndarray, side: int, rng: np.random.Generator) -> np.n
 
 
 def compose(rgb: np.ndarray, side: int, rng: np.random.Generator, bystanders: list[tuple[np.ndarray, float]] = (),
-            face_share: float = 1.0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The scene `place_in_scene` makes, and the photo's rectangle in it. Bystanders, other people's photos
-    given with their face's share of their longer side (`face_share` is the photo's own), are pasted beside
-    it and clear of it, scaled so each face is 0.4-0.8 of the photo's face: people standing further back."""
-    scene = plain_scene(rng)
+            face_share: float = 1.0, base: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The scene `place_in_scene` makes (or `base`, a cluttered scene), and the photo's rectangle in it.
+    Bystanders, other people's photos given with their face's share of their longer side (`face_share` is
+    the photo's own), are pasted beside it and clear of it, scaled so each face is 0.4-0.8 of the photo's
+    face: people standing further back."""
+    scene = plain_scene(rng) if base is None else base.copy()
     where = paste(scene, rgb, side, rng)
     for other, share in bystanders:
         other_side = side * face_share * rng.uniform(0.4, 0.8) / share
@@ -141,12 +144,15 @@ def faceless_scene(pieces: list[np.ndarray], rng: np.random.Generator) -> np.nda
 @click.option("--faceless", type=int, default=0, show_default=True,
               help="Also count the variants' false faces on this many scenes of drawn photos with their faces "
                    "painted out.")
+@click.option("--scene", "scene_kind", type=click.Choice(["plain", "clutter"]), default="plain", show_default=True,
+              help="The scene a photo is placed in: one muted colour, or clutter made of other drawn photos with "
+                   "their faces painted out (hair, clothes, rooms, and what the painting missed).")
 @click.option("--bystanders", type=int, default=0, show_default=True,
               help="Other drawn photos pasted, smaller, beside each placed one (people behind the buyer).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
 def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str, refine_below: str, tiles: str,
-         faceless: int, bystanders: int, seed: int, out: str | None) -> None:
+         faceless: int, scene_kind: str, bystanders: int, seed: int, out: str | None) -> None:
     side_list = [int(x) for x in sides.split(",")]
     if any(not 0 <= x <= min(SCENE) for x in side_list):
         raise click.BadParameter(f"each side must lie in 0-{min(SCENE)} px (the scene is {SCENE[1]}x{SCENE[0]})",
@@ -162,7 +168,8 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
     detectors = {v: FaceDetector(DetectorOptions.for_photos(**kw)) for v, kw in named.items()}
     shipped = FaceDetector(DetectorOptions.for_photos())
     own_share = 1.0
-    found: dict[tuple, list[tuple[float, float]]] = {}  # (side, variant, set) -> (age, estimate) per face found
+    pieces = painted_pieces(drawn, np.random.default_rng([seed, 1])) if scene_kind == "clutter" else []
+    found: dict[tuple, list[tuple]] = {}  # (side, variant, set) -> (age, estimate, inside the photo) per face found
     missed: Counter = Counter()
     changed: Counter = Counter()  # boxes that differ from the one-pass box (found or not included)
     elsewhere: Counter = Counter()  # faces found outside the placed photo (a bystander, or no face at all)
@@ -179,8 +186,9 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
             others = [(o, share) for o in others if own_share and (share := face_share(o, shipped))]
         for side in side_list:
             # The same scene for every variant (seeded by photo and side).
+            base = faceless_scene(pieces, np.random.default_rng([seed, side, i, 1])) if pieces and side else None
             rgb, where = (img, (0, 0, img.shape[1], img.shape[0])) if side == 0 else compose(
-                img, side, np.random.default_rng([seed, side, i]), others, own_share)
+                img, side, np.random.default_rng([seed, side, i]), others, own_share, base)
             first = None
             estimates = {}  # box -> age: a variant that finds the one-pass box gets the same crop and estimate
             for variant, detector in detectors.items():
@@ -195,27 +203,31 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
                     missed[key] += 1
                     continue
                 cx, cy = box.center
-                elsewhere[key] += not (where[0] <= cx <= where[2] and where[1] <= cy <= where[3])
+                inside = where[0] <= cx <= where[2] and where[1] <= cy <= where[3]
+                elsewhere[key] += not inside
                 if box not in estimates:
                     estimates[box] = age_model.estimate_face(found_crop[0]).age
-                found.setdefault(key, []).append((rec.age, estimates[box]))
+                found.setdefault(key, []).append((rec.age, estimates[box], inside))
     rows: dict[str, dict] = {}
     for side in side_list:
         for variant in named:
             row = {}
             for n in dict.fromkeys(n for n, _ in drawn):
                 v = found.get((side, variant, n), [])
-                row[n] = {"mae": age_metrics([a for a, _ in v], [e for _, e in v])["mae"] if v else None,
+                mine = [(a, e) for a, e, inside in v if inside]  # the labelled face, not someone beside it
+                row[n] = {"mae": age_metrics([a for a, _, _ in v], [e for _, e, _ in v])["mae"] if v else None,
+                          "mae_inside": age_metrics([a for a, _ in mine], [e for _, e in mine])["mae"] if mine else None,
                           "found": len(v), "missed": missed[(side, variant, n)],
                           "boxes_changed": None if variant == ONE_PASS else changed[(side, variant, n)],
                           "found_elsewhere": elsewhere[(side, variant, n)]}
             rows.setdefault(str(side), {})[variant] = row
             click.echo(f"side {side:4d} {variant:40s} " + "; ".join(
-                f"{n} MAE {v['mae']:.2f} ({v['missed']} missed, {v['found_elsewhere']} elsewhere" + (
+                f"{n} MAE {v['mae']:.2f} ({v['missed']} missed, {v['found_elsewhere']} elsewhere"
+                + (f", MAE inside {v['mae_inside']:.2f}" if v["found_elsewhere"] and v["mae_inside"] is not None else "") + (
                     f", {v['boxes_changed']} boxes changed)" if v["boxes_changed"] is not None else ")")
                 for n, v in row.items() if v["mae"] is not None))
     result = {"model": model, "split": split, "data": list(data), "per_set": per_set, "scene": list(SCENE),
-              "bystanders": bystanders, "rows": rows, "environment": environment()}
+              "scene_kind": scene_kind, "bystanders": bystanders, "rows": rows, "environment": environment()}
     if faceless:
         result["faceless"] = count_false_faces(drawn, detectors, faceless, seed)
         click.echo(f"faceless scenes with a face reported, of {faceless}: " + "; ".join(
@@ -224,17 +236,24 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
 
 
-def count_false_faces(drawn: list, detectors: dict[str, FaceDetector], n_scenes: int, seed: int) -> dict:
-    """Scenes of drawn photos with every face the shipped photo profile finds painted out, and how many of
-    them each variant reports a face in. 60 photos are painted (photos where no face is found are left out)."""
-    rng = np.random.default_rng([seed, n_scenes])
+def painted_pieces(drawn: list, rng: np.random.Generator, n: int = 60) -> list[np.ndarray]:
+    """`n` drawn photos with every face the shipped photo profile finds painted out (photos where it finds
+    none are left out): what is left of people and their backgrounds, to build scenes from."""
     painter = FaceDetector(DetectorOptions.for_photos())
     pieces = []
-    for i in rng.choice(len(drawn), min(60, len(drawn)), replace=False):
+    for i in rng.choice(len(drawn), min(n, len(drawn)), replace=False):
         img = decode_image(drawn[int(i)][1].path)
         faces = painter.detect(img)
         if faces:
             pieces.append(paint_out(img, faces, rng))
+    return pieces
+
+
+def count_false_faces(drawn: list, detectors: dict[str, FaceDetector], n_scenes: int, seed: int) -> dict:
+    """Scenes of drawn photos with every face the shipped photo profile finds painted out, and how many of
+    them each variant reports a face in. 60 photos are painted (photos where no face is found are left out)."""
+    rng = np.random.default_rng([seed, n_scenes])
+    pieces = painted_pieces(drawn, rng)
     hits: Counter = Counter()
     for _ in tqdm(range(n_scenes), desc="faceless scenes", unit="scene"):
         scene = faceless_scene(pieces, rng)

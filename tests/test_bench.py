@@ -173,7 +173,8 @@ def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(sma
 
 def test_bystanders_stand_beside_the_photo_with_smaller_faces():
     """`compose` keeps the labelled photo whole and pastes each bystander clear of it, scaled so the
-    bystander's face is 0.4-0.8 of the photo's (faces given as shares of each photo's longer side)."""
+    bystander's face is 0.4-0.8 of the photo's (faces given as shares of each photo's longer side); a
+    cluttered base scene is copied, and surrounds the photo."""
     import numpy as np
 
     from agegate.benchmarks.uncropped_probe import compose
@@ -186,6 +187,13 @@ def test_bystanders_stand_beside_the_photo_with_smaller_faces():
         # the photo's face is 150 px; the bystander's face (a quarter of its longer side) 60-120 px
         assert 240 <= ys.max() - ys.min() + 1 <= 480, seed
         assert xs.max() < x0 or xs.min() >= x1 or ys.max() < y0 or ys.min() >= y1
+    clutter = np.random.default_rng(9).integers(0, 255, (*scene.shape[:2], 3), dtype=np.uint8)
+    kept = clutter.copy()
+    scene, (x0, y0, x1, y1) = compose(photo, 300, np.random.default_rng(0), base=clutter)
+    assert (clutter == kept).all() and (scene[y0:y1, x0:x1] == 255).all()  # the base is copied, not drawn on
+    outside = np.ones(scene.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert (scene[outside] == clutter[outside]).all()  # and it is the scene around the photo
 
 
 def test_painting_out_a_face_leaves_nothing_to_detect():
