@@ -164,6 +164,9 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
     for s in read_splits(list(data), "auto", None, split):
         take = rng.choice(len(s.records), min(per_set, len(s.records)), replace=False)
         drawn += [(s.name, s.records[i]) for i in sorted(take)]
+    if not 0 <= bystanders < len(drawn):
+        raise click.BadParameter(f"{bystanders} bystanders need more than {len(drawn)} photos drawn (--per-set)",
+                                 param_hint="--bystanders")
     named = variants([float(x) for x in refine_below.split(",")], [int(x) for x in tiles.split(",")])
     detectors = {v: FaceDetector(DetectorOptions.for_photos(**kw)) for v, kw in named.items()}
     shipped = FaceDetector(DetectorOptions.for_photos())
