@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from agegate.convert.evaluate import read_splits
 from agegate.convert.metrics import age_metrics
-from agegate.edge.detect import REFINE_BELOW, TILES, DetectorOptions, FaceDetector, box_crop
+from agegate.edge.detect import REFINE_BELOW, TILES, DetectorOptions, FaceBox, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import decode_image
 from agegate.edge.runtime import AgeModel
@@ -103,17 +103,16 @@ def face_share(rgb: np.ndarray, detector: FaceDetector) -> float | None:
     it (the photo at 300 px in a plain grey scene: a chip as it is is detected on a padded frame, with a
     looser box); None without a face."""
     scene = np.full((*SCENE, 3), 128, np.uint8)
-    where = paste(scene, rgb, 300, np.random.default_rng(0))
+    paste(scene, rgb, 300, np.random.default_rng(0))
     faces = detector.detect(scene)
-    return max(faces[0].width, faces[0].height) / (where[2] - where[0] if rgb.shape[1] >= rgb.shape[0]
-                                                   else where[3] - where[1]) if faces else None
+    return faces[0].side / 300 if faces else None
 
 
 def paint_out(rgb: np.ndarray, faces: list, rng: np.random.Generator) -> np.ndarray:
     """A copy of `rgb` with each face, forehead and chin painted over in a muted colour with noise."""
     out = rgb.copy()
     for f in faces:
-        (cx, cy), s = f.center, 0.9 * max(f.width, f.height)
+        (cx, cy), s = f.center, 0.9 * f.side
         x0, y0 = int(max(0, cx - s)), int(max(0, cy - 1.2 * s))
         x1, y1 = int(min(out.shape[1], cx + s)), int(min(out.shape[0], cy + s))
         if x1 > x0 and y1 > y0:
@@ -205,8 +204,7 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
                 if found_crop is None:
                     missed[key] += 1
                     continue
-                cx, cy = box.center
-                inside = where[0] <= cx <= where[2] and where[1] <= cy <= where[3]
+                inside = FaceBox(*where).contains(*box.center)
                 elsewhere[key] += not inside
                 if box not in estimates:
                     estimates[box] = age_model.estimate_face(found_crop[0]).age

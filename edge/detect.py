@@ -60,8 +60,20 @@ class FaceBox:
         return self.y1 - self.y0
 
     @property
+    def side(self) -> float:
+        """The longer side: what the crop squares and what sizes a face against its frame."""
+        return max(self.width, self.height)
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
     def center(self) -> tuple[float, float]:
         return (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
 
     def scaled(self, k: float) -> "FaceBox":
         eye = lambda e: None if e is None else (e[0] * k, e[1] * k)  # noqa: E731
@@ -246,7 +258,7 @@ class FaceDetector:
         if self.options.tiles > 1 and self._blaze is not None and (not faces or faces[0].score < DOUBT_BELOW):
             faces = _without_containers(faces, self._detect_tiles(rgb, self.options.tiles))
         if self.options.refine_below > 0:
-            faces = sorted((self._refine(rgb, f) for f in faces), key=lambda f: -f.width * f.height)
+            faces = _largest_first(self._refine(rgb, f) for f in faces)
         return faces
 
     def _detect_frame(self, rgb: np.ndarray, fallbacks: bool = True) -> list[FaceBox]:
@@ -278,14 +290,14 @@ class FaceDetector:
         boxes = np.array([[f.x0, f.y0, f.x1, f.y1] for f in faces], np.float32)
         kept = [faces[i] for i in _nms(boxes, np.array([f.score for f in faces], np.float32), 0.3)]
         confirmed = [g for g in (self._look_again(rgb, f, inside=True) for f in kept) if g is not None]
-        return sorted(confirmed, key=lambda f: -f.width * f.height)
+        return _largest_first(confirmed)
 
     def _refine(self, rgb: np.ndarray, face: FaceBox) -> FaceBox:
         """A face small in the frame, detected again on a region around it at full resolution: the box
         and eye points the crop uses then come from a detector run that saw the face large. The face
         found nearest the first box's centre wins; none found keeps the first box."""
         h, w = rgb.shape[:2]
-        if max(face.width, face.height) >= self.options.refine_below * max(h, w):
+        if face.side >= self.options.refine_below * max(h, w):
             return face
         return self._look_again(rgb, face) or face
 
@@ -294,14 +306,14 @@ class FaceDetector:
         resolution; None when none is found there (or, with `inside`, none whose centre lies in `face`)."""
         h, w = rgb.shape[:2]
         cx, cy = face.center
-        half = REFINE_REGION * max(face.width, face.height) / 2
+        half = REFINE_REGION * face.side / 2
         x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
         x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
         found = [f.shifted(x0, y0) for f in self._detect_frame(rgb[y0:y1, x0:x1])]
         if inside:
-            found = [f for f in found if face.x0 <= f.center[0] <= face.x1 and face.y0 <= f.center[1] <= face.y1]
+            found = [f for f in found if face.contains(*f.center)]
         return min(found, key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2, default=None)
 
     def _detect(self, rgb: np.ndarray, min_face: int, fallbacks: bool = True) -> list[FaceBox]:
@@ -313,7 +325,11 @@ class FaceDetector:
             padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             faces = [f.shifted(-p, -p) for f in self._once(padded, min_face)]
         faces = [f for f in faces if min(f.width, f.height) >= min_face]
-        return sorted(faces, key=lambda f: -f.width * f.height)
+        return _largest_first(faces)
+
+
+def _largest_first(faces) -> list[FaceBox]:
+    return sorted(faces, key=lambda f: -f.area)
 
 
 def _without_containers(faces: list[FaceBox], small: list[FaceBox]) -> list[FaceBox]:
@@ -323,13 +339,12 @@ def _without_containers(faces: list[FaceBox], small: list[FaceBox]) -> list[Face
     small faces then stand in for it; without a doubted face dropped, `faces` stay as they are (or, when
     the whole frame showed none, the small faces are all there is)."""
     def holds(big: FaceBox, f: FaceBox) -> bool:
-        return (big.score < DOUBT_BELOW and f.score >= SURE_FACE and max(f.width, f.height) < max(big.width, big.height) / 3
-                and big.x0 <= f.center[0] <= big.x1 and big.y0 <= f.center[1] <= big.y1)
+        return big.score < DOUBT_BELOW and f.score >= SURE_FACE and f.side < big.side / 3 and big.contains(*f.center)
 
     kept = [big for big in faces if not any(holds(big, f) for f in small)]
     if faces and len(kept) == len(faces):
         return faces
-    return sorted(kept + small, key=lambda f: -f.width * f.height)
+    return _largest_first(kept + small)
 
 
 def _shrink(rgb: np.ndarray, scale: float) -> np.ndarray:
@@ -350,7 +365,7 @@ def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True,
     context so augmentation can jitter the box; the centre 1/context of it is the box's crop).
     """
     cx, cy = face.center
-    side = max(face.width, face.height) * (1 + 2 * margin) * context
+    side = face.side * (1 + 2 * margin) * context
     angle = 0.0
     if align and face.left_eye and face.right_eye:
         (lx, ly), (rx, ry) = face.left_eye, face.right_eye

@@ -215,7 +215,7 @@ class BoxPipeline:
             if not live or since is None or since > self.options.no_buyer_after_s:
                 return {"decision": "no_buyer", "seconds_since_face": None if since is None else round(since, 2),
                         "ts": now}
-            track = max(live, key=lambda t: t.box.width * t.box.height)
+            track = max(live, key=lambda t: t.box.area)
             d = track.decision or self._judge(track)
             return {**d.to_dict(), "provisional": track.decision is None, "frames_used": d.good_frames}
 

@@ -71,7 +71,7 @@ def assess(pipeline) -> SetupStatus:
     s = SetupStatus(frames=pipeline.metrics.frames, face=bool(faces), min_face_px=o.min_quality_face,
                     min_sharpness=o.min_sharpness)
     if rgb is not None and faces:
-        face = max(faces, key=lambda f: f.width * f.height)
+        face = max(faces, key=lambda f: f.area)
         crop = crop_face(rgb, face, pipeline.model.spec.face_margin)
         q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
         s.face_px, s.sharpness = round(q.face_px, 1), round(q.sharpness, 1)
