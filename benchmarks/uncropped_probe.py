@@ -13,6 +13,8 @@ marked). Each search is a chance to report a face that is not there, so `--facel
 variant, the scenes of N made of drawn photos with their faces painted out where a face is reported.
 `--scene clutter` places each photo in such a scene instead of a plain one, and `--bystanders K` pastes K
 other people's photos beside it, their faces smaller (is the largest face still the labelled one?).
+`--labelled` hands each variant the placed photo's rectangle as the labelled face box (the loosest label a
+data set could carry: `face_x,face_y,face_w,face_h` in a CSV), so the face in it is taken, not the largest.
 Chosen on val; a test run reports what was chosen.
 
     python -m agegate.benchmarks.uncropped_probe edge/assets/default_model.tflite \\
@@ -148,10 +150,13 @@ def faceless_scene(pieces: list[np.ndarray], rng: np.random.Generator) -> np.nda
                    "their faces painted out (hair, clothes, rooms, and what the painting missed).")
 @click.option("--bystanders", type=int, default=0, show_default=True,
               help="Other drawn photos pasted, smaller, beside each placed one (people behind the buyer).")
+@click.option("--labelled", is_flag=True,
+              help="Give the detector the placed photo's rectangle as the labelled face box (as a CSV's "
+                   "face_x,face_y,face_w,face_h would): the face inside it is taken, not the largest in the scene.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
 def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str, refine_below: str, tiles: str,
-         faceless: int, scene_kind: str, bystanders: int, seed: int, out: str | None) -> None:
+         faceless: int, scene_kind: str, bystanders: int, labelled: bool, seed: int, out: str | None) -> None:
     side_list = [int(x) for x in sides.split(",")]
     if any(not 0 <= x <= min(SCENE) for x in side_list):
         raise click.BadParameter(f"each side must lie in 0-{min(SCENE)} px (the scene is {SCENE[1]}x{SCENE[0]})",
@@ -195,7 +200,7 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
             estimates = {}  # box -> age: a variant that finds the one-pass box gets the same crop and estimate
             for variant, detector in detectors.items():
                 key = (side, variant, name)
-                found_crop = box_crop(rgb, detector, margin)
+                found_crop = box_crop(rgb, detector, margin, label=FaceBox(*where) if labelled else None)
                 box = None if found_crop is None else found_crop[1]
                 if variant == ONE_PASS:
                     first = box
@@ -228,7 +233,7 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
                     f", {v['boxes_changed']} boxes changed)" if v["boxes_changed"] is not None else ")")
                 for n, v in row.items() if v["mae"] is not None))
     result = {"model": model, "split": split, "data": list(data), "per_set": per_set, "scene": list(SCENE),
-              "scene_kind": scene_kind, "bystanders": bystanders, "rows": rows, "environment": environment()}
+              "scene_kind": scene_kind, "bystanders": bystanders, "labelled": labelled, "rows": rows, "environment": environment()}
     if faceless:
         result["faceless"] = count_false_faces(drawn, detectors, faceless, seed)
         click.echo(f"faceless scenes with a face reported, of {faceless}: " + "; ".join(

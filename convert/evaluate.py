@@ -36,11 +36,24 @@ class Predictions:
     probs: np.ndarray | None = None  # (N, bins) age distributions of a distribution model
     head: AgeHead = field(default_factory=AgeHead)
     operating_point: OperatingPoint | None = None  # the model's, to report what it does on this data
+    lines: list[int | None] = field(default_factory=list)  # each image's line in its label file: a group photo's faces
 
     @property
     def risk(self) -> np.ndarray | None:
         """P(under 25) per image (distribution models)."""
         return None if self.probs is None else p_under(self.probs, self.head, CHALLENGE_AGE)
+
+    @property
+    def keys(self) -> list[tuple[str, int | None]]:
+        """One key per image: its file and label line (a group photo has a row per face, one file)."""
+        return list(zip(self.paths, self.lines or [None] * len(self.paths)))
+
+    def pair(self, other: "Predictions") -> tuple[list[int], list[int]]:
+        """Indices (here, in `other`) of the images both hold, in this order: a float and a quantized model
+        compared image by image; an image one of them skipped (no face) is dropped from both."""
+        at = {k: j for j, k in enumerate(other.keys)}
+        mine = [i for i, k in enumerate(self.keys) if k in at]
+        return mine, [at[self.keys[i]] for i in mine]
 
     def without(self, paths: set[str]) -> "Predictions":
         """These predictions less the images at `paths` (e.g. labels a person found wrong)."""
@@ -48,6 +61,7 @@ class Predictions:
         pick = lambda xs: [x for x, k in zip(xs, keep) if k]  # noqa: E731
         return dataclasses.replace(self, paths=pick(self.paths), y_true=self.y_true[keep], y_pred=self.y_pred[keep],
                                    attrs=pick(self.attrs) if self.attrs else self.attrs,
+                                   lines=pick(self.lines) if self.lines else self.lines,
                                    probs=None if self.probs is None else self.probs[keep])
 
     def metrics(self) -> dict:
@@ -68,22 +82,25 @@ class Predictions:
         return m
 
     def write_csv(self, path: Path) -> None:
-        """One row per image; a skipped image has an empty prediction and says why."""
+        """One row per image; a skipped image has an empty prediction and says why. `line` is the image's
+        row in its label file (empty for labels in file names): it tells a group photo's faces apart."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        lines = self.lines or [None] * len(self.paths)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["file", "age", "predicted", "error", "skipped"])
-            for p, t, y in zip(self.paths, self.y_true, self.y_pred):
-                w.writerow([p, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", ""])
+            w.writerow(["file", "line", "age", "predicted", "error", "skipped"])
+            for p, n, t, y in zip(self.paths, lines, self.y_true, self.y_pred):
+                w.writerow([p, "" if n is None else n, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", ""])
             for p, why in self.skipped:
-                w.writerow([p, "", "", "", why])
+                w.writerow([p, "", "", "", "", why])
 
     @classmethod
     def concat(cls, parts: list["Predictions"]) -> "Predictions":
         probs = None if any(x.probs is None for x in parts) else np.concatenate([x.probs for x in parts])
+        lines = [n for x in parts for n in (x.lines or [None] * len(x.paths))]
         return cls([p for x in parts for p in x.paths], np.concatenate([x.y_true for x in parts]),
                    np.concatenate([x.y_pred for x in parts]), [a for x in parts for a in x.attrs],
-                   [s for x in parts for s in x.skipped], probs, parts[0].head, parts[0].operating_point)
+                   [s for x in parts for s in x.skipped], probs, parts[0].head, parts[0].operating_point, lines)
 
 
 def is_tflite(path: str | Path) -> bool:
@@ -119,9 +136,11 @@ class ModelInputs:
         if self.detector is not None:
             from agegate.edge.detect import box_crop
 
-            found = box_crop(img, self.detector, self.spec.face_margin)
+            label = rec.face_label
+            found = box_crop(img, self.detector, self.spec.face_margin, label=label)
             if found is None:
-                return None, f"{rec.path}: no face found"
+                return None, f"{rec.path}: no face found" + ("" if label is None else
+                                                             f" at the labelled face box (line {rec.line})")
             img = found[0]
         return normalize(prepare_uint8(img, self.spec), self.spec), ""
 
@@ -134,7 +153,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
     model = open_predictor(model_path, threads, tta)
     head = model.meta.head
     inputs = ModelInputs(model.meta.preprocess, detect, detector)
-    paths, y_true, raws, attrs, skipped = [], [], [], [], []
+    paths, lines, y_true, raws, attrs, skipped = [], [], [], [], [], []
     workers = 1 if inputs.detects else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(workers) as pool:
@@ -151,6 +170,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
                 raws.append(model.raw(np.stack(xs)))
                 for rec in kept:
                     paths.append(str(rec.path))
+                    lines.append(rec.line)
                     y_true.append(rec.age)
                     attrs.append(dict(rec.attrs))
             bar.update(len(chunk))
@@ -161,7 +181,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
     raw = np.concatenate(raws)
     probs = head.probabilities(raw) if head.is_distribution else None
     return Predictions(paths, np.array(y_true), head.point(raw), attrs, skipped, probs, head,
-                       model.meta.operating_point)
+                       model.meta.operating_point, lines)
 
 
 def select_records(data: str, fmt: str, split_file: str | None, split: str | None, limit: int | None = None,

@@ -94,16 +94,14 @@ def check_float_parent(float_model: str, quantized: str, fmeta: ModelMetadata) -
                          f"QA compares a quantized model with the float model it came from")
 
 
-def decision_flips(fp: Predictions, qp: Predictions, keep: list[int], f: np.ndarray, q: np.ndarray,
-                   id_threshold: float) -> tuple[float, str]:
+def decision_flips(fp: Predictions, qp: Predictions, keep: list[int], qkeep: list[int], f: np.ndarray,
+                   q: np.ndarray, id_threshold: float) -> tuple[float, str]:
     """(share of images whose ID check differs, the rule compared). The rule is the one the box applies
     to the quantized model: its operating point on P(under 25) for a calibrated distribution model (both
     models' risks at that point), else the age against id_threshold."""
     op = qp.operating_point
     if op is not None and qp.probs is not None and fp.probs is not None:
-        qrisk = dict(zip(qp.paths, qp.risk))
-        fr = fp.risk[keep]
-        qr = np.array([qrisk[fp.paths[i]] for i in keep])
+        fr, qr = fp.risk[keep], qp.risk[qkeep]
         return float(np.mean((fr > op.max_risk) != (qr > op.max_risk))), f"P(under 25) > {op.max_risk:.3f}"
     return float(np.mean((f < id_threshold) != (q < id_threshold))), f"age < {id_threshold:g}"
 
@@ -122,15 +120,11 @@ def parent_notes(fmeta: ModelMetadata) -> list[str]:
 
 def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, quant_model: str,
             per_set: dict[str, Predictions] | None = None) -> QAReport:
-    # Pair by image: a file skipped by one model (no face) is dropped from both.
-    qmap = dict(zip(qp.paths, qp.y_pred))
-    keep = [i for i, p in enumerate(fp.paths) if p in qmap]
-    y = fp.y_true[keep]
-    f = fp.y_pred[keep]
-    q = np.array([qmap[fp.paths[i]] for i in keep])
+    keep, qkeep = fp.pair(qp)
+    y, f, q = fp.y_true[keep], fp.y_pred[keep], qp.y_pred[qkeep]
     fm, qm = age_metrics(y, f), age_metrics(y, q)
     diff = np.abs(q - f)
-    flips, rule = decision_flips(fp, qp, keep, f, q, gates.id_threshold)
+    flips, rule = decision_flips(fp, qp, keep, qkeep, f, q, gates.id_threshold)
     r = float(np.corrcoef(f, q)[0, 1]) if np.std(q) > 0 and np.std(f) > 0 else 0.0
     std_ratio = float(np.std(q) / np.std(f)) if np.std(f) > 0 else 0.0
     # per band: both models' MAE from age_metrics (the one per-band computation), plus how far apart they are

@@ -52,10 +52,8 @@ def write_report(rep: QAReport, fp: Predictions, qp: Predictions, out: Path, deb
     if debug_layers is not None:
         d["debug_layers"] = debug_layers
     (out / "report.json").write_text(json.dumps(d, indent=2) + "\n")
-    qmap = dict(zip(qp.paths, qp.y_pred))
-    keep = [i for i, p in enumerate(fp.paths) if p in qmap]
-    y, f = fp.y_true[keep], fp.y_pred[keep]
-    q = np.array([qmap[fp.paths[i]] for i in keep])
+    keep, qkeep = fp.pair(qp)
+    y, f, q = fp.y_true[keep], fp.y_pred[keep], qp.y_pred[qkeep]
     pngs = _plots(y, f, q, out)
     if qp.probs is not None:  # a distribution model: the Challenge-25 trade-off, operating point marked
         from agegate.edge.challenge25 import rates, tradeoff_curve

@@ -27,7 +27,7 @@ from agegate.edge.capture import Frame
 from agegate.edge.challenge25 import BLOCKED_RISK, tradeoff_curve
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.decision import Decision, reason_code
-from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
+from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import decode_image
 
@@ -66,9 +66,10 @@ class BuyerOutcome:
         return self.decisions[0] if self.decisions else self.inherited
 
 
-def head_patch(rgb: np.ndarray, detector: FaceDetector) -> np.ndarray | None:
-    """The photo's largest face with CONTEXT x its box around it, upright as photographed, 256 px."""
-    found = box_crop(rgb, detector, margin=0.0, context=CONTEXT, out_size=256, align=False)
+def head_patch(rgb: np.ndarray, detector: FaceDetector, label: FaceBox | None = None) -> np.ndarray | None:
+    """The photo's largest face (the labelled one, with a `label`) with CONTEXT x its box around it,
+    upright as photographed, 256 px."""
+    found = box_crop(rgb, detector, margin=0.0, context=CONTEXT, out_size=256, align=False, label=label)
     return None if found is None else found[0]
 
 
@@ -77,12 +78,12 @@ def load_buyers(records, progress=None) -> tuple[list[Buyer], list[tuple[str, st
     buyers, unplaced = [], []
     for rec in records:
         try:
-            patch = head_patch(decode_image(rec.path), detector)
+            patch = head_patch(decode_image(rec.path), detector, rec.face_label)
         except AgegateError as e:
             unplaced.append((str(rec.path), str(e)))
             continue
         if patch is None:
-            unplaced.append((str(rec.path), "no face found"))
+            unplaced.append((str(rec.path), "no face found" + ("" if rec.box is None else " at the labelled face box")))
         else:
             buyers.append(Buyer(len(buyers), str(rec.path), float(rec.age), patch))
         if progress:

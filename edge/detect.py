@@ -101,6 +101,10 @@ DOUBT_BELOW = 0.65
 #: a chin, a nose or an eye again at 0.55-0.67 (4 UTKFace chips, all splits); the small faces such a large
 #: face hid in those val scenes scored 0.69-0.97 once found (13 of the 14 are found).
 SURE_FACE = 0.7
+#: A labelled face (a data set that marks whose age a group photo is labelled with) is looked for on a
+#: square of this many times its box's side around it, as if the photo were that region: other people
+#: further away in the photo are then not seen, and a loose label (head, or the person) still holds the face.
+LABEL_REGION = 3.0
 
 
 @dataclass
@@ -261,6 +265,18 @@ class FaceDetector:
             faces = _largest_first(self._refine(rgb, f) for f in faces)
         return faces
 
+    def detect_labelled(self, rgb: np.ndarray, label: FaceBox) -> FaceBox | None:
+        """The face a data set's label marks (see `labelled_face`), detected with this detector's full
+        policy on the region LABEL_REGION x the label's side around it; None when it is not found there."""
+        h, w = rgb.shape[:2]
+        cx, cy = label.center
+        half = LABEL_REGION * label.side / 2
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        x1, y1 = int(min(w, math.ceil(cx + half))), int(min(h, math.ceil(cy + half)))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        return labelled_face([f.shifted(x0, y0) for f in self.detect(rgb[y0:y1, x0:x1])], label)
+
     def _detect_frame(self, rgb: np.ndarray, fallbacks: bool = True) -> list[FaceBox]:
         o = self.options
         h, w = rgb.shape[:2]
@@ -328,6 +344,15 @@ class FaceDetector:
         return _largest_first(faces)
 
 
+def labelled_face(faces: list[FaceBox], label: FaceBox) -> FaceBox | None:
+    """The detected face that is the labelled one, or None. Data sets draw face boxes their own way
+    (a tight inner face, a loose head, the whole person), so a face matches when its centre lies in the
+    label or the label's centre lies in it; of several, the one that overlaps the label most."""
+    near = [f for f in faces if label.contains(*f.center) or f.contains(*label.center)]
+    key = lambda f: (iou((f.x0, f.y0, f.x1, f.y1), (label.x0, label.y0, label.x1, label.y1)), f.area)  # noqa: E731
+    return max(near, key=key, default=None)
+
+
 def _largest_first(faces) -> list[FaceBox]:
     return sorted(faces, key=lambda f: -f.area)
 
@@ -381,13 +406,17 @@ def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True,
 
 
 def box_crop(rgb: np.ndarray, detector: FaceDetector, margin: float, context: float = 1.0,
-             out_size: int = 0, align: bool = True) -> tuple[np.ndarray, FaceBox] | None:
+             out_size: int = 0, align: bool = True, label: FaceBox | None = None) -> tuple[np.ndarray, FaceBox] | None:
     """The box's crop policy for one image: its largest face framed by `crop_face`; None without a face.
+    With a `label` (a data set's face box for the person the age belongs to), the labelled face instead.
 
     Training (`train --crop box`), evaluation (`eval --detect`), int8 calibration and the box all
     crop through here, so a model is judged on the framing it was trained on.
     """
-    faces = detector.detect(rgb)
-    if not faces:
+    if label is not None:
+        face = detector.detect_labelled(rgb, label)
+    else:
+        face = next(iter(detector.detect(rgb)), None)
+    if face is None:
         return None
-    return crop_face(rgb, faces[0], margin, align=align, out_size=out_size, context=context), faces[0]
+    return crop_face(rgb, face, margin, align=align, out_size=out_size, context=context), face

@@ -111,6 +111,13 @@ def inspect_image(rec: Record) -> ImageInfo:
         info.problems.append(Problem(f, line, kind, str(e).split(": ", 1)[-1]))
         return info
     info.height, info.width = rgb.shape[:2]
+    if rec.box is not None:
+        x0, y0, x1, y1 = rec.box
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        if not (0 <= cx < info.width and 0 <= cy < info.height):
+            info.problems.append(Problem(f, line, "bad_box", f"face box centre ({cx:g}, {cy:g}) lies outside the "
+                                                             f"{info.width}x{info.height} image"))
+            return info
     mode = _mode_note(data)
     if mode:
         info.problems.append(Problem(f, line, "mode", f"{mode}; readable after conversion to RGB", "warning"))
@@ -145,8 +152,8 @@ def check_dataset(ds: Dataset, workers: int | None = None, progress: bool = True
         problems.extend(info.problems)
     by_digest: dict[str, list[ImageInfo]] = defaultdict(list)
     for info in infos:
-        if info.digest:
-            by_digest[info.digest].append(info)
+        if info.digest and all(i.record.path != info.record.path for i in by_digest[info.digest]):
+            by_digest[info.digest].append(info)  # a group photo's rows (one per face) are one file, not copies
     for group in by_digest.values():
         if len(group) < 2:
             continue
@@ -161,8 +168,8 @@ def check_dataset(ds: Dataset, workers: int | None = None, progress: bool = True
                 notes.append(f"across splits {'/'.join(splits)}: evaluation sees a training image")
             # A warning, not an error: each file is a usable record; the set needs a look.
             problems.append(Problem(str(r.path), r.line, "duplicate_content", "; ".join(notes), "warning"))
-    dup_names = {p.file for p in problems if p.kind == "duplicate_name"}
+    listed = Counter((i.record.path, i.record.box) for i in infos)  # the same file and face twice: neither row is used
     for info in infos:
-        if str(info.record.path) in dup_names:
+        if listed[(info.record.path, info.record.box)] > 1:
             info.ok = False
     return CheckResult(ds, infos, problems)

@@ -48,7 +48,8 @@ def context_size(spec: PreprocessSpec) -> int:
 
 
 def _cache_key(records: list[Record], spec: PreprocessSpec) -> str:
-    text = "\n".join(f"{r.path}\t{r.age:g}" for r in records) + repr(spec.to_dict()) + repr(TRAIN_DETECTOR)
+    text = "\n".join(f"{r.path}\t{r.age:g}" + ("" if r.box is None else f"\t{r.box}") for r in records)
+    text += repr(spec.to_dict()) + repr(TRAIN_DETECTOR)
     return hashlib.sha256(f"{text}{CONTEXT}".encode()).hexdigest()[:20]
 
 
@@ -73,7 +74,7 @@ def crop_records(records: list[Record], spec: PreprocessSpec, desc: str = "crop"
             return "unreadable", str(e)
         except Exception as e:  # noqa: BLE001 - one broken file is reported, not fatal
             return "unreadable", f"{rec.path}: {e}"
-        found = box_crop(img, det, spec.face_margin, context=CONTEXT, out_size=size)
+        found = box_crop(img, det, spec.face_margin, context=CONTEXT, out_size=size, label=rec.face_label)
         if found is None:
             return "no_face", None
         crop, face = found

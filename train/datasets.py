@@ -4,7 +4,12 @@ Formats (`--format auto` picks one by what the folder holds):
   appa      labels.csv (file_name,real_age) + final_files/   (the brief's data set)
   appa-orig gt_avg_{train,valid,test}.csv + train/ valid/ test/ (APPA-REAL as published)
   utkface   {age}_{gender}_{race}_{datetime}.jpg.chip.jpg, in DIR or DIR/images/
-  csv       a CSV with columns path,age[,split][,person]
+  csv       a CSV with columns path,age[,split][,person][,face_x,face_y,face_w,face_h]
+
+A CSV may mark the labelled person's face (`face_x,face_y,face_w,face_h`: the box's top-left
+corner and size in pixels): in a photo of several people the detector then crops that face,
+not the largest (`edge.detect.labelled_face`). Boxes drawn tight, loose or head-and-shoulders
+all work; rows without a box (empty cells) take the largest face as before.
 
 A reader never stops at the first bad row: a row it cannot use becomes a Problem
 (file, line, kind, detail) and reading goes on. Only a data set that cannot be
@@ -14,8 +19,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agegate.edge.contracts import IMAGE_EXTS
@@ -25,7 +31,8 @@ FORMATS = ("auto", "appa", "appa-orig", "utkface", "csv")
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 AGE_MIN, AGE_MAX = 0.0, 120.0
-_CSV_COLUMNS = ("path", "age", "split", "person")
+_BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
+_CSV_COLUMNS = ("path", "age", "split", "person") + _BOX_COLUMNS
 _UTK = re.compile(r"^(?P<age>\d+)_(?P<gender>[01])_(?:(?P<race>[0-4])_)?(?P<dt>\d+)")
 
 
@@ -38,10 +45,18 @@ class Record:
     source: str = ""  # the label file this record came from ('' for file names)
     line: int | None = None  # 1-based line in `source`
     attrs: tuple[tuple[str, str], ...] = ()  # e.g. (("gender","1"),("race","2")) for UTKFace
+    box: tuple[float, float, float, float] | None = None  # the labelled face: x0, y0, x1, y1 in pixels
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def face_label(self):
+        """The labelled face as the detector's FaceBox (`box_crop(label=...)`), None when not marked."""
+        from agegate.edge.detect import FaceBox
+
+        return None if self.box is None else FaceBox(*self.box)
 
     def attr(self, key: str) -> str | None:
         return dict(self.attrs).get(key)
@@ -74,10 +89,12 @@ class Dataset:
         return [r for r in self.records if r.split == name]
 
     def fingerprint(self) -> str:
-        """Hash of the sorted (file, age, split) list: names the exact labelled data a model saw."""
+        """Hash of the sorted (file, age, split[, face box]) list: names the exact labelled data a model saw.
+        A record without a box hashes as before boxes existed, so older fingerprints still match."""
         h = hashlib.sha256()
         for r in sorted(self.records, key=lambda r: str(r.path)):
-            h.update(f"{r.path.name}\t{r.age:g}\t{r.split}\n".encode())
+            box = "" if r.box is None else "\t" + ",".join(f"{v:g}" for v in r.box)
+            h.update(f"{r.path.name}\t{r.age:g}\t{r.split}{box}\n".encode())
         return h.hexdigest()[:16]
 
 
@@ -227,11 +244,37 @@ def _read_csv(root: Path, problems: list[Problem]) -> list[Record]:
             problems.append(Problem(str(path), line, "bad_path", "empty path"))
             continue
         p = Path(raw)
+        box = _parse_box(row, str(path), line, problems)
+        if box is False:
+            continue
         # Other columns (AAF's gender, say) travel as attributes: eval reports MAE per group.
         attrs = tuple((k, v.strip()) for k, v in row.items() if k not in _CSV_COLUMNS and v.strip())
         out.append(Record(p if p.is_absolute() else path.parent / p, age, person=row.get("person") or None,
-                          split=split, source=str(path), line=line, attrs=attrs))
+                          split=split, source=str(path), line=line, attrs=attrs, box=box))
     return out
+
+
+def _parse_box(row: dict, file: str, line: int, problems: list[Problem]):
+    """The row's face box as (x0, y0, x1, y1); None when the row marks none; False (and a Problem) when
+    it marks one badly. Whether the box lies in the image is checked where the image is read."""
+    cells = [row.get(c, "").strip() for c in _BOX_COLUMNS]
+    if not any(cells):
+        return None
+    if not all(cells):
+        missing = ", ".join(c for c, v in zip(_BOX_COLUMNS, cells) if not v)
+        problems.append(Problem(file, line, "bad_box", f"face box incomplete: {missing} empty; give all four "
+                                                       f"({','.join(_BOX_COLUMNS)}) or none"))
+        return False
+    try:
+        x, y, w, h = (float(v) for v in cells)
+    except ValueError:
+        problems.append(Problem(file, line, "bad_box", f"face box {','.join(cells)} is not four numbers"))
+        return False
+    if not (w > 0 and h > 0 and x >= 0 and y >= 0) or not all(map(math.isfinite, (x, y, w, h))):
+        problems.append(Problem(file, line, "bad_box", f"face box x={x:g} y={y:g} w={w:g} h={h:g}: the corner "
+                                                       "must be >= 0 and the size > 0 (pixels)"))
+        return False
+    return (x, y, x + w, y + h)
 
 
 def _apply_split_file(records: list[Record], split_file: Path, problems: list[Problem]) -> list[Record]:
@@ -246,7 +289,7 @@ def _apply_split_file(records: list[Record], split_file: Path, problems: list[Pr
     out = []
     for r in records:
         s = by_name.get(r.path.name) or by_name.get(str(r.path))
-        out.append(Record(r.path, r.age, r.person, s, r.source, r.line, r.attrs) if s else r)
+        out.append(replace(r, split=s) if s else r)
     unassigned = sum(1 for r in out if r.split is None)
     if unassigned:
         problems.append(Problem(str(split_file), None, "not_in_split",
@@ -255,11 +298,14 @@ def _apply_split_file(records: list[Record], split_file: Path, problems: list[Pr
 
 
 def _check_duplicate_names(records: list[Record], problems: list[Problem]) -> None:
-    seen: dict[Path, Record] = {}
+    """A file listed twice is an error, unless each row marks a different face in it (a group photo)."""
+    seen: dict[tuple, Record] = {}
     for r in records:
-        if r.path in seen:
-            first = seen[r.path]
+        key = (r.path, r.box)
+        if key in seen:
+            first = seen[key]
             problems.append(Problem(str(r.path), r.line, "duplicate_name",
-                                    f"listed again (first at {Path(first.source).name or 'folder'} line {first.line})"))
+                                    f"listed again (first at {Path(first.source).name or 'folder'} line {first.line})"
+                                    + ("" if r.box is None else " with the same face box")))
         else:
-            seen[r.path] = r
+            seen[key] = r

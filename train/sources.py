@@ -12,7 +12,7 @@ set's age mix (AAF's many children, UTKFace's many 25-35s) does not pull the est
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +85,7 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
 
 
 def _with_split(r: Record, split: str) -> Record:
-    return Record(r.path, r.age, r.person, split, r.source, r.line, r.attrs)
+    return replace(r, split=split)
 
 
 def combined_fingerprint(sources: list[Source]) -> str:

@@ -1,0 +1,139 @@
+"""Group photos: a CSV may mark whose face a row's age belongs to (face_x,face_y,face_w,face_h), and the
+box's detector then crops that face rather than the largest one in the photo."""
+import csv
+import json
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+
+from agegate.edge.cli import cli
+from agegate.edge.detect import FaceBox, labelled_face
+from agegate.edge.preprocess import decode_image
+from agegate.train.datasets import read_dataset
+
+from .conftest import UTK, pick, utk_age
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def write_csv(path, rows, header=("path", "age", "face_x", "face_y", "face_w", "face_h")):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_face_box_columns_are_read_checked_and_kept_out_of_the_groups(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    labels = write_csv(tmp_path / "labels.csv", [
+        ("a.jpg", 30, 10, 20, 100, 120),   # line 2: a box
+        ("a.jpg", 8, 300, 40, 60, 60),     # line 3: another face of the same photo: not a duplicate
+        ("b.jpg", 40, "", "", "", ""),     # line 4: no box
+        ("c.jpg", 41, 10, 20, "", 50),     # line 5: incomplete
+        ("d.jpg", 42, 10, "x", 30, 30),    # line 6: not a number
+        ("e.jpg", 43, -5, 20, 30, 30),     # line 7: off the image's corner
+        ("f.jpg", 44, 5, 20, 0, 30),       # line 8: no size
+        ("a.jpg", 31, 10, 20, 100, 120),   # line 9: the face of line 2 again
+    ])
+    ds = read_dataset(labels)
+    bad = {p.line: p for p in ds.problems if p.kind == "bad_box"}
+    assert sorted(bad) == [5, 6, 7, 8]
+    assert "face_w" in bad[5].detail and "give all four" in bad[5].detail
+    assert [(p.kind, p.line) for p in ds.problems if p.kind == "duplicate_name"] == [("duplicate_name", 9)]
+    by_line = {r.line: r for r in ds.records}
+    assert by_line[2].box == (10, 20, 110, 140) and by_line[3].box == (300, 40, 360, 100)
+    assert by_line[2].face_label == FaceBox(10, 20, 110, 140)
+    assert by_line[4].box is None and by_line[4].face_label is None
+    assert all(not r.attrs for r in ds.records)  # box columns are not groups to report MAE by
+
+
+def test_fingerprint_is_unchanged_without_boxes_and_changes_with_them(tmp_path):
+    plain = read_dataset(write_csv(tmp_path / "a.csv", [("a.jpg", 30), ("b.jpg", 40)], ("path", "age")))
+    empty = read_dataset(write_csv(tmp_path / "b.csv", [("a.jpg", 30, "", "", "", ""), ("b.jpg", 40, "", "", "", "")]))
+    boxed = read_dataset(write_csv(tmp_path / "c.csv", [("a.jpg", 30, 1, 2, 3, 4), ("b.jpg", 40, "", "", "", "")]))
+    assert plain.fingerprint() == empty.fingerprint() != boxed.fingerprint()
+
+
+def test_the_labelled_face_is_the_one_the_label_marks_however_loosely():
+    """Data sets draw boxes their own way: tight inner faces, loose heads, the whole person."""
+    near, far = FaceBox(100, 100, 200, 200), FaceBox(400, 100, 460, 160)
+    tight = FaceBox(120, 120, 180, 190)     # inside the detected face
+    loose = FaceBox(60, 40, 260, 400)       # head and shoulders around it
+    assert labelled_face([far, near], tight) == near
+    assert labelled_face([far, near], loose) == near
+    assert labelled_face([near, far], FaceBox(405, 105, 455, 155)) == far
+    assert labelled_face([near, far], FaceBox(250, 300, 300, 350)) is None  # nobody there
+    assert labelled_face([], tight) is None
+    twin = FaceBox(130, 130, 230, 230)      # both hold the label's centre: the one overlapping it most wins
+    assert labelled_face([twin, near], FaceBox(100, 100, 195, 195)) == near
+
+
+def _group_photo(tmp_path):
+    """A 1280x960 photo of an adult (a 360 px chip) and, beside them, a child (200 px): the adult's face
+    is the largest. Returns the file, each person's age and face rectangle (x, y, w, h: the chip pasted)."""
+    child, adult = pick("test", 1, seed=4, lo=3, hi=8)[0], pick("test", 1, seed=4, lo=55, hi=70)[0]
+    photo = np.full((960, 1280, 3), 110, np.uint8)
+    people = []
+    for name, (x, y, side) in ((adult, (150, 300, 360)), (child, (800, 420, 200))):
+        photo[y:y + side, x:x + side] = cv2.resize(decode_image(UTK / "images" / name), (side, side))
+        people.append((utk_age(name), (x, y, side, side)))
+    path = tmp_path / "group.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return path, people
+
+
+def _estimates(tmp_path, shipped_model, labels):
+    preds = tmp_path / f"{labels.stem}-predictions.csv"
+    res = run("eval", "--model", shipped_model, "--data", labels, "--split", "all", "--detect",
+              "--predictions", preds, "--json")
+    assert res.exit_code == 0, res.output
+    return {int(r["line"]): float(r["predicted"]) for r in csv.DictReader(open(preds))}
+
+
+def test_eval_crops_the_labelled_face_of_a_group_photo(tmp_path, shipped_model):
+    """One photo, two rows: each row's estimate is its own person's. Without a box both rows would be the
+    adult's (the largest face): the child's row alone, unmarked, is estimated as the adult."""
+    photo, ((adult_age, adult_box), (child_age, child_box)) = _group_photo(tmp_path)
+    boxed = write_csv(tmp_path / "boxed.csv", [("group.jpg", adult_age, *adult_box), ("group.jpg", child_age, *child_box)])
+    check = run("data", "check", boxed, "--json")
+    assert check.exit_code == 0 and json.loads(check.output)["ok"] == 2, check.output
+    est = _estimates(tmp_path, shipped_model, boxed)
+    assert est[3] < 15 and est[2] > 40, (est, adult_age, child_age)
+    unmarked = _estimates(tmp_path, shipped_model, write_csv(tmp_path / "unmarked.csv", [("group.jpg", child_age)],
+                                                               ("path", "age")))
+    # the adult's face (detected on the region around the label, its box differs a little from the one
+    # found on the whole photo: 60.7 against 63.0 measured)
+    assert unmarked[2] > 40 and abs(unmarked[2] - est[2]) < 5, (unmarked, est)
+
+
+def test_a_face_box_outside_the_image_is_an_error_with_its_line(tmp_path):
+    photo, ((age, _), _) = _group_photo(tmp_path)
+    labels = write_csv(tmp_path / "labels.csv", [("group.jpg", age, 1500, 100, 100, 100)])
+    res = run("data", "check", labels, "--json")
+    assert res.exit_code == 1, res.output
+    (problem,) = [p for p in json.loads(res.output)["problems"] if p["kind"] == "bad_box"]
+    assert problem["line"] == 2 and "outside the 1280x960 image" in problem["detail"]
+
+
+def test_training_crops_and_replay_take_the_labelled_face_too(tmp_path):
+    """`train --crop box` caches each row's own face, and `agegate replay` places each row's own person at
+    the till: the same labelled-face rule as eval's."""
+    from agegate.convert.replay import load_buyers
+    from agegate.edge.preprocess import PreprocessSpec
+    from agegate.train.crops import crop_records
+
+    photo, people = _group_photo(tmp_path)
+    rows = [("group.jpg", age, *box) for age, box in people]
+    records = read_dataset(write_csv(tmp_path / "boxed.csv", rows)).records
+    crops = crop_records(records, PreprocessSpec(face_crop="box"))
+    assert crops.index == [0, 1] and not crops.no_face
+    for (x0, y0, x1, y1, _), (_, (x, y, w, h)) in zip(crops.boxes, people):
+        assert FaceBox(x, y, x + w, y + h).contains((x0 + x1) / 2, (y0 + y1) / 2)
+    buyers, unplaced = load_buyers(records)
+    assert not unplaced and [b.age for b in buyers] == [age for age, _ in people]
+    grey = [cv2.cvtColor(b.patch, cv2.COLOR_RGB2GRAY).astype(np.float32) for b in buyers]
+    assert np.abs(grey[0] - grey[1]).mean() > 10  # two people's heads, not the adult's twice
