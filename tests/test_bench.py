@@ -196,6 +196,24 @@ def test_bystanders_stand_beside_the_photo_with_smaller_faces():
     assert (scene[outside] == clutter[outside]).all()  # and it is the scene around the photo
 
 
+def test_probe_with_the_photo_labelled_never_takes_a_bystander(small_utk, tmp_path, shipped_model):
+    """`--labelled` gives the detector the placed photo's rectangle as the labelled face box: with two
+    bystanders beside each photo every face taken lies inside the photo, and the JSON says the run was
+    labelled. (That the label changes which face is taken is shown in tests/test_labelled_faces.py, where
+    the other face is the larger.)"""
+    from agegate.benchmarks.uncropped_probe import main
+
+    out = tmp_path / "probe.json"
+    r = CliRunner().invoke(main, [str(shipped_model), "--data", str(small_utk), "--split", "test", "--per-set", "8",
+                                  "--sides", "220", "--tiles", "4", "--bystanders", "2", "--labelled",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    result = json.loads(out.read_text())
+    assert result["labelled"] is True
+    rows = [v for side in result["rows"].values() for variant in side.values() for v in variant.values()]
+    assert rows and all(v["found_elsewhere"] == 0 and v["found"] + v["missed"] == 8 for v in rows), rows
+
+
 def test_painting_out_a_face_leaves_nothing_to_detect():
     """The probe's faceless scenes are made of photos whose faces `paint_out` covers: chips in a scene are
     found before and not after (a cover that missed the face would count true faces as false ones)."""
