@@ -137,3 +137,18 @@ def test_training_crops_and_replay_take_the_labelled_face_too(tmp_path):
     assert not unplaced and [b.age for b in buyers] == [age for age, _ in people]
     grey = [cv2.cvtColor(b.patch, cv2.COLOR_RGB2GRAY).astype(np.float32) for b in buyers]
     assert np.abs(grey[0] - grey[1]).mean() > 10  # two people's heads, not the adult's twice
+
+
+def test_float_and_int8_predictions_pair_by_file_and_line():
+    """QA compares a float and a quantized model image by image; a group photo is one file with a row per
+    face, so a file alone would pair one person's float estimate with another's int8 estimate."""
+    from agegate.convert.evaluate import Predictions
+
+    f = Predictions(["g.jpg", "g.jpg", "a.jpg"], np.array([8.0, 60.0, 30.0]), np.array([9.0, 58.0, 31.0]),
+                    lines=[2, 3, 4])
+    q = Predictions(["a.jpg", "g.jpg", "g.jpg"], np.array([30.0, 60.0, 8.0]), np.array([32.0, 57.0, 10.0]),
+                    lines=[4, 3, 2])  # another order; the child's row first in one, last in the other
+    keep, qkeep = f.pair(q)
+    assert keep == [0, 1, 2] and list(q.y_true[qkeep]) == [8.0, 60.0, 30.0]
+    skipped = Predictions(["g.jpg"], np.array([60.0]), np.array([57.0]), lines=[3])  # the child not found
+    assert f.pair(skipped) == ([1], [0])
