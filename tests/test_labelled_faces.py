@@ -152,3 +152,23 @@ def test_float_and_int8_predictions_pair_by_file_and_line():
     assert keep == [0, 1, 2] and list(q.y_true[qkeep]) == [8.0, 60.0, 30.0]
     skipped = Predictions(["g.jpg"], np.array([60.0]), np.array([57.0]), lines=[3])  # the child not found
     assert f.pair(skipped) == ([1], [0])
+
+
+def test_the_data_report_outlines_each_labelled_face(tmp_path):
+    """`agegate data report` shows sample images with the labelled face outlined, for a person to check that
+    each box holds the face its age belongs to."""
+    from agegate.train.report import outlined
+
+    photo, people = _group_photo(tmp_path)
+    rgb = decode_image(photo)
+    (_, (x, y, w, h)), _ = people
+    drawn = outlined(rgb, (x, y, x + w, y + h))
+    changed = (drawn != rgb).any(axis=2)
+    assert changed[y, x + w // 2] and changed[y + h // 2, x] and changed[y + h, x + w // 2]  # the four sides
+    assert not changed[y + h // 2, x + w // 2] and not changed[10, 10]  # not the face, not elsewhere
+    assert outlined(rgb, None) is rgb
+    labels = write_csv(tmp_path / "boxed.csv", [("group.jpg", age, *box) for age, box in people])
+    res = run("data", "report", labels, "--out", tmp_path / "rep")
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "2 of 2 images mark the labelled person's face" in page

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from agegate.edge.bands import BAND_LABELS, band_of
@@ -67,6 +68,9 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
 
     ages = (f"Ages {summary['age_min']:g} to {summary['age_max']:g} (mean {summary['age_mean']})." if summary["ok"]
             else "No usable image.")
+    boxed = sum(i.record.box is not None for i in ok)
+    boxes_note = (f"<p>{boxed} of {len(ok)} images mark the labelled person's face (face_x,face_y,face_w,face_h): "
+                  f"outlined in yellow. Check that each outline holds the face the age belongs to.</p>" if boxed else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate data report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} img{{max-width:100%}}</style></head><body>
@@ -77,7 +81,7 @@ Splits: {html.escape(json.dumps(summary['splits']))}.</p>
 <h2>Ages</h2>{img('age_histogram.png')}
 <h2>Age bands</h2><table><tr><th>band</th><th>images</th><th>share</th></tr>{rows}</table>{img('age_bands.png')}
 <h2>Image sizes</h2><table><tr><th>size</th><th>images</th></tr>{size_rows}</table>{img('image_sizes.png')}
-<h2>Sample faces per band</h2>{img('samples.png')}
+<h2>Sample faces per band</h2>{boxes_note}{img('samples.png')}
 <h2>Problems ({len(result.problems)})</h2>
 <table><tr><th>kind</th><th>severity</th><th>file</th><th>line</th><th>detail</th></tr>{prob_rows}</table>
 </body></html>"""
@@ -98,7 +102,20 @@ def _sample_grid(ok, path: Path, per_band: int, seed: int) -> None:
             ax.axis("off")
             if c < len(pick):
                 info = pool[int(pick[c])]
-                ax.imshow(decode_image(info.record.path))
+                ax.imshow(outlined(decode_image(info.record.path), info.record.box))
                 ax.set_title(f"{info.record.age:g}", fontsize=7)
         axes[r, 0].text(-0.15, 0.5, band, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=9)
     fig.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)
+
+
+def outlined(rgb: np.ndarray, box: tuple[float, float, float, float] | None) -> np.ndarray:
+    """`rgb` with a labelled face box drawn in yellow (a copy), so a person sees whose face a row labels;
+    the image itself when there is no box."""
+    if box is None:
+        return rgb
+    out = rgb.copy()
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    thickness = max(2, round(max(out.shape[:2]) / 60))  # still seen when the grid shows the image ~100 px wide
+    cv2.rectangle(out, (x0, y0), (x1, y1), (255, 220, 0), thickness)
+    return out
+
