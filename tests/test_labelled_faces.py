@@ -172,3 +172,17 @@ def test_the_data_report_outlines_each_labelled_face(tmp_path):
     assert res.exit_code == 0, res.output
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "2 of 2 images mark the labelled person's face" in page
+
+
+def test_a_model_that_reads_whole_images_is_not_given_a_group_photo_silently(tmp_path):
+    """Without the detector a labelled box cannot choose a face (the model would see the photo's centre):
+    eval says to pass --detect, with the count of rows that mark a box; with --detect it runs."""
+    from .conftest import gaussian_model
+
+    model = gaussian_model(tmp_path / "thirty.tflite", 30.0)
+    photo, people = _group_photo(tmp_path)
+    labels = write_csv(tmp_path / "boxed.csv", [("group.jpg", age, *box) for age, box in people])
+    res = run("eval", "--model", model, "--data", labels, "--split", "all")
+    assert res.exit_code == 2 and "2 of 2 images mark a labelled face box" in res.output and "--detect" in res.output
+    res = run("eval", "--model", model, "--data", labels, "--split", "all", "--detect", "--json")
+    assert res.exit_code == 0 and json.loads(res.output)["n"] == 2, res.output
