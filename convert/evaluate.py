@@ -153,11 +153,10 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
     model = open_predictor(model_path, threads, tta)
     head = model.meta.head
     inputs = ModelInputs(model.meta.preprocess, detect, detector)
-    boxed = sum(getattr(r, "box", None) is not None for r in records)
-    if boxed and not inputs.detects:  # a centre crop of a group photo is nobody's face in particular
-        raise UsageError(f"{boxed} of {len(records)} images mark a labelled face box, which chooses a face only "
-                         f"through the box's detector, and {Path(model_path).name} reads whole images: run "
-                         f"`agegate eval` with --detect, or use a model trained with --crop box")
+    from agegate.train.datasets import check_boxes_reach_a_detector
+
+    check_boxes_reach_a_detector(records, inputs.detects, f"{Path(model_path).name} reads whole images; run "
+                                 "`agegate eval` with --detect, or use a model trained with --crop box")
     paths, lines, y_true, raws, attrs, skipped = [], [], [], [], [], []
     workers = 1 if inputs.detects else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)

@@ -186,3 +186,19 @@ def test_a_model_that_reads_whole_images_is_not_given_a_group_photo_silently(tmp
     assert res.exit_code == 2 and "2 of 2 images mark a labelled face box" in res.output and "--detect" in res.output
     res = run("eval", "--model", model, "--data", labels, "--split", "all", "--detect", "--json")
     assert res.exit_code == 0 and json.loads(res.output)["n"] == 2, res.output
+
+
+def test_training_on_whole_images_refuses_labelled_boxes(tmp_path):
+    """`train --crop none` reads each image whole: a group photo's labelled face would be lost, so the
+    boxed rows stop the run before any decoding, saying to train with --crop box."""
+    import pytest
+
+    from agegate.edge.errors import UsageError
+    from agegate.edge.preprocess import PreprocessSpec
+    from agegate.train.inputs import decode_records
+
+    photo, people = _group_photo(tmp_path)
+    records = read_dataset(write_csv(tmp_path / "boxed.csv", [("group.jpg", age, *box) for age, box in people])).records
+    with pytest.raises(UsageError, match="2 of 2 images mark a labelled face box.*--crop box"):
+        decode_records(records, PreprocessSpec())
+    assert len(decode_records(records, PreprocessSpec(face_crop="box")).ages) == 2

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agegate.edge.contracts import IMAGE_EXTS
-from agegate.edge.errors import DatasetError
+from agegate.edge.errors import DatasetError, UsageError
 
 FORMATS = ("auto", "appa", "appa-orig", "utkface", "csv")
 SPLITS = ("train", "val", "test")
@@ -275,6 +275,15 @@ def _parse_box(row: dict, file: str, line: int, problems: list[Problem]):
                                                        "must be >= 0 and the size > 0 (pixels)"))
         return False
     return (x, y, x + w, y + h)
+
+
+def check_boxes_reach_a_detector(records, detects: bool, fix: str) -> None:
+    """A labelled face box chooses a face only through the box's detector; where images are read whole
+    (a chip model, `--crop none`) it would silently be the photo's centre instead. Raises UsageError."""
+    boxed = sum(getattr(r, "box", None) is not None for r in records)
+    if boxed and not detects:
+        raise UsageError(f"{boxed} of {len(records)} images mark a labelled face box, which chooses a face only "
+                         f"through the box's detector, and the images here are read whole: {fix}")
 
 
 def _apply_split_file(records: list[Record], split_file: Path, problems: list[Problem]) -> list[Record]:

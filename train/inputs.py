@@ -22,7 +22,7 @@ from agegate.edge.contracts import MINOR_AGE
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import ImageDecodeError, PreprocessSpec, decode_image, prepare_uint8
 
-from .datasets import Record
+from .datasets import Record, check_boxes_reach_a_detector
 
 log = logging.getLogger("agegate.train")
 
@@ -59,6 +59,7 @@ def decode_records(records: list[Record], spec: PreprocessSpec, strict: bool = F
     box's detector and crop first (train/crops.py)."""
     if spec.face_crop == "box":
         return _box_crops(records, spec, strict, desc, cache_dir, workers)
+    check_boxes_reach_a_detector(records, False, "train with --crop box")
     key = hashlib.sha256(
         ("\n".join(f"{r.path}\t{r.age:g}" for r in records) + repr(spec.to_dict())).encode()
     ).hexdigest()[:20]
