@@ -37,6 +37,7 @@ class Predictions:
     head: AgeHead = field(default_factory=AgeHead)
     operating_point: OperatingPoint | None = None  # the model's, to report what it does on this data
     lines: list[int | None] = field(default_factory=list)  # each image's line in its label file: a group photo's faces
+    faces: list[tuple | None] = field(default_factory=list)  # the face box the detector took (x0, y0, x1, y1)
 
     @property
     def risk(self) -> np.ndarray | None:
@@ -62,6 +63,7 @@ class Predictions:
         return dataclasses.replace(self, paths=pick(self.paths), y_true=self.y_true[keep], y_pred=self.y_pred[keep],
                                    attrs=pick(self.attrs) if self.attrs else self.attrs,
                                    lines=pick(self.lines) if self.lines else self.lines,
+                                   faces=pick(self.faces) if self.faces else self.faces,
                                    probs=None if self.probs is None else self.probs[keep])
 
     def metrics(self) -> dict:
@@ -83,24 +85,31 @@ class Predictions:
 
     def write_csv(self, path: Path) -> None:
         """One row per image; a skipped image has an empty prediction and says why. `line` is the image's
-        row in its label file (empty for labels in file names): it tells a group photo's faces apart."""
+        row in its label file (empty for labels in file names): it tells a group photo's faces apart.
+        `face_x,face_y,face_w,face_h` is the face the detector took, in the label CSV's own columns: a wrong
+        face can be checked on the image, and the box pasted into the labels to mark the right one."""
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = self.lines or [None] * len(self.paths)
+        faces = self.faces or [None] * len(self.paths)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["file", "line", "age", "predicted", "error", "skipped"])
-            for p, n, t, y in zip(self.paths, lines, self.y_true, self.y_pred):
-                w.writerow([p, "" if n is None else n, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", ""])
+            w.writerow(["file", "line", "age", "predicted", "error", "face_x", "face_y", "face_w", "face_h", "skipped"])
+            for p, n, t, y, box in zip(self.paths, lines, self.y_true, self.y_pred, faces):
+                xywh = [""] * 4 if box is None else [f"{box[0]:.0f}", f"{box[1]:.0f}", f"{box[2] - box[0]:.0f}",
+                                                     f"{box[3] - box[1]:.0f}"]
+                w.writerow([p, "" if n is None else n, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", *xywh, ""])
             for p, why in self.skipped:
-                w.writerow([p, "", "", "", "", why])
+                w.writerow([p, "", "", "", "", "", "", "", "", why])
 
     @classmethod
     def concat(cls, parts: list["Predictions"]) -> "Predictions":
         probs = None if any(x.probs is None for x in parts) else np.concatenate([x.probs for x in parts])
         lines = [n for x in parts for n in (x.lines or [None] * len(x.paths))]
+        faces = [b for x in parts for b in (x.faces or [None] * len(x.paths))]
         return cls([p for x in parts for p in x.paths], np.concatenate([x.y_true for x in parts]),
                    np.concatenate([x.y_pred for x in parts]), [a for x in parts for a in x.attrs],
-                   [s for x in parts for s in x.skipped], probs, parts[0].head, parts[0].operating_point, lines)
+                   [s for x in parts for s in x.skipped], probs, parts[0].head, parts[0].operating_point, lines,
+                   faces)
 
 
 def is_tflite(path: str | Path) -> bool:
@@ -110,6 +119,16 @@ def is_tflite(path: str | Path) -> bool:
 def model_metadata(path: str | Path) -> ModelMetadata:
     """The metadata of a .tflite, a run folder or a model.keras (read_metadata finds the sidecar)."""
     return read_metadata(Path(path))
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One record as the model sees it: the normalised input, or why there is none; and the face the
+    detector took (None when the image is read whole), so a person can check which face an error is on."""
+
+    x: np.ndarray | None
+    error: str = ""
+    face: object | None = None  # edge.detect.FaceBox
 
 
 class ModelInputs:
@@ -128,21 +147,22 @@ class ModelInputs:
     def detects(self) -> bool:
         return self.detector is not None
 
-    def __call__(self, rec) -> tuple[np.ndarray | None, str]:
+    def __call__(self, rec) -> ModelInput:
         try:
             img = decode_image(rec.path)
         except AgegateError as e:
-            return None, str(e)
+            return ModelInput(None, str(e))
+        face = None
         if self.detector is not None:
             from agegate.edge.detect import box_crop
 
             label = rec.face_label
             found = box_crop(img, self.detector, self.spec.face_margin, label=label)
             if found is None:
-                return None, f"{rec.path}: no face found" + ("" if label is None else
-                                                             f" at the labelled face box (line {rec.line})")
-            img = found[0]
-        return normalize(prepare_uint8(img, self.spec), self.spec), ""
+                return ModelInput(None, f"{rec.path}: no face found" + ("" if label is None else
+                                                                       f" at the labelled face box (line {rec.line})"))
+            img, face = found
+        return ModelInput(normalize(prepare_uint8(img, self.spec), self.spec), "", face)
 
 
 def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: int = 64, detect: bool = False,
@@ -157,24 +177,25 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
 
     check_boxes_reach_a_detector(records, inputs.detects, f"{Path(model_path).name} reads whole images; run "
                                  "`agegate eval` with --detect, or use a model trained with --crop box")
-    paths, lines, y_true, raws, attrs, skipped = [], [], [], [], [], []
+    paths, lines, faces, y_true, raws, attrs, skipped = [], [], [], [], [], [], []
     workers = 1 if inputs.detects else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(records), batch_size):
             chunk = records[start : start + batch_size]
             xs, kept = [], []
-            for rec, (x, err) in zip(chunk, pool.map(inputs, chunk)):
-                if x is None:
-                    skipped.append((str(rec.path), err))
+            for rec, got in zip(chunk, pool.map(inputs, chunk)):
+                if got.x is None:
+                    skipped.append((str(rec.path), got.error))
                 else:
-                    xs.append(x)
-                    kept.append(rec)
+                    xs.append(got.x)
+                    kept.append((rec, got.face))
             if xs:
                 raws.append(model.raw(np.stack(xs)))
-                for rec in kept:
+                for rec, face in kept:
                     paths.append(str(rec.path))
                     lines.append(rec.line)
+                    faces.append(None if face is None else (face.x0, face.y0, face.x1, face.y1))
                     y_true.append(rec.age)
                     attrs.append(dict(rec.attrs))
             bar.update(len(chunk))
@@ -185,7 +206,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
     raw = np.concatenate(raws)
     probs = head.probabilities(raw) if head.is_distribution else None
     return Predictions(paths, np.array(y_true), head.point(raw), attrs, skipped, probs, head,
-                       model.meta.operating_point, lines)
+                       model.meta.operating_point, lines, faces)
 
 
 def select_records(data: str, fmt: str, split_file: str | None, split: str | None, limit: int | None = None,

@@ -97,7 +97,7 @@ def calibration_images(records, spec: PreprocessSpec, size: int, seed: int = 0) 
     for i in picks:
         if len(out) >= size:
             break
-        x, _ = inputs(records[i])
+        x = inputs(records[i]).x
         if x is not None:
             out.append(x)
     if not out:

@@ -103,6 +103,11 @@ def test_eval_crops_the_labelled_face_of_a_group_photo(tmp_path, shipped_model):
     assert check.exit_code == 0 and json.loads(check.output)["ok"] == 2, check.output
     est = _estimates(tmp_path, shipped_model, boxed)
     assert est[3] < 15 and est[2] > 40, (est, adult_age, child_age)
+    # each row names the face the detector took, in the label CSV's own columns
+    rows = {int(r["line"]): r for r in csv.DictReader(open(tmp_path / "boxed-predictions.csv"))}
+    for line, (x, y, w, h) in ((2, adult_box), (3, child_box)):
+        fx, fy, fw, fh = (float(rows[line][k]) for k in ("face_x", "face_y", "face_w", "face_h"))
+        assert FaceBox(x, y, x + w, y + h).contains(fx + fw / 2, fy + fh / 2) and 0.3 * w < fw < 1.5 * w, rows[line]
     unmarked = _estimates(tmp_path, shipped_model, write_csv(tmp_path / "unmarked.csv", [("group.jpg", child_age)],
                                                                ("path", "age")))
     # the adult's face (detected on the region around the label, its box differs a little from the one
