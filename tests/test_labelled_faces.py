@@ -207,3 +207,25 @@ def test_training_on_whole_images_refuses_labelled_boxes(tmp_path):
     with pytest.raises(UsageError, match="2 of 2 images mark a labelled face box.*--crop box"):
         decode_records(records, PreprocessSpec())
     assert len(decode_records(records, PreprocessSpec(face_crop="box")).ages) == 2
+
+
+def test_a_group_photo_keeps_its_people_and_their_other_photos_in_one_split(tmp_path):
+    """The person-aware split treats a photo's rows as linked: A and B share a photo, B has one alone, and
+    C is alone; A's and B's three rows land in one split whatever the seed. Without group photos the split
+    is the one it always was (groups named by person, else file)."""
+    from agegate.train.datasets import Record
+    from agegate.train.split import _group_of, make_split
+
+    group, b_alone = tmp_path / "group.jpg", tmp_path / "b.jpg"
+    rows = [Record(group, 30, person="A", box=(0, 0, 10, 10)), Record(group, 8, person="B", box=(20, 0, 30, 10)),
+            Record(b_alone, 9, person="B")]
+    others = [Record(tmp_path / f"c{i}.jpg", 20 + i, person=f"C{i}") for i in range(40)]
+    names = _group_of(rows + others)
+    assert {names[id(r)] for r in rows} == {"A"} and names[id(others[0])] == "C0"
+    for seed in range(6):
+        split = make_split(rows + others, 0.3, 0.3, seed)
+        assert split[group] == split[b_alone]
+    plain = [Record(tmp_path / f"p{i}.jpg", 20 + i % 40, person=f"person{i // 5}") for i in range(30)]
+    plain += [Record(tmp_path / f"n{i}.jpg", 30) for i in range(5)]
+    assert {n for n in _group_of(plain).values()} == {f"person{i}" for i in range(6)} | {
+        f"file:{tmp_path / f'n{i}.jpg'}" for i in range(5)}

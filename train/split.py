@@ -1,7 +1,8 @@
 """`agegate data split`: a deterministic split manifest, stratified by age band.
 
 Records of one person (when the reader knows a person id) always land in the
-same split, so a face never appears on both sides of an evaluation.
+same split, so a face never appears on both sides of an evaluation; so do the rows
+of one photo (a group photo has a row per labelled face), and whoever they link.
 """
 from __future__ import annotations
 
@@ -17,13 +18,40 @@ from agegate.edge.errors import UsageError
 from .datasets import Record
 
 
+def _group_of(records: list[Record]) -> dict[int, str]:
+    """Each record's group: the records of one person, and the rows of one file (a group photo has a row
+    per labelled face), are one group, and so transitively (A with B in one photo, B alone in another: all
+    three rows together). A group is named by its smallest person id, else its file, as before group
+    photos existed, so a data set without them splits exactly as it did."""
+    parent: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for r in records:
+        if r.person:
+            a, b = root(r.person), root(f"file:{r.path}")
+            if a != b:
+                parent[b] = a
+    names: dict[str, str] = {}
+    for r in records:
+        if r.person:
+            top = root(r.person)
+            names[top] = min(names.get(top, r.person), r.person)
+    return {id(r): names.get(root(f"file:{r.path}"), f"file:{r.path}") for r in records}
+
+
 def make_split(records: list[Record], val: float = 0.1, test: float = 0.1, seed: int = 0) -> dict[Path, str]:
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise UsageError("--val and --test must be fractions with val + test < 1")
     # Group by person (or by file when no person id), then stratify groups by band.
+    group_of = _group_of(records)
     groups: dict[str, list[Record]] = defaultdict(list)
     for r in records:
-        groups[r.person or f"file:{r.path}"].append(r)
+        groups[group_of[id(r)]].append(r)
     by_band: dict[str, list[str]] = defaultdict(list)
     for key, recs in groups.items():
         by_band[band_of(float(np.median([r.age for r in recs])))].append(key)
