@@ -19,6 +19,7 @@ from tqdm import tqdm
 from agegate.edge.age_head import AgeHead, p_under
 from agegate.edge.challenge25 import OperatingPoint, rates, tradeoff_curve
 from agegate.edge.contracts import CHALLENGE_AGE
+from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError, UsageError
 from agegate.edge.metadata import ModelMetadata, read_metadata
 from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
@@ -128,7 +129,7 @@ class ModelInput:
 
     x: np.ndarray | None
     error: str = ""
-    face: object | None = None  # edge.detect.FaceBox
+    face: FaceBox | None = None
 
 
 class ModelInputs:
@@ -139,8 +140,6 @@ class ModelInputs:
         self.spec = spec
         self.detector = None
         if detect or spec.face_crop == "box":
-            from agegate.edge.detect import DetectorOptions, FaceDetector
-
             self.detector = FaceDetector(DetectorOptions.for_photos(detector=detector))
 
     @property
@@ -154,8 +153,6 @@ class ModelInputs:
             return ModelInput(None, str(e))
         face = None
         if self.detector is not None:
-            from agegate.edge.detect import box_crop
-
             label = rec.face_label
             found = box_crop(img, self.detector, self.spec.face_margin, label=label)
             if found is None:

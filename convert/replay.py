@@ -83,7 +83,8 @@ def load_buyers(records, progress=None) -> tuple[list[Buyer], list[tuple[str, st
             unplaced.append((str(rec.path), str(e)))
             continue
         if patch is None:
-            unplaced.append((str(rec.path), "no face found" + ("" if rec.box is None else " at the labelled face box")))
+            unplaced.append((str(rec.path), "no face found" + ("" if rec.box is None else
+                                                              f" at the labelled face box (line {rec.line})")))
         else:
             buyers.append(Buyer(len(buyers), str(rec.path), float(rec.age), patch))
         if progress:
