@@ -15,7 +15,7 @@ variant, the scenes of N made of drawn photos with their faces painted out where
 other people's photos beside it, their faces smaller (is the largest face still the labelled one?).
 `--labelled` hands each variant the placed photo's rectangle as the labelled face box (the loosest label a
 data set could carry: `face_x,face_y,face_w,face_h` in a CSV), so the face in it is taken, not the largest.
-Chosen on val; a test run reports what was chosen.
+Chosen on val; a test run reports what was chosen. Every run and its figures: benchmarks/PHOTOS.md.
 
     python -m agegate.benchmarks.uncropped_probe edge/assets/default_model.tflite \\
         --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --per-set 400 \\

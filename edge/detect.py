@@ -126,7 +126,7 @@ class DetectorOptions:
     # Photos: a face narrower than this share of the frame's longest side is detected again on a region
     # REFINE_REGION x its side around it, at full resolution (0: never). 0.3 (a face under 38 px of short
     # range's 128 px input) was chosen on val photos placed small in a 1280x960 scene: 0.45 and 0.6 moved
-    # MAE by 0.05 at most (benchmarks/uncropped_probe.py; the README's "Faces small in the photo").
+    # MAE by 0.05 at most (benchmarks/uncropped_probe.py; benchmarks/PHOTOS.md).
     refine_below: float = 0.0
     # Photos: when nothing is found on the whole frame (padded retry and Haar included), or the best face
     # scores under DOUBT_BELOW, look again on a grid of tiles x tiles overlapping tiles, BlazeFace alone on

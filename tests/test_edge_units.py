@@ -176,7 +176,7 @@ def test_tiles_find_faces_too_small_for_the_whole_photo():
     """All-Age-Faces photos shrunk to 110 px in the probe's 1280x960 scene: a face there is under 13 px
     of short range's 128 px view of the whole photo, and one pass (with the padded retry and Haar) misses
     several; the photo profile then searches overlapping tiles and finds more, each inside the photo
-    placed (measured on val: benchmarks/uncropped_probe.py, the README's "Faces small in the photo")."""
+    placed (measured on val: benchmarks/uncropped_probe.py, benchmarks/PHOTOS.md)."""
     from agegate.benchmarks.uncropped_probe import place_in_scene
     from agegate.convert.evaluate import select_records
 
