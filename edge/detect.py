@@ -15,6 +15,8 @@ found at all on the whole frame; when nothing is found there (or only a doubtful
 scene around a small face seen as one large face), the photo profile searches overlapping tiles and keeps a
 face a tile shows only if a second look at the region around it finds it again (`tiles`).
 Camera frames keep one pass: a till face is large, and each pass costs a detector run.
+A data set may mark whose face a photo's label is about (a group photo): `box_crop(label=...)` then looks
+for that face around the mark (`detect_labelled`, `labelled_face`) instead of taking the largest.
 
 Crop policy (the same framing as the training chips): grow the detected box to a
 square of side max(w, h) * (1 + 2 * face_margin) around its centre, rotate so the
