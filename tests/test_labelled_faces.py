@@ -38,12 +38,15 @@ def test_face_box_columns_are_read_checked_and_kept_out_of_the_groups(tmp_path):
         ("e.jpg", 43, -5, 20, 30, 30),     # line 7: off the image's corner
         ("f.jpg", 44, 5, 20, 0, 30),       # line 8: no size
         ("a.jpg", 31, 10, 20, 100, 120),   # line 9: the face of line 2 again
+        ("a.jpg", 33, 15, 25, 100, 120),   # line 10: nearly line 2's box: one face labelled twice?
     ])
     ds = read_dataset(labels)
     bad = {p.line: p for p in ds.problems if p.kind == "bad_box"}
     assert sorted(bad) == [5, 6, 7, 8]
     assert "face_w" in bad[5].detail and "give all four" in bad[5].detail
     assert [(p.kind, p.line) for p in ds.problems if p.kind == "duplicate_name"] == [("duplicate_name", 9)]
+    (overlap,) = [p for p in ds.problems if p.kind == "box_overlap"]
+    assert overlap.line == 10 and "line 2" in overlap.detail and overlap.severity == "warning"
     by_line = {r.line: r for r in ds.records}
     assert by_line[2].box == (10, 20, 110, 140) and by_line[3].box == (300, 40, 360, 100)
     assert by_line[2].face_label == FaceBox(10, 20, 110, 140)

@@ -139,6 +139,7 @@ def read_dataset(path: str | Path, fmt: str = "auto", split_file: str | Path | N
     if split_file is not None:
         records = _apply_split_file(records, Path(split_file), problems)
     _check_duplicate_names(records, problems)
+    _check_overlapping_boxes(records, problems)
     base = root if root.is_dir() else root.parent
     return Dataset(root=base, format=fmt, records=records, problems=problems,
                    split_file=Path(split_file) if split_file else None)
@@ -275,6 +276,29 @@ def _parse_box(row: dict, file: str, line: int, problems: list[Problem]):
                                                        "must be >= 0 and the size > 0 (pixels)"))
         return False
     return (x, y, x + w, y + h)
+
+
+#: Two rows of one photo whose face boxes overlap this much (IoU) likely label one face twice.
+SAME_FACE_IOU = 0.5
+
+
+def _check_overlapping_boxes(records: list[Record], problems: list[Problem]) -> None:
+    """A warning for each row whose face box mostly covers another row's in the same photo: one face
+    labelled twice (and perhaps with two ages), or a box drawn on the wrong person."""
+    from agegate.edge.detect import iou
+
+    by_file: dict[Path, list[Record]] = {}
+    for r in records:
+        if r.box is not None:
+            by_file.setdefault(r.path, []).append(r)
+    for rows in by_file.values():
+        for i, r in enumerate(rows):
+            for first in rows[:i]:
+                if first.box != r.box and iou(first.box, r.box) > SAME_FACE_IOU:
+                    problems.append(Problem(str(r.path), r.line, "box_overlap",
+                                            f"face box overlaps line {first.line}'s (IoU {iou(first.box, r.box):.2f}"
+                                            f"): one face labelled twice?", "warning"))
+                    break  # one warning per row: the first row it overlaps
 
 
 def check_boxes_reach_a_detector(records, detects: bool, fix: str) -> None:
