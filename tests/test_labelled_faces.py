@@ -39,10 +39,12 @@ def test_face_box_columns_are_read_checked_and_kept_out_of_the_groups(tmp_path):
         ("f.jpg", 44, 5, 20, 0, 30),       # line 8: no size
         ("a.jpg", 31, 10, 20, 100, 120),   # line 9: the face of line 2 again
         ("a.jpg", 33, 15, 25, 100, 120),   # line 10: nearly line 2's box: one face labelled twice?
+        ("g.jpg", 45, 0.3, 0.2, 0.1, 0.15),  # line 11: shares of the image, not pixels
     ])
     ds = read_dataset(labels)
     bad = {p.line: p for p in ds.problems if p.kind == "bad_box"}
-    assert sorted(bad) == [5, 6, 7, 8]
+    assert sorted(bad) == [5, 6, 7, 8, 11]
+    assert "pixels" in bad[11].detail and "multiplied by its width and height" in bad[11].detail
     assert "face_w" in bad[5].detail and "give all four" in bad[5].detail
     assert [(p.kind, p.line) for p in ds.problems if p.kind == "duplicate_name"] == [("duplicate_name", 9)]
     (overlap,) = [p for p in ds.problems if p.kind == "box_overlap"]
@@ -57,7 +59,8 @@ def test_face_box_columns_are_read_checked_and_kept_out_of_the_groups(tmp_path):
 def test_fingerprint_is_unchanged_without_boxes_and_changes_with_them(tmp_path):
     plain = read_dataset(write_csv(tmp_path / "a.csv", [("a.jpg", 30), ("b.jpg", 40)], ("path", "age")))
     empty = read_dataset(write_csv(tmp_path / "b.csv", [("a.jpg", 30, "", "", "", ""), ("b.jpg", 40, "", "", "", "")]))
-    boxed = read_dataset(write_csv(tmp_path / "c.csv", [("a.jpg", 30, 1, 2, 3, 4), ("b.jpg", 40, "", "", "", "")]))
+    boxed = read_dataset(write_csv(tmp_path / "c.csv", [("a.jpg", 30, 10, 20, 30, 40), ("b.jpg", 40, "", "", "", "")]))
+    assert len(boxed.records) == 2 and not boxed.problems
     assert plain.fingerprint() == empty.fingerprint() != boxed.fingerprint()
 
 

@@ -32,6 +32,7 @@ SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 AGE_MIN, AGE_MAX = 0.0, 120.0
 _BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
+MIN_BOX = 8  # px: no age can be read from a smaller face; a smaller box is usually given in shares of the image
 _CSV_COLUMNS = ("path", "age", "split", "person") + _BOX_COLUMNS
 _UTK = re.compile(r"^(?P<age>\d+)_(?P<gender>[01])_(?:(?P<race>[0-4])_)?(?P<dt>\d+)")
 
@@ -274,6 +275,11 @@ def _parse_box(row: dict, file: str, line: int, problems: list[Problem]):
     if not (w > 0 and h > 0 and x >= 0 and y >= 0) or not all(map(math.isfinite, (x, y, w, h))):
         problems.append(Problem(file, line, "bad_box", f"face box x={x:g} y={y:g} w={w:g} h={h:g}: the corner "
                                                        "must be >= 0 and the size > 0 (pixels)"))
+        return False
+    if w < MIN_BOX or h < MIN_BOX:
+        problems.append(Problem(file, line, "bad_box", f"face box {w:g}x{h:g} is under {MIN_BOX} px: the columns are "
+                                                       "pixels (a box given as shares of the image, 0-1, must be "
+                                                       "multiplied by its width and height)"))
         return False
     return (x, y, x + w, y + h)
 
