@@ -28,7 +28,6 @@ def write_csv(path, rows, header=("path", "age", "face_x", "face_y", "face_w", "
 
 
 def test_face_box_columns_are_read_checked_and_kept_out_of_the_groups(tmp_path):
-    (tmp_path / "a.jpg").write_bytes(b"")
     labels = write_csv(tmp_path / "labels.csv", [
         ("a.jpg", 30, 10, 20, 100, 120),   # line 2: a box
         ("a.jpg", 8, 300, 40, 60, 60),     # line 3: another face of the same photo: not a duplicate
