@@ -39,6 +39,7 @@ class Predictions:
     operating_point: OperatingPoint | None = None  # the model's, to report what it does on this data
     lines: list[int | None] = field(default_factory=list)  # each image's line in its label file: a group photo's faces
     faces: list[tuple | None] = field(default_factory=list)  # the face box the detector took (x0, y0, x1, y1)
+    peers: list[int] = field(default_factory=list)  # other faces as large (edge.detect.FaceCrop.peers), unlabelled rows
 
     @property
     def risk(self) -> np.ndarray | None:
@@ -65,6 +66,7 @@ class Predictions:
                                    attrs=pick(self.attrs) if self.attrs else self.attrs,
                                    lines=pick(self.lines) if self.lines else self.lines,
                                    faces=pick(self.faces) if self.faces else self.faces,
+                                   peers=pick(self.peers) if self.peers else self.peers,
                                    probs=None if self.probs is None else self.probs[keep])
 
     def metrics(self) -> dict:
@@ -78,6 +80,8 @@ class Predictions:
                                         **rates(risk, self.y_true, self.operating_point.max_risk)}
         m["skipped"] = len(self.skipped)
         m["skipped_files"] = [{"path": p, "reason": why} for p, why in self.skipped]
+        if self.peers:  # the largest face was taken where another as large was found: someone else's?
+            m["several_faces"] = sum(n > 0 for n in self.peers)
         keys = sorted({k for a in self.attrs for k in a})
         if keys:  # e.g. UTKFace gender and race: the fairness figures of a model card
             m["groups"] = {k: group_mae(self.y_true, self.y_pred, [a.get(k, "unknown") for a in self.attrs])
@@ -94,23 +98,27 @@ class Predictions:
         faces = self.faces or [None] * len(self.paths)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["file", "line", "age", "predicted", "error", "face_x", "face_y", "face_w", "face_h", "skipped"])
-            for p, n, t, y, box in zip(self.paths, lines, self.y_true, self.y_pred, faces):
+            w.writerow(["file", "line", "age", "predicted", "error", "face_x", "face_y", "face_w", "face_h",
+                        "other_faces", "skipped"])
+            peers = self.peers or [None] * len(self.paths)
+            for p, n, t, y, box, others in zip(self.paths, lines, self.y_true, self.y_pred, faces, peers):
                 xywh = [""] * 4 if box is None else [f"{box[0]:.0f}", f"{box[1]:.0f}", f"{box[2] - box[0]:.0f}",
                                                      f"{box[3] - box[1]:.0f}"]
-                w.writerow([p, "" if n is None else n, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", *xywh, ""])
+                w.writerow([p, "" if n is None else n, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", *xywh,
+                            "" if others is None else others, ""])
             for p, why in self.skipped:
-                w.writerow([p, "", "", "", "", "", "", "", "", why])
+                w.writerow([p, "", "", "", "", "", "", "", "", "", why])
 
     @classmethod
     def concat(cls, parts: list["Predictions"]) -> "Predictions":
         probs = None if any(x.probs is None for x in parts) else np.concatenate([x.probs for x in parts])
         lines = [n for x in parts for n in (x.lines or [None] * len(x.paths))]
         faces = [b for x in parts for b in (x.faces or [None] * len(x.paths))]
+        peers = [n for x in parts for n in (x.peers or [0] * len(x.paths))] if any(x.peers for x in parts) else []
         return cls([p for x in parts for p in x.paths], np.concatenate([x.y_true for x in parts]),
                    np.concatenate([x.y_pred for x in parts]), [a for x in parts for a in x.attrs],
                    [s for x in parts for s in x.skipped], probs, parts[0].head, parts[0].operating_point, lines,
-                   faces)
+                   faces, peers)
 
 
 def is_tflite(path: str | Path) -> bool:
@@ -130,6 +138,7 @@ class ModelInput:
     x: np.ndarray | None
     error: str = ""
     face: FaceBox | None = None
+    peers: int = 0  # other faces as large as the one taken (FaceCrop.peers)
 
 
 class ModelInputs:
@@ -151,15 +160,14 @@ class ModelInputs:
             img = decode_image(rec.path)
         except AgegateError as e:
             return ModelInput(None, str(e))
-        face = None
         if self.detector is not None:
             label = rec.face_label
             found = box_crop(img, self.detector, self.spec.face_margin, label=label)
             if found is None:
                 return ModelInput(None, f"{rec.path}: no face found" + ("" if label is None else
                                                                        f" at the labelled face box (line {rec.line})"))
-            img, face = found
-        return ModelInput(normalize(prepare_uint8(img, self.spec), self.spec), "", face)
+            return ModelInput(normalize(prepare_uint8(found.image, self.spec), self.spec), "", found.face, found.peers)
+        return ModelInput(normalize(prepare_uint8(img, self.spec), self.spec))
 
 
 def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: int = 64, detect: bool = False,
@@ -174,7 +182,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
 
     check_boxes_reach_a_detector(records, inputs.detects, f"{Path(model_path).name} reads whole images; run "
                                  "`agegate eval` with --detect, or use a model trained with --crop box")
-    paths, lines, faces, y_true, raws, attrs, skipped = [], [], [], [], [], [], []
+    paths, lines, faces, peers, y_true, raws, attrs, skipped = [], [], [], [], [], [], [], []
     workers = 1 if inputs.detects else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(workers) as pool:
@@ -186,13 +194,14 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
                     skipped.append((str(rec.path), got.error))
                 else:
                     xs.append(got.x)
-                    kept.append((rec, got.face))
+                    kept.append((rec, got))
             if xs:
                 raws.append(model.raw(np.stack(xs)))
-                for rec, face in kept:
+                for rec, got in kept:
                     paths.append(str(rec.path))
                     lines.append(rec.line)
-                    faces.append(None if face is None else (face.x0, face.y0, face.x1, face.y1))
+                    faces.append(None if got.face is None else (got.face.x0, got.face.y0, got.face.x1, got.face.y1))
+                    peers.append(got.peers)
                     y_true.append(rec.age)
                     attrs.append(dict(rec.attrs))
             bar.update(len(chunk))
@@ -203,7 +212,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
     raw = np.concatenate(raws)
     probs = head.probabilities(raw) if head.is_distribution else None
     return Predictions(paths, np.array(y_true), head.point(raw), attrs, skipped, probs, head,
-                       model.meta.operating_point, lines, faces)
+                       model.meta.operating_point, lines, faces, peers if inputs.detects else [])
 
 
 def select_records(data: str, fmt: str, split_file: str | None, split: str | None, limit: int | None = None,

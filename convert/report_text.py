@@ -42,6 +42,10 @@ def set_block(name: str, split: str, m: dict) -> list[str]:
         lines.append(f"  skipped: {s['reason']}")
     if m["skipped"] > SHOW_SKIPPED:
         lines.append(f"  ... and {m['skipped'] - SHOW_SKIPPED} more skipped (--json or --predictions lists all)")
+    if m.get("several_faces"):
+        lines.append(f"  {m['several_faces']} image(s) show another face at least half the size of the one taken (the "
+                     f"largest): someone else's? --predictions lists them (other_faces); a CSV's "
+                     f"face_x,face_y,face_w,face_h marks the labelled face")
     return lines
 
 

@@ -234,3 +234,21 @@ def test_a_group_photo_keeps_its_people_and_their_other_photos_in_one_split(tmp_
     plain += [Record(tmp_path / f"n{i}.jpg", 30) for i in range(5)]
     assert {n for n in _group_of(plain).values()} == {f"person{i}" for i in range(6)} | {
         f"file:{tmp_path / f'n{i}.jpg'}" for i in range(5)}
+
+
+def test_eval_says_where_the_largest_face_was_taken_beside_another_as_large(tmp_path, shipped_model):
+    """An unlabelled group photo: the largest face is taken, and eval counts the rows where another face at
+    least half its size was found (someone else's?), in text, JSON and the predictions CSV; a labelled row
+    or a photo of one person is not counted."""
+    photo, people = _group_photo(tmp_path)  # the child's face is 200/360 of the adult's
+    cv2.imwrite(str(tmp_path / "alone.jpg"), cv2.imread(str(UTK / "images" / pick("test", 1, seed=9)[0])))
+    labels = write_csv(tmp_path / "mixed.csv", [("group.jpg", people[0][0], "", "", "", ""),
+                                                ("group.jpg", people[1][0], *people[1][1]),
+                                                ("alone.jpg", 30, "", "", "", "")])
+    preds = tmp_path / "p.csv"
+    res = run("eval", "--model", shipped_model, "--data", labels, "--split", "all", "--detect", "--json",
+              "--predictions", preds)
+    assert res.exit_code == 0 and json.loads(res.output)["several_faces"] == 1, res.output
+    assert [r["other_faces"] for r in csv.DictReader(open(preds))] == ["1", "0", "0"]
+    text = run("eval", "--model", shipped_model, "--data", labels, "--split", "all", "--detect")
+    assert "1 image(s) show another face at least half the size of the one taken" in text.output
