@@ -409,7 +409,7 @@ def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True,
 
 
 #: Another face at least this share of the taken face's side could be the person a photo is labelled with
-#: (AAF val: 11 of 800 photos show a second face, 5 of them over half the first's side; looked at, the
+#: (AAF val: 11 of 800 photos show a second face, 6 of them over half the first's side; looked at, the
 #: largest was the labelled person in all 11, the others bystanders at the edge or a false face).
 PEER_SHARE = 0.5
 
