@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,20 +148,28 @@ class ModelInputs:
 
     def __init__(self, spec: PreprocessSpec, detect: bool = False, detector: str = "blazeface-short"):
         self.spec = spec
-        self.detector = None
-        if detect or spec.face_crop == "box":
-            self.detector = FaceDetector(DetectorOptions.for_photos(detector=detector))
+        self.options = DetectorOptions.for_photos(detector=detector) if detect or spec.face_crop == "box" else None
+        self._local = threading.local()  # a detector per thread: a LiteRT interpreter is not thread-safe
 
     @property
     def detects(self) -> bool:
-        return self.detector is not None
+        return self.options is not None
+
+    @property
+    def detector(self) -> FaceDetector | None:
+        """This thread's detector (made on first use); None when images are read whole."""
+        if self.options is None:
+            return None
+        if getattr(self._local, "detector", None) is None:
+            self._local.detector = FaceDetector(self.options)
+        return self._local.detector
 
     def __call__(self, rec) -> ModelInput:
         try:
             img = decode_image(rec.path)
         except AgegateError as e:
             return ModelInput(None, str(e))
-        if self.detector is not None:
+        if self.detects:
             label = rec.face_label
             found = box_crop(img, self.detector, self.spec.face_margin, label=label)
             if found is None:
@@ -183,7 +192,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
     check_boxes_reach_a_detector(records, inputs.detects, f"{Path(model_path).name} reads whole images; run "
                                  "`agegate eval` with --detect, or use a model trained with --crop box")
     paths, lines, faces, peers, y_true, raws, attrs, skipped = [], [], [], [], [], [], [], []
-    workers = 1 if inputs.detects else max(2, os.cpu_count() or 2)  # the detector's interpreter is not thread-safe
+    workers = max(2, os.cpu_count() or 2)
     bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(records), batch_size):

@@ -5,6 +5,14 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
+
+
+#: fds 1 and 2 belong to the process: two threads redirecting them at once (detectors made per worker
+#: thread, each loading a LiteRT interpreter) would each save the other's temp file and leave stdout
+#: pointing at a closed one; every later line of output was lost (`eval --detect --json` printed nothing,
+#: exit 0, in 1 of 4 runs). One redirect at a time.
+_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -12,8 +20,14 @@ def quiet_fds():
     """Redirect the process's stdout/stderr file descriptors to a temp file.
 
     On an exception the captured tail is re-printed to stderr, so nothing that
-    explains a failure is lost.
+    explains a failure is lost. Thread-safe: concurrent callers take turns.
     """
+    with _LOCK, _redirected():
+        yield
+
+
+@contextlib.contextmanager
+def _redirected():
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)

@@ -358,3 +358,28 @@ def test_a_face_the_model_reads_much_younger_is_a_new_buyer_however_alike():
         other = replace(look, log_age=float(np.log1p(reading)))
         ids = [t.match([box], (6 + i) / 15, [other])[0].track_id for i in range(rule.change_frames + 2)]
         assert first.ended is new_buyer and (ids[-1] != first.track_id) is new_buyer
+
+
+def test_quiet_fds_from_many_threads_leaves_stdout_where_it_was():
+    """Detectors made per worker thread each silence LiteRT's load message by redirecting fds 1 and 2;
+    overlapping redirects once left stdout on a closed temp file and `eval --json` printed nothing. All
+    threads enter at once here and stay a while: afterwards fds 1 and 2 are the files they were."""
+    import os
+    import threading
+
+    from agegate.edge.quiet import quiet_fds
+
+    before = [(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in (1, 2)]
+    start = threading.Barrier(8)
+
+    def one():
+        start.wait()
+        with quiet_fds():
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in (1, 2)] == before
