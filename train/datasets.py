@@ -272,9 +272,11 @@ def _parse_box(row: dict, file: str, line: int, problems: list[Problem]):
     except ValueError:
         problems.append(Problem(file, line, "bad_box", f"face box {','.join(cells)} is not four numbers"))
         return False
-    if not (w > 0 and h > 0 and x >= 0 and y >= 0) or not all(map(math.isfinite, (x, y, w, h))):
-        problems.append(Problem(file, line, "bad_box", f"face box x={x:g} y={y:g} w={w:g} h={h:g}: the corner "
-                                                       "must be >= 0 and the size > 0 (pixels)"))
+    # A corner left of or above the image is allowed (a face cut by the photo's edge, boxed whole); where
+    # the box lies against the image is checked where the image is read (its centre must be inside).
+    if not (w > 0 and h > 0) or not all(map(math.isfinite, (x, y, w, h))):
+        problems.append(Problem(file, line, "bad_box", f"face box x={x:g} y={y:g} w={w:g} h={h:g}: give finite "
+                                                       "pixels and a size > 0"))
         return False
     if w < MIN_BOX or h < MIN_BOX:
         problems.append(Problem(file, line, "bad_box", f"face box {w:g}x{h:g} is under {MIN_BOX} px: the columns are "
