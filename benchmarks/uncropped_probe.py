@@ -196,12 +196,13 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
             base = faceless_scene(pieces, np.random.default_rng([seed, side, i, 1])) if pieces and side else None
             rgb, where = (img, (0, 0, img.shape[1], img.shape[0])) if side == 0 else compose(
                 img, side, np.random.default_rng([seed, side, i]), others, own_share, base)
+            photo = FaceBox(*where)  # the placed photo's rectangle: the labelled person's face lies in it
             first = None
             estimates = {}  # box -> age: a variant that finds the one-pass box gets the same crop and estimate
             for variant, detector in detectors.items():
                 key = (side, variant, name)
-                found_crop = box_crop(rgb, detector, margin, label=FaceBox(*where) if labelled else None)
-                box = None if found_crop is None else found_crop[1]
+                found_crop = box_crop(rgb, detector, margin, label=photo if labelled else None)
+                box = None if found_crop is None else found_crop.face
                 if variant == ONE_PASS:
                     first = box
                 elif box != first:
@@ -209,10 +210,10 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
                 if found_crop is None:
                     missed[key] += 1
                     continue
-                inside = FaceBox(*where).contains(*box.center)
+                inside = photo.contains(*box.center)
                 elsewhere[key] += not inside
                 if box not in estimates:
-                    estimates[box] = age_model.estimate_face(found_crop[0]).age
+                    estimates[box] = age_model.estimate_face(found_crop.image).age
                 found.setdefault(key, []).append((rec.age, estimates[box], inside))
     rows: dict[str, dict] = {}
     for side in side_list:

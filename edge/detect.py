@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -74,6 +74,11 @@ class FaceBox:
     @property
     def center(self) -> tuple[float, float]:
         return (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+
+    @property
+    def corners(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1): what `iou` and the NMS take."""
+        return self.x0, self.y0, self.x1, self.y1
 
     def contains(self, x: float, y: float) -> bool:
         return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
@@ -271,13 +276,10 @@ class FaceDetector:
     def detect_labelled(self, rgb: np.ndarray, label: FaceBox) -> FaceBox | None:
         """The face a data set's label marks (see `labelled_face`), detected with this detector's full
         policy on the region LABEL_REGION x the label's side around it; None when it is not found there."""
-        h, w = rgb.shape[:2]
-        cx, cy = label.center
-        half = LABEL_REGION * label.side / 2
-        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
-        x1, y1 = int(min(w, math.ceil(cx + half))), int(min(h, math.ceil(cy + half)))
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        region = _square_around(label, LABEL_REGION, rgb.shape, round_out=True)
+        if region is None:
             return None
+        x0, y0, x1, y1 = region
         return labelled_face([f.shifted(x0, y0) for f in self.detect(rgb[y0:y1, x0:x1])], label)
 
     def _detect_frame(self, rgb: np.ndarray, fallbacks: bool = True) -> list[FaceBox]:
@@ -306,7 +308,7 @@ class FaceDetector:
                 faces += [f.shifted(x0, y0) for f in self._detect_frame(tile, fallbacks=False)]
         if not faces:
             return []
-        boxes = np.array([[f.x0, f.y0, f.x1, f.y1] for f in faces], np.float32)
+        boxes = np.array([f.corners for f in faces], np.float32)
         kept = [faces[i] for i in _nms(boxes, np.array([f.score for f in faces], np.float32), 0.3)]
         confirmed = [g for g in (self._look_again(rgb, f, inside=True) for f in kept) if g is not None]
         return _largest_first(confirmed)
@@ -323,16 +325,14 @@ class FaceDetector:
     def _look_again(self, rgb: np.ndarray, face: FaceBox, inside: bool = False) -> FaceBox | None:
         """The face nearest `face`'s centre on a square of REFINE_REGION x its side around it, at full
         resolution; None when none is found there (or, with `inside`, none whose centre lies in `face`)."""
-        h, w = rgb.shape[:2]
-        cx, cy = face.center
-        half = REFINE_REGION * face.side / 2
-        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
-        x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        region = _square_around(face, REFINE_REGION, rgb.shape)
+        if region is None:
             return None
+        x0, y0, x1, y1 = region
         found = [f.shifted(x0, y0) for f in self._detect_frame(rgb[y0:y1, x0:x1])]
         if inside:
             found = [f for f in found if face.contains(*f.center)]
+        cx, cy = face.center
         return min(found, key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2, default=None)
 
     def _detect(self, rgb: np.ndarray, min_face: int, fallbacks: bool = True) -> list[FaceBox]:
@@ -347,13 +347,26 @@ class FaceDetector:
         return _largest_first(faces)
 
 
+def _square_around(face: FaceBox, k: float, shape: tuple, round_out: bool = False) -> tuple[int, int, int, int] | None:
+    """The pixel square of k x the face's side around its centre, clipped to a frame of `shape`
+    (x0, y0, x1, y1); None when under 2 px is left. The far edge is rounded down, or up with `round_out`
+    (the labelled-face region: its measured figures came from that rounding, and moving a region's edge
+    by one pixel moved them by up to 0.1 MAE on AAF test, 400 photos per size)."""
+    h, w = shape[:2]
+    cx, cy = face.center
+    half = k * face.side / 2
+    far = math.ceil if round_out else float
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+    x1, y1 = int(min(w, far(cx + half))), int(min(h, far(cy + half)))
+    return None if x1 - x0 < 2 or y1 - y0 < 2 else (x0, y0, x1, y1)
+
+
 def labelled_face(faces: list[FaceBox], label: FaceBox) -> FaceBox | None:
     """The detected face that is the labelled one, or None. Data sets draw face boxes their own way
     (a tight inner face, a loose head, the whole person), so a face matches when its centre lies in the
     label or the label's centre lies in it; of several, the one that overlaps the label most."""
     near = [f for f in faces if label.contains(*f.center) or f.contains(*label.center)]
-    key = lambda f: (iou((f.x0, f.y0, f.x1, f.y1), (label.x0, label.y0, label.x1, label.y1)), f.area)  # noqa: E731
-    return max(near, key=key, default=None)
+    return max(near, key=lambda f: (iou(f.corners, label.corners), f.area), default=None)
 
 
 def _largest_first(faces) -> list[FaceBox]:

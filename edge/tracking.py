@@ -218,7 +218,7 @@ def box_move(was: FaceBox, now: FaceBox) -> tuple[float, float]:
 
 def box_iou(a: FaceBox, b: FaceBox) -> float:
     """Overlap of two face boxes (intersection over union): how the tracker matches faces to tracks."""
-    return iou(_xy(a), _xy(b))
+    return iou(a.corners, b.corners)
 
 
 def cosine(x: np.ndarray, y: np.ndarray) -> float:
@@ -366,6 +366,3 @@ class IoUTracker:
         self.tracks.clear()
         return gone
 
-
-def _xy(f: FaceBox) -> tuple[float, float, float, float]:
-    return (f.x0, f.y0, f.x1, f.y1)

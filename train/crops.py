@@ -77,8 +77,7 @@ def crop_records(records: list[Record], spec: PreprocessSpec, desc: str = "crop"
         found = box_crop(img, det, spec.face_margin, context=CONTEXT, out_size=size, label=rec.face_label)
         if found is None:
             return "no_face", None
-        face = found.face
-        return found.image, (face.x0, face.y0, face.x1, face.y1, face.score)
+        return found.image, (*found.face.corners, found.face.score)
 
     images = np.empty((len(records), size, size, 3), np.uint8)
     boxes, index, no_face, unreadable = [], [], [], []
