@@ -38,9 +38,14 @@ class Predictions:
     probs: np.ndarray | None = None  # (N, bins) age distributions of a distribution model
     head: AgeHead = field(default_factory=AgeHead)
     operating_point: OperatingPoint | None = None  # the model's, to report what it does on this data
-    lines: list[int | None] = field(default_factory=list)  # each image's line in its label file: a group photo's faces
+    # Per image, one entry each (filled with None when not given, e.g. by tests):
+    lines: list[int | None] = field(default_factory=list)  # its line in its label file: a group photo's faces
     faces: list[tuple | None] = field(default_factory=list)  # the face box the detector took (x0, y0, x1, y1)
-    peers: list[int] = field(default_factory=list)  # other faces as large (edge.detect.FaceCrop.peers), unlabelled rows
+    peers: list[int | None] = field(default_factory=list)  # other faces as large (FaceCrop.peers); None: not detected
+
+    def __post_init__(self) -> None:
+        n = len(self.paths)
+        self.lines, self.faces, self.peers = (xs or [None] * n for xs in (self.lines, self.faces, self.peers))
 
     @property
     def risk(self) -> np.ndarray | None:
@@ -50,7 +55,7 @@ class Predictions:
     @property
     def keys(self) -> list[tuple[str, int | None]]:
         """One key per image: its file and label line (a group photo has a row per face, one file)."""
-        return list(zip(self.paths, self.lines or [None] * len(self.paths)))
+        return list(zip(self.paths, self.lines))
 
     def pair(self, other: "Predictions") -> tuple[list[int], list[int]]:
         """Indices (here, in `other`) of the images both hold, in this order: a float and a quantized model
@@ -65,9 +70,7 @@ class Predictions:
         pick = lambda xs: [x for x, k in zip(xs, keep) if k]  # noqa: E731
         return dataclasses.replace(self, paths=pick(self.paths), y_true=self.y_true[keep], y_pred=self.y_pred[keep],
                                    attrs=pick(self.attrs) if self.attrs else self.attrs,
-                                   lines=pick(self.lines) if self.lines else self.lines,
-                                   faces=pick(self.faces) if self.faces else self.faces,
-                                   peers=pick(self.peers) if self.peers else self.peers,
+                                   lines=pick(self.lines), faces=pick(self.faces), peers=pick(self.peers),
                                    probs=None if self.probs is None else self.probs[keep])
 
     def metrics(self) -> dict:
@@ -81,8 +84,8 @@ class Predictions:
                                         **rates(risk, self.y_true, self.operating_point.max_risk)}
         m["skipped"] = len(self.skipped)
         m["skipped_files"] = [{"path": p, "reason": why} for p, why in self.skipped]
-        if self.peers:  # the largest face was taken where another as large was found: someone else's?
-            m["several_faces"] = sum(n > 0 for n in self.peers)
+        if any(n is not None for n in self.peers):  # the largest face taken beside another as large: someone else's?
+            m["several_faces"] = sum(bool(n) for n in self.peers)
         keys = sorted({k for a in self.attrs for k in a})
         if keys:  # e.g. UTKFace gender and race: the fairness figures of a model card
             m["groups"] = {k: group_mae(self.y_true, self.y_pred, [a.get(k, "unknown") for a in self.attrs])
@@ -95,14 +98,11 @@ class Predictions:
         `face_x,face_y,face_w,face_h` is the face the detector took, in the label CSV's own columns: a wrong
         face can be checked on the image, and the box pasted into the labels to mark the right one."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        lines = self.lines or [None] * len(self.paths)
-        faces = self.faces or [None] * len(self.paths)
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["file", "line", "age", "predicted", "error", "face_x", "face_y", "face_w", "face_h",
                         "other_faces", "skipped"])
-            peers = self.peers or [None] * len(self.paths)
-            for p, n, t, y, box, others in zip(self.paths, lines, self.y_true, self.y_pred, faces, peers):
+            for p, n, t, y, box, others in zip(self.paths, self.lines, self.y_true, self.y_pred, self.faces, self.peers):
                 xywh = [""] * 4 if box is None else [f"{box[0]:.0f}", f"{box[1]:.0f}", f"{box[2] - box[0]:.0f}",
                                                      f"{box[3] - box[1]:.0f}"]
                 w.writerow([p, "" if n is None else n, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", *xywh,
@@ -113,13 +113,10 @@ class Predictions:
     @classmethod
     def concat(cls, parts: list["Predictions"]) -> "Predictions":
         probs = None if any(x.probs is None for x in parts) else np.concatenate([x.probs for x in parts])
-        lines = [n for x in parts for n in (x.lines or [None] * len(x.paths))]
-        faces = [b for x in parts for b in (x.faces or [None] * len(x.paths))]
-        peers = [n for x in parts for n in (x.peers or [0] * len(x.paths))] if any(x.peers for x in parts) else []
-        return cls([p for x in parts for p in x.paths], np.concatenate([x.y_true for x in parts]),
-                   np.concatenate([x.y_pred for x in parts]), [a for x in parts for a in x.attrs],
-                   [s for x in parts for s in x.skipped], probs, parts[0].head, parts[0].operating_point, lines,
-                   faces, peers)
+        every = lambda name: [v for x in parts for v in getattr(x, name)]  # noqa: E731
+        return cls(every("paths"), np.concatenate([x.y_true for x in parts]),
+                   np.concatenate([x.y_pred for x in parts]), every("attrs"), every("skipped"), probs, parts[0].head,
+                   parts[0].operating_point, every("lines"), every("faces"), every("peers"))
 
 
 def is_tflite(path: str | Path) -> bool:
@@ -139,7 +136,7 @@ class ModelInput:
     x: np.ndarray | None
     error: str = ""
     face: FaceBox | None = None
-    peers: int = 0  # other faces as large as the one taken (FaceCrop.peers)
+    peers: int | None = None  # other faces as large as the one taken (FaceCrop.peers); None: read whole
 
 
 class ModelInputs:
@@ -209,7 +206,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
                 for rec, got in kept:
                     paths.append(str(rec.path))
                     lines.append(rec.line)
-                    faces.append(None if got.face is None else (got.face.x0, got.face.y0, got.face.x1, got.face.y1))
+                    faces.append(None if got.face is None else got.face.corners)
                     peers.append(got.peers)
                     y_true.append(rec.age)
                     attrs.append(dict(rec.attrs))
@@ -221,7 +218,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
     raw = np.concatenate(raws)
     probs = head.probabilities(raw) if head.is_distribution else None
     return Predictions(paths, np.array(y_true), head.point(raw), attrs, skipped, probs, head,
-                       model.meta.operating_point, lines, faces, peers if inputs.detects else [])
+                       model.meta.operating_point, lines, faces, peers)
 
 
 def select_records(data: str, fmt: str, split_file: str | None, split: str | None, limit: int | None = None,
