@@ -168,8 +168,8 @@ def check_dataset(ds: Dataset, workers: int | None = None, progress: bool = True
                 notes.append(f"across splits {'/'.join(splits)}: evaluation sees a training image")
             # A warning, not an error: each file is a usable record; the set needs a look.
             problems.append(Problem(str(r.path), r.line, "duplicate_content", "; ".join(notes), "warning"))
-    listed = Counter((i.record.path, i.record.box) for i in infos)  # the same file and face twice: neither row is used
+    listed = Counter(i.record.listing for i in infos)  # one image listed twice (which label holds?): neither is used
     for info in infos:
-        if listed[(info.record.path, info.record.box)] > 1:
+        if listed[info.record.listing] > 1:
             info.ok = False
     return CheckResult(ds, infos, problems)

@@ -53,6 +53,12 @@ class Record:
         return self.path.name
 
     @property
+    def listing(self) -> tuple:
+        """What a row lists: a file and, in a group photo, one face in it. Two rows listing the same are one
+        image listed twice (`data check` uses neither)."""
+        return self.path, self.box
+
+    @property
     def face_label(self):
         """The labelled face as the detector's FaceBox (`box_crop(label=...)`), None when not marked."""
         from agegate.edge.detect import FaceBox
@@ -302,17 +308,17 @@ def _check_overlapping_boxes(records: list[Record], problems: list[Problem]) -> 
     for rows in by_file.values():
         for i, r in enumerate(rows):
             for first in rows[:i]:
-                if first.box != r.box and iou(first.box, r.box) > SAME_FACE_IOU:
-                    problems.append(Problem(str(r.path), r.line, "box_overlap",
-                                            f"face box overlaps line {first.line}'s (IoU {iou(first.box, r.box):.2f}"
-                                            f"): one face labelled twice?", "warning"))
+                overlap = iou(first.box, r.box)
+                if first.box != r.box and overlap > SAME_FACE_IOU:
+                    problems.append(Problem(str(r.path), r.line, "box_overlap", f"face box overlaps line "
+                                            f"{first.line}'s (IoU {overlap:.2f}): one face labelled twice?", "warning"))
                     break  # one warning per row: the first row it overlaps
 
 
 def check_boxes_reach_a_detector(records, detects: bool, fix: str) -> None:
     """A labelled face box chooses a face only through the box's detector; where images are read whole
     (a chip model, `--crop none`) it would silently be the photo's centre instead. Raises UsageError."""
-    boxed = sum(getattr(r, "box", None) is not None for r in records)
+    boxed = sum(r.box is not None for r in records)
     if boxed and not detects:
         raise UsageError(f"{boxed} of {len(records)} images mark a labelled face box, which chooses a face only "
                          f"through the box's detector, and the images here are read whole: {fix}")
@@ -342,11 +348,10 @@ def _check_duplicate_names(records: list[Record], problems: list[Problem]) -> No
     """A file listed twice is an error, unless each row marks a different face in it (a group photo)."""
     seen: dict[tuple, Record] = {}
     for r in records:
-        key = (r.path, r.box)
-        if key in seen:
-            first = seen[key]
+        if r.listing in seen:
+            first = seen[r.listing]
             problems.append(Problem(str(r.path), r.line, "duplicate_name",
                                     f"listed again (first at {Path(first.source).name or 'folder'} line {first.line})"
                                     + ("" if r.box is None else " with the same face box")))
         else:
-            seen[key] = r
+            seen[r.listing] = r

@@ -73,7 +73,7 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
             split_csv = out / f"split-{k}-{Path(path).stem or 'data'}.csv"
             out.mkdir(parents=True, exist_ok=True)
             write_split(assignment, ds.root, split_csv)
-            ds = Dataset(ds.root, ds.format, [_with_split(r, assignment[r.path]) for r in ds.records], ds.problems,
+            ds = Dataset(ds.root, ds.format, [replace(r, split=assignment[r.path]) for r in ds.records], ds.problems,
                          split_csv)
             origin = f"made by this run (seeded {seed}, person-aware, 80/10/10 by band): {split_csv.name}"
         train, val = ds.split("train"), ds.split(val_split)
@@ -82,10 +82,6 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
                                f"Make a split with `agegate data split`.")
         sources.append(Source(path, w, ds, train, val, origin))
     return sources
-
-
-def _with_split(r: Record, split: str) -> Record:
-    return replace(r, split=split)
 
 
 def combined_fingerprint(sources: list[Source]) -> str:
