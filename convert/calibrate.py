@@ -23,6 +23,7 @@ buyer in the replay (`buyers_at_the_line`), for a person to check
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,18 +118,30 @@ def minors_at_the_line(paths: list[str], ages: np.ndarray, estimates: np.ndarray
 @dataclass(frozen=True)
 class LabelExclusion:
     """An image a person checked and found mislabelled (e.g. an adult labelled 1 year old), left out of
-    calibration: among the few minors that set the operating point, one such label costs every adult."""
+    calibration: among the few minors that set the operating point, one such label costs every adult.
+    `line` names one row of a group photo (its line in the label CSV); None: the file's only row."""
 
     path: str  # as written in the list: the image's path, or its tail (e.g. utkface/images/x.jpg)
     reason: str
+    line: int | None = None
 
-    def matches(self, path: str) -> bool:
-        return path == self.path or path.replace("\\", "/").endswith("/" + self.path.lstrip("/"))
+    def matches(self, path: str, line: int | None = None) -> bool:
+        same_file = path == self.path or path.replace("\\", "/").endswith("/" + self.path.lstrip("/"))
+        return same_file and (self.line is None or self.line == line)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As recorded with the operating point (`excluded` in the metadata)."""
+        return {"path": self.path, "reason": self.reason} | ({} if self.line is None else {"line": self.line})
+
+
+#: `PATH:LINE` names one row of a group photo (the CSV's line); a path that merely contains a colon is
+#: read whole.
+_ROW = re.compile(r"^(?P<path>.+):(?P<line>[0-9]+)$")
 
 
 def read_label_exclusions(path: Path) -> list[LabelExclusion]:
-    """A list of mislabelled images: one per line, the image's path (or its tail) then why, after spaces;
-    blank lines and lines starting with # are skipped."""
+    """A list of mislabelled images: one per line, the image's path (or its tail; `PATH:LINE` for one face
+    of a group photo) then why, after spaces; blank lines and lines starting with # are skipped."""
     out = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -142,19 +155,27 @@ def read_label_exclusions(path: Path) -> list[LabelExclusion]:
         if len(parts) < 2:
             raise UsageError(f"{path}:{n}: give the image's path, then why its label is wrong "
                              f"(e.g. 'utkface/images/x.jpg  an adult labelled 1 year old')")
-        out.append(LabelExclusion(parts[0], parts[1].strip()))
+        row = _ROW.match(parts[0])
+        where = (row["path"], int(row["line"])) if row else (parts[0], None)
+        out.append(LabelExclusion(where[0], parts[1].strip(), where[1]))
     return out
 
 
-def match_exclusions(exclusions: list[LabelExclusion], paths: list[str], source: str = "the list") -> set[str]:
-    """The paths among `paths` that the exclusions name; each exclusion must name one, or it is a typo (or
-    an image of another split) and calibrating without it would not do what was asked."""
-    found: set[str] = set()
+def match_exclusions(exclusions: list[LabelExclusion], keys: list[tuple[str, int | None]],
+                     source: str = "the list") -> set[tuple[str, int | None]]:
+    """The (file, label line) keys among `keys` that the exclusions name; each exclusion must name one, or it
+    is a typo (or an image of another split) and calibrating without it would not do what was asked."""
+    found: set[tuple[str, int | None]] = set()
     for e in exclusions:
-        hit = [p for p in paths if e.matches(p)]
+        hit = [k for k in keys if e.matches(*k)]
         if len(hit) != 1:
-            raise UsageError(f"{source}: {e.path!r} names {'no image' if not hit else f'{len(hit)} images'} of "
-                             f"the calibration split; give a path (or a longer tail of it) that names one")
+            rows = len({k[0] for k in hit}) == 1 and len(hit) > 1
+            what = ("no image" if not hit else
+                    f"{len(hit)} rows of one group photo (lines {', '.join(str(k[1]) for k in hit)}); "
+                    f"write PATH:LINE for the face whose label is wrong" if rows else f"{len(hit)} images")
+            raise UsageError(f"{source}: {e.path + ('' if e.line is None else f':{e.line}')!r} names {what} of "
+                             f"the calibration split" + ("" if rows else
+                                                         "; give a path (or a longer tail of it) that names one"))
         found.add(hit[0])
     return found
 
@@ -194,7 +215,7 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                          f"--head distribution")
     looser = check_targets(max_minors_ok_image, max_minors_ok_buyer, allow_looser)
     if excluded:  # the CLI checked that each names one image of the split; --limit may have left it out
-        predictions = predictions.without({p for p in predictions.paths if any(e.matches(p) for e in excluded)})
+        predictions = predictions.without({k for k in predictions.keys if any(e.matches(*k) for e in excluded)})
     y, head = predictions.y_true, meta.head
     before = coverage(y, predictions.probs, head)
     t = fit_temperature(y, predictions.probs, head)
@@ -221,7 +242,7 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                                                                                   confidence) is not None)
     op = OperatingPoint(round(max_risk, 6), max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
                         measured, chosen_on, looser, confidence,
-                        [{"path": e.path, "reason": e.reason} for e in excluded] or None)
+                        [e.to_dict() for e in excluded] or None)
     write_metadata(model_path, dataclasses.replace(meta, head=new_head, operating_point=op))
     return CalibrationResult(head.temperature, t, before, coverage(y, probs, new_head), op,
                              tradeoff_curve(risk, y), buyer_curve, replay_summary,

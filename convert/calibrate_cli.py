@@ -26,8 +26,9 @@ from agegate.train.cli_options import format_option
               "others (18+; what the point costs adults). 0: per image only.")
 @click.option("--allow-looser", is_flag=True, help="Accept targets above the defaults (recorded in the metadata).")
 @click.option("--exclude", "exclude_file", type=click.Path(exists=True, dir_okay=False),
-              help="A list of images a person found mislabelled (path, then why; one per line), left out and "
-              "recorded with the operating point. The minors at the line are the ones to check.")
+              help="A list of images a person found mislabelled (path, then why; one per line; PATH:LINE names one "
+              "face of a group photo by its line in the label CSV), left out and recorded with the operating "
+              "point. The minors at the line are the ones to check.")
 @click.option("--confidence", type=click.FloatRange(0, 0.999), default=CONFIDENCE, show_default=True,
               help="Meet the targets with this confidence (upper bound on the minors' share); 0: the share seen.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N images per set (quick looks).")
@@ -57,7 +58,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     splits = read_splits(list(data), fmt, None, split, limit)  # once: evaluated, then replayed
     records = [r for s in splits for r in s.records]
     # a typo fails now, not after minutes of evaluation
-    gone = match_exclusions(excluded, [str(r.path) for r in records], exclude_file) if excluded else set()
+    gone = match_exclusions(excluded, [(str(r.path), r.line) for r in records], exclude_file) if excluded else set()
     show = not as_json and sys.stderr.isatty()
     sets = evaluate_sets(model_path, splits, threads=threads, progress=show)
     preds = Predictions.concat([s.predictions for s in sets])
@@ -68,7 +69,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
 
         from .replay import ReplayOptions, load_buyers, replay
 
-        kept = [r for r in records if str(r.path) not in gone]
+        kept = [r for r in records if (str(r.path), r.line) not in gone]
         chosen = [kept[i] for i in calibration_buyers([r.age for r in kept], buyers)]
         with tqdm(total=len(chosen), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
             placed, _ = load_buyers(chosen, bar.update)

@@ -64,9 +64,10 @@ class Predictions:
         mine = [i for i, k in enumerate(self.keys) if k in at]
         return mine, [at[self.keys[i]] for i in mine]
 
-    def without(self, paths: set[str]) -> "Predictions":
-        """These predictions less the images at `paths` (e.g. labels a person found wrong)."""
-        keep = np.array([p not in paths for p in self.paths], bool)
+    def without(self, keys: set[tuple[str, int | None]]) -> "Predictions":
+        """These predictions less the images with these `keys` (file, label line: e.g. labels a person found
+        wrong; a group photo's other faces stay)."""
+        keep = np.array([k not in keys for k in self.keys], bool)
         pick = lambda xs: [x for x, k in zip(xs, keep) if k]  # noqa: E731
         return dataclasses.replace(self, paths=pick(self.paths), y_true=self.y_true[keep], y_pred=self.y_pred[keep],
                                    attrs=pick(self.attrs) if self.attrs else self.attrs,

@@ -198,7 +198,7 @@ def test_a_label_found_wrong_is_left_out_of_calibration_and_recorded(tmp_path):
     assert "1 image(s) left out as mislabelled" in left.operating_point.describe()
     assert OperatingPoint.from_dict(left.operating_point.to_dict()) == left.operating_point
     with pytest.raises(UsageError, match="names no image"):
-        match_exclusions(read_label_exclusions(listing), ["set/images/x.jpg"], str(listing))
+        match_exclusions(read_label_exclusions(listing), [("set/images/x.jpg", None)], str(listing))
     listing.write_text("images/3.jpg\n")
     with pytest.raises(UsageError, match=r"wrong.txt:1: give the image's path, then why"):
         read_label_exclusions(listing)
@@ -301,3 +301,34 @@ def test_qa_compares_the_decisions_the_box_makes_for_a_calibrated_model():
     assert gate.value == 0.0 and "P(under 25) > 0.500" in gate.detail
     plain = compare(dataclasses.replace(fp, probs=None), dataclasses.replace(qp, probs=None), Gates(), "f", "q")
     assert {g.name: g for g in plain.gates}["decision_flips"].detail.endswith("(age < 25) differs between the models")
+
+
+def test_one_face_of_a_group_photo_is_left_out_by_its_label_line(tmp_path):
+    """A group photo has a row per face: PATH:LINE leaves out that face's row only; the bare path, which
+    would leave out every face, is refused with the lines to choose from."""
+    from agegate.convert.calibrate import calibrate, match_exclusions, read_label_exclusions
+    from agegate.convert.evaluate import Predictions
+
+    y, probs = synthetic()
+    n = len(y)
+    paths = [f"set/images/{i}.jpg" for i in range(n)]
+    paths[1] = paths[0] = "set/images/group.jpg"  # two faces of one photo, lines 2 and 3 of the CSV
+    lines = list(range(2, n + 2))
+    preds = Predictions(paths, y, probs @ HEAD.ages, probs=probs, head=HEAD, lines=lines)
+    listing = tmp_path / "wrong.txt"
+    listing.write_text("images/group.jpg:3  the child at the left is labelled 40\nc:/x.jpg  a colon, no line\n")
+    excluded = read_label_exclusions(listing)
+    assert [(e.path, e.line) for e in excluded] == [("images/group.jpg", 3), ("c:/x.jpg", None)]
+    assert match_exclusions(excluded[:1], preds.keys, str(listing)) == {("set/images/group.jpg", 3)}
+    left = calibrate(_meta(tmp_path), preds, None, max_minors_ok_image=0.01, max_minors_ok_buyer=None,
+                     excluded=excluded[:1])
+    m = left.operating_point.measured["per_image"]
+    assert m["n_minors"] + m["n_adults"] == int(np.sum(y < 18)) + int(np.sum(y >= 25)) - (y[1] < 18 or y[1] >= 25)
+    assert left.operating_point.excluded == [{"path": "images/group.jpg", "reason": "the child at the left is "
+                                              "labelled 40", "line": 3}]
+    assert OperatingPoint.from_dict(left.operating_point.to_dict()) == left.operating_point
+    listing.write_text("images/group.jpg  wrong\n")
+    with pytest.raises(UsageError, match=r"2 rows of one group photo \(lines 2, 3\); write PATH:LINE"):
+        match_exclusions(read_label_exclusions(listing), preds.keys, str(listing))
+    kept = preds.without({("set/images/group.jpg", 2)})
+    assert kept.keys[0] == ("set/images/group.jpg", 3) and len(kept.paths) == n - 1
