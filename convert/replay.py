@@ -145,8 +145,27 @@ def till_frames(buyers: list[Buyer], options: ReplayOptions, tail: int):
         yield _camera(bg, rng), None
 
 
+@dataclass
+class ReplayRun:
+    """What one replay gave: every buyer's outcome, and the stream's size and timings."""
+
+    outcomes: list[BuyerOutcome]
+    frames: int
+    seconds: float
+    empty_ms: list[float]
+    face_ms: list[float]
+
+    def summary(self) -> dict:
+        return summarize(self.outcomes, self.frames, self.seconds, self.empty_ms, self.face_ms)
+
+
 def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> dict:
     """Run the buyers through `pipeline` (a BoxPipeline) and score its decisions per buyer."""
+    return run_buyers(pipeline, buyers, options, progress).summary()
+
+
+def run_buyers(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> ReplayRun:
+    """The replay itself: the till's frames through `pipeline`, each decision matched to its buyer."""
     shown: list[int | None] = []  # buyer index per frame (None: empty till)
     track_frames: dict[int, Counter] = defaultdict(Counter)  # track id -> buyer -> frames
     decisions = []
@@ -166,10 +185,12 @@ def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None)
         decisions.extend(made)
     decisions.extend(pipeline.finish())
     seconds = time.perf_counter() - t0
-    return score(buyers, decisions, track_frames, shown, seconds, empty_ms, face_ms)
+    return ReplayRun(match_decisions(buyers, decisions, track_frames), len(shown), seconds, empty_ms, face_ms)
 
 
-def score(buyers, decisions, track_frames, shown, seconds, empty_ms, face_ms) -> dict:
+def match_decisions(buyers, decisions, track_frames) -> list[BuyerOutcome]:
+    """Each decision to the buyer shown in most of its track's frames; a buyer without one (merged) inherits
+    the decision of the track that covered most of their frames."""
     outcomes = {b.index: BuyerOutcome(b) for b in buyers}
     by_track = {}
     for d in decisions:
@@ -183,7 +204,7 @@ def score(buyers, decisions, track_frames, shown, seconds, empty_ms, face_ms) ->
             cover = Counter({tid: c[o.buyer.index] for tid, c in track_frames.items() if c.get(o.buyer.index)})
             if cover:
                 o.inherited = by_track.get(cover.most_common(1)[0][0])
-    return summarize(list(outcomes.values()), len(shown), seconds, empty_ms, face_ms)
+    return list(outcomes.values())
 
 
 def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_ms, face_ms) -> dict:
