@@ -233,3 +233,44 @@ def test_painting_out_a_face_leaves_nothing_to_detect():
         faces = detector.detect(scene)
         assert faces, name
         assert not detector.detect(paint_out(scene, faces, rng)), name
+
+
+def test_fusion_rules_agree_on_agreeing_frames_and_differ_on_an_odd_one():
+    """Frames that agree give every rule the frames' risk; one frame that looks young lifts the mixture's
+    risk by its share of the window, the log pool's and the median's much less."""
+    import numpy as np
+
+    from agegate.benchmarks.fusion_probe import log_pool, rule_risks
+    from agegate.edge.age_head import AgeHead, p_under
+
+    head = AgeHead.distribution()
+    adult = np.exp(-0.5 * ((head.ages - 30.0) / 4.0) ** 2)
+    adult /= adult.sum()
+    young = np.exp(-0.5 * ((head.ages - 15.0) / 4.0) ** 2)
+    young /= young.sum()
+    same = rule_risks(np.stack([adult] * 5), np.ones(5), head)
+    assert max(same.values()) - min(same.values()) < 1e-9
+    assert np.allclose(log_pool(np.stack([adult] * 3), np.array([1.0, 2.0, 3.0])), adult)
+    odd = rule_risks(np.stack([adult] * 4 + [young]), np.ones(5), head)
+    frame = float(p_under(adult, head, 25.0)[0])
+    assert odd["mixture (the box)"] == pytest.approx(0.8 * frame + 0.2 * float(p_under(young, head, 25.0)[0]))
+    assert odd["median"] == pytest.approx(frame)
+    assert frame < odd["log-pool"] < odd["mixture (the box)"]
+
+
+def test_fusion_probe_replays_once_and_chooses_each_rules_point(small_utk, tmp_path, shipped_model):
+    """The probe's recorded windows give back the box's own risk for every decided buyer (it checks that
+    itself), and every rule gets an operating point and its per-buyer figures on the same buyers."""
+    from agegate.benchmarks.fusion_probe import main
+
+    out = tmp_path / "fusion.json"
+    r = CliRunner().invoke(main, [str(shipped_model), "--data", str(small_utk), "--split", "test", "--limit", "40",
+                                  "--buyers", "6", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    d = json.loads(out.read_text())
+    assert set(d["rules"]) == {"mixture (the box)", "log-pool", "median", "mixture, equal weights"}
+    n = {(v["per_buyer"]["n_minors"], v["per_buyer"]["n_adults"]) for v in d["rules"].values()}
+    assert len(n) == 1 and d["buyers"] == d["replay"]["buyers"] > 6
+    for v in d["rules"].values():
+        assert v["operating_point"] == min(v["per_buyer_point"], d["per_image_point"])
+    assert "mixture (the box)" in r.output

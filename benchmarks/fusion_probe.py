@@ -1,0 +1,163 @@
+"""How should a buyer's frames be fused into one P(under 25)? The box takes the mixture of its good frames'
+age distributions (`edge.age_head.fuse`): the weighted mean, so a buyer's risk is the mean of the frames'
+risks, and frames that disagree widen it. The alternatives measured here:
+
+- `log-pool`: the weighted geometric mean of the distributions, renormalised (logarithmic opinion pool).
+  With weights summing to one it is no narrower than a frame when the frames agree (unlike a product,
+  it does not treat seconds-apart frames as independent evidence), but where they disagree it keeps the
+  mass they share instead of the union of their tails: one blurred frame that looks young no longer
+  lifts an adult's risk by its share of the window.
+- `median`: the median of the frames' risks (robust to a few odd frames, ignores the quality weights).
+- `mixture, equal weights`: the mixture without the frame-quality weights (do the weights matter?).
+
+One replay through the real box (calibrate's buyers: every minor of the split, `--buyers` others, seeded;
+`--exclude` leaves mislabelled images out as calibrate does) records, for each decision, the window of
+frame distributions and weights it was made from. Each rule then gives every buyer a risk; each rule's
+operating point is chosen as `agegate calibrate` chooses it (the per-image point from `eval` on the same
+split, the per-buyer point at --max-minors-ok-buyer with 90 % confidence, the lower of the two), and the
+figures are what that point does per buyer. The same frames for every rule, so the comparison is paired.
+Choose on val; a rule that wins is then measured once on test with `agegate replay`.
+
+    python -m agegate.benchmarks.fusion_probe edge/assets/default_model.tflite \\
+        --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --buyers 800 \\
+        --exclude convert/label-errors-val.txt --out benchmarks/results/fusion-probe-val.json
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from agegate.convert.calibrate import calibration_buyers, match_exclusions, read_label_exclusions
+from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
+from agegate.edge.age_head import AgeHead, fuse, p_under
+from agegate.edge.challenge25 import (BLOCKED_RISK, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
+                                      choose_max_risk, rates)
+from agegate.edge.contracts import CHALLENGE_AGE
+from agegate.edge.decision import Decision
+
+from .environment import environment
+
+
+def log_pool(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted geometric mean of distributions, renormalised (the logarithmic opinion pool)."""
+    w = np.asarray(weights, np.float64) / np.sum(weights)
+    logp = np.log(np.clip(np.asarray(probs, np.float64), 1e-300, None))
+    z = (w[:, None] * logp).sum(axis=0)
+    p = np.exp(z - z.max())
+    return p / p.sum()
+
+
+def rule_risks(probs: np.ndarray, weights: np.ndarray, head: AgeHead) -> dict[str, float]:
+    """One buyer's window of frames -> P(under 25) under each fusion rule."""
+    under = lambda p: float(p_under(p, head, CHALLENGE_AGE)[0])  # noqa: E731
+    return {"mixture (the box)": under(fuse(probs, weights)),
+            "log-pool": under(log_pool(probs, weights)),
+            "median": float(np.median(p_under(probs, head, CHALLENGE_AGE))),
+            "mixture, equal weights": under(fuse(probs))}
+
+
+def recorded_replay(model_path: str, records, threads: int, show: bool):
+    """Replay `records` as buyers through the real box. Returns the replay's outcomes and, per track id,
+    the frame window (probs, weights) its decision was made from."""
+    from tqdm import tqdm
+
+    from agegate.convert.replay import ReplayOptions, load_buyers, run_buyers
+    from agegate.edge.pipeline import BoxOptions, BoxPipeline
+    from agegate.edge.runtime import AgeModel
+
+    class RecordingPipeline(BoxPipeline):
+        """The box, keeping each judged track's window of frames (the last judgement is the decision's)."""
+
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            self.windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def _judge(self, track):
+            if track.dists:
+                self.windows[track.track_id] = (np.stack([p for p, _ in track.dists]),
+                                                np.array([w for _, w in track.dists], np.float64))
+            return super()._judge(track)
+
+    with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+        placed, unplaced = load_buyers(records, bar.update)
+    pipeline = RecordingPipeline(AgeModel(model_path, threads=threads), BoxOptions(threads=threads))
+    with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
+        run = run_buyers(pipeline, placed, ReplayOptions(), bar.update)
+    return run, pipeline.windows, unplaced
+
+
+def buyer_rule_risks(run, windows, head: AgeHead) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(true ages, {rule: risk per buyer}); BLOCKED_RISK where no threshold passes the buyer (decided
+    `uncertain`, or never seen), as `replay.buyer_risks` counts them."""
+    ages, risks = [], {}
+    for o in run.outcomes:
+        f = o.final
+        ages.append(o.buyer.age)
+        blocked = f is None or f.decision == Decision.UNCERTAIN or f.risk is None or f.track_id not in windows
+        by_rule = None if blocked else rule_risks(*windows[f.track_id], head)
+        if by_rule is not None and abs(by_rule["mixture (the box)"] - f.risk) > 1e-6:
+            raise AssertionError(f"recorded window does not give the box's risk ({by_rule} vs {f.risk})")
+        for rule in ("mixture (the box)", "log-pool", "median", "mixture, equal weights"):
+            risks.setdefault(rule, []).append(BLOCKED_RISK if blocked else by_rule[rule])
+    return np.array(ages, np.float64), {k: np.array(v, np.float64) for k, v in risks.items()}
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
+@click.option("--split", default="val", show_default=True)
+@click.option("--buyers", default=800, show_default=True, help="Others replayed beside every minor (calibrate's).")
+@click.option("--exclude", "exclude_file", type=click.Path(exists=True, dir_okay=False),
+              help="Mislabelled images to leave out (calibrate's --exclude).")
+@click.option("--max-minors-ok", default=DEFAULT_MAX_MINORS_OK_IMAGE, show_default=True)
+@click.option("--max-minors-ok-buyer", default=DEFAULT_MAX_MINORS_OK_BUYER, show_default=True)
+@click.option("--threads", default=2, show_default=True)
+@click.option("--limit", type=int, help="Only the first N images of each set (a quick look).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
+def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_buyer, threads, limit, out) -> None:
+    show = sys.stderr.isatty()
+    excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
+    splits = read_splits(list(data), "auto", None, split, limit)
+    records = [r for s in splits for r in s.records]
+    gone = match_exclusions(excluded, [(str(r.path), r.line) for r in records], exclude_file) if excluded else set()
+    sets = evaluate_sets(model, splits, threads=threads, progress=show)
+    preds = Predictions.concat([s.predictions for s in sets])
+    if preds.probs is None:
+        raise click.UsageError(f"{model} gives one age, not a distribution (train --head distribution)")
+    preds = preds.without(gone)
+    head = preds.head
+    image_risk = p_under(preds.probs, head, CHALLENGE_AGE)
+    t_image = choose_max_risk(image_risk, preds.y_true, max_minors_ok)
+
+    kept = [r for r in records if (str(r.path), r.line) not in gone]
+    chosen = [kept[i] for i in calibration_buyers([r.age for r in kept], buyers)]
+    run, windows, unplaced = recorded_replay(model, chosen, threads, show)
+    ages, by_rule = buyer_rule_risks(run, windows, head)
+    rows = {}
+    for rule, risk in by_rule.items():
+        t_buyer = choose_max_risk(risk, ages, max_minors_ok_buyer)
+        point = min(t_image, t_buyer)
+        rows[rule] = {"operating_point": round(point, 6), "per_buyer_point": round(t_buyer, 6),
+                      "per_buyer": rates(risk, ages, point), "per_image": rates(image_risk, preds.y_true, point)}
+    result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
+              "unplaced": len(unplaced), "per_image_point": round(t_image, 6),
+              "targets": {"minors_ok_image": max_minors_ok, "minors_ok_buyer": max_minors_ok_buyer},
+              "rules": rows, "replay": {k: v for k, v in run.summary().items()
+                                        if k not in ("buyer_risks", "buyer_paths", "risk_curve")},
+              "environment": environment()}
+    for rule, r in rows.items():
+        b, i = r["per_buyer"], r["per_image"]
+        click.echo(f"{rule:24s} point {r['operating_point']:.4f} (buyer {r['per_buyer_point']:.4f}): per buyer "
+                   f"minors ok {b['minors_ok'] * b['n_minors']:.0f}/{b['n_minors']}, 25+ asked "
+                   f"{100 * b['adults_asked']:.1f} % of {b['n_adults']}; per image 25+ asked "
+                   f"{100 * i['adults_asked']:.1f} %")
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
