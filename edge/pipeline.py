@@ -110,6 +110,9 @@ class BoxPipeline:
         # the next frame, never written anywhere.
         self.latest_rgb: np.ndarray | None = None
         self.latest_faces: list[FaceBox] = []
+        # Diagnostics (benchmarks/quality_gate_probe.py): called with each face frame the box judged, its
+        # track, its FrameQuality and its AgeEstimate (None when the frame was not aged). Nothing is kept.
+        self.frame_observer: Callable | None = None
 
     def process(self, frame: Frame) -> list[BuyerDecision]:
         with self.lock:
@@ -165,6 +168,8 @@ class BoxPipeline:
             est = None if not q.good else self.model.estimate_run(run) if run else self.model.estimate_face(crop)
             infer_ms += (time.perf_counter() - c2) * 1000
             quality_ms += (c2 - c1) * 1000
+            if self.frame_observer is not None:
+                self.frame_observer(track, q, est)
             track.add(face, frame.ts, est.age if est else None, q.reason, est.probs if est else None, q.weight)
             self._track_ms.setdefault(track.track_id, []).append(frame_ms)
             if not track.decided and track.good_frames >= o.decide_after:

@@ -274,3 +274,52 @@ def test_fusion_probe_replays_once_and_chooses_each_rules_point(small_utk, tmp_p
     for v in d["rules"].values():
         assert v["operating_point"] == min(v["per_buyer_point"], d["per_image_point"])
     assert "mixture (the box)" in r.output
+
+
+def test_quality_gate_probe_remakes_a_tracks_decision_as_the_box_makes_it():
+    """Twelve frames of one adult, every other one soft: at limit 20 the six sharp frames decide at the
+    track's end (six >= min_frames); at 60 none passes (uncertain, blurred); at 0 the decision falls at the
+    tenth frame and fuses those ten."""
+    import numpy as np
+
+    from agegate.benchmarks.quality_gate_probe import JudgedFrame, remake
+    from agegate.edge.age_head import AgeHead, fuse, p_under
+    from agegate.edge.decision import Decision, DecisionPolicy
+    from agegate.edge.pipeline import BoxOptions
+
+    head = AgeHead.distribution()
+
+    def dist(mu):
+        p = np.exp(-0.5 * ((head.ages - mu) / 4.0) ** 2)
+        return p / p.sum()
+
+    frames = [JudgedFrame(10.0 if i % 2 else 50.0, 120.0, "", 30.0 + i, dist(30.0 + i)) for i in range(12)]
+    options = BoxOptions(policy=DecisionPolicy(max_risk=0.2))
+    kind, age, risk, why = remake(frames, 20.0, options, head)
+    sharp = frames[0::2]
+    assert kind == Decision.OK and why == "" and age == np.median([f.age for f in sharp])
+    want = fuse(np.stack([f.probs for f in sharp]), np.array([f.weight() for f in sharp]))
+    assert risk == pytest.approx(float(p_under(want, head, 25.0)[0]))
+    assert remake(frames, 60.0, options, head)[::3] == (Decision.UNCERTAIN, "blurred")
+    kind, age, _, _ = remake(frames, 0.0, options, head)
+    assert kind == Decision.OK and age == np.median([f.age for f in frames[:10]])
+    small = [JudgedFrame(50.0, 30.0, "face_too_small", None, None)] * 12
+    assert remake(small, 0.0, options, head)[::3] == (Decision.UNCERTAIN, "face_too_small")
+
+
+def test_quality_gate_probe_at_the_box_limit_gives_the_box_figures(small_utk, tmp_path, shipped_model):
+    """Re-made at the box's own blur limit, the decisions give what the box itself gives on the same buyers
+    (the fusion probe replays them with the gate on): the re-making is the box's rule, not an approximation."""
+    from agegate.benchmarks.fusion_probe import main as fusion
+    from agegate.benchmarks.quality_gate_probe import main as gate
+
+    args = ["--data", str(small_utk), "--split", "test", "--limit", "40", "--buyers", "6"]
+    r = CliRunner().invoke(gate, [str(shipped_model), *args, "--limits", "0,20", "--out", str(tmp_path / "g.json")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    r = CliRunner().invoke(fusion, [str(shipped_model), *args, "--out", str(tmp_path / "f.json")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    g, f = (json.loads((tmp_path / n).read_text()) for n in ("g.json", "f.json"))
+    box = f["rules"]["mixture (the box)"]
+    assert g["box_min_sharpness"] == 20.0 and g["limits"]["20"]["operating_point"] == box["operating_point"]
+    assert g["limits"]["20"]["per_buyer"] == box["per_buyer"]
+    assert sum(v["frames"] for v in g["frames_by_sharpness"].values()) > 10 * g["buyers"] // 2

@@ -219,3 +219,20 @@ def test_demo_runs_on_embedded_faces(tmp_path):
     assert "note:" not in r.output  # one decision per portrait: neither is split nor merged
     for f in ("annotated.mp4", "events.sqlite", "buyers_by_band.png"):
         assert (tmp_path / "d" / f).stat().st_size > 0
+
+
+def test_frame_observer_sees_every_judged_face_frame_and_what_it_gave(shipped_model):
+    """The diagnostics hook gets each face frame the box judged (quality, estimate or None) and does not
+    change the decision; a frame under the blur limit comes with no estimate."""
+    rgb = cv2.cvtColor(face_frame([ADULTS[0]]), cv2.COLOR_BGR2RGB)
+    seen, made = [], []
+    for limit in (20.0, 1e9):
+        pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions(min_sharpness=limit))
+        if limit == 20.0:
+            pipe.frame_observer = lambda track, q, est: seen.append((track.track_id, q, est))
+        now = time.time()
+        for i in range(12):
+            made += pipe.process(Frame(i, now + i / 15, rgb))
+    assert len(seen) == 10 and len({t for t, _, _ in seen}) == 1  # aged until decided at the 10th
+    assert all(q.good and est is not None and est.probs is not None for _, q, est in seen)
+    assert [d.decision for d in made] == ["ok"]  # the unobserved, all-blurred box has not decided yet

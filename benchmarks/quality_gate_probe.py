@@ -1,0 +1,206 @@
+"""Is the box's blur gate set where the model stops being reliable? The box ages a face frame only if its
+crop is sharp enough (variance of the Laplacian >= `BoxOptions.min_sharpness`, 20 since the first
+release, not measured); a buyer with fewer than `min_frames` sharp frames is decided `uncertain`, and at
+the till an uncertain adult is asked for ID like a minor. In the v2.3 val replay 53 of 1,702 buyers ended
+`uncertain` as blurred.
+
+One replay of calibrate's buyers (every minor of the split and `--buyers` others, seeded; `--exclude` as
+calibrate's) runs the real box with the blur gate off and decisions held to the end of each track, so every
+face frame is judged and aged and nothing else changes (tracking does not read estimates' quality). Each
+frame's sharpness, face size, other gate (too small, too dark) and estimate are recorded. Then, per blur
+limit, each track's decision is re-made as the box makes it: aged frames are those passing the gates, the
+decision falls at the `decide_after`-th of them (or when the track ends), on the last `window` of them
+(quality-weighted mixture, the median age, the spread check, `min_frames`). Each limit gets its operating
+point as `agegate calibrate` chooses it (the per-image point from `eval` of the same split; per buyer at
+--max-minors-ok-buyer with 90 % confidence; the lower of the two).
+
+Reported: per sharpness bin, how far the frames' own estimates lie from the buyer's age (is a blurred frame
+a worse estimate?); per limit, buyers uncertain as blurred, minors ok and 25+ asked per buyer at that
+limit's point, MAE of the decided buyers. At the box's own limit the re-made decisions should give what
+the box gives on the same buyers (`fusion_probe.py` replays them with the gate on). Choose on val; test once
+with `agegate replay`.
+
+    python -m agegate.benchmarks.quality_gate_probe edge/assets/default_model.tflite \\
+        --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --buyers 800 \\
+        --exclude convert/label-errors-val.txt --out benchmarks/results/quality-gate-probe/val.json
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+import numpy as np
+
+from agegate.convert.calibrate import calibration_buyers, match_exclusions, read_label_exclusions
+from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
+from agegate.edge.age_head import AgeHead, fuse, p_under
+from agegate.edge.challenge25 import (BLOCKED_RISK, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
+                                      choose_max_risk, rates)
+from agegate.edge.contracts import CHALLENGE_AGE
+from agegate.edge.decision import Decision, DecisionPolicy, decide
+from agegate.edge.pipeline import BoxOptions
+from agegate.edge.tracking import FrameQuality
+
+from .environment import environment
+
+#: Sharpness bins (variance of the Laplacian) for the frames' own errors.
+SHARPNESS_BINS = (0, 5, 10, 15, 20, 30, 50, 80, float("inf"))
+
+
+@dataclass(frozen=True)
+class JudgedFrame:
+    """One face frame as the box judged it with the blur gate off."""
+
+    sharpness: float
+    face_px: float
+    other_gate: str  # a decision.Reason code other than blurred ('' when it passed them)
+    age: float | None
+    probs: np.ndarray | None
+
+    def weight(self) -> float:
+        return FrameQuality(self.face_px, self.sharpness, True).weight
+
+
+def remake(frames: list[JudgedFrame], min_sharpness: float, options: BoxOptions, head: AgeHead
+           ) -> tuple[Decision, float | None, float | None, str]:
+    """A track's decision with blur limit `min_sharpness`, made as BoxPipeline makes it: (decision, fused
+    age, risk, the uncertain reason's code or '')."""
+    ages, dists = deque(maxlen=options.window), deque(maxlen=options.window)
+    bad: dict[str, int] = {}
+    for f in frames:
+        reason = f.other_gate or ("blurred" if f.sharpness < min_sharpness else "")
+        if reason:
+            bad[reason] = bad.get(reason, 0) + 1
+            continue
+        ages.append(f.age)
+        dists.append((f.probs, max(f.weight(), 1e-3)))
+        if len(ages) >= options.decide_after:
+            break
+    fused = float(np.median(ages)) if ages else None
+    spread = float(np.subtract(*np.percentile(ages, [75, 25]))) if len(ages) >= 2 else 0.0
+    risk = (float(p_under(fuse(np.stack([p for p, _ in dists]), np.array([w for _, w in dists])), head,
+                          CHALLENGE_AGE)[0]) if dists else None)
+    kind, why = decide(fused, len(ages), spread, options.policy, Counter(bad), risk)
+    return kind, fused, risk, why.split(":", 1)[0] if why else ""
+
+
+def recorded_replay(model_path: str, records, threads: int, show: bool):
+    """The box over `records` as buyers, blur gate off and decisions held to each track's end. Returns the
+    replay run, each track's judged frames, the unplaced photos and the box's options as shipped."""
+    from tqdm import tqdm
+
+    from agegate.convert.replay import ReplayOptions, load_buyers, run_buyers
+    from agegate.edge.pipeline import BoxPipeline
+    from agegate.edge.runtime import AgeModel
+
+    with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+        placed, unplaced = load_buyers(records, bar.update)
+    model = AgeModel(model_path, threads=threads)
+    shipped = BoxPipeline(model, BoxOptions(threads=threads))  # the policy with the model's operating point
+    options = replace(shipped.options, policy=shipped.policy)
+    pipeline = BoxPipeline(model, replace(options, min_sharpness=0.0, decide_after=10 ** 6))
+    frames: dict[int, list[JudgedFrame]] = {}
+
+    def observe(track, q, est):
+        frames.setdefault(track.track_id, []).append(JudgedFrame(
+            q.sharpness, q.face_px, q.reason, None if est is None else est.age, None if est is None else est.probs))
+
+    pipeline.frame_observer = observe
+    with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
+        run = run_buyers(pipeline, placed, ReplayOptions(), bar.update)
+    return run, frames, unplaced, options
+
+
+def buyer_tracks(run) -> list[tuple[float, int | None]]:
+    """(true age, the track id of the decision the buyer was served with, None if never seen) per buyer."""
+    return [(o.buyer.age, None if o.final is None else o.final.track_id) for o in run.outcomes]
+
+
+def frame_errors(run, frames) -> dict[str, dict]:
+    """Per sharpness bin: frames aged (other gates passed) and their estimates' MAE against the buyer's age."""
+    owner = {d.track_id: o.buyer.age for o in run.outcomes for d in o.decisions}
+    errs: list[tuple[float, float]] = []
+    for tid, fs in frames.items():
+        if tid in owner:
+            errs += [(f.sharpness, abs(f.age - owner[tid])) for f in fs if f.age is not None]
+    e = np.array(errs, np.float64).reshape(-1, 2)
+    out = {}
+    for lo, hi in zip(SHARPNESS_BINS, SHARPNESS_BINS[1:]):
+        m = (e[:, 0] >= lo) & (e[:, 0] < hi)
+        out[f"{lo:g}-{hi:g}"] = {"frames": int(m.sum()), "mae": round(float(e[m, 1].mean()), 3) if m.any() else None}
+    return out
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
+@click.option("--split", default="val", show_default=True)
+@click.option("--buyers", default=800, show_default=True, help="Others replayed beside every minor (calibrate's).")
+@click.option("--exclude", "exclude_file", type=click.Path(exists=True, dir_okay=False),
+              help="Mislabelled images to leave out (calibrate's --exclude).")
+@click.option("--limits", default="0,5,10,15,20,30", show_default=True, help="Blur limits to re-make decisions at.")
+@click.option("--max-minors-ok", default=DEFAULT_MAX_MINORS_OK_IMAGE, show_default=True)
+@click.option("--max-minors-ok-buyer", default=DEFAULT_MAX_MINORS_OK_BUYER, show_default=True)
+@click.option("--threads", default=2, show_default=True)
+@click.option("--limit", type=int, help="Only the first N images of each set (a quick look).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
+def main(model, data, split, buyers, exclude_file, limits, max_minors_ok, max_minors_ok_buyer, threads, limit,
+         out) -> None:
+    show = sys.stderr.isatty()
+    excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
+    splits = read_splits(list(data), "auto", None, split, limit)
+    records = [r for s in splits for r in s.records]
+    gone = match_exclusions(excluded, [(str(r.path), r.line) for r in records], exclude_file) if excluded else set()
+    preds = Predictions.concat([s.predictions for s in evaluate_sets(model, splits, threads=threads, progress=show)])
+    if preds.probs is None:
+        raise click.UsageError(f"{model} gives one age, not a distribution (train --head distribution)")
+    preds = preds.without(gone)
+    head = preds.head
+    t_image = choose_max_risk(p_under(preds.probs, head, CHALLENGE_AGE), preds.y_true, max_minors_ok)
+
+    kept = [r for r in records if (str(r.path), r.line) not in gone]
+    chosen = [kept[i] for i in calibration_buyers([r.age for r in kept], buyers)]
+    run, frames, unplaced, options = recorded_replay(model, chosen, threads, show)
+    served = buyer_tracks(run)
+    ages = np.array([a for a, _ in served], np.float64)
+    rows = {}
+    for s in (float(x) for x in limits.split(",")):
+        made = {tid: remake(fs, s, options, head) for tid, fs in frames.items()}
+        risk, fused, blurred = [], [], 0
+        for age, tid in served:
+            kind, est, r, why = made.get(tid, (Decision.UNCERTAIN, None, None, "never_seen"))
+            blocked = kind == Decision.UNCERTAIN or r is None
+            risk.append(BLOCKED_RISK if blocked else r)
+            blurred += why == "blurred"
+            if est is not None and kind != Decision.UNCERTAIN:
+                fused.append(abs(est - age))
+        risk = np.array(risk, np.float64)
+        t_buyer = choose_max_risk(risk, ages, max_minors_ok_buyer)
+        point = min(t_image, t_buyer)
+        rows[f"{s:g}"] = {"operating_point": round(point, 6), "per_buyer_point": round(t_buyer, 6),
+                          "uncertain": int(np.sum(risk == BLOCKED_RISK)), "uncertain_blurred": blurred,
+                          "mae_decided": round(float(np.mean(fused)), 4) if fused else None,
+                          "per_buyer": rates(risk, ages, point)}
+    result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
+              "unplaced": len(unplaced), "per_image_point": round(t_image, 6), "box_min_sharpness": options.min_sharpness,
+              "targets": {"minors_ok_image": max_minors_ok, "minors_ok_buyer": max_minors_ok_buyer},
+              "frames_by_sharpness": frame_errors(run, frames), "limits": rows, "environment": environment()}
+    click.echo("frames by sharpness (MAE of each frame's estimate against the buyer's age):")
+    for b, v in result["frames_by_sharpness"].items():
+        click.echo(f"  {b:>8s}: {v['frames']:6d} frames, MAE {v['mae'] if v['mae'] is not None else '-'}")
+    for s, r in rows.items():
+        b = r["per_buyer"]
+        click.echo(f"blur limit {s:>3s}: point {r['operating_point']:.4f}; uncertain {r['uncertain']} "
+                   f"({r['uncertain_blurred']} blurred); minors ok {b['minors_ok'] * b['n_minors']:.0f}/{b['n_minors']}, "
+                   f"25+ asked {100 * b['adults_asked']:.1f} % of {b['n_adults']}; MAE decided {r['mae_decided']}")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
