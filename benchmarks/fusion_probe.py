@@ -38,6 +38,7 @@ from agegate.edge.challenge25 import (BLOCKED_RISK, DEFAULT_MAX_MINORS_OK_BUYER,
                                       choose_max_risk, rates)
 from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.decision import Decision
+from agegate.edge.pipeline import BoxOptions
 
 from .environment import environment
 
@@ -66,7 +67,7 @@ def recorded_replay(model_path: str, records, threads: int, show: bool):
     from tqdm import tqdm
 
     from agegate.convert.replay import ReplayOptions, load_buyers, run_buyers
-    from agegate.edge.pipeline import BoxOptions, BoxPipeline
+    from agegate.edge.pipeline import BoxPipeline
     from agegate.edge.runtime import AgeModel
 
     class RecordingPipeline(BoxPipeline):
@@ -145,6 +146,7 @@ def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_
                       "per_buyer": rates(risk, ages, point), "per_image": rates(image_risk, preds.y_true, point)}
     result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
               "unplaced": len(unplaced), "per_image_point": round(t_image, 6),
+              "box_min_sharpness": BoxOptions().min_sharpness,
               "targets": {"minors_ok_image": max_minors_ok, "minors_ok_buyer": max_minors_ok_buyer},
               "rules": rows, "replay": {k: v for k, v in run.summary().items()
                                         if k not in ("buyer_risks", "buyer_paths", "risk_curve")},

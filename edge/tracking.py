@@ -32,14 +32,15 @@ class FrameQuality:
     @property
     def weight(self) -> float:
         """How much a good frame counts in a buyer's fused distribution: full from a face as large as
-        the model's input and a crop four times sharper than the blur limit, less below."""
+        the model's input and a crop as sharp as FULL_WEIGHT_SHARPNESS, less below."""
         return float(min(1.0, self.face_px / FULL_WEIGHT_FACE_PX) * min(1.0, self.sharpness / FULL_WEIGHT_SHARPNESS))
 
 
 #: Mean grey level of a face crop below which it is too dark to read (0..255).
 MIN_BRIGHTNESS = 35.0
 #: Frame weights in a buyer's fused distribution (FrameQuality.weight): the shipped models' input size,
-#: and four times the box's default blur limit (BoxOptions.min_sharpness).
+#: and four times the box's first blur limit (BoxOptions.min_sharpness was 20; kept at 80 when the limit went
+#: to 10, so a soft frame that now counts weighs little beside sharp ones).
 FULL_WEIGHT_FACE_PX = 112.0
 FULL_WEIGHT_SHARPNESS = 80.0
 
