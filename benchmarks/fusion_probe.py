@@ -25,21 +25,18 @@ Choose on val; a rule that wins is then measured once on test with `agegate repl
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
-from agegate.convert.calibrate import calibration_buyers, match_exclusions, read_label_exclusions
-from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
 from agegate.edge.age_head import AgeHead, fuse, p_under
-from agegate.edge.challenge25 import (BLOCKED_RISK, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
-                                      choose_max_risk, rates)
+from agegate.edge.challenge25 import BLOCKED_RISK
 from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.decision import Decision
 from agegate.edge.pipeline import BoxOptions
 
+from .calibration_probe import at_own_point, calibration_data, calibration_options, show_progress
 from .environment import environment
 
 
@@ -108,44 +105,15 @@ def buyer_rule_risks(run, windows, head: AgeHead) -> tuple[np.ndarray, dict[str,
 
 
 @click.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
-@click.option("--split", default="val", show_default=True)
-@click.option("--buyers", default=800, show_default=True, help="Others replayed beside every minor (calibrate's).")
-@click.option("--exclude", "exclude_file", type=click.Path(exists=True, dir_okay=False),
-              help="Mislabelled images to leave out (calibrate's --exclude).")
-@click.option("--max-minors-ok", default=DEFAULT_MAX_MINORS_OK_IMAGE, show_default=True)
-@click.option("--max-minors-ok-buyer", default=DEFAULT_MAX_MINORS_OK_BUYER, show_default=True)
-@click.option("--threads", default=2, show_default=True)
-@click.option("--limit", type=int, help="Only the first N images of each set (a quick look).")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
+@calibration_options
 def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_buyer, threads, limit, out) -> None:
-    show = sys.stderr.isatty()
-    excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
-    splits = read_splits(list(data), "auto", None, split, limit)
-    records = [r for s in splits for r in s.records]
-    gone = match_exclusions(excluded, [(str(r.path), r.line) for r in records], exclude_file) if excluded else set()
-    sets = evaluate_sets(model, splits, threads=threads, progress=show)
-    preds = Predictions.concat([s.predictions for s in sets])
-    if preds.probs is None:
-        raise click.UsageError(f"{model} gives one age, not a distribution (train --head distribution)")
-    preds = preds.without(gone)
-    head = preds.head
-    image_risk = p_under(preds.probs, head, CHALLENGE_AGE)
-    t_image = choose_max_risk(image_risk, preds.y_true, max_minors_ok)
-
-    kept = [r for r in records if (str(r.path), r.line) not in gone]
-    chosen = [kept[i] for i in calibration_buyers([r.age for r in kept], buyers)]
-    run, windows, unplaced = recorded_replay(model, chosen, threads, show)
-    ages, by_rule = buyer_rule_risks(run, windows, head)
-    rows = {}
-    for rule, risk in by_rule.items():
-        t_buyer = choose_max_risk(risk, ages, max_minors_ok_buyer)
-        point = min(t_image, t_buyer)
-        rows[rule] = {"operating_point": round(point, 6), "per_buyer_point": round(t_buyer, 6),
-                      "per_buyer": rates(risk, ages, point), "per_image": rates(image_risk, preds.y_true, point)}
+    show = show_progress()
+    cal = calibration_data(model, data, split, buyers, exclude_file, max_minors_ok, threads, limit, show)
+    run, windows, unplaced = recorded_replay(model, cal.buyers, threads, show)
+    ages, by_rule = buyer_rule_risks(run, windows, cal.predictions.head)
+    rows = {rule: at_own_point(risk, ages, cal, max_minors_ok_buyer) for rule, risk in by_rule.items()}
     result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
-              "unplaced": len(unplaced), "per_image_point": round(t_image, 6),
+              "unplaced": len(unplaced), "per_image_point": round(cal.image_point, 6),
               "box_min_sharpness": BoxOptions().min_sharpness,
               "targets": {"minors_ok_image": max_minors_ok, "minors_ok_buyer": max_minors_ok_buyer},
               "rules": rows, "replay": {k: v for k, v in run.summary().items()
@@ -158,6 +126,7 @@ def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_
                    f"{100 * b['adults_asked']:.1f} % of {b['n_adults']}; per image 25+ asked "
                    f"{100 * i['adults_asked']:.1f} %")
     if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
 
 

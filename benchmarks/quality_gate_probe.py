@@ -27,7 +27,6 @@ with `agegate replay`.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,16 +34,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from agegate.convert.calibrate import calibration_buyers, match_exclusions, read_label_exclusions
-from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
 from agegate.edge.age_head import AgeHead, fuse, p_under
-from agegate.edge.challenge25 import (BLOCKED_RISK, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
-                                      choose_max_risk, rates)
+from agegate.edge.challenge25 import BLOCKED_RISK
 from agegate.edge.contracts import CHALLENGE_AGE
-from agegate.edge.decision import Decision, DecisionPolicy, decide
+from agegate.edge.decision import Decision, decide
 from agegate.edge.pipeline import BoxOptions
 from agegate.edge.tracking import FrameQuality
 
+from .calibration_probe import at_own_point, calibration_data, calibration_options, show_progress
 from .environment import environment
 
 #: Sharpness bins (variance of the Laplacian) for the frames' own errors.
@@ -136,35 +133,14 @@ def frame_errors(run, frames) -> dict[str, dict]:
 
 
 @click.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
-@click.option("--split", default="val", show_default=True)
-@click.option("--buyers", default=800, show_default=True, help="Others replayed beside every minor (calibrate's).")
-@click.option("--exclude", "exclude_file", type=click.Path(exists=True, dir_okay=False),
-              help="Mislabelled images to leave out (calibrate's --exclude).")
+@calibration_options
 @click.option("--limits", default="0,5,10,15,20,30", show_default=True, help="Blur limits to re-make decisions at.")
-@click.option("--max-minors-ok", default=DEFAULT_MAX_MINORS_OK_IMAGE, show_default=True)
-@click.option("--max-minors-ok-buyer", default=DEFAULT_MAX_MINORS_OK_BUYER, show_default=True)
-@click.option("--threads", default=2, show_default=True)
-@click.option("--limit", type=int, help="Only the first N images of each set (a quick look).")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
-def main(model, data, split, buyers, exclude_file, limits, max_minors_ok, max_minors_ok_buyer, threads, limit,
-         out) -> None:
-    show = sys.stderr.isatty()
-    excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
-    splits = read_splits(list(data), "auto", None, split, limit)
-    records = [r for s in splits for r in s.records]
-    gone = match_exclusions(excluded, [(str(r.path), r.line) for r in records], exclude_file) if excluded else set()
-    preds = Predictions.concat([s.predictions for s in evaluate_sets(model, splits, threads=threads, progress=show)])
-    if preds.probs is None:
-        raise click.UsageError(f"{model} gives one age, not a distribution (train --head distribution)")
-    preds = preds.without(gone)
-    head = preds.head
-    t_image = choose_max_risk(p_under(preds.probs, head, CHALLENGE_AGE), preds.y_true, max_minors_ok)
-
-    kept = [r for r in records if (str(r.path), r.line) not in gone]
-    chosen = [kept[i] for i in calibration_buyers([r.age for r in kept], buyers)]
-    run, frames, unplaced, options = recorded_replay(model, chosen, threads, show)
+def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_buyer, threads, limit, out,
+         limits) -> None:
+    show = show_progress()
+    cal = calibration_data(model, data, split, buyers, exclude_file, max_minors_ok, threads, limit, show)
+    head = cal.predictions.head
+    run, frames, unplaced, options = recorded_replay(model, cal.buyers, threads, show)
     served = buyer_tracks(run)
     ages = np.array([a for a, _ in served], np.float64)
     rows = {}
@@ -179,14 +155,13 @@ def main(model, data, split, buyers, exclude_file, limits, max_minors_ok, max_mi
             if est is not None and kind != Decision.UNCERTAIN:
                 fused.append(abs(est - age))
         risk = np.array(risk, np.float64)
-        t_buyer = choose_max_risk(risk, ages, max_minors_ok_buyer)
-        point = min(t_image, t_buyer)
-        rows[f"{s:g}"] = {"operating_point": round(point, 6), "per_buyer_point": round(t_buyer, 6),
-                          "uncertain": int(np.sum(risk == BLOCKED_RISK)), "uncertain_blurred": blurred,
-                          "mae_decided": round(float(np.mean(fused)), 4) if fused else None,
-                          "per_buyer": rates(risk, ages, point)}
+        row = at_own_point(risk, ages, cal, max_minors_ok_buyer)
+        del row["per_image"]  # the gate does not act per image
+        rows[f"{s:g}"] = {**row, "uncertain": int(np.sum(risk == BLOCKED_RISK)), "uncertain_blurred": blurred,
+                          "mae_decided": round(float(np.mean(fused)), 4) if fused else None}
     result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
-              "unplaced": len(unplaced), "per_image_point": round(t_image, 6), "box_min_sharpness": options.min_sharpness,
+              "unplaced": len(unplaced), "per_image_point": round(cal.image_point, 6),
+              "box_min_sharpness": options.min_sharpness,
               "targets": {"minors_ok_image": max_minors_ok, "minors_ok_buyer": max_minors_ok_buyer},
               "frames_by_sharpness": frame_errors(run, frames), "limits": rows, "environment": environment()}
     click.echo("frames by sharpness (MAE of each frame's estimate against the buyer's age):")

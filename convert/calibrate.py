@@ -168,14 +168,14 @@ def match_exclusions(exclusions: list[LabelExclusion], keys: list[tuple[str, int
     found: set[tuple[str, int | None]] = set()
     for e in exclusions:
         hit = [k for k in keys if e.matches(*k)]
+        named = e.path if e.line is None else f"{e.path}:{e.line}"
+        if len(hit) > 1 and len({path for path, _ in hit}) == 1:  # one group photo, a row per face
+            raise UsageError(f"{source}: {named!r} names {len(hit)} rows of one group photo (lines "
+                             f"{', '.join(str(line) for _, line in hit)}); write PATH:LINE for the face whose "
+                             f"label is wrong")
         if len(hit) != 1:
-            rows = len({k[0] for k in hit}) == 1 and len(hit) > 1
-            what = ("no image" if not hit else
-                    f"{len(hit)} rows of one group photo (lines {', '.join(str(k[1]) for k in hit)}); "
-                    f"write PATH:LINE for the face whose label is wrong" if rows else f"{len(hit)} images")
-            raise UsageError(f"{source}: {e.path + ('' if e.line is None else f':{e.line}')!r} names {what} of "
-                             f"the calibration split" + ("" if rows else
-                                                         "; give a path (or a longer tail of it) that names one"))
+            raise UsageError(f"{source}: {named!r} names {'no image' if not hit else f'{len(hit)} images'} of "
+                             f"the calibration split; give a path (or a longer tail of it) that names one")
         found.add(hit[0])
     return found
 
@@ -189,6 +189,13 @@ def calibration_buyers(ages, others: int, seed: int = 0) -> list[int]:
     if others < len(rest):
         rest = rest[np.random.default_rng(seed).permutation(len(rest))[:others]]
     return sorted(np.concatenate([minors, rest]).tolist())
+
+
+def buyers_to_replay(records: list, gone: set[tuple[str, int | None]], others: int, seed: int = 0) -> list:
+    """The records calibrate replays as buyers: every minor of the split and `others` of the rest (seeded,
+    `calibration_buyers`), less the rows left out as mislabelled (`gone`: file and label line)."""
+    kept = [r for r in records if (str(r.path), r.line) not in gone]
+    return [kept[i] for i in calibration_buyers([r.age for r in kept], others, seed)]
 
 
 def check_targets(max_image: float, max_buyer: float | None, allow_looser: bool) -> bool:

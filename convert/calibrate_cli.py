@@ -49,7 +49,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     """
     from tqdm import tqdm
 
-    from .calibrate import (calibrate as run_calibrate, calibration_buyers, check_targets, match_exclusions,
+    from .calibrate import (buyers_to_replay, calibrate as run_calibrate, check_targets, match_exclusions,
                             plot_tradeoff, read_label_exclusions)
     from .evaluate import Predictions, evaluate_sets, read_splits
 
@@ -69,8 +69,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
 
         from .replay import ReplayOptions, load_buyers, replay
 
-        kept = [r for r in records if (str(r.path), r.line) not in gone]
-        chosen = [kept[i] for i in calibration_buyers([r.age for r in kept], buyers)]
+        chosen = buyers_to_replay(records, gone, buyers)
         with tqdm(total=len(chosen), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
             placed, _ = load_buyers(chosen, bar.update)
         model = AgeModel(model_path, threads=threads)

@@ -313,13 +313,18 @@ def test_quality_gate_probe_at_the_box_limit_gives_the_box_figures(small_utk, tm
     from agegate.benchmarks.fusion_probe import main as fusion
     from agegate.benchmarks.quality_gate_probe import main as gate
 
+    from agegate.edge.pipeline import BoxOptions
+
+    own = f"{BoxOptions().min_sharpness:g}"
     args = ["--data", str(small_utk), "--split", "test", "--limit", "40", "--buyers", "6"]
-    r = CliRunner().invoke(gate, [str(shipped_model), *args, "--limits", "0,20", "--out", str(tmp_path / "g.json")])
+    r = CliRunner().invoke(gate, [str(shipped_model), *args, "--limits", f"0,{own},30", "--out", str(tmp_path / "g.json")])
     assert r.exit_code == 0, r.output + repr(r.exception)
     r = CliRunner().invoke(fusion, [str(shipped_model), *args, "--out", str(tmp_path / "f.json")])
     assert r.exit_code == 0, r.output + repr(r.exception)
     g, f = (json.loads((tmp_path / n).read_text()) for n in ("g.json", "f.json"))
     box = f["rules"]["mixture (the box)"]
-    assert g["box_min_sharpness"] == 20.0 and g["limits"]["20"]["operating_point"] == box["operating_point"]
-    assert g["limits"]["20"]["per_buyer"] == box["per_buyer"]
+    assert g["box_min_sharpness"] == f["box_min_sharpness"] == float(own)
+    assert g["limits"][own]["operating_point"] == box["operating_point"]
+    assert g["limits"][own]["per_buyer"] == box["per_buyer"]
+    assert g["limits"]["30"]["uncertain_blurred"] >= g["limits"]["0"]["uncertain_blurred"] == 0
     assert sum(v["frames"] for v in g["frames_by_sharpness"].values()) > 10 * g["buyers"] // 2
