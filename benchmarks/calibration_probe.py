@@ -6,6 +6,7 @@ then what each variant's own point costs adults for the minors it passes.
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,19 @@ def at_own_point(risk: np.ndarray, ages: np.ndarray, data: CalibrationData, max_
     return {"operating_point": round(point, 6), "per_buyer_point": round(t_buyer, 6),
             "per_buyer": rates(risk, ages, point),
             "per_image": rates(data.predictions.risk, data.predictions.y_true, point)}
+
+
+def buyer_figures(r: dict) -> str:
+    """One line of what a variant's own point does per buyer."""
+    b = r["per_buyer"]
+    return (f"point {r['operating_point']:.4f}: minors ok {b['minors_ok'] * b['n_minors']:.0f}/{b['n_minors']}, "
+            f"25+ asked {100 * b['adults_asked']:.1f} % of {b['n_adults']}")
+
+
+def write_result(out: str | None, result: dict) -> None:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def calibration_options(f):

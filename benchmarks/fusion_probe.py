@@ -20,12 +20,9 @@ Choose on val; a rule that wins is then measured once on test with `agegate repl
 
     python -m agegate.benchmarks.fusion_probe edge/assets/default_model.tflite \\
         --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --buyers 800 \\
-        --exclude convert/label-errors-val.txt --out benchmarks/results/fusion-probe-val.json
+        --exclude convert/label-errors-val.txt --out benchmarks/results/fusion-probe/val.json
 """
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import click
 import numpy as np
@@ -36,7 +33,8 @@ from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.decision import Decision
 from agegate.edge.pipeline import BoxOptions
 
-from .calibration_probe import at_own_point, calibration_data, calibration_options, show_progress
+from .calibration_probe import (at_own_point, buyer_figures, calibration_data, calibration_options, show_progress,
+                                write_result)
 from .environment import environment
 
 
@@ -120,15 +118,8 @@ def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_
                                         if k not in ("buyer_risks", "buyer_paths", "risk_curve")},
               "environment": environment()}
     for rule, r in rows.items():
-        b, i = r["per_buyer"], r["per_image"]
-        click.echo(f"{rule:24s} point {r['operating_point']:.4f} (buyer {r['per_buyer_point']:.4f}): per buyer "
-                   f"minors ok {b['minors_ok'] * b['n_minors']:.0f}/{b['n_minors']}, 25+ asked "
-                   f"{100 * b['adults_asked']:.1f} % of {b['n_adults']}; per image 25+ asked "
-                   f"{100 * i['adults_asked']:.1f} %")
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
-
+        click.echo(f"{rule:24s} {buyer_figures(r)}; per image 25+ asked {100 * r['per_image']['adults_asked']:.1f} %")
+    write_result(out, result)
 
 if __name__ == "__main__":
     main()

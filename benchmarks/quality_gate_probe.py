@@ -26,10 +26,8 @@ with `agegate replay`.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter, deque
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import click
 import numpy as np
@@ -41,7 +39,8 @@ from agegate.edge.decision import Decision, decide
 from agegate.edge.pipeline import BoxOptions
 from agegate.edge.tracking import FrameQuality
 
-from .calibration_probe import at_own_point, calibration_data, calibration_options, show_progress
+from .calibration_probe import (at_own_point, buyer_figures, calibration_data, calibration_options, show_progress,
+                                write_result)
 from .environment import environment
 
 #: Sharpness bins (variance of the Laplacian) for the frames' own errors.
@@ -168,14 +167,9 @@ def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_
     for b, v in result["frames_by_sharpness"].items():
         click.echo(f"  {b:>8s}: {v['frames']:6d} frames, MAE {v['mae'] if v['mae'] is not None else '-'}")
     for s, r in rows.items():
-        b = r["per_buyer"]
-        click.echo(f"blur limit {s:>3s}: point {r['operating_point']:.4f}; uncertain {r['uncertain']} "
-                   f"({r['uncertain_blurred']} blurred); minors ok {b['minors_ok'] * b['n_minors']:.0f}/{b['n_minors']}, "
-                   f"25+ asked {100 * b['adults_asked']:.1f} % of {b['n_adults']}; MAE decided {r['mae_decided']}")
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
-
+        click.echo(f"blur limit {s:>3s}: {buyer_figures(r)}; uncertain {r['uncertain']} ({r['uncertain_blurred']} "
+                   f"blurred); MAE decided {r['mae_decided']}")
+    write_result(out, result)
 
 if __name__ == "__main__":
     main()
