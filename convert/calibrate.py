@@ -211,11 +211,12 @@ def check_targets(max_image: float, max_buyer: float | None, allow_looser: bool)
 def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_image: float = DEFAULT_MAX_MINORS_OK_IMAGE,
               max_minors_ok_buyer: float | None = DEFAULT_MAX_MINORS_OK_BUYER, allow_looser: bool = False,
               chosen_on: str = "", confidence: float | None = CONFIDENCE,
-              excluded: list[LabelExclusion] = ()) -> CalibrationResult:
+              excluded: list[LabelExclusion] = (), box_rules: dict[str, float] | None = None) -> CalibrationResult:
     """Fit the temperature on `predictions` (evaluate.Predictions of the split), then the operating point;
     `buyer_replay(meta) -> replay summary` runs the box over buyers with the recalibrated metadata (None:
     per-image only; it leaves `excluded` out itself). `excluded` images are left out of both and recorded
-    with the point. Writes the sidecar and returns what was chosen."""
+    with the point; `box_rules` (BoxOptions.decision_rules of the replay's box) is recorded with a per-buyer
+    point. Writes the sidecar and returns what was chosen."""
     meta = read_metadata(model_path)
     if not meta.head.is_distribution:
         raise ModelError(f"{model_path}: a regression model has no age distribution to calibrate; train with "
@@ -249,7 +250,7 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                                                                                   confidence) is not None)
     op = OperatingPoint(round(max_risk, 6), max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
                         measured, chosen_on, looser, confidence,
-                        [e.to_dict() for e in excluded] or None)
+                        [e.to_dict() for e in excluded] or None, box_rules if replay_summary is not None else None)
     write_metadata(model_path, dataclasses.replace(meta, head=new_head, operating_point=op))
     return CalibrationResult(head.temperature, t, before, coverage(y, probs, new_head), op,
                              tradeoff_curve(risk, y), buyer_curve, replay_summary,

@@ -63,8 +63,12 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     sets = evaluate_sets(model_path, splits, threads=threads, progress=show)
     preds = Predictions.concat([s.predictions for s in sets])
 
+    from agegate.edge.pipeline import BoxOptions
+
+    box = BoxOptions(threads=threads)  # the box whose per-buyer decisions the point is chosen for
+
     def buyer_replay(meta):
-        from agegate.edge.pipeline import BoxOptions, BoxPipeline
+        from agegate.edge.pipeline import BoxPipeline
         from agegate.edge.runtime import AgeModel
 
         from .replay import ReplayOptions, load_buyers, replay
@@ -75,13 +79,13 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         model = AgeModel(model_path, threads=threads)
         model.meta = meta  # the temperature being chosen, no operating point yet
         with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
-            return replay(BoxPipeline(model, BoxOptions(threads=threads)), placed, ReplayOptions(), bar.update)
+            return replay(BoxPipeline(model, box), placed, ReplayOptions(), bar.update)
 
     chosen_on = f"{', '.join(s.name for s in splits)} [{split}]"
     result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,
                            max_minors_ok_image=max_minors_ok, max_minors_ok_buyer=max_minors_ok_buyer if buyers else None,
                            allow_looser=allow_looser, chosen_on=chosen_on, confidence=confidence or None,
-                           excluded=excluded)
+                           excluded=excluded, box_rules=box.decision_rules())
     if png:
         plot_tradeoff(Path(png), result.image_curve, result.buyer_curve, result.operating_point)
     if as_json:

@@ -43,6 +43,10 @@ class OperatingPoint:
     looser_than_default: bool = False  # an operator asked for a looser target (--allow-looser), recorded
     confidence: float | None = CONFIDENCE  # the target holds with this confidence on new buyers (None: point estimate)
     excluded: list[dict[str, str]] | None = None  # images left out as mislabelled by a person's check: path, why
+    # The box's decision settings the per-buyer point was chosen with (BoxOptions.decision_rules: blur limit,
+    # smallest face aged, frames before deciding, ...). A box that decides otherwise sees other per-buyer
+    # rates; None: chosen before agegate recorded them.
+    box_rules: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_risk <= 1.0:
@@ -71,7 +75,16 @@ class OperatingPoint:
                     s += " (too few minors to show the per-buyer target)"
         if self.excluded:
             s += f"; {len(self.excluded)} image(s) left out as mislabelled"
+        if self.box_rules:
+            s += f"; per buyer with blur limit {self.box_rules.get('min_sharpness', '?'):g}"
         return s + (f" (chosen on {self.chosen_on})" if self.chosen_on else "")
+
+
+def rules_differ(chosen_with: dict[str, float] | None, box: dict[str, float]) -> list[str]:
+    """The decision settings in which this box differs from those an operating point was chosen with, as
+    "name: chosen X, this box Y" (empty when they agree or were not recorded)."""
+    return [f"{k}: chosen with {v:g}, this box {box[k]:g}" for k, v in sorted((chosen_with or {}).items())
+            if k in box and float(box[k]) != float(v)]
 
 
 def rates(risk: np.ndarray, ages: np.ndarray, max_risk: float, upper: bool = True) -> dict[str, Any]:

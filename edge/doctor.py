@@ -88,6 +88,8 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
 def _decision_rule(release: Path, cfg) -> Check:
     """How this box decides Challenge 25: a distribution model's operating point (with what it cost
     where it was chosen), or a regression model's age threshold."""
+    from .challenge25 import rules_differ
+    from .config import runtime_plan
     from .contracts import RELEASE_MODEL
     from .metadata import read_metadata
 
@@ -97,8 +99,12 @@ def _decision_rule(release: Path, cfg) -> Check:
         return Check("challenge 25", False, str(e), "reinstall or roll back the model")
     op = meta.operating_point
     if meta.head.is_distribution and op is not None:
-        return Check("challenge 25", True, op.describe()
-                     + (" [LOOSER than the default targets]" if op.looser_than_default else ""), critical=False)
+        differ = rules_differ(op.box_rules, runtime_plan(cfg).box.decision_rules()) if cfg is not None else []
+        return Check("challenge 25", not differ, op.describe()
+                     + (" [LOOSER than the default targets]" if op.looser_than_default else "")
+                     + (f"; this box decides otherwise ({'; '.join(differ)})" if differ else ""),
+                     "recalibrate the model (agegate calibrate) for this box's decision settings, or set them "
+                     "back in box.toml", critical=False)
     threshold = cfg.decision.id_threshold if cfg is not None else CHALLENGE_AGE
     note = " (a distribution model not calibrated yet: run `agegate calibrate`)" if meta.head.is_distribution else ""
     return Check("challenge 25", not meta.head.is_distribution, f"ID check when the fused age is under {threshold:g}"

@@ -19,6 +19,7 @@ import numpy as np
 from .age_head import p_under
 from .bands import band_of
 from .capture import Frame, FrameSource
+from .challenge25 import rules_differ
 from .contracts import CHALLENGE_AGE
 from .decision import Decision, DecisionPolicy, decide
 from .detect import DetectorOptions, FaceBox, FaceDetector, crop_face
@@ -63,6 +64,13 @@ class BoxOptions:
     look_features: bool = True
     latency_budget_ms: float | None = None  # p50 inference per face above this: /healthz says "slow"
 
+    def decision_rules(self) -> dict[str, float]:
+        """The settings that shape a buyer's decision beyond the model: recorded with an operating point when
+        it is chosen (`agegate calibrate`), compared with the box's when it runs."""
+        return {"min_sharpness": float(self.min_sharpness), "min_quality_face": float(self.min_quality_face),
+                "decide_after": float(self.decide_after), "window": float(self.window),
+                "min_frames": float(self.policy.min_frames), "max_spread": float(self.policy.max_spread)}
+
 
 @dataclass
 class BuyerDecision:
@@ -98,6 +106,11 @@ class BoxPipeline:
         self.policy = (replace(self.options.policy, max_risk=op.max_risk)
                        if model.meta.head.is_distribution and op is not None and self.options.policy.max_risk is None
                        else self.options.policy)
+        differ = rules_differ(op.box_rules, self.options.decision_rules()) if op is not None else []
+        if differ:
+            log.warning("the model's Challenge-25 operating point was chosen with other decision settings (%s): "
+                        "per-buyer rates differ from those it was chosen for; recalibrate with `agegate calibrate` "
+                        "or use the settings it was chosen with", "; ".join(differ))
         self.detector = FaceDetector(self.options.detector)
         self.tracker = IoUTracker(max_missed=self.options.max_missed, window=self.options.window)
         self.events = events

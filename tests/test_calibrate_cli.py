@@ -5,6 +5,7 @@ import json
 from click.testing import CliRunner
 
 from agegate.edge.cli import cli
+from agegate.edge.pipeline import BoxOptions
 
 from .conftest import copy_model, labelled_chips, pick
 
@@ -27,9 +28,11 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     assert [m["risk"] for m in line] == sorted(m["risk"] for m in line) and "buyer_paths" not in out["replay"]
     meta = json.loads(model.with_suffix(".json").read_text())
     assert meta["operating_point"]["max_risk"] == out["operating_point"]["max_risk"] and png.exists()
+    assert meta["operating_point"]["box_rules"] == BoxOptions().decision_rules()  # the replay's box
     text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0"])
     assert text.exit_code == 0 and "operating point: ID check when P(under 25) >" in text.output
     assert "per buyer" not in text.output and "minor buyers at the line" not in text.output  # per image only
+    assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["box_rules"] is None
 
 
 def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, shipped_model):

@@ -2,6 +2,7 @@
 calibration (pure functions on synthetic distributions; no model, no ../shared)."""
 from __future__ import annotations
 
+import json
 import dataclasses
 from collections import Counter
 
@@ -332,3 +333,42 @@ def test_one_face_of_a_group_photo_is_left_out_by_its_label_line(tmp_path):
         match_exclusions(read_label_exclusions(listing), preds.keys, str(listing))
     kept = preds.without({("set/images/group.jpg", 2)})
     assert kept.keys[0] == ("set/images/group.jpg", 3) and len(kept.paths) == n - 1
+
+
+def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped_model, caplog):
+    """Calibrate records the box's decision settings with a per-buyer point; a box that decides otherwise
+    (another blur limit, fewer frames) warns when it starts and `device doctor` flags it, with the fix."""
+    import logging
+
+    from agegate.edge.challenge25 import rules_differ
+    from agegate.edge.config import load_config
+    from agegate.edge.doctor import _decision_rule
+    from agegate.edge.pipeline import BoxOptions, BoxPipeline
+    from agegate.edge.runtime import AgeModel
+
+    from .conftest import copy_model
+
+    box = BoxOptions().decision_rules()
+    assert rules_differ(box, box) == [] and rules_differ(None, box) == []
+    assert rules_differ({**box, "min_sharpness": 20.0}, box) == ["min_sharpness: chosen with 20, this box 10"]
+    op = OperatingPoint(0.2, box_rules={**box, "min_sharpness": 20.0})
+    assert OperatingPoint.from_dict(op.to_dict()) == op and "per buyer with blur limit 20" in op.describe()
+
+    release = tmp_path / "release"
+    release.mkdir()
+    model = copy_model(shipped_model, release / "model.tflite")
+    meta = json.loads(model.with_suffix(".json").read_text())
+    meta["operating_point"]["box_rules"] = box
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="agegate.edge"):
+        BoxPipeline(AgeModel(model), BoxOptions())
+        assert not caplog.records
+        BoxPipeline(AgeModel(model), BoxOptions(min_sharpness=30.0))
+    assert "min_sharpness: chosen with 10, this box 30" in caplog.text and "agegate calibrate" in caplog.text
+
+    cfg = tmp_path / "box.toml"
+    cfg.write_text(f'[source]\nuri = "0"\n[model]\npath = "{model}"\n[events]\npath = "{tmp_path}/ev.sqlite"\n')
+    assert _decision_rule(release, load_config(cfg)).ok
+    cfg.write_text(cfg.read_text() + "[decision]\nmin_frames = 3\n")
+    check = _decision_rule(release, load_config(cfg))
+    assert not check.ok and "min_frames: chosen with 5, this box 3" in check.detail and "recalibrate" in check.fix
