@@ -26,18 +26,18 @@ with `agegate replay`.
 """
 from __future__ import annotations
 
-from collections import Counter, deque
 from dataclasses import dataclass, replace
 
 import click
 import numpy as np
 
-from agegate.edge.age_head import AgeHead, fuse, p_under
+from agegate.edge.age_head import AgeHead, p_under
 from agegate.edge.challenge25 import BLOCKED_RISK
 from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.decision import Decision, decide
+from agegate.edge.detect import FaceBox
 from agegate.edge.pipeline import BoxOptions
-from agegate.edge.tracking import FrameQuality
+from agegate.edge.tracking import FrameQuality, Track
 
 from .calibration_probe import (at_own_point, buyer_figures, calibration_data, calibration_options, show_progress,
                                 write_result)
@@ -63,25 +63,25 @@ class JudgedFrame:
 
 def remake(frames: list[JudgedFrame], min_sharpness: float, options: BoxOptions, head: AgeHead
            ) -> tuple[Decision, float | None, float | None, str]:
-    """A track's decision with blur limit `min_sharpness`, made as BoxPipeline makes it: (decision, fused
-    age, risk, the uncertain reason's code or '')."""
-    ages, dists = deque(maxlen=options.window), deque(maxlen=options.window)
-    bad: dict[str, int] = {}
+    """A track's decision with blur limit `min_sharpness`, made by the box's own parts: its frames go into a
+    `Track` (window, weights, bad-frame reasons) until `decide_after` of them are aged, and `decide` judges
+    the track's fused age, spread and risk, as `BoxPipeline._judge` does. (decision, fused age, risk, the
+    uncertain reason's code or '')."""
+    track = Track(0, _ANY_BOX, 0.0, 0.0, window=options.window)
     for f in frames:
         reason = f.other_gate or ("blurred" if f.sharpness < min_sharpness else "")
-        if reason:
-            bad[reason] = bad.get(reason, 0) + 1
-            continue
-        ages.append(f.age)
-        dists.append((f.probs, max(f.weight(), 1e-3)))
-        if len(ages) >= options.decide_after:
+        track.add(_ANY_BOX, 0.0, None if reason else f.age, reason, None if reason else f.probs, f.weight())
+        if track.good_frames >= options.decide_after:
             break
-    fused = float(np.median(ages)) if ages else None
-    spread = float(np.subtract(*np.percentile(ages, [75, 25]))) if len(ages) >= 2 else 0.0
-    risk = (float(p_under(fuse(np.stack([p for p, _ in dists]), np.array([w for _, w in dists])), head,
-                          CHALLENGE_AGE)[0]) if dists else None)
-    kind, why = decide(fused, len(ages), spread, options.policy, Counter(bad), risk)
+    dist = track.fused_distribution()
+    risk = None if dist is None else float(p_under(dist, head, CHALLENGE_AGE)[0])
+    fused = track.fused_age()
+    kind, why = decide(fused, track.good_frames, track.spread(), options.policy, track.bad_frames, risk)
     return kind, fused, risk, why.split(":", 1)[0] if why else ""
+
+
+#: Where a re-made track's face is does not enter its decision.
+_ANY_BOX = FaceBox(0.0, 0.0, 1.0, 1.0)
 
 
 def recorded_replay(model_path: str, records, threads: int, show: bool):
