@@ -90,15 +90,15 @@ def recorded_replay(model_path: str, records, threads: int, show: bool):
     from tqdm import tqdm
 
     from agegate.convert.replay import ReplayOptions, load_buyers, run_buyers
-    from agegate.edge.pipeline import BoxPipeline
+    from agegate.edge.pipeline import BoxPipeline, box_policy
     from agegate.edge.runtime import AgeModel
 
     with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
         placed, unplaced = load_buyers(records, bar.update)
     model = AgeModel(model_path, threads=threads)
-    shipped = BoxPipeline(model, BoxOptions(threads=threads))  # the policy with the model's operating point
-    options = replace(shipped.options, policy=shipped.policy)
-    pipeline = BoxPipeline(model, replace(options, min_sharpness=0.0, decide_after=10 ** 6))
+    shipped = BoxOptions(threads=threads)
+    options = replace(shipped, policy=box_policy(model.meta, shipped))  # with the model's operating point
+    pipeline = BoxPipeline(model, replace(options, min_sharpness=0.0, decide_after=10 ** 6), diagnostic=True)
     frames: dict[int, list[JudgedFrame]] = {}
 
     def observe(track, q, est):

@@ -87,6 +87,19 @@ def rules_differ(chosen_with: dict[str, float] | None, box: dict[str, float]) ->
             if k in box and float(box[k]) != float(v)]
 
 
+def settings_mismatch(op: OperatingPoint | None, box: dict[str, float]) -> str:
+    """Why this box's per-buyer rates may not be those its operating point was chosen for, as a sentence ('' when
+    they are, or when the point measured no buyers): other decision settings (`rules_differ`), or settings
+    never recorded (a point chosen before agegate recorded them, 2026-12-03: its blur limit may be 20 or 10)."""
+    if op is None or not (op.measured or {}).get("per_buyer"):
+        return ""
+    if op.box_rules is None:
+        return ("the box's decision settings were not recorded with its per-buyer rates (calibrated before agegate "
+                "recorded them)")
+    differ = rules_differ(op.box_rules, box)
+    return f"this box decides otherwise ({'; '.join(differ)})" if differ else ""
+
+
 def rates(risk: np.ndarray, ages: np.ndarray, max_risk: float, upper: bool = True) -> dict[str, Any]:
     """What a threshold does: share of minors (< 18) decided ok (risk <= max_risk) and of 25+ asked for ID,
     with the one-sided 90 % upper bound on the minors' share (what the data can show about new buyers)."""

@@ -88,7 +88,7 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
 def _decision_rule(release: Path, cfg) -> Check:
     """How this box decides Challenge 25: a distribution model's operating point (with what it cost
     where it was chosen), or a regression model's age threshold."""
-    from .challenge25 import rules_differ
+    from .challenge25 import settings_mismatch
     from .config import runtime_plan
     from .contracts import RELEASE_MODEL
     from .metadata import read_metadata
@@ -99,10 +99,13 @@ def _decision_rule(release: Path, cfg) -> Check:
         return Check("challenge 25", False, str(e), "reinstall or roll back the model")
     op = meta.operating_point
     if meta.head.is_distribution and op is not None:
-        differ = rules_differ(op.box_rules, runtime_plan(cfg).box.decision_rules()) if cfg is not None else []
-        return Check("challenge 25", not differ, op.describe()
+        from .pipeline import BoxOptions
+
+        box = runtime_plan(cfg).box if cfg is not None else BoxOptions()
+        mismatch = settings_mismatch(op, box.decision_rules())
+        return Check("challenge 25", not mismatch, op.describe()
                      + (" [LOOSER than the default targets]" if op.looser_than_default else "")
-                     + (f"; this box decides otherwise ({'; '.join(differ)})" if differ else ""),
+                     + (f"; {mismatch}" if mismatch else ""),
                      "recalibrate the model (agegate calibrate) for this box's decision settings, or set them "
                      "back in box.toml", critical=False)
     threshold = cfg.decision.id_threshold if cfg is not None else CHALLENGE_AGE

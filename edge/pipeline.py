@@ -19,11 +19,12 @@ import numpy as np
 from .age_head import p_under
 from .bands import band_of
 from .capture import Frame, FrameSource
-from .challenge25 import rules_differ
+from .challenge25 import settings_mismatch
 from .contracts import CHALLENGE_AGE
 from .decision import Decision, DecisionPolicy, decide
 from .detect import DetectorOptions, FaceBox, FaceDetector, crop_face
 from .events import Event, EventStore
+from .metadata import ModelMetadata
 from .preprocess import as_rgb_uint8
 from .runtime import AgeModel
 from .stats import RuntimeMetrics
@@ -72,6 +73,16 @@ class BoxOptions:
                 "min_frames": float(self.policy.min_frames), "max_spread": float(self.policy.max_spread)}
 
 
+def box_policy(meta: ModelMetadata, options: BoxOptions) -> DecisionPolicy:
+    """The decision policy a box runs for a model: a distribution model decides by its calibrated risk at the
+    operating point it carries (unless the box's settings fix max_risk); a regression model, or one not
+    calibrated yet, by its fused age against id_threshold."""
+    op = meta.operating_point
+    if meta.head.is_distribution and op is not None and options.policy.max_risk is None:
+        return replace(options.policy, max_risk=op.max_risk)
+    return options.policy
+
+
 @dataclass
 class BuyerDecision:
     """One buyer's decision, as the till, the log and the events table see it (never an image)."""
@@ -97,20 +108,17 @@ class BuyerDecision:
 
 class BoxPipeline:
     def __init__(self, model: AgeModel, options: BoxOptions | None = None, events: EventStore | None = None,
-                 metrics: RuntimeMetrics | None = None):
+                 metrics: RuntimeMetrics | None = None, *, diagnostic: bool = False):
+        """`diagnostic`: a box run to record frames, not to serve a till (benchmarks' probes run with the blur
+        gate off or decisions held on purpose): it does not warn that it decides otherwise than the model's
+        operating point was chosen for."""
         self.model = model
         self.options = options or BoxOptions()
-        op = model.meta.operating_point
-        # A distribution model decides by its calibrated risk at the operating point it carries; a
-        # regression model (or one not calibrated yet) by its age against id_threshold.
-        self.policy = (replace(self.options.policy, max_risk=op.max_risk)
-                       if model.meta.head.is_distribution and op is not None and self.options.policy.max_risk is None
-                       else self.options.policy)
-        differ = rules_differ(op.box_rules, self.options.decision_rules()) if op is not None else []
-        if differ:
-            log.warning("the model's Challenge-25 operating point was chosen with other decision settings (%s): "
-                        "per-buyer rates differ from those it was chosen for; recalibrate with `agegate calibrate` "
-                        "or use the settings it was chosen with", "; ".join(differ))
+        self.policy = box_policy(model.meta, self.options)
+        mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
+        if mismatch:
+            log.warning("the model's Challenge-25 operating point may not hold on this box: %s; recalibrate with "
+                        "`agegate calibrate` or use the settings it was chosen with", mismatch)
         self.detector = FaceDetector(self.options.detector)
         self.tracker = IoUTracker(max_missed=self.options.max_missed, window=self.options.window)
         self.events = events

@@ -364,7 +364,10 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
         BoxPipeline(AgeModel(model), BoxOptions())
         assert not caplog.records
         BoxPipeline(AgeModel(model), BoxOptions(min_sharpness=30.0))
-    assert "min_sharpness: chosen with 10, this box 30" in caplog.text and "agegate calibrate" in caplog.text
+        assert "min_sharpness: chosen with 10, this box 30" in caplog.text and "agegate calibrate" in caplog.text
+        caplog.clear()
+        BoxPipeline(AgeModel(model), BoxOptions(min_sharpness=0.0), diagnostic=True)  # a probe's recording box
+        assert not caplog.records
 
     cfg = tmp_path / "box.toml"
     cfg.write_text(f'[source]\nuri = "0"\n[model]\npath = "{model}"\n[events]\npath = "{tmp_path}/ev.sqlite"\n')
@@ -372,3 +375,37 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
     cfg.write_text(cfg.read_text() + "[decision]\nmin_frames = 3\n")
     check = _decision_rule(release, load_config(cfg))
     assert not check.ok and "min_frames: chosen with 5, this box 3" in check.detail and "recalibrate" in check.fix
+
+
+def test_a_point_calibrated_before_the_box_settings_were_recorded_is_flagged(tmp_path, shipped_model, caplog):
+    """A bundle calibrated per buyer before agegate recorded the box's settings (its blur limit may be 20 or
+    10) cannot show its per-buyer rates hold here: the box warns and doctor flags it. A point that measured
+    no buyers has no per-buyer rates to lose, so nothing is said."""
+    import logging
+
+    from agegate.edge.challenge25 import settings_mismatch
+    from agegate.edge.doctor import _decision_rule
+    from agegate.edge.pipeline import BoxOptions, BoxPipeline, box_policy
+    from agegate.edge.runtime import AgeModel
+
+    from .conftest import copy_model
+
+    release = tmp_path / "release"
+    release.mkdir()
+    model = copy_model(shipped_model, release / "model.tflite")
+    meta = json.loads(model.with_suffix(".json").read_text())
+    meta["operating_point"]["box_rules"] = None
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    box = BoxOptions().decision_rules()
+    with caplog.at_level(logging.WARNING, logger="agegate.edge"):
+        pipeline = BoxPipeline(AgeModel(model), BoxOptions())
+    assert "not recorded" in caplog.text and "agegate calibrate" in caplog.text
+    assert pipeline.policy.max_risk == meta["operating_point"]["max_risk"]  # it still decides at its point
+    check = _decision_rule(release, None)
+    assert not check.ok and not check.critical and "not recorded" in check.detail
+
+    op = OperatingPoint.from_dict({**meta["operating_point"], "measured": {"per_image": meta["operating_point"]
+                                                                           ["measured"]["per_image"]}})
+    assert settings_mismatch(op, box) == "" and settings_mismatch(None, box) == ""
+    own = BoxOptions(policy=DecisionPolicy(max_risk=0.3))  # a box that fixes its own point keeps it
+    assert box_policy(AgeModel(model).meta, own).max_risk == 0.3
