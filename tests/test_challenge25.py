@@ -335,6 +335,20 @@ def test_one_face_of_a_group_photo_is_left_out_by_its_label_line(tmp_path):
     assert kept.keys[0] == ("set/images/group.jpg", 3) and len(kept.paths) == n - 1
 
 
+def _release_with_box_rules(tmp_path, shipped_model, rules):
+    """A release folder holding the shipped model whose operating point records `rules` as its box settings:
+    (release, model path, metadata as written)."""
+    from .conftest import copy_model
+
+    release = tmp_path / "release"
+    release.mkdir()
+    model = copy_model(shipped_model, release / "model.tflite")
+    meta = json.loads(model.with_suffix(".json").read_text())
+    meta["operating_point"]["box_rules"] = rules
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    return release, model, meta
+
+
 def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped_model, caplog):
     """Calibrate records the box's decision settings with a per-buyer point; a box that decides otherwise
     (another blur limit, fewer frames) warns when it starts and `device doctor` flags it, with the fix."""
@@ -346,7 +360,6 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
     from agegate.edge.pipeline import BoxOptions, BoxPipeline
     from agegate.edge.runtime import AgeModel
 
-    from .conftest import copy_model
 
     box = BoxOptions().decision_rules()
     assert rules_differ(box, box) == [] and rules_differ(None, box) == []
@@ -354,12 +367,7 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
     op = OperatingPoint(0.2, box_rules={**box, "min_sharpness": 20.0})
     assert OperatingPoint.from_dict(op.to_dict()) == op and "per buyer with blur limit 20" in op.describe()
 
-    release = tmp_path / "release"
-    release.mkdir()
-    model = copy_model(shipped_model, release / "model.tflite")
-    meta = json.loads(model.with_suffix(".json").read_text())
-    meta["operating_point"]["box_rules"] = box
-    model.with_suffix(".json").write_text(json.dumps(meta))
+    release, model, _ = _release_with_box_rules(tmp_path, shipped_model, box)
     with caplog.at_level(logging.WARNING, logger="agegate.edge"):
         BoxPipeline(AgeModel(model), BoxOptions())
         assert not caplog.records
@@ -388,14 +396,8 @@ def test_a_point_calibrated_before_the_box_settings_were_recorded_is_flagged(tmp
     from agegate.edge.pipeline import BoxOptions, BoxPipeline, box_policy
     from agegate.edge.runtime import AgeModel
 
-    from .conftest import copy_model
 
-    release = tmp_path / "release"
-    release.mkdir()
-    model = copy_model(shipped_model, release / "model.tflite")
-    meta = json.loads(model.with_suffix(".json").read_text())
-    meta["operating_point"]["box_rules"] = None
-    model.with_suffix(".json").write_text(json.dumps(meta))
+    release, model, meta = _release_with_box_rules(tmp_path, shipped_model, None)
     box = BoxOptions().decision_rules()
     with caplog.at_level(logging.WARNING, logger="agegate.edge"):
         pipeline = BoxPipeline(AgeModel(model), BoxOptions())
