@@ -55,11 +55,16 @@ def build(model, qa_report, card, sign_key, name, version, latency_budget_ms, fo
 @bundle.command()
 @click.argument("bundle_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--pub", required=True, type=click.Path(exists=True, dir_okay=False), help="Ed25519 public key.")
-def verify(bundle_path, pub):
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or why it failed) as JSON.")
+def verify(bundle_path, pub, as_json):
     """Check the signature and every hash. Exit 0 only for an intact bundle."""
     from agegate.edge.bundle_format import read_bundle
 
     b = read_bundle(bundle_path, pub)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "name": b.manifest["name"], "version": b.version,
+                               "files": len(b.manifest["files"]), "forced": b.forced}, indent=2))
+        return
     click.echo(f"OK: {b.manifest['name']} {b.version}, {len(b.manifest['files'])} files verified"
                + ("  [FORCED: failed QA]" if b.forced else ""))
 

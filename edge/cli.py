@@ -7,12 +7,13 @@ command whose extra is missing says which extra to install.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 
 import click
 
 from . import __version__
-from .errors import AgegateError
+from .errors import AgegateError, error_json
 
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -48,11 +49,18 @@ class LazyGroup(click.Group):
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["agegate.json"] = "--json" in args  # asked for JSON: errors come as JSON too
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except AgegateError as e:
             click.secho(f"Error: {e}", fg="red", err=True)
+            if ctx.meta.get("agegate.json"):
+                # A script that asked for --json reads why on stdout, beside the exit code.
+                click.echo(json.dumps(error_json(e)))
             ctx.exit(e.exit_code)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

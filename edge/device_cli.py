@@ -45,22 +45,30 @@ def device() -> None:
 @click.argument("bundle_path", type=click.Path(exists=True, dir_okay=False))
 @_root
 @click.option("--pub", type=click.Path(exists=True, dir_okay=False), help="[ROOT/trusted.pub]")
-def install(bundle_path, root, pub):
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
+def install(bundle_path, root, pub, as_json):
     """Verify, unpack, smoke-test, then switch `current` atomically. Any failure changes nothing live."""
     from .provision import BoxRoot
 
     r = BoxRoot(root).install(bundle_path, pub, echo=lambda m: click.secho(m, fg="red", err=True))
+    if as_json:
+        click.echo(json.dumps({"ok": True, **r.to_json()}, indent=2))
+        return
     click.echo(f"installed {r.version} (was {r.previous or 'none'}); smoke test: age "
                f"{r.smoke.age:.1f}, p50 {r.smoke.p50_ms:.2f} ms" + ("  [FORCED]" if r.forced else ""))
 
 
 @device.command()
 @_root
-def rollback(root):
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
+def rollback(root, as_json):
     """Switch `current` back to the previous installed release."""
     from .provision import BoxRoot
 
     r = BoxRoot(root).rollback()
+    if as_json:
+        click.echo(json.dumps({"ok": True, **r.to_json()}, indent=2))
+        return
     click.echo(f"rolled back {r.previous} -> {r.version}")
 
 

@@ -40,3 +40,9 @@ class BundleError(AgegateError):
 
 class ConfigError(AgegateError):
     """The box config is invalid; names the key path."""
+
+
+def error_json(e: AgegateError) -> dict:
+    """An error as a command given --json prints it (stdout; the message also goes to stderr): what went
+    wrong and the exit code, so a script that drives a fleet of boxes reads both."""
+    return {"ok": False, "error": type(e).__name__, "message": str(e), "exit_code": e.exit_code}

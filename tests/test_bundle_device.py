@@ -62,6 +62,30 @@ def test_install_status_rollback_and_keep_three(kit, tmp_path):
     assert sorted(p.name for p in (root / "releases").iterdir()) == ["1.0.0", "1.2.0", "1.3.0"]
 
 
+def test_json_for_scripts_results_and_errors(kit, tmp_path):
+    """A field script that drives boxes passes --json and reads stdout: the result when the command worked,
+    and on failure what went wrong with the exit code (the human message still goes to stderr)."""
+    root = tmp_path / "box"
+    r = run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub", "--json")
+    got = json.loads(r.stdout)
+    assert r.exit_code == 0 and got["ok"] and got["version"] == "1.0.0" and got["previous"] is None
+    assert got["smoke"]["p50_ms"] > 0
+    r = run("device", "install", kit / "b-1.1.0.tar.gz", "--root", root, "--pub", kit / "other.pub", "--json")
+    err = json.loads(r.stdout)
+    assert r.exit_code == 1 and err == {"ok": False, "error": "BundleError", "message": err["message"], "exit_code": 1}
+    assert "signature does not verify" in err["message"] and "signature does not verify" in r.stderr
+    assert os.readlink(root / "current") == "releases/1.0.0"
+    r = run("device", "rollback", "--root", root, "--json")  # nothing to roll back to
+    assert r.exit_code != 0 and json.loads(r.stdout)["ok"] is False
+    run("device", "install", kit / "b-1.1.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub")
+    r = run("device", "rollback", "--root", root, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"ok": True, "version": "1.0.0", "previous": "1.1.0"}
+    r = run("bundle", "verify", kit / "b-1.0.0.tar.gz", "--pub", kit / "fleet.pub", "--json")
+    assert json.loads(r.stdout) == {"ok": True, "name": "m", "version": "1.0.0", "files": 4, "forced": False}
+    r = run("bundle", "verify", kit / "b-1.0.0.tar.gz", "--pub", kit / "other.pub")  # no --json: no JSON
+    assert r.exit_code == 1 and r.stdout == ""
+
+
 def _craft(kit: Path, tmp_path: Path, name: str, change) -> Path:
     files = members(kit / "b-1.0.0.tar.gz")
     change(files)
