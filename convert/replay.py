@@ -11,7 +11,9 @@ frames; each decision is matched to the buyer shown in most of its track's frame
 Per buyer: an own decision (or several: split), or none (merged into a neighbour's track:
 the buyer then gets that track's decision, so a minor merged into an adult's `ok` counts
 as passed). Reported: decided share, MAE of fused ages, minors decided ok, 25+ asked for
-ID, merged and split buyers, uncertain reasons, frames per second and the cost of empty frames.
+ID, merged and split buyers, uncertain reasons, how long after a buyer appears the decision comes (in
+camera time: the replay's frames are 1/15 s apart whatever the CPU), frames per second and the cost of empty
+frames.
 """
 from __future__ import annotations
 
@@ -59,6 +61,10 @@ class BuyerOutcome:
     buyer: Buyer
     decisions: list = field(default_factory=list)  # own BuyerDecisions (0: merged, >1: split)
     inherited: object | None = None  # a merged buyer: the decision of the track that covered them
+    # Camera time (s) of the buyer's first and last frame, and when the box returned their own first
+    # decision (None: no own decision): how long the till waits for an answer.
+    shown: tuple[float, float] | None = None
+    answered: float | None = None
 
     @property
     def final(self):
@@ -169,6 +175,8 @@ def run_buyers(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=N
     shown: list[int | None] = []  # buyer index per frame (None: empty till)
     track_frames: dict[int, Counter] = defaultdict(Counter)  # track id -> buyer -> frames
     decisions = []
+    seen: dict[int, list[float]] = {}  # buyer -> [first, last] frame time
+    made_at: dict[int, float] = {}  # track id -> frame time its decision came out of process() (or finish())
     empty_ms, face_ms = [], []
     t_frame, t0 = 1.7e9, time.perf_counter()
     for rgb, who in till_frames(buyers, options, tail=pipeline.options.max_missed + 2):
@@ -179,13 +187,22 @@ def run_buyers(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=N
         if progress and who is not None and (not shown or shown[-1] != who):
             progress(1)
         shown.append(who)
+        if who is not None:
+            seen.setdefault(who, [t_frame, t_frame])[1] = t_frame
         for t in pipeline.tracker.tracks.values():
             if t.last_ts == t_frame:
                 track_frames[t.track_id][who] += 1
         decisions.extend(made)
-    decisions.extend(pipeline.finish())
+        made_at.update((d.track_id, t_frame) for d in made)
+    last = pipeline.finish()
+    decisions.extend(last)
+    made_at.update((d.track_id, t_frame) for d in last)
     seconds = time.perf_counter() - t0
-    return ReplayRun(match_decisions(buyers, decisions, track_frames), len(shown), seconds, empty_ms, face_ms)
+    outcomes = match_decisions(buyers, decisions, track_frames)
+    for o in outcomes:
+        o.shown = tuple(seen[o.buyer.index]) if o.buyer.index in seen else None
+        o.answered = made_at[o.decisions[0].track_id] if o.decisions else None
+    return ReplayRun(outcomes, len(shown), seconds, empty_ms, face_ms)
 
 
 def match_decisions(buyers, decisions, track_frames) -> list[BuyerOutcome]:
@@ -239,6 +256,7 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         "minors": len(minors), "minors_decided_ok": len(passed), "minors_ok_share": share(passed, minors),
         "adults_25plus": len(adults), "adults_asked": len(asked), "adults_asked_share": share(asked, adults),
         "uncertain_reasons": dict(reasons),
+        **answer_times(own),
         "empty_frame_p50_ms": r(np.median(empty_ms)) if empty_ms else None,
         "face_frame_p50_ms": r(np.median(face_ms)) if face_ms else None,
         "minors_passed": [{"path": o.buyer.path, "age": o.buyer.age, "estimate": o.final.age,
@@ -250,6 +268,18 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         out["buyer_paths"] = [o.buyer.path for o in outcomes]  # row by row with buyer_risks
         out["risk_curve"] = tradeoff_curve(risks, ages)
     return out
+
+
+def answer_times(own: list[BuyerOutcome]) -> dict:
+    """How long the till waits: camera seconds from a buyer's first frame to their own decision (p50, p95;
+    one frame is 1/FPS), and the share of them answered while still shown, not only once they had gone (a
+    track decided when it ends, with fewer than `decide_after` good frames). Merged buyers are left out:
+    the answer they got was someone else's."""
+    waits = [o.answered - o.shown[0] + 1 / FPS for o in own if o.shown is not None and o.answered is not None]
+    present = [o for o in own if o.shown is not None and o.answered is not None and o.answered <= o.shown[1]]
+    return {"seconds_to_decision_p50": round(float(np.percentile(waits, 50)), 3) if waits else None,
+            "seconds_to_decision_p95": round(float(np.percentile(waits, 95)), 3) if waits else None,
+            "decided_while_shown_share": round(len(present) / len(own), 4) if own else None}
 
 
 def buyer_risks(outcomes: list[BuyerOutcome]) -> tuple[np.ndarray, np.ndarray]:

@@ -113,6 +113,8 @@ def render(r: dict) -> str:
         f"  minors decided ok         {r['minors_decided_ok']} of {r['minors']} ({pct(r['minors_ok_share'])})",
         f"  25+ asked for ID          {r['adults_asked']} of {r['adults_25plus']} ({pct(r['adults_asked_share'])})",
         f"  uncertain because         {', '.join(f'{k} {n}' for k, n in r['uncertain_reasons'].items()) or '-'}",
+        f"  answer after (camera)     p50 {r['seconds_to_decision_p50']} s, p95 {r['seconds_to_decision_p95']} s; "
+        f"{pct(r['decided_while_shown_share'])} while the buyer was still shown",
         f"  {r['fps']} frames/s; frame p50: empty {r['empty_frame_p50_ms']} ms, with a face "
         f"{r['face_frame_p50_ms']} ms",
     ]

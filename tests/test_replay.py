@@ -23,8 +23,15 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     assert m["minors"] == 4 and m["minors_decided_ok"] == 0  # no child is waved through
     assert m["decided_share"] >= 0.75 and m["adults_asked"] <= 1
     assert m["empty_frame_p50_ms"] is not None and png.exists()
+    # decide_after (10) good frames at 15 frames/s: the answer comes while the buyer is still shown (20 frames)
+    assert 10 / 15 <= m["seconds_to_decision_p50"] <= m["seconds_to_decision_p95"] <= 20 / 15
+    assert m["decided_while_shown_share"] >= 0.75
     text = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "12"]).output
-    assert "merged (no own decision)" in text and "minors decided ok" in text
+    assert "merged (no own decision)" in text and "minors decided ok" in text and "answer after" in text
+    # a buyer shown for fewer frames than decide_after is answered only once their track ends, after they left
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "15", "--frames", "6", "--json"])
+    m = json.loads(r.output)
+    assert m["decided_while_shown_share"] == 0.0 and m["seconds_to_decision_p50"] > 6 / 15
     # --ages: only the children become buyers (every minor of a split, not a sample's few)
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--ages", "0..17", "--json"])
     assert r.exit_code == 0, r.output
