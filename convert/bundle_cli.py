@@ -35,7 +35,8 @@ def keygen(prefix):
               help="p50 inference budget the box's smoke test and doctor enforce.")
 @click.option("--force", is_flag=True, help="Bundle a model that failed QA (recorded and shown everywhere).")
 @click.option("--out", type=click.Path(dir_okay=False), help="[agegate-NAME-VERSION.tar.gz]")
-def build(model, qa_report, card, sign_key, name, version, latency_budget_ms, force, out):
+@click.option("--json", "as_json", is_flag=True, help="Print the bundle written (or why not) as JSON.")
+def build(model, qa_report, card, sign_key, name, version, latency_budget_ms, force, out, as_json):
     """Package a QA-passed model with its metadata, card and QA report; sign the manifest."""
     from .bundle import build_bundle
 
@@ -48,6 +49,11 @@ def build(model, qa_report, card, sign_key, name, version, latency_budget_ms, fo
                      version, latency_budget_ms, force)
     if m["forced"]:
         click.secho("WARNING: FORCED bundle of a model that failed QA", fg="red", err=True)
+    if as_json:
+        click.echo(json.dumps({"ok": True, "out": str(out), "name": m["name"], "version": m["version"],
+                               "files": sorted(m["files"]), "qa_passed": m["qa_passed"], "forced": m["forced"]},
+                              indent=2))
+        return
     click.echo(f"{out}: {m['name']} {m['version']}, {len(m['files'])} files, QA "
                f"{'passed' if m['qa_passed'] else 'FAILED'}, signed")
 

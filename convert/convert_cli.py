@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import click
@@ -41,8 +42,9 @@ from .tflite import QUANT_MODES
                    "mirror averages each face with its mirror image (two model runs). Default: the run's own.")
 @data_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .tflite (metadata: .json beside).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress lines go to stderr).")
 def convert(model_dir, quant, io, calib_data, calibration_split, calibration_size, float_layers, qat, qat_data, epochs,
-            qat_lr, qat_limit, batch_size, tta, fmt, split_file, limit, out):
+            qat_lr, qat_limit, batch_size, tta, fmt, split_file, limit, out, as_json):
     """Convert a trained run (MODEL_DIR with model.keras + model.json) to TFLite.
 
     \b
@@ -57,6 +59,7 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
     from .evaluate import select_records
     from .tflite import calibration_images, convert_keras, load_keras_model
 
+    say = (lambda m: click.echo(m, err=True)) if as_json else click.echo  # noqa: E731
     out_path = Path(out)
     if out_path.suffix != ".tflite":
         raise UsageError("--out must end in .tflite")
@@ -71,7 +74,7 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
             raise UsageError("--qat needs --data (training images for the fine-tuning)")
         quant = "int8"
         recs = select_records(qat_data, fmt, split_file, "train", qat_limit)
-        model = qat_finetune(model, meta, recs, epochs=epochs, batch_size=batch_size, lr=qat_lr, echo=click.echo)
+        model = qat_finetune(model, meta, recs, epochs=epochs, batch_size=batch_size, lr=qat_lr, echo=say)
     calib = None
     if quant == "int8":
         srcs = list(calib_data) or ([qat_data] if qat_data else [])
@@ -84,10 +87,14 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
             if not any(r.split == calibration_split for r in got):
                 whole.append(src)
         calib = calibration_images(recs, meta.preprocess, calibration_size)
-        click.echo(f"calibration: {len(calib)} images drawn from split '{calibration_split}' of {', '.join(srcs)}"
+        say(f"calibration: {len(calib)} images drawn from split '{calibration_split}' of {', '.join(srcs)}"
                    + (f" ({', '.join(whole)} has no splits: all of it)" if whole else ""))
     result = convert_keras(model, meta, quant, out_path, io=io, calibration=calib, source_path=source, qat=qat,
                            float_layers=float_layers)
+    if as_json:
+        click.echo(json.dumps({"ok": True, **result.to_json(), "calibration_images": None if calib is None else len(calib),
+                               "tta": meta.tta, "runs_per_prediction": meta.runs_per_prediction}, indent=2))
+        return
     click.echo(result.summary())
     if meta.tta != "none":
         click.echo(f"test-time augmentation: {meta.tta} (each prediction runs the model "

@@ -7,7 +7,7 @@ split through the box's own preprocessing), and int8 after QAT (see qat.py).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,9 @@ class ConvertResult:
     input_type: str
     output_type: str
     float_layers: list[LayerError] = field(default_factory=list)  # mixed int8: the layers kept float32
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
 
     def summary(self) -> str:
         lines = [f"{self.path}: {self.mode}, {self.size_bytes / 1e6:.2f} MB, input {self.input_type}, "

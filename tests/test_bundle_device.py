@@ -28,11 +28,14 @@ def members(bundle: Path) -> dict[str, bytes]:
 
 def test_build_refuses_failed_qa_unless_forced(kit):
     r = run("bundle", "build", "--model", kit / "model.tflite", "--qa", kit / "qa_failed.json", "--sign-key",
-            kit / "fleet.pem", "--version", "9", "--out", kit / "bad.tar.gz")
-    assert r.exit_code == 1 and "failed QA: mae (9.1" in r.output and not (kit / "bad.tar.gz").exists()
+            kit / "fleet.pem", "--version", "9", "--out", kit / "bad.tar.gz", "--json")
+    assert r.exit_code == 1 and "failed QA: mae (9.1" in r.stderr and not (kit / "bad.tar.gz").exists()
+    assert json.loads(r.stdout)["ok"] is False and "failed QA" in json.loads(r.stdout)["message"]
     r = run("bundle", "build", "--model", kit / "model.tflite", "--qa", kit / "qa_failed.json", "--sign-key",
-            kit / "fleet.pem", "--version", "9", "--force", "--out", kit / "forced.tar.gz")
-    assert r.exit_code == 0
+            kit / "fleet.pem", "--version", "9", "--force", "--out", kit / "forced.tar.gz", "--json")
+    assert r.exit_code == 0 and "FORCED" in r.stderr
+    got = json.loads(r.stdout)
+    assert got["forced"] and not got["qa_passed"] and got["version"] == "9" and "model.tflite" in got["files"]
     assert "FORCED" in run("bundle", "info", kit / "forced.tar.gz", "--pub", kit / "fleet.pub").output
     meta = json.loads(members(kit / "forced.tar.gz")["model.json"])
     assert meta["bundle"]["forced"] is True

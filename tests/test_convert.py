@@ -21,11 +21,16 @@ def test_every_mode_converts_and_loads_in_litert(trained_run, converted, small_u
     paths = dict(converted)
     for mode in ("float16", "dynamic"):
         paths[mode] = tmp_path / f"{mode}.tflite"
-        tta = ["--tta", "mirror"] if mode == "dynamic" else []
+        tta = ["--tta", "mirror", "--json"] if mode == "dynamic" else []
         r = run("convert", trained_run, "--quant", mode, "--out", paths[mode], *tta)
         assert r.exit_code == 0, r.output + repr(r.exception)
-        assert f"{mode}," in r.output and "op types" in r.output
         assert "capture" not in r.output.lower()  # the converter's own noise is silenced
+        if tta:  # --json: the result for a script
+            got = json.loads(r.stdout)
+            assert got["ok"] and got["mode"] == "dynamic" and got["path"] == str(paths[mode])
+            assert got["size_bytes"] == paths[mode].stat().st_size and got["runs_per_prediction"] == 2
+        else:
+            assert f"{mode}," in r.output and "op types" in r.output
     sizes = {}
     for mode, path in paths.items():
         m = AgeModel(path)

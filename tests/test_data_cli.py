@@ -66,10 +66,13 @@ def test_report_writes_html_and_pngs(appa_dir, tmp_path):
 def test_split_is_deterministic_stratified_and_keeps_persons(tmp_path, appa_dir):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     assert run("data", "split", appa_dir, "--val", "0.2", "--test", "0.2", "--out", a).exit_code == 0
-    assert run("data", "split", appa_dir, "--val", "0.2", "--test", "0.2", "--out", b).exit_code == 0
+    r = run("data", "split", appa_dir, "--val", "0.2", "--test", "0.2", "--out", b, "--json")
     assert a.read_text() == b.read_text()
     rows = list(csv.DictReader(open(a)))
     assert len(rows) == 30 and {r["split"] for r in rows} == {"train", "val", "test"}
+    got = json.loads(r.stdout)
+    assert got["out"] == str(b) and sum(got[k] for k in ("train", "val", "test")) == 30
+    assert got["val"] == sum(row["split"] == "val" for row in rows)
     # persons stay together
     recs = [Record(tmp_path / f"p{i}.jpg", 20 + i % 40, person=f"person{i // 5}") for i in range(100)]
     assignment = make_split(recs, 0.2, 0.2, seed=3)

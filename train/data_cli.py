@@ -84,7 +84,8 @@ def report(directory, fmt, split_file, target, out):
 @click.option("--test", type=float, default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="split CSV to write.")
-def split(directory, fmt, target, val, test, seed, out):
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def split(directory, fmt, target, val, test, seed, out, as_json):
     """Write a deterministic train/val/test split, stratified by age band, persons kept together."""
     from collections import Counter
 
@@ -94,4 +95,8 @@ def split(directory, fmt, target, val, test, seed, out):
     assignment = make_split(ds.records, val, test, seed)
     write_split(assignment, ds.root, Path(out))
     counts = Counter(assignment.values())
+    if as_json:
+        click.echo(json.dumps({"ok": True, "out": str(out), "seed": seed,
+                               **{k: counts[k] for k in ("train", "val", "test")}}, indent=2))
+        return
     click.echo(f"wrote {out}: train {counts['train']}, val {counts['val']}, test {counts['test']}")
