@@ -27,6 +27,7 @@ with `agegate replay`.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import click
 import numpy as np
@@ -61,23 +62,34 @@ class JudgedFrame:
         return FrameQuality(self.face_px, self.sharpness, True).weight
 
 
-def remake(frames: list[JudgedFrame], min_sharpness: float, options: BoxOptions, head: AgeHead
-           ) -> tuple[Decision, float | None, float | None, str]:
+class Remade(NamedTuple):
+    """A track's decision as re-made: the decision, fused age, risk, the uncertain reason's code (or '') and
+    how many of the track's face frames had been seen when it fell (all of them: at the track's end)."""
+
+    kind: Decision
+    age: float | None
+    risk: float | None
+    why: str
+    frames_seen: int
+
+
+def remake(frames: list[JudgedFrame], min_sharpness: float, options: BoxOptions, head: AgeHead) -> Remade:
     """A track's decision with blur limit `min_sharpness`, made by the box's own parts: its frames go into a
     `Track` (window, weights, bad-frame reasons) until `decide_after` of them are aged, and `decide` judges
-    the track's fused age, spread and risk, as `BoxPipeline._judge` does. (decision, fused age, risk, the
-    uncertain reason's code or '')."""
+    the track's fused age, spread and risk, as `BoxPipeline._judge` does."""
     track = Track(0, _ANY_BOX, 0.0, 0.0, window=options.window)
+    seen = 0
     for f in frames:
         reason = f.other_gate or ("blurred" if f.sharpness < min_sharpness else "")
         track.add(_ANY_BOX, 0.0, None if reason else f.age, reason, None if reason else f.probs, f.weight())
+        seen += 1
         if track.good_frames >= options.decide_after:
             break
     dist = track.fused_distribution()
     risk = None if dist is None else float(p_under(dist, head, CHALLENGE_AGE)[0])
     fused = track.fused_age()
     kind, why = decide(fused, track.good_frames, track.spread(), options.policy, track.bad_frames, risk)
-    return kind, fused, risk, why.split(":", 1)[0] if why else ""
+    return Remade(kind, fused, risk, why.split(":", 1)[0] if why else "", seen)
 
 
 #: Where a re-made track's face is does not enter its decision.
@@ -116,6 +128,31 @@ def buyer_tracks(run) -> list[tuple[float, int | None]]:
     return [(o.buyer.age, None if o.final is None else o.final.track_id) for o in run.outcomes]
 
 
+def settings_row(frames: dict[int, list[JudgedFrame]], served: list[tuple[float, int | None]], min_sharpness: float,
+                 options: BoxOptions, head: AgeHead, cal, max_minors_ok_buyer: float) -> dict:
+    """Every track re-made with these settings, and what they do per buyer at their own operating point: minors
+    ok and 25+ asked, buyers uncertain (as blurred), MAE of the decided, and the face frames a decided track
+    had seen when its decision fell (p50, p95; at the replay's 15 frames/s, 15 frames are a second)."""
+    made = {tid: remake(fs, min_sharpness, options, head) for tid, fs in frames.items()}
+    ages = np.array([a for a, _ in served], np.float64)
+    risk, fused, seen, blurred = [], [], [], 0
+    for age, tid in served:
+        m = made.get(tid, Remade(Decision.UNCERTAIN, None, None, "never_seen", 0))
+        blocked = m.kind == Decision.UNCERTAIN or m.risk is None
+        risk.append(BLOCKED_RISK if blocked else m.risk)
+        blurred += m.why == "blurred"
+        if m.age is not None and m.kind != Decision.UNCERTAIN:
+            fused.append(abs(m.age - age))
+            seen.append(m.frames_seen)
+    risk = np.array(risk, np.float64)
+    row = at_own_point(risk, ages, cal, max_minors_ok_buyer)
+    del row["per_image"]  # these settings do not act per image
+    return {**row, "uncertain": int(np.sum(risk == BLOCKED_RISK)), "uncertain_blurred": blurred,
+            "mae_decided": round(float(np.mean(fused)), 4) if fused else None,
+            "frames_to_decision_p50": float(np.percentile(seen, 50)) if seen else None,
+            "frames_to_decision_p95": float(np.percentile(seen, 95)) if seen else None}
+
+
 def frame_errors(run, frames) -> dict[str, dict]:
     """Per sharpness bin: frames aged (other gates passed) and their estimates' MAE against the buyer's age."""
     owner = {d.track_id: o.buyer.age for o in run.outcomes for d in o.decisions}
@@ -141,23 +178,8 @@ def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_
     head = cal.predictions.head
     run, frames, unplaced, options = recorded_replay(model, cal.buyers, threads, show)
     served = buyer_tracks(run)
-    ages = np.array([a for a, _ in served], np.float64)
-    rows = {}
-    for s in (float(x) for x in limits.split(",")):
-        made = {tid: remake(fs, s, options, head) for tid, fs in frames.items()}
-        risk, fused, blurred = [], [], 0
-        for age, tid in served:
-            kind, est, r, why = made.get(tid, (Decision.UNCERTAIN, None, None, "never_seen"))
-            blocked = kind == Decision.UNCERTAIN or r is None
-            risk.append(BLOCKED_RISK if blocked else r)
-            blurred += why == "blurred"
-            if est is not None and kind != Decision.UNCERTAIN:
-                fused.append(abs(est - age))
-        risk = np.array(risk, np.float64)
-        row = at_own_point(risk, ages, cal, max_minors_ok_buyer)
-        del row["per_image"]  # the gate does not act per image
-        rows[f"{s:g}"] = {**row, "uncertain": int(np.sum(risk == BLOCKED_RISK)), "uncertain_blurred": blurred,
-                          "mae_decided": round(float(np.mean(fused)), 4) if fused else None}
+    rows = {f"{s:g}": settings_row(frames, served, s, options, head, cal, max_minors_ok_buyer)
+            for s in (float(x) for x in limits.split(","))}
     result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
               "unplaced": len(unplaced), "per_image_point": round(cal.image_point, 6),
               "box_min_sharpness": options.min_sharpness,

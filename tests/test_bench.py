@@ -1,6 +1,7 @@
 """Benchmark CLI: output schema and ratios on a tiny model. No test asserts a timing."""
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -295,14 +296,14 @@ def test_quality_gate_probe_remakes_a_tracks_decision_as_the_box_makes_it():
 
     frames = [JudgedFrame(10.0 if i % 2 else 50.0, 120.0, "", 30.0 + i, dist(30.0 + i)) for i in range(12)]
     options = BoxOptions(policy=DecisionPolicy(max_risk=0.2))
-    kind, age, risk, why = remake(frames, 20.0, options, head)
+    kind, age, risk, why, seen = remake(frames, 20.0, options, head)
     sharp = frames[0::2]
-    assert kind == Decision.OK and why == "" and age == np.median([f.age for f in sharp])
+    assert kind == Decision.OK and why == "" and age == np.median([f.age for f in sharp]) and seen == 12
     want = fuse(np.stack([f.probs for f in sharp]), np.array([f.weight() for f in sharp]))
     assert risk == pytest.approx(float(p_under(want, head, 25.0)[0]))
     assert remake(frames, 60.0, options, head)[::3] == (Decision.UNCERTAIN, "blurred")
-    kind, age, _, _ = remake(frames, 0.0, options, head)
-    assert kind == Decision.OK and age == np.median([f.age for f in frames[:10]])
+    kind, age, _, _, seen = remake(frames, 0.0, options, head)
+    assert kind == Decision.OK and age == np.median([f.age for f in frames[:10]]) and seen == 10
     small = [JudgedFrame(50.0, 30.0, "face_too_small", None, None)] * 12
     assert remake(small, 0.0, options, head)[::3] == (Decision.UNCERTAIN, "face_too_small")
 
@@ -328,3 +329,30 @@ def test_quality_gate_probe_at_the_box_limit_gives_the_box_figures(small_utk, tm
     assert g["limits"][own]["per_buyer"] == box["per_buyer"]
     assert g["limits"]["30"]["uncertain_blurred"] >= g["limits"]["0"]["uncertain_blurred"] == 0
     assert sum(v["frames"] for v in g["frames_by_sharpness"].values()) > 10 * g["buyers"] // 2
+
+
+def test_evidence_probe_at_the_box_settings_gives_the_box_figures(small_utk, tmp_path, shipped_model):
+    """Re-made with the box's own decide_after:window, the decisions give what the box gives on the same buyers
+    (the fusion probe replays them with the box as it is); fewer frames decide sooner."""
+    from agegate.benchmarks.evidence_probe import main as evidence, parse_pairs
+    from agegate.benchmarks.fusion_probe import main as fusion
+    from agegate.edge.pipeline import BoxOptions
+
+    box = BoxOptions()
+    own = f"{box.decide_after}:{box.window}"
+    args = ["--data", str(small_utk), "--split", "test", "--limit", "40", "--buyers", "6"]
+    r = CliRunner().invoke(evidence, [str(shipped_model), *args, "--pairs", f"5:15,{own}", "--out", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    r = CliRunner().invoke(fusion, [str(shipped_model), *args, "--out", str(tmp_path / "f.json")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    e, f = (json.loads((tmp_path / n).read_text()) for n in ("e.json", "f.json"))
+    mine, theirs = e["pairs"][own], f["rules"]["mixture (the box)"]
+    assert e["box"] == own and mine["operating_point"] == theirs["operating_point"]
+    assert mine["per_buyer"] == theirs["per_buyer"]
+    assert 5 <= e["pairs"]["5:15"]["frames_to_decision_p50"] < mine["frames_to_decision_p50"]
+    assert mine["frames_to_decision_p50"] >= box.decide_after
+    assert parse_pairs("5:15,20:20") == [(5, 15), (20, 20)]
+    for bad in ("10", "a:b", "3:15", "10:0"):
+        with pytest.raises(click.BadParameter):
+            parse_pairs(bad)
+

@@ -1,0 +1,79 @@
+"""How much evidence should the box gather before it decides? A buyer is decided once `decide_after` (10) of
+their face frames have been aged, on the last `window` (15) of them; both were set at the first release
+without a measurement. Fewer frames answer the till sooner; more frames average more views of the face into
+the buyer's risk, which may separate minors from adults better (fewer adults asked at the same minors passed).
+
+One replay of calibrate's buyers (every minor of the split and `--buyers` others, seeded; `--exclude` as
+calibrate's) records every face frame with its estimate, decisions held to the end of each track
+(`quality_gate_probe.recorded_replay`). Then, per `decide_after:window` pair, each track's decision is re-made
+by the box's own `Track` and `decide` at the box's blur limit, and the pair gets its own operating point as
+`agegate calibrate` chooses it. Reported per pair: minors ok and 25+ asked per buyer at that point, buyers
+uncertain, MAE of the decided, and the face frames seen when the decision fell (p50, p95; the replay's camera
+gives 15 frames a second). The box's own pair gives the box's figures (`fusion_probe.py` replays them with
+the box as it is).
+
+A replayed buyer is one photo shown for 20 frames with camera changes (sway, zoom, noise, JPEG, motion blur):
+more frames average those, not new views of the face as a real till's camera gives over several seconds, so
+what more frames gain here is a lower bound; a pair above 20 frames is the track's end for most buyers.
+
+    python -m agegate.benchmarks.evidence_probe edge/assets/default_model.tflite \\
+        --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val --buyers 800 \\
+        --exclude convert/label-errors-val.txt --out benchmarks/results/evidence-probe/val.json
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import click
+
+from agegate.edge.decision import DecisionPolicy
+
+from .calibration_probe import buyer_figures, calibration_data, calibration_options, show_progress, write_result
+from .environment import environment
+from .quality_gate_probe import buyer_tracks, recorded_replay, settings_row
+
+
+def parse_pairs(text: str) -> list[tuple[int, int]]:
+    """'5:15,10:15' -> [(5, 15), (10, 15)]: decide_after (at least the policy's min_frames) and window."""
+    pairs = []
+    for item in text.split(","):
+        try:
+            k, w = (int(x) for x in item.split(":"))
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: give DECIDE_AFTER:WINDOW, e.g. 10:15") from None
+        if k < DecisionPolicy().min_frames or w < 1:
+            # fewer good frames than the policy's min_frames decide every buyer `uncertain`
+            raise click.BadParameter(f"{item!r}: DECIDE_AFTER must be at least min_frames "
+                                     f"({DecisionPolicy().min_frames}) and WINDOW at least 1")
+        pairs.append((k, w))
+    return pairs
+
+
+@click.command()
+@calibration_options
+@click.option("--pairs", default="5:15,8:15,10:15,15:15,20:20", show_default=True, callback=lambda c, p, v: parse_pairs(v),
+              help="decide_after:window pairs to re-make decisions with (the box's own is 10:15).")
+def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_buyer, threads, limit, out,
+         pairs) -> None:
+    show = show_progress()
+    cal = calibration_data(model, data, split, buyers, exclude_file, max_minors_ok, threads, limit, show)
+    head = cal.predictions.head
+    run, frames, unplaced, options = recorded_replay(model, cal.buyers, threads, show)
+    served = buyer_tracks(run)
+    rows = {f"{k}:{w}": settings_row(frames, served, options.min_sharpness, replace(options, decide_after=k, window=w),
+                                     head, cal, max_minors_ok_buyer)
+            for k, w in pairs}
+    result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
+              "unplaced": len(unplaced), "per_image_point": round(cal.image_point, 6),
+              "box": f"{options.decide_after}:{options.window}", "box_min_sharpness": options.min_sharpness,
+              "targets": {"minors_ok_image": max_minors_ok, "minors_ok_buyer": max_minors_ok_buyer},
+              "pairs": rows, "environment": environment()}
+    for pair, r in rows.items():
+        click.echo(f"decide after {pair.replace(':', ', window ')}: {buyer_figures(r)}; uncertain {r['uncertain']}; "
+                   f"MAE decided {r['mae_decided']}; frames seen p50 {r['frames_to_decision_p50']}, "
+                   f"p95 {r['frames_to_decision_p95']}")
+    write_result(out, result)
+
+
+if __name__ == "__main__":
+    main()
