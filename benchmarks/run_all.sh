@@ -42,12 +42,17 @@ agegate bench frames --runs 60 --out "$R/frames.json"
 # The shipped default model (v2.3) at 1 and 2 threads.
 agegate bench "$(python -c 'from agegate.edge.default_model import default_model_path as p; print(p())')" \
   --threads 1,2 --out "$R/default-v2.3-latency.json"
-# (replay-shipped-test.json is the same run with the first default model, v1, kept for comparison.)
+# The box as it is (v2.3, blur limit 10). Runs of earlier boxes are kept from their own runs for comparison:
+# replay-shipped-test.json (v1), replay-default-v2{,.1,.2}-*.json, replay-default-v2.3-{test,val,test-minors}.json
+# (v2.3 at the blur limit of 20, before 2026-12-03).
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --limit 1200 --gap 0..15 --json \
-  > "$R/replay-default-v2.3-test.json"
-# The same on val buyers: how a tracker rule chosen with the sweep (step 7) holds through the whole pipeline.
-agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 1200 --gap 0..15 --json \
-  > "$R/replay-default-v2.3-val.json"
+  > "$R/replay-default-v2.3-blur10-test.json"
+# Every test minor as a buyer (the 1,200-buyer sample's 191 cannot show 0.5 %).
+agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --ages 0..17 --json \
+  > "$R/replay-default-v2.3-blur10-test-minors.json"
+# Back to back on val buyers (each steps in as the last leaves): merges, splits and the wait for an answer.
+agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 600 --gap 0..0 --json \
+  > "$R/replay-default-v2.3-blur10-val-gap0.json"
 
 # Fleet analytics at chain scale: 1,000 boxes x 90 days (about 20 million rows), export and report.
 agegate bench fleet --boxes 1000 --days 90 --out "$R/fleet-1000x90.json"
