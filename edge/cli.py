@@ -62,6 +62,11 @@ class LazyGroup(click.Group):
                 # A script that asked for --json reads why on stdout, beside the exit code.
                 click.echo(json.dumps(error_json(e)))
             ctx.exit(e.exit_code)
+        except click.ClickException as e:  # a bad option or value: click prints it to stderr as usual
+            if ctx.meta.get("agegate.json"):
+                click.echo(json.dumps({"ok": False, "error": "UsageError", "message": e.format_message(),
+                                       "exit_code": e.exit_code}))
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text from the table: listing commands must not import every room.

@@ -85,6 +85,8 @@ def test_json_for_scripts_results_and_errors(kit, tmp_path):
     assert r.exit_code == 0 and json.loads(r.stdout) == {"ok": True, "version": "1.0.0", "previous": "1.1.0"}
     r = run("bundle", "verify", kit / "b-1.0.0.tar.gz", "--pub", kit / "fleet.pub", "--json")
     assert json.loads(r.stdout) == {"ok": True, "name": "m", "version": "1.0.0", "files": 4, "forced": False}
+    r = run("device", "rollback", "--root", root, "--json", "--retries", "3")  # a bad option, also as JSON
+    assert r.exit_code == 2 and json.loads(r.stdout)["error"] == "UsageError" and "--retries" in r.stderr
     r = run("bundle", "verify", kit / "b-1.0.0.tar.gz", "--pub", kit / "other.pub")  # no --json: no JSON
     assert r.exit_code == 1 and r.stdout == ""
 
