@@ -34,17 +34,18 @@ from .quality_gate_probe import buyer_tracks, recorded_replay, settings_row
 
 
 def parse_pairs(text: str) -> list[tuple[int, int]]:
-    """'5:15,10:15' -> [(5, 15), (10, 15)]: decide_after (at least the policy's min_frames) and window."""
+    """'5:15,10:15' -> [(5, 15), (10, 15)]: decide_after (min_frames..window) and window."""
     pairs = []
     for item in text.split(","):
         try:
             k, w = (int(x) for x in item.split(":"))
         except ValueError:
             raise click.BadParameter(f"{item!r}: give DECIDE_AFTER:WINDOW, e.g. 10:15") from None
-        if k < DecisionPolicy().min_frames or w < 1:
-            # fewer good frames than the policy's min_frames decide every buyer `uncertain`
-            raise click.BadParameter(f"{item!r}: DECIDE_AFTER must be at least min_frames "
-                                     f"({DecisionPolicy().min_frames}) and WINDOW at least 1")
+        if not DecisionPolicy().min_frames <= k <= w:
+            # the box's own rule (BoxPipeline refuses it too): fewer good frames than min_frames decide every buyer
+            # `uncertain`; more than the window are never reached
+            raise click.BadParameter(f"{item!r}: DECIDE_AFTER must lie between min_frames "
+                                     f"({DecisionPolicy().min_frames}) and WINDOW")
         pairs.append((k, w))
     return pairs
 

@@ -182,10 +182,15 @@ def _check(section: str, key: str, value: Any, origin: str) -> Any:
 
 
 def _check_together(cfg: BoxConfig, origin: str) -> None:
+    from .pipeline import BoxOptions
+
     d = cfg.decision
     if d.decide_after < d.min_frames:
         raise ConfigError(f"{origin}: decision.decide_after ({d.decide_after}) must be at least decision.min_frames "
                           f"({d.min_frames}): a buyer is decided after decide_after good frames")
+    if d.decide_after > BoxOptions.window:
+        raise ConfigError(f"{origin}: decision.decide_after ({d.decide_after}) must be at most {BoxOptions.window}, the "
+                          f"good frames a buyer's track fuses: with more, no buyer is decided until they leave")
 
 
 def validate(raw: dict[str, Any], origin: str = "config") -> BoxConfig:

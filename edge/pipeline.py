@@ -23,6 +23,7 @@ from .challenge25 import settings_mismatch
 from .contracts import CHALLENGE_AGE
 from .decision import Decision, DecisionPolicy, decide
 from .detect import DetectorOptions, FaceBox, FaceDetector, crop_face
+from .errors import UsageError
 from .events import Event, EventStore
 from .metadata import ModelMetadata
 from .preprocess import as_rgb_uint8
@@ -110,10 +111,16 @@ class BoxPipeline:
     def __init__(self, model: AgeModel, options: BoxOptions | None = None, events: EventStore | None = None,
                  metrics: RuntimeMetrics | None = None, *, diagnostic: bool = False):
         """`diagnostic`: a box run to record frames, not to serve a till (benchmarks' probes run with the blur
-        gate off or decisions held on purpose): it does not warn that it decides otherwise than the model's
-        operating point was chosen for."""
+        gate off, or decisions held to each track's end with a decide_after beyond the window, on purpose): it
+        does not warn that it decides otherwise than the model's operating point was chosen for."""
         self.model = model
         self.options = options or BoxOptions()
+        if not diagnostic and not self.options.policy.min_frames <= self.options.decide_after <= self.options.window:
+            # A track holds at most `window` good frames: a larger decide_after is never reached and every buyer
+            # would be decided only once they left (what a probe's recording box wants, nothing else); one smaller
+            # than min_frames decides every buyer uncertain.
+            raise UsageError(f"decide_after ({self.options.decide_after}) must lie between the policy's min_frames "
+                             f"({self.options.policy.min_frames}) and window ({self.options.window})")
         self.policy = box_policy(model.meta, self.options)
         mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
         if mismatch:

@@ -60,3 +60,17 @@ def test_defaults_live_in_one_place():
     # the plan from an empty config uses the dataclass defaults, nothing else
     cfg = validate(BASE)
     assert dataclasses.asdict(cfg.decision) == dataclasses.asdict(BoxConfig().decision)
+
+
+def test_decide_after_must_be_reachable():
+    """A track fuses at most `window` (15) good frames, so a larger decide_after would never be reached and every
+    buyer would be decided only when they left: refused in box.toml, and by the pipeline for library callers."""
+    from agegate.edge.errors import UsageError
+    from agegate.edge.pipeline import BoxOptions, BoxPipeline
+
+    with pytest.raises(ConfigError, match=r"decision.decide_after \(20\) must be at most 15"):
+        validate({**BASE, "decision": {"decide_after": 20}})
+    assert runtime_plan(validate({**BASE, "decision": {"decide_after": 15}})).box.decide_after == 15
+    with pytest.raises(UsageError, match="between the policy's min_frames"):
+        BoxPipeline(None, BoxOptions(decide_after=16))
+
