@@ -76,14 +76,18 @@ python -m agegate.benchmarks.tracker_sweep --buyers 1600 --out "$R/tracker-sweep
 # 8. Whether the per-band bias target is a matter of reading the distributions differently (val).
 python -m agegate.benchmarks.bias_probe edge/assets/default_model.tflite --data ../shared/datasets/utkface \
   --data ../shared/datasets/aaf --split val --out "$R/bias-probe-val.json"
-# 9. How a buyer's frames are fused, and where the blur limit sits: calibrate's val buyers replayed once each
-#    (about 20 minutes each; MODEL_HISTORY.md, "Fusing a buyer's frames" and "The blur limit").
+# 9. How a buyer's frames are fused, where the blur limit sits and how many frames to decide on: calibrate's val
+#    buyers replayed once each (about 20 minutes each; MODEL_HISTORY.md, "Fusing a buyer's frames", "The blur
+#    limit", "How many frames before deciding").
 python -m agegate.benchmarks.fusion_probe edge/assets/default_model.tflite --data ../shared/datasets/utkface \
   --data ../shared/datasets/aaf --split val --buyers 800 --exclude convert/label-errors-val.txt \
   --out "$R/fusion-probe/val.json"
 python -m agegate.benchmarks.quality_gate_probe edge/assets/default_model.tflite --data ../shared/datasets/utkface \
   --data ../shared/datasets/aaf --split val --buyers 800 --exclude convert/label-errors-val.txt \
   --out "$R/quality-gate-probe/val.json"
+python -m agegate.benchmarks.evidence_probe edge/assets/default_model.tflite --data ../shared/datasets/utkface \
+  --data ../shared/datasets/aaf --split val --buyers 800 --exclude convert/label-errors-val.txt \
+  --out "$R/evidence-probe/val.json"
 
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
   "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2.3-test.json \
