@@ -46,6 +46,7 @@ class ReplayOptions:
     frames: int = 20  # frames per buyer
     gap: tuple[int, int] = (0, 15)  # empty frames between buyers, drawn uniformly (inclusive)
     seed: int = 0
+    face_px: tuple[float, float] = FACE_PX  # each visit's face box side in the 640x480 frame, drawn uniformly
 
 
 @dataclass
@@ -120,9 +121,10 @@ def _camera(frame: np.ndarray, rng: np.random.Generator, gain: float = 1.0, nois
     return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED) if ok else x
 
 
-def buyer_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator):
-    """n frames of one buyer in front of the till: a face size for the visit, a little sway and zoom."""
-    face = rng.uniform(*FACE_PX)
+def buyer_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator, face_px=FACE_PX):
+    """n frames of one buyer in front of the till: a face size for the visit (from `face_px`), a little sway and
+    zoom."""
+    face = rng.uniform(*face_px)
     cx, cy = FRAME_W / 2 + rng.uniform(-60, 60), FRAME_H / 2 + rng.uniform(-30, 30)
     gain, noise = rng.uniform(0.75, 1.25), rng.uniform(0, 6)  # this visit's light and sensor noise
     for i in range(n):
@@ -145,7 +147,7 @@ def till_frames(buyers: list[Buyer], options: ReplayOptions, tail: int):
         if k:
             for _ in range(int(rng.integers(options.gap[0], options.gap[1] + 1))):
                 yield _camera(bg, rng), None
-        for rgb in buyer_frames(buyers[b], options.frames, bg, rng):
+        for rgb in buyer_frames(buyers[b], options.frames, bg, rng, options.face_px):
             yield rgb, int(b)
     for _ in range(tail):
         yield _camera(bg, rng), None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agegate.edge.detect import DETECTORS, DetectorOptions
 from agegate.train.cli_options import format_option
 
 
@@ -30,6 +31,18 @@ def _ages(ctx, param, text: str | None) -> tuple[int, int] | None:
     return None if text is None else _range(text, "years", "0..17")
 
 
+#: Face sizes a replay can place: the patch around the face (1.6 x its box) must fit the 480 px frame height.
+FACE_PX_LIMITS = (16, 300)
+
+
+def _face_px(ctx, param, text: str) -> tuple[int, int]:
+    a, b = _range(text, "pixels", "60..110")
+    lo, hi = FACE_PX_LIMITS
+    if a < lo or b > hi:
+        raise click.BadParameter(f"{text!r}: face sizes must lie in {lo}..{hi} pixels (a 640x480 frame)")
+    return a, b
+
+
 @click.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--model", "model_path", type=click.Path(exists=True), help="A .tflite [the shipped model].")
@@ -43,11 +56,17 @@ def _ages(ctx, param, text: str | None) -> tuple[int, int] | None:
               help="Only photos labelled with an age in A..B (years, both included) become buyers, e.g. 0..17 "
               "to count minors passed over every minor of a split rather than a sample's few.")
 @click.option("--frames", type=click.IntRange(min=1), default=20, show_default=True, help="Frames per buyer.")
+@click.option("--face-px", default="110..190", show_default=True, callback=_face_px,
+              help="Side of each buyer's face box in the 640x480 frame, drawn per visit from A..B: smaller is a "
+              "camera further away (the box ages faces of at least 48 px).")
+@click.option("--detector", type=click.Choice(DETECTORS), default=DetectorOptions.detector, show_default=True,
+              help="The box's face detector (box.toml detector.name): full range finds smaller faces, further away.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
-def replay(data, model_path, fmt, split, limit, gap, ages, frames, threads, seed, as_json, png):
+def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, threads, seed, as_json,
+           png):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -82,14 +101,14 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, threads, seed
     if not buyers:
         raise UsageError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     model = AgeModel(resolve_model(model_path), threads=threads)
-    pipeline = BoxPipeline(model, BoxOptions(threads=threads))
+    pipeline = BoxPipeline(model, BoxOptions(threads=threads, detector=DetectorOptions(detector=detector)))
     with tqdm(total=len(buyers), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
-        result = run_replay(pipeline, buyers, ReplayOptions(frames, gap, seed), bar.update)
+        result = run_replay(pipeline, buyers, ReplayOptions(frames, gap, seed, face_px=face_px), bar.update)
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
 
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
-                  frames_per_buyer=frames, ages=list(ages) if ages else None,
+                  frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), detector=detector,
                   unplaced=[{"path": p, "reason": why} for p, why in unplaced],
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:
@@ -105,7 +124,8 @@ def render(r: dict) -> str:
     only = f"; labelled {r['ages'][0]}..{r['ages'][1]} only" if r.get("ages") else ""
     lines = [
         f"{r['buyers']} buyers from {', '.join(r['data'])} [{r['split']}], {r['frames_per_buyer']} frames each, "
-        f"gaps {r['gap'][0]}..{r['gap'][1]} frames{only}; model {Path(r['model']).name}",
+        f"gaps {r['gap'][0]}..{r['gap'][1]} frames, faces {r['face_px'][0]}..{r['face_px'][1]} px ({r['detector']}){only}; "
+        f"model {Path(r['model']).name}",
         f"  decided (ok or id_check)  {pct(r['decided_share'])}",
         f"  merged (no own decision)  {r['merged']} ({pct(r['merged_share'])}); never detected {r['missed']}",
         f"  split (more than one)     {r['split_buyers']} ({pct(r['split_share'])})",

@@ -32,6 +32,12 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "15", "--frames", "6", "--json"])
     m = json.loads(r.output)
     assert m["decided_while_shown_share"] == 0.0 and m["seconds_to_decision_p50"] > 6 / 15
+    # --face-px: a camera too far away gives faces under the detector's 40 px: no buyer is found at all
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "5", "--frames", "12", "--face-px", "32..38",
+                                 "--detector", "blazeface-full", "--json"])
+    m = json.loads(r.stdout)
+    assert m["face_px"] == [32, 38] and m["detector"] == "blazeface-full"
+    assert m["missed"] == m["buyers"] == 8 and m["decided_share"] == 0.0
     # --ages: only the children become buyers (every minor of a split, not a sample's few)
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--ages", "0..17", "--json"])
     assert r.exit_code == 0, r.output
@@ -46,6 +52,8 @@ def test_replay_rejects_a_bad_gap(tmp_path):
     assert r.exit_code == 2 and "must not be empty" in r.output
     r = CliRunner().invoke(cli, ["replay", str(UTK), "--ages", "minors"])
     assert r.exit_code == 2 and "give A..B (years), e.g. 0..17" in r.output
+    r = CliRunner().invoke(cli, ["replay", str(UTK), "--face-px", "60..400"])
+    assert r.exit_code == 2 and "must lie in 16..300 pixels" in r.output
 
 
 def test_separation_probe_and_tracker_sweep_run_on_a_few_val_buyers(tmp_path):
