@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from agegate.edge.setup_view import SETUP_FACE_PX
+
 from .conftest import portrait_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -112,7 +114,7 @@ def test_setup_page_shows_live_image_and_the_right_verdict(browser, tmp_path, si
         wait_for(browser, lambda d: d.execute_script(
             "const i = document.getElementById('frame'); return i.complete && i.naturalWidth === 640;"))
         px = float(text(browser, "face_px").split()[0])
-        assert (px >= 48) == (verdict == "good"), px
+        assert (px >= SETUP_FACE_PX) == (verdict == "good"), px
         assert "never written to disk" in browser.page_source
         shoot(browser, f"setup-{verdict.replace(' ', '-')}.png")
         # without the token: refused, page and image alike

@@ -383,3 +383,19 @@ def test_quiet_fds_from_many_threads_leaves_stdout_where_it_was():
     for t in threads:
         t.join()
     assert [(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in (1, 2)] == before
+
+
+def test_setup_verdict_asks_for_a_face_the_box_was_measured_to_judge():
+    """Under 48 px the box does not age a face; from 48 to 85 it does but was measured to misjudge buyers (README,
+    "How far the camera may be"): the set-up view says so, with the fix, before it says "good"."""
+    from agegate.edge.setup_view import SETUP_FACE_PX, SetupStatus, verdict
+
+    def at(px):
+        return verdict(SetupStatus(frames=1, face=True, face_px=px, min_face_px=48, sharpness=50.0, min_sharpness=10.0,
+                                   brightness=120.0, facing=True))
+
+    assert at(40)[0] == "face too small" and not at(40)[2]
+    kind, fix, ok = at(60)
+    assert kind == "face small" and not ok and "move the camera closer" in fix and f"{SETUP_FACE_PX} px" in fix
+    assert at(SETUP_FACE_PX) == ("good", at(200)[1], True)
+
