@@ -89,6 +89,18 @@ python -m agegate.benchmarks.evidence_probe edge/assets/default_model.tflite --d
   --data ../shared/datasets/aaf --split val --buyers 800 --exclude convert/label-errors-val.txt \
   --out "$R/evidence-probe/val.json"
 
+# 10. How far the camera may be (README): 400 val buyers per face size and detector (about 5 minutes each).
+mkdir -p "$R/far-camera"
+for fp in 110..190 85..110 85..100 60..85 60..110; do
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp --json \
+    > "$R/far-camera/min48-blazeface-short-$fp.json"
+done
+for fp in 110..190 60..110; do
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp \
+    --detector blazeface-full --json > "$R/far-camera/min48-blazeface-full-$fp.json"
+done
+# (min85-blazeface-short-60..85.json: the same with BoxOptions.min_quality_face = 85, tried and not kept.)
+
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
   "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2.3-test.json \
   "$R"/replay-default-v2.3-blur10-test.json \
