@@ -28,9 +28,9 @@ import click
 
 from agegate.edge.decision import DecisionPolicy
 
-from .calibration_probe import buyer_figures, calibration_data, calibration_options, show_progress, write_result
+from .calibration_probe import buyer_figures, calibration_options, write_result
 from .environment import environment
-from .quality_gate_probe import buyer_tracks, recorded_replay, settings_row
+from .quality_gate_probe import record, settings_row
 
 
 def parse_pairs(text: str) -> list[tuple[int, int]]:
@@ -56,13 +56,10 @@ def parse_pairs(text: str) -> list[tuple[int, int]]:
               help="decide_after:window pairs to re-make decisions with (the box's own is 10:15).")
 def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_buyer, threads, limit, out,
          pairs) -> None:
-    show = show_progress()
-    cal = calibration_data(model, data, split, buyers, exclude_file, max_minors_ok, threads, limit, show)
-    head = cal.predictions.head
-    run, frames, unplaced, options = recorded_replay(model, cal.buyers, threads, show)
-    served = buyer_tracks(run)
+    cal, run, frames, unplaced, options, served = record(model, data, split, buyers, exclude_file, max_minors_ok,
+                                                         threads, limit)
     rows = {f"{k}:{w}": settings_row(frames, served, options.min_sharpness, replace(options, decide_after=k, window=w),
-                                     head, cal, max_minors_ok_buyer)
+                                     cal.predictions.head, cal, max_minors_ok_buyer)
             for k, w in pairs}
     result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
               "unplaced": len(unplaced), "per_image_point": round(cal.image_point, 6),

@@ -40,8 +40,8 @@ from agegate.edge.detect import FaceBox
 from agegate.edge.pipeline import BoxOptions
 from agegate.edge.tracking import FrameQuality, Track
 
-from .calibration_probe import (at_own_point, buyer_figures, calibration_data, calibration_options, show_progress,
-                                write_result)
+from .calibration_probe import (CalibrationData, at_own_point, buyer_figures, calibration_data, calibration_options,
+                                show_progress, write_result)
 from .environment import environment
 
 #: Sharpness bins (variance of the Laplacian) for the frames' own errors.
@@ -123,6 +123,26 @@ def recorded_replay(model_path: str, records, threads: int, show: bool):
     return run, frames, unplaced, options
 
 
+class Recorded(NamedTuple):
+    """What a probe of the box's decision settings works from: calibrate's data and one recorded replay."""
+
+    cal: CalibrationData
+    run: object  # replay.ReplayRun
+    frames: dict  # track id -> its JudgedFrames
+    unplaced: list
+    options: BoxOptions  # the box's, with the model's operating point
+    served: list  # buyer_tracks(run)
+
+
+def record(model: str, data, split: str, buyers: int, exclude_file, max_minors_ok: float, threads: int,
+           limit: int | None) -> Recorded:
+    """calibrate's split and buyers (`calibration_data`), replayed once through the recording box."""
+    show = show_progress()
+    cal = calibration_data(model, data, split, buyers, exclude_file, max_minors_ok, threads, limit, show)
+    run, frames, unplaced, options = recorded_replay(model, cal.buyers, threads, show)
+    return Recorded(cal, run, frames, unplaced, options, buyer_tracks(run))
+
+
 def buyer_tracks(run) -> list[tuple[float, int | None]]:
     """(true age, the track id of the decision the buyer was served with, None if never seen) per buyer."""
     return [(o.buyer.age, None if o.final is None else o.final.track_id) for o in run.outcomes]
@@ -173,12 +193,9 @@ def frame_errors(run, frames) -> dict[str, dict]:
 @click.option("--limits", default="0,5,10,15,20,30", show_default=True, help="Blur limits to re-make decisions at.")
 def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_buyer, threads, limit, out,
          limits) -> None:
-    show = show_progress()
-    cal = calibration_data(model, data, split, buyers, exclude_file, max_minors_ok, threads, limit, show)
-    head = cal.predictions.head
-    run, frames, unplaced, options = recorded_replay(model, cal.buyers, threads, show)
-    served = buyer_tracks(run)
-    rows = {f"{s:g}": settings_row(frames, served, s, options, head, cal, max_minors_ok_buyer)
+    cal, run, frames, unplaced, options, served = record(model, data, split, buyers, exclude_file, max_minors_ok,
+                                                         threads, limit)
+    rows = {f"{s:g}": settings_row(frames, served, s, options, cal.predictions.head, cal, max_minors_ok_buyer)
             for s in (float(x) for x in limits.split(","))}
     result = {"model": model, "split": split, "data": list(data), "buyers": len(run.outcomes),
               "unplaced": len(unplaced), "per_image_point": round(cal.image_point, 6),

@@ -1,5 +1,6 @@
 """Benchmark CLI: output schema and ratios on a tiny model. No test asserts a timing."""
 import json
+from pathlib import Path
 
 import click
 import pytest
@@ -308,45 +309,50 @@ def test_quality_gate_probe_remakes_a_tracks_decision_as_the_box_makes_it():
     assert remake(small, 0.0, options, head)[::3] == (Decision.UNCERTAIN, "face_too_small")
 
 
-def test_quality_gate_probe_at_the_box_limit_gives_the_box_figures(small_utk, tmp_path, shipped_model):
+PROBE_ARGS = ("--split", "test", "--limit", "40", "--buyers", "6")
+
+
+def _probe(main, model, data, out: Path, *extra) -> dict:
+    """A box-side probe's result on the small set's test split (40 images, every minor and 6 others as buyers)."""
+    r = CliRunner().invoke(main, [str(model), "--data", str(data), *PROBE_ARGS, *extra, "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def box_figures(small_utk, shipped_model, tmp_path_factory) -> dict:
+    """The fusion probe on those buyers: the box's own per-buyer figures (its mixture, replayed as the box is)."""
+    from agegate.benchmarks.fusion_probe import main as fusion
+
+    return _probe(fusion, shipped_model, small_utk, tmp_path_factory.mktemp("fusion") / "f.json")
+
+
+def test_quality_gate_probe_at_the_box_limit_gives_the_box_figures(small_utk, tmp_path, shipped_model, box_figures):
     """Re-made at the box's own blur limit, the decisions give what the box itself gives on the same buyers
     (the fusion probe replays them with the gate on): the re-making is the box's rule, not an approximation."""
-    from agegate.benchmarks.fusion_probe import main as fusion
     from agegate.benchmarks.quality_gate_probe import main as gate
-
     from agegate.edge.pipeline import BoxOptions
 
     own = f"{BoxOptions().min_sharpness:g}"
-    args = ["--data", str(small_utk), "--split", "test", "--limit", "40", "--buyers", "6"]
-    r = CliRunner().invoke(gate, [str(shipped_model), *args, "--limits", f"0,{own},30", "--out", str(tmp_path / "g.json")])
-    assert r.exit_code == 0, r.output + repr(r.exception)
-    r = CliRunner().invoke(fusion, [str(shipped_model), *args, "--out", str(tmp_path / "f.json")])
-    assert r.exit_code == 0, r.output + repr(r.exception)
-    g, f = (json.loads((tmp_path / n).read_text()) for n in ("g.json", "f.json"))
-    box = f["rules"]["mixture (the box)"]
-    assert g["box_min_sharpness"] == f["box_min_sharpness"] == float(own)
+    g = _probe(gate, shipped_model, small_utk, tmp_path / "g.json", "--limits", f"0,{own},30")
+    box = box_figures["rules"]["mixture (the box)"]
+    assert g["box_min_sharpness"] == box_figures["box_min_sharpness"] == float(own)
     assert g["limits"][own]["operating_point"] == box["operating_point"]
     assert g["limits"][own]["per_buyer"] == box["per_buyer"]
     assert g["limits"]["30"]["uncertain_blurred"] >= g["limits"]["0"]["uncertain_blurred"] == 0
     assert sum(v["frames"] for v in g["frames_by_sharpness"].values()) > 10 * g["buyers"] // 2
 
 
-def test_evidence_probe_at_the_box_settings_gives_the_box_figures(small_utk, tmp_path, shipped_model):
+def test_evidence_probe_at_the_box_settings_gives_the_box_figures(small_utk, tmp_path, shipped_model, box_figures):
     """Re-made with the box's own decide_after:window, the decisions give what the box gives on the same buyers
     (the fusion probe replays them with the box as it is); fewer frames decide sooner."""
     from agegate.benchmarks.evidence_probe import main as evidence, parse_pairs
-    from agegate.benchmarks.fusion_probe import main as fusion
     from agegate.edge.pipeline import BoxOptions
 
     box = BoxOptions()
     own = f"{box.decide_after}:{box.window}"
-    args = ["--data", str(small_utk), "--split", "test", "--limit", "40", "--buyers", "6"]
-    r = CliRunner().invoke(evidence, [str(shipped_model), *args, "--pairs", f"5:15,{own}", "--out", str(tmp_path / "e.json")])
-    assert r.exit_code == 0, r.output + repr(r.exception)
-    r = CliRunner().invoke(fusion, [str(shipped_model), *args, "--out", str(tmp_path / "f.json")])
-    assert r.exit_code == 0, r.output + repr(r.exception)
-    e, f = (json.loads((tmp_path / n).read_text()) for n in ("e.json", "f.json"))
-    mine, theirs = e["pairs"][own], f["rules"]["mixture (the box)"]
+    e = _probe(evidence, shipped_model, small_utk, tmp_path / "e.json", "--pairs", f"5:15,{own}")
+    mine, theirs = e["pairs"][own], box_figures["rules"]["mixture (the box)"]
     assert e["box"] == own and mine["operating_point"] == theirs["operating_point"]
     assert mine["per_buyer"] == theirs["per_buyer"]
     assert 5 <= e["pairs"]["5:15"]["frames_to_decision_p50"] < mine["frames_to_decision_p50"]
