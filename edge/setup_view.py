@@ -67,9 +67,9 @@ def verdict(s: SetupStatus) -> tuple[str, str, bool]:
         return "too blurred", "clean the lens or set the focus", False
     if s.facing is False:
         return "face turned away", "turn the camera towards where the buyer looks", False
-    if s.face_px is not None and s.face_px < SETUP_FACE_PX:
+    if s.face_px is not None and s.face_px < s.setup_face_px:
         return "face small", (f"move the camera closer: the box ages this face ({s.face_px:.0f} px) but misjudges "
-                              f"faces under {SETUP_FACE_PX} px (too few decided, minors passed)"), False
+                              f"faces under {s.setup_face_px} px (too few decided, minors passed)"), False
     return "good", "nothing to do: faces here are large, sharp and lit enough", True
 
 
