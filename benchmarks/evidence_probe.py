@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import click
 
-from agegate.edge.decision import DecisionPolicy
+from agegate.edge.pipeline import BoxOptions
 
 from .calibration_probe import buyer_figures, calibration_options, write_result
 from .environment import environment
@@ -41,11 +41,9 @@ def parse_pairs(text: str) -> list[tuple[int, int]]:
             k, w = (int(x) for x in item.split(":"))
         except ValueError:
             raise click.BadParameter(f"{item!r}: give DECIDE_AFTER:WINDOW, e.g. 10:15") from None
-        if not DecisionPolicy().min_frames <= k <= w:
-            # the box's own rule (BoxPipeline refuses it too): fewer good frames than min_frames decide every buyer
-            # `uncertain`; more than the window are never reached
-            raise click.BadParameter(f"{item!r}: DECIDE_AFTER must lie between min_frames "
-                                     f"({DecisionPolicy().min_frames}) and WINDOW")
+        problem = BoxOptions(decide_after=k, window=w).evidence_problem()  # the box's own rule
+        if problem:
+            raise click.BadParameter(f"{item!r}: {problem}")
         pairs.append((k, w))
     return pairs
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from agegate.edge.detect import DETECTORS, DetectorOptions
+from agegate.edge.pipeline import BoxOptions
 from agegate.train.cli_options import format_option
 
 
@@ -58,7 +59,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
 @click.option("--frames", type=click.IntRange(min=1), default=20, show_default=True, help="Frames per buyer.")
 @click.option("--face-px", default="110..190", show_default=True, callback=_face_px,
               help="Side of each buyer's face box in the 640x480 frame, drawn per visit from A..B: smaller is a "
-              "camera further away (the box ages faces of at least 48 px).")
+              f"camera further away (the box ages faces of at least {BoxOptions.min_quality_face} px).")
 @click.option("--detector", type=click.Choice(DETECTORS), default=DetectorOptions.detector, show_default=True,
               help="The box's face detector (box.toml detector.name): full range finds smaller faces, further away.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
@@ -80,7 +81,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
 
     from agegate.edge.default_model import resolve_model
     from agegate.edge.errors import UsageError
-    from agegate.edge.pipeline import BoxOptions, BoxPipeline
+    from agegate.edge.pipeline import BoxPipeline
     from agegate.edge.runtime import AgeModel
 
     from .evaluate import set_name, select_records

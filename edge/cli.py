@@ -60,12 +60,11 @@ class LazyGroup(click.Group):
             click.secho(f"Error: {e}", fg="red", err=True)
             if ctx.meta.get("agegate.json"):
                 # A script that asked for --json reads why on stdout, beside the exit code.
-                click.echo(json.dumps(error_json(e)))
+                click.echo(json.dumps(error_json(type(e).__name__, str(e), e.exit_code)))
             ctx.exit(e.exit_code)
         except click.ClickException as e:  # a bad option or value: click prints it to stderr as usual
             if ctx.meta.get("agegate.json"):
-                click.echo(json.dumps({"ok": False, "error": "UsageError", "message": e.format_message(),
-                                       "exit_code": e.exit_code}))
+                click.echo(json.dumps(error_json("UsageError", e.format_message(), e.exit_code)))
             raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

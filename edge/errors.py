@@ -42,7 +42,8 @@ class ConfigError(AgegateError):
     """The box config is invalid; names the key path."""
 
 
-def error_json(e: AgegateError) -> dict:
+def error_json(kind: str, message: str, exit_code: int) -> dict:
     """An error as a command given --json prints it (stdout; the message also goes to stderr): what went
-    wrong and the exit code, so a script that drives a fleet of boxes reads both."""
-    return {"ok": False, "error": type(e).__name__, "message": str(e), "exit_code": e.exit_code}
+    wrong (the error's class, e.g. BundleError; UsageError for a bad option) and the exit code, so a script
+    that drives a fleet of boxes reads both."""
+    return {"ok": False, "error": kind, "message": message, "exit_code": exit_code}

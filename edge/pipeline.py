@@ -66,6 +66,15 @@ class BoxOptions:
     look_features: bool = True
     latency_budget_ms: float | None = None  # p50 inference per face above this: /healthz says "slow"
 
+    def evidence_problem(self) -> str:
+        """Why `decide_after` cannot work with these settings ('' when it can). A track holds at most `window`
+        good frames, so a larger decide_after is never reached and every buyer would be decided only once they
+        left; one smaller than the policy's min_frames decides every buyer uncertain."""
+        if self.policy.min_frames <= self.decide_after <= self.window:
+            return ""
+        return (f"decide_after ({self.decide_after}) must lie between the policy's min_frames "
+                f"({self.policy.min_frames}) and window ({self.window})")
+
     def decision_rules(self) -> dict[str, float]:
         """The settings that shape a buyer's decision beyond the model: recorded with an operating point when
         it is chosen (`agegate calibrate`), compared with the box's when it runs."""
@@ -115,12 +124,9 @@ class BoxPipeline:
         does not warn that it decides otherwise than the model's operating point was chosen for."""
         self.model = model
         self.options = options or BoxOptions()
-        if not diagnostic and not self.options.policy.min_frames <= self.options.decide_after <= self.options.window:
-            # A track holds at most `window` good frames: a larger decide_after is never reached and every buyer
-            # would be decided only once they left (what a probe's recording box wants, nothing else); one smaller
-            # than min_frames decides every buyer uncertain.
-            raise UsageError(f"decide_after ({self.options.decide_after}) must lie between the policy's min_frames "
-                             f"({self.options.policy.min_frames}) and window ({self.options.window})")
+        problem = "" if diagnostic else self.options.evidence_problem()  # a probe may hold decisions on purpose
+        if problem:
+            raise UsageError(problem)
         self.policy = box_policy(model.meta, self.options)
         mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
         if mismatch:
