@@ -1,5 +1,6 @@
 """Benchmark CLI: output schema and ratios on a tiny model. No test asserts a timing."""
 import json
+import re
 from pathlib import Path
 
 import click
@@ -361,4 +362,26 @@ def test_evidence_probe_at_the_box_settings_gives_the_box_figures(small_utk, tmp
     for bad in ("10", "a:b", "3:15", "16:15"):
         with pytest.raises(click.BadParameter):
             parse_pairs(bad)
+    # The policy's guards, one at a time at the box's pair: its own values give its figures again, and a
+    # looser guard never makes more buyers uncertain than a tighter one.
+    own_frames, own_spread = f"{box.policy.min_frames:g}", f"{box.policy.max_spread:g}"
+    assert (e["box_min_frames"], e["box_max_spread"]) == (box.policy.min_frames, box.policy.max_spread)
+    for group, key in (("min_frames", own_frames), ("max_spread", own_spread)):
+        assert e[group][key]["per_buyer"] == theirs["per_buyer"], group
+        assert e[group][key]["operating_point"] == theirs["operating_point"], group
+    spreads = e["max_spread"]
+    assert spreads["6"]["uncertain"] >= spreads[own_spread]["uncertain"] >= spreads["100"]["uncertain"]
+    assert e["min_frames"]["8"]["uncertain"] >= e["min_frames"]["3"]["uncertain"]
+
+
+def test_evidence_probe_checks_policy_values_as_box_toml_does():
+    from agegate.benchmarks.evidence_probe import parse_policy
+
+    assert parse_policy("3,5,8", "min_frames") == [3.0, 5.0, 8.0]
+    assert parse_policy("6,12.5,100", "max_spread") == [6.0, 12.5, 100.0]
+    for text, key, says in (("11", "min_frames", "decide_after (10) must be at least"),
+                            ("2.5", "min_frames", "give numbers"), ("0.1", "max_spread", "outside 0.5..100"),
+                            ("x", "max_spread", "give numbers")):
+        with pytest.raises(click.BadParameter, match=re.escape(says)):
+            parse_policy(text, key)
 
