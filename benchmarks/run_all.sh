@@ -42,17 +42,25 @@ agegate bench frames --runs 60 --out "$R/frames.json"
 # The shipped default model (v2.3) at 1 and 2 threads.
 agegate bench "$(python -c 'from agegate.edge.default_model import default_model_path as p; print(p())')" \
   --threads 1,2 --out "$R/default-v2.3-latency.json"
-# The box as it is (v2.3, blur limit 10). Runs of earlier boxes are kept from their own runs for comparison:
-# replay-shipped-test.json (v1), replay-default-v2{,.1,.2}-*.json, replay-default-v2.3-{test,val,test-minors}.json
-# (v2.3 at the blur limit of 20, before 2026-12-03).
+# The box as it is (v2.3, blur limit 10, small faces detected again: point 0.140). Runs of earlier boxes are kept
+# from their own runs for comparison: replay-shipped-test.json (v1), replay-default-v2{,.1,.2}-*.json,
+# replay-default-v2.3-{test,val,test-minors}.json (v2.3 at the blur limit of 20, before 2026-12-03).
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --limit 1200 --gap 0..15 --json \
-  > "$R/replay-default-v2.3-blur10-test.json"
+  > "$R/replay-default-v2.3-refine-test.json"
 # Every test minor as a buyer (the 1,200-buyer sample's 191 cannot show 0.5 %).
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --ages 0..17 --json \
-  > "$R/replay-default-v2.3-blur10-test-minors.json"
+  > "$R/replay-default-v2.3-refine-test-minors.json"
+# The box before its second look at small faces (one detector pass, point 0.158: the sidecar as of 9893e20).
+OLD="$W/v2.3-point0.158.tflite"
+cp edge/assets/default_model.tflite "$OLD"
+git show 9893e20:edge/assets/default_model.json > "${OLD%.tflite}.json"
+agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --model "$OLD" --refine-below 0 --split test \
+  --limit 1200 --gap 0..15 --json > "$R/replay-default-v2.3-blur10-test.json"
+agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --model "$OLD" --refine-below 0 --split test \
+  --ages 0..17 --json > "$R/replay-default-v2.3-blur10-test-minors.json"
 # Back to back on val buyers (each steps in as the last leaves): merges, splits and the wait for an answer.
-agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 600 --gap 0..0 --json \
-  > "$R/replay-default-v2.3-blur10-val-gap0.json"
+agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --model "$OLD" --refine-below 0 --split val \
+  --limit 600 --gap 0..0 --json > "$R/replay-default-v2.3-blur10-val-gap0.json"
 
 # Fleet analytics at chain scale: 1,000 boxes x 90 days (about 20 million rows), export and report.
 agegate bench fleet --boxes 1000 --days 90 --out "$R/fleet-1000x90.json"
@@ -78,7 +86,9 @@ python -m agegate.benchmarks.bias_probe edge/assets/default_model.tflite --data 
   --data ../shared/datasets/aaf --split val --out "$R/bias-probe-val.json"
 # 9. How a buyer's frames are fused, where the blur limit sits and how many frames to decide on: calibrate's val
 #    buyers replayed once each (about 20 minutes each; MODEL_HISTORY.md, "Fusing a buyer's frames", "The blur
-#    limit", "How many frames before deciding").
+#    limit", "How many frames before deciding"). fusion-probe/val.json, quality-gate-probe/val.json and
+#    evidence-probe/val.json were recorded before the box's second look at small faces (2026-12-04), so runs of
+#    the box now differ from them a little; evidence-probe/val-refine.json is the box now.
 python -m agegate.benchmarks.fusion_probe edge/assets/default_model.tflite --data ../shared/datasets/utkface \
   --data ../shared/datasets/aaf --split val --buyers 800 --exclude convert/label-errors-val.txt \
   --out "$R/fusion-probe/val.json"
@@ -87,23 +97,31 @@ python -m agegate.benchmarks.quality_gate_probe edge/assets/default_model.tflite
   --out "$R/quality-gate-probe/val.json"
 python -m agegate.benchmarks.evidence_probe edge/assets/default_model.tflite --data ../shared/datasets/utkface \
   --data ../shared/datasets/aaf --split val --buyers 800 --exclude convert/label-errors-val.txt \
-  --out "$R/evidence-probe/val.json"
+  --out "$R/evidence-probe/val-refine.json"
 
 # 10. How far the camera may be (README): 400 val buyers per face size and detector (about 5 minutes each).
+#     One detector pass and the point of then (0.158, "$OLD" from step 4), as first measured; then the second look
+#     at small faces at that point (the rule's paired runs, far-camera/rule-refine.md); then the box now.
 mkdir -p "$R/far-camera"
 for fp in 110..190 85..110 85..100 60..85 60..110; do
-  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp --json \
-    > "$R/far-camera/min48-blazeface-short-$fp.json"
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --model "$OLD" --refine-below 0 --split val \
+    --limit 400 --face-px $fp --json > "$R/far-camera/min48-blazeface-short-$fp.json"
 done
 for fp in 110..190 60..110; do
-  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp \
-    --detector blazeface-full --json > "$R/far-camera/min48-blazeface-full-$fp.json"
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --model "$OLD" --refine-below 0 --split val \
+    --limit 400 --face-px $fp --detector blazeface-full --json > "$R/far-camera/min48-blazeface-full-$fp.json"
 done
 # (min85-blazeface-short-60..85.json: the same with BoxOptions.min_quality_face = 85, tried and not kept.)
+for fp in 60..85 85..110 110..190; do
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --model "$OLD" --refine-below 0.2 --split val \
+    --limit 400 --face-px $fp --json > "$R/far-camera/refine0.2-point0.158-$fp.json"
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp --json \
+    > "$R/far-camera/refine0.2-point0.140-$fp.json"
+done
 
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
   "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2.3-test.json \
-  "$R"/replay-default-v2.3-blur10-test.json \
+  "$R"/replay-default-v2.3-blur10-test.json "$R"/replay-default-v2.3-refine-test.json \
   "$R"/train-throughput.json "$R"/fleet-1000x90.json "$R"/default-v2.3-latency.json \
   "$R"/pretrained-starts-latency.json "$R"/train-throughput-pretrained.json \
   --out "$R/README.md" --png "$R/latency.png"

@@ -80,10 +80,18 @@ class OperatingPoint:
         return s + (f" (chosen on {self.chosen_on})" if self.chosen_on else "")
 
 
+#: Decision settings recorded with operating points only from a later date, with the value every box had
+#: before: a point recorded without one was chosen at that value (camera refine: 2026-12-04).
+RULES_BEFORE_RECORDED = {"refine_below": 0.0}
+
+
 def rules_differ(chosen_with: dict[str, float] | None, box: dict[str, float]) -> list[str]:
     """The decision settings in which this box differs from those an operating point was chosen with, as
     "name: chosen X, this box Y" (empty when they agree or were not recorded)."""
-    return [f"{k}: chosen with {v:g}, this box {box[k]:g}" for k, v in sorted((chosen_with or {}).items())
+    if chosen_with is None:
+        return []
+    chosen = {**RULES_BEFORE_RECORDED, **chosen_with}
+    return [f"{k}: chosen with {v:g}, this box {box[k]:g}" for k, v in sorted(chosen.items())
             if k in box and float(box[k]) != float(v)]
 
 

@@ -14,7 +14,8 @@ resolution (`refine_below`). A face smaller still (under about a tenth of the ph
 found at all on the whole frame; when nothing is found there (or only a doubtful face, which may be the
 scene around a small face seen as one large face), the photo profile searches overlapping tiles and keeps a
 face a tile shows only if a second look at the region around it finds it again (`tiles`).
-Camera frames keep one pass: a till face is large, and each pass costs a detector run.
+Camera frames are refined too, below a smaller share (`CAMERA_REFINE_BELOW`): a till camera mounted further
+away shows faces of 60-110 px in 640x480, 12-22 px of short range's input, whose eye points tilt the crop.
 A data set may mark whose face a photo's label is about (a group photo): `box_crop(label=...)` then looks
 for that face around the mark (`detect_labelled`, `labelled_face`) instead of taking the largest.
 
@@ -98,6 +99,12 @@ class FaceBox:
 REFINE_REGION = 3.0
 #: The photo profile's `refine_below` (see DetectorOptions).
 REFINE_BELOW = 0.3
+#: Camera frames' `refine_below`: a face under 128 px of a 640x480 frame. Chosen by a rule written before the
+#: runs (benchmarks/results/far-camera/rule-refine.md), 400 val buyers per face size (`agegate replay --face-px`):
+#: at 60-85 px decided 66 -> 86 %, fused MAE 7.65 -> 5.19, minors ok 3 -> 0 of 60, 25+ asked 53 -> 34 %; at
+#: 85-110 px MAE 5.62 -> 5.31; at 110-190 px 5.28 -> 5.21, nothing worse; a frame with a small face costs 1.4x
+#: (one more detector run, on a face found: an empty frame costs what it did).
+CAMERA_REFINE_BELOW = 0.2
 #: The photo profile's `tiles` (see DetectorOptions).
 TILES = 4
 #: Photos: a whole-frame face scored under this is doubted, and tiles are searched for smaller faces in it.
@@ -131,11 +138,11 @@ class DetectorOptions:
     threads: int = 1
     pad_retry: bool = False  # tight crops: look again on a padded frame when nothing is found
     fallback_haar: bool = False  # tight crops: OpenCV's Haar cascade when BlazeFace finds nothing
-    # Photos: a face narrower than this share of the frame's longest side is detected again on a region
-    # REFINE_REGION x its side around it, at full resolution (0: never). 0.3 (a face under 38 px of short
-    # range's 128 px input) was chosen on val photos placed small in a 1280x960 scene: 0.45 and 0.6 moved
-    # MAE by 0.05 at most (benchmarks/uncropped_probe.py; benchmarks/PHOTOS.md).
-    refine_below: float = 0.0
+    # A face narrower than this share of the frame's longest side is detected again on a region
+    # REFINE_REGION x its side around it, at full resolution (0: never). Camera frames: CAMERA_REFINE_BELOW.
+    # Photos: 0.3 (a face under 38 px of short range's 128 px input), chosen on val photos placed small in a
+    # 1280x960 scene: 0.45 and 0.6 moved MAE by 0.05 at most (benchmarks/uncropped_probe.py; benchmarks/PHOTOS.md).
+    refine_below: float = CAMERA_REFINE_BELOW
     # Photos: when nothing is found on the whole frame (padded retry and Haar included), or the best face
     # scores under DOUBT_BELOW, look again on a grid of tiles x tiles overlapping tiles, BlazeFace alone on
     # each (0: never). A face under about a tenth of the photo's longer side is under 13 px of short range's

@@ -80,7 +80,8 @@ class BoxOptions:
         it is chosen (`agegate calibrate`), compared with the box's when it runs."""
         return {"min_sharpness": float(self.min_sharpness), "min_quality_face": float(self.min_quality_face),
                 "decide_after": float(self.decide_after), "window": float(self.window),
-                "min_frames": float(self.policy.min_frames), "max_spread": float(self.policy.max_spread)}
+                "min_frames": float(self.policy.min_frames), "max_spread": float(self.policy.max_spread),
+                "refine_below": float(self.detector.refine_below)}
 
 
 def box_policy(meta: ModelMetadata, options: BoxOptions) -> DecisionPolicy:

@@ -60,6 +60,12 @@ def test_defaults_live_in_one_place():
     # the plan from an empty config uses the dataclass defaults, nothing else
     cfg = validate(BASE)
     assert dataclasses.asdict(cfg.decision) == dataclasses.asdict(BoxConfig().decision)
+    # ... and box.toml's detector defaults are the camera profile's (one measured value each)
+    from agegate.edge.detect import DetectorOptions
+
+    camera, plan = DetectorOptions(), runtime_plan(cfg).box.detector
+    for key in ("min_face", "min_score", "refine_below"):
+        assert getattr(plan, key) == getattr(camera, key) == getattr(BoxConfig().detector, key), key
 
 
 def test_decide_after_must_be_reachable():

@@ -364,6 +364,10 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
     box = BoxOptions().decision_rules()
     assert rules_differ(box, box) == [] and rules_differ(None, box) == []
     assert rules_differ({**box, "min_sharpness": 20.0}, box) == ["min_sharpness: chosen with 20, this box 10"]
+    # a point recorded before the camera refine existed was chosen without it
+    before_refine = {k: v for k, v in box.items() if k != "refine_below"}
+    assert rules_differ(before_refine, box) == ["refine_below: chosen with 0, this box 0.2"]
+    assert rules_differ(before_refine, {**box, "refine_below": 0.0}) == []
     op = OperatingPoint(0.2, box_rules={**box, "min_sharpness": 20.0})
     assert OperatingPoint.from_dict(op.to_dict()) == op and "per buyer with blur limit 20" in op.describe()
 

@@ -1,6 +1,7 @@
 """Edge room pieces without a model: decisions, tracking, events, config, stats, detection, crop."""
 import sqlite3
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -157,19 +158,41 @@ def test_a_face_small_in_a_photo_is_framed_like_the_chip():
             assert faces, (key, name)
             got[key].append(_framing(chip, crop_face(photo, faces[0], margin, out_size=120)))
     assert np.median(got["refined"]) > 0.65 and min(got["refined"]) > 0.3, got["refined"]
-    assert np.median(got["refined"]) > np.median(got["one pass"]) + 0.03, got
+    assert np.median(got["refined"]) > np.median(got["one pass"]) + 0.08, got  # measured: 0.73 against 0.58
 
 
-def test_refinement_keeps_large_faces_and_camera_frames_as_they_were():
-    """A face that fills much of the frame is not detected again (its box is the one-pass box), and the
-    camera profile never refines: the box's crops and the training caches of face photos stay as they were."""
+def test_refinement_keeps_large_faces_as_they_were():
+    """A face that fills much of the frame is not detected again (its box is the one-pass box), by the photo
+    and the camera profile alike: the training caches of face photos and a near buyer's crops stay as they were."""
     chip = cv2.resize(decode_image(UTK / "images" / pick("test", 1, seed=3)[0]), (320, 320))
     scene = np.full((480, 640, 3), 90, np.uint8)
-    scene[80:400, 160:480] = chip  # the face about 0.4 of the frame's width: above refine_below
-    photo = FaceDetector(DetectorOptions.for_photos()).detect(scene)[0]
-    before = FaceDetector(DetectorOptions.for_photos(refine_below=0.0)).detect(scene)[0]
-    assert (photo.x0, photo.y0, photo.x1, photo.y1) == (before.x0, before.y0, before.x1, before.y1)
-    assert DetectorOptions().refine_below == 0
+    scene[80:400, 160:480] = chip  # the face about 0.4 of the frame's width: above both profiles' refine_below
+    for options in (DetectorOptions.for_photos(), DetectorOptions()):
+        face = FaceDetector(options).detect(scene)[0]
+        assert face.corners == FaceDetector(replace(options, refine_below=0.0)).detect(scene)[0].corners
+
+
+def test_a_far_buyer_is_framed_like_the_chip():
+    """Chips shrunk to 90 px in a 640x480 camera frame (a camera mounted far from the till: 18 px of short
+    range's 128 px view): the camera profile detects each face again around it (CAMERA_REFINE_BELOW), so the
+    crop frames it as the chip does more often than one pass (the decisions it changes, on 400 val buyers per
+    face size: benchmarks/results/far-camera/, README "How far the camera may be")."""
+    margin = PreprocessSpec().face_margin
+    refined = FaceDetector(DetectorOptions())
+    one_pass = FaceDetector(DetectorOptions(refine_below=0.0))
+    rng = np.random.default_rng(1)
+    got = {"refined": [], "one pass": []}
+    for name in pick("test", 16, seed=12):
+        chip = cv2.resize(decode_image(UTK / "images" / name), (90, 90), interpolation=cv2.INTER_AREA)
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        y, x = int(rng.integers(40, 350)), int(rng.integers(40, 510))
+        frame[y:y + 90, x:x + 90] = chip
+        faces = {key: det.detect(frame) for key, det in (("refined", refined), ("one pass", one_pass))}
+        if faces["one pass"]:  # refine looks again at faces found, it finds none that one pass missed
+            got["refined"].append(_framing(chip, crop_face(frame, faces["refined"][0], margin, out_size=90)))
+            got["one pass"].append(_framing(chip, crop_face(frame, faces["one pass"][0], margin, out_size=90)))
+    assert len(got["refined"]) >= 10, got
+    assert np.median(got["refined"]) > np.median(got["one pass"]) + 0.08, got  # measured: 0.73 against 0.58
 
 
 def test_tiles_find_faces_too_small_for_the_whole_photo():
@@ -319,7 +342,6 @@ def test_separation_verdicts_same_different_far():
     """One rule says what two views are: under the line the same person; over it someone else; over
     `far` x the line someone else even if their own frames vary. A leap lowers the line (jump_change);
     ages read twice apart are different people even with one look."""
-    from dataclasses import replace
 
     from agegate.edge.tracking import LookVerdict, Separation
 
@@ -338,7 +360,6 @@ def test_separation_verdicts_same_different_far():
 def test_a_face_the_model_reads_much_younger_is_a_new_buyer_however_alike():
     """A teenager stepping into a decided adult's place with the same look (image part and features) is
     told apart by the model's age reading of each view; a reading within the line is the same buyer."""
-    from dataclasses import replace
 
     from agegate.edge.tracking import Separation
 
