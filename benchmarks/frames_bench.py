@@ -6,7 +6,9 @@ for the box's camera profile and for the landed (previous) detector profile, in 
 process, so the ratio between them is the result (timings compare only within one run).
 The landed profile (pipeline_bench.PROFILES) is the first release's pipeline: padded retry and
 Haar fallback on every empty camera frame, no downscaling before detection, every face aged on
-every frame.
+every frame. The box's frames are also timed with one detector pass (`ONE_PASS`, the box before
+2026-12-04): the demo portrait's face is 80 px, under the camera's refine_below, so "one face" shows what
+the second look at a small face costs.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from agegate.edge.capture import Frame
 from agegate.edge.default_model import assets_dir
+from agegate.edge.detect import DetectorOptions
 from agegate.edge.pipeline import BoxOptions, BoxPipeline
 from agegate.edge.preprocess import decode_image
 from agegate.edge.runtime import AgeModel, runtime_version
@@ -27,6 +30,10 @@ from .pipeline_bench import PROFILES
 
 CASES = {"empty 640x480": ((640, 480), False), "one face 640x480": ((640, 480), True),
          "empty 1920x1080": ((1920, 1080), False), "empty 3840x2160": ((3840, 2160), False)}
+
+
+#: The box with one detector pass (no second look at small faces: detect.CAMERA_REFINE_BELOW).
+ONE_PASS = {"detector": DetectorOptions(refine_below=0.0)}
 
 
 def synthetic_frame(size: tuple[int, int], face: bool, head: float = 0.8) -> np.ndarray:
@@ -77,7 +84,7 @@ def bench_frames(model: str, threads: int = 2, runs: int = 60, huge: int = 8000)
     for name, (size, face) in CASES.items():
         rgb = synthetic_frame(size, face)
         row = {}
-        for prof, kw in PROFILES.items():
+        for prof, kw in {**PROFILES, "box one pass": ONE_PASS}.items():
             pipe = BoxPipeline(age_model, BoxOptions(threads=threads, **kw))
             t = time_frames(pipe, rgb, runs)[3:]
             row[prof] = {"p50_ms": round(statistics.median(t), 3), "p95_ms": round(float(np.percentile(t, 95)), 3),
@@ -89,4 +96,5 @@ def bench_frames(model: str, threads: int = 2, runs: int = 60, huge: int = 8000)
     box_empty, box_face = cases["empty 640x480"]["box"]["p50_ms"], cases["one face 640x480"]["box"]["p50_ms"]
     result["empty_vs_face_ratio"] = round(box_empty / box_face, 3)
     result["empty_speedup_vs_landed"] = round(cases["empty 640x480"]["landed"]["p50_ms"] / box_empty, 1)
+    result["small_face_refine_cost"] = round(box_face / cases["one face 640x480"]["box one pass"]["p50_ms"], 2)
     return result

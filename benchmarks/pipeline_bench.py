@@ -39,7 +39,7 @@ def make_bench_video(face_paths: list[Path], out: Path, frames: int = 300, size=
 #: compare against in one run.
 PROFILES = {
     "box": {},
-    "landed": {"detector": DetectorOptions(pad_retry=True, fallback_haar=True, max_side=1 << 30),
+    "landed": {"detector": DetectorOptions(pad_retry=True, fallback_haar=True, max_side=1 << 30, refine_below=0.0),
                "follow_decided": False, "look_features": False},
 }
 

@@ -43,6 +43,9 @@ class Reason(str, Enum):
 @dataclass(frozen=True)
 class DecisionPolicy:
     id_threshold: float = CHALLENGE_AGE
+    # Both guards set at the first release; measured 2026-12-04 on 1,702 val buyers (benchmarks/evidence_probe.py
+    # --min-frames 3,5,8 --spreads 6,8,12,16,100): every value gives the same operating point and the same 1 of
+    # 902 minor buyers ok, 25+ asked within 2 of 706; they touch 4-18 buyers (MODEL_HISTORY.md).
     min_frames: int = 5
     max_spread: float = 12.0
     # A distribution model's operating point (challenge25.OperatingPoint.max_risk): when set, the risk

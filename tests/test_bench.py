@@ -72,6 +72,20 @@ def test_bench_pipeline_reports_stages(shipped_model, tmp_path):
     assert set(d["stages"]) == {"capture", "detect", "crop", "look", "infer", "fuse", "frame"}
 
 
+def test_bench_frames_times_each_frame_with_and_without_the_second_look(shipped_model, tmp_path):
+    """Every case for the box, the box with one detector pass and the landed profile; the demo buyer's face is
+    small enough for the box's second look, so its frame runs one more detector pass (the cost is the JSON's)."""
+    out = tmp_path / "frames.json"
+    r = CliRunner().invoke(cli, ["bench", "frames", "--runs", "8", "--huge", "640", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    d = json.loads(out.read_text())
+    for name, row in d["cases"].items():
+        assert set(row) == {"box", "box one pass", "landed"}, name
+        assert row["box"]["faces_per_frame"] == row["box one pass"]["faces_per_frame"], name
+    assert d["cases"]["one face 640x480"]["box"]["faces_per_frame"] == 1.0
+    assert d["small_face_refine_cost"] > 0 and "second look costs" in r.output
+
+
 def test_ensemble_probe_averages_the_models_over_the_same_faces(small_utk, tmp_path):
     """Two models that say 20 and 40 of everyone: the mean row is a model that says 30, over the faces both
     found (each through the box's detector)."""
