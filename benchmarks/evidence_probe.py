@@ -71,7 +71,8 @@ def parse_policy(text: str, key: str) -> list[float]:
 
 @click.command()
 @calibration_options
-@click.option("--pairs", default="5:15,8:15,10:15,15:15,20:20", show_default=True, callback=lambda c, p, v: parse_pairs(v),
+@click.option("--pairs", default="5:15,8:15,10:15,15:15,20:20", show_default=True,
+              callback=lambda c, p, v: parse_pairs(v),
               help="decide_after:window pairs to re-make decisions with (the box's own is 10:15).")
 @click.option("--min-frames", "min_frames", default="3,5,8", show_default=True,
               callback=lambda c, p, v: parse_policy(v, "min_frames"),

@@ -47,7 +47,7 @@ PROFILES = {
 def bench_pipeline(source: str, model: str, frames: int | None = None, threads: int = 2, loops: int = 1,
                    rss_every: int = 500, profile: str = "box") -> dict:
     age_model = AgeModel(model, threads=threads)
-    pipeline = BoxPipeline(age_model, BoxOptions(threads=threads, **PROFILES[profile]))
+    pipeline = BoxPipeline(age_model, BoxOptions(threads=threads, **PROFILES[profile]), diagnostic=profile != "box")
     rss_start = rss_mb()
     rss_samples: list[tuple[int, float]] = []
     n = 0
