@@ -102,8 +102,9 @@ REFINE_BELOW = 0.3
 #: Camera frames' `refine_below`: a face under 128 px of a 640x480 frame. Chosen by a rule written before the
 #: runs (benchmarks/results/far-camera/rule-refine.md), 400 val buyers per face size (`agegate replay --face-px`):
 #: at 60-85 px decided 66 -> 86 %, fused MAE 7.65 -> 5.19, minors ok 3 -> 0 of 60, 25+ asked 53 -> 34 %; at
-#: 85-110 px MAE 5.62 -> 5.31; at 110-190 px 5.28 -> 5.21, nothing worse; a frame with a small face costs 1.4x
-#: (one more detector run, on a face found: an empty frame costs what it did).
+#: 85-110 px MAE 5.62 -> 5.31; at 110-190 px 5.28 -> 5.21, nothing worse; a frame with a small face costs
+#: 1.4-1.5x (replay p50s; `agegate bench frames`: 1.54x): one more detector run, on a face found, so an empty
+#: frame costs what it did.
 CAMERA_REFINE_BELOW = 0.2
 #: The photo profile's `tiles` (see DetectorOptions).
 TILES = 4
