@@ -66,12 +66,15 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               show_default=True,
               help="Detect a face narrower than this share of the frame's longer side again on a region around it "
               "at full resolution (box.toml detector.refine_below; 0: never). 0.2 is a face under 128 px.")
+@click.option("--min-score", type=click.FloatRange(0.05, 0.99), default=DetectorOptions.min_score, show_default=True,
+              help="The detector's score a face must reach (box.toml detector.min_score): lower finds more far faces, "
+              "and more false ones.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
-def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, refine_below, threads, seed,
-           as_json, png):
+def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, refine_below, min_score, threads,
+           seed, as_json, png):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -106,8 +109,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
     if not buyers:
         raise UsageError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     model = AgeModel(resolve_model(model_path), threads=threads)
-    pipeline = BoxPipeline(model, BoxOptions(threads=threads, detector=DetectorOptions(detector=detector,
-                                                                                 refine_below=refine_below)))
+    detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score)
+    pipeline = BoxPipeline(model, BoxOptions(threads=threads, detector=detector_options))
     with tqdm(total=len(buyers), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
         result = run_replay(pipeline, buyers, ReplayOptions(frames, gap, seed, face_px=face_px), bar.update)
     from agegate.benchmarks.environment import environment
@@ -115,7 +118,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
 
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), detector=detector,
-                  refine_below=refine_below,
+                  refine_below=refine_below, min_score=min_score,
                   unplaced=[{"path": p, "reason": why} for p, why in unplaced],
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:

@@ -37,6 +37,7 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
                                  "--detector", "blazeface-full", "--json"])
     m = json.loads(r.stdout)
     assert m["face_px"] == [32, 38] and m["detector"] == "blazeface-full"
+    assert (m["refine_below"], m["min_score"]) == (0.2, 0.5)  # the box's camera profile, recorded with the run
     assert m["missed"] == m["buyers"] == 8 and m["decided_share"] == 0.0
     # --ages: only the children become buyers (every minor of a split, not a sample's few)
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--ages", "0..17", "--json"])
@@ -54,6 +55,9 @@ def test_replay_rejects_a_bad_gap(tmp_path):
     assert r.exit_code == 2 and "give A..B (years), e.g. 0..17" in r.output
     r = CliRunner().invoke(cli, ["replay", str(UTK), "--face-px", "60..400"])
     assert r.exit_code == 2 and "must lie in 16..300 pixels" in r.output
+    for option, value in (("--refine-below", "1.5"), ("--min-score", "0")):
+        r = CliRunner().invoke(cli, ["replay", str(UTK), option, value])
+        assert r.exit_code == 2 and option in r.output and "is not in the range" in r.output, option
 
 
 def test_separation_probe_and_tracker_sweep_run_on_a_few_val_buyers(tmp_path):
