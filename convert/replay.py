@@ -11,7 +11,7 @@ frames; each decision is matched to the buyer shown in most of its track's frame
 Per buyer: an own decision (or several: split), or none (merged into a neighbour's track:
 the buyer then gets that track's decision, so a minor merged into an adult's `ok` counts
 as passed). Reported: decided share, MAE of fused ages, minors decided ok, 25+ asked for
-ID, merged and split buyers, uncertain reasons, how long after a buyer appears the decision comes (in
+ID, merged and split buyers, decisions on a till with nobody there (a false face), uncertain reasons, how long after a buyer appears the decision comes (in
 camera time: the replay's frames are 1/15 s apart whatever the CPU), frames per second and the cost of empty
 frames.
 """
@@ -162,9 +162,11 @@ class ReplayRun:
     seconds: float
     empty_ms: list[float]
     face_ms: list[float]
+    false_decisions: int = 0  # decisions on tracks that never showed a buyer: a false face on the empty till
 
     def summary(self) -> dict:
-        return summarize(self.outcomes, self.frames, self.seconds, self.empty_ms, self.face_ms)
+        return {**summarize(self.outcomes, self.frames, self.seconds, self.empty_ms, self.face_ms),
+                "false_decisions": self.false_decisions}
 
 
 def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> dict:
@@ -204,7 +206,7 @@ def run_buyers(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=N
     for o in outcomes:
         o.shown = tuple(seen[o.buyer.index]) if o.buyer.index in seen else None
         o.answered = made_at[o.decisions[0].track_id] if o.decisions else None
-    return ReplayRun(outcomes, len(shown), seconds, empty_ms, face_ms)
+    return ReplayRun(outcomes, len(shown), seconds, empty_ms, face_ms, len(false_decisions(decisions, track_frames)))
 
 
 def match_decisions(buyers, decisions, track_frames) -> list[BuyerOutcome]:
@@ -224,6 +226,12 @@ def match_decisions(buyers, decisions, track_frames) -> list[BuyerOutcome]:
             if cover:
                 o.inherited = by_track.get(cover.most_common(1)[0][0])
     return list(outcomes.values())
+
+
+def false_decisions(decisions, track_frames) -> list:
+    """Decisions whose track never showed a buyer (only empty frames, or no frame recorded): a face the
+    detector saw on an empty till. `match_decisions` leaves them out; a store would count them."""
+    return [d for d in decisions if not any(k is not None for k in track_frames.get(d.track_id, ()))]
 
 
 def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_ms, face_ms) -> dict:

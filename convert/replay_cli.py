@@ -69,17 +69,21 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
 @click.option("--min-score", type=click.FloatRange(0.05, 0.99), default=DetectorOptions.min_score, show_default=True,
               help="The detector's score a face must reach (box.toml detector.min_score): lower finds more far faces, "
               "and more false ones.")
+@click.option("--small-face-score", type=click.FloatRange(0.05, 0.99), default=DetectorOptions.small_face_score,
+              show_default=True,
+              help="A face under --refine-below is kept from this score if the second look finds it at --min-score "
+              "(box.toml detector.small_face_score; --min-score or above: off).")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
-def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, refine_below, min_score, threads,
-           seed, as_json, png):
+def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, refine_below, min_score,
+           small_face_score, threads, seed, as_json, png):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
     Reports: decided share, MAE of fused ages, minors decided ok, 25+ asked for ID,
-    merged buyers (no decision of their own), split buyers, reasons for uncertain,
+    merged buyers (no decision of their own), split buyers, decisions with nobody at the till, reasons for uncertain,
     frames per second and the cost of an empty frame. Example:
       agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --limit 1000 --gap 0..15
     """
@@ -109,7 +113,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
     if not buyers:
         raise UsageError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     model = AgeModel(resolve_model(model_path), threads=threads)
-    detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score)
+    detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score,
+                                       small_face_score=small_face_score)
     pipeline = BoxPipeline(model, BoxOptions(threads=threads, detector=detector_options))
     with tqdm(total=len(buyers), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
         result = run_replay(pipeline, buyers, ReplayOptions(frames, gap, seed, face_px=face_px), bar.update)
@@ -118,7 +123,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
 
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), detector=detector,
-                  refine_below=refine_below, min_score=min_score,
+                  refine_below=refine_below, min_score=min_score, small_face_score=small_face_score,
                   unplaced=[{"path": p, "reason": why} for p, why in unplaced],
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:
@@ -139,6 +144,7 @@ def render(r: dict) -> str:
         f"  decided (ok or id_check)  {pct(r['decided_share'])}",
         f"  merged (no own decision)  {r['merged']} ({pct(r['merged_share'])}); never detected {r['missed']}",
         f"  split (more than one)     {r['split_buyers']} ({pct(r['split_share'])})",
+        f"  decided, nobody there     {r.get('false_decisions', 0)} (a false face on the empty till)",
         f"  MAE of fused ages         {r['mae']}  (bias {r['bias']})",
         f"  minors decided ok         {r['minors_decided_ok']} of {r['minors']} ({pct(r['minors_ok_share'])})",
         f"  25+ asked for ID          {r['adults_asked']} of {r['adults_25plus']} ({pct(r['adults_asked_share'])})",

@@ -144,6 +144,14 @@ class DetectorOptions:
     # Photos: 0.3 (a face under 38 px of short range's 128 px input), chosen on val photos placed small in a
     # 1280x960 scene: 0.45 and 0.6 moved MAE by 0.05 at most (benchmarks/uncropped_probe.py; benchmarks/PHOTOS.md).
     refine_below: float = CAMERA_REFINE_BELOW
+    # A face under `refine_below` is kept from this score on the whole frame (instead of min_score) only when
+    # the second look finds it again at min_score, its centre inside the first box: a far face is 12-17 px of
+    # short range's input and often scores under 0.5 there, and the second look sees it four times larger.
+    # At min_score or above: off, the default. Measured at 0.35 by a rule written first (400 val buyers per face
+    # size, benchmarks/results/far-camera/small-face-score0.35-*): at 60-85 px never detected 43 -> 9, decided
+    # 86 -> 95 %, no minor passed, no face on 400 empty frames; but at 85-110 px 3 more buyers split and 1 more
+    # merged, which the rule refused (MODEL_HISTORY.md, "A lower score for small faces").
+    small_face_score: float = 0.5
     # Photos: when nothing is found on the whole frame (padded retry and Haar included), or the best face
     # scores under DOUBT_BELOW, look again on a grid of tiles x tiles overlapping tiles, BlazeFace alone on
     # each (0: never). A face under about a tenth of the photo's longer side is under 13 px of short range's
@@ -267,18 +275,20 @@ class FaceDetector:
         self._blaze = BlazeFace(o.detector, o.threads) if o.detector != "haar" else None
         self._haar = HaarFaces() if (o.detector == "haar" or o.fallback_haar) else None
 
-    def _once(self, rgb: np.ndarray, min_face: int) -> list[FaceBox]:
-        faces = self._blaze(rgb, self.options.min_score) if self._blaze else []
+    def _once(self, rgb: np.ndarray, min_face: int, min_score: float) -> list[FaceBox]:
+        faces = self._blaze(rgb, min_score) if self._blaze else []
         if not faces and self._haar is not None:
             faces = self._haar(rgb, min_face)
         return faces
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        faces = self._detect_frame(rgb)
-        if self.options.tiles > 1 and self._blaze is not None and (not faces or faces[0].score < DOUBT_BELOW):
-            faces = _without_containers(faces, self._detect_tiles(rgb, self.options.tiles))
-        if self.options.refine_below > 0:
-            faces = _largest_first(self._refine(rgb, f) for f in faces)
+        o = self.options
+        first_score = min(o.min_score, o.small_face_score) if o.refine_below > 0 else o.min_score
+        faces = self._detect_frame(rgb, min_score=first_score)
+        if o.tiles > 1 and self._blaze is not None and (not faces or faces[0].score < DOUBT_BELOW):
+            faces = _without_containers(faces, self._detect_tiles(rgb, o.tiles))
+        if o.refine_below > 0:
+            faces = _largest_first(g for g in (self._refine(rgb, f) for f in faces) if g is not None)
         return faces
 
     def detect_labelled(self, rgb: np.ndarray, label: FaceBox) -> FaceBox | None:
@@ -290,14 +300,16 @@ class FaceDetector:
         x0, y0, x1, y1 = region
         return labelled_face([f.shifted(x0, y0) for f in self.detect(rgb[y0:y1, x0:x1])], label)
 
-    def _detect_frame(self, rgb: np.ndarray, fallbacks: bool = True) -> list[FaceBox]:
+    def _detect_frame(self, rgb: np.ndarray, fallbacks: bool = True, min_score: float | None = None) -> list[FaceBox]:
         o = self.options
+        min_score = o.min_score if min_score is None else min_score
         h, w = rgb.shape[:2]
         scale = min(1.0, o.max_side / max(h, w))
         if scale < 1.0:
             small = _shrink(rgb, scale)
-            return [f.scaled(1 / scale) for f in self._detect(small, max(4, int(o.min_face * scale)), fallbacks)]
-        return self._detect(rgb, o.min_face, fallbacks)
+            return [f.scaled(1 / scale)
+                    for f in self._detect(small, max(4, int(o.min_face * scale)), fallbacks, min_score)]
+        return self._detect(rgb, o.min_face, fallbacks, min_score)
 
     def _detect_tiles(self, rgb: np.ndarray, n: int) -> list[FaceBox]:
         """BlazeFace on n x n tiles, each 2/(n+1) of the frame's width and height, a stride of 1/(n+1) apart
@@ -321,14 +333,17 @@ class FaceDetector:
         confirmed = [g for g in (self._look_again(rgb, f, inside=True) for f in kept) if g is not None]
         return _largest_first(confirmed)
 
-    def _refine(self, rgb: np.ndarray, face: FaceBox) -> FaceBox:
+    def _refine(self, rgb: np.ndarray, face: FaceBox) -> FaceBox | None:
         """A face small in the frame, detected again on a region around it at full resolution: the box
         and eye points the crop uses then come from a detector run that saw the face large. The face
-        found nearest the first box's centre wins; none found keeps the first box."""
+        found nearest the first box's centre wins; none found keeps the first box. A face scored under
+        min_score (kept for this look by `small_face_score`) must be found again, its centre inside the
+        first box, or it is dropped (None)."""
         h, w = rgb.shape[:2]
+        doubtful = face.score < self.options.min_score
         if face.side >= self.options.refine_below * max(h, w):
-            return face
-        return self._look_again(rgb, face) or face
+            return None if doubtful else face
+        return self._look_again(rgb, face, inside=doubtful) or (None if doubtful else face)
 
     def _look_again(self, rgb: np.ndarray, face: FaceBox, inside: bool = False) -> FaceBox | None:
         """The face nearest `face`'s centre on a square of REFINE_REGION x its side around it, at full
@@ -343,14 +358,14 @@ class FaceDetector:
         cx, cy = face.center
         return min(found, key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2, default=None)
 
-    def _detect(self, rgb: np.ndarray, min_face: int, fallbacks: bool = True) -> list[FaceBox]:
+    def _detect(self, rgb: np.ndarray, min_face: int, fallbacks: bool, min_score: float) -> list[FaceBox]:
         o = self.options
-        faces = self._once(rgb, min_face) if fallbacks else self._blaze(rgb, o.min_score)
+        faces = self._once(rgb, min_face, min_score) if fallbacks else self._blaze(rgb, min_score)
         if not faces and fallbacks and o.pad_retry:
             h, w = rgb.shape[:2]
             p = int(0.4 * max(h, w))
             padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            faces = [f.shifted(-p, -p) for f in self._once(padded, min_face)]
+            faces = [f.shifted(-p, -p) for f in self._once(padded, min_face, min_score)]
         faces = [f for f in faces if min(f.width, f.height) >= min_face]
         return _largest_first(faces)
 

@@ -399,3 +399,29 @@ def test_evidence_probe_checks_policy_values_as_box_toml_does():
         with pytest.raises(click.BadParameter, match=re.escape(says)):
             parse_policy(text, key)
 
+
+
+def test_false_faces_counts_faces_on_empty_till_frames(tmp_path):
+    """Empty camera frames (photos with their faces painted out): the box's profile reports few faces on
+    them and a detector that keeps anything scored 0.05 reports faces on most, so the count tells them apart;
+    the frames are the camera's 640x480 and every variant is recorded with its settings."""
+    import json
+
+    from click.testing import CliRunner
+
+    from agegate.benchmarks.false_faces import BOX, main
+
+    from .conftest import UTK
+
+    out = tmp_path / "ff.json"
+    r = CliRunner().invoke(main, ["--data", str(UTK), "--split", "test", "--per-set", "80", "--scenes", "12",
+                                  "--small-face-score", "0.35", "--min-score", "0.05", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    result = json.loads(out.read_text())
+    hits, faces = result["with_a_face"], result["faces"]
+    assert result["frame"] == [640, 480] and result["pieces"] > 20
+    assert set(hits) == {BOX, "small_face_score 0.35", "min_score 0.05"} == set(result["variants"])
+    assert result["variants"]["min_score 0.05"]["min_score"] == 0.05
+    assert hits[BOX] <= 2 and hits["min_score 0.05"] >= 9 and faces["min_score 0.05"] >= hits["min_score 0.05"]
+    r = CliRunner().invoke(main, ["--data", str(UTK), "--min-score", "0.01"])
+    assert r.exit_code == 2 and "every score must lie in 0.05-0.99" in r.output

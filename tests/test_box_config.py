@@ -64,7 +64,7 @@ def test_defaults_live_in_one_place():
     from agegate.edge.detect import DetectorOptions
 
     camera, plan = DetectorOptions(), runtime_plan(cfg).box.detector
-    for key in ("min_face", "min_score", "refine_below"):
+    for key in ("min_face", "min_score", "refine_below", "small_face_score"):
         assert getattr(plan, key) == getattr(camera, key) == getattr(BoxConfig().detector, key), key
 
 

@@ -23,6 +23,7 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     assert m["minors"] == 4 and m["minors_decided_ok"] == 0  # no child is waved through
     assert m["decided_share"] >= 0.75 and m["adults_asked"] <= 1
     assert m["empty_frame_p50_ms"] is not None and png.exists()
+    assert m["false_decisions"] == 0  # the till's empty frames show no face
     # decide_after (10) good frames at 15 frames/s: the answer comes while the buyer is still shown (20 frames)
     assert 10 / 15 <= m["seconds_to_decision_p50"] <= m["seconds_to_decision_p95"] <= 20 / 15
     assert m["decided_while_shown_share"] >= 0.75
@@ -37,7 +38,8 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
                                  "--detector", "blazeface-full", "--json"])
     m = json.loads(r.stdout)
     assert m["face_px"] == [32, 38] and m["detector"] == "blazeface-full"
-    assert (m["refine_below"], m["min_score"]) == (0.2, 0.5)  # the box's camera profile, recorded with the run
+    # the box's camera profile, recorded with the run
+    assert (m["refine_below"], m["min_score"], m["small_face_score"]) == (0.2, 0.5, 0.5)
     assert m["missed"] == m["buyers"] == 8 and m["decided_share"] == 0.0
     # --ages: only the children become buyers (every minor of a split, not a sample's few)
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--ages", "0..17", "--json"])
@@ -55,7 +57,7 @@ def test_replay_rejects_a_bad_gap(tmp_path):
     assert r.exit_code == 2 and "give A..B (years), e.g. 0..17" in r.output
     r = CliRunner().invoke(cli, ["replay", str(UTK), "--face-px", "60..400"])
     assert r.exit_code == 2 and "must lie in 16..300 pixels" in r.output
-    for option, value in (("--refine-below", "1.5"), ("--min-score", "0")):
+    for option, value in (("--refine-below", "1.5"), ("--min-score", "0"), ("--small-face-score", "1")):
         r = CliRunner().invoke(cli, ["replay", str(UTK), option, value])
         assert r.exit_code == 2 and option in r.output and "is not in the range" in r.output, option
 
@@ -82,3 +84,16 @@ def test_separation_probe_and_tracker_sweep_run_on_a_few_val_buyers(tmp_path):
     # 6 buyers x 20 frames, less the first frame of each: one buyer's head sways, it does not leap
     assert motion["within_buyer"]["frames"] > 80 and motion["within_buyer"]["shift"][0] < 0.1
     assert rules[0]["features"] and rules[0]["merged"] == 0  # the box's rule keeps 6 distinct buyers apart
+
+
+def test_a_decision_on_a_track_that_never_showed_a_buyer_is_a_false_one():
+    """A track of empty-till frames only (a false face) or with no frame recorded gives a false decision; a
+    track that showed a buyer in any frame does not, however many empty frames it also held."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from agegate.convert.replay import false_decisions
+
+    made = [SimpleNamespace(track_id=t) for t in (1, 2, 3)]
+    frames = {1: Counter({None: 12}), 2: Counter({None: 9, 4: 1})}
+    assert [d.track_id for d in false_decisions(made, frames)] == [1, 3]

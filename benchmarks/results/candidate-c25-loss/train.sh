@@ -67,3 +67,10 @@ judge_now soup3w-w64
 # soup3w-w64 shipped as default model v2.3: its calibrate JSON is ../calibrate-default-v2.3-val.json, its test
 # figures ../default-v2.3-test.json, ../replay-default-v2.3-test*.json and qa-test-soup3w-w64.json (the
 # commands of the model card's "Reproduce", with --model/--quantized soup3w-w64-mixed.tflite).
+
+# Weight 128, the trend's next step, with a rule written before it trained (rule-weight-128.md; 2026-12-04):
+# calibrated on the box as it decides now (the second look at small faces), against v2.3's 22.4 % per buyer.
+ft 128 0
+ft 128 1
+agegate average runs/v2-rec runs/ft-w128-s0 runs/ft-w128-s1 --weight 2 --weight 1 --weight 1 --out runs/soup3w-w128
+judge_now soup3w-w128
