@@ -27,7 +27,7 @@ fill what falls outside the frame by edge replication.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -338,16 +338,12 @@ class FaceDetector:
         and eye points the crop uses then come from a detector run that saw the face large. The face
         found nearest the first box's centre wins; none found keeps the first box. A face scored under
         min_score (kept for this look by `small_face_score`) must be found again, its centre inside the
-        first box, or it is dropped (None); found, it keeps the whole frame's score, so the tracker takes
-        it as the weak detection it was (it joins a track and never starts a new buyer in one's place)."""
+        first box, or it is dropped (None)."""
         h, w = rgb.shape[:2]
         doubtful = face.score < self.options.min_score
         if face.side >= self.options.refine_below * max(h, w):
             return None if doubtful else face
-        found = self._look_again(rgb, face, inside=doubtful)
-        if doubtful:
-            return None if found is None else replace(found, score=face.score)
-        return found or face
+        return self._look_again(rgb, face, inside=doubtful) or (None if doubtful else face)
 
     def _look_again(self, rgb: np.ndarray, face: FaceBox, inside: bool = False) -> FaceBox | None:
         """The face nearest `face`'s centre on a square of REFINE_REGION x its side around it, at full
