@@ -125,9 +125,11 @@ for fp in 60..85 110..190; do
   agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp \
     --min-score 0.35 --json > "$R/far-camera/refine0.2-point0.140-score0.35-$fp.json"
 done
+# (small-face-score0.35-point0.140-*.json and the -weak- file: the first two tries, made at commits f63bbb8 and
+#  f831d83; the code now drops a confirmed face that copies a sure one, rule-small-face-score-dedup.md.)
 for fp in 60..85 85..110 110..190; do
   agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp \
-    --small-face-score 0.35 --json > "$R/far-camera/small-face-score0.35-point0.140-$fp.json"
+    --small-face-score 0.35 --json > "$R/far-camera/small-face-score0.35-dedup-point0.140-$fp.json"
 done
 python -m agegate.benchmarks.false_faces --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val \
   --scenes 400 --small-face-score 0.35 --min-score 0.35 --out "$R/far-camera/false-faces-val.json"

@@ -95,6 +95,8 @@ class FaceBox:
                        eye(self.left_eye), eye(self.right_eye))
 
 
+#: Boxes overlapping at least this much (intersection over union) are one face: the detector keeps the surer.
+NMS_IOU = 0.3
 #: A small face is detected again on a square of this many times its side around it (it then fills a third).
 REFINE_REGION = 3.0
 #: The photo profile's `refine_below` (see DetectorOptions).
@@ -147,10 +149,10 @@ class DetectorOptions:
     # A face under `refine_below` is kept from this score on the whole frame (instead of min_score) only when
     # the second look finds it again at min_score, its centre inside the first box: a far face is 12-17 px of
     # short range's input and often scores under 0.5 there, and the second look sees it four times larger.
-    # At min_score or above: off, the default. Measured at 0.35 by a rule written first (400 val buyers per face
-    # size, benchmarks/results/far-camera/small-face-score0.35-*): at 60-85 px never detected 43 -> 9, decided
-    # 86 -> 95 %, no minor passed, no face on 400 empty frames; but at 85-110 px 3 more buyers split and 1 more
-    # merged, which the rule refused (MODEL_HISTORY.md, "A lower score for small faces").
+    # At min_score or above: off, the default. Measured at 0.35 by rules written first (400 val buyers per face
+    # size, benchmarks/results/far-camera/small-face-score0.35-dedup-*): at 60-85 px never detected 43 -> 9,
+    # decided 86 -> 95 %, no minor passed, no face on 400 empty frames; at 85-110 px one buyer more merged (3
+    # against 2), which the rule refused (MODEL_HISTORY.md, "A lower score for small faces").
     small_face_score: float = 0.5
     # Photos: when nothing is found on the whole frame (padded retry and Haar included), or the best face
     # scores under DOUBT_BELOW, look again on a grid of tiles x tiles overlapping tiles, BlazeFace alone on
@@ -224,7 +226,7 @@ class BlazeFace:
         cx, cy, bw, bh = pts[:, 0, 0], pts[:, 0, 1], pts[:, 1, 0], pts[:, 1, 1]
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
         faces = []
-        for i in _nms(boxes, scores[keep], 0.3):
+        for i in _nms(boxes, scores[keep], NMS_IOU):
             s = side
             k = pts[i] * s - np.array([pad_x, pad_y], np.float32)
             b = boxes[i] * s - np.array([pad_x, pad_y, pad_x, pad_y], np.float32)
@@ -288,8 +290,21 @@ class FaceDetector:
         if o.tiles > 1 and self._blaze is not None and (not faces or faces[0].score < DOUBT_BELOW):
             faces = _without_containers(faces, self._detect_tiles(rgb, o.tiles))
         if o.refine_below > 0:
-            faces = _largest_first(g for g in (self._refine(rgb, f) for f in faces) if g is not None)
+            faces = self._refined(rgb, faces)
         return faces
+
+    def _refined(self, rgb: np.ndarray, faces: list[FaceBox]) -> list[FaceBox]:
+        """Every face through `_refine`, sure faces first. A doubtful face (kept for its second look by
+        `small_face_score`) is dropped when the face that look found overlaps one already kept (IoU >= NMS_IOU):
+        a weak second box on a buyer, beside their sure one, holds that buyer's face too, and the second look
+        finds it again; kept, the frame would hold the face twice (a split buyer, in the tracker)."""
+        kept: list[FaceBox] = []
+        for f in sorted(faces, key=lambda f: f.score < self.options.min_score):  # stable: sure faces first
+            g = self._refine(rgb, f)
+            doubtful = f.score < self.options.min_score
+            if g is not None and not (doubtful and any(iou(g.corners, k.corners) >= NMS_IOU for k in kept)):
+                kept.append(g)
+        return _largest_first(kept)
 
     def detect_labelled(self, rgb: np.ndarray, label: FaceBox) -> FaceBox | None:
         """The face a data set's label marks (see `labelled_face`), detected with this detector's full
@@ -329,7 +344,7 @@ class FaceDetector:
         if not faces:
             return []
         boxes = np.array([f.corners for f in faces], np.float32)
-        kept = [faces[i] for i in _nms(boxes, np.array([f.score for f in faces], np.float32), 0.3)]
+        kept = [faces[i] for i in _nms(boxes, np.array([f.score for f in faces], np.float32), NMS_IOU)]
         confirmed = [g for g in (self._look_again(rgb, f, inside=True) for f in kept) if g is not None]
         return _largest_first(confirmed)
 

@@ -10,7 +10,7 @@ import pytest
 from agegate.edge.bands import band_of
 from agegate.edge.config import validate
 from agegate.edge.decision import DecisionPolicy, decide
-from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face
+from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face, iou
 from agegate.edge.errors import ConfigError
 from agegate.edge.events import Event, EventStore
 from agegate.edge.preprocess import PreprocessSpec, decode_image
@@ -220,6 +220,28 @@ def test_a_far_face_under_the_score_is_kept_only_when_the_second_look_finds_it()
         for f in faces["low"]:
             assert f.score >= 0.5 and x <= f.center[0] <= x + 80 and y <= f.center[1] <= y + 80, (name, f)
     assert found["low"] >= found["box"] + 5, found
+
+
+def test_a_weak_second_box_on_a_buyer_does_not_copy_their_face():
+    """A buyer's sure face (100 px) and, beside it, a weak box around the same head that the whole frame's
+    suppression lets through (their overlap is small): the second look inside the weak box finds the same face
+    again. Kept, the frame would hold the face twice and the tracker split the buyer (what the first try of
+    `small_face_score` did at 85-110 px: benchmarks/results/far-camera/rule-small-face-score-dedup.md); the
+    copy is dropped, and a weak box with a face of its own is kept."""
+    chip = cv2.resize(decode_image(UTK / "images" / pick("test", 1, seed=3)[0]), (100, 100))
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[190:290, 270:370] = chip
+    frame[60:160, 460:560] = chip  # a second person, whose only detection is weak
+    det = FaceDetector(DetectorOptions(small_face_score=0.35))
+    sure = [f for f in FaceDetector(DetectorOptions(refine_below=0.0)).detect(frame) if f.center[0] < 400]
+    assert len(sure) == 1
+    copy = FaceBox(300.0, 225.0, 420.0, 345.0, 0.4)  # chin, neck and shoulder of the same buyer: IoU < 0.3
+    other = FaceBox(450.0, 50.0, 570.0, 170.0, 0.4)
+    assert iou(sure[0].corners, copy.corners) < 0.3 and copy.contains(*sure[0].center)
+    assert det._refine(frame, copy) is not None  # alone, the second look "confirms" the copy
+    got = det._refined(frame, [sure[0], copy, other])
+    assert len(got) == 2, got
+    assert sum(1 for f in got if f.center[0] < 400) == 1 and sum(1 for f in got if f.center[0] > 400) == 1
 
 
 def test_tiles_find_faces_too_small_for_the_whole_photo():
