@@ -11,9 +11,9 @@ frames; each decision is matched to the buyer shown in most of its track's frame
 Per buyer: an own decision (or several: split), or none (merged into a neighbour's track:
 the buyer then gets that track's decision, so a minor merged into an adult's `ok` counts
 as passed). Reported: decided share, MAE of fused ages, minors decided ok, 25+ asked for
-ID, merged and split buyers, decisions on a till with nobody there (a false face), uncertain reasons, how long after a buyer appears the decision comes (in
-camera time: the replay's frames are 1/15 s apart whatever the CPU), frames per second and the cost of empty
-frames.
+ID, merged and split buyers, decisions on a till with nobody there (a false face), uncertain reasons,
+how long after a buyer appears the decision comes (in camera time: the replay's frames are 1/15 s apart
+whatever the CPU), frames per second and the cost of empty frames.
 """
 from __future__ import annotations
 

@@ -83,8 +83,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
 
     \b
     Reports: decided share, MAE of fused ages, minors decided ok, 25+ asked for ID,
-    merged buyers (no decision of their own), split buyers, decisions with nobody at the till, reasons for uncertain,
-    frames per second and the cost of an empty frame. Example:
+    merged buyers (no decision of their own), split buyers, decisions with nobody at
+    the till, reasons for uncertain, frames per second and the cost of an empty frame. Example:
       agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --limit 1000 --gap 0..15
     """
     import numpy as np
