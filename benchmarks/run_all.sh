@@ -131,6 +131,12 @@ for fp in 60..85 85..110 110..190; do
   agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp \
     --small-face-score 0.35 --json > "$R/far-camera/small-face-score0.35-dedup-point0.140-$fp.json"
 done
+for fp in 85..110 110..190; do  # a second draw of buyers, pooled with the first (rule-small-face-score-dedup-800.md)
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp --seed 1 \
+    --json > "$R/far-camera/refine0.2-point0.140-seed1-$fp.json"
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp --seed 1 \
+    --small-face-score 0.35 --json > "$R/far-camera/small-face-score0.35-dedup-point0.140-seed1-$fp.json"
+done
 python -m agegate.benchmarks.false_faces --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val \
   --scenes 400 --small-face-score 0.35 --min-score 0.35 --out "$R/far-camera/false-faces-val.json"
 

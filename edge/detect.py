@@ -152,7 +152,8 @@ class DetectorOptions:
     # At min_score or above: off, the default. Measured at 0.35 by rules written first (400 val buyers per face
     # size, benchmarks/results/far-camera/small-face-score0.35-dedup-*): at 60-85 px never detected 43 -> 9,
     # decided 86 -> 95 %, no minor passed, no face on 400 empty frames; at 85-110 px one buyer more merged (3
-    # against 2), which the rule refused (MODEL_HISTORY.md, "A lower score for small faces").
+    # against 2), but on 800 buyers per size (two draws) no more merged or split: it qualifies, and waits for
+    # the model's recalibration with it (MODEL_HISTORY.md, "A lower score for small faces").
     small_face_score: float = 0.5
     # Photos: when nothing is found on the whole frame (padded retry and Haar included), or the best face
     # scores under DOUBT_BELOW, look again on a grid of tiles x tiles overlapping tiles, BlazeFace alone on
