@@ -23,6 +23,7 @@ import click
 import numpy as np
 
 from agegate.convert.evaluate import read_splits
+from agegate.edge.config import bounds
 from agegate.edge.detect import DetectorOptions, FaceDetector
 from agegate.edge.runtime import runtime_version
 
@@ -33,13 +34,15 @@ FRAME = (640, 480)  # the till camera's frame (width, height)
 BOX = "the box (camera profile)"
 
 
-def _scores(text: str, name: str) -> list[float]:
+def _scores(text: str, name: str, key: str) -> list[float]:
+    """Comma-separated values of the detector's `key`, each in the range box.toml allows for it."""
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of scores", param_hint=name) from None
-    if any(not 0.05 <= v <= 0.99 for v in values):
-        raise click.BadParameter(f"{text!r}: every score must lie in 0.05-0.99", param_hint=name)
+    lo, hi = bounds("detector", key)
+    if any(not lo <= v <= hi for v in values):
+        raise click.BadParameter(f"{text!r}: every score must lie in {lo:g}-{hi:g}", param_hint=name)
     return values
 
 
@@ -67,7 +70,8 @@ def variants(small_face_scores: list[float], min_scores: list[float]) -> dict[st
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
 def main(data: tuple[str, ...], split: str, per_set: int, scenes: int, small_face_scores: str, min_scores: str,
          seed: int, out: str | None) -> None:
-    named = variants(_scores(small_face_scores, "--small-face-score"), _scores(min_scores, "--min-score"))
+    named = variants(_scores(small_face_scores, "--small-face-score", "small_face_score"),
+                     _scores(min_scores, "--min-score", "min_score"))
     rng = np.random.default_rng(seed)
     drawn = []  # (set name, record), as uncropped_probe draws them
     for s in read_splits(list(data), "auto", None, split):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from agegate.edge.config import bounds
 from agegate.edge.detect import DETECTORS, DetectorOptions
 from agegate.edge.pipeline import BoxOptions
 from agegate.train.cli_options import format_option
@@ -62,14 +63,17 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               f"camera further away (the box ages faces of at least {BoxOptions.min_quality_face} px).")
 @click.option("--detector", type=click.Choice(DETECTORS), default=DetectorOptions.detector, show_default=True,
               help="The box's face detector (box.toml detector.name): full range finds smaller faces, further away.")
-@click.option("--refine-below", type=click.FloatRange(0, 1), default=DetectorOptions.refine_below,
+@click.option("--refine-below", type=click.FloatRange(*bounds("detector", "refine_below")),
+              default=DetectorOptions.refine_below,
               show_default=True,
               help="Detect a face narrower than this share of the frame's longer side again on a region around it "
               "at full resolution (box.toml detector.refine_below; 0: never). 0.2 is a face under 128 px.")
-@click.option("--min-score", type=click.FloatRange(0.05, 0.99), default=DetectorOptions.min_score, show_default=True,
+@click.option("--min-score", type=click.FloatRange(*bounds("detector", "min_score")), default=DetectorOptions.min_score,
+              show_default=True,
               help="The detector's score a face must reach (box.toml detector.min_score): lower finds more far faces, "
               "and more false ones.")
-@click.option("--small-face-score", type=click.FloatRange(0.05, 0.99), default=DetectorOptions.small_face_score,
+@click.option("--small-face-score", type=click.FloatRange(*bounds("detector", "small_face_score")),
+              default=DetectorOptions.small_face_score,
               show_default=True,
               help="A face under --refine-below is kept from this score if the second look finds it at --min-score "
               "(box.toml detector.small_face_score; --min-score or above: off).")

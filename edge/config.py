@@ -154,6 +154,12 @@ def settings(section: str) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(sections()[section])}
 
 
+def bounds(section: str, key: str) -> tuple[float, float]:
+    """The range box.toml allows for `section.key` (a command line offering the same setting says the same)."""
+    meta = settings(section)[key].metadata
+    return meta["lo"], meta["hi"]
+
+
 def _label(section: str, key: str, origin: str) -> str:
     flag = settings(section)[key].metadata["flag"]
     return f"{flag} ({section}.{key})" if origin == "command line" and flag else f"{section}.{key}"

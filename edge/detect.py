@@ -299,11 +299,11 @@ class FaceDetector:
         `small_face_score`) is dropped when the face that look found overlaps one already kept (IoU >= NMS_IOU):
         a weak second box on a buyer, beside their sure one, holds that buyer's face too, and the second look
         finds it again; kept, the frame would hold the face twice (a split buyer, in the tracker)."""
-        kept: list[FaceBox] = []
-        for f in sorted(faces, key=lambda f: f.score < self.options.min_score):  # stable: sure faces first
+        sure = [f for f in faces if f.score >= self.options.min_score]
+        kept = [self._refine(rgb, f) for f in sure]  # a sure face is always kept
+        for f in (f for f in faces if f.score < self.options.min_score):
             g = self._refine(rgb, f)
-            doubtful = f.score < self.options.min_score
-            if g is not None and not (doubtful and any(iou(g.corners, k.corners) >= NMS_IOU for k in kept)):
+            if g is not None and not any(iou(g.corners, k.corners) >= NMS_IOU for k in kept):
                 kept.append(g)
         return _largest_first(kept)
 
