@@ -25,7 +25,7 @@ Example box.toml (every key optional except source.uri and model.path):
     min_score = 0.5
     every = 1                # detect on every k-th frame (2-3 halve the CPU on slow boxes)
     refine_below = 0.2       # faces under this share of the frame (128 px of 640) are detected again, closer
-    small_face_score = 0.5   # such a face is kept from this score if the closer look finds it at min_score
+    small_face_score = 0.35  # such a face is kept from this score if the closer look finds it at min_score
     [decision]
     id_threshold = 25
     min_frames = 5
@@ -89,7 +89,7 @@ class DetectorSection:
     every: int = _setting(1, 1, 30, doc="detect on every k-th frame; faces are carried in between")
     refine_below: float = _setting(0.2, 0.0, 1.0, doc="a face narrower than this share of the frame is detected "
                                    "again around it at full resolution (0: never)")
-    small_face_score: float = _setting(0.5, 0.05, 0.99, doc="a face under refine_below is kept from this score "
+    small_face_score: float = _setting(0.35, 0.05, 0.99, doc="a face under refine_below is kept from this score "
                                        "if the closer look finds it at min_score (min_score or above: off)")
 
 

@@ -108,6 +108,13 @@ REFINE_BELOW = 0.3
 #: 1.4-1.5x (replay p50s; `agegate bench frames`: 1.54x): one more detector run, on a face found, so an empty
 #: frame costs what it did.
 CAMERA_REFINE_BELOW = 0.2
+#: Camera frames' `small_face_score`: a far face is 12-17 px of short range's input and often scores under 0.5
+#: there; the second look sees it four times larger. Chosen by rules written before the runs (400 val buyers per
+#: face size, benchmarks/results/far-camera/rule-small-face-score*.md, small-face-score0.35-dedup-*): at 60-85 px
+#: never detected 43 -> 9, decided 86 -> 95 %, no minor passed; at 85-110 px one buyer more merged (3 against
+#: 2), but on 800 buyers per size (two draws) none more merged or split; no face on 400 empty frames
+#: (false-faces-val.json). MODEL_HISTORY.md, "A lower score for small faces".
+CAMERA_SMALL_FACE_SCORE = 0.35
 #: The photo profile's `tiles` (see DetectorOptions).
 TILES = 4
 #: Photos: a whole-frame face scored under this is doubted, and tiles are searched for smaller faces in it.
@@ -147,14 +154,9 @@ class DetectorOptions:
     # 1280x960 scene: 0.45 and 0.6 moved MAE by 0.05 at most (benchmarks/uncropped_probe.py; benchmarks/PHOTOS.md).
     refine_below: float = CAMERA_REFINE_BELOW
     # A face under `refine_below` is kept from this score on the whole frame (instead of min_score) only when
-    # the second look finds it again at min_score, its centre inside the first box: a far face is 12-17 px of
-    # short range's input and often scores under 0.5 there, and the second look sees it four times larger.
-    # At min_score or above: off, the default. Measured at 0.35 by rules written first (400 val buyers per face
-    # size, benchmarks/results/far-camera/small-face-score0.35-dedup-*): at 60-85 px never detected 43 -> 9,
-    # decided 86 -> 95 %, no minor passed, no face on 400 empty frames; at 85-110 px one buyer more merged (3
-    # against 2), but on 800 buyers per size (two draws) no more merged or split: it qualifies, and waits for
-    # the model's recalibration with it (MODEL_HISTORY.md, "A lower score for small faces").
-    small_face_score: float = 0.5
+    # the second look finds it again at min_score, its centre inside the first box (min_score or above: off).
+    # Camera frames: CAMERA_SMALL_FACE_SCORE. Photos: off (not measured there).
+    small_face_score: float = CAMERA_SMALL_FACE_SCORE
     # Photos: when nothing is found on the whole frame (padded retry and Haar included), or the best face
     # scores under DOUBT_BELOW, look again on a grid of tiles x tiles overlapping tiles, BlazeFace alone on
     # each (0: never). A face under about a tenth of the photo's longer side is under 13 px of short range's
@@ -171,7 +173,7 @@ class DetectorOptions:
         """Photos and tight crops (eval --detect, train --crop box, image folders): faces down to 16 px,
         padded retry and Haar fallback on."""
         return cls(**{"min_face": 16, "pad_retry": True, "fallback_haar": True, "refine_below": REFINE_BELOW,
-                      "tiles": TILES, **kw})
+                      "small_face_score": 1.0, "tiles": TILES, **kw})
 
 
 def _anchors(size: int, strides: tuple[int, ...], interp_ratio: float) -> np.ndarray:

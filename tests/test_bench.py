@@ -415,12 +415,12 @@ def test_false_faces_counts_faces_on_empty_till_frames(tmp_path):
 
     out = tmp_path / "ff.json"
     r = CliRunner().invoke(main, ["--data", str(UTK), "--split", "test", "--per-set", "80", "--scenes", "12",
-                                  "--small-face-score", "0.35", "--min-score", "0.05", "--out", str(out)])
+                                  "--small-face-score", "0.5", "--min-score", "0.05", "--out", str(out)])
     assert r.exit_code == 0, r.output + repr(r.exception)
     result = json.loads(out.read_text())
     hits, faces = result["with_a_face"], result["faces"]
     assert result["frame"] == [640, 480] and result["pieces"] > 20
-    assert set(hits) == {BOX, "small_face_score 0.35", "min_score 0.05"} == set(result["variants"])
+    assert set(hits) == {BOX, "small_face_score 0.5", "min_score 0.05"} == set(result["variants"])
     assert result["variants"]["min_score 0.05"]["min_score"] == 0.05
     assert hits[BOX] <= 2 and hits["min_score 0.05"] >= 9 and faces["min_score 0.05"] >= hits["min_score 0.05"]
     r = CliRunner().invoke(main, ["--data", str(UTK), "--min-score", "0.01"])

@@ -39,7 +39,7 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     m = json.loads(r.stdout)
     assert m["face_px"] == [32, 38] and m["detector"] == "blazeface-full"
     # the box's camera profile, recorded with the run
-    assert (m["refine_below"], m["min_score"], m["small_face_score"]) == (0.2, 0.5, 0.5)
+    assert (m["refine_below"], m["min_score"], m["small_face_score"]) == (0.2, 0.5, 0.35)
     assert m["missed"] == m["buyers"] == 8 and m["decided_share"] == 0.0
     # --ages: only the children become buyers (every minor of a split, not a sample's few)
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--ages", "0..17", "--json"])
