@@ -171,7 +171,7 @@ class DetectorOptions:
     @classmethod
     def for_photos(cls, **kw) -> "DetectorOptions":
         """Photos and tight crops (eval --detect, train --crop box, image folders): faces down to 16 px,
-        padded retry and Haar fallback on."""
+        padded retry and Haar fallback on, tiles; no lower score for small faces (measured on camera frames only)."""
         return cls(**{"min_face": 16, "pad_retry": True, "fallback_haar": True, "refine_below": REFINE_BELOW,
                       "small_face_score": 1.0, "tiles": TILES, **kw})
 

@@ -205,6 +205,8 @@ def test_a_far_face_under_the_score_is_kept_only_when_the_second_look_finds_it()
     look (refine_below 0) the setting does nothing."""
     options = DetectorOptions()
     assert options.small_face_score < options.min_score
+    photos = DetectorOptions.for_photos()
+    assert photos.small_face_score >= photos.min_score  # photos keep it off: measured on camera frames only
     off = replace(options, small_face_score=options.min_score)
     detectors = {"off": FaceDetector(off), "low": FaceDetector(options),
                  "one pass": FaceDetector(replace(off, refine_below=0.0)),
