@@ -97,7 +97,9 @@ python -m agegate.benchmarks.bias_probe edge/assets/default_model.tflite --data 
 #    buyers replayed once each (about 20 minutes each; MODEL_HISTORY.md, "Fusing a buyer's frames", "The blur
 #    limit", "How many frames before deciding"). fusion-probe/val.json, quality-gate-probe/val.json and
 #    evidence-probe/val.json were recorded before the box's second look at small faces (2026-12-04), so runs of
-#    the box now differ from them a little; evidence-probe/val-refine.json is the box now.
+#    the box now differ from them a little; evidence-probe/val-refine.json is the box with that look, before it
+#    kept small faces from a score of 0.35 (2026-12-05; the same point, and on val's usual face sizes almost
+#    the same buyers: MODEL_HISTORY.md, "A lower score for small faces").
 python -m agegate.benchmarks.fusion_probe edge/assets/default_model.tflite --data ../shared/datasets/utkface \
   --data ../shared/datasets/aaf --split val --buyers 800 --exclude convert/label-errors-val.txt \
   --out "$R/fusion-probe/val.json"
