@@ -47,7 +47,7 @@ agegate bench "$(python -c 'from agegate.edge.default_model import default_model
 # replay-default-v2{,.1,.2}-*.json, replay-default-v2.3-{test,val,test-minors}.json (v2.3 at the blur limit of 20,
 # before 2026-12-03).
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --limit 1200 --gap 0..15 --json \
-  > "$R/replay-default-v2.3-smallface-test.json"
+  --curve "$R/replay-default-v2.3-smallface-challenge25-test.png" > "$R/replay-default-v2.3-smallface-test.json"
 # Every test minor as a buyer (the 1,200-buyer sample's 191 cannot show 0.5 %).
 agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split test --ages 0..17 --json \
   > "$R/replay-default-v2.3-smallface-test-minors.json"

@@ -81,8 +81,12 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
+@click.option("--curve", type=click.Path(dir_okay=False),
+              help="Distribution models: write the per-buyer Challenge-25 trade-off (minors ok vs 25+ asked, one "
+              "point per P(under 25) threshold) as a PNG, the box's decisions here and the operating point's "
+              "where it was chosen marked.")
 def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, refine_below, min_score,
-           small_face_score, threads, seed, as_json, png):
+           small_face_score, threads, seed, as_json, png, curve):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -117,6 +121,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
     if not buyers:
         raise UsageError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     model = AgeModel(resolve_model(model_path), threads=threads)
+    if curve and not model.meta.head.is_distribution:  # before minutes of replay, not after
+        raise UsageError("--curve needs a distribution model (train --head distribution); this one gives one age")
     detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score,
                                        small_face_score=small_face_score)
     pipeline = BoxPipeline(model, BoxOptions(threads=threads, detector=detector_options))
@@ -132,6 +138,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:
         _chart(result, Path(png))
+    if curve:
+        _curve(result, model.meta.operating_point, Path(curve))
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -161,6 +169,18 @@ def render(r: dict) -> str:
     if r["unplaced"]:
         lines.append(f"  {len(r['unplaced'])} photo(s) not placed (no face found; --json lists them)")
     return "\n".join(lines)
+
+
+def _curve(r: dict, op, path: Path) -> None:
+    """The per-buyer trade-off of this replay (its buyers' fused P(under 25), every threshold), marked where the
+    box's decisions fell here (uncertain and merged buyers counted as the box counts them) and where the
+    operating point was measured per buyer when it was chosen."""
+    from .calibrate import op_markers, plot_tradeoff
+
+    here = (r["adults_asked_share"], r["minors_ok_share"])
+    marks = [("the box's decisions here", *here)] if None not in here else []
+    marks += [m for m in op_markers(op, " (where chosen)") if "per buyer" in m[0]]
+    plot_tradeoff(path, [], r.get("risk_curve", []), op, marks)
 
 
 def _chart(r: dict, path: Path) -> None:

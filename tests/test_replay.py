@@ -1,6 +1,8 @@
 """`agegate replay` on a small fixed set: buyers back to back (gap 0) each get their own decision."""
 import json
 
+import cv2
+import pytest
 from click.testing import CliRunner
 
 from agegate.edge.cli import cli
@@ -13,11 +15,16 @@ CHILDREN = pick("test", 4, seed=42, lo=4, hi=9)
 
 def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shipped_model):
     labels = labelled_chips(tmp_path / "set", ADULTS + CHILDREN)
-    png = tmp_path / "replay.png"
+    png, curve = tmp_path / "replay.png", tmp_path / "curve.png"
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--frames", "20", "--json",
-                                 "--png", str(png)])
+                                 "--png", str(png), "--curve", str(curve)])
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)
+    # the per-buyer trade-off: one point per threshold, from asking every adult down to those the box could not
+    # decide (asked at any threshold), at most what the box asked here; drawn as a chart
+    asked = [p["adults_asked"] for p in m["risk_curve"]]
+    assert asked[0] == 1.0 and asked == sorted(asked, reverse=True) and asked[-1] <= m["adults_asked_share"]
+    assert cv2.imread(str(curve)).shape == (378, 540, 3)  # plot_tradeoff's 6 x 4.2 in at 90 dpi
     assert m["buyers"] == 8 and m["split"] == "test"  # no split in the CSV: the set is replayed whole
     assert m["merged"] == 0 and m["split_buyers"] <= 1  # lookalikes back to back may still part late
     assert m["minors"] == 4 and m["minors_decided_ok"] == 0  # no child is waved through
@@ -97,3 +104,15 @@ def test_a_decision_on_a_track_that_never_showed_a_buyer_is_a_false_one():
     made = [SimpleNamespace(track_id=t) for t in (1, 2, 3)]
     frames = {1: Counter({None: 12}), 2: Counter({None: 9, 4: 1})}
     assert [d.track_id for d in false_decisions(made, frames)] == [1, 3]
+
+
+@pytest.mark.slow  # the regression model is trained and converted (the session's `converted` fixture)
+def test_curve_needs_a_distribution_model_and_says_so_before_replaying(tmp_path, converted):
+    labels = labelled_chips(tmp_path / "set", ADULTS[:1])
+    curve = tmp_path / "curve.png"
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--model", str(converted["int8"]), "--curve", str(curve)])
+    assert r.exit_code != 0 and "--curve needs a distribution model" in r.output and not curve.exists()
+    # without --curve the same model replays (it decides by its fused age)
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--model", str(converted["int8"]), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["buyers"] == 1 and "risk_curve" not in json.loads(r.output)
