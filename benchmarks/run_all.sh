@@ -154,6 +154,17 @@ python -m agegate.benchmarks.false_faces --data ../shared/datasets/utkface --dat
   --scenes 400 --small-face-score 0.5 --min-score 0.35 --out "$R/far-camera/false-faces-val.json"
 # The box now is small-face-score0.35-dedup-point0.140-*.json: run at the new default with the recalibrated
 # sidecar (same point), `agegate replay ... --split val --limit 400 --face-px A..B` gave the same figures.
+# Small faces from 0.25, tried and not kept (far-camera/rule-small-face-score-0.25.md; pooled-800-0.25.txt).
+for fp in 60..85 85..110 110..190; do
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp \
+    --small-face-score 0.25 --json > "$R/far-camera/small-face-score0.25-point0.140-$fp.json"
+done
+for fp in 85..110 110..190; do
+  agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --split val --limit 400 --face-px $fp --seed 1 \
+    --small-face-score 0.25 --json > "$R/far-camera/small-face-score0.25-point0.140-seed1-$fp.json"
+done
+python -m agegate.benchmarks.false_faces --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val \
+  --scenes 400 --small-face-score 0.25 --out "$R/far-camera/false-faces-val-0.25.json"
 
 agegate bench report "$R"/shipped-modes.json "$R"/resnet50-vs-shipped.json "$R"/pipeline-10k.json \
   "$R"/pipeline-box-vs-landed.json "$R"/frames.json "$R"/replay-shipped-test.json "$R"/replay-default-v2.3-test.json \
