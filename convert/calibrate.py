@@ -259,10 +259,17 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                              minors_at_the_line(replay_summary["buyer_paths"], b[:, 0], None, b[:, 1], max_risk))
 
 
-def op_markers(op: OperatingPoint | None, where: str = "") -> list[tuple[str, float, float]]:
-    """(label, adults asked, minors ok) of an operating point as measured when it was chosen."""
+def curve_needs_distribution(meta) -> None:
+    """A Challenge-25 curve (`--curve`) is drawn over P(under 25): refuse a regression model before any work."""
+    if not meta.head.is_distribution:
+        raise UsageError("--curve needs a distribution model (train --head distribution); this one gives one age")
+
+
+def op_markers(op: OperatingPoint | None, where: str = "",
+               keys: tuple[str, ...] = ("per_image", "per_buyer")) -> list[tuple[str, float, float]]:
+    """(label, adults asked, minors ok) of an operating point as measured when it was chosen, for `keys`."""
     out = []
-    for key in ("per_image", "per_buyer"):
+    for key in keys:
         m = ((op.measured if op else None) or {}).get(key)
         if m and m.get("adults_asked") is not None and m.get("minors_ok") is not None:
             out.append((f"operating point, {key.replace('_', ' ')}{where}", m["adults_asked"], m["minors_ok"]))

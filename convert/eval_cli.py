@@ -42,19 +42,20 @@ def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, 
         from agegate.edge.errors import UsageError
 
         raise UsageError("--split-file applies to one --data set; each set brings its own split")
+    meta = model_metadata(model_path)
+    if curve:  # before the evaluation, not after
+        from .calibrate import curve_needs_distribution
+
+        curve_needs_distribution(meta)
     sets = evaluate_sets(model_path, read_splits(list(data), fmt, split_file, split, limit), threads=threads,
                          detect=detect, detector=detector, progress=not as_json and sys.stderr.isatty())
     overall = Predictions.concat([s.predictions for s in sets]) if len(sets) > 1 else sets[0].predictions
-    detected = detect or model_metadata(model_path).preprocess.face_crop == "box"
+    detected = detect or meta.preprocess.face_crop == "box"
     m = overall.metrics()
     m.update(model=str(model_path), split=split, detect=detected, sets=[s.to_dict() for s in sets])
     if predictions:
         overall.write_csv(Path(predictions))
     if curve:
-        if overall.probs is None:
-            from agegate.edge.errors import UsageError
-
-            raise UsageError("--curve needs a distribution model (train --head distribution); this one gives one age")
         from .calibrate import plot_tradeoff
 
         here = m.get("operating_point")

@@ -121,8 +121,10 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
     if not buyers:
         raise UsageError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     model = AgeModel(resolve_model(model_path), threads=threads)
-    if curve and not model.meta.head.is_distribution:  # before minutes of replay, not after
-        raise UsageError("--curve needs a distribution model (train --head distribution); this one gives one age")
+    if curve:  # before minutes of replay, not after
+        from .calibrate import curve_needs_distribution
+
+        curve_needs_distribution(model.meta)
     detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score,
                                        small_face_score=small_face_score)
     pipeline = BoxPipeline(model, BoxOptions(threads=threads, detector=detector_options))
@@ -179,7 +181,7 @@ def _curve(r: dict, op, path: Path) -> None:
 
     here = (r["adults_asked_share"], r["minors_ok_share"])
     marks = [("the box's decisions here", *here)] if None not in here else []
-    marks += [m for m in op_markers(op, " (where chosen)") if "per buyer" in m[0]]
+    marks += op_markers(op, " (where chosen)", keys=("per_buyer",))
     plot_tradeoff(path, [], r.get("risk_curve", []), op, marks)
 
 

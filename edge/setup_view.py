@@ -72,8 +72,8 @@ def verdict(s: SetupStatus) -> tuple[str, str, bool]:
         return "face turned away", "turn the camera towards where the buyer looks", False
     if s.face_px is not None and s.face_px < s.setup_face_px:
         return "face small", (f"move the camera closer: the box ages this face ({s.face_px:.0f} px) but loses "
-                              f"buyers whose faces are under {s.setup_face_px} px (fewer found and decided, more adults asked "
-                              "for ID)"), False
+                              f"buyers whose faces are under {s.setup_face_px} px (fewer found and decided, more "
+                              "adults asked for ID)"), False
     return "good", "nothing to do: faces here are large, sharp and lit enough", True
 
 

@@ -112,6 +112,9 @@ def test_curve_needs_a_distribution_model_and_says_so_before_replaying(tmp_path,
     curve = tmp_path / "curve.png"
     r = CliRunner().invoke(cli, ["replay", str(labels), "--model", str(converted["int8"]), "--curve", str(curve)])
     assert r.exit_code != 0 and "--curve needs a distribution model" in r.output and not curve.exists()
+    # eval says the same, also before its work
+    r = CliRunner().invoke(cli, ["eval", "--model", str(converted["int8"]), "--data", str(labels), "--curve", str(curve)])
+    assert r.exit_code != 0 and "--curve needs a distribution model" in r.output and not curve.exists()
     # without --curve the same model replays (it decides by its fused age)
     r = CliRunner().invoke(cli, ["replay", str(labels), "--model", str(converted["int8"]), "--json"])
     assert r.exit_code == 0, r.output
