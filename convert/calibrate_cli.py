@@ -47,8 +47,6 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     Example:
       agegate calibrate m.tflite --data ../shared/datasets/utkface --data ../shared/datasets/aaf
     """
-    from tqdm import tqdm
-
     from .calibrate import (buyers_to_replay, calibrate as run_calibrate, check_targets, match_exclusions,
                             plot_tradeoff, read_label_exclusions)
     from .evaluate import Predictions, evaluate_sets, read_splits
@@ -68,18 +66,13 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     box = BoxOptions(threads=threads)  # the box whose per-buyer decisions the point is chosen for
 
     def buyer_replay(meta):
-        from agegate.edge.pipeline import BoxPipeline
         from agegate.edge.runtime import AgeModel
 
-        from .replay import ReplayOptions, load_buyers, replay
+        from .replay import replay_photos
 
-        chosen = buyers_to_replay(records, gone, buyers)
-        with tqdm(total=len(chosen), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
-            placed, _ = load_buyers(chosen, bar.update)
         model = AgeModel(model_path, threads=threads)
         model.meta = meta  # the temperature being chosen, no operating point yet
-        with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
-            return replay(BoxPipeline(model, box), placed, ReplayOptions(), bar.update)
+        return replay_photos(model, buyers_to_replay(records, gone, buyers), box, show=show)
 
     chosen_on = f"{', '.join(s.name for s in splits)} [{split}]"
     result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,

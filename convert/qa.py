@@ -17,7 +17,7 @@ from agegate.edge.bands import band_labels
 from .evaluate import Predictions
 from agegate.edge.contracts import CHALLENGE_AGE
 
-from agegate.edge.challenge25 import binomial_lower, rates
+from agegate.edge.challenge25 import OperatingPoint, binomial_lower, rates, tradeoff_curve
 from agegate.edge.metadata import ModelMetadata
 
 from .metrics import age_metrics, group_mae
@@ -56,6 +56,9 @@ class QAReport:
     comparison: dict
     gates: list[GateResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what a reader must know to trust the verdict
+    # A distribution model's Challenge-25 trade-off on the QA data: "per_image" (the curve over every
+    # P(under 25) threshold), and with a replay "per_buyer" (the replay's figures and its curve).
+    challenge25: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -119,7 +122,10 @@ def parent_notes(fmeta: ModelMetadata) -> list[str]:
 
 
 def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, quant_model: str,
-            per_set: dict[str, Predictions] | None = None) -> QAReport:
+            per_set: dict[str, Predictions] | None = None, replay_summary: dict | None = None) -> QAReport:
+    """Every gate of the quantized predictions `qp` against the float ones `fp` (the same images); `per_set`
+    adds the business gate per population, `replay_summary` (the QA data replayed as buyers through the box
+    with the quantized model) the per-buyer target of its operating point."""
     keep, qkeep = fp.pair(qp)
     y, f, q = fp.y_true[keep], fp.y_pred[keep], qp.y_pred[qkeep]
     fm, qm = age_metrics(y, f), age_metrics(y, q)
@@ -157,30 +163,68 @@ def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, qu
         rep.gates.append(GateResult(f"mae[{name}]", mae < g.max_mae, mae, f"< {g.max_mae}",
                                     f"quantized MAE on {name} ({len(p.y_true)} images)"))
     rep.gates += operating_point_gates(qp, per_set)
+    op = qp.operating_point if qp.probs is not None else None
+    per_buyer = None if replay_summary is None else buyer_gate(op, replay_summary)
+    if per_buyer is not None:
+        rep.gates.append(per_buyer)
+    elif op is not None and op.target_minors_ok_buyer is not None:
+        rep.notes.append(f"the per-buyer target the operating point carries ({op.target_minors_ok_buyer:.1%} of "
+                         f"minors decided ok) was not checked: "
+                         + ("no minor was replayed" if replay_summary is not None else
+                            "`--buyers N` replays every minor of the QA data and N others through the box"))
+    elif op is not None and replay_summary is not None:
+        rep.notes.append("the operating point carries no per-buyer target (calibrated per image only): the replay "
+                         "gives the per-buyer curve, and no gate")
+    rep.challenge25 = challenge25_figures(qp, replay_summary)
     return rep
 
 
-def operating_point_gates(qp: Predictions, per_set: dict[str, Predictions] | None = None) -> list[GateResult]:
-    """A calibrated model must meet the target it carries on the QA data too (per image, on every set).
+def _target_gate(label: str, r: dict, target: float, max_risk: float, unit: str) -> GateResult:
+    """Whether `r` (challenge25.rates at the operating point) shows the target missed: only when even the
+    one-sided 90 % lower bound of the minors' share decided ok is above it. (calibrate chose the point so
+    that the upper bound on val is under it; a share one minor over the target on a few hundred minors is
+    no evidence of a miss, a share well over it is.) The share itself is the gate's value, beside the bound."""
+    passed = round(r["minors_ok"] * r["n_minors"])
+    lower = binomial_lower(passed, r["n_minors"])
+    return GateResult(label, lower <= target, round(r["minors_ok"], 4), f"90 % lower bound <= {target}",
+                      f"minors decided ok per {unit} at P(under 25) > {max_risk:.3f}: {passed} of {r['n_minors']} "
+                      f"(lower bound {lower:.4f}); it asks {r['adults_asked']:.1%} of 25+ for ID")
 
-    The gate fails when the QA data show the target is missed: when even the one-sided 90 % lower bound
-    of the minors' share decided ok is above the target. (calibrate chose the point so that the upper
-    bound on val is under it; a share one minor over the target on a few hundred minors is no evidence
-    of a miss, a share well over it is.) The share itself is the gate's value, beside the bound."""
+
+def operating_point_gates(qp: Predictions, per_set: dict[str, Predictions] | None = None) -> list[GateResult]:
+    """A calibrated model must meet the per-image target it carries on the QA data too, on every set."""
     op = qp.operating_point
     if qp.probs is None or op is None:
         return []
     out = []
     for name, p in [("", qp)] + sorted((per_set or {}).items()):
         r = rates(p.risk, p.y_true, op.max_risk)
-        if r["minors_ok"] is None:
-            continue
-        passed = round(r["minors_ok"] * r["n_minors"])
-        lower = binomial_lower(passed, r["n_minors"])
-        label = f"operating_point[{name}]" if name else "operating_point"
-        out.append(GateResult(label, lower <= op.target_minors_ok_image, round(r["minors_ok"], 4),
-                              f"90 % lower bound <= {op.target_minors_ok_image}",
-                              f"minors decided ok per image at P(under 25) > {op.max_risk:.3f}: {passed} of "
-                              f"{r['n_minors']} (lower bound {lower:.4f}); it asks {r['adults_asked']:.1%} of 25+ "
-                              f"for ID"))
+        if r["minors_ok"] is not None:
+            label = f"operating_point[{name}]" if name else "operating_point"
+            out.append(_target_gate(label, r, op.target_minors_ok_image, op.max_risk, "image"))
+    return out
+
+
+def buyer_gate(op: OperatingPoint | None, replay_summary: dict) -> GateResult | None:
+    """The per-buyer target the operating point carries, on a replay of the QA data through the box (the
+    box deciding by that point): None when the model carries no per-buyer target or no minor was replayed.
+    Uncertain and never-seen buyers cannot pass (challenge25.BLOCKED_RISK), as in calibrate."""
+    if op is None or op.target_minors_ok_buyer is None or "buyer_risks" not in replay_summary:
+        return None
+    b = np.array(replay_summary["buyer_risks"], np.float64)
+    r = rates(b[:, 1], b[:, 0], op.max_risk)
+    if r["minors_ok"] is None:
+        return None
+    return _target_gate("operating_point[per buyer]", r, op.target_minors_ok_buyer, op.max_risk, "buyer")
+
+
+def challenge25_figures(qp: Predictions, replay_summary: dict | None) -> dict:
+    """The trade-off curves of a distribution model on the QA data, for the report and --json: per image, and
+    per buyer with the replay's figures (its bulky per-buyer rows left out)."""
+    if qp.probs is None:
+        return {}
+    out: dict = {"per_image": {"curve": tradeoff_curve(qp.risk, qp.y_true)}}
+    if replay_summary is not None:
+        figures = {k: v for k, v in replay_summary.items() if k not in ("buyer_risks", "buyer_paths", "risk_curve")}
+        out["per_buyer"] = {**figures, "curve": replay_summary.get("risk_curve", [])}
     return out

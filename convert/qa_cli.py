@@ -22,13 +22,18 @@ from agegate.train.cli_options import data_options
 @click.option("--max-mae", type=float, default=8.0, show_default=True)
 @click.option("--max-drift", type=float, default=0.5, show_default=True)
 @click.option("--max-flips", type=float, default=0.02, show_default=True)
+@click.option("--buyers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="A calibrated model: also replay every minor of the split and a seeded sample of N others as "
+              "buyers through the real box (as `agegate calibrate` does, minutes per hundred), gate the per-buyer "
+              "target its operating point carries, and plot the per-buyer trade-off. 0: per image only (the "
+              "report notes the per-buyer target as unchecked).")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--debug-layers", is_flag=True,
               help="Rank the layers by their int8 error with TFLite's quantization debugger (needs a Keras --float); "
                    "`agegate convert --float-layers N` keeps the worst N in float.")
 @click.option("--out", default="qa", show_default=True, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
-def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, threads,
+def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, buyers, threads,
        debug_layers, out, as_json):
     """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""
     from agegate.edge.errors import UsageError
@@ -39,7 +44,11 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
 
     # A gate between two different predictors would measure the augmentation, not quantization. A run
     # folder has none of its own (`convert --tta` adds it): it is evaluated with the quantized model's.
-    tta = model_metadata(quantized).tta
+    qmeta = model_metadata(quantized)
+    tta = qmeta.tta
+    if buyers and (not qmeta.head.is_distribution or qmeta.operating_point is None):
+        raise UsageError(f"--buyers gates the per-buyer target of a calibrated model's operating point; {quantized} "
+                         f"carries none (`agegate calibrate` a distribution model first)")
     fmeta = model_metadata(float_model)
     float_tta = fmeta.tta if is_tflite(float_model) else tta
     if float_tta != tta:
@@ -53,8 +62,22 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
-    rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set)
-    rep.notes = parent_notes(fmeta)
+    replayed = None
+    if buyers:
+        from agegate.edge.challenge25 import settings_mismatch
+        from agegate.edge.pipeline import BoxOptions
+        from agegate.edge.runtime import AgeModel
+
+        from .calibrate import buyers_to_replay
+        from .replay import replay_photos
+
+        box = BoxOptions(threads=threads)  # the box as shipped, as calibrate replays
+        records = [r for s in splits for r in s.records]  # the images evaluated above
+        replayed = replay_photos(AgeModel(quantized, threads=threads), buyers_to_replay(records, set(), buyers),
+                                 box, show=prog)
+        mismatch = settings_mismatch(qmeta.operating_point, box.decision_rules())
+    rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
+    rep.notes = parent_notes(fmeta) + rep.notes + ([f"per-buyer gate: {mismatch}"] if buyers and mismatch else [])
     layers = None
     if debug_layers:
         if is_tflite(float_model):
@@ -73,6 +96,12 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
                    f"drift {rep.comparison['drift']:+.3f}, mean |diff| {rep.comparison['mean_abs_diff']:.3f}, "
                    f"p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "
                    f"flips {rep.comparison['decision_flip_rate']:.2%} on {rep.n} images")
+        per_buyer = rep.challenge25.get("per_buyer")
+        if per_buyer:
+            click.echo(f"  per buyer ({per_buyer['buyers']} replayed through the box): minors decided ok "
+                       f"{per_buyer['minors_decided_ok']} of {per_buyer['minors']}, 25+ asked for ID "
+                       f"{per_buyer['adults_asked']} of {per_buyer['adults_25plus']}, decided "
+                       f"{per_buyer['decided_share']:.1%}")
         for g in rep.gates:
             click.echo(f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.value} (limit {g.limit})")
         for note in rep.notes:

@@ -56,14 +56,19 @@ def write_report(rep: QAReport, fp: Predictions, qp: Predictions, out: Path, deb
     y, f, q = fp.y_true[keep], fp.y_pred[keep], qp.y_pred[qkeep]
     pngs = _plots(y, f, q, out)
     if qp.probs is not None:  # a distribution model: the Challenge-25 trade-off, operating point marked
-        from agegate.edge.challenge25 import rates, tradeoff_curve
+        from agegate.edge.challenge25 import rates
 
         from .calibrate import plot_tradeoff
 
         op = qp.operating_point
         here = rates(qp.risk, qp.y_true, op.max_risk) if op else None
-        marks = [("operating point on the QA data", here["adults_asked"], here["minors_ok"])] if here else []
-        plot_tradeoff(out / "challenge25.png", tradeoff_curve(qp.risk, qp.y_true), [], op, marks)
+        marks = [("operating point on the QA data, per image", here["adults_asked"], here["minors_ok"])] if here else []
+        per_buyer = rep.challenge25.get("per_buyer")
+        if per_buyer and op and None not in (per_buyer["adults_asked_share"], per_buyer["minors_ok_share"]):
+            marks.append(("the box's decisions on the QA data, per buyer", per_buyer["adults_asked_share"],
+                          per_buyer["minors_ok_share"]))
+        plot_tradeoff(out / "challenge25.png", rep.challenge25["per_image"]["curve"],
+                      (per_buyer or {}).get("curve", []), op, marks)
         pngs.append("challenge25.png")
     gate_rows = "".join(
         f"<tr><td>{g.name}</td><td style='color:{'green' if g.passed else 'red'}'>{'pass' if g.passed else 'FAIL'}</td>"

@@ -30,7 +30,7 @@ from agegate.edge.challenge25 import BLOCKED_RISK, tradeoff_curve
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.decision import Decision, reason_code
 from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, box_crop
-from agegate.edge.errors import AgegateError
+from agegate.edge.errors import AgegateError, DatasetError
 from agegate.edge.preprocess import decode_image
 
 FRAME_W, FRAME_H = 640, 480
@@ -78,6 +78,25 @@ def head_patch(rgb: np.ndarray, detector: FaceDetector, label: FaceBox | None = 
     upright as photographed, 256 px."""
     found = box_crop(rgb, detector, margin=0.0, context=CONTEXT, out_size=256, align=False, label=label)
     return None if found is None else found[0]
+
+
+def replay_photos(model, records: list, box, options: ReplayOptions | None = None, show: bool = False) -> dict:
+    """Place `records` (labelled photos) as buyers and replay them through a BoxPipeline of `model` (an
+    AgeModel, with the metadata it decides by) and `box` (BoxOptions); the replay summary, with `unplaced`
+    (photos without a face: path and why). calibrate and qa replay this way; `agegate replay` adds its own
+    detector settings and reports."""
+    from tqdm import tqdm
+
+    from agegate.edge.pipeline import BoxPipeline
+
+    with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+        placed, unplaced = load_buyers(records, bar.update)
+    if not placed:
+        raise DatasetError(f"no buyer could be placed: no face found in any of {len(records)} photos")
+    with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
+        summary = replay(BoxPipeline(model, box), placed, options or ReplayOptions(), bar.update)
+    summary["unplaced"] = [{"path": path, "reason": why} for path, why in unplaced]
+    return summary
 
 
 def load_buyers(records, progress=None) -> tuple[list[Buyer], list[tuple[str, str]]]:

@@ -96,30 +96,22 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
       agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --limit 1000 --gap 0..15
     """
     import numpy as np
-    from tqdm import tqdm
 
     from agegate.edge.default_model import resolve_model
     from agegate.edge.errors import UsageError
-    from agegate.edge.pipeline import BoxPipeline
     from agegate.edge.runtime import AgeModel
 
-    from .evaluate import set_name, select_records
-    from .replay import ReplayOptions, load_buyers, replay as run_replay
+    from .evaluate import select_records
+    from .replay import ReplayOptions, replay_photos
 
-    records = [(r, set_name(d)) for d in data
-               for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
+    records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
     if ages:
-        records = [(r, name) for r, name in records if ages[0] <= r.age <= ages[1]]
+        records = [r for r in records if ages[0] <= r.age <= ages[1]]
         if not records:
             raise UsageError(f"no photo in split {split!r} is labelled with an age in {ages[0]}..{ages[1]}")
     if limit and limit < len(records):
         pick = np.random.default_rng(seed).permutation(len(records))[:limit]
         records = [records[i] for i in sorted(pick)]
-    show = not as_json and sys.stderr.isatty()
-    with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
-        buyers, unplaced = load_buyers([r for r, _ in records], bar.update)
-    if not buyers:
-        raise UsageError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     model = AgeModel(resolve_model(model_path), threads=threads)
     if curve:  # before minutes of replay, not after
         from .calibrate import curve_needs_distribution
@@ -127,16 +119,14 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
         curve_needs_distribution(model.meta)
     detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score,
                                        small_face_score=small_face_score)
-    pipeline = BoxPipeline(model, BoxOptions(threads=threads, detector=detector_options))
-    with tqdm(total=len(buyers), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
-        result = run_replay(pipeline, buyers, ReplayOptions(frames, gap, seed, face_px=face_px), bar.update)
+    result = replay_photos(model, records, BoxOptions(threads=threads, detector=detector_options),
+                           ReplayOptions(frames, gap, seed, face_px=face_px), show=not as_json and sys.stderr.isatty())
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
 
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), detector=detector,
                   refine_below=refine_below, min_score=min_score, small_face_score=small_face_score,
-                  unplaced=[{"path": p, "reason": why} for p, why in unplaced],
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:
         _chart(result, Path(png))

@@ -284,6 +284,36 @@ def test_qa_gate_fails_only_when_the_qa_data_show_the_target_missed():
     assert operating_point_gates(dataclasses.replace(preds(5), operating_point=None)) == []
 
 
+def test_qa_gates_the_per_buyer_target_on_a_replay_and_notes_it_unchecked_without_one():
+    from agegate.convert.evaluate import Predictions
+    from agegate.convert.qa import Gates, buyer_gate, compare
+
+    op = OperatingPoint(0.5, target_minors_ok_buyer=0.005)
+    # 400 minor buyers and 300 adults; `passed` minors with a risk under the point, one minor blocked (uncertain)
+    def replayed(passed: int) -> dict:
+        risks = [[12.0, 0.1]] * passed + [[12.0, 0.9]] * (399 - passed) + [[12.0, BLOCKED_RISK]] + [[40.0, 0.2]] * 300
+        return {"buyer_risks": risks, "buyer_paths": ["p"] * 700, "risk_curve": [{"threshold": 0.5}], "buyers": 700}
+
+    assert buyer_gate(op, replayed(1)).passed  # 0.25 %: under the target
+    assert buyer_gate(op, replayed(4)).passed  # 1.0 %: its lower bound (0.41 %) is no evidence of a miss
+    miss = buyer_gate(op, replayed(12))  # 3 %: the replay shows the target missed
+    assert not miss.passed and miss.value == 0.03 and "12 of 400" in miss.detail and "per buyer" in miss.name
+    assert buyer_gate(dataclasses.replace(op, target_minors_ok_buyer=None), replayed(12)) is None
+    assert buyer_gate(op, {"buyers": 3}) is None  # nobody decided with a risk
+
+    y = np.array([12.0, 40.0])
+    probs = np.zeros((2, HEAD.n_bins)); probs[0, 30] = probs[1, 40] = 1.0
+    qp = Predictions(["a", "b"], y, probs @ HEAD.ages, probs=probs, head=HEAD, operating_point=op)
+    rep = compare(qp, qp, Gates(), "f", "q", replay_summary=replayed(12))
+    assert not {g.name: g for g in rep.gates}["operating_point[per buyer]"].passed and not rep.passed
+    per_buyer = rep.challenge25["per_buyer"]
+    assert per_buyer["curve"] == [{"threshold": 0.5}] and "buyer_risks" not in per_buyer and per_buyer["buyers"] == 700
+    assert len(rep.challenge25["per_image"]["curve"]) == 101
+    alone = compare(qp, qp, Gates(), "f", "q")
+    assert "operating_point[per buyer]" not in {g.name for g in alone.gates}
+    assert any("per-buyer target" in n and "--buyers N" in n for n in alone.notes)
+
+
 def test_qa_compares_the_decisions_the_box_makes_for_a_calibrated_model():
     from agegate.convert.evaluate import Predictions
     from agegate.convert.qa import Gates, compare

@@ -1,0 +1,66 @@
+"""`agegate qa --buyers`: the per-buyer target of a model's operating point, gated on a replay of the QA data
+through the real box. The models are real .tflite files whose answer the test knows (conftest.gaussian_model):
+one that calls everyone 60 passes every minor, one that calls everyone 12 asks every minor."""
+import dataclasses
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from agegate.edge.challenge25 import OperatingPoint
+from agegate.edge.cli import cli
+from agegate.edge.metadata import read_metadata, write_metadata
+
+from .conftest import gaussian_model, labelled_chips, pick
+
+pytestmark = pytest.mark.slow  # builds its models with TensorFlow
+
+CHILDREN = pick("test", 5, seed=3, lo=5, hi=15)
+ADULTS = pick("test", 4, seed=4, lo=30, hi=60)
+
+
+def calibrated(path, centre: float):
+    """A distribution model saying `centre` of everyone, marked int8 and carrying an operating point with the
+    default targets (0.5 % of minors ok per buyer)."""
+    model = gaussian_model(path, centre)
+    meta = read_metadata(model)
+    write_metadata(model, dataclasses.replace(meta, quantization="int8", operating_point=OperatingPoint(0.5)))
+    return model
+
+
+def test_qa_buyers_fails_a_model_that_passes_minor_buyers_and_plots_the_per_buyer_curve(tmp_path):
+    labels = labelled_chips(tmp_path / "set", CHILDREN + ADULTS)
+    parent = gaussian_model(tmp_path / "parent.tflite", 59.0)
+    qa = ["qa", "--float", str(parent), "--data", str(labels), "--json"]
+
+    r = CliRunner().invoke(cli, [*qa, "--quantized", str(calibrated(tmp_path / "sixty.tflite", 60.0)),
+                                 "--buyers", "2", "--out", str(tmp_path / "qa60")])
+    assert r.exit_code == 1, r.output
+    rep = json.loads(r.output)
+    gate = {g["name"]: g for g in rep["gates"]}["operating_point[per buyer]"]
+    assert not gate["passed"] and gate["value"] == 1.0 and "5 of 5" in gate["detail"]
+    per_buyer = rep["challenge25"]["per_buyer"]
+    assert per_buyer["buyers"] == 5 + 2 and per_buyer["minors_decided_ok"] == 5  # every child, 2 of 4 adults
+    assert len(per_buyer["curve"]) >= 101 and "buyer_risks" not in per_buyer
+    assert (tmp_path / "qa60" / "challenge25.png").stat().st_size > 10_000
+
+    r = CliRunner().invoke(cli, [*qa, "--quantized", str(calibrated(tmp_path / "twelve.tflite", 12.0)),
+                                 "--buyers", "2", "--out", str(tmp_path / "qa12")])
+    rep = json.loads(r.output)  # fails on MAE (adults called 12), but no minor buyer passes
+    gate = {g["name"]: g for g in rep["gates"]}["operating_point[per buyer]"]
+    assert gate["passed"] and gate["value"] == 0.0
+
+    r = CliRunner().invoke(cli, [*qa, "--quantized", str(tmp_path / "twelve.tflite"), "--out", str(tmp_path / "q")])
+    notes = json.loads(r.output)["notes"]  # without --buyers the per-buyer target is named as unchecked
+    assert any("per-buyer target" in n and "--buyers N" in n for n in notes)
+    assert "challenge25" in json.loads(r.output) and "per_buyer" not in json.loads(r.output)["challenge25"]
+
+
+def test_qa_buyers_refuses_a_model_without_an_operating_point_before_any_work(tmp_path):
+    labels = labelled_chips(tmp_path / "set", CHILDREN[:1])
+    plain = gaussian_model(tmp_path / "plain.tflite", 30.0)
+    meta = read_metadata(plain)
+    write_metadata(plain, dataclasses.replace(meta, quantization="int8"))
+    r = CliRunner().invoke(cli, ["qa", "--float", str(gaussian_model(tmp_path / "p.tflite", 31.0)), "--quantized",
+                                 str(plain), "--data", str(labels), "--buyers", "5", "--out", str(tmp_path / "qa")])
+    assert r.exit_code == 2 and "carries none" in r.output and not (tmp_path / "qa").exists()
