@@ -194,15 +194,11 @@ def _check(section: str, key: str, value: Any, origin: str) -> Any:
 
 
 def _check_together(cfg: BoxConfig, origin: str) -> None:
-    from .pipeline import BoxOptions
-
-    d = cfg.decision
-    if d.decide_after < d.min_frames:
-        raise ConfigError(f"{origin}: decision.decide_after ({d.decide_after}) must be at least decision.min_frames "
-                          f"({d.min_frames}): a buyer is decided after decide_after good frames")
-    if d.decide_after > BoxOptions.window:
-        raise ConfigError(f"{origin}: decision.decide_after ({d.decide_after}) must be at most {BoxOptions.window}, the "
-                          f"good frames a buyer's track fuses: with more, no buyer is decided until they leave")
+    """Settings that are each in range but do not work together: the box's own rule (BoxOptions), named as
+    box.toml names it."""
+    problem = runtime_plan(cfg).box.evidence_problem()
+    if problem:
+        raise ConfigError(f"{origin}: decision.{problem}")
 
 
 def validate(raw: dict[str, Any], origin: str = "config") -> BoxConfig:

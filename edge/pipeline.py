@@ -70,10 +70,13 @@ class BoxOptions:
         """Why `decide_after` cannot work with these settings ('' when it can). A track holds at most `window`
         good frames, so a larger decide_after is never reached and every buyer would be decided only once they
         left; one smaller than the policy's min_frames decides every buyer uncertain."""
-        if self.policy.min_frames <= self.decide_after <= self.window:
-            return ""
-        return (f"decide_after ({self.decide_after}) must lie between the policy's min_frames "
-                f"({self.policy.min_frames}) and window ({self.window})")
+        if self.decide_after < self.policy.min_frames:
+            return (f"decide_after ({self.decide_after}) must be at least min_frames ({self.policy.min_frames}): a "
+                    f"buyer is decided after decide_after good frames, and with fewer than min_frames uncertain")
+        if self.decide_after > self.window:
+            return (f"decide_after ({self.decide_after}) must be at most {self.window}, the good frames a buyer's "
+                    f"track fuses: with more, no buyer is decided until they leave")
+        return ""
 
     def decision_rules(self) -> dict[str, float]:
         """The settings that shape a buyer's decision beyond the model: recorded with an operating point when

@@ -77,6 +77,8 @@ def test_decide_after_must_be_reachable():
     with pytest.raises(ConfigError, match=r"decision.decide_after \(20\) must be at most 15"):
         validate({**BASE, "decision": {"decide_after": 20}})
     assert runtime_plan(validate({**BASE, "decision": {"decide_after": 15}})).box.decide_after == 15
-    with pytest.raises(UsageError, match="between the policy's min_frames"):
+    with pytest.raises(UsageError, match=r"^decide_after \(16\) must be at most 15"):
         BoxPipeline(None, BoxOptions(decide_after=16))
+    with pytest.raises(ConfigError, match=r"decision.decide_after \(3\) must be at least min_frames \(5\)"):
+        validate({**BASE, "decision": {"decide_after": 3, "min_frames": 5}})
 
