@@ -72,7 +72,7 @@ class BoxOptions:
         left; one smaller than the policy's min_frames decides every buyer uncertain."""
         if self.decide_after < self.policy.min_frames:
             return (f"decide_after ({self.decide_after}) must be at least min_frames ({self.policy.min_frames}): a "
-                    f"buyer is decided after decide_after good frames, and with fewer than min_frames uncertain")
+                    f"buyer is decided after decide_after good frames, and one with fewer than min_frames is uncertain")
         if self.decide_after > self.window:
             return (f"decide_after ({self.decide_after}) must be at most {self.window}, the good frames a buyer's "
                     f"track fuses: with more, no buyer is decided until they leave")
