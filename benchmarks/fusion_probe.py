@@ -27,6 +27,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
+from agegate.convert.replay import summary_figures
 from agegate.edge.age_head import AgeHead, fuse, p_under
 from agegate.edge.challenge25 import BLOCKED_RISK
 from agegate.edge.contracts import CHALLENGE_AGE
@@ -114,8 +115,7 @@ def main(model, data, split, buyers, exclude_file, max_minors_ok, max_minors_ok_
               "unplaced": len(unplaced), "per_image_point": round(cal.image_point, 6),
               "box_min_sharpness": BoxOptions().min_sharpness,
               "targets": {"minors_ok_image": max_minors_ok, "minors_ok_buyer": max_minors_ok_buyer},
-              "rules": rows, "replay": {k: v for k, v in run.summary().items()
-                                        if k not in ("buyer_risks", "buyer_paths", "risk_curve")},
+              "rules": rows, "replay": summary_figures(run.summary()),
               "environment": environment()}
     for rule, r in rows.items():
         click.echo(f"{rule:24s} {buyer_figures(r)}; per image 25+ asked {100 * r['per_image']['adults_asked']:.1f} %")

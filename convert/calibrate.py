@@ -37,6 +37,8 @@ from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import read_metadata, write_metadata
 
+from .replay import summary_figures
+
 TARGET_COVERAGE = 0.8
 
 
@@ -81,8 +83,7 @@ class CalibrationResult:
                 "operating_point": self.operating_point.to_dict(), "image_curve": self.image_curve,
                 "buyer_curve": self.buyer_curve, "minors_at_the_line": self.minors_at_the_line,
                 "buyers_at_the_line": self.buyers_at_the_line,
-                "replay": None if self.replay is None else {k: v for k, v in self.replay.items()
-                                                             if k not in ("buyer_risks", "buyer_paths", "risk_curve")}}
+                "replay": None if self.replay is None else summary_figures(self.replay)}
 
     def render(self) -> str:
         op = self.operating_point

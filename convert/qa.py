@@ -21,6 +21,7 @@ from agegate.edge.challenge25 import OperatingPoint, binomial_lower, rates, trad
 from agegate.edge.metadata import ModelMetadata
 
 from .metrics import age_metrics, group_mae
+from .replay import summary_figures
 
 
 @dataclass
@@ -225,6 +226,5 @@ def challenge25_figures(qp: Predictions, replay_summary: dict | None) -> dict:
         return {}
     out: dict = {"per_image": {"curve": tradeoff_curve(qp.risk, qp.y_true)}}
     if replay_summary is not None:
-        figures = {k: v for k, v in replay_summary.items() if k not in ("buyer_risks", "buyer_paths", "risk_curve")}
-        out["per_buyer"] = {**figures, "curve": replay_summary.get("risk_curve", [])}
+        out["per_buyer"] = {**summary_figures(replay_summary), "curve": replay_summary.get("risk_curve", [])}
     return out

@@ -62,7 +62,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
-    replayed = None
+    replayed, mismatch = None, ""  # the replay's summary; why its box differs from the point's
     if buyers:
         from agegate.edge.challenge25 import settings_mismatch
         from agegate.edge.pipeline import BoxOptions
@@ -77,7 +77,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
                                  box, show=prog)
         mismatch = settings_mismatch(qmeta.operating_point, box.decision_rules())
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
-    rep.notes = parent_notes(fmeta) + rep.notes + ([f"per-buyer gate: {mismatch}"] if buyers and mismatch else [])
+    rep.notes = parent_notes(fmeta) + rep.notes + ([f"per-buyer gate: {mismatch}"] if mismatch else [])
     layers = None
     if debug_layers:
         if is_tflite(float_model):

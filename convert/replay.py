@@ -188,6 +188,15 @@ class ReplayRun:
                 "false_decisions": self.false_decisions}
 
 
+#: Keys of a replay summary that hold a row per buyer or per threshold (for choosing and drawing), not figures.
+ROW_KEYS = ("buyer_risks", "buyer_paths", "risk_curve")
+
+
+def summary_figures(summary: dict) -> dict:
+    """A replay summary without its rows (ROW_KEYS): the figures calibrate, qa and the probes report."""
+    return {k: v for k, v in summary.items() if k not in ROW_KEYS}
+
+
 def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> dict:
     """Run the buyers through `pipeline` (a BoxPipeline) and score its decisions per buyer."""
     return run_buyers(pipeline, buyers, options, progress).summary()
