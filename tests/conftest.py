@@ -286,9 +286,11 @@ def portrait_video(path: Path, side: int = 360, frames: int = 30) -> Path:
     return path
 
 
-def gaussian_model(path: Path, centre: float, spread: float = 4.0) -> Path:
+def gaussian_model(path: Path, centre: float, spread: float = 4.0, shift: float = 0.0) -> Path:
     """A real float .tflite with a distribution head whose logits are a fixed Gaussian around `centre`
-    (the image only nudges them): a model whose answer a test knows. Built with TensorFlow (slow)."""
+    (the image only nudges them): a model whose answer a test knows. Built with TensorFlow (slow).
+    `shift`: the centre moves by this many years per unit of the image's mean normalised pixel (summed over
+    the three channels), so the answer follows the image's brightness (a teacher that sees the view)."""
     from agegate.edge.age_head import AgeHead
     from agegate.edge.metadata import ModelMetadata, write_metadata
     from agegate.edge.preprocess import PreprocessSpec
@@ -299,7 +301,10 @@ def gaussian_model(path: Path, centre: float, spread: float = 4.0) -> Path:
     inp = keras.Input((32, 32, 3))
     x = keras.layers.GlobalAveragePooling2D()(inp)
     bias = -0.5 * ((head.ages - centre) / spread) ** 2
-    out = keras.layers.Dense(head.n_bins, kernel_initializer="zeros",
+    # Completing the square: adding m * shift * (age - centre) / spread**2 to the Gaussian's logits moves its
+    # centre by m * shift (m: a channel's mean), so each channel's kernel row is that slope.
+    slope = np.tile((shift * (head.ages - centre) / spread**2)[None, :], (3, 1))
+    out = keras.layers.Dense(head.n_bins, kernel_initializer=keras.initializers.Constant(slope.tolist()),
                              bias_initializer=keras.initializers.Constant(bias.tolist()))(x)
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, out)).convert())
     write_metadata(path, ModelMetadata("tiny", 32, PreprocessSpec(32, normalization="mobilenet"), head=head))

@@ -238,6 +238,74 @@ def test_distillation_run_caches_teacher_targets_and_records_the_teachers(small_
     assert r.exit_code != 0 and "distribution head" in r.output
 
 
+def test_teachers_label_the_augmented_view_the_student_is_shown(small_utk, tmp_path):
+    """--teacher-view augmented: each row's target is the teacher's reading of the very view that row is
+    shown in that epoch (so it changes with the epoch), whatever the shuffle."""
+    from agegate.edge.metadata import read_metadata
+    from agegate.edge.preprocess import NORMALIZATIONS
+    from agegate.edge.runtime import AgeModel
+    from agegate.train.datasets import read_dataset
+    from agegate.train.distill import augmented_teacher_targets
+    from agegate.train.inputs import decode_records, make_dataset
+
+    from .conftest import gaussian_model
+
+    teacher = gaussian_model(tmp_path / "bright.tflite", 40.0, shift=8.0)  # older on brighter views
+    spec = PreprocessSpec(48, normalization="mobilenet")
+    recs = read_dataset(small_utk).split("train")[:24]
+    split = decode_records(recs, spec, False, "train", None)
+    head = read_metadata(teacher).head
+    got = [augmented_teacher_targets([str(teacher)], split, spec, head, augment="till", seed=3, epoch=e,
+                                     out=tmp_path, progress=False) for e in (0, 1)]
+    assert (tmp_path / "teacher-targets-epoch001.npz").exists() and (tmp_path / "teacher-targets-epoch002.npz").exists()
+    modes = [g.probs.argmax(axis=1) for g in got]
+    assert np.ptp(modes[0]) >= 3 and np.mean(modes[0] != modes[1]) > 0.3  # views differ, and so do the answers
+    # Each shuffled training sample carries the teacher's answer on its own image
+    model = AgeModel(teacher)
+    offset, scale, _ = NORMALIZATIONS[spec.normalization]
+    ds = make_dataset(split, spec, 8, training=True, augment="till", seed=3, epoch=1, teacher_probs=got[1].probs)
+    checked = 0
+    for xs, labels in ds:
+        for x, label in zip(xs.numpy(), labels.numpy()):
+            view = np.clip(np.rint(x / np.array(scale) + np.array(offset)), 0, 255).astype(np.uint8)
+            own = model.meta.preprocess
+            expected = head.probabilities(model.raw(normalize(prepare_uint8(view, own), own)[None]))[0]
+            assert np.abs(label[1:] - expected).max() < 0.02
+            checked += 1
+    assert checked == 24
+    # The cache answers a second call (same key) without running the teacher
+    stamp = (tmp_path / "teacher-targets-epoch002.npz").stat().st_mtime_ns
+    again = augmented_teacher_targets([str(teacher)], split, spec, head, augment="till", seed=3, epoch=1,
+                                      out=tmp_path, progress=False)
+    assert (tmp_path / "teacher-targets-epoch002.npz").stat().st_mtime_ns == stamp
+    assert np.array_equal(again.probs, got[1].probs)
+
+
+def test_augmented_view_distillation_run_records_its_view(small_utk, tmp_path):
+    from .conftest import gaussian_model
+
+    teacher = gaussian_model(tmp_path / "bright.tflite", 40.0, shift=8.0)
+    out = tmp_path / "student"
+    r = CliRunner().invoke(cli, train_args(small_utk, out, "--backbone", "mobilenet_v2", "--weights", "none",
+                                           "--input-size", 48, "--epochs", 2, "--limit", 48, "--head",
+                                           "distribution", "--augment", "till", "--teacher", teacher,
+                                           "--teacher-view", "augmented"))
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "computed each epoch on the augmented view" in r.output
+    assert r.output.count("teachers on this epoch's views: MAE") == 2
+    assert not (out / "teacher-targets.npz").exists()
+    a, b = (np.load(out / f"teacher-targets-epoch00{e}.npz")["probs"] for e in (1, 2))
+    assert a.shape == (48, 101) and not np.array_equal(a, b)
+    distil = json.loads((out / "model.json").read_text())["extra"]["distillation"]
+    assert distil["view"] == "augmented" and distil["rows"] == 48
+    # A teacher that frames faces otherwise cannot label the student's crops: refused before any decoding
+    r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "bad", "--backbone", "mobilenet_v2", "--weights",
+                                           "none", "--input-size", 48, "--epochs", 1, "--limit", 16, "--head",
+                                           "distribution", "--crop", "box", "--teacher", teacher,
+                                           "--teacher-view", "augmented"))
+    assert r.exit_code != 0 and "frame faces alike" in r.output
+
+
 def test_imagenet_offline_fails_at_once_with_alternatives(small_utk, tmp_path):
     t0 = time.time()
     r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "o", "--backbone", "mobilenet_v2", "--weights",

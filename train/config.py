@@ -18,6 +18,7 @@ from agegate.edge.preprocess import FACE_CROPS
 from .augment import AUGMENTS
 from .backbones import BACKBONES
 from .datasets import FORMATS
+from .distill import TEACHER_VIEWS
 from .sources import AGE_PRIORS
 
 
@@ -80,6 +81,9 @@ class TrainConfig:
                               "(train/distill.py). Needs --head distribution.")
     distill_weight: float = _opt(0.5, "With --teacher: the teachers' share of each image's target distribution "
                                  "(the label's Gaussian has the rest).")
+    teacher_view: str = _opt("image", "With --teacher: what the teachers label. image: each training image once, "
+                             "as the box sees it; augmented: each epoch's augmented view the student is shown "
+                             "(a teacher pass per epoch; train/distill.py says why).", TEACHER_VIEWS)
     bn_recalibrate: int = _opt(20, "Recompute BatchNorm statistics on N training batches after each epoch (0: off).")
     strict: bool = _opt(False, "Fail on an unreadable image (or, with --crop box, one without a face).")
     cache_dir: str | None = _opt(None, "Keep decoded images (and box crops) here for later runs.")

@@ -17,6 +17,16 @@ of the training set) are the better source.
 
 The targets are computed once and kept in the run folder (`teacher-targets.npz`, keyed by the teachers'
 SHA-256 and the training rows), so `--resume` does not run the teachers again.
+
+`--teacher-view augmented` labels instead what the student sees: each epoch, the teachers run on that epoch's
+augmented view of every training row (the jittered crop, the till camera's blur, noise and light:
+train/inputs.py `training_views`) and the student learns their distribution of that very view
+(`teacher-targets-epochNNN.npz`). Why: with one label per image, teachers that trained on the images
+mostly repeat the labels (v2.3 and the 128 px run: MAE 4.39 on the training images, 5.24 on val), and a
+student fine-tuned toward them kept v2.3's errors (MODEL_HISTORY.md, "v2.3 fine-tuned toward the pair's
+mean"). On a view they never saw, teachers disagree with the label as they do on new faces, which is what
+the pair's mean is better at ("function matching", Beyer et al. 2022, "Knowledge distillation: a good teacher
+is patient and consistent"). It costs each teacher one pass over the training set per epoch.
 """
 from __future__ import annotations
 
@@ -32,6 +42,7 @@ from agegate.edge.errors import UsageError
 
 log = logging.getLogger("agegate.train")
 TARGETS_FILE = "teacher-targets.npz"
+TEACHER_VIEWS = ("image", "augmented")  # what a teacher labels: each image once, or each epoch's augmented view
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,10 @@ class TeacherTargets:
         """Rows without a teacher distribution (they train on their label alone)."""
         return int((self.probs.sum(axis=1) == 0).sum())
 
-    def summary(self, weight: float) -> dict:
-        return {"teachers": list(self.teachers), "weight": weight, "rows": int(len(self.probs)),
-                "rows_without_teacher": self.missing, "teachers_train_mae": self.train_mae}
+    def summary(self, weight: float, view: str = "image") -> dict:
+        d = {"teachers": list(self.teachers), "weight": weight, "rows": int(len(self.probs)),
+             "rows_without_teacher": self.missing, "teachers_train_mae": self.train_mae}
+        return d if view == "image" else {**d, "view": view}
 
 
 def _teacher_file(path: str) -> Path:
@@ -59,8 +71,10 @@ def _teacher_file(path: str) -> Path:
     return p / "model.keras" if p.is_dir() else p
 
 
-def check_teachers(teachers: list[str], head: AgeHead) -> None:
-    """Every teacher must exist and give a distribution over the student's ages: fail before any work."""
+def check_teachers(teachers: list[str], head: AgeHead, view_spec=None) -> None:
+    """Every teacher must exist and give a distribution over the student's ages: fail before any work.
+    `view_spec` (the student's PreprocessSpec, with `--teacher-view augmented`): teachers then read the
+    student's crops, so they must frame a face as the student does (the same crop policy and margin)."""
     from agegate.edge.metadata import read_metadata
 
     for t in teachers:
@@ -75,6 +89,12 @@ def check_teachers(teachers: list[str], head: AgeHead) -> None:
             raise UsageError(f"--teacher {t}: its distribution covers ages {meta.head.min_age}-"
                              f"{meta.head.min_age + meta.head.n_bins - 1}, the student's "
                              f"{head.min_age}-{head.min_age + head.n_bins - 1}")
+        own = meta.preprocess
+        if view_spec is not None and (own.face_crop, own.face_margin) != (view_spec.face_crop, view_spec.face_margin):
+            raise UsageError(f"--teacher {t}: it reads faces with crop {own.face_crop} and margin {own.face_margin:g}, "
+                             f"the student {view_spec.face_crop} and {view_spec.face_margin:g}; with --teacher-view "
+                             f"augmented a teacher labels the student's own crops, so both must frame faces alike "
+                             f"(or use --teacher-view image)")
 
 
 def teacher_targets(teachers: list[str], records: list, head: AgeHead, detect: bool, out: Path,
@@ -124,3 +144,53 @@ def _train_mae(probs: np.ndarray, ages: np.ndarray, head: AgeHead) -> float | No
         return None
     estimate = (p[seen] @ head.ages) / total[seen]
     return round(float(np.mean(np.abs(estimate - ages[seen]))), 3)
+
+
+def epoch_targets_file(epoch: int) -> str:
+    return f"teacher-targets-epoch{epoch + 1:03d}.npz"
+
+
+def augmented_teacher_targets(teachers: list[str], split, spec, head: AgeHead, *, augment: str, seed: int,
+                              epoch: int, out: Path, threads: int = 2, progress: bool = True) -> TeacherTargets:
+    """The mean of the teachers' distributions (each at its calibrated temperature, through its own resize,
+    normalisation and test-time augmentation, as the box reads a face) of each training row's view in `epoch`
+    (train/inputs.py `training_views`: the same crop, jitter and till augmentation the student is shown),
+    cached in `out` per epoch so `--resume` does not run the teachers again. Box crops are the detector's
+    already, so no teacher detects again and every row has a target."""
+    from tqdm import tqdm
+
+    from agegate.convert.predictor import open_predictor
+    from agegate.edge.metadata import sha256_file
+    from agegate.edge.preprocess import normalize, prepare_uint8
+
+    from .inputs import training_views
+
+    ids = tuple({"path": str(t), "sha256": sha256_file(_teacher_file(t))} for t in teachers)
+    key = hashlib.sha256(("\n".join(i["sha256"] for i in ids) + f"\nview augmented {augment} {seed} {epoch} "
+                          f"{int(spec.input_size)}\n" + "\n".join(split.paths)).encode()).hexdigest()[:20]
+    cache = out / epoch_targets_file(epoch)
+    ages = np.asarray(split.ages, np.float64)
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        if str(z["key"]) == key:
+            probs = z["probs"].astype(np.float32)
+            return TeacherTargets(probs, ids, _train_mae(probs, ages, head))
+    models = [open_predictor(t, threads) for t in teachers]
+    total = np.zeros((len(ages), head.n_bins), np.float64)
+    bar = tqdm(total=len(ages) * len(models), desc=f"teachers, epoch {epoch + 1}", unit="img",
+               disable=not progress, leave=False)
+    for views, rows in training_views(split, spec, augment=augment, seed=seed, epoch=epoch):
+        faces = np.clip(np.rint(views.numpy()), 0, 255).astype(np.uint8)  # the box reads uint8 frames
+        rows = rows.numpy()
+        for m in models:
+            own = m.meta.preprocess
+            xs = np.stack([normalize(prepare_uint8(f, own), own) for f in faces])
+            total[rows] += m.meta.head.probabilities(m.raw(xs))
+            bar.update(len(rows))
+    bar.close()
+    stored = (total / len(models)).astype(np.float16)  # the run trains on the stored values (see teacher_targets)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, probs=stored, key=np.array(key))
+    tmp.replace(cache)
+    probs = stored.astype(np.float32)
+    return TeacherTargets(probs, ids, _train_mae(probs, ages, head))

@@ -122,34 +122,18 @@ def model_inputs(split: DecodedSplit, spec: PreprocessSpec, idx: np.ndarray) -> 
     return np.stack([centre_box(x.astype(np.float32), int(spec.input_size), split.context).numpy() for x in images])
 
 
-def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, training: bool,
-                 augment: str = "none", seed: int = 0, epoch: int = 0, minor_weight: float = 1.0,
-                 weights: np.ndarray | None = None, teacher_probs: np.ndarray | None = None):
-    """tf.data for one epoch. The shuffle order and augmentation depend only on (seed, epoch),
-    so a resumed run sees exactly the batches an uninterrupted one would.
-
-    `weights` (one per row) become Keras sample weights (source weights, the balanced age prior);
-    minors' rows are multiplied by `minor_weight`. `teacher_probs` (one distribution per row, training
-    only): the label becomes (age, the teachers' distribution...), which the distribution loss splits.
-    """
-    from agegate.edge.preprocess import normalize
-
+def _view_fn(split: DecodedSplit, spec: PreprocessSpec, *, training: bool, augment: str, seed: int, epoch: int):
+    """The function that turns row `idx`'s stored image into what the model sees in this epoch, on the 0-255
+    scale before normalising: the box's crop (jittered with `till`) and the augmentation. It depends only on
+    (seed, epoch, idx), so the same view comes out whatever the order (shuffled batches, teacher targets)."""
     from . import augment as aug
     from .tfenv import import_tf
 
     tf, _ = import_tf()
-    n = len(split.ages)
-    w = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)
-    soft = teacher_probs is not None and training
-    extra = (np.asarray(teacher_probs, np.float32),) if soft else ()
-    ds = tf.data.Dataset.from_tensor_slices((split.images, split.ages, np.arange(n, dtype=np.int64), w, *extra))
-    if training:
-        ds = ds.shuffle(n, seed=seed * 1000 + epoch, reshuffle_each_iteration=False)
     size = int(spec.input_size)
     context = float(split.context)
-    weighted = training and (weights is not None or minor_weight != 1.0)
 
-    def _map(img, age, idx, wt, *teacher):
+    def view(img, idx):
         x = tf.cast(img, tf.float32)
         s = tf.stack([tf.cast(seed * 1000 + epoch, tf.int64), idx])
         if context > 1:  # box crops with framing: jitter the box when training with `till`, else the box's crop
@@ -166,6 +150,53 @@ def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, 
             x = tf.image.stateless_random_brightness(x, 0.12 * 255, seed=tf.stack([s[0] + 2, s[1]]))
             x = tf.image.stateless_random_contrast(x, 0.85, 1.15, seed=tf.stack([s[0] + 3, s[1]]))
             x = tf.clip_by_value(x, 0.0, 255.0)
+        return x
+
+    return view
+
+
+def training_views(split: DecodedSplit, spec: PreprocessSpec, *, augment: str, seed: int, epoch: int,
+                   batch_size: int = 256):
+    """Batches of (views, rows) in row order: what `make_dataset(training=True)` shows the model of each
+    training row in `epoch`, on the 0-255 scale (float32), for teachers that label the augmented view
+    (train/distill.py, `--teacher-view augmented`)."""
+    from .tfenv import import_tf
+
+    tf, _ = import_tf()
+    view = _view_fn(split, spec, training=True, augment=augment, seed=seed, epoch=epoch)
+    n = len(split.ages)
+    ds = tf.data.Dataset.from_tensor_slices((split.images, np.arange(n, dtype=np.int64)))
+    ds = ds.map(lambda img, idx: (view(img, idx), idx), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_dataset(split: DecodedSplit, spec: PreprocessSpec, batch_size: int, *, training: bool,
+                 augment: str = "none", seed: int = 0, epoch: int = 0, minor_weight: float = 1.0,
+                 weights: np.ndarray | None = None, teacher_probs: np.ndarray | None = None):
+    """tf.data for one epoch. The shuffle order and augmentation depend only on (seed, epoch),
+    so a resumed run sees exactly the batches an uninterrupted one would.
+
+    `weights` (one per row) become Keras sample weights (source weights, the balanced age prior);
+    minors' rows are multiplied by `minor_weight`. `teacher_probs` (one distribution per row, training
+    only): the label becomes (age, the teachers' distribution...), which the distribution loss splits.
+    """
+    from agegate.edge.preprocess import normalize
+
+    from .tfenv import import_tf
+
+    tf, _ = import_tf()
+    n = len(split.ages)
+    w = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)
+    soft = teacher_probs is not None and training
+    extra = (np.asarray(teacher_probs, np.float32),) if soft else ()
+    ds = tf.data.Dataset.from_tensor_slices((split.images, split.ages, np.arange(n, dtype=np.int64), w, *extra))
+    if training:
+        ds = ds.shuffle(n, seed=seed * 1000 + epoch, reshuffle_each_iteration=False)
+    weighted = training and (weights is not None or minor_weight != 1.0)
+    view = _view_fn(split, spec, training=training, augment=augment, seed=seed, epoch=epoch)
+
+    def _map(img, age, idx, wt, *teacher):
+        x = view(img, idx)
         label = tf.concat([age[None], teacher[0]], axis=0) if teacher else age
         if weighted:  # (x, y, sample weight): sources, age prior, and minors count as asked in the loss
             return normalize(x, spec), label, wt * tf.where(age < MINOR_AGE, minor_weight, 1.0)

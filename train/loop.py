@@ -28,7 +28,7 @@ from agegate.edge.preprocess import PreprocessSpec
 from .backbones import build_model, get_backbone
 from .checkpoints import STATE_FILE, atomic_save, kept, load_state, new_state, save_epoch
 from .config import TrainConfig
-from .distill import TeacherTargets, check_teachers, teacher_targets
+from .distill import TeacherTargets, augmented_teacher_targets, check_teachers, teacher_targets
 from .inputs import decode_records, make_dataset
 from .losses import compile_objects, custom_objects
 from .run_export import export_metadata, write_history
@@ -122,7 +122,7 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
     train_src_w = np.array([src.weight for src in sources for _ in src.train], np.float32)
     val_recs = [r for src in sources for r in src.val]
     if cfg.teacher:  # a wrong teacher fails before the (long) decoding
-        check_teachers(cfg.teacher, cfg.age_head())
+        check_teachers(cfg.teacher, cfg.age_head(), spec if cfg.teacher_view == "augmented" else None)
     if not train_recs:
         raise DatasetError(f"{', '.join(cfg.data)}: no images in split 'train'. Give a split file (--split-file) or "
                            f"make one with `agegate data split DATA --out split.csv`")
@@ -146,7 +146,10 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
     if len(sources) > 1 or cfg.age_prior != "none" or any(src.weight != 1 for src in sources):
         sample_w = record_weights(train_data.ages, train_data.subset_weights(train_src_w), cfg.age_prior)
     teachers = None
-    if cfg.teacher:
+    if cfg.teacher and cfg.teacher_view == "augmented":  # labelled each epoch (_train_epoch)
+        echo(f"distillation: the mean of {len(cfg.teacher)} teacher(s) weighs {cfg.distill_weight:g} in each "
+             f"target, computed each epoch on the augmented view the student is shown")
+    elif cfg.teacher:
         out.mkdir(parents=True, exist_ok=True)
         teachers = teacher_targets(cfg.teacher, [train_recs[i] for i in train_data.kept], cfg.age_head(),
                                    detect=cfg.crop == "box", out=out)
@@ -172,7 +175,7 @@ def _model_and_state(cfg: TrainConfig, keras, strategy, data: TrainingData, ckpt
 
 
 def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, state: dict, epoch: int,
-                 n_backbone: int, echo) -> dict:
+                 n_backbone: int, echo, out: Path) -> dict:
     """One epoch: phase switch, learning rate, reseed, fit, BN recalibration, validation. Returns its history row."""
     phase = "frozen" if epoch < cfg.freeze_epochs else "full"
     if phase != state["phase"]:
@@ -188,10 +191,14 @@ def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, s
         # state in a resumed process as in an uninterrupted one. Only --deterministic promises that, and
         # a retrace costs seconds per epoch (MobileNetV2: about 9 s of a 16 s epoch of the tests' 800 chips).
         model.make_train_function(force=True)
+    echo(f"epoch {epoch + 1}/{cfg.epochs} ({phase}, lr {lr:.2e})")
+    if cfg.teacher and cfg.teacher_view == "augmented":
+        data.teachers = augmented_teacher_targets(cfg.teacher, data.train, data.spec, cfg.age_head(),
+                                                  augment=cfg.augment, seed=cfg.seed, epoch=epoch, out=out)
+        echo(f"  teachers on this epoch's views: MAE {data.teachers.train_mae:.2f} against the labels")
     ds = make_dataset(data.train, data.spec, cfg.batch_size, training=True, augment=cfg.augment,
                       seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight, weights=data.sample_weights,
                       teacher_probs=data.teachers.probs if data.teachers else None)
-    echo(f"epoch {epoch + 1}/{cfg.epochs} ({phase}, lr {lr:.2e})")
     t0 = time.perf_counter()
     hist = model.fit(ds, epochs=1, verbose=1 if sys.stdout.isatty() else 2)
     seconds = time.perf_counter() - t0
@@ -264,7 +271,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
         model, state = _model_and_state(cfg, keras, strategy, data, ckpt_dir, resume)
         n_backbone = len(model.layers) - 2  # the head is dropout + dense
         for epoch in range(state["epoch"], cfg.epochs):
-            row = _train_epoch(model, keras, strategy, cfg, data, state, epoch, n_backbone, echo)
+            row = _train_epoch(model, keras, strategy, cfg, data, state, epoch, n_backbone, echo, out)
             _record_epoch(model, cfg, out, state, row, chief, data)
             if state["bad_epochs"] >= cfg.patience:
                 echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")

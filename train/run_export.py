@@ -42,7 +42,7 @@ def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, 
                "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
                "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped),
                "no_face": len(no_face),
-               **({"distillation": teachers.summary(cfg.distill_weight)} if teachers is not None else {})},
+               **({"distillation": teachers.summary(cfg.distill_weight, cfg.teacher_view)} if teachers is not None else {})},
     )
     write_metadata(out / MODEL_FILE, meta)
 
