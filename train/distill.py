@@ -106,38 +106,53 @@ def teacher_targets(teachers: list[str], records: list, head: AgeHead, detect: b
     it) for each of `records` (the training rows, in order), cached in `out`. The teachers are checked
     first with `check_teachers` (the loop does it before decoding, so a wrong teacher fails at once)."""
     from agegate.convert.evaluate import predict
-    from agegate.edge.metadata import sha256_file
 
-    ids = tuple({"path": str(t), "sha256": sha256_file(_teacher_file(t))} for t in teachers)
+    ids = _teacher_ids(teachers)
     key = hashlib.sha256(("\n".join(i["sha256"] for i in ids) + f"\n{detect}\n" +
                           "\n".join(f"{r.path}\t{r.age:g}" for r in records)).encode()).hexdigest()[:20]
-    cache = out / TARGETS_FILE
+
+    def compute() -> np.ndarray:
+        row = {str(r.path): i for i, r in enumerate(records)}
+        total = np.zeros((len(records), head.n_bins), np.float64)
+        seen = np.zeros(len(records), np.int32)
+        for n, t in enumerate(teachers, 1):
+            p = predict(t, records, threads=threads, detect=detect, desc=f"teacher {n}/{len(teachers)}")
+            idx = np.array([row[q] for q in p.paths], np.int64)
+            total[idx] += p.probs
+            seen[idx] += 1
+        # A row counts only where every teacher saw the face: a mean of one teacher is not the ensemble.
+        full = seen == len(teachers)
+        if not full.all():
+            log.warning("%d of %d training images have no teacher distribution (no face found by a teacher's "
+                        "detector): they train on their label alone", int((~full).sum()), len(records))
+        return np.where(full[:, None], total / len(teachers), 0.0)
+
     ages = np.array([r.age for r in records], np.float64)
+    return _cached(out / TARGETS_FILE, key, compute, ids, ages, head)
+
+
+def _teacher_ids(teachers: list[str]) -> tuple[dict, ...]:
+    from agegate.edge.metadata import sha256_file
+
+    return tuple({"path": str(t), "sha256": sha256_file(_teacher_file(t))} for t in teachers)
+
+
+def _cached(cache: Path, key: str, compute, ids: tuple[dict, ...], ages: np.ndarray, head: AgeHead) -> TeacherTargets:
+    """The targets `cache` holds for `key`, or `compute()`'s, stored there first. Stored as float16 and the run
+    trains on the stored values, so a resumed run sees the same targets as an uninterrupted one."""
+    probs = None
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
         if str(z["key"]) == key:
             probs = z["probs"].astype(np.float32)
-            return TeacherTargets(probs, ids, _train_mae(probs, ages, head))
-    row = {str(r.path): i for i, r in enumerate(records)}
-    total = np.zeros((len(records), head.n_bins), np.float64)
-    seen = np.zeros(len(records), np.int32)
-    for n, t in enumerate(teachers, 1):
-        p = predict(t, records, threads=threads, detect=detect, desc=f"teacher {n}/{len(teachers)}")
-        idx = np.array([row[q] for q in p.paths], np.int64)
-        total[idx] += p.probs
-        seen[idx] += 1
-    # A row counts only where every teacher saw the face: a mean of one teacher is not the ensemble.
-    full = seen == len(teachers)
-    # Stored as float16; the run trains on the stored values, so a resumed run sees the same targets.
-    stored = np.where(full[:, None], total / len(teachers), 0.0).astype(np.float16)
-    if not full.all():
-        log.warning("%d of %d training images have no teacher distribution (no face found by a teacher's "
-                    "detector): they train on their label alone", int((~full).sum()), len(records))
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, probs=stored, key=np.array(key))
-    tmp.replace(cache)
-    probs = stored.astype(np.float32)
+    if probs is None:
+        stored = np.asarray(compute()).astype(np.float16)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, probs=stored, key=np.array(key))
+        tmp.replace(cache)
+        probs = stored.astype(np.float32)
     return TeacherTargets(probs, ids, _train_mae(probs, ages, head))
+
 
 def _train_mae(probs: np.ndarray, ages: np.ndarray, head: AgeHead) -> float | None:
     p = np.asarray(probs, np.float64)
@@ -163,37 +178,28 @@ def augmented_teacher_targets(teachers: list[str], split, spec, head: AgeHead, *
     from tqdm import tqdm
 
     from agegate.convert.predictor import open_predictor
-    from agegate.edge.metadata import sha256_file
     from agegate.edge.preprocess import normalize, prepare_uint8
 
     from .inputs import training_views
 
-    ids = tuple({"path": str(t), "sha256": sha256_file(_teacher_file(t))} for t in teachers)
+    ids = _teacher_ids(teachers)
     key = hashlib.sha256(("\n".join(i["sha256"] for i in ids) + f"\nview augmented {augment} {seed} {epoch} "
                           f"{int(spec.input_size)}\n" + "\n".join(split.paths)).encode()).hexdigest()[:20]
-    cache = out / epoch_targets_file(epoch)
-    ages = np.asarray(split.ages, np.float64)
-    if cache.exists():
-        z = np.load(cache, allow_pickle=False)
-        if str(z["key"]) == key:
-            probs = z["probs"].astype(np.float32)
-            return TeacherTargets(probs, ids, _train_mae(probs, ages, head))
-    models = [open_predictor(t, threads) for t in teachers]
-    total = np.zeros((len(ages), head.n_bins), np.float64)
-    bar = tqdm(total=len(ages) * len(models), desc=f"teachers, epoch {epoch + 1}", unit="img",
-               disable=not progress, leave=False)
-    for views, rows in training_views(split, spec, augment=augment, seed=seed, epoch=epoch):
-        faces = np.clip(np.rint(views.numpy()), 0, 255).astype(np.uint8)  # the box reads uint8 frames
-        rows = rows.numpy()
-        for m in models:
-            own = m.meta.preprocess
-            xs = np.stack([normalize(prepare_uint8(f, own), own) for f in faces])
-            total[rows] += m.meta.head.probabilities(m.raw(xs))
-            bar.update(len(rows))
-    bar.close()
-    stored = (total / len(models)).astype(np.float16)  # the run trains on the stored values (see teacher_targets)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, probs=stored, key=np.array(key))
-    tmp.replace(cache)
-    probs = stored.astype(np.float32)
-    return TeacherTargets(probs, ids, _train_mae(probs, ages, head))
+
+    def compute() -> np.ndarray:
+        models = [open_predictor(t, threads) for t in teachers]
+        total = np.zeros((len(split.ages), head.n_bins), np.float64)
+        bar = tqdm(total=len(split.ages) * len(models), desc=f"teachers, epoch {epoch + 1}", unit="img",
+                   disable=not progress, leave=False)
+        for views, rows in training_views(split, spec, augment=augment, seed=seed, epoch=epoch):
+            faces = np.clip(np.rint(views.numpy()), 0, 255).astype(np.uint8)  # the box reads uint8 frames
+            rows = rows.numpy()
+            for m in models:
+                own = m.meta.preprocess
+                xs = np.stack([normalize(prepare_uint8(f, own), own) for f in faces])
+                total[rows] += m.meta.head.probabilities(m.raw(xs))
+                bar.update(len(rows))
+        bar.close()
+        return total / len(models)
+
+    return _cached(out / epoch_targets_file(epoch), key, compute, ids, np.asarray(split.ages, np.float64), head)
