@@ -88,7 +88,8 @@ def markdown(results: list[dict]) -> str:
     out = ("# Benchmark results\n\nMerged by `agegate bench report` from the JSON files named in the last column "
            "(made by `benchmarks/run_all.sh`). Compare timings only within one file: the ratio column is "
            "measured in one interleaved run. The p50 columns are per model invoke; `p50 ms per face` counts "
-           "both invokes of a model with mirror test-time augmentation (metadata `tta`). In the pipeline row, "
+           "every view of a model with test-time augmentation (metadata `tta`, `tta_sizes`: the face and its mirror "
+           "image, at each input size). In the pipeline row, "
            "`capture` (not shown) is the time a frame "
            "waited in the reader's queue.\n\n## Model latency\n\n" + "\n".join(lines) + "\n")
     if len(pipe) > 2:

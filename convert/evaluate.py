@@ -22,7 +22,7 @@ from agegate.edge.challenge25 import OperatingPoint, rates, tradeoff_curve
 from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError, UsageError
-from agegate.edge.metadata import ModelMetadata, read_metadata
+from agegate.edge.metadata import ModelMetadata, TtaViews, read_metadata
 from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
 
 from .metrics import age_metrics, calibration, group_mae
@@ -179,10 +179,10 @@ class ModelInputs:
 
 def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: int = 64, detect: bool = False,
             detector: str = "blazeface-short", progress: bool = True, desc: str = "eval",
-            tta: str | None = None) -> Predictions:
+            views: TtaViews | None = None) -> Predictions:
     from .predictor import open_predictor
 
-    model = open_predictor(model_path, threads, tta)
+    model = open_predictor(model_path, threads, views)
     head = model.meta.head
     inputs = ModelInputs(model.meta.preprocess, detect, detector)
     from agegate.train.datasets import check_boxes_reach_a_detector

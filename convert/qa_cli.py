@@ -45,19 +45,19 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     # A gate between two different predictors would measure the augmentation, not quantization. A run
     # folder has none of its own (`convert --tta` adds it): it is evaluated with the quantized model's.
     qmeta = model_metadata(quantized)
-    tta = qmeta.tta
+    views = qmeta.views
     if buyers and (not qmeta.head.is_distribution or qmeta.operating_point is None):
         raise UsageError(f"--buyers gates the per-buyer target of a calibrated model's operating point; {quantized} "
                          f"carries none (`agegate calibrate` a distribution model first)")
     fmeta = model_metadata(float_model)
-    float_tta = fmeta.tta if is_tflite(float_model) else tta
-    if float_tta != tta:
+    float_views = fmeta.views if is_tflite(float_model) else views
+    if float_views != views:
         raise UsageError(f"--float and --quantized use different test-time augmentation "
-                         f"({float_tta} vs {tta}); convert both with the same --tta")
+                         f"({float_views} vs {views}); convert both with the same --tta and --tta-size")
     check_float_parent(float_model, quantized, fmeta)
     prog = not as_json and sys.stderr.isatty()
     splits = read_splits(list(data), fmt, split_file, split, limit)  # the same images for both models
-    fsets = evaluate_sets(float_model, splits, threads=threads, progress=prog, tta=tta)
+    fsets = evaluate_sets(float_model, splits, threads=threads, progress=prog, views=views)
     qsets = evaluate_sets(quantized, splits, threads=threads, progress=prog)
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])

@@ -59,6 +59,20 @@ def load_keras_model(model_dir: str | Path):
     return as_float32(model, keras), meta
 
 
+def at_input_size(model, meta: ModelMetadata, size: int):
+    """The same Keras model (the same weight arrays) built afresh for `size` x `size` inputs, for the float
+    parent of a model with `tta_sizes` (predictor.KerasPredictor): a convolutional backbone with global pooling
+    has no weight that depends on the input size. Built afresh, not from the model's config, because Keras
+    fixes each stride-2 convolution's zero padding for the size a model was built at (MobileNetV2 pads a 7 px
+    map on both sides, an 8 px one on one): rebuilt from the config, the view at 128 px of a 112 px model differed
+    from its .tflite's by up to 0.96 in a logit; built afresh it pads as the .tflite does at that size."""
+    from agegate.train.backbones import build_model
+
+    resized, _ = build_model(meta.backbone, int(size), "none", head=meta.head)
+    resized.set_weights(model.get_weights())
+    return resized
+
+
 def _mixed(layer_config: dict) -> bool:
     d = layer_config.get("config", {}).get("dtype")
     return isinstance(d, dict) and d.get("config", {}).get("name", "").startswith("mixed_")

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("agegate.convert.convert_cli", "convert", "Convert a trained model to TFLite (float32/16, dynamic, int8, QAT)."),
     "recover": ("agegate.convert.recover_cli", "recover",
                 "Rebuild a trainable float model from a converted .tflite whose run is lost."),
+    "tta": ("agegate.convert.tta_cli", "tta",
+            "Copy a converted model with other test-time views (mirror, further input sizes)."),
     "eval": ("agegate.convert.eval_cli", "eval_cmd", "Measure a model's MAE, age bands and Challenge-25 figures."),
     "replay": ("agegate.convert.replay_cli", "replay",
                "Replay labelled photos as buyers at a till; score one decision per buyer."),

@@ -126,6 +126,16 @@ def mirror(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x[..., ::-1, :])
 
 
+def resize_input(x: np.ndarray, size: int) -> np.ndarray:
+    """A normalised model input, (H, W, C) or a batch (N, H, W, C), bilinearly resized to `size` x `size`:
+    the view of a `tta_sizes` model at another size (metadata.ModelMetadata.with_tta). From the model input
+    rather than the face crop, so every caller that holds an input can make it."""
+    x = np.asarray(x, np.float32)
+    if x.ndim == 4:
+        return np.stack([resize_input(one, size) for one in x]) if len(x) else np.zeros((0, size, size, x.shape[-1]), np.float32)
+    return np.ascontiguousarray(cv2.resize(x, (int(size), int(size)), interpolation=cv2.INTER_LINEAR))
+
+
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     """Accept grey, RGBA or 16-bit arrays; return 3-channel uint8 (assumed RGB order)."""
     img = np.asarray(image)

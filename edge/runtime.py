@@ -116,7 +116,6 @@ class AgeModel:
         self.spec: PreprocessSpec = self.meta.preprocess
         t0 = time.perf_counter()
         self.interpreter, self.runtime = make_interpreter(self.path, threads, delegate)
-        self.init_ms = (time.perf_counter() - t0) * 1000
         self._in = self.interpreter.get_input_details()[0]
         outputs = self.interpreter.get_output_details()
         shape = tuple(self._in["shape"])
@@ -131,6 +130,22 @@ class AgeModel:
         self._out = heads[0]
         rest = [o for o in outputs if o["index"] != self._out["index"]]
         self._features = rest[0] if rest else None
+        # A model with tta_sizes runs the same file at each further size: an interpreter each, its input resized
+        # (the tensors' indices and quantization stay those of the file).
+        self._at_size = {self.spec.input_size: self.interpreter}
+        for size in self.meta.tta_sizes:
+            self._at_size[size] = self._resized_interpreter(size, threads, delegate)
+        self.init_ms = (time.perf_counter() - t0) * 1000
+
+    def _resized_interpreter(self, size: int, threads: int, delegate: str):
+        interp, _ = make_interpreter(self.path, threads, delegate)
+        try:
+            interp.resize_tensor_input(self._in["index"], [1, size, size, 3])
+            interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{self.path}: its metadata asks for a run at {size} px (tta_sizes), but the model "
+                             f"cannot take that input ({e}); remove the size (`agegate tta`)") from e
+        return interp
 
     @cached_property
     def label(self) -> str:
@@ -150,13 +165,17 @@ class AgeModel:
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
         """One normalised (S, S, 3) float input -> the raw output (head.outputs,): an age in years, or
-        one logit per year of age (age_head.py)."""
-        self.interpreter.set_tensor(self._in["index"], self._quantize(x[None]))
-        self.interpreter.invoke()
-        return self._read(self._out)
+        one logit per year of age (age_head.py). S is the input size, or one of the metadata's tta_sizes."""
+        interp = self._at_size.get(int(x.shape[0]))
+        if interp is None:
+            raise ModelError(f"{self.path}: an input of {x.shape[0]} px; this model runs at "
+                             f"{', '.join(map(str, self._at_size))} px")
+        interp.set_tensor(self._in["index"], self._quantize(x[None]))
+        interp.invoke()
+        return self._read(self._out, interp)
 
-    def _read(self, detail: dict) -> np.ndarray:
-        y = self.interpreter.get_tensor(detail["index"]).reshape(-1)
+    def _read(self, detail: dict, interp=None) -> np.ndarray:
+        y = (interp or self.interpreter).get_tensor(detail["index"]).reshape(-1)
         if detail["dtype"] != np.float32:
             scale, zero = detail["quantization"]
             y = (y.astype(np.float64) - zero) * scale

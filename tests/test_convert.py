@@ -218,6 +218,7 @@ def test_mirror_tta_averages_both_views_and_qa_refuses_mixed(trained_run, conver
     import shutil
 
     from agegate.convert.predictor import KerasPredictor, open_predictor
+    from agegate.edge.metadata import TtaViews
     from agegate.edge.preprocess import decode_image, mirror as mirror_view, normalize, prepare_uint8
 
     mirror = tmp_path / "mirror.tflite"
@@ -239,12 +240,40 @@ def test_mirror_tta_averages_both_views_and_qa_refuses_mixed(trained_run, conver
             "--max-mae", 99, "--out", tmp_path / "qa", "--json")
     assert r.exit_code in (0, 1), r.output
     assert json.loads(r.output)["comparison"]["mean_abs_diff"] < 0.01
-    plain_keras, mirror_keras = KerasPredictor(trained_run), KerasPredictor(trained_run, tta="mirror")
+    plain_keras, mirror_keras = KerasPredictor(trained_run), KerasPredictor(trained_run, TtaViews("mirror"))
     batch = np.asarray(x, np.float32).reshape((1, *np.shape(x)[-3:]))
     k, k_flipped = plain_keras.raw(batch)[0, 0], plain_keras.raw(mirror_view(batch))[0, 0]
     assert abs(k - k_flipped) > 1e-3 and mirror_keras.raw(batch)[0, 0] == pytest.approx((k + k_flipped) / 2, abs=1e-4)
     with pytest.raises(Exception, match="converted with test-time augmentation mirror, not none"):
-        open_predictor(mirror, tta="none")
+        open_predictor(mirror, views=TtaViews("none"))
     mirror.with_suffix(".json").write_text(json.dumps({**meta, "tta": "spin"}))
     with pytest.raises(Exception, match="unknown tta"):
         AgeModel(mirror)
+
+
+def test_a_float_parent_is_run_at_its_childs_sizes(trained_run, small_utk, tmp_path):
+    """`convert --tta-size` writes the sizes; QA then runs the Keras parent at the same sizes (its weights
+    rebuilt for each input), so a float32 child is no gap from it, and the sizes do change the answer."""
+    from agegate.convert.predictor import KerasPredictor
+    from agegate.convert.tflite import at_input_size
+    from agegate.edge.metadata import TtaViews
+    from agegate.edge.preprocess import decode_image, normalize, prepare_uint8, resize_input
+
+    two = tmp_path / "two.tflite"
+    r = run("convert", trained_run, "--quant", "float32", "--tta-size", "160", "--out", two, "--json")
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.output)["tta_sizes"], json.loads(r.output)["runs_per_prediction"]) == ([160], 2)
+    assert json.loads(two.with_suffix(".json").read_text())["format_version"] == 2
+    r = run("qa", "--float", trained_run, "--quantized", two, "--data", small_utk, "--split", "test",
+            "--max-mae", 99, "--out", tmp_path / "qa", "--json")
+    assert r.exit_code in (0, 1), r.output
+    assert json.loads(r.output)["comparison"]["mean_abs_diff"] < 0.01
+    model = AgeModel(two)
+    x = normalize(prepare_uint8(decode_image(sorted((small_utk / "images").iterdir())[0]), model.spec), model.spec)
+    plain = KerasPredictor(trained_run)
+    big = at_input_size(plain.model, plain.meta, 160).predict(resize_input(x[None], 160), verbose=0)[0, 0]
+    small = plain.raw(x[None])[0, 0]
+    assert abs(big - small) > 1e-3  # the view at 160 px answers otherwise, so the mean below can be seen
+    both = KerasPredictor(trained_run, TtaViews("none", (160,))).raw(x[None])[0, 0]
+    assert both == pytest.approx((small + big) / 2, abs=1e-4)
+    assert model.raw_tensor(x)[0] == pytest.approx(both, abs=1e-3)
