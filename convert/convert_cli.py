@@ -42,8 +42,9 @@ from .tflite import QUANT_MODES
                    "mirror averages each face with its mirror image (two model runs). Default: the run's own.")
 @click.option("--tta-size", "tta_sizes", type=click.IntRange(16, 1024), multiple=True,
               help="Also run the model at this input size (its input resized; the same weights) and average the "
-                   "views; repeat for several. MobileNetV2 at 112 with 128: val MAE -0.07, a sixth fewer adults "
-                   "asked for ID (MODEL_HISTORY.md). Each costs runs: check `agegate bench`. Default: the run's own.")
+                   "views; repeat for several. v2.3 at 112 with 128: val MAE -0.07, a sixth fewer adults asked "
+                   "per image at 1 % of minors, as many at its per-buyer point (MODEL_HISTORY.md). Each size costs "
+                   "runs: check `agegate bench`. Default: the run's own.")
 @data_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .tflite (metadata: .json beside).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress lines go to stderr).")

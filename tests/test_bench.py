@@ -114,6 +114,17 @@ def test_ensemble_probe_averages_the_models_over_the_same_faces(small_utk, tmp_p
     assert "mean of the models: MAE" in r.output
 
 
+def test_ensemble_probe_tail_is_what_a_point_letting_k_minors_pass_asks():
+    import numpy as np
+
+    from agegate.benchmarks.ensemble_probe import tail
+
+    ages = np.array([10, 12, 15, 30, 40, 50, 60], float)
+    risk = np.array([0.9, 0.3, 0.6, 0.8, 0.5, 0.2, 0.1])  # minors' risks, sorted: 0.3, 0.6, 0.9
+    # k minors ok: the point sits just under the (k+1)-th lowest minor risk; adults at or above it are asked
+    assert tail(ages, risk, (0, 1, 2, 5)) == {"0": 0.5, "1": 0.25, "2": 0.0, "5": 0.0}
+
+
 def test_bias_probe_undoes_a_uniform_lean_and_reads_the_model_it_is_given(small_utk, tmp_path):
     """Estimates shrunk 20 % towards 35 are unbiased again once stretched x1.25 about 35; a model that says
     30 of everyone has a 65+ bias the probe reports per set, and its median is 30 too."""
