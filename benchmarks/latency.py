@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from agegate.edge.errors import UsageError
-from agegate.edge.runtime import AgeModel, make_interpreter, runtime_version, validate_tflite_file
+from agegate.edge.runtime import make_interpreter, runtime_version, validate_tflite_file
 
 
 def rss_mb() -> float:
@@ -89,14 +89,22 @@ def _real_inputs(model_path: Path, interp, folder: Path, n: int = 16) -> list[np
     return out
 
 
-def _as_float(x: np.ndarray, interp) -> np.ndarray:
-    """An input as the interpreter takes it -> the normalised float input AgeModel takes (int8 inputs
-    dequantized with the tensor's own scale)."""
-    d = interp.get_input_details()[0]
-    if d["dtype"] == np.float32:
-        return x
-    scale, zero = d["quantization"]
-    return ((x.astype(np.float32) - zero) * scale).astype(np.float32)
+def _face_views(path: Path, meta, interp, threads: int, delegate: str):
+    """One face through every view of the model's test-time augmentation (`ModelMetadata.with_tta`, as the box):
+    raw invokes, on `interp` at the model's size and on an interpreter of the file per further size, so the
+    figure is the model's cost per face, comparable with one invoke's."""
+    d, o = interp.get_input_details()[0], interp.get_output_details()[0]
+    at = {int(meta.input_size): interp}
+    for size in meta.tta_sizes:
+        at[size], _ = make_interpreter(path, threads, delegate, input_size=size)
+
+    def run(view: np.ndarray) -> np.ndarray:  # a view at another size arrives as float (resized)
+        it = at[int(view.shape[0])]
+        it.set_tensor(d["index"], view[None].astype(d["dtype"], copy=False))
+        it.invoke()
+        return it.get_tensor(o["index"])
+
+    return lambda x: meta.with_tta(run, x)
 
 
 def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: int = 200,
@@ -110,7 +118,7 @@ def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: 
     for m in models:
         p = Path(m)
         validate_tflite_file(p)
-        quant, invokes = "unknown", 1
+        quant, invokes, meta = "unknown", 1, None
         if sidecar_path(p).exists():
             from agegate.edge.metadata import read_metadata
 
@@ -129,15 +137,14 @@ def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: 
             i, o = interp.get_input_details()[0], interp.get_output_details()[0]
             run = ModelRun(str(p), t, round(p.stat().st_size / 1e6, 3), np.dtype(i["dtype"]).name,
                            np.dtype(o["dtype"]).name, quant, round(init_ms, 2), round(added, 1), invokes)
-            # A whole face runs as the box runs it: AgeModel with the metadata's views (mirror, further sizes).
-            face = AgeModel(p, t, delegate) if invokes > 1 else None
+            face = _face_views(p, meta, interp, t, delegate) if invokes > 1 else None
             configs.append((run, interp, i["index"], xs, face))
     for run, interp, idx, xs, face in configs:  # warm-up
         for k in range(warmup):
             interp.set_tensor(idx, xs[k % len(xs)])
             interp.invoke()
             if face is not None:
-                face.raw_tensor(_as_float(xs[k % len(xs)], interp)[0])
+                face(xs[k % len(xs)][0])
     for r in range(runs):  # round robin
         for run, interp, idx, xs, face in configs:
             x = xs[r % len(xs)]
@@ -145,12 +152,11 @@ def bench_models(models: list[str], threads: list[int], warmup: int = 20, runs: 
             t0 = time.perf_counter()
             interp.invoke()
             run.samples_ms.append((time.perf_counter() - t0) * 1000)
-            # A whole face: each view (the face, its mirror image, the same at further sizes), measured, not
-            # multiplied; one view is the invoke above.
+            # A whole face: every view (the face, its mirror image, the same at further sizes), measured, not
+            # multiplied.
             if face is not None:
-                xf = _as_float(x, interp)[0]
                 t0 = time.perf_counter()
-                face.raw_tensor(xf)
+                face(x[0])
                 run.face_samples_ms.append((time.perf_counter() - t0) * 1000)
             else:
                 run.face_samples_ms.append(run.samples_ms[-1])

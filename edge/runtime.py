@@ -61,7 +61,9 @@ def validate_tflite_file(path: Path) -> None:
         raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier); give a .tflite from `agegate convert`")
 
 
-def make_interpreter(path: Path, threads: int = 2, delegate: str = "xnnpack"):
+def make_interpreter(path: Path, threads: int = 2, delegate: str = "xnnpack", input_size: int | None = None):
+    """(interpreter, runtime name), tensors allocated. `input_size`: the first input resized to that square
+    size (a model's `tta_sizes`: the same file run at another size)."""
     cls, name = interpreter_class()
     kwargs = {"model_path": str(path), "num_threads": int(threads)}
     if delegate == "none":
@@ -78,6 +80,14 @@ def make_interpreter(path: Path, threads: int = 2, delegate: str = "xnnpack"):
             interp.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ModelError(f"{path}: the runtime could not load this model ({e}); is the file complete?") from e
+    if input_size is not None:
+        index = interp.get_input_details()[0]["index"]
+        try:
+            interp.resize_tensor_input(index, [1, int(input_size), int(input_size), 3])
+            interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{path}: the model cannot take a {input_size} px input ({e}); if its metadata lists "
+                             f"that size in tta_sizes, remove it (`agegate tta`)") from e
     return interp, name
 
 
@@ -134,18 +144,8 @@ class AgeModel:
         # (the tensors' indices and quantization stay those of the file).
         self._at_size = {self.spec.input_size: self.interpreter}
         for size in self.meta.tta_sizes:
-            self._at_size[size] = self._resized_interpreter(size, threads, delegate)
+            self._at_size[size], _ = make_interpreter(self.path, threads, delegate, input_size=size)
         self.init_ms = (time.perf_counter() - t0) * 1000
-
-    def _resized_interpreter(self, size: int, threads: int, delegate: str):
-        interp, _ = make_interpreter(self.path, threads, delegate)
-        try:
-            interp.resize_tensor_input(self._in["index"], [1, size, size, 3])
-            interp.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise ModelError(f"{self.path}: its metadata asks for a run at {size} px (tta_sizes), but the model "
-                             f"cannot take that input ({e}); remove the size (`agegate tta`)") from e
-        return interp
 
     @cached_property
     def label(self) -> str:
