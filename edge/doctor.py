@@ -67,7 +67,9 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
             budget = cfg.model.latency_budget_ms if cfg is not None and cfg.model.latency_budget_ms else s.budget_ms
             within = budget is None or s.p50_ms <= budget
             checks.append(Check("inference", within, f"age {s.age:.1f} for the embedded face, p50 {s.p50_ms:.2f} ms"
-                                + (f" (budget {budget:g} ms)" if budget else ""),
+                                + (f" (budget {budget:g} ms)" if budget else "")
+                                + f"; {s.runs_per_face} model run{'s' if s.runs_per_face > 1 else ''} per face"
+                                + (f" (test-time views: {s.views})" if s.runs_per_face > 1 else ""),
                                 "check CPU load and threads (model.threads), or install a faster model"))
         except AgegateError as e:
             checks.append(Check("inference", False, str(e), "reinstall or roll back the model"))

@@ -39,6 +39,8 @@ class SmokeResult:
     age: float
     p50_ms: float
     budget_ms: float | None
+    views: str = "none"  # the model's test-time views (metadata tta, tta_sizes): what a face's p50 pays for
+    runs_per_face: int = 1
 
 
 @dataclass
@@ -124,7 +126,7 @@ def smoke_test(release: Path) -> SmokeResult:
     if budget and p50 > budget:
         raise AgegateError(f"smoke test: p50 inference {p50:.1f} ms exceeds the bundle's budget {budget} ms in each "
                            f"of {ROUNDS} rounds of {ROUND_RUNS} ({', '.join(f'{m:.1f}' for m in medians)} ms)")
-    return SmokeResult(age, p50, budget)
+    return SmokeResult(age, p50, budget, str(model.meta.views), model.meta.runs_per_prediction)
 
 
 class BoxRoot:
