@@ -8,7 +8,7 @@ threshold that passes at most 1 % of minors (`convert.metrics.challenge25`, eval
 For distribution models also the tail (`asked_25plus_at_k_minors_ok`): 25+ asked per image when P(under 25) of
 the (mean) distribution may let k minors pass, for the few k that set a per-buyer operating point (calibrate's
 0.5 % with 90 % confidence allows 1 of 902 val minors): a bulk gain that misses the oldest-looking minors does
-not move that point (MODEL_HISTORY.md, "One file at two input sizes").
+not move that point (MODEL_HISTORY.md, "What sets the per-buyer point").
 Val only: it tells whether a two-model idea (an ensemble on the box, or distilling one into one model) is
 worth its cost; test figures come from `agegate eval`/`replay` of what ships.
 
