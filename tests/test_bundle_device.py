@@ -220,6 +220,7 @@ def test_doctor_checks_and_exit_codes(kit, tmp_path, shipped_model):
     assert r.exit_code == 0, r.output
     for name in ("config", "model hash", "runtime", "inference", "camera", "events", "disk", "clock"):
         assert name in r.output
+    assert "2 model runs per face (test-time views: mirror)" in r.output  # what the inference p50 pays for
     (root / "current" / "model.tflite").write_bytes(b"tampered")
     cfg.write_text(cfg.read_text() + "[bogus]\nx = 1\n")
     r = run("device", "doctor", "--root", root, "--config", cfg)

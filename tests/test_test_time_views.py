@@ -96,3 +96,19 @@ def test_bench_times_every_view_of_a_face(shipped_model, two_sizes, tmp_path):
     assert (one["invokes_per_face"], two["invokes_per_face"]) == (2, 4)
     assert one["p50_per_face_ms"] > 0 and two["p50_per_face_ms"] > 0
     assert "4 views per face" in r.output
+
+
+def test_the_install_smoke_test_says_what_a_face_pays_for(two_sizes, tmp_path):
+    """`device install` and `device doctor` time a face through every view; the check says how many runs."""
+    import shutil
+
+    from agegate.edge.contracts import RELEASE_META, RELEASE_MODEL
+    from agegate.edge.provision import smoke_test
+
+    release = tmp_path / "release"
+    release.mkdir()
+    shutil.copy(two_sizes, release / RELEASE_MODEL)
+    shutil.copy(two_sizes.with_suffix(".json"), release / RELEASE_META)
+    s = smoke_test(release)
+    assert (s.runs_per_face, s.views) == (4, "mirror, also at 128 px")
+    assert 1 < s.age < 100 and s.p50_ms > 0
