@@ -9,6 +9,7 @@ import click
 
 from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.metadata import TTA_MODES
+from agegate.edge.preprocess import INPUT_SIZES
 from agegate.train.cli_options import data_options
 
 from .mixed_int8 import MAX_FLOAT_PARAMS
@@ -40,7 +41,7 @@ from .tflite import QUANT_MODES
 @click.option("--tta", type=click.Choice(list(TTA_MODES)),
               help="Test-time augmentation written into the metadata, so eval, QA and the box all use it: "
                    "mirror averages each face with its mirror image (two model runs). Default: the run's own.")
-@click.option("--tta-size", "tta_sizes", type=click.IntRange(16, 1024), multiple=True,
+@click.option("--tta-size", "tta_sizes", type=click.IntRange(*INPUT_SIZES), multiple=True,
               help="Also run the model at this input size (its input resized; the same weights) and average the "
                    "views; repeat for several. v2.3 at 112 with 128: val MAE -0.07, a sixth fewer adults asked "
                    "per image at 1 % of minors, as many at its per-buyer point (MODEL_HISTORY.md). Each size costs "

@@ -15,12 +15,13 @@ import click
 
 from agegate.edge.errors import UsageError
 from agegate.edge.metadata import TTA_MODES, read_metadata, sha256_file, sidecar_path, write_metadata
+from agegate.edge.preprocess import INPUT_SIZES
 
 
 @click.command()
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--tta", "mode", type=click.Choice(list(TTA_MODES)), help="Mirror views (default: the model's own).")
-@click.option("--size", "sizes", type=click.IntRange(16, 1024), multiple=True,
+@click.option("--size", "sizes", type=click.IntRange(*INPUT_SIZES), multiple=True,
               help="Also run the model at this input size (its input resized) and average; repeat for several. "
                    "No --size: at its own size only.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),

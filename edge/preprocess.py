@@ -33,6 +33,8 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
 }
 
 FACE_CROPS = ("none", "box")
+#: The input sizes a model may take, in pixels (a model's own and its `tta_sizes`).
+INPUT_SIZES = (16, 1024)
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,9 @@ class PreprocessSpec:
             raise AgegateError(f"unknown crop policy {self.crop!r}; known: center, stretch")
         if self.face_crop not in FACE_CROPS:
             raise AgegateError(f"unknown face_crop {self.face_crop!r}; known: {', '.join(FACE_CROPS)}")
-        if not 16 <= int(self.input_size) <= 1024:
-            raise AgegateError(f"input_size {self.input_size} out of range 16..1024")
+        lo, hi = INPUT_SIZES
+        if not lo <= int(self.input_size) <= hi:
+            raise AgegateError(f"input_size {self.input_size} out of range {lo}..{hi}")
 
     @property
     def channel_order(self) -> str:
