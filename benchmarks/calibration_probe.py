@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from agegate.convert.calibrate import buyers_to_replay, match_exclusions, read_label_exclusions
+from agegate.convert.calibrate import buyers_to_replay
+from agegate.train.label_errors import match_exclusions, read_label_exclusions
 from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
 from agegate.edge.challenge25 import (DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE, choose_max_risk,
                                       rates)

@@ -23,7 +23,6 @@ buyer in the replay (`buyers_at_the_line`), for a person to check
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ from agegate.edge.challenge25 import (CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, D
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import read_metadata, write_metadata
+
+from agegate.train.label_errors import LabelExclusion
 
 from .replay import summary_figures
 
@@ -114,71 +115,6 @@ def minors_at_the_line(paths: list[str], ages: np.ndarray, estimates: np.ndarray
     return [{"path": paths[i], "age": float(ages[i]),
              "estimate": None if estimates is None else round(float(estimates[i]), 2),
              "risk": round(float(risk[i]), 4), "passes": bool(risk[i] <= max_risk)} for i in order[: n_pass + beyond]]
-
-
-@dataclass(frozen=True)
-class LabelExclusion:
-    """An image a person checked and found mislabelled (e.g. an adult labelled 1 year old), left out of
-    calibration: among the few minors that set the operating point, one such label costs every adult.
-    `line` names one row of a group photo (its line in the label CSV); None: the file's only row."""
-
-    path: str  # as written in the list: the image's path, or its tail (e.g. utkface/images/x.jpg)
-    reason: str
-    line: int | None = None
-
-    def matches(self, path: str, line: int | None = None) -> bool:
-        same_file = path == self.path or path.replace("\\", "/").endswith("/" + self.path.lstrip("/"))
-        return same_file and (self.line is None or self.line == line)
-
-    def to_dict(self) -> dict[str, Any]:
-        """As recorded with the operating point (`excluded` in the metadata)."""
-        return {"path": self.path, "reason": self.reason} | ({} if self.line is None else {"line": self.line})
-
-
-#: `PATH:LINE` names one row of a group photo (the CSV's line); a path that merely contains a colon is
-#: read whole.
-_ROW = re.compile(r"^(?P<path>.+):(?P<line>[0-9]+)$")
-
-
-def read_label_exclusions(path: Path) -> list[LabelExclusion]:
-    """A list of mislabelled images: one per line, the image's path (or its tail; `PATH:LINE` for one face
-    of a group photo) then why, after spaces; blank lines and lines starting with # are skipped."""
-    out = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read the list of mislabelled images ({e})") from e
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split(None, 1)
-        if len(parts) < 2:
-            raise UsageError(f"{path}:{n}: give the image's path, then why its label is wrong "
-                             f"(e.g. 'utkface/images/x.jpg  an adult labelled 1 year old')")
-        row = _ROW.match(parts[0])
-        where = (row["path"], int(row["line"])) if row else (parts[0], None)
-        out.append(LabelExclusion(where[0], parts[1].strip(), where[1]))
-    return out
-
-
-def match_exclusions(exclusions: list[LabelExclusion], keys: list[tuple[str, int | None]],
-                     source: str = "the list") -> set[tuple[str, int | None]]:
-    """The (file, label line) keys among `keys` that the exclusions name; each exclusion must name one, or it
-    is a typo (or an image of another split) and calibrating without it would not do what was asked."""
-    found: set[tuple[str, int | None]] = set()
-    for e in exclusions:
-        hit = [k for k in keys if e.matches(*k)]
-        named = e.path if e.line is None else f"{e.path}:{e.line}"
-        if len(hit) > 1 and len({path for path, _ in hit}) == 1:  # one group photo, a row per face
-            raise UsageError(f"{source}: {named!r} names {len(hit)} rows of one group photo (lines "
-                             f"{', '.join(str(line) for _, line in hit)}); write PATH:LINE for the face whose "
-                             f"label is wrong")
-        if len(hit) != 1:
-            raise UsageError(f"{source}: {named!r} names {'no image' if not hit else f'{len(hit)} images'} of "
-                             f"the calibration split; give a path (or a longer tail of it) that names one")
-        found.add(hit[0])
-    return found
 
 
 def calibration_buyers(ages, others: int, seed: int = 0) -> list[int]:

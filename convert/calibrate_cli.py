@@ -47,8 +47,9 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     Example:
       agegate calibrate m.tflite --data ../shared/datasets/utkface --data ../shared/datasets/aaf
     """
-    from .calibrate import (buyers_to_replay, calibrate as run_calibrate, check_targets, match_exclusions,
-                            plot_tradeoff, read_label_exclusions)
+    from agegate.train.label_errors import match_exclusions, read_label_exclusions
+
+    from .calibrate import buyers_to_replay, calibrate as run_calibrate, check_targets, plot_tradeoff
     from .evaluate import Predictions, evaluate_sets, read_splits
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work

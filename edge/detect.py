@@ -97,6 +97,10 @@ class FaceBox:
 
 #: Boxes overlapping at least this much (intersection over union) are one face: the detector keeps the surer.
 NMS_IOU = 0.3
+#: Which faces and boxes `detect` returns for given options, as a number: raised when a change of the code
+#: (not of the options) changes what a crop holds, so that training crop caches keyed on it are made again
+#: (train/crops.py). 2: the second look is BlazeFace alone (`_look_again`).
+DETECTION_REVISION = 2
 #: A small face is detected again on a square of this many times its side around it (it then fills a third).
 REFINE_REGION = 3.0
 #: The photo profile's `refine_below` (see DetectorOptions).
@@ -365,12 +369,16 @@ class FaceDetector:
 
     def _look_again(self, rgb: np.ndarray, face: FaceBox, inside: bool = False) -> FaceBox | None:
         """The face nearest `face`'s centre on a square of REFINE_REGION x its side around it, at full
-        resolution; None when none is found there (or, with `inside`, none whose centre lies in `face`)."""
+        resolution; None when none is found there (or, with `inside`, none whose centre lies in `face`).
+        BlazeFace alone, as on tiles: the region already shows the face with the scene around it (what the
+        padded retry adds to a tight crop), and the photo profile's Haar fallback, run on such a region, took
+        the whole region for a face: a weak false face in an All-Age-Faces photo's background became a box
+        three times its size, a hair larger than the girl in front, and her photo was aged as a building."""
         region = _square_around(face, REFINE_REGION, rgb.shape)
         if region is None:
             return None
         x0, y0, x1, y1 = region
-        found = [f.shifted(x0, y0) for f in self._detect_frame(rgb[y0:y1, x0:x1])]
+        found = [f.shifted(x0, y0) for f in self._detect_frame(rgb[y0:y1, x0:x1], fallbacks=False)]
         if inside:
             found = [f for f in found if face.contains(*f.center)]
         cx, cy = face.center

@@ -436,3 +436,52 @@ def test_false_faces_counts_faces_on_empty_till_frames(tmp_path):
     assert hits[BOX] <= 2 and hits["min_score 0.05"] >= 9 and faces["min_score 0.05"] >= hits["min_score 0.05"]
     r = CliRunner().invoke(main, ["--data", str(UTK), "--min-score", "0.01"])
     assert r.exit_code == 2 and "every score must lie in 0.05-0.99" in r.output
+
+
+def test_decision_probe_rereads_a_distribution_at_another_temperature_and_quantile():
+    import numpy as np
+
+    from agegate.benchmarks.decision_probe import at_temperature, quantile_age, readings
+    from agegate.edge.age_head import AgeHead, p_under
+
+    head = AgeHead.distribution(temperature=0.8)
+    raw = np.random.default_rng(0).normal(0, 3, (4, head.n_bins))
+    probs = head.probabilities(raw)
+    assert np.allclose(at_temperature(probs, head, 0.8), probs)
+    assert np.allclose(at_temperature(probs, head, 2.0), head.probabilities(raw, 2.0))
+    assert not np.allclose(at_temperature(probs, head, 2.0), probs)
+    point = np.zeros((1, head.n_bins))
+    point[0, [10, 30]] = 0.25, 0.75  # a quarter of the mass at 10, the rest at 30
+    assert quantile_age(point, head, 0.2)[0] == 10 and quantile_age(point, head, 0.3)[0] == 30
+    first, *others = readings(probs, head).items()
+    assert first[0].endswith("(the box)") and np.allclose(first[1], p_under(probs, head, 25))
+    assert len(others) == len(set(name for name, _ in others))  # the box's reading is not repeated
+
+
+def test_decision_probe_lists_the_minors_its_operating_point_lets_pass(small_utk, tmp_path):
+    """A model that says 30 of everyone: P(under 25) is one small number for every face, so an operating point
+    above it lets every minor pass and asks no adult, and the probe lists each minor with the estimate."""
+    import numpy as np
+
+    from agegate.benchmarks.decision_probe import main
+    from agegate.edge.challenge25 import OperatingPoint
+    from agegate.edge.metadata import read_metadata, write_metadata
+
+    from .conftest import gaussian_model
+
+    model = gaussian_model(tmp_path / "thirty.tflite", 30.0)
+    meta = read_metadata(model)
+    meta.operating_point = OperatingPoint(0.5)
+    write_metadata(model, meta)
+    out = tmp_path / "probe.json"
+    r = CliRunner().invoke(main, [str(model), "--data", str(small_utk), "--split", "test", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    d = json.loads(out.read_text())
+    test = d["splits"]["test"]
+    assert test["minors"] > 0 and test["minors_ok"] == test["minors"] == len(test["minors_passing"])
+    assert test["asked_25plus_share"] == 0.0
+    assert all(m["age"] < 18 and m["estimate"] == pytest.approx(30, abs=0.5) for m in test["minors_passing"])
+    ages = [m["age"] for m in test["minors_passing"]]
+    assert ages == sorted(ages)
+    assert d["readings"]["split"] == "test" and "mean (negated)" in d["readings"]["rows"]
+    assert "minors ok" in r.output and np.isfinite(test["mae"])

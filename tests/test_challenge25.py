@@ -177,7 +177,8 @@ def test_calibration_replays_every_minor_and_a_seeded_sample_of_the_others():
 
 
 def test_a_label_found_wrong_is_left_out_of_calibration_and_recorded(tmp_path):
-    from agegate.convert.calibrate import calibrate, match_exclusions, read_label_exclusions
+    from agegate.convert.calibrate import calibrate
+    from agegate.train.label_errors import match_exclusions, read_label_exclusions
     from agegate.convert.evaluate import Predictions
 
     y, probs = synthetic()
@@ -337,7 +338,8 @@ def test_qa_compares_the_decisions_the_box_makes_for_a_calibrated_model():
 def test_one_face_of_a_group_photo_is_left_out_by_its_label_line(tmp_path):
     """A group photo has a row per face: PATH:LINE leaves out that face's row only; the bare path, which
     would leave out every face, is refused with the lines to choose from."""
-    from agegate.convert.calibrate import calibrate, match_exclusions, read_label_exclusions
+    from agegate.convert.calibrate import calibrate
+    from agegate.train.label_errors import match_exclusions, read_label_exclusions
     from agegate.convert.evaluate import Predictions
 
     y, probs = synthetic()

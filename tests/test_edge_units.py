@@ -184,6 +184,22 @@ def test_refinement_keeps_large_faces_as_they_were():
         assert face.corners == FaceDetector(replace(options, refine_below=0.0)).detect(scene)[0].corners
 
 
+def test_the_second_look_is_blazeface_alone_and_never_takes_its_whole_region():
+    """An All-Age-Faces photo (a girl in front of a building; train split): the whole-frame pass finds her
+    (0.94) and a weak false face in the building (0.54, 33 px). The second look at that small face once ran
+    the photo profile's Haar fallback on the region around it, which took the whole 108 px region for a face,
+    a hair larger than hers, and her photo was aged as the building. BlazeFace alone finds nothing there, so
+    the small face keeps its first box and hers is the largest."""
+    photo = decode_image(UTK.parent / "aaf" / "images" / "00784A13.jpg")
+    detector = FaceDetector(DetectorOptions.for_photos())
+    first = detector._detect_frame(photo, min_score=0.5)
+    assert len(first) == 2 and first[1].side < 40  # the girl, then the false face (the premise)
+    faces = detector.detect(photo)
+    girl = faces[0]
+    assert girl.left_eye is not None and girl.center[0] < 80 and girl.center[1] > 120, faces
+    assert all(f.side < 1.5 * g.side for f in faces for g in first if f.contains(*g.center)), faces
+
+
 def test_a_far_buyer_is_framed_like_the_chip():
     """Chips shrunk to 90 px in a 640x480 camera frame (a camera mounted far from the till: 18 px of short
     range's 128 px view): the camera profile detects each face again around it (CAMERA_REFINE_BELOW), so the

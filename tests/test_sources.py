@@ -43,10 +43,14 @@ def box_run(two_sets, tmp_path_factory):
     utk, aaf = two_sets
     out = tmp_path_factory.mktemp("runs") / "box"
     cache = out.parent / "cache"
+    wrong = out.parent / "label-errors-train.txt"  # two UTKFace training chips, as a person's list names them
+    names = [r["file_name"] for r in csv.DictReader(open(utk / "split.csv")) if r["split"] == "train"][:2]
+    wrong.write_text("# checked by a person\n" + "".join(f"utk/images/{n}  an adult labelled {n.split('_')[0]}\n"
+                                                           for n in names))
     args = ["train", "--data", str(utk), "--data", str(aaf), "--data-weight", "1", "--data-weight", "2",
             "--crop", "box", "--augment", "till", "--age-prior", "balanced", "--backbone", "mobilenet_v3_small",
             "--weights", "none", "--input-size", "48", "--epochs", "1", "--batch-size", "32",
-            "--cache-dir", str(cache), "--out", str(out)]
+            "--cache-dir", str(cache), "--exclude", str(wrong), "--out", str(out)]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output + repr(res.exception)
     return out, cache, res.output
@@ -70,6 +74,24 @@ def test_both_sources_recorded_with_split_and_faceless_photos(box_run, two_sets)
     assert (wall in listed) != in_test
     assert "without a face" in output
     assert sorted(p.name.split("-")[1] for p in cache.glob("crops-*.npz")) == ["train", "val"]
+    # the two images a person found mislabelled were left out of training, and the run says which and why
+    gone = meta["extra"]["excluded_as_mislabelled"]
+    assert len(gone) == 2 and all(g["path"].startswith("utk/images/") and "adult" in g["reason"] for g in gone)
+    assert "left out as mislabelled" in output and ": 2 training images" in output
+    kept = 120 + aaf["split_sizes"]["train"] - 2
+    assert kept - len(listed) <= meta["extra"]["split_sizes"]["train"] <= kept
+
+
+def test_an_exclusion_that_names_no_training_image_stops_the_run_before_decoding(two_sets, tmp_path):
+    utk, _ = two_sets
+    val = next(r["file_name"] for r in csv.DictReader(open(utk / "split.csv")) if r["split"] == "val")
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text(f"utk/images/{val}  a val image: not the training split's\n")
+    res = CliRunner().invoke(cli, ["train", "--data", str(utk), "--backbone", "mobilenet_v3_small", "--weights",
+                                   "none", "--input-size", "48", "--epochs", "1", "--exclude", str(wrong),
+                                   "--out", str(tmp_path / "run")])
+    assert res.exit_code != 0 and "names no image of the training split" in res.output, res.output
+    assert not (tmp_path / "run" / "model.keras").exists()
 
 
 def test_cached_crops_are_reused(box_run, two_sets):

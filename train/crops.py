@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agegate.edge.detect import DetectorOptions, FaceDetector, box_crop
+from agegate.edge.detect import DETECTION_REVISION, DetectorOptions, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import ImageDecodeError, PreprocessSpec, decode_image
 
@@ -49,7 +49,7 @@ def context_size(spec: PreprocessSpec) -> int:
 
 def _cache_key(records: list[Record], spec: PreprocessSpec) -> str:
     text = "\n".join(f"{r.path}\t{r.age:g}" + ("" if r.box is None else f"\t{r.box}") for r in records)
-    text += repr(spec.to_dict()) + repr(TRAIN_DETECTOR)
+    text += repr(spec.to_dict()) + repr(TRAIN_DETECTOR) + f"revision {DETECTION_REVISION}"
     return hashlib.sha256(f"{text}{CONTEXT}".encode()).hexdigest()[:20]
 
 

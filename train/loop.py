@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +30,7 @@ from .checkpoints import STATE_FILE, atomic_save, kept, load_state, new_state, s
 from .config import TrainConfig
 from .distill import TeacherTargets, augmented_teacher_targets, check_teachers, teacher_targets
 from .inputs import decode_records, make_dataset
+from .label_errors import match_exclusions, read_label_exclusions
 from .losses import compile_objects, custom_objects
 from .run_export import export_metadata, write_history
 from .sources import load_sources, record_weights
@@ -94,6 +95,7 @@ class TrainingData:
     val: object
     sample_weights: np.ndarray | None
     teachers: TeacherTargets | None = None  # --teacher: the mean teacher distribution per training row
+    excluded: list = field(default_factory=list)  # --exclude: label_errors.LabelExclusion, left out of train
 
 
 def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo) -> TrainConfig:
@@ -123,6 +125,12 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
     val_recs = [r for src in sources for r in src.val]
     if cfg.teacher:  # a wrong teacher fails before the (long) decoding
         check_teachers(cfg.teacher, cfg.age_head(), spec if cfg.teacher_view == "augmented" else None)
+    excluded = read_label_exclusions(Path(cfg.exclude)) if cfg.exclude else []
+    if excluded:  # a typo fails now, before the decoding
+        gone = match_exclusions(excluded, [(str(r.path), r.line) for r in train_recs], cfg.exclude, "the training split")
+        keep = [(str(r.path), r.line) not in gone for r in train_recs]
+        train_recs, train_src_w = [r for r, k in zip(train_recs, keep) if k], train_src_w[np.array(keep, bool)]
+        echo(f"left out as mislabelled ({cfg.exclude}): {len(gone)} training images")
     if not train_recs:
         raise DatasetError(f"{', '.join(cfg.data)}: no images in split 'train'. Give a split file (--split-file) or "
                            f"make one with `agegate data split DATA --out split.csv`")
@@ -158,7 +166,7 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
         if teachers.train_mae is not None:
             echo(f"  the teachers' mean on these training images: MAE {teachers.train_mae:.2f} (far below their "
                  f"val MAE means they trained on these images, and the student learns what they memorised)")
-    return TrainingData(spec, sources, train_data, val_data, sample_w, teachers)
+    return TrainingData(spec, sources, train_data, val_data, sample_w, teachers, excluded)
 
 
 def _model_and_state(cfg: TrainConfig, keras, strategy, data: TrainingData, ckpt_dir: Path, resume: bool):
@@ -231,7 +239,8 @@ def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, ch
         state.update(kept_val_mae=val_mae, kept_epoch=row["epoch"])
         if chief:
             atomic_save(model, out / MODEL_FILE)
-            export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers)
+            export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers,
+                            data.excluded)
     if chief:
         save_epoch(model, out / "checkpoints", state, row["epoch"])
         write_history(out, state["history"])
@@ -277,7 +286,8 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
                 echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
                 break
         if chief:  # again at the end: trained_epochs counts the epochs after the last kept one too
-            export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers)
+            export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers,
+                            data.excluded)
             echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
                  f"(epoch {kept(state)[0]}, val MAE {kept(state)[1]:.3f})")
         return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)

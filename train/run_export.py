@@ -21,7 +21,7 @@ HISTORY_FIELDS = ["epoch", "phase", "lr", "train_loss", "train_mae", "val_mae", 
 
 
 def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, train_data, val_data,
-                    state, teachers=None) -> None:
+                    state, teachers=None, excluded=()) -> None:
     from agegate.edge.metadata import sha256_file
 
     no_face = set(train_data.no_face) | set(val_data.no_face)
@@ -42,6 +42,7 @@ def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, 
                "split_sizes": {"train": int(len(train_data.ages)), cfg.val_split: int(len(val_data.ages))},
                "skipped_unreadable": len(train_data.skipped) + len(val_data.skipped),
                "no_face": len(no_face),
+               **({"excluded_as_mislabelled": [e.to_dict() for e in excluded]} if excluded else {}),
                **({"distillation": teachers.summary(cfg.distill_weight, cfg.teacher_view)} if teachers is not None else {})},
     )
     write_metadata(out / MODEL_FILE, meta)
