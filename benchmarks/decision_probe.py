@@ -26,7 +26,9 @@ import click
 import numpy as np
 
 from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
+from agegate.convert.metrics import age_metrics
 from agegate.edge.age_head import AgeHead, p_under
+from agegate.edge.challenge25 import rates
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 
 from .environment import environment
@@ -69,15 +71,16 @@ def split_figures(p: Predictions) -> dict:
     risk = p.risk
     minors, adults = p.y_true < MINOR_AGE, p.y_true >= CHALLENGE_AGE
     out: dict = {"n": len(p.y_true), "minors": int(minors.sum()), "adults_25plus": int(adults.sum()),
-                 "mae": round(float(np.mean(np.abs(p.y_pred - p.y_true))), 4),
+                 "mae": age_metrics(p.y_true, p.y_pred)["mae"],
                  "asked_25plus_at_k_minors_ok": tail(p.y_true, risk)}
     if p.operating_point is not None:
         point = p.operating_point.max_risk
         passing = np.flatnonzero(minors & (risk <= point))
         out["operating_point"] = point
         out["minors_ok"] = len(passing)
-        out["minors_ok_share"] = round(len(passing) / max(1, int(minors.sum())), 5)
-        out["asked_25plus_share"] = round(float(np.mean(risk[adults] > point)), 4)
+        at_point = rates(risk, p.y_true, point, upper=False)  # the shares eval and calibrate report
+        out["minors_ok_share"] = round(at_point["minors_ok"], 5)
+        out["asked_25plus_share"] = round(at_point["adults_asked"], 4)
         out["minors_passing"] = [{"path": p.paths[i], "line": p.lines[i], "age": float(p.y_true[i]),
                                   "estimate": round(float(p.y_pred[i]), 2), "risk": round(float(risk[i]), 4)}
                                  for i in passing[np.argsort(p.y_true[passing], kind="stable")]]

@@ -35,7 +35,6 @@ from agegate.edge.challenge25 import (CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, D
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import read_metadata, write_metadata
-
 from agegate.train.label_errors import LabelExclusion
 
 from .replay import summary_figures

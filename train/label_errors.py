@@ -64,7 +64,7 @@ def read_label_exclusions(path: Path) -> list[LabelExclusion]:
 def match_exclusions(exclusions: list[LabelExclusion], keys: list[tuple[str, int | None]],
                      source: str = "the list", split: str = "the calibration split") -> set[tuple[str, int | None]]:
     """The (file, label line) keys among `keys` that the exclusions name; each exclusion must name one, or it
-    is a typo (or an image of another split) and calibrating without it would not do what was asked."""
+    is a typo (or an image of another split) and calibrating or training without it would not do what was asked."""
     found: set[tuple[str, int | None]] = set()
     for e in exclusions:
         hit = [k for k in keys if e.matches(*k)]

@@ -127,8 +127,9 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
         check_teachers(cfg.teacher, cfg.age_head(), spec if cfg.teacher_view == "augmented" else None)
     excluded = read_label_exclusions(Path(cfg.exclude)) if cfg.exclude else []
     if excluded:  # a typo fails now, before the decoding
-        gone = match_exclusions(excluded, [(str(r.path), r.line) for r in train_recs], cfg.exclude, "the training split")
-        keep = [(str(r.path), r.line) not in gone for r in train_recs]
+        keys = [(str(r.path), r.line) for r in train_recs]
+        gone = match_exclusions(excluded, keys, cfg.exclude, "the training split")
+        keep = [k not in gone for k in keys]
         train_recs, train_src_w = [r for r, k in zip(train_recs, keep) if k], train_src_w[np.array(keep, bool)]
         echo(f"left out as mislabelled ({cfg.exclude}): {len(gone)} training images")
     if not train_recs:
