@@ -206,6 +206,32 @@ def test_qat_wraps_the_other_qat_backbones(backbone):
     assert any("quant" in layer.name for layer in qmodel.layers)
 
 
+def test_qat_starts_each_activation_range_at_the_float_models_own():
+    """tfmot starts every range at [-6, 6] (the input's at [0, 0]); a short QAT then trains through clipped
+    activations. After `init_activation_ranges` each range is that layer's float min and max on the images,
+    and the quantized model, before any training, is closer to its float parent than with tfmot's start."""
+    import tensorflow_model_optimization as tfmot
+
+    from agegate.convert.qat import init_activation_ranges
+    from agegate.train.backbones import build_model
+
+    model, _ = build_model("mobilenet_v2", 32, "none", 0.2, 30.0, 0.9)
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
+    want = model(x, training=False).numpy()
+    plain = tfmot.quantization.keras.quantize_model(model)
+    started = tfmot.quantization.keras.quantize_model(model)
+    assert init_activation_ranges(started, model, x) > 50
+    ranges = {w.name: float(w.numpy()) for w in started.weights if w.name.endswith(("output_min:0", "output_max:0"))}
+    project = model.get_layer("expanded_conv_project_BN")(  # a linear layer's output: no ReLU6 bounds it
+        model.get_layer("expanded_conv_project")(model.get_layer("expanded_conv_depthwise_relu").output))
+    out = np.asarray(type(model)(model.inputs, project)(x, training=False))
+    assert ranges["quant_expanded_conv_project_BN/output_min:0"] == pytest.approx(min(0.0, float(out.min())), abs=1e-5)
+    assert ranges["quant_expanded_conv_project_BN/output_max:0"] == pytest.approx(max(0.0, float(out.max())), abs=1e-5)
+    err_plain = np.abs(plain(x, training=False).numpy() - want).mean()
+    err_started = np.abs(started(x, training=False).numpy() - want).mean()
+    assert err_started < err_plain, (err_started, err_plain)
+
+
 def test_qat_refuses_backbones_tfmot_cannot_wrap(small_utk, tmp_path):
     run_dir = tmp_path / "run"
     assert run("train", "--data", small_utk, "--backbone", "mobilenet_v3_small", "--weights", "none",
