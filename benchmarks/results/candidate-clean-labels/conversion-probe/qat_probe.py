@@ -2,7 +2,9 @@
 Run from a scratch folder after three-seeds.sh: `python qat_probe.py 3000` QATs the clean-labels candidate (1 epoch,
 `agegate convert --qat`'s fine-tune, 1,500 train images of each set), writes qat.tflite and, as qat-float/, the
 QAT model's variables copied into the float model by name. Then `agegate qa --split val` of qat.tflite against
-runs/soup4-clean (val-soup4-clean-qat-3000-qa.json) and against qat-float (…-own-float-qa.json)."""
+runs/soup4-clean (val-soup4-clean-qat-3000-qa.json) and against qat-float (…-own-float-qa.json). Those two ran
+with tfmot's own starting ranges (convert/qat.py before commit 0cbd347); with each range started at the float
+model's (init_activation_ranges, since): val-soup4-clean-qat-3000-ranges-qa.json, …-ranges-own-float-qa.json."""
 import dataclasses, shutil, sys, time
 from pathlib import Path
 import numpy as np
