@@ -192,15 +192,14 @@ def test_qat_then_int8(small_utk, tmp_path, backbone):
 
 @pytest.mark.parametrize("backbone", ["resnet50", "efficientnet_lite0", "mobilenet_v2_torch"])
 def test_qat_wraps_the_other_qat_backbones(backbone):
-    """The registry says QAT supports these: tfmot wraps agegate's flat model and it runs. (The whole
+    """The registry says QAT supports these: agegate's QAT scheme wraps the flat model and it runs. (The whole
     convert --qat path is tested on MobileNetV2 above; on ResNet50 it took 183 s of the suite for no more.)"""
-    import tensorflow_model_optimization as tfmot
-
+    from agegate.convert.qat import quantize_model
     from agegate.train.backbones import build_model, get_backbone
 
     assert get_backbone(backbone).qat
     model, _ = build_model(backbone, 32, "none", 0.2, 30.0, 0.9)
-    qmodel = tfmot.quantization.keras.quantize_model(model)
+    qmodel = quantize_model(model)
     y = qmodel(np.zeros((2, 32, 32, 3), np.float32), training=False).numpy()
     assert y.shape == (2, 1) and np.isfinite(y).all()
     assert any("quant" in layer.name for layer in qmodel.layers)
@@ -230,6 +229,26 @@ def test_qat_starts_each_activation_range_at_the_float_models_own():
     err_plain = np.abs(plain(x, training=False).numpy() - want).mean()
     err_started = np.abs(started(x, training=False).numpy() - want).mean()
     assert err_started < err_plain, (err_started, err_plain)
+
+
+def test_qat_rounds_each_depthwise_channel_with_its_own_range_as_tflite_does():
+    """tfmot's default scheme gives a depthwise kernel one range (its last axis is the depth multiplier);
+    TFLite's int8 rounds each channel with its own. After one training step each depthwise layer holds one
+    range per channel, and it is that channel's own largest weight."""
+    from agegate.convert.qat import quantize_model
+    from agegate.train.backbones import build_model
+
+    model, _ = build_model("mobilenet_v2", 32, "none", 0.2, 30.0, 0.9)
+    qmodel = quantize_model(model)
+    qmodel(np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32), training=True)
+    depthwise = [l for l in qmodel.layers if type(getattr(l, "layer", None)).__name__ == "DepthwiseConv2D"]
+    assert len(depthwise) == 17
+    for wrapper in depthwise:
+        kernel = wrapper.layer.depthwise_kernel.numpy()  # (kh, kw, channels, 1)
+        top = {w.name.split("/")[-1]: w.numpy() for w in wrapper.weights if "depthwise_kernel_m" in w.name}
+        per_channel = np.abs(kernel).max(axis=(0, 1, 3))
+        assert top["depthwise_kernel_max:0"].shape == (kernel.shape[2],)
+        np.testing.assert_allclose(top["depthwise_kernel_max:0"], per_channel, rtol=1e-5)
 
 
 def test_qat_refuses_backbones_tfmot_cannot_wrap(small_utk, tmp_path):
