@@ -1,9 +1,13 @@
 """Quantization-aware fine-tuning with tensorflow-model-optimization (tf_keras only).
 
 `quantize_model` needs a flat functional model: train.backbones builds every model
-that way. It supports ResNet50 and MobileNetV2 with its default config; MobileNetV3
-(TFOpLambda) and EfficientNet (Rescaling) need custom quantize configs and are
-refused with a clear message rather than failing deep inside tfmot.
+that way. It supports the backbones the registry marks `qat`; MobileNetV3 (TFOpLambda) and
+EfficientNet (Rescaling) need custom quantize configs and are refused with a clear message
+rather than failing deep inside tfmot.
+
+Two things differ from tfmot's defaults, both so that training sees the rounding the .tflite
+will have: every activation range starts at the float model's own (`init_activation_ranges`),
+and depthwise kernels are rounded per channel (`quantize_model`).
 """
 from __future__ import annotations
 
