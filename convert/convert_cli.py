@@ -32,7 +32,11 @@ from .tflite import QUANT_MODES
                    "takes 4 bytes). MobileNetV2: 2 (its first convolution and depthwise) cut how far int8 "
                    "moves a face's estimate from its float parent by 1.6-3x and the ID-check flips to under 2 % "
                    "on two models (README). The file is then not integer-only (quantization: int8-mixed).")
-@click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning first (needs --data); implies int8.")
+@click.option("--qat", is_flag=True,
+              help="Quantization-aware fine-tuning first (needs --data); implies int8. The fine-tune uses the "
+                   "head's own loss and light augmentation, not the run's recipe (no 25-line term, no age "
+                   "prior), so the file is a new model: evaluate and calibrate it, do not hold it to the "
+                   "parent (one epoch on 3,000 images changed 3.9 % of a model's val decisions; MODEL_HISTORY.md).")
 @click.option("--data", "qat_data", type=click.Path(exists=True), help="Training data for --qat.")
 @click.option("--epochs", type=int, default=1, show_default=True, help="QAT epochs.")
 @click.option("--qat-lr", type=float, default=2e-5, show_default=True)
