@@ -179,11 +179,13 @@ class ModelInputs:
 
 def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: int = 64, detect: bool = False,
             detector: str = "blazeface-short", progress: bool = True, desc: str = "eval",
-            views: TtaViews | None = None) -> Predictions:
+            views: TtaViews | None = None, head: AgeHead | None = None) -> Predictions:
+    """`head`: read the raw outputs with this head instead of the model's own (QA reads a float parent
+    with its calibrated child's temperature)."""
     from .predictor import open_predictor
 
     model = open_predictor(model_path, threads, views)
-    head = model.meta.head
+    head = head or model.meta.head
     inputs = ModelInputs(model.meta.preprocess, detect, detector)
     from agegate.train.datasets import check_boxes_reach_a_detector
 

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from agegate.edge.age_head import AgeHead
 from agegate.edge.bands import band_labels
-
-from .evaluate import Predictions
-from agegate.edge.contracts import CHALLENGE_AGE
-
 from agegate.edge.challenge25 import OperatingPoint, binomial_lower, rates, tradeoff_curve
+from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.metadata import ModelMetadata
 
+from .evaluate import Predictions
 from .metrics import age_metrics, group_mae
 from .replay import summary_figures
 
@@ -96,6 +95,23 @@ def check_float_parent(float_model: str, quantized: str, fmeta: ModelMetadata) -
     if is_tflite(float_model) and is_tflite(quantized) and sha256_file(float_model) == sha256_file(quantized):
         raise UsageError(f"--float {float_model} and --quantized {quantized} are the same model (identical bytes); "
                          f"QA compares a quantized model with the float model it came from")
+
+
+def parent_head(fmeta: ModelMetadata, qmeta: ModelMetadata) -> AgeHead | None:
+    """The head to read the float parent's outputs with: its quantized child's, for distribution models.
+
+    `agegate calibrate` fits the child's temperature; the parent keeps the one it was trained or averaged
+    with. P(under 25) at two temperatures differs with no rounding at all, so flips counted between them
+    measure calibration, not quantization (the clean-labels candidate: parent at 0.9049, child at 0.9808;
+    1.95 % of val decisions flipped, 1.03 % with one temperature; MODEL_HISTORY.md). The point estimate is
+    the distribution's mean at temperature 1 either way. A regression parent keeps its own (None)."""
+    from agegate.edge.errors import UsageError
+
+    fh, qh = fmeta.head, qmeta.head
+    if (fh.kind, fh.n_bins, fh.min_age) != (qh.kind, qh.n_bins, qh.min_age):
+        raise UsageError(f"the float parent's head ({fh.kind.value}, {fh.n_bins} outputs) is not its quantized "
+                         f"child's ({qh.kind.value}, {qh.n_bins} outputs): they are not parent and child")
+    return qh if qh.is_distribution else None
 
 
 def decision_flips(fp: Predictions, qp: Predictions, keep: list[int], qkeep: list[int], f: np.ndarray,

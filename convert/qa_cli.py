@@ -39,7 +39,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     from agegate.edge.errors import UsageError
 
     from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, read_splits
-    from .qa import Gates, check_float_parent, compare, parent_notes
+    from .qa import Gates, check_float_parent, compare, parent_head, parent_notes
     from .qa_report import write_report
 
     # A gate between two different predictors would measure the augmentation, not quantization. A run
@@ -55,9 +55,10 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
         raise UsageError(f"--float and --quantized use different test-time augmentation "
                          f"({float_views} vs {views}); convert both with the same --tta and --tta-size")
     check_float_parent(float_model, quantized, fmeta)
+    head = parent_head(fmeta, qmeta)  # ...and one head: the child's temperature, so only rounding differs
     prog = not as_json and sys.stderr.isatty()
     splits = read_splits(list(data), fmt, split_file, split, limit)  # the same images for both models
-    fsets = evaluate_sets(float_model, splits, threads=threads, progress=prog, views=views)
+    fsets = evaluate_sets(float_model, splits, threads=threads, progress=prog, views=views, head=head)
     qsets = evaluate_sets(quantized, splits, threads=threads, progress=prog)
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
@@ -77,6 +78,10 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
                                  box, show=prog)
         mismatch = settings_mismatch(qmeta.operating_point, box.decision_rules())
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
+    if head is not None and head.temperature != fmeta.head.temperature:
+        rep.notes.append(f"the float parent's distributions are read at the quantized model's temperature "
+                         f"{head.temperature:g} (its own: {fmeta.head.temperature:g}), so flips measure rounding, "
+                         f"not calibration")
     rep.notes = parent_notes(fmeta) + rep.notes + ([f"per-buyer gate: {mismatch}"] if mismatch else [])
     layers = None
     if debug_layers:

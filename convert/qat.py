@@ -133,8 +133,8 @@ def init_activation_ranges(qmodel, model, x, batch_size: int = 32) -> int:
     (decay 0.999), so a short fine-tune trains through ranges that clip every linear layer's output
     (projections, residual sums, logits). Measured on the clean-labels candidate (MobileNetV2 112 px,
     distribution head; one epoch on 3,000 train images, lr 2e-5): its int8 file erred 6.23 years on val
-    against the float parent's 5.35, and with BatchNorm frozen 12.74, its training MAE 14.5
-    (benchmarks/results/candidate-clean-labels/conversion-probe/).
+    against the float parent's 5.35; with the ranges started here, 5.56
+    (benchmarks/results/candidate-clean-labels/conversion-probe/qat_probe.py).
     """
     import numpy as np
 
@@ -150,7 +150,7 @@ def init_activation_ranges(qmodel, model, x, batch_size: int = 32) -> int:
         for n, out in zip(names, probe(x[i:i + batch_size], training=False)):
             out = np.asarray(out)
             lo[n], hi[n] = min(lo[n], float(out.min())), max(hi[n], float(out.max()))
-    set_ = 0
+    n_set = 0
     for ql in qmodel.layers:
         if type(ql).__name__ == "QuantizeLayer":  # the model input's quantizer
             rng = (min(0.0, float(x.min())), max(0.0, float(x.max())))
@@ -164,8 +164,8 @@ def init_activation_ranges(qmodel, model, x, batch_size: int = 32) -> int:
             for value, ends in zip(rng, (("post_activation_min:0", suffixes[0]), ("post_activation_max:0", suffixes[1]))):
                 if w.name.endswith(ends):
                     w.assign(value)
-                    set_ += 1
-    return set_
+                    n_set += 1
+    return n_set
 
 
 def _init_output_range(qmodel, model, x, data, meta) -> None:

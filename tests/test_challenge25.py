@@ -447,3 +447,15 @@ def test_a_point_calibrated_before_the_box_settings_were_recorded_is_flagged(tmp
     assert settings_mismatch(op, box) == "" and settings_mismatch(None, box) == ""
     own = BoxOptions(policy=DecisionPolicy(max_risk=0.3))  # a box that fixes its own point keeps it
     assert box_policy(AgeModel(model).meta, own).max_risk == 0.3
+
+
+def test_qa_reads_a_parent_with_its_childs_head_and_refuses_a_parent_with_another_kind_of_head():
+    from agegate.convert.qa import parent_head
+
+    base = ModelMetadata("tiny", 32, PreprocessSpec(32))
+    parent = dataclasses.replace(base, head=AgeHead.distribution(temperature=0.9049))
+    child = dataclasses.replace(base, head=AgeHead.distribution(temperature=0.9808), quantization="int8")
+    assert parent_head(parent, child).temperature == 0.9808
+    assert parent_head(base, dataclasses.replace(base, quantization="int8")) is None  # regression: its own
+    with pytest.raises(UsageError, match="not parent and child"):
+        parent_head(base, child)

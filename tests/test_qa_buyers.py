@@ -64,3 +64,22 @@ def test_qa_buyers_refuses_a_model_without_an_operating_point_before_any_work(tm
     r = CliRunner().invoke(cli, ["qa", "--float", str(gaussian_model(tmp_path / "p.tflite", 31.0)), "--quantized",
                                  str(plain), "--data", str(labels), "--buyers", "5", "--out", str(tmp_path / "qa")])
     assert r.exit_code == 2 and "carries none" in r.output and not (tmp_path / "qa").exists()
+
+
+def test_qa_reads_the_float_parent_at_its_calibrated_childs_temperature(tmp_path):
+    """Calibration sets the child's temperature, not the parent's; P(under 25) at two temperatures differs
+    with no rounding at all. Parent and child here say the same (a Gaussian around 25, spread 6): at
+    temperature 1 P(under 25) is 0.47, at the child's 0.25 it is 0.43, and the child's point, 0.45, lies
+    between. Read at one temperature, no decision flips; read each at its own, every one would."""
+    labels = labelled_chips(tmp_path / "set", CHILDREN + ADULTS)
+    parent = gaussian_model(tmp_path / "parent.tflite", 25.0, spread=6.0)
+    child = gaussian_model(tmp_path / "child.tflite", 25.001, spread=6.0)  # other bytes, the same answers
+    meta = read_metadata(child)
+    write_metadata(child, dataclasses.replace(meta, quantization="int8", operating_point=OperatingPoint(0.45),
+                                              head=dataclasses.replace(meta.head, temperature=0.25)))
+    r = CliRunner().invoke(cli, ["qa", "--float", str(parent), "--quantized", str(child), "--data", str(labels),
+                                 "--out", str(tmp_path / "qa"), "--json"])
+    rep = json.loads(r.output)
+    flips = {g["name"]: g for g in rep["gates"]}["decision_flips"]
+    assert flips["passed"] and flips["value"] == 0.0, flips
+    assert any("temperature 0.25 (its own: 1)" in n for n in rep["notes"]), rep["notes"]
