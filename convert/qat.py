@@ -153,18 +153,26 @@ def init_activation_ranges(qmodel, model, x, batch_size: int = 32) -> int:
     n_set = 0
     for ql in qmodel.layers:
         if type(ql).__name__ == "QuantizeLayer":  # the model input's quantizer
-            rng = (min(0.0, float(x.min())), max(0.0, float(x.max())))
-            suffixes = ("quantize_layer_min:0", "quantize_layer_max:0")
+            n_set += _set_range(ql, min(0.0, float(x.min())), max(0.0, float(x.max())), INPUT_RANGE_VARS)
         elif getattr(ql, "layer", None) is not None and ql.layer.name in lo:
-            rng = (min(0.0, lo[ql.layer.name]), max(0.0, hi[ql.layer.name]))
-            suffixes = ("output_min:0", "output_max:0")
-        else:
-            continue
-        for w in ql.weights:
-            for value, ends in zip(rng, (("post_activation_min:0", suffixes[0]), ("post_activation_max:0", suffixes[1]))):
-                if w.name.endswith(ends):
-                    w.assign(value)
-                    n_set += 1
+            n_set += _set_range(ql, min(0.0, lo[ql.layer.name]), max(0.0, hi[ql.layer.name]))
+    return n_set
+
+
+# The variables that hold a fake-quant range: (min names, max names). A wrapped layer's output range is
+# `output_*` or, after an activation, `post_activation_*`; the model input's quantizer has its own.
+OUTPUT_RANGE_VARS = (("post_activation_min:0", "output_min:0"), ("post_activation_max:0", "output_max:0"))
+INPUT_RANGE_VARS = (("quantize_layer_min:0",), ("quantize_layer_max:0",))
+
+
+def _set_range(layer, lo: float, hi: float, names=OUTPUT_RANGE_VARS) -> int:
+    """Set a quantized layer's range variables to [lo, hi]; returns how many were set."""
+    n_set = 0
+    for w in layer.weights:
+        for value, ends in zip((lo, hi), names):
+            if w.name.endswith(ends):
+                w.assign(value)
+                n_set += 1
     return n_set
 
 
@@ -181,9 +189,4 @@ def _init_output_range(qmodel, model, x, data, meta) -> None:
         lo, hi = float(pred.min() - 0.1 * span), float(pred.max() + 0.1 * span)
     else:  # years: from 0 to past the oldest label
         lo, hi = float(min(0.0, pred.min())), float(max(pred.max(), data.ages.max()) * 1.1)
-    out = qmodel.layers[-1]
-    for w in out.weights:
-        if w.name.endswith(("post_activation_min:0", "output_min:0")):
-            w.assign(lo)
-        elif w.name.endswith(("post_activation_max:0", "output_max:0")):
-            w.assign(hi)
+    _set_range(qmodel.layers[-1], lo, hi)
