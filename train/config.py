@@ -87,9 +87,9 @@ class TrainConfig:
     bn_recalibrate: int = _opt(20, "Recompute BatchNorm statistics on N training batches after each epoch (0: off).")
     strict: bool = _opt(False, "Fail on an unreadable image (or, with --crop box, one without a face).")
     cache_dir: str | None = _opt(None, "Keep decoded images (and box crops) here for later runs.")
-    exclude: str | None = _opt(None, "A list of training images a person found mislabelled, left out of training "
-                               "(calibrate --exclude's format: the path or its tail, then why); each must name "
-                               "one training image. Recorded in model.json.")
+    exclude: list[str] = _opt(default_factory=list, help="A list of training images a person found mislabelled, "
+                              "left out of training (calibrate --exclude's format: the path or its tail, then why); "
+                              "each must name one training image; repeat for several lists. Recorded in model.json.")
     limit: int | None = _opt(None, "Use at most N training images (quick looks, smoke tests).")
     val_split: str = _opt("val", cli=False)
     deterministic: bool = _opt(False, "TF op determinism: a resumed run ends bitwise equal to an uninterrupted one.")
@@ -99,6 +99,10 @@ class TrainConfig:
             self.data = [self.data]
         if isinstance(self.teacher, str):
             self.teacher = [self.teacher]
+        if isinstance(self.exclude, str):  # one list given as a plain path (a config.json from before lists)
+            self.exclude = [self.exclude]
+        elif self.exclude is None:
+            self.exclude = []
 
     def validate(self) -> None:
         for f in fields(self):

@@ -125,13 +125,21 @@ def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
     val_recs = [r for src in sources for r in src.val]
     if cfg.teacher:  # a wrong teacher fails before the (long) decoding
         check_teachers(cfg.teacher, cfg.age_head(), spec if cfg.teacher_view == "augmented" else None)
-    excluded = read_label_exclusions(Path(cfg.exclude)) if cfg.exclude else []
-    if excluded:  # a typo fails now, before the decoding
-        keys = [(str(r.path), r.line) for r in train_recs]
-        gone = match_exclusions(excluded, keys, cfg.exclude, "the training split")
+    excluded = []
+    keys = [(str(r.path), r.line) for r in train_recs]
+    gone: set = set()
+    for listing in cfg.exclude:  # a typo fails now, before the decoding
+        listed = read_label_exclusions(Path(listing))
+        named = match_exclusions(listed, keys, listing, "the training split")
+        if named & gone:
+            raise UsageError(f"{listing}: {len(named & gone)} of its images are in an earlier --exclude list too; "
+                             f"name each image in one list")
+        gone |= named
+        excluded += listed
+        echo(f"left out as mislabelled ({listing}): {len(named)} training images")
+    if gone:
         keep = [k not in gone for k in keys]
         train_recs, train_src_w = [r for r, k in zip(train_recs, keep) if k], train_src_w[np.array(keep, bool)]
-        echo(f"left out as mislabelled ({cfg.exclude}): {len(gone)} training images")
     if not train_recs:
         raise DatasetError(f"{', '.join(cfg.data)}: no images in split 'train'. Give a split file (--split-file) or "
                            f"make one with `agegate data split DATA --out split.csv`")

@@ -13,6 +13,7 @@ _SPECIAL = {
     "data": dict(required=True, multiple=True, type=click.Path(exists=True)),
     "data_weight": dict(multiple=True, type=float),
     "teacher": dict(multiple=True, type=click.Path(exists=True)),
+    "exclude": dict(multiple=True, type=click.Path(exists=True, dir_okay=False)),
     "out": dict(required=True, type=click.Path(file_okay=False), show_default=False),
     "split_file": dict(type=click.Path(exists=True, dir_okay=False)),
     "cache_dir": dict(type=click.Path(file_okay=False)),
@@ -54,6 +55,6 @@ def train(resume: bool, **options):
     """
     from .loop import run_training
 
-    for many in ("data", "data_weight", "teacher"):
+    for many in ("data", "data_weight", "teacher", "exclude"):
         options[many] = list(options[many])
     run_training(TrainConfig(**options), resume=resume, echo=click.echo)
