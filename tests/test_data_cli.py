@@ -78,3 +78,65 @@ def test_split_is_deterministic_stratified_and_keeps_persons(tmp_path, appa_dir)
     assignment = make_split(recs, 0.2, 0.2, seed=3)
     for person in {r.person for r in recs}:
         assert len({assignment[r.path] for r in recs if r.person == person}) == 1
+
+
+def test_label_suspects_need_both_the_interval_and_the_gap():
+    """A confident face a few years off, or an uncertain one far off, is not flagged: only a label outside the
+    central interval AND at least min_gap years from the estimate is; like labels come together."""
+    import numpy as np
+
+    from agegate.edge.age_head import AgeHead
+    from agegate.train.label_review import label_suspects
+
+    head = AgeHead.distribution()
+    ages = head.ages.astype(float)
+
+    def peak(mean, sd):
+        p = np.exp(-0.5 * ((ages - mean) / sd) ** 2)
+        return p / p.sum()
+
+    probs = np.stack([peak(40, 1), peak(40, 1), peak(40, 30), peak(10, 2), peak(60, 2)])
+    labels = np.array([45, 70, 70, 50, 20])  # 5 off but confident; 30 off; 30 off but uncertain; 40 off; 40 off
+    found = label_suspects([f"{i}.jpg" for i in range(5)], [None] * 5, labels, probs, head, level=0.99, min_gap=10)
+    assert [s.path for s in found] == ["4.jpg", "3.jpg", "1.jpg"]  # by label: 20, 50, 70
+    assert [s.number for s in found] == [0, 1, 2] and found[2].estimate == 40.0 and found[2].high < 70
+
+
+def test_data_review_flags_wrong_labels_and_writes_a_list_to_check(tmp_path, shipped_model):
+    """The shipped model over real chips, two of them given labels their faces plainly contradict: both are
+    flagged, drawn on a contact sheet and written (commented out) in the exclusion format; a list already
+    checked hides its images."""
+    from PIL import Image
+
+    from agegate.train.label_errors import read_label_exclusions
+
+    from .conftest import UTK, pick, utk_age, write_labels
+
+    adults, children = pick("val", 4, seed=3, lo=35, hi=55), pick("val", 4, seed=4, lo=3, hi=8)
+    root = tmp_path / "set"
+    root.mkdir()
+    for n in adults + children:
+        (root / n).write_bytes((UTK / "images" / n).read_bytes())
+    wrong = {adults[0]: 2, children[0]: 70}  # an adult labelled 2 years old, a child labelled 70
+    labels = write_labels(root / "labels.csv", [(n, wrong.get(n, utk_age(n))) for n in adults + children],
+                          header=("path", "age"))
+    out = tmp_path / "review"
+    r = run("data", "review", "--model", shipped_model, "--data", labels, "--out", out, "--root", tmp_path, "--json")
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    flagged = {s["path"].rsplit("/", 1)[-1]: s for s in got["suspects"]}
+    assert set(wrong) <= set(flagged), flagged
+    assert flagged[adults[0]]["estimate"] > 20 and flagged[children[0]]["estimate"] < 30
+    sheet = Image.open(out / "sheet-01.png")
+    assert sheet.size == (1000, 4 * 218) and len(sheet.getcolors(1 << 20)) > 1000  # faces drawn, not blank
+    listing = (out / "to-check.txt").read_text()
+    assert f"# set/{adults[0]}  labelled 2;" in listing and not read_label_exclusions(out / "to-check.txt")
+    checked = tmp_path / "checked.txt"  # a reviewer's list: the adult, found wrong
+    checked.write_text(f"set/{adults[0]}  labelled 2; an adult\n")
+    again = json.loads(run("data", "review", "--model", shipped_model, "--data", labels, "--out", out,
+                           "--exclude", checked, "--json").output)
+    assert again["already_listed"] == 1 and adults[0] not in {s["path"].rsplit("/", 1)[-1] for s in again["suspects"]}
+    text = run("data", "review", "--model", shipped_model, "--data", labels, "--out", out)
+    assert text.exit_code == 0 and "to check" in text.output and "sheet-*.png" in text.output
+    bad = run("data", "review", "--model", shipped_model, "--data", labels, "--out", out, "--level", "99")
+    assert bad.exit_code == 2 and "--level must be between 0 and 1" in bad.output

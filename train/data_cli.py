@@ -100,3 +100,67 @@ def split(directory, fmt, target, val, test, seed, out, as_json):
                                **{k: counts[k] for k in ("train", "val", "test")}}, indent=2))
         return
     click.echo(f"wrote {out}: train {counts['train']}, val {counts['val']}, test {counts['test']}")
+
+
+@data.command()
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True),
+              help="A distribution model (.tflite, or a run folder) trained on these images.")
+@click.option("--data", "datas", required=True, multiple=True, type=click.Path(exists=True),
+              help="Data set folder or CSV; repeat for several sets.")
+@_fmt
+@_split
+@click.option("--split", default="train", show_default=True, help="Which split to review.")
+@click.option("--level", type=float, default=0.99, show_default=True,
+              help="Flag a label outside this central interval of the model's distribution ...")
+@click.option("--min-gap", type=float, default=10.0, show_default=True,
+              help="... and at least this many years from its estimate.")
+@click.option("--exclude", "excludes", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An exclusion list already checked (train --exclude's format): its images are not shown "
+                   "again; repeat for several.")
+@click.option("--root", type=click.Path(file_okay=False),
+              help="Write to-check.txt's paths relative to this folder (e.g. ../shared/datasets).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for review.tsv, to-check.txt and the contact sheets sheet-NN.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print the suspects as JSON.")
+def review(model_path, datas, fmt, split_file, split, level, min_gap, excludes, root, out, as_json):
+    """List the labels a trained model finds implausible, for a person to check.
+
+    \b
+    A label outside the model's central --level interval for its face and at
+    least --min-gap years from its estimate is either the model's error or the
+    label's; contact sheets (20 faces each, label and estimate on each) let a
+    person tell which at a glance. Nothing is excluded by this command: the
+    reviewer uncomments the plainly wrong lines of to-check.txt and trains with
+    `agegate train ... --exclude to-check.txt`. Faces go through the box's
+    detector and crop when the model was trained on them. Example:
+      agegate data review --model edge/assets/default_model.tflite \\
+          --data ../shared/datasets/utkface --data ../shared/datasets/aaf \\
+          --exclude train/label-errors-train.txt --root ../shared/datasets --out review/
+    """
+    from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
+    from agegate.edge.errors import UsageError
+
+    from .label_errors import read_label_exclusions
+    from .label_review import label_suspects, not_listed, write_review
+
+    if not 0 < level < 1:
+        raise UsageError(f"--level must be between 0 and 1 (a share of the distribution), not {level}")
+    p = Predictions.concat([r.predictions for r in evaluate_sets(
+        model_path, read_splits(list(datas), fmt, split_file, split), progress=not as_json and sys.stderr.isatty())])
+    if p.probs is None:
+        raise UsageError(f"{model_path} gives one age, not a distribution: review needs a model trained with "
+                         f"--head distribution")
+    found = label_suspects(p.paths, p.lines, p.y_true, p.probs, p.head, level=level, min_gap=min_gap, faces=p.faces)
+    listed = [e for listing in excludes for e in read_label_exclusions(Path(listing))]
+    suspects = not_listed(found, listed)
+    files = write_review(suspects, Path(out), root)
+    summary = {"model": str(model_path), "split": split, "images": len(p.paths), "level": level, "min_gap": min_gap,
+               "flagged": len(found), "already_listed": len(found) - len(suspects), "to_check": len(suspects),
+               "files": [str(f) for f in files], "suspects": [s.to_dict() for s in suspects]}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{len(found)} of {len(p.paths)} {split} labels lie outside the model's central {100 * level:g} % "
+               f"interval and {min_gap:g}+ years from its estimate; {len(found) - len(suspects)} already listed, "
+               f"{len(suspects)} to check")
+    click.echo(f"look at {out}/sheet-*.png; mark the wrong ones in {out}/to-check.txt ({out}/review.tsv: the table)")

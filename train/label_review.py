@@ -1,0 +1,136 @@
+"""Training labels worth a person's look: those a trained model finds implausible, listed and drawn for review.
+
+Leaving out 20 plainly wrong training labels moved the Challenge-25 line more than any other CPU lever (22.2 % of
+adult val buyers asked with them, 19.8 % without: MODEL_HISTORY.md, "v2.3's recipe without the training labels a
+person found wrong"). They were found this way: a label far outside the model's own age distribution for the face
+is either the model's error or the label's, and a person tells which in a glance. The model proposes; only a
+person's check puts an image on an exclusion list (train/label_errors.py's format), so the list never learns the
+model's own mistakes.
+
+`agegate data review` runs a model over a split (through the box's crop when the model was trained on it) and
+writes what `write_review` does here: a table, contact sheets, and a to-check list in the exclusion format.
+"""
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from agegate.edge.age_head import AgeHead, interval
+
+from .label_errors import LabelExclusion
+
+#: A contact sheet's grid: 20 faces, big enough to tell a child from an adult at a glance.
+SHEET_COLUMNS, SHEET_ROWS, TILE_PX, CAPTION_PX = 5, 4, 200, 18
+
+
+@dataclass(frozen=True)
+class LabelSuspect:
+    """One label the model finds implausible for its face: outside the model's central interval and far from its
+    estimate."""
+
+    number: int  # its place in the review (sheets and lists use it)
+    path: str
+    line: int | None  # its label line when its photo has several (a group photo: a row per face); else None
+    label: float
+    estimate: float
+    low: float  # the model's central interval for the face
+    high: float
+    face: tuple[float, float, float, float] | None = None  # the box the detector took, when it ran
+
+    @property
+    def where(self) -> str:
+        return self.path if self.line is None else f"{self.path}:{self.line}"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"face": list(self.face) if self.face else None}
+
+
+def label_suspects(paths: Sequence[str], lines: Sequence[int | None], labels: np.ndarray, probs: np.ndarray,
+                   head: AgeHead, *, level: float = 0.99, min_gap: float = 10.0,
+                   faces: Sequence | None = None) -> list[LabelSuspect]:
+    """Images whose label lies outside the central `level` interval of the model's distribution and at least
+    `min_gap` years from its estimate (the distribution's mean), ordered by label, then estimate, so that a
+    reviewer sees like with like. Both conditions: the interval alone flags every confident face a few years
+    off, the gap alone every uncertain one."""
+    labels = np.asarray(labels, np.float64)
+    estimates = np.asarray(probs, np.float64) @ head.ages
+    low, high = interval(probs, head, level)
+    far = ((labels < low) | (labels > high)) & (np.abs(labels - estimates) >= min_gap)
+    order = sorted(np.flatnonzero(far), key=lambda i: (labels[i], estimates[i]))
+    faces = faces if faces is not None else [None] * len(paths)
+    rows = Counter(paths)
+    return [LabelSuspect(n, str(paths[i]), lines[i] if rows[paths[i]] > 1 else None, float(labels[i]), round(float(estimates[i]), 1),
+                         float(low[i]), float(high[i]), tuple(faces[i]) if faces[i] is not None else None)
+            for n, i in enumerate(order)]
+
+
+def not_listed(suspects: list[LabelSuspect], listed: list[LabelExclusion]) -> list[LabelSuspect]:
+    """The suspects no exclusion list names yet (a second look skips what the first found), renumbered."""
+    left = [s for s in suspects if not any(e.matches(s.path, s.line) for e in listed)]
+    return [LabelSuspect(n, *list(asdict(s).values())[1:]) for n, s in enumerate(left)]
+
+
+def listing_line(s: LabelSuspect, root: str | None = None) -> str:
+    """A to-check line in the exclusion format, commented out: the reviewer uncomments a wrong one and says what
+    the face shows. `root`: the folder the list's paths are relative to (../shared/datasets for the project's)."""
+    path = _relative(s.path, root) + ("" if s.line is None else f":{s.line}")
+    return (f"# {path}  labelled {s.label:g}; the model estimates {s.estimate:.0f} "
+            f"(#{s.number}; WHAT THE FACE SHOWS)")
+
+
+def _relative(path: str, root: str | None) -> str:
+    """`path` under `root` (as exclusion lists name images), or as it is when outside it or without a root."""
+    if root:
+        try:
+            return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return path
+
+
+def write_review(suspects: list[LabelSuspect], out: Path, root: str | None = None) -> list[Path]:
+    """review.tsv (one row each; paths under `root` when given), to-check.txt (the exclusion format, every line commented out) and contact
+    sheets sheet-NN.png (20 faces each, captioned with number, label and estimate; the detector's box drawn on a
+    photo). Returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "review.tsv"
+    with table.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(["number", "path", "line", "label", "estimate", "interval_low", "interval_high"])
+        for s in suspects:
+            w.writerow([s.number, _relative(s.path, root), "" if s.line is None else s.line, f"{s.label:g}", f"{s.estimate:.1f}",
+                        f"{s.low:g}", f"{s.high:g}"])
+    listing = out / "to-check.txt"
+    listing.write_text("# Labels the model finds implausible. Look at each (sheet-NN.png, by number); uncomment the\n"
+                       "# lines whose label the face plainly contradicts, and replace the text in capitals with what\n"
+                       "# you saw. Then: agegate train ... --exclude to-check.txt\n"
+                       + "".join(listing_line(s, root) + "\n" for s in suspects), encoding="utf-8")
+    per = SHEET_COLUMNS * SHEET_ROWS
+    sheets = [_sheet(suspects[k: k + per], out / f"sheet-{k // per + 1:02d}.png") for k in range(0, len(suspects), per)]
+    return [table, listing, *sheets]
+
+
+def _sheet(suspects: list[LabelSuspect], path: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    sheet = Image.new("RGB", (SHEET_COLUMNS * TILE_PX, SHEET_ROWS * (TILE_PX + CAPTION_PX)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, s in enumerate(suspects):
+        x, y = (k % SHEET_COLUMNS) * TILE_PX, (k // SHEET_COLUMNS) * (TILE_PX + CAPTION_PX)
+        draw.text((x + 3, y + 3), f"#{s.number} label {s.label:g} est {s.estimate:.0f}", fill="black")
+        try:
+            with Image.open(s.path) as im:
+                im = im.convert("RGB")
+                if s.face is not None:  # which face of the photo the model aged
+                    ImageDraw.Draw(im).rectangle(s.face, outline=(255, 0, 0), width=max(2, im.width // 100))
+                im.thumbnail((TILE_PX - 4, TILE_PX - 4))
+                sheet.paste(im, (x, y + CAPTION_PX))
+        except OSError as e:  # the image went away since it was read: say so on its tile
+            draw.text((x + 3, y + CAPTION_PX + 3), f"unreadable: {e.__class__.__name__}", fill="red")
+    sheet.save(path)
+    return path
