@@ -17,7 +17,7 @@ from .errors import AgegateError, error_json
 
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "data": ("agegate.train.data_cli", "data", "Check, describe and split a labelled face data set."),
+    "data": ("agegate.train.data_cli", "data", "Check, describe, split and review the labels of a face data set."),
     "train": ("agegate.train.train_cli", "train", "Train an age model (ResNet50 on GPU, compact backbones on CPU)."),
     "average": ("agegate.train.average_cli", "average",
                 "Average the weights of runs fine-tuned from one start into one model (a model soup)."),

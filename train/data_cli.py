@@ -1,4 +1,4 @@
-"""`agegate data check|report|split`: no TensorFlow needed."""
+"""`agegate data check|report|split|review`: no TensorFlow needed (review reads a .tflite with LiteRT)."""
 from __future__ import annotations
 
 import json
@@ -17,7 +17,7 @@ _target = click.option("--target", type=click.Choice(["real", "apparent"]), defa
 
 @click.group()
 def data() -> None:
-    """Check, describe and split a labelled face data set (no TensorFlow needed)."""
+    """Check, describe, split and review the labels of a face data set (no TensorFlow needed)."""
 
 
 @data.command()
