@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Was the second look's higher val MAE the 10 labels, or this session's run-to-run spread? v2.5's seed-0 fine-tune
 # (../candidate-clean-labels/train.sh's clean-s0: the first list only) trained again, unchanged, on this machine:
-# its last epoch's val MAE against clean-s0's 5.521 (then) and r2-s0's 5.636 (this session, without 10 more).
+# its epochs against clean-s0's (then) and r2-s0's (this session, without 10 more). Run 2026-12-06 and stopped after
+# two epochs: both matched clean-s0's to every printed digit (control-again-s0-history.csv).
 set -euo pipefail
 cd /work/c39
 D=/work/shared/datasets; M=/work/main
