@@ -86,7 +86,8 @@ def test_label_suspects_need_both_the_interval_and_the_gap():
     import numpy as np
 
     from agegate.edge.age_head import AgeHead
-    from agegate.train.label_review import label_suspects
+    from agegate.train.label_errors import LabelExclusion
+    from agegate.train.label_review import label_suspects, not_listed
 
     head = AgeHead.distribution()
     ages = head.ages.astype(float)
@@ -97,9 +98,12 @@ def test_label_suspects_need_both_the_interval_and_the_gap():
 
     probs = np.stack([peak(40, 1), peak(40, 1), peak(40, 30), peak(10, 2), peak(60, 2)])
     labels = np.array([45, 70, 70, 50, 20])  # 5 off but confident; 30 off; 30 off but uncertain; 40 off; 40 off
-    found = label_suspects([f"{i}.jpg" for i in range(5)], [None] * 5, labels, probs, head, level=0.99, min_gap=10)
-    assert [s.path for s in found] == ["4.jpg", "3.jpg", "1.jpg"]  # by label: 20, 50, 70
+    paths = ["0.jpg", "1.jpg", "2.jpg", "group.jpg", "group.jpg"]  # a group photo: a label row per face
+    found = label_suspects(paths, [2, 3, 4, 5, 6], labels, probs, head, level=0.99, min_gap=10)
+    assert [s.where for s in found] == ["group.jpg:6", "group.jpg:5", "1.jpg"]  # by label: 20, 50, 70
     assert [s.number for s in found] == [0, 1, 2] and found[2].estimate == 40.0 and found[2].high < 70
+    left = not_listed(found, [LabelExclusion("group.jpg", "checked", 6), LabelExclusion("1.jpg", "checked")])
+    assert [(s.number, s.where) for s in left] == [(0, "group.jpg:5")]  # the photo's other face stays
 
 
 def test_data_review_flags_wrong_labels_and_writes_a_list_to_check(tmp_path, shipped_model):

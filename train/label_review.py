@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -35,16 +35,17 @@ class LabelSuspect:
 
     number: int  # its place in the review (sheets and lists use it)
     path: str
-    line: int | None  # its label line when its photo has several (a group photo: a row per face); else None
+    line: int | None  # its label line (None for labels in file names)
     label: float
     estimate: float
     low: float  # the model's central interval for the face
     high: float
     face: tuple[float, float, float, float] | None = None  # the box the detector took, when it ran
+    group: bool = False  # its photo has a label row per face: lists name it PATH:LINE
 
     @property
     def where(self) -> str:
-        return self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{self.path}:{self.line}" if self.group else self.path
 
     def to_dict(self) -> dict:
         return asdict(self) | {"face": list(self.face) if self.face else None}
@@ -64,21 +65,21 @@ def label_suspects(paths: Sequence[str], lines: Sequence[int | None], labels: np
     order = sorted(np.flatnonzero(far), key=lambda i: (labels[i], estimates[i]))
     faces = faces if faces is not None else [None] * len(paths)
     rows = Counter(paths)
-    return [LabelSuspect(n, str(paths[i]), lines[i] if rows[paths[i]] > 1 else None, float(labels[i]), round(float(estimates[i]), 1),
-                         float(low[i]), float(high[i]), tuple(faces[i]) if faces[i] is not None else None)
+    return [LabelSuspect(n, str(paths[i]), lines[i], float(labels[i]), round(float(estimates[i]), 1), float(low[i]),
+                         float(high[i]), tuple(faces[i]) if faces[i] is not None else None, rows[paths[i]] > 1)
             for n, i in enumerate(order)]
 
 
 def not_listed(suspects: list[LabelSuspect], listed: list[LabelExclusion]) -> list[LabelSuspect]:
     """The suspects no exclusion list names yet (a second look skips what the first found), renumbered."""
     left = [s for s in suspects if not any(e.matches(s.path, s.line) for e in listed)]
-    return [LabelSuspect(n, *list(asdict(s).values())[1:]) for n, s in enumerate(left)]
+    return [replace(s, number=n) for n, s in enumerate(left)]
 
 
 def listing_line(s: LabelSuspect, root: str | None = None) -> str:
     """A to-check line in the exclusion format, commented out: the reviewer uncomments a wrong one and says what
     the face shows. `root`: the folder the list's paths are relative to (../shared/datasets for the project's)."""
-    path = _relative(s.path, root) + ("" if s.line is None else f":{s.line}")
+    path = _relative(s.path, root) + (f":{s.line}" if s.group else "")
     return (f"# {path}  labelled {s.label:g}; the model estimates {s.estimate:.0f} "
             f"(#{s.number}; WHAT THE FACE SHOWS)")
 
@@ -94,17 +95,17 @@ def _relative(path: str, root: str | None) -> str:
 
 
 def write_review(suspects: list[LabelSuspect], out: Path, root: str | None = None) -> list[Path]:
-    """review.tsv (one row each; paths under `root` when given), to-check.txt (the exclusion format, every line commented out) and contact
-    sheets sheet-NN.png (20 faces each, captioned with number, label and estimate; the detector's box drawn on a
-    photo). Returns the files written."""
+    """review.tsv (one row each; paths under `root` when given), to-check.txt (the exclusion format, every line
+    commented out) and contact sheets sheet-NN.png (20 faces each, captioned with number, label and estimate;
+    the detector's box drawn on a photo). Returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     table = out / "review.tsv"
     with table.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t")
         w.writerow(["number", "path", "line", "label", "estimate", "interval_low", "interval_high"])
         for s in suspects:
-            w.writerow([s.number, _relative(s.path, root), "" if s.line is None else s.line, f"{s.label:g}", f"{s.estimate:.1f}",
-                        f"{s.low:g}", f"{s.high:g}"])
+            w.writerow([s.number, _relative(s.path, root), s.line if s.group else "", f"{s.label:g}",
+                        f"{s.estimate:.1f}", f"{s.low:g}", f"{s.high:g}"])
     listing = out / "to-check.txt"
     listing.write_text("# Labels the model finds implausible. Look at each (sheet-NN.png, by number); uncomment the\n"
                        "# lines whose label the face plainly contradicts, and replace the text in capitals with what\n"
