@@ -135,11 +135,13 @@ def test_data_review_flags_wrong_labels_and_writes_a_list_to_check(tmp_path, shi
     assert sheet.size == (1000, 4 * 218) and len(sheet.getcolors(1 << 20)) > 1000  # faces drawn, not blank
     listing = (out / "to-check.txt").read_text()
     assert f"# set/{adults[0]}  labelled 2;" in listing and not read_label_exclusions(out / "to-check.txt")
+    (out / "sheet-09.png").write_bytes(b"an earlier review's page")  # replaced, not left beside this review's
     checked = tmp_path / "checked.txt"  # a reviewer's list: the adult, found wrong
     checked.write_text(f"set/{adults[0]}  labelled 2; an adult\n")
     again = json.loads(run("data", "review", "--model", shipped_model, "--data", labels, "--out", out,
                            "--exclude", checked, "--json").output)
     assert again["already_listed"] == 1 and adults[0] not in {s["path"].rsplit("/", 1)[-1] for s in again["suspects"]}
+    assert sorted(p.name for p in out.glob("sheet-*.png")) == ["sheet-01.png"]
     text = run("data", "review", "--model", shipped_model, "--data", labels, "--out", out)
     assert text.exit_code == 0 and "to check" in text.output and "sheet-*.png" in text.output
     bad = run("data", "review", "--model", shipped_model, "--data", labels, "--out", out, "--level", "99")

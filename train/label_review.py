@@ -112,6 +112,8 @@ def write_review(suspects: list[LabelSuspect], out: Path, root: str | None = Non
                        "# you saw. Then: agegate train ... --exclude to-check.txt\n"
                        + "".join(listing_line(s, root) + "\n" for s in suspects), encoding="utf-8")
     per = SHEET_COLUMNS * SHEET_ROWS
+    for stale in out.glob("sheet-*.png"):  # an earlier review's pages would pass for this one's
+        stale.unlink()
     sheets = [_sheet(suspects[k: k + per], out / f"sheet-{k // per + 1:02d}.png") for k in range(0, len(suspects), per)]
     return [table, listing, *sheets]
 
