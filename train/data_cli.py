@@ -160,7 +160,7 @@ def review(model_path, datas, fmt, split_file, split, level, min_gap, excludes, 
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"{len(found)} of {len(p.paths)} {split} labels lie outside the model's central {100 * level:g} % "
-               f"interval and {min_gap:g}+ years from its estimate; {len(found) - len(suspects)} already listed, "
-               f"{len(suspects)} to check")
+    click.echo(f"{summary['flagged']} of {summary['images']} {split} labels lie outside the model's central "
+               f"{100 * level:g} % interval and {min_gap:g}+ years from its estimate; {summary['already_listed']} "
+               f"already listed, {summary['to_check']} to check")
     click.echo(f"look at {out}/sheet-*.png; mark the wrong ones in {out}/to-check.txt ({out}/review.tsv: the table)")
