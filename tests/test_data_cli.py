@@ -99,9 +99,12 @@ def test_label_suspects_need_both_the_interval_and_the_gap():
     probs = np.stack([peak(40, 1), peak(40, 1), peak(40, 30), peak(10, 2), peak(60, 2)])
     labels = np.array([45, 70, 70, 50, 20])  # 5 off but confident; 30 off; 30 off but uncertain; 40 off; 40 off
     paths = ["0.jpg", "1.jpg", "2.jpg", "group.jpg", "group.jpg"]  # a group photo: a label row per face
-    found = label_suspects(paths, [2, 3, 4, 5, 6], labels, probs, head, level=0.99, min_gap=10)
+    found = label_suspects(paths, [2, 3, 4, 5, 6], labels, probs @ ages, probs, head, level=0.99, min_gap=10)
     assert [s.where for s in found] == ["group.jpg:6", "group.jpg:5", "1.jpg"]  # by label: 20, 50, 70
     assert [s.number for s in found] == [0, 1, 2] and found[2].estimate == 40.0 and found[2].high < 70
+    point = probs @ ages + np.array([0, 26, 0, 0, 0])  # the gap is measured from the point estimate given (eval's)
+    assert [s.where for s in label_suspects(paths, [2, 3, 4, 5, 6], labels, point, probs, head)] == [
+        "group.jpg:6", "group.jpg:5"]
     left = not_listed(found, [LabelExclusion("group.jpg", "checked", 6), LabelExclusion("1.jpg", "checked")])
     assert [(s.number, s.where) for s in left] == [(0, "group.jpg:5")]  # the photo's other face stays
 

@@ -150,7 +150,8 @@ def review(model_path, datas, fmt, split_file, split, level, min_gap, excludes, 
     if p.probs is None:
         raise UsageError(f"{model_path} gives one age, not a distribution: review needs a model trained with "
                          f"--head distribution")
-    found = label_suspects(p.paths, p.lines, p.y_true, p.probs, p.head, level=level, min_gap=min_gap, faces=p.faces)
+    found = label_suspects(p.paths, p.lines, p.y_true, p.y_pred, p.probs, p.head, level=level, min_gap=min_gap,
+                           faces=p.faces)
     listed = [e for listing in excludes for e in read_label_exclusions(Path(listing))]
     suspects = not_listed(found, listed)
     files = write_review(suspects, Path(out), root)

@@ -51,15 +51,15 @@ class LabelSuspect:
         return asdict(self) | {"face": list(self.face) if self.face else None}
 
 
-def label_suspects(paths: Sequence[str], lines: Sequence[int | None], labels: np.ndarray, probs: np.ndarray,
-                   head: AgeHead, *, level: float = 0.99, min_gap: float = 10.0,
+def label_suspects(paths: Sequence[str], lines: Sequence[int | None], labels: np.ndarray, estimates: np.ndarray,
+                   probs: np.ndarray, head: AgeHead, *, level: float = 0.99, min_gap: float = 10.0,
                    faces: Sequence | None = None) -> list[LabelSuspect]:
-    """Images whose label lies outside the central `level` interval of the model's distribution and at least
-    `min_gap` years from its estimate (the distribution's mean), ordered by label, then estimate, so that a
-    reviewer sees like with like. Both conditions: the interval alone flags every confident face a few years
-    off, the gap alone every uncertain one."""
-    labels = np.asarray(labels, np.float64)
-    estimates = np.asarray(probs, np.float64) @ head.ages
+    """Images whose label lies outside the central `level` interval of the model's distribution (`probs`, at its
+    calibrated temperature) and at least `min_gap` years from its estimate (the point estimate `agegate eval`
+    reports, `Predictions.y_pred`, so a reviewer reads the same number in both), ordered by label, then estimate,
+    so that a reviewer sees like with like. Both conditions: the interval alone flags every confident face a few
+    years off, the gap alone every uncertain one."""
+    labels, estimates = np.asarray(labels, np.float64), np.asarray(estimates, np.float64)
     low, high = interval(probs, head, level)
     far = ((labels < low) | (labels > high)) & (np.abs(labels - estimates) >= min_gap)
     order = sorted(np.flatnonzero(far), key=lambda i: (labels[i], estimates[i]))
