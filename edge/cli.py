@@ -83,13 +83,18 @@ def cli(verbose: bool) -> None:
 
     \b
     The way through:
+      agegate demo                the box on embedded faces, with the shipped model
       agegate data check DIR      validate a labelled data set
       agegate train ...           train (and export model.keras + model.json)
       agegate convert RUN ...     TFLite float32/float16/dynamic/int8
+      agegate eval ...            MAE, age bands, Challenge 25, per data set
+      agegate calibrate M ...     temperature and Challenge-25 operating point, on val
+      agegate replay DATA ...     photos as buyers at a till: one decision per buyer
       agegate qa ...              quantized vs float gate (MAE < 8, drift)
       agegate bundle build ...    signed bundle for the field
       agegate device install ...  verified atomic install on a box
       agegate edge run ...        the box itself
+      agegate fleet report ...    the chain's view across boxes
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -22,6 +22,20 @@ def test_every_command_has_help():
         assert r.exit_code == 0 and "Usage" in r.output, name
 
 
+def test_the_way_through_names_only_commands_that_exist():
+    """The overview in `agegate --help` is what a newcomer copies: each line it names must be a real command
+    (a renamed one would leave the overview pointing nowhere)."""
+    import re
+
+    overview = cli.help.split("The way through:")[1]
+    lines = [re.split(r"\s{2,}", ln.strip())[0].split() for ln in overview.splitlines() if ln.strip()]
+    assert len(lines) >= 10 and all(words[0] == "agegate" for words in lines)
+    for words in lines:
+        path = [w for w in words[1:] if w.isalpha() and w.islower()]  # `data check DIR` -> data, check
+        r = CliRunner().invoke(cli, [*path, "--help"])
+        assert r.exit_code == 0 and "Usage: " in r.output and " ".join(path) in r.output, words
+
+
 def test_missing_extra_names_the_extra(small_utk, tmp_path):
     """With TensorFlow made unimportable, `train` says which extra to install (no traceback)."""
     code = (
