@@ -42,7 +42,7 @@ class BoxOptions:
     threads: int = 2
     detector: DetectorOptions = field(default_factory=DetectorOptions)
     policy: DecisionPolicy = field(default_factory=DecisionPolicy)
-    window: int = 15  # ages fused per buyer (median of the last N good frames)
+    window: int = 15  # a buyer's last N good frames are fused: median age, mixture of distributions for the risk
     decide_after: int = 10  # good frames before the decision is made
     max_missed: int = 10  # frames a face may be lost before its buyer counts as gone
     min_quality_face: int = 48  # px: smaller faces are tracked but not aged
