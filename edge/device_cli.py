@@ -88,6 +88,10 @@ def status(root, as_json):
         sys.exit(0 if s.healthy else 1)
     click.echo(f"{s.root}: current {s.current or 'none'}, previous {s.previous or 'none'}"
                + ("  [FORCED MODEL LIVE]" if s.forced_live else ""))
+    if s.current is None and not s.releases:  # a fresh box, or a mistyped --root: say which
+        click.echo("  nothing installed here" + ("" if Path(root).is_dir() else
+                   f" ({root} does not exist: is --root the folder the bundle was installed to?)")
+                   + f"; install with `agegate device install BUNDLE --root {root}`")
     for r in s.releases:
         click.echo(f"  {'*' if r.current else ' '} {r.version:<24} sha {str(r.model_sha256)[:12]}  "
                    f"installed {r.installed}  {'intact' if r.intact else 'DAMAGED'}" + ("  FORCED" if r.forced else ""))

@@ -295,6 +295,19 @@ def test_broken_root_is_reported_broken_with_a_repair(installed):
     assert run("device", "status", "--root", root).exit_code == 0
 
 
+def test_status_of_a_root_with_nothing_installed_says_so_and_whether_the_folder_exists(tmp_path):
+    """A field engineer who mistypes --root must not read "current none" as an empty box."""
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    r = run("device", "status", "--root", fresh)
+    assert r.exit_code == 0 and "nothing installed here;" in r.output and "does not exist" not in r.output
+    r = run("device", "status", "--root", tmp_path / "typo")
+    no_traceback(r)
+    assert r.exit_code == 0 and "does not exist: is --root the folder" in r.output
+    assert "agegate device install BUNDLE --root" in r.output
+    assert json.loads(run("device", "status", "--root", tmp_path / "typo", "--json").output)["releases"] == []
+
+
 def test_rollback_skips_a_damaged_release(installed):
     kit, root, _, _ = installed
     (root / "releases" / "1.0.0" / "model.tflite").write_bytes(b"damaged")
