@@ -156,6 +156,10 @@ class ModelMetadata:
         return views[0] if len(views) == 1 else sum(views) / len(views)
 
 
+#: The files a model comes as (each with its .json sidecar beside it); a run folder holds model.keras.
+MODEL_SUFFIXES = (".tflite", ".keras")
+
+
 def sidecar_path(model_path: str | Path) -> Path:
     """model.tflite -> model.json; a run folder -> folder/model.json."""
     p = Path(model_path)
@@ -166,6 +170,9 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 def read_metadata(model_path: str | Path) -> ModelMetadata:
     side = sidecar_path(model_path)
+    if not side.exists() and Path(model_path).is_file() and Path(model_path).suffix not in MODEL_SUFFIXES:
+        raise ModelError(f"{model_path}: not an agegate model; give a .tflite from `agegate convert`, a run folder "
+                         f"from `agegate train` or its model.keras")
     if not side.exists():
         raise ModelError(
             f"{side}: model metadata not found. Every agegate model travels with a JSON sidecar "

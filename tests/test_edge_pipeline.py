@@ -87,6 +87,14 @@ def test_bad_model_files_fail_before_the_camera(tmp_path):
         assert r.exit_code == 1 and msg in r.output, r.output
 
 
+def test_eval_of_a_file_that_is_no_model_says_so(tmp_path, small_utk):
+    """A file given by mistake as --model is named as no model, not as a model whose sidecar is missing."""
+    readme = tmp_path / "README.md"
+    readme.write_text("# notes on the last run, long enough to pass for a file")
+    r = CliRunner().invoke(cli, ["eval", "--model", str(readme), "--data", str(small_utk)])
+    assert r.exit_code == 1 and "README.md: not an agegate model" in r.output and "sidecar" not in r.output
+
+
 class _MJPEG(BaseHTTPRequestHandler):
     frames: list[bytes] = []
     count = 0
