@@ -1,7 +1,7 @@
 """Training labels worth a person's look: those a trained model finds implausible, listed and drawn for review.
 
-Wrong labels teach the model ages no face shows. Leaving out 20 of them may have given v2.5 0.02-0.03 years of
-val MAE; its per-buyer Challenge-25 figure moved no more than a placebo's (20 random images left out:
+Wrong labels teach the model ages no face shows. Leaving out 20 of them may have given v2.5 0.03 years of AAF val
+MAE; its per-buyer Challenge-25 figure moved little more than two placebos' (20 random images left out:
 MODEL_HISTORY.md, "A placebo for the wrong labels"). They were found this way: a label far outside the model's own age distribution for the face
 is either the model's error or the label's, and a person tells which in a glance. The model proposes; only a
 person's check puts an image on an exclusion list (train/label_errors.py's format), so the list never learns the
