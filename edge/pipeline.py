@@ -134,7 +134,11 @@ class BoxPipeline:
             raise UsageError(problem)
         self.policy = box_policy(model.meta, self.options)
         mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
-        if mismatch:
+        if mismatch and self.options.detector.tiles:  # the photo profile: a folder of photos, not a till camera
+            log.warning("the model's Challenge-25 operating point may not hold here: %s, because photos are read "
+                        "with the photo detector profile; each photo is decided as a buyer, not as a till "
+                        "camera would see them (`agegate replay` measures decisions per buyer)", mismatch)
+        elif mismatch:
             log.warning("the model's Challenge-25 operating point may not hold on this box: %s; recalibrate with "
                         "`agegate calibrate` or use the settings it was chosen with", mismatch)
         self.detector = FaceDetector(self.options.detector)

@@ -388,6 +388,7 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
 
     from agegate.edge.challenge25 import rules_differ
     from agegate.edge.config import load_config
+    from agegate.edge.detect import DetectorOptions
     from agegate.edge.doctor import _decision_rule
     from agegate.edge.pipeline import BoxOptions, BoxPipeline
     from agegate.edge.runtime import AgeModel
@@ -412,6 +413,9 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
         caplog.clear()
         BoxPipeline(AgeModel(model), BoxOptions(min_sharpness=0.0), diagnostic=True)  # a probe's recording box
         assert not caplog.records
+        BoxPipeline(AgeModel(model), BoxOptions(detector=DetectorOptions.for_photos()))  # `edge run --source DIR`
+        assert "photo detector profile" in caplog.text and "use the settings it was chosen with" not in caplog.text
+        caplog.clear()
 
     cfg = tmp_path / "box.toml"
     cfg.write_text(f'[source]\nuri = "0"\n[model]\npath = "{model}"\n[events]\npath = "{tmp_path}/ev.sqlite"\n')
