@@ -60,6 +60,26 @@ def source_kind(source: str) -> str:
     raise AgegateError(f"source {s!r}: not a camera index, /dev/videoN, stream URL, folder or video file")
 
 
+def folder_images(folder: str | Path) -> list[Path]:
+    """The images a folder source shows, in name order."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+
+
+def check_source(source: str) -> None:
+    """Fail now, with the reason, for a source that can never give a frame: not a source at all, a folder without
+    images, a file OpenCV cannot read. A camera or stream is not opened here (the box keeps retrying those)."""
+    kind = source_kind(source)
+    if kind == "folder":
+        if not folder_images(source):
+            raise AgegateError(f"source {source}: folder holds no images")
+    elif kind == "file":
+        cap = cv2.VideoCapture(source)
+        ok = cap.isOpened() and cap.read()[0]
+        cap.release()
+        if not ok:
+            raise AgegateError(f"source {source}: OpenCV cannot read this video file")
+
+
 class FrameSource:
     """Iterate frames (`for frame in source`) or `read(timeout)`; `close()` releases the device."""
 
@@ -78,7 +98,7 @@ class FrameSource:
         self.skipped: list[str] = []  # folder images that could not be read, with the reason
         self._cap = None
         if not self.live:
-            self._check_openable()
+            check_source(self.source)
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
 
@@ -88,20 +108,6 @@ class FrameSource:
         return self.kind == "folder" and not self.options.sequence
 
     # -- opening ------------------------------------------------------------------------------
-    def _check_openable(self) -> None:
-        if self.kind == "folder":
-            if not self._folder_images():
-                raise AgegateError(f"source {self.source}: folder holds no images")
-        else:
-            cap = cv2.VideoCapture(self.source)
-            ok = cap.isOpened() and cap.read()[0]
-            cap.release()
-            if not ok:
-                raise AgegateError(f"source {self.source}: OpenCV cannot read this video file")
-
-    def _folder_images(self) -> list[Path]:
-        return sorted(p for p in Path(self.source).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-
     def _open_live(self):
         target: int | str = int(self.source) if self.source.isdigit() else self.source
         cap = cv2.VideoCapture(target)
@@ -143,7 +149,7 @@ class FrameSource:
     def _run(self) -> None:
         try:
             if self.kind == "folder":
-                for p in self._folder_images():
+                for p in folder_images(self.source):
                     if self._stop.is_set():
                         break
                     try:

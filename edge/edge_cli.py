@@ -44,10 +44,10 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     SIGINT/SIGTERM finish the current frame, flush events, release the camera, exit 0.
     """
     from .api import make_server, serve_in_background
-    from .capture import FrameSource
+    from .capture import FrameSource, check_source
     from .config import BoxConfig, load_config, runtime_plan
     from .default_model import resolve_model
-    from .errors import UsageError
+    from .errors import AgegateError, UsageError
     from .events import EventStore
     from .pipeline import BoxPipeline
     from .runtime import AgeModel
@@ -63,6 +63,12 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     server = None
     if plan.api.enabled:  # bind before anything else starts: a taken port is a clear error, nothing to undo
         server = make_server(None, plan.api.host, plan.api.port, plan.api.token or None)
+    try:  # a folder without images, an unreadable file: refused before the events file exists
+        check_source(str(plan.source))
+    except AgegateError:
+        if server is not None:
+            server.server_close()
+        raise
     store = EventStore(plan.events_path, plan.retention_days)
     pipeline = BoxPipeline(age_model, plan.box, store)
     stop = threading.Event()

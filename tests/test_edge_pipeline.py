@@ -87,6 +87,20 @@ def test_bad_model_files_fail_before_the_camera(tmp_path):
         assert r.exit_code == 1 and msg in r.output, r.output
 
 
+def test_a_source_that_can_give_no_frame_fails_before_anything_is_created(tmp_path, shipped_model):
+    """A folder without images or a file OpenCV cannot read is refused with the reason, and no events file is
+    left behind (the store is opened only for a source that can give frames)."""
+    empty, broken = tmp_path / "empty", tmp_path / "clip.mp4"
+    empty.mkdir()
+    broken.write_bytes(b"not a video")
+    for source, msg in [(empty, "folder holds no images"), (broken, "cannot read this video file")]:
+        events = tmp_path / "events.sqlite"
+        r = CliRunner().invoke(cli, ["edge", "run", "--source", str(source), "--model", str(shipped_model),
+                                     "--events", str(events), "--no-api"])
+        assert r.exit_code == 1 and msg in r.output, r.output
+        assert not events.exists()
+
+
 def test_eval_of_a_file_that_is_no_model_says_so(tmp_path, small_utk):
     """A file given by mistake as --model is named as no model, not as a model whose sidecar is missing."""
     readme = tmp_path / "README.md"
