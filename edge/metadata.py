@@ -170,10 +170,10 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 def read_metadata(model_path: str | Path) -> ModelMetadata:
     side = sidecar_path(model_path)
-    if not side.exists() and Path(model_path).is_file() and Path(model_path).suffix not in MODEL_SUFFIXES:
-        raise ModelError(f"{model_path}: not an agegate model; give a .tflite from `agegate convert`, a run folder "
-                         f"from `agegate train` or its model.keras")
     if not side.exists():
+        if Path(model_path).is_file() and Path(model_path).suffix not in MODEL_SUFFIXES:
+            raise ModelError(f"{model_path}: not an agegate model; give a .tflite from `agegate convert`, a run "
+                             f"folder from `agegate train` or its model.keras")
         raise ModelError(
             f"{side}: model metadata not found. Every agegate model travels with a JSON sidecar "
             f"(written by `agegate train` and `agegate convert`); copy it next to {Path(model_path).name}."

@@ -134,13 +134,13 @@ class BoxPipeline:
             raise UsageError(problem)
         self.policy = box_policy(model.meta, self.options)
         mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
-        if mismatch and self.options.detector.tiles:  # the photo profile: a folder of photos, not a till camera
-            log.warning("the model's Challenge-25 operating point may not hold here: %s, because photos are read "
-                        "with the photo detector profile; each photo is decided as a buyer, not as a till "
-                        "camera would see them (`agegate replay` measures decisions per buyer)", mismatch)
-        elif mismatch:
-            log.warning("the model's Challenge-25 operating point may not hold on this box: %s; recalibrate with "
-                        "`agegate calibrate` or use the settings it was chosen with", mismatch)
+        if mismatch:
+            # Only the photo profile searches tiles: a folder of photos, which no camera setting can make a till's.
+            advice = ("photos are read with the photo detector profile, each decided as a buyer, not as a till "
+                      "camera would see them (`agegate replay` measures decisions per buyer)"
+                      if self.options.detector.tiles else
+                      "recalibrate with `agegate calibrate` or use the settings it was chosen with")
+            log.warning("the model's Challenge-25 operating point may not hold on this box: %s; %s", mismatch, advice)
         self.detector = FaceDetector(self.options.detector)
         self.tracker = IoUTracker(max_missed=self.options.max_missed, window=self.options.window)
         self.events = events

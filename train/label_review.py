@@ -2,10 +2,10 @@
 
 Wrong labels teach the model ages no face shows. Leaving out 20 of them may have given v2.5 0.03 years of AAF val
 MAE; its per-buyer Challenge-25 figure moved little more than two placebos' (20 random images left out:
-MODEL_HISTORY.md, "A placebo for the wrong labels"). They were found this way: a label far outside the model's own age distribution for the face
-is either the model's error or the label's, and a person tells which in a glance. The model proposes; only a
-person's check puts an image on an exclusion list (train/label_errors.py's format), so the list never learns the
-model's own mistakes.
+MODEL_HISTORY.md, "A placebo for the wrong labels"). They were found this way: a label far outside the model's
+own age distribution for the face is either the model's error or the label's, and a person tells which in a
+glance. The model proposes; only a person's check puts an image on an exclusion list (train/label_errors.py's
+format), so the list never learns the model's own mistakes.
 
 `agegate data review` runs a model over a split (through the box's crop when the model was trained on it) and
 writes what `write_review` does here: a table, contact sheets, and a to-check list in the exclusion format.
