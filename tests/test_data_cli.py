@@ -80,6 +80,36 @@ def test_split_is_deterministic_stratified_and_keeps_persons(tmp_path, appa_dir)
         assert len({assignment[r.path] for r in recs if r.person == person}) == 1
 
 
+def test_split_keeps_byte_identical_photos_together(tmp_path):
+    """One photo saved under two names (All-Age-Faces holds 188 such groups) is one face: a split by photo
+    alone put 57 of those groups on both sides of the evaluation. Every copy lands with its original, whatever
+    the seed; the output says what was kept together."""
+    import shutil
+
+    from .conftest import labelled_chips, pick, utk_age
+
+    names = pick("train", 40, seed=4)
+    root = tmp_path / "set"
+    labels = labelled_chips(root, names)
+    copies = []
+    for k, n in enumerate(names[:8]):  # eight photos saved again, three of them with another age
+        shutil.copy(root / n, root / f"copy{k}.jpg")
+        copies.append((n, f"copy{k}.jpg"))
+    with open(labels, "a", newline="") as f:
+        csv.writer(f).writerows([(c, utk_age(n) + (10 if k < 3 else 0)) for k, (n, c) in enumerate(copies)])
+    for seed in range(5):
+        out = tmp_path / f"split{seed}.csv"
+        r = run("data", "split", labels, "--val", "0.3", "--test", "0.3", "--seed", seed, "--out", out, "--json")
+        assert r.exit_code == 0, r.output
+        got = json.loads(r.stdout)
+        assert got["copy_groups"] == 8 and got["copy_files"] == 16 and got["persons"] == 0
+        split = {row["file_name"]: row["split"] for row in csv.DictReader(open(out))}
+        assert len(split) == 48 and len(set(split.values())) == 3
+        assert all(split[n] == split[c] for n, c in copies), seed
+    text = run("data", "split", labels, "--out", tmp_path / "t.csv").output
+    assert "no person ids" in text and "8 group(s) of byte-identical files (16 files" in text
+
+
 def test_label_suspects_need_both_the_interval_and_the_gap():
     """A confident face a few years off, or an uncertain one far off, is not flagged: only a label outside the
     central interval AND at least min_gap years from the estimate is; like labels come together."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -86,6 +88,27 @@ def jpeg_components(data: bytes) -> int | None:
     return None
 
 
+def content_digest(data: bytes) -> str:
+    """What makes two files copies of one photo (`data check` reports them; `data split` keeps them together)."""
+    return hashlib.sha1(data).hexdigest()
+
+
+def content_digests(paths: Iterable[Path], workers: int | None = None, progress: bool = True) -> dict[Path, str]:
+    """Path -> content digest of each readable file (an unreadable one is left out: `data check` names it)."""
+    def one(path: Path) -> tuple[Path, str]:
+        try:
+            return path, content_digest(path.read_bytes())
+        except OSError:
+            return path, ""
+
+    paths = sorted(set(paths))
+    workers = workers or max(4, 2 * (os.cpu_count() or 2))
+    with ThreadPoolExecutor(workers) as pool:
+        pairs = list(tqdm(pool.map(one, paths, chunksize=64), total=len(paths), desc="digest", unit="file",
+                          disable=not progress, leave=False))
+    return {p: d for p, d in pairs if d}
+
+
 def inspect_image(rec: Record) -> ImageInfo:
     f, line = str(rec.path), rec.line
     info = ImageInfo(rec, ok=False)
@@ -103,7 +126,7 @@ def inspect_image(rec: Record) -> ImageInfo:
     if not data:
         info.problems.append(Problem(f, line, "empty", "file is 0 bytes"))
         return info
-    info.digest = hashlib.sha1(data).hexdigest()
+    info.digest = content_digest(data)
     try:
         rgb = decode_bytes(data, f)
     except ImageDecodeError as e:

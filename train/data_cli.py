@@ -86,20 +86,33 @@ def report(directory, fmt, split_file, target, out):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="split CSV to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def split(directory, fmt, target, val, test, seed, out, as_json):
-    """Write a deterministic train/val/test split, stratified by age band, persons kept together."""
+    """Write a deterministic train/val/test split, stratified by age band; a person's records, a group
+    photo's rows and byte-identical files (one photo saved twice) each land in one split."""
     from collections import Counter
 
+    from .check import content_digests
     from .split import make_split, write_split
 
     ds = read_dataset(directory, fmt, None, target)
-    assignment = make_split(ds.records, val, test, seed)
+    digests = content_digests((r.path for r in ds.records), progress=not as_json and sys.stderr.isatty())
+    assignment = make_split(ds.records, val, test, seed, digests)
     write_split(assignment, ds.root, Path(out))
     counts = Counter(assignment.values())
+    copies = Counter(digests.values())
+    kept = {"persons": len({r.person for r in ds.records if r.person}),
+            "copy_groups": sum(n > 1 for n in copies.values()),
+            "copy_files": sum(n for n in copies.values() if n > 1)}
     if as_json:
         click.echo(json.dumps({"ok": True, "out": str(out), "seed": seed,
-                               **{k: counts[k] for k in ("train", "val", "test")}}, indent=2))
+                               **{k: counts[k] for k in ("train", "val", "test")}, **kept}, indent=2))
         return
     click.echo(f"wrote {out}: train {counts['train']}, val {counts['val']}, test {counts['test']}")
+    click.echo(f"kept together: {kept['persons']} person(s) by id" if kept["persons"] else
+               "no person ids in this set: each photo is its own group (a person's other photos may land in "
+               "another split)")
+    if kept["copy_groups"]:
+        click.echo(f"kept together: {kept['copy_groups']} group(s) of byte-identical files ({kept['copy_files']} "
+                   f"files; `agegate data check` lists them)")
 
 
 @data.command()

@@ -1,9 +1,10 @@
 """Several data sets in one training run: each source with its split, weight and fingerprint.
 
 `agegate train --data A --data B` reads every source with its own reader. A source that
-brings no train/val split (a plain folder of labelled photos) gets a seeded, person-aware
-split made here (`data split`'s function, 80/10/10 stratified by band) and the run says
-so and writes it to `OUT/split-<n>-<name>.csv`, so the same images can be held out later.
+brings no train/val split (a plain folder of labelled photos) gets a seeded split made here
+(`data split`'s function, 80/10/10 stratified by band, a person's photos and byte-identical
+copies kept together) and the run says so and writes it to `OUT/split-<n>-<name>.csv`, so
+the same images can be held out later.
 
 Sample weights: `--data-weight` scales a whole source; `--age-prior balanced` weighs each
 training image by the inverse frequency of its 5-year age bin over all sources, so one
@@ -19,6 +20,7 @@ import numpy as np
 
 from agegate.edge.errors import DatasetError, UsageError
 
+from .check import content_digests
 from .datasets import Dataset, Record, read_dataset
 from .split import make_split, write_split
 
@@ -36,7 +38,7 @@ class Source:
     dataset: Dataset
     train: list[Record]
     val: list[Record]
-    split_origin: str  # "the data set's own" | "made by this run (seeded, person-aware): FILE"
+    split_origin: str  # "the data set's own" | "made by this run (seeded, person- and copy-aware, ...): FILE"
 
     @property
     def name(self) -> str:
@@ -69,13 +71,14 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
                                f"run `agegate data check {path}`)")
         origin = "the data set's own"
         if not any(r.split == "train" for r in ds.records):
-            assignment = make_split(ds.records, 0.1, 0.1, seed)
+            assignment = make_split(ds.records, 0.1, 0.1, seed,
+                                    content_digests((r.path for r in ds.records), progress=False))
             split_csv = out / f"split-{k}-{Path(path).stem or 'data'}.csv"
             out.mkdir(parents=True, exist_ok=True)
             write_split(assignment, ds.root, split_csv)
             ds = Dataset(ds.root, ds.format, [replace(r, split=assignment[r.path]) for r in ds.records], ds.problems,
                          split_csv)
-            origin = f"made by this run (seeded {seed}, person-aware, 80/10/10 by band): {split_csv.name}"
+            origin = f"made by this run (seeded {seed}, person- and copy-aware, 80/10/10 by band): {split_csv.name}"
         train, val = ds.split("train"), ds.split(val_split)
         if not val:
             raise DatasetError(f"{path}: no images in split '{val_split}'; the best model is chosen on it. "
