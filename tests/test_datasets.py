@@ -55,6 +55,24 @@ def test_appa_original_layout_real_and_apparent(tmp_path):
     assert apparent.records[0].age == real.records[0].age + 2.5
 
 
+def test_a_labels_csv_beside_utkface_named_files_holds_their_ages(tmp_path):
+    """Chips relabelled in a CSV (path,age) keep their UTKFace file names: the folder is read by the CSV, not
+    by the names (which once gave each chip its old age and called the CSV's other rows bad names). A folder
+    whose only CSV is UTKFace's split.csv is UTKFace as before."""
+    from .conftest import labelled_chips
+
+    names = pick("train", 6, seed=2)
+    labels = labelled_chips(tmp_path / "relabelled", names)
+    with open(labels, "w", newline="") as f:
+        csv.writer(f).writerows([("path", "age")] + [(n, utk_age(n) + 1) for n in names])
+    assert detect_format(tmp_path / "relabelled") == "csv"
+    ds = read_dataset(tmp_path / "relabelled")
+    assert {r.name: r.age for r in ds.records} == {n: utk_age(n) + 1 for n in names} and not ds.problems
+    (tmp_path / "relabelled" / labels.name).rename(tmp_path / "relabelled" / "notes.csv")
+    (tmp_path / "relabelled" / "notes.csv").write_text("file_name,split\n")
+    assert detect_format(tmp_path / "relabelled") == "utkface"
+
+
 def test_generic_csv_reports_bad_rows_and_keeps_reading(bad_files_dir):
     ds = read_dataset(bad_files_dir / "labels.csv")
     assert ds.format == "csv"

@@ -4,7 +4,8 @@ Formats (`--format auto` picks one by what the folder holds):
   appa      labels.csv (file_name,real_age) + final_files/   (the brief's data set)
   appa-orig gt_avg_{train,valid,test}.csv + train/ valid/ test/ (APPA-REAL as published)
   utkface   {age}_{gender}_{race}_{datetime}.jpg.chip.jpg, in DIR or DIR/images/
-  csv       a CSV with columns path,age[,split][,person][,face_x,face_y,face_w,face_h]
+  csv       a CSV with columns path,age[,split][,person][,face_x,face_y,face_w,face_h]; a folder
+            whose one CSV has path and age is read by it, however its images are named
 
 A CSV may mark the labelled person's face (`face_x,face_y,face_w,face_h`: the box's top-left
 corner and size in pixels): in a photo of several people the detector then crops that face,
@@ -114,11 +115,13 @@ def detect_format(root: Path) -> str:
         return "appa"
     if any((root / f"gt_avg_{s}.csv").exists() for s in ("train", "valid", "test")):
         return "appa-orig"
+    csvs = sorted(root.glob("*.csv"))
+    if len(csvs) == 1 and {"path", "age"} <= set(_csv_header(csvs[0])):
+        return "csv"  # a labels CSV beside the images holds the ages, even of files named the UTKFace way
     img_dir = root / "images" if (root / "images").is_dir() else root
     for p in img_dir.iterdir():
         if p.name.endswith(".chip.jpg") or _UTK.match(p.name):
             return "utkface"
-    csvs = sorted(root.glob("*.csv"))
     if len(csvs) == 1:
         return "csv"
     raise DatasetError(
@@ -162,6 +165,15 @@ def _parse_age(raw: str, file: str, line: int, problems: list[Problem]) -> float
         problems.append(Problem(file, line, "bad_age", f"age {age:g} outside {AGE_MIN:g}..{AGE_MAX:g}"))
         return None
     return age
+
+
+def _csv_header(path: Path) -> list[str]:
+    """A CSV's column names ([] when it cannot be read: the reader chosen later says why)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return [h.strip() for h in next(csv.reader(f), [])]
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def _open_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict]]]:
