@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from agegate.edge.bands import BAND_LABELS
+from agegate.edge.fleet import RECENT_DAYS
 
 from .environment import environment, run_fresh, vm_mb
 
@@ -40,7 +41,10 @@ def generate_tree(out: Path, boxes: int, days: int, seed: int = 0, end: str = "2
     schema = arrow_schema()
     scale = rows_per_box_day / HOURLY.sum()
     last = datetime.fromisoformat(end).replace(tzinfo=timezone.utc)
-    jumped = set(rng.choice(boxes, size=max(1, boxes // 200), replace=False).tolist())
+    # Jumps in the last RECENT_DAYS, from a lower share before (none when there are no days before).
+    jumped = set()
+    if days > RECENT_DAYS:
+        jumped = set(rng.choice(boxes, size=max(1, boxes // 200), replace=False).tolist())
     rows = files = 0
     event_id = 0
     for b in range(boxes):
@@ -60,7 +64,7 @@ def generate_tree(out: Path, boxes: int, days: int, seed: int = 0, end: str = "2
             band_idx = rng.choice(len(BAND_LABELS), n, p=mix)
             bands = np.array(BAND_LABELS)[band_idx]
             ages = np.array([BAND_AGE[x] for x in bands], float) + rng.normal(0, 3, n)
-            unc = base_uncertain + (0.25 if b in jumped and d >= days - 7 else 0.0)
+            unc = base_uncertain + (0.25 if b in jumped and d >= days - RECENT_DAYS else 0.0)
             r = rng.random(n)
             decision = np.where(r < unc, "uncertain", np.where(ages < 25, "id_check", "ok"))
             risk = np.clip(1 / (1 + np.exp((ages - 25) / 3)), 0, 1)

@@ -21,7 +21,8 @@ from .errors import UsageError
 from .results import JsonResult
 
 #: A box is listed as "uncertain jumped" when its share over the last RECENT_DAYS is at least
-#: JUMP_POINTS above its share before, at least twice it, on at least JUMP_MIN_BUYERS recent buyers.
+#: JUMP_POINTS above its share before, at least twice it, on at least JUMP_MIN_BUYERS buyers on each
+#: side: a box with no days before (new, or a report of RECENT_DAYS or fewer) has nothing to jump from.
 RECENT_DAYS = 7
 JUMP_POINTS = 0.10
 JUMP_MIN_BUYERS = 50
@@ -122,12 +123,14 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
         WITH s AS (SELECT box_id,
                           avg((decision = 'uncertain')::INT) FILTER (WHERE date >= ?::DATE) AS recent,
                           avg((decision = 'uncertain')::INT) FILTER (WHERE date < ?::DATE) AS before,
-                          count(*) FILTER (WHERE date >= ?::DATE) AS recent_buyers
+                          count(*) FILTER (WHERE date >= ?::DATE) AS recent_buyers,
+                          count(*) FILTER (WHERE date < ?::DATE) AS before_buyers
                    FROM ev GROUP BY 1)
-        SELECT box_id, round(before, 4) AS uncertain_before, round(recent, 4) AS uncertain_recent, recent_buyers
-        FROM s WHERE recent_buyers >= {JUMP_MIN_BUYERS} AND recent - coalesce(before, 0) >= {JUMP_POINTS}
-                     AND recent >= 2 * coalesce(before, 0)
-        ORDER BY recent - coalesce(before, 0) DESC""", [cut, cut, cut])
+        SELECT box_id, round(before, 4) AS uncertain_before, round(recent, 4) AS uncertain_recent, recent_buyers,
+               before_buyers
+        FROM s WHERE recent_buyers >= {JUMP_MIN_BUYERS} AND before_buyers >= {JUMP_MIN_BUYERS}
+                     AND recent - before >= {JUMP_POINTS} AND recent >= 2 * before
+        ORDER BY recent - before DESC""", [cut, cut, cut, cut])
     rep.models = _rows(con, "SELECT coalesce(model, 'unknown') AS model, count(DISTINCT box_id) AS boxes, "
                             "count(*) AS buyers, min(date) AS first_seen, max(date) AS last_seen FROM ev "
                             "GROUP BY 1 ORDER BY boxes DESC, model")

@@ -25,7 +25,7 @@ def report(dirs, date_from, date_to, tz, out, as_json):
     DIRS are export trees (`agegate edge export --out`), e.g. one folder per store or a synced bucket:
       agegate fleet report /mnt/exports --from 2026-09-01 --to 2026-11-30 --out report/
     """
-    from .fleet import build_report
+    from .fleet import RECENT_DAYS, build_report
 
     fmt = lambda d: d.date().isoformat() if d else None  # noqa: E731
     rep = build_report(list(dirs), fmt(date_from), fmt(date_to), tz)
@@ -42,6 +42,9 @@ def report(dirs, date_from, date_to, tz, out, as_json):
     total = max(1, rep.rows)
     click.echo("  ".join(f"{b} {sum(r[b] for r in rep.by_store_band) / total:.0%}" for b in
                          [k for k in rep.by_store_band[0] if k not in ("store_id", "buyers")]))
+    if rep.days <= RECENT_DAYS:
+        click.echo(f"uncertain jumps: not looked for (they compare the last {RECENT_DAYS} days with the days "
+                   f"before; this report covers {rep.days})")
     for j in rep.uncertain_jumps[:10]:
         click.echo(f"uncertain jumped: {j['box_id']} {j['uncertain_before']:.1%} -> {j['uncertain_recent']:.1%}")
     click.echo("models: " + ", ".join(f"{m['model']} ({m['boxes']} boxes)" for m in rep.models))

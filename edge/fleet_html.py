@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .bands import BAND_LABELS
-from .fleet import FleetReport
+from .fleet import RECENT_DAYS, FleetReport
 
 CHARTS = ("buyers_by_hour.png", "buyers_by_weekday.png", "buyers_by_store.png", "uncertain_by_day.png")
 MAX_STORES_CHARTED = 25
@@ -94,6 +94,7 @@ def write_report(rep: FleetReport, out: str | Path) -> Path:
                 w.writerows(rows)
     (out / "report.json").write_text(json.dumps(rep.to_json(), indent=2) + "\n")
     missing = len(rep.missing_box_days)
+    jumps_note = (f"; not looked for: this report covers {rep.days} days" if rep.days <= RECENT_DAYS else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate fleet report</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%;border:1px solid #eee}}</style></head><body>
@@ -103,8 +104,8 @@ td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%;border:1px so
 Read from {html.escape(', '.join(rep.sources))} in {rep.seconds:.1f} s.</p>
 <h2>Buyers by age band</h2>
 {''.join(f'<p><img class="chart" src="{c}" alt="{c}"></p>' for c in CHARTS[:3])}
-<h2>Cameras to look at</h2><p>Boxes whose share of <code>uncertain</code> over the last days jumped (a camera that
-moved, a lamp that died):</p>{_table(rep.uncertain_jumps)}
+<h2>Cameras to look at</h2><p>Boxes whose share of <code>uncertain</code> over the last {RECENT_DAYS} days jumped from the
+days before (a camera that moved, a lamp that died){jumps_note}:</p>{_table(rep.uncertain_jumps)}
 <p><img class="chart" src="{CHARTS[3]}" alt="{CHARTS[3]}"></p>
 <h2>Per box</h2>{_table(rep.per_box)}
 <h2>Models running</h2>{_table(rep.models)}

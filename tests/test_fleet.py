@@ -148,6 +148,24 @@ def test_fleet_report_finds_the_planted_camera_problem_and_counts_everything(tre
     assert rep.models[0]["boxes"] == 40 and rep.missing_box_days == []
 
 
+def test_a_report_of_a_few_days_looks_for_no_jumps_and_says_so(tree, tmp_path, cli):
+    """A jump compares the last 7 days with the days before: over the last 5 days of the tree the planted
+    camera has no days before, so it is not listed (once it was, with no share before, and the text output
+    failed on it), and the report says why it looked for none."""
+    import datetime as dt
+
+    from agegate.edge.fleet import build_report
+
+    root, info = tree
+    first = (dt.date.fromisoformat(info["end"]) - dt.timedelta(days=4)).isoformat()
+    assert build_report([str(root)], date_from=first, date_to=info["end"]).uncertain_jumps == []
+    r = cli("fleet", "report", root, "--from", first, "--to", info["end"], "--out", tmp_path / "rep")
+    assert r.exit_code == 0, r.output
+    assert "not looked for" in r.output and "covers 5" in r.output and "uncertain jumped" not in r.output
+    assert "not looked for: this report covers 5 days" in (tmp_path / "rep" / "index.html").read_text()
+    assert info["jumped_boxes"] and "not looked for" not in cli("fleet", "report", root).output
+
+
 def test_fleet_report_date_range_names_missing_box_days(tree, tmp_path):
     import shutil
 
