@@ -11,11 +11,10 @@ import json
 import re
 from pathlib import Path
 
-from agegate.edge.contracts import RELEASE_META, RELEASE_MODEL
-from agegate.edge.metadata import BundleInfo
 from agegate.edge.bundle_format import BUNDLE_FORMAT, MANIFEST, SIGNATURE, VERSION_RE, tar_bytes
+from agegate.edge.contracts import RELEASE_META, RELEASE_MODEL
 from agegate.edge.errors import BundleError, UsageError
-from agegate.edge.metadata import now_iso, read_metadata
+from agegate.edge.metadata import BundleInfo, now_iso, read_metadata, sha256_file, sidecar_path
 
 
 def keygen(out_prefix: Path) -> tuple[Path, Path]:
@@ -48,6 +47,25 @@ def _load_private_key(path: Path):
     return key
 
 
+def check_qa_is_of(qa: dict, qa_report: Path, model: Path, model_sha256: str) -> None:
+    """Refuse a QA report that judged other bytes: another model of the same name (a retrained model.tflite
+    would pass with its predecessor's verdict), or this model with its metadata changed since (a new
+    operating point that QA never checked). A report written before agegate recorded what it judged
+    (no `quantized_sha256`) is matched by the model's file name, as then."""
+    judged = qa.get("quantized_sha256")
+    if not judged:
+        if qa.get("quantized_model") and Path(qa["quantized_model"]).name != model.name:
+            raise BundleError(f"{qa_report} is the QA report of {qa['quantized_model']}, not of {model}")
+        return
+    if judged != model_sha256:
+        raise BundleError(f"{qa_report} judged another file ({qa.get('quantized_model')}, sha256 {judged[:12]}), "
+                          f"not {model} (sha256 {model_sha256[:12]}); run `agegate qa` on this model")
+    side = sidecar_path(model)
+    if qa.get("quantized_metadata_sha256") not in (None, "", sha256_file(side)):
+        raise BundleError(f"{side} changed since QA judged {model.name} (calibrated again? its operating point "
+                          f"and temperature live there); run `agegate qa` on the model as it is now")
+
+
 def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: Path | None = None,
                  name: str = "model", version: str | None = None, latency_budget_ms: float = 15.0,
                  force: bool = False) -> dict:
@@ -62,14 +80,13 @@ def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: 
         raise BundleError(f"{qa_report}: not a QA report ({e}); give the report.json that `agegate qa --out DIR` "
                           f"wrote") from e
     passed = bool(qa.get("passed"))
-    if qa.get("quantized_model") and Path(qa["quantized_model"]).name != model.name:
-        raise BundleError(f"{qa_report} is the QA report of {qa['quantized_model']}, not of {model}")
+    model_bytes = model.read_bytes()
+    sha = hashlib.sha256(model_bytes).hexdigest()
+    check_qa_is_of(qa, qa_report, model, sha)
     if not passed and not force:
         failed = [f"{g['name']} ({g['value']}, limit {g['limit']})" for g in qa.get("gates", []) if not g["passed"]]
         raise BundleError(f"refused: {model.name} failed QA: {', '.join(failed) or 'no verdict'}; "
                           f"fix the model, or pass --force (recorded in the bundle and shown at every step)")
-    model_bytes = model.read_bytes()
-    sha = hashlib.sha256(model_bytes).hexdigest()
     version = version or f"{meta.created[:10].replace('-', '')}-{sha[:8]}"
     if not VERSION_RE.match(version):
         raise UsageError(f"--version {version!r}: 1-64 letters, digits, '.', '_', '+', '-', not starting with "

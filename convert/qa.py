@@ -59,6 +59,10 @@ class QAReport:
     # A distribution model's Challenge-25 trade-off on the QA data: "per_image" (the curve over every
     # P(under 25) threshold), and with a replay "per_buyer" (the replay's figures and its curve).
     challenge25: dict = field(default_factory=dict)
+    # What was judged, by content: `bundle build` takes this report only for these bytes of the model and its
+    # metadata sidecar (the operating point lives there), not for another file of the same name.
+    quantized_sha256: str = ""
+    quantized_metadata_sha256: str = ""
 
     @property
     def passed(self) -> bool:

@@ -37,6 +37,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
        debug_layers, out, as_json):
     """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""
     from agegate.edge.errors import UsageError
+    from agegate.edge.metadata import sha256_file, sidecar_path
 
     from .evaluate import Predictions, evaluate_sets, is_tflite, model_metadata, read_splits
     from .qa import Gates, check_float_parent, compare, parent_head, parent_notes
@@ -45,6 +46,8 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     # A gate between two different predictors would measure the augmentation, not quantization. A run
     # folder has none of its own (`convert --tta` adds it): it is evaluated with the quantized model's.
     qmeta = model_metadata(quantized)
+    # the bytes the verdict is on (`bundle build` checks them)
+    judged = sha256_file(quantized) if Path(quantized).is_file() else "", sha256_file(sidecar_path(quantized))
     views = qmeta.views
     if buyers and (not qmeta.head.is_distribution or qmeta.operating_point is None):
         raise UsageError(f"--buyers gates the per-buyer target of a calibrated model's operating point; {quantized} "
@@ -78,6 +81,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
                                  box, show=prog)
         mismatch = settings_mismatch(qmeta.operating_point, box.decision_rules())
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
+    rep.quantized_sha256, rep.quantized_metadata_sha256 = judged
     if head is not None and head.temperature != fmeta.head.temperature:
         rep.notes.append(f"the float parent's distributions are read at the quantized model's temperature "
                          f"{head.temperature:g} (its own: {fmeta.head.temperature:g}), so flips measure rounding, "

@@ -41,6 +41,39 @@ def test_build_refuses_failed_qa_unless_forced(kit):
     assert meta["bundle"]["forced"] is True
 
 
+def test_build_takes_a_qa_report_only_for_the_bytes_it_judged(kit, tmp_path):
+    """A report that names what it judged by sha256 (`agegate qa` writes both) holds for those bytes only: a
+    retrained model of the same name, or this model with its sidecar rewritten (a new operating point QA never
+    checked), is refused; the same bytes under another name are fine. Older reports match by name, as before."""
+    from agegate.edge.metadata import sha256_file
+
+    from .conftest import copy_model
+
+    model = copy_model(kit / "model.tflite", tmp_path / "model.tflite")
+    qa = json.loads((kit / "qa.json").read_text())
+    qa.update(quantized_sha256=sha256_file(model), quantized_metadata_sha256=sha256_file(model.with_suffix(".json")))
+    (tmp_path / "qa.json").write_text(json.dumps(qa))
+
+    def build(m, out):
+        return run("bundle", "build", "--model", m, "--qa", tmp_path / "qa.json", "--sign-key", kit / "fleet.pem",
+                   "--version", "5", "--out", tmp_path / out)
+
+    assert build(model, "ok.tar.gz").exit_code == 0
+    (tmp_path / "renamed").mkdir()
+    renamed = copy_model(model, tmp_path / "renamed" / "shipped.tflite")
+    assert build(renamed, "renamed.tar.gz").exit_code == 0  # the same bytes: the name does not matter
+    (tmp_path / "other").mkdir()
+    other = copy_model(model, tmp_path / "other" / "model.tflite")
+    other.write_bytes(other.read_bytes() + b"\0")  # another model under the same name
+    r = build(other, "other.tar.gz")
+    assert r.exit_code == 1 and "judged another file" in r.output and not (tmp_path / "other.tar.gz").exists()
+    meta = json.loads(model.with_suffix(".json").read_text())
+    meta["operating_point"]["max_risk"] = 0.3  # recalibrated after QA, looser
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    r = build(model, "changed.tar.gz")
+    assert r.exit_code == 1 and "changed since QA" in r.output and not (tmp_path / "changed.tar.gz").exists()
+
+
 def test_verify_and_info(kit):
     assert run("bundle", "verify", kit / "b-1.0.0.tar.gz", "--pub", kit / "fleet.pub").exit_code == 0
     r = run("bundle", "verify", kit / "b-1.0.0.tar.gz", "--pub", kit / "other.pub")

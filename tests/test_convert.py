@@ -84,6 +84,10 @@ def test_qa_gate_passes_good_and_fails_broken_int8(trained_run, converted, small
     assert r.exit_code == 0, r.output
     rep = json.loads((tmp_path / "qa_good" / "report.json").read_text())
     assert rep["passed"] and rep["comparison"]["decision_flip_rate"] <= 0.1
+    from agegate.edge.metadata import sha256_file, sidecar_path
+
+    assert rep["quantized_sha256"] == sha256_file(converted["int8"])  # what `bundle build` holds it to
+    assert rep["quantized_metadata_sha256"] == sha256_file(sidecar_path(converted["int8"]))
     for png in ("scatter.png", "error_by_age.png", "bland_altman.png"):
         assert (tmp_path / "qa_good" / png).stat().st_size > 1000
     assert "Bland-Altman" in (tmp_path / "qa_good" / "report.html").read_text()
