@@ -126,6 +126,20 @@ def test_edge_run_refuses_bad_numbers_from_flags(args, needle, tmp_path):
     assert r.exit_code in (1, 2) and needle in r.output
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["--lr", "-0.001"], "--lr must be a positive number"),  # once trained uphill: val MAE 902 after one epoch
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--input-size", "8"], "--input-size must be 32-1024 px"),
+    (["--patience", "0"], "--patience and --limit must be at least 1"),
+    (["--limit", "0"], "--patience and --limit must be at least 1"),
+])
+def test_train_refuses_numbers_it_cannot_train_with_before_reading_data(args, needle, tmp_path):
+    r = run("train", "--data", tmp_path, "--out", tmp_path / "run", "--backbone", "mobilenet_v2",
+            "--weights", "none", *args)
+    no_traceback(r)
+    assert r.exit_code == 2 and needle in r.output and not (tmp_path / "run").exists()
+
+
 def test_box_toml_bad_threshold_fails_run_and_doctor(tmp_path):
     cfg = tmp_path / "box.toml"
     cfg.write_text('[source]\nuri = "0"\n[model]\npath = "m.tflite"\n[decision]\nid_threshold = -3\n')

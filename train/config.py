@@ -7,6 +7,7 @@ option is declared once.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from .backbones import BACKBONES
 from .datasets import FORMATS
 from .distill import TEACHER_VIEWS
 from .sources import AGE_PRIORS
+
+MIN_INPUT, MAX_INPUT = 32, 1024  # px: the backbones downsample 32 times; beyond 1024 no face chip has the pixels
 
 
 def _opt(default: Any = None, help: str = "", choices: tuple = (), cli: bool = True, **kw) -> Any:  # noqa: A002
@@ -118,6 +121,12 @@ class TrainConfig:
             raise UsageError("--minor-overshoot-weight must be 1 (off) or more")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):  # a negative rate climbs the loss: val MAE 900 in an epoch
+            raise UsageError(f"--lr must be a positive number (the peak of the cosine schedule), not {self.lr:g}")
+        if self.input_size is not None and not MIN_INPUT <= self.input_size <= MAX_INPUT:
+            raise UsageError(f"--input-size must be {MIN_INPUT}-{MAX_INPUT} px (the backbones downsample 32 times)")
+        if self.patience < 1 or self.bn_recalibrate < 0 or (self.limit is not None and self.limit < 1):
+            raise UsageError("--patience and --limit must be at least 1, --bn-recalibrate 0 (off) or more")
         if self.c25_weight < 0:
             raise UsageError("--c25-weight must be 0 (off) or more")
         if self.c25_weight > 0 and self.head != HeadKind.DISTRIBUTION.value:
