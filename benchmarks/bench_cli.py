@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from agegate.edge.cli_types import THREADS, IntList
+
 PROFILE_NOTE = ("per-operator times: the LiteRT Python API exposes no op profiler. Build or download TFLite's "
                 "benchmark_model and run:  benchmark_model --graph=MODEL.tflite --num_threads=2 "
                 "--enable_op_profiling=true")
@@ -77,9 +79,10 @@ def bench() -> None:
 
 @bench.command("models")
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--threads", default="1,2", show_default=True, help="Comma-separated thread counts.")
-@click.option("--warmup", type=int, default=20, show_default=True)
-@click.option("--runs", type=int, default=200, show_default=True)
+@click.option("--threads", type=IntList(THREADS.min, THREADS.max), default="1,2", show_default=True,
+              help="Comma-separated thread counts.")
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--delegate", type=click.Choice(["xnnpack", "none"]), default="xnnpack", show_default=True)
 @click.option("--input", "input_source", default="random", show_default=True, help="random or real:DIR")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table", show_default=True)
@@ -91,10 +94,9 @@ def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, profi
 
     from .latency import bench_models
 
-    thr = [int(t) for t in str(threads).split(",") if t.strip()]
     with tqdm(total=runs, desc="bench", unit="round", disable=fmt != "table" or not sys.stderr.isatty(),
               leave=False) as bar:
-        result = bench_models(list(models), thr, warmup, runs, delegate, input_source, bar.update)
+        result = bench_models(list(models), threads, warmup, runs, delegate, input_source, bar.update)
     if profile:
         result["profile_note"] = PROFILE_NOTE
     _emit(result, fmt, out)
@@ -105,8 +107,8 @@ def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, profi
 @bench.command("pipeline")
 @click.option("--source", help="Video, folder, camera or stream [a generated 640x480 clip with one face].")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="[the shipped default model]")
-@click.option("--frames", type=int, default=600, show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--frames", type=click.IntRange(min=1), default=600, show_default=True)
+@click.option("--threads", type=THREADS, default=2, show_default=True)
 @click.option("--profile", "profiles", type=click.Choice(["box", "landed"]), multiple=True,
               help="box: as it ships; landed: the first release's pipeline. Several run one after the other in "
                    "this process (compare them as ratios) [box].")
@@ -152,7 +154,7 @@ def _save(result: dict, out: str | None, as_json: bool) -> bool:
 
 @bench.command("frames")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="[the shipped model]")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--threads", type=THREADS, default=2, show_default=True)
 @click.option("--runs", type=click.IntRange(min=5), default=60, show_default=True)
 @click.option("--huge", type=click.IntRange(min=640), default=8000, show_default=True,
               help="Side of the huge frame (timed once in a fresh process, with its peak RSS).")
@@ -223,8 +225,8 @@ def fleet_cmd(boxes, days, export_rows, work, reuse, out, as_json):
 @bench.command("train")
 @click.option("--backbones", default="mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50", show_default=True)
 @click.option("--sizes", default="96,128", show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--steps", type=int, default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False))
 def train_cmd(backbones, sizes, batch_size, steps, out):
     """Training images/s per backbone and input size (random data, the real model and optimizer)."""

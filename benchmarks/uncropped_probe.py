@@ -135,20 +135,20 @@ def faceless_scene(pieces: list[np.ndarray], rng: np.random.Generator) -> np.nda
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
 @click.option("--split", default="val", show_default=True)
-@click.option("--per-set", type=int, default=200, show_default=True, help="Photos drawn (seeded) from each set.")
+@click.option("--per-set", type=click.IntRange(min=1), default=200, show_default=True, help="Photos drawn (seeded) from each set.")
 @click.option("--sides", default="0,300,220,160", show_default=True,
               help="Comma-separated longer sides (px) of the placed photo; 0: the photo as it is.")
 @click.option("--refine-below", "refine_below", default=str(REFINE_BELOW), show_default=True,
               help="Comma-separated shares of the photo's longer side under which a face is detected again.")
 @click.option("--tiles", default=str(TILES), show_default=True,
               help="Comma-separated tile grids (n for n x n; 0: none) searched when the whole photo shows no face.")
-@click.option("--faceless", type=int, default=0, show_default=True,
+@click.option("--faceless", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also count the variants' false faces on this many scenes of drawn photos with their faces "
                    "painted out.")
 @click.option("--scene", "scene_kind", type=click.Choice(["plain", "clutter"]), default="plain", show_default=True,
               help="The scene a photo is placed in: one muted colour, or clutter made of other drawn photos with "
                    "their faces painted out (hair, clothes, rooms, and what the painting missed).")
-@click.option("--bystanders", type=int, default=0, show_default=True,
+@click.option("--bystanders", type=click.IntRange(min=0), default=0, show_default=True,
               help="Other drawn photos pasted, smaller, beside each placed one (people behind the buyer).")
 @click.option("--labelled", is_flag=True,
               help="Give the detector the placed photo's rectangle as the labelled face box (as a CSV's "

@@ -31,7 +31,7 @@ def keygen(prefix):
 @click.option("--sign-key", required=True, type=click.Path(exists=True, dir_okay=False), help="Ed25519 private PEM.")
 @click.option("--name", default="model", show_default=True)
 @click.option("--version", help="[date of the model + hash prefix]")
-@click.option("--latency-budget-ms", type=float, default=15.0, show_default=True,
+@click.option("--latency-budget-ms", type=click.FloatRange(min=0, min_open=True), default=15.0, show_default=True,
               help="p50 inference budget the box's smoke test and doctor enforce.")
 @click.option("--force", is_flag=True, help="Bundle a model that failed QA (recorded and shown everywhere).")
 @click.option("--out", type=click.Path(dir_okay=False), help="[agegate-NAME-VERSION.tar.gz]")

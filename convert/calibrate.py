@@ -230,7 +230,8 @@ def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], 
             xs, ys = zip(*sorted(pts))
             ax.plot([100 * x for x in xs], [100 * v for v in ys], "-", color=colour, label=label)
     for (label, x, y), marker in zip(op_markers(op) if markers is None else markers, "os^v"):
-        ax.plot(100 * x, 100 * y, marker, color="black", label=label)
+        if x is not None and y is not None:  # a share of no one (QA data without minors, say) is not a point
+            ax.plot(100 * x, 100 * y, marker, color="black", label=label)
     ax.set_xlabel("25+ asked for ID (%)")
     ax.set_ylabel("minors (under 18) decided ok (%)")
     ax.set_yscale("symlog", linthresh=1)

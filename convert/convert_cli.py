@@ -25,7 +25,7 @@ from .tflite import QUANT_MODES
               help="Data set for int8 calibration; repeat for several (the images are drawn from all of them, "
                    "so every population the model serves sets the activation ranges).")
 @click.option("--calibration-split", default="train", show_default=True)
-@click.option("--calibration-size", type=int, default=500, show_default=True)
+@click.option("--calibration-size", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--float-layers", type=click.IntRange(min=0), default=0, show_default=True,
               help="int8: keep the N layers int8 hurts most (TFLite's quantization debugger on the calibration "
                    f"images) in float32, among those with at most {MAX_FLOAT_PARAMS:,} weights (a float weight "
@@ -38,10 +38,10 @@ from .tflite import QUANT_MODES
                    "prior), so the file is a new model: evaluate and calibrate it, do not hold it to the "
                    "parent (one epoch on 3,000 images changed 3.9 % of a model's val decisions; MODEL_HISTORY.md).")
 @click.option("--data", "qat_data", type=click.Path(exists=True), help="Training data for --qat.")
-@click.option("--epochs", type=int, default=1, show_default=True, help="QAT epochs.")
-@click.option("--qat-lr", type=float, default=2e-5, show_default=True)
-@click.option("--qat-limit", type=int, help="QAT on at most N training images.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True, help="QAT epochs.")
+@click.option("--qat-lr", type=click.FloatRange(min=0, min_open=True), default=2e-5, show_default=True)
+@click.option("--qat-limit", type=click.IntRange(min=1), help="QAT on at most N training images.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--tta", type=click.Choice(list(TTA_MODES)),
               help="Test-time augmentation written into the metadata, so eval, QA and the box all use it: "
                    "mirror averages each face with its mirror image (two model runs). Default: the run's own.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from agegate.edge.cli_types import THREADS
 from agegate.train.cli_options import data_options
 
 
@@ -22,7 +23,7 @@ from agegate.train.cli_options import data_options
               "Always on for a model trained with --crop box (its metadata says so).")
 @click.option("--detector", type=click.Choice(["blazeface-short", "blazeface-full", "haar"]),
               default="blazeface-short", show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True, help="LiteRT threads.")
+@click.option("--threads", type=THREADS, default=2, show_default=True, help="LiteRT threads.")
 @click.option("--predictions", type=click.Path(dir_okay=False),
               help="Write one CSV row per image (skipped images too, with the reason).")
 @click.option("--curve", type=click.Path(dir_okay=False),

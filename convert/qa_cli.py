@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from agegate.edge.cli_types import THREADS
 from agegate.train.cli_options import data_options
 
 
@@ -19,15 +20,16 @@ from agegate.train.cli_options import data_options
               help="Data set folder or CSV; repeat to require MAE < --max-mae on every set (per population).")
 @data_options
 @click.option("--split", default="test", show_default=True)
-@click.option("--max-mae", type=float, default=8.0, show_default=True)
-@click.option("--max-drift", type=float, default=0.5, show_default=True)
-@click.option("--max-flips", type=float, default=0.02, show_default=True)
+@click.option("--max-mae", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True)
+@click.option("--max-drift", type=click.FloatRange(min=0), default=0.5, show_default=True)
+@click.option("--max-flips", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="Share of images whose ID check may differ from the float parent's (0-1).")
 @click.option("--buyers", type=click.IntRange(min=0), default=0, show_default=True,
               help="A calibrated model: also replay every minor of the split and a seeded sample of N others as "
               "buyers through the real box (as `agegate calibrate` does, minutes per hundred), gate the per-buyer "
               "target its operating point carries, and plot the per-buyer trade-off. 0: per image only (the "
               "report notes the per-buyer target as unchecked).")
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--threads", type=THREADS, default=2, show_default=True)
 @click.option("--debug-layers", is_flag=True,
               help="Rank the layers by their int8 error with TFLite's quantization debugger (needs a Keras --float); "
                    "`agegate convert --float-layers N` keeps the worst N in float.")

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contracts import CHALLENGE_AGE, MINOR_AGE
+from .contracts import CHALLENGE_AGE, MINOR_AGE, THREADS_RANGE
 from .errors import ConfigError
 
 
@@ -77,7 +77,7 @@ class SourceSection:
 @dataclass(frozen=True)
 class ModelSection:
     path: str | None = _setting(None, flag="--model", doc="a .tflite with its .json; none: the shipped model")
-    threads: int = _setting(2, 1, 64, flag="--threads")
+    threads: int = _setting(2, *THREADS_RANGE, flag="--threads")
     latency_budget_ms: float | None = _setting(None, 0.1, 10_000, doc="p50 inference budget per face")
 
 

@@ -1,5 +1,5 @@
 """The facts every room shares, written once: the ages the law and the product turn on,
-the image files agegate reads, and the names of the files a run folder holds.
+the image files agegate reads, the threads a model may run on, and the names of the files a run folder holds.
 
 Age bands live in `bands.py` beside their lookup functions; the decision vocabulary in
 `decision.py`. Anything that compares an age with 18 or 25 imports it from here.
@@ -12,6 +12,8 @@ MINOR_AGE = 18.0
 CHALLENGE_AGE = 25.0
 #: Image files the readers, the box's folder source and the demo accept.
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: LiteRT threads that a command's --threads or box.toml's model.threads may ask for.
+THREADS_RANGE = (1, 64)
 #: A training run folder: the exported Keras model (its metadata `model.json` sits beside it).
 MODEL_FILE = "model.keras"
 #: A bundle and an installed release: the model and its metadata sidecar.

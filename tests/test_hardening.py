@@ -140,6 +140,36 @@ def test_train_refuses_numbers_it_cannot_train_with_before_reading_data(args, ne
     assert r.exit_code == 2 and needle in r.output and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("args,option", [
+    (["eval", "--model", "{m}", "--data", "{d}", "--threads", "0"], "--threads"),  # once: "is the file complete?"
+    (["eval", "--model", "{m}", "--data", "{d}", "--limit", "0"], "--limit"),  # once: evaluated everything
+    (["bench", "models", "{m}", "--runs", "0"], "--runs"),  # once: an IndexError
+    (["bench", "models", "{m}", "--threads", "1,x"], "--threads"),  # once: a ValueError
+    (["bench", "models", "{m}", "--threads", "0,2"], "--threads"),
+    (["bench", "train", "--steps", "0"], "--steps"),  # once: 0 img/s
+    (["demo", "--threads", "0"], "--threads"),
+    (["qa", "--float", "{d}", "--quantized", "{m}", "--data", "{d}", "--max-flips", "5"], "--max-flips"),
+    (["convert", "{d}", "--calibration-size", "0", "--out", "{d}/x.tflite"], "--calibration-size"),
+    (["data", "check", "{d}", "--max-list", "-1"], "--max-list"),
+    (["bundle", "build", "--model", "{m}", "--qa", "{m}", "--sign-key", "{m}", "--latency-budget-ms", "-1"],
+     "--latency-budget-ms"),
+])
+def test_numbers_no_command_can_use_stop_at_the_command_line(args, option, tmp_path, shipped_model):
+    r = run(*[a.format(m=shipped_model, d=tmp_path) for a in args])
+    no_traceback(r)
+    assert r.exit_code == 2 and f"Invalid value for '{option}'" in r.output
+
+
+def test_the_challenge25_chart_leaves_out_a_share_of_no_one(tmp_path):
+    """QA data without minors has no 'minors decided ok' share (None): the chart leaves that point out instead
+    of failing (`agegate qa` on a set of adults once ended in a TypeError after every gate was computed)."""
+    from agegate.convert.calibrate import plot_tradeoff
+
+    curve = [{"adults_asked": a / 10, "minors_ok": None} for a in range(10)]
+    plot_tradeoff(tmp_path / "c.png", curve, [], None, [("operating point on the QA data, per image", 0.3, None)])
+    assert (tmp_path / "c.png").stat().st_size > 1000
+
+
 def test_box_toml_bad_threshold_fails_run_and_doctor(tmp_path):
     cfg = tmp_path / "box.toml"
     cfg.write_text('[source]\nuri = "0"\n[model]\npath = "m.tflite"\n[decision]\nid_threshold = -3\n')

@@ -26,7 +26,8 @@ def data() -> None:
 @_split
 @_target
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-@click.option("--max-list", type=int, default=50, show_default=True, help="Problems listed in text output.")
+@click.option("--max-list", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Problems listed in text output.")
 def check(directory, fmt, split_file, target, as_json, max_list):
     """Validate every image and label in DIRECTORY.
 

@@ -1,0 +1,33 @@
+"""Click parameter types that commands of every room share (here in edge/, which every room may import).
+
+A bad number stops at the command line with click's own message (exit 2), not deep in the runtime with
+one that blames the model file ("num_threads should >= 1; is the file complete?").
+"""
+from __future__ import annotations
+
+import click
+
+from .contracts import THREADS_RANGE
+
+#: --threads of every command that runs a model (box.toml's `model.threads` has the same bounds).
+THREADS = click.IntRange(*THREADS_RANGE)
+
+
+class IntList(click.ParamType):
+    """Comma-separated integers, each within [lo, hi] (`--threads 1,2`)."""
+
+    name = "list"
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+
+    def convert(self, value, param, ctx) -> list[int]:
+        if isinstance(value, list):
+            return value
+        try:
+            out = [int(v) for v in str(value).split(",") if v.strip()]
+        except ValueError:
+            self.fail(f"{value!r}: give whole numbers separated by commas, e.g. 1,2", param, ctx)
+        if not out or any(not self.lo <= v <= self.hi for v in out):
+            self.fail(f"{value!r}: each must be {self.lo}..{self.hi}", param, ctx)
+        return out
