@@ -24,6 +24,7 @@ import numpy as np
 from agegate.convert.evaluate import evaluate_sets, read_splits
 from agegate.convert.metrics import age_metrics, worst_adult_bias
 from agegate.edge.age_head import AgeHead
+from agegate.train.cli_options import SPLIT_CHOICE
 
 from .environment import environment
 
@@ -51,7 +52,7 @@ def _row(sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
-@click.option("--split", default="val", show_default=True)
+@click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True)
 @click.option("--centres", default="30,35,40", show_default=True, help="Comma-separated ages to stretch about.")
 @click.option("--factors", default="1.05,1.1,1.15,1.2", show_default=True, help="Comma-separated stretches.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")

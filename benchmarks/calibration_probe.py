@@ -19,6 +19,7 @@ from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
 from agegate.edge.challenge25 import (DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE, choose_max_risk,
                                       rates)
 from agegate.edge.cli_types import THREADS
+from agegate.train.cli_options import SPLIT_CHOICE
 from agegate.train.label_errors import match_exclusions, read_label_exclusions
 
 
@@ -71,7 +72,7 @@ def calibration_options(f):
     for option in reversed([
         click.argument("model", type=click.Path(exists=True, dir_okay=False)),
         click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True)),
-        click.option("--split", default="val", show_default=True),
+        click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True),
         click.option("--buyers", default=800, show_default=True, help="Others replayed beside every minor "
                      "(calibrate's)."),
         click.option("--exclude", "exclude_file", type=click.Path(exists=True, dir_okay=False),

@@ -30,6 +30,7 @@ from agegate.convert.metrics import age_metrics
 from agegate.edge.age_head import AgeHead, p_under
 from agegate.edge.challenge25 import rates
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
+from agegate.train.cli_options import SPLIT_CHOICE
 
 from .environment import environment
 from .ensemble_probe import tail
@@ -90,7 +91,7 @@ def split_figures(p: Predictions) -> dict:
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
-@click.option("--split", "splits", multiple=True, default=("val",), show_default=True,
+@click.option("--split", "splits", type=SPLIT_CHOICE, multiple=True, default=("val",), show_default=True,
               help="Repeat (val, then train): the readings are compared on the first.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
 def main(model: str, data: tuple[str, ...], splits: tuple[str, ...], out: str | None) -> None:

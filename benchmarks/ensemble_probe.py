@@ -28,6 +28,7 @@ from agegate.convert.evaluate import predict, read_splits
 from agegate.convert.metrics import age_metrics, challenge25
 from agegate.edge.age_head import p_under
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
+from agegate.train.cli_options import SPLIT_CHOICE
 
 from .environment import environment
 
@@ -58,7 +59,7 @@ def _figures(y_true: np.ndarray, y_pred: np.ndarray, sets: np.ndarray, risk: np.
 @click.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
-@click.option("--split", default="val", show_default=True)
+@click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here.")
 def main(models: tuple[str, ...], data: tuple[str, ...], split: str, out: str | None) -> None:
     if len(models) < 2:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agegate.edge.cli_types import THREADS
-from agegate.train.cli_options import data_options
+from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 
 @click.command("eval")
@@ -17,7 +17,7 @@ from agegate.train.cli_options import data_options
 @click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
               help="Data set folder or CSV; repeat for a cross-dataset table (one row per set, plus overall).")
 @data_options
-@click.option("--split", default="test", show_default=True,
+@click.option("--split", type=SPLIT_CHOICE, default="test", show_default=True,
               help="train | val | test | all; a set with no split at all is evaluated whole (and says so).")
 @click.option("--detect", is_flag=True, help="Run the box's face detector and crop first (un-cropped photos). "
               "Always on for a model trained with --crop box (its metadata says so).")

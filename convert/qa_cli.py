@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agegate.edge.cli_types import THREADS
-from agegate.train.cli_options import data_options
+from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 
 @click.command()
@@ -19,7 +19,7 @@ from agegate.train.cli_options import data_options
 @click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
               help="Data set folder or CSV; repeat to require MAE < --max-mae on every set (per population).")
 @data_options
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", type=SPLIT_CHOICE, default="test", show_default=True)
 @click.option("--max-mae", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True)
 @click.option("--max-drift", type=click.FloatRange(min=0), default=0.5, show_default=True)
 @click.option("--max-flips", type=click.FloatRange(0, 1), default=0.02, show_default=True,

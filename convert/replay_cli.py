@@ -12,7 +12,7 @@ from agegate.edge.cli_types import THREADS
 from agegate.edge.config import bounds
 from agegate.edge.detect import DETECTORS, DetectorOptions
 from agegate.edge.pipeline import BoxOptions
-from agegate.train.cli_options import format_option
+from agegate.train.cli_options import SPLIT_CHOICE, format_option
 
 
 def _range(text: str, unit: str = "frames", example: str = "0..15") -> tuple[int, int]:
@@ -50,7 +50,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--model", "model_path", type=click.Path(exists=True), help="A .tflite [the shipped model].")
 @format_option
-@click.option("--split", default="test", show_default=True,
+@click.option("--split", type=SPLIT_CHOICE, default="test", show_default=True,
               help="Split of each set; a set without splits is replayed whole.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N buyers in all (a seeded sample).")
 @click.option("--gap", default="0..15", show_default=True, callback=_gap,

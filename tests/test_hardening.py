@@ -151,6 +151,8 @@ def test_train_refuses_numbers_it_cannot_train_with_before_reading_data(args, ne
     (["qa", "--float", "{d}", "--quantized", "{m}", "--data", "{d}", "--max-flips", "5"], "--max-flips"),
     (["convert", "{d}", "--calibration-size", "0", "--out", "{d}/x.tflite"], "--calibration-size"),
     (["data", "check", "{d}", "--max-list", "-1"], "--max-list"),
+    (["eval", "--model", "{m}", "--data", "{d}", "--split", "tset"], "--split"),  # once: a set without splits whole
+    (["data", "review", "--model", "{m}", "--data", "{d}", "--min-gap", "-5"], "--min-gap"),
     (["bundle", "build", "--model", "{m}", "--qa", "{m}", "--sign-key", "{m}", "--latency-budget-ms", "-1"],
      "--latency-budget-ms"),
 ])

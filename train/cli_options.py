@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import click
 
-from .datasets import FORMATS
+from .datasets import FORMATS, SPLITS
+
+#: What a --split may name: one split of each set, or all of it (a set without splits is read whole anyway).
+SPLIT_CHOICE = click.Choice((*SPLITS, "all"))
 
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
                              help="Data set layout; auto detects it.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import format_option, split_file_option
+from .cli_options import SPLIT_CHOICE, format_option, split_file_option
 from .datasets import read_dataset
 
 _fmt, _split = format_option, split_file_option
@@ -123,10 +123,10 @@ def split(directory, fmt, target, val, test, seed, out, as_json):
               help="Data set folder or CSV; repeat for several sets.")
 @_fmt
 @_split
-@click.option("--split", default="train", show_default=True, help="Which split to review.")
+@click.option("--split", type=SPLIT_CHOICE, default="train", show_default=True, help="Which split to review.")
 @click.option("--level", type=float, default=0.99, show_default=True,
               help="Flag a label outside this central interval of the model's distribution ...")
-@click.option("--min-gap", type=float, default=10.0, show_default=True,
+@click.option("--min-gap", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="... and at least this many years from its estimate.")
 @click.option("--exclude", "excludes", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="An exclusion list already checked (train --exclude's format): its images are not shown "
