@@ -27,7 +27,7 @@ Example box.toml (every key optional except source.uri and model.path):
     refine_below = 0.2       # faces under this share of the frame (128 px of 640) are detected again, closer
     small_face_score = 0.35  # such a face is kept from this score if the closer look finds it at min_score
     [decision]
-    id_threshold = 25
+    id_threshold = 25        # a regression model's line; a calibrated model decides by its operating point
     min_frames = 5
     decide_after = 10
     max_spread = 12

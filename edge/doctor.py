@@ -101,13 +101,14 @@ def _decision_rule(release: Path, cfg) -> Check:
         return Check("challenge 25", False, str(e), "reinstall or roll back the model")
     op = meta.operating_point
     if meta.head.is_distribution and op is not None:
-        from .pipeline import BoxOptions
+        from .pipeline import BoxOptions, unused_threshold
 
         box = runtime_plan(cfg).box if cfg is not None else BoxOptions()
         mismatch = settings_mismatch(op, box.decision_rules())
-        return Check("challenge 25", not mismatch, op.describe()
+        unused = unused_threshold(meta, box)
+        return Check("challenge 25", not mismatch and not unused, op.describe()
                      + (" [LOOSER than the default targets]" if op.looser_than_default else "")
-                     + (f"; {mismatch}" if mismatch else ""),
+                     + (f"; {mismatch}" if mismatch else "") + (f"; {unused}" if unused else ""),
                      "recalibrate the model (agegate calibrate) for this box's decision settings, or set them "
                      "back in box.toml", critical=False)
     threshold = cfg.decision.id_threshold if cfg is not None else CHALLENGE_AGE

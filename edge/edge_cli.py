@@ -23,7 +23,8 @@ def edge() -> None:
 @click.option("--threads", type=int, help="LiteRT threads [2].")
 @click.option("--box-id", help="This box's id in events [box-1].")
 @click.option("--detector", type=click.Choice(DETECTORS), help="Face detector [blazeface-short].")
-@click.option("--id-threshold", type=float, help="Ask for ID below this fused age [25, Challenge 25].")
+@click.option("--id-threshold", type=float, help="Ask for ID below this fused age [25, Challenge 25]; a calibrated "
+              "model decides by its operating point instead (the box warns when this is set).")
 @click.option("--events", type=click.Path(dir_okay=False), help="SQLite events file [events.sqlite].")
 @click.option("--host", help="HTTP endpoint address [127.0.0.1].")
 @click.option("--port", type=int, help="HTTP endpoint port [8765]; 0 picks a free one.")

@@ -98,6 +98,18 @@ def box_policy(meta: ModelMetadata, options: BoxOptions) -> DecisionPolicy:
     return options.policy
 
 
+def unused_threshold(meta: ModelMetadata, options: BoxOptions) -> str:
+    """Why the box's id_threshold, set away from 25, does not decide ('' when it does, or is left at 25): a
+    calibrated distribution model asks for ID by its risk at the operating point it carries, so raising the
+    threshold to be stricter would change nothing, unsaid (`edge run` warns, `device doctor` says so)."""
+    policy = box_policy(meta, options)
+    if policy.max_risk is None or options.policy.id_threshold == CHALLENGE_AGE:
+        return ""
+    return (f"decision.id_threshold = {options.policy.id_threshold:g} is not used: this model asks for ID when "
+            f"P(under 25) > {policy.max_risk:.3f}, its calibrated operating point; for a stricter rule, calibrate "
+            f"it to a stricter target (`agegate calibrate --max-minors-ok`, `--max-minors-ok-buyer`)")
+
+
 @dataclass
 class BuyerDecision:
     """One buyer's decision, as the till, the log and the events table see it (never an image)."""
@@ -133,6 +145,8 @@ class BoxPipeline:
         if problem:
             raise UsageError(problem)
         self.policy = box_policy(model.meta, self.options)
+        if not diagnostic and (unused := unused_threshold(model.meta, self.options)):
+            log.warning(unused)
         mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
         if mismatch:
             # Only the photo profile searches tiles: a folder of photos, which no camera setting can make a till's.

@@ -425,6 +425,31 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
     assert not check.ok and "min_frames: chosen with 5, this box 3" in check.detail and "recalibrate" in check.fix
 
 
+def test_a_threshold_a_calibrated_model_does_not_use_is_said_to_be_unused(tmp_path, shipped_model, caplog):
+    """A calibrated model asks for ID by its risk at its operating point: an id_threshold raised to 30 to be
+    stricter changed nothing and said nothing. The box now warns when it starts, and `device doctor` flags it
+    with the fix; the decision rule itself is unchanged (the same point decides)."""
+    import logging
+
+    from agegate.edge.config import load_config
+    from agegate.edge.decision import DecisionPolicy
+    from agegate.edge.doctor import _decision_rule
+    from agegate.edge.pipeline import BoxOptions, BoxPipeline
+    from agegate.edge.runtime import AgeModel
+
+    release, model, meta = _release_with_box_rules(tmp_path, shipped_model, BoxOptions().decision_rules())
+    with caplog.at_level(logging.WARNING, logger="agegate.edge"):
+        BoxPipeline(AgeModel(model), BoxOptions())
+        assert not caplog.records
+        pipeline = BoxPipeline(AgeModel(model), BoxOptions(policy=DecisionPolicy(id_threshold=30)))
+    assert "decision.id_threshold = 30 is not used" in caplog.text and "agegate calibrate" in caplog.text
+    assert pipeline.policy.max_risk == meta["operating_point"]["max_risk"]
+    cfg = tmp_path / "box.toml"
+    cfg.write_text(f'[source]\nuri = "0"\n[model]\npath = "{model}"\n[decision]\nid_threshold = 30\n')
+    check = _decision_rule(release, load_config(cfg))
+    assert not check.ok and "id_threshold = 30 is not used" in check.detail
+
+
 def test_a_point_calibrated_before_the_box_settings_were_recorded_is_flagged(tmp_path, shipped_model, caplog):
     """A bundle calibrated per buyer before agegate recorded the box's settings (its blur limit may be 20 or
     10) cannot show its per-buyer rates hold here: the box warns and doctor flags it. A point that measured
