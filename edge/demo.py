@@ -23,11 +23,16 @@ from .default_model import assets_dir, resolve_model
 CANVAS = (640, 480)
 
 
-def demo_faces(extra: Path | None = None) -> list[tuple[Path, float | None]]:
-    """(image, known age or None) for the shipped portraits plus any in `extra` (age from the file name)."""
+def demo_faces(extra: Path | None = None, unreadable: list[Path] | None = None) -> list[tuple[Path, float | None]]:
+    """(image, known age or None) for the shipped portraits plus any in `extra` (age from the file name). A
+    file in `extra` that does not decode is left out (appended to `unreadable`, for the demo to say so)."""
     paths = sorted((assets_dir() / "demo").glob("*.jpg"))
     if extra is not None:
-        paths += sorted(p for p in Path(extra).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        for p in sorted(p for p in Path(extra).iterdir() if p.suffix.lower() in IMAGE_EXTS):
+            if cv2.imread(str(p)) is not None:
+                paths.append(p)
+            elif unreadable is not None:
+                unreadable.append(p)
     out = []
     for p in paths:
         m = re.search(r"(?:^|_)(\d{1,3})(?:_|\.|$)", p.stem) or re.match(r"^(\d{1,3})_", p.name)
@@ -82,7 +87,10 @@ def demo(out, model, faces, threads):
     test = meta.metrics.get("test", {})
     click.echo(f"model: {model_path.name} ({meta.backbone}, {meta.input_size}px, {meta.quantization}"
                + (f", test MAE {test['mae']:.2f} on {test['n']} UTKFace images" if test else "") + ")")
-    people = demo_faces(Path(faces) if faces else None)
+    unreadable: list[Path] = []
+    people = demo_faces(Path(faces) if faces else None, unreadable)
+    for p in unreadable:
+        click.echo(f"skipped {p}: not a readable image")
     clip = make_clip([p for p, _ in people], out_dir / "checkout_clip.mp4")
     events_path = out_dir / "events.sqlite"
     events_path.unlink(missing_ok=True)

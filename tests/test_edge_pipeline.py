@@ -243,6 +243,23 @@ def test_demo_runs_on_embedded_faces(tmp_path):
         assert (tmp_path / "d" / f).stat().st_size > 0
 
 
+def test_demo_with_your_own_portraits_skips_a_file_that_is_no_image(tmp_path):
+    """`--faces DIR`: a portrait of yours is a third buyer; a file that does not decode is named and left out
+    (it once ended the demo in an AttributeError)."""
+    import shutil
+
+    from agegate.edge.default_model import assets_dir
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(sorted((assets_dir() / "demo").glob("*.jpg"))[1], mine / "ada_78.jpg")
+    (mine / "broken_20.jpg").write_text("not an image")
+    r = CliRunner().invoke(cli, ["demo", "--faces", str(mine), "--out", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "skipped" in r.output and "broken_20.jpg: not a readable image" in r.output
+    assert r.output.count("buyer #") == 3 and "ada_78.jpg" in r.output
+
+
 def test_frame_observer_sees_every_judged_face_frame_and_what_it_gave(shipped_model):
     """The diagnostics hook gets each face frame the box judged (quality, estimate or None) and does not
     change the decision; a frame under the blur limit comes with no estimate."""
