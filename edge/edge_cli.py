@@ -182,7 +182,7 @@ def export(events, out, as_json):
 
     from tqdm import tqdm
 
-    from .export import export_events
+    from .export import export_events, watermark_path
 
     with tqdm(desc="export", unit="row", disable=as_json or not sys.stderr.isatty(), leave=False) as bar:
         r = export_events(events, out, bar.update)
@@ -191,5 +191,9 @@ def export(events, out, as_json):
         return
     if r.removed_uncommitted:
         click.echo(f"removed {r.removed_uncommitted} file(s) an interrupted export had left; rewritten now")
+    if r.earlier_out:
+        click.echo(f"note: rows 1..{r.watermark_before} were exported to {r.earlier_out} (the watermark beside "
+                   f"{events}); {out} gets only later rows. To export every row to {out}, delete "
+                   f"{watermark_path(Path(events))} first")
     click.echo(f"{r.rows} new event(s) -> {len(r.files)} file(s) under {out} (rows {r.watermark_before + 1}.."
                f"{r.watermark_after})" if r.rows else f"nothing new since row {r.watermark_before}")

@@ -46,6 +46,8 @@ class ExportResult(JsonResult):
     watermark_before: int = 0
     watermark_after: int = 0
     removed_uncommitted: int = 0  # files a killed run had left above the watermark
+    # Where the rows up to the watermark went, when that was another tree: this one gets only later rows.
+    earlier_out: str | None = None
 
 
 def watermark_path(db: Path) -> Path:
@@ -63,10 +65,19 @@ def read_watermark(db: Path) -> int:
                            f"(files already exported would then be written twice: clear --out as well)") from e
 
 
+def watermark_out(db: Path) -> Path | None:
+    """The export tree the watermark's rows went to (None before the first export, or unrecorded)."""
+    try:
+        out = json.loads(watermark_path(db).read_text()).get("out")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(out) if out else None
+
+
 def write_watermark(db: Path, last_id: int, out: Path) -> None:
     p = watermark_path(db)
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps({"last_id": int(last_id), "out": str(out),
+    tmp.write_text(json.dumps({"last_id": int(last_id), "out": str(out.resolve()),
                                "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
     os.replace(tmp, p)
 
@@ -121,6 +132,9 @@ def export_events(db: str | Path, out: str | Path, progress=None) -> ExportResul
     boxes = {r[0] for r in conn.execute("SELECT DISTINCT box_id FROM events WHERE id > ?", (mark,))}
     result = ExportResult(str(db), str(out), 0, watermark_before=mark, watermark_after=mark)
     result.removed_uncommitted = remove_uncommitted(out, boxes, mark)
+    earlier = watermark_out(db)
+    if mark and earlier is not None and earlier.resolve() != out.resolve():
+        result.earlier_out = str(earlier)
     fields_sql = ["id"] + [f if f in have else "NULL" for f in EVENT_FIELDS]
     names = ["event_id"] + list(EVENT_FIELDS)
     schema = arrow_schema()

@@ -127,6 +127,22 @@ def test_export_cli_json_and_bad_database(tmp_path, cli):
     assert r.exit_code != 0 and "junk.sqlite" in r.output
 
 
+def test_export_to_another_tree_says_where_the_earlier_rows_went(tmp_path, cli):
+    """The watermark is the database's, so a second tree gets only rows after it (a sync that moves files away
+    relies on that). Pointing --out elsewhere once answered "nothing new" and no more: it now names the tree
+    the earlier rows went to and how to export them all again."""
+    db = tmp_path / "ev.sqlite"
+    fill(db, 20)
+    assert cli("edge", "export", "--events", db, "--out", tmp_path / "a").exit_code == 0
+    r = cli("edge", "export", "--events", db, "--out", tmp_path / "b")
+    assert r.exit_code == 0 and "nothing new" in r.output
+    assert f"rows 1..20 were exported to {tmp_path / 'a'}" in r.output and "ev.sqlite.export.json" in r.output
+    fill(db, 5, start_id=20)
+    assert json.loads(cli("edge", "export", "--events", db, "--out", tmp_path / "b", "--json").output)["rows"] == 5
+    r = cli("edge", "export", "--events", db, "--out", tmp_path / "b")
+    assert "nothing new" in r.output and "were exported to" not in r.output  # the last rows went to b
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     from agegate.benchmarks.fleet_bench import generate_tree
