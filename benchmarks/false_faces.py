@@ -26,6 +26,7 @@ from agegate.convert.evaluate import read_splits
 from agegate.edge.config import bounds
 from agegate.edge.detect import DetectorOptions, FaceDetector
 from agegate.edge.runtime import runtime_version
+from agegate.train.cli_options import SPLIT_CHOICE
 
 from .environment import environment
 from .uncropped_probe import count_false_faces
@@ -58,7 +59,7 @@ def variants(small_face_scores: list[float], min_scores: list[float]) -> dict[st
 @click.command()
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True),
               help="Data sets whose photos, faces painted out, make the empty frames.")
-@click.option("--split", default="val", show_default=True)
+@click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True)
 @click.option("--per-set", type=click.IntRange(min=1), default=200, show_default=True,
               help="Photos drawn (seeded) from each set; 60 of them are painted and pasted.")
 @click.option("--scenes", type=click.IntRange(min=1), default=400, show_default=True, help="Empty frames.")

@@ -23,11 +23,12 @@ from tqdm import tqdm
 
 from agegate.convert.replay import FPS, ReplayOptions, load_buyers, till_frames
 from agegate.edge.default_model import default_model_path
-from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face
+from agegate.edge.detect import FaceBox, FaceDetector, crop_face
 from agegate.edge.pipeline import BoxOptions
 from agegate.edge.runtime import AgeModel
 from agegate.edge.tracking import (MIN_SPLIT_SCORE, IoUTracker, Look, Separation, appearance, box_iou, box_move,
                                    frame_quality)
+from agegate.train.cli_options import SPLIT_CHOICE
 
 from .environment import environment
 
@@ -159,7 +160,7 @@ def _gap(a: float | None, b: float | None) -> float | None:
 
 @click.command()
 @click.option("--data", "data", multiple=True, default=("../shared/datasets/utkface", "../shared/datasets/aaf"))
-@click.option("--split", default="val", show_default=True)
+@click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True)
 @click.option("--buyers", default=1600, show_default=True, help="Buyers in all, half from each set.")
 @click.option("--model", "model_path", type=click.Path(exists=True), default=None)
 @click.option("--out", type=click.Path(), default=None)

@@ -39,6 +39,7 @@ from agegate.edge.detect import REFINE_BELOW, TILES, DetectorOptions, FaceBox, F
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import decode_image
 from agegate.edge.runtime import AgeModel
+from agegate.train.cli_options import SPLIT_CHOICE
 
 from .environment import environment
 
@@ -134,8 +135,9 @@ def faceless_scene(pieces: list[np.ndarray], rng: np.random.Generator) -> np.nda
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
-@click.option("--split", default="val", show_default=True)
-@click.option("--per-set", type=click.IntRange(min=1), default=200, show_default=True, help="Photos drawn (seeded) from each set.")
+@click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True)
+@click.option("--per-set", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Photos drawn (seeded) from each set.")
 @click.option("--sides", default="0,300,220,160", show_default=True,
               help="Comma-separated longer sides (px) of the placed photo; 0: the photo as it is.")
 @click.option("--refine-below", "refine_below", default=str(REFINE_BELOW), show_default=True,

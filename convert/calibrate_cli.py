@@ -17,7 +17,8 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
 @click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
               help="Labelled data set(s) to choose on; repeat for several.")
 @format_option
-@click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True, help="Choose on val; report on test with eval/replay.")
+@click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True,
+              help="Choose on val; report on test with eval/replay.")
 @click.option("--max-minors-ok", type=click.FloatRange(0, 1), default=DEFAULT_MAX_MINORS_OK_IMAGE, show_default=True,
               help="Target: share of minors (under 18) decided ok per image.")
 @click.option("--max-minors-ok-buyer", type=click.FloatRange(0, 1), default=DEFAULT_MAX_MINORS_OK_BUYER,

@@ -10,7 +10,7 @@ import click
 from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.metadata import TTA_MODES
 from agegate.edge.preprocess import INPUT_SIZES
-from agegate.train.cli_options import data_options
+from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 from .mixed_int8 import MAX_FLOAT_PARAMS
 from .tflite import QUANT_MODES
@@ -24,7 +24,7 @@ from .tflite import QUANT_MODES
 @click.option("--calibration", "calib_data", type=click.Path(exists=True), multiple=True,
               help="Data set for int8 calibration; repeat for several (the images are drawn from all of them, "
                    "so every population the model serves sets the activation ranges).")
-@click.option("--calibration-split", default="train", show_default=True)
+@click.option("--calibration-split", type=SPLIT_CHOICE, default="train", show_default=True)
 @click.option("--calibration-size", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--float-layers", type=click.IntRange(min=0), default=0, show_default=True,
               help="int8: keep the N layers int8 hurts most (TFLite's quantization debugger on the calibration "

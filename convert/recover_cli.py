@@ -14,8 +14,8 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option, split_file_op
 @click.option("--data", "datas", type=click.Path(exists=True), multiple=True, required=True,
               help="Images for the BatchNorm statistics (repeat for several sets); the model's own crop policy "
                    "applies, so a box-crop model sees them through the box's detector.")
-@click.option("--split", type=SPLIT_CHOICE, default="train", show_default=True, help="Split the images are drawn from (a set "
-              "without splits gives all of it).")
+@click.option("--split", type=SPLIT_CHOICE, default="train", show_default=True,
+              help="Split the images are drawn from (a set without splits gives all of it).")
 @click.option("--images", type=click.IntRange(min=16), default=512, show_default=True,
               help="How many images measure the BatchNorm statistics.")
 @format_option

@@ -16,7 +16,8 @@ split_file_option = click.option("--split-file", type=click.Path(exists=True, di
 _data_opts = [
     format_option,
     split_file_option,
-    click.option("--limit", type=click.IntRange(min=1), help="Evaluate a seeded random subset of N images (quick looks)."),
+    click.option("--limit", type=click.IntRange(min=1),
+                 help="Evaluate a seeded random subset of N images (quick looks)."),
 ]
 
 
