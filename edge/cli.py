@@ -68,6 +68,18 @@ class LazyGroup(click.Group):
             if ctx.meta.get("agegate.json"):
                 click.echo(json.dumps(error_json("UsageError", e.format_message(), e.exit_code)))
             raise
+        except BrokenPipeError:  # `agegate ... | head` closed the pipe: nothing more to say to anyone
+            ctx.exit(1)
+        except OSError as e:
+            # A file the command was told to read or write that the system refused (a folder that does not
+            # exist, no permission, a full disk): the path and the reason, not a traceback (-v logs it).
+            logging.getLogger("agegate").debug("file error", exc_info=True)
+            message = (f"{e.filename or 'a file'}: {e.strerror or e}; check the path, its permissions and the "
+                       f"free space")
+            click.secho(f"Error: {message}", fg="red", err=True)
+            if ctx.meta.get("agegate.json"):
+                click.echo(json.dumps(error_json(type(e).__name__, message, 1)))
+            ctx.exit(1)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text from the table: listing commands must not import every room.

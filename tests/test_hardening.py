@@ -162,6 +162,21 @@ def test_numbers_no_command_can_use_stop_at_the_command_line(args, option, tmp_p
     assert r.exit_code == 2 and f"Invalid value for '{option}'" in r.output
 
 
+def test_an_output_path_the_system_refuses_is_named_not_a_traceback(tmp_path, shipped_model):
+    """A result written under a file (or into a folder without permission, or on a full disk) once ended in an
+    OSError's traceback; any command now names the path and the reason, exit 1, and in JSON when asked."""
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "result.json"
+    r = run("bench", "models", shipped_model, "--threads", "1", "--runs", "1", "--warmup", "0", "--out", out)
+    no_traceback(r)
+    assert r.exit_code == 1 and str(tmp_path / "afile") in r.output and "check the path" in r.output
+    labels = write_labels(tmp_path / "labels.csv", [(f"{i}.jpg", 20 + i) for i in range(5)], header=("path", "age"))
+    r = run("data", "split", labels, "--out", tmp_path / "afile" / "split.csv", "--json")
+    no_traceback(r)
+    got = json.loads(r.stdout)
+    assert r.exit_code == 1 and got["ok"] is False and str(tmp_path / "afile") in got["message"]
+
+
 def test_the_challenge25_chart_leaves_out_a_share_of_no_one(tmp_path):
     """QA data without minors has no 'minors decided ok' share (None): the chart leaves that point out instead
     of failing (`agegate qa` on a set of adults once ended in a TypeError after every gate was computed)."""
