@@ -43,6 +43,7 @@ Example box.toml (every key optional except source.uri and model.path):
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 import types
 import typing
@@ -199,6 +200,18 @@ def _check_together(cfg: BoxConfig, origin: str) -> None:
     problem = runtime_plan(cfg).box.evidence_problem()
     if problem:
         raise ConfigError(f"{origin}: decision.{problem}")
+    if cfg.api.enabled and not cfg.api.token and not _loopback(cfg.api.host):
+        raise ConfigError(f"{origin}: api.host = {cfg.api.host!r} without api.token serves the till's answers and the "
+                          f"live camera view (/setup) to anyone who can reach this box: set api.token (--token) "
+                          f"too, or keep api.host on 127.0.0.1")
+
+
+def _loopback(host: str) -> bool:
+    """Whether an address is reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def validate(raw: dict[str, Any], origin: str = "config") -> BoxConfig:

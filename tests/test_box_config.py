@@ -36,6 +36,8 @@ def test_every_key_changes_what_the_box_runs(section, key):
     raw.setdefault(section, {})[key] = value
     if (section, key) == ("decision", "min_frames"):
         raw["decision"]["decide_after"] = max(value, 10)
+    if (section, key) == ("api", "host"):
+        raw["api"]["token"] = "t"  # an address beyond this machine needs a token (below)
     base_plan, plan = runtime_plan(validate(BASE)), runtime_plan(validate(raw))
     assert plan != base_plan, f"{section}.{key} = {value!r} has no effect on the box"
 
@@ -54,6 +56,22 @@ def test_out_of_range_values_are_refused_from_file_and_flag_alike(section, key, 
         validate({**BASE, section: {**BASE.get(section, {}), key: value}})
     with pytest.raises(ConfigError, match=f"{section}.{key}"):
         BoxConfig().override({f"{section}.{key}": value})
+
+
+@pytest.mark.parametrize("host,token,ok", [("0.0.0.0", "", False), ("192.168.1.20", "", False), ("0.0.0.0", "s", True),
+                                           ("127.0.0.1", "", True), ("localhost", "", True), ("::1", "", True)])
+def test_an_endpoint_beyond_this_machine_needs_a_token(host, token, ok):
+    """/setup shows the live camera: served on an address others reach without a token, anyone on the store's
+    network could watch the till. Refused from box.toml and flags alike; with --no-api there is no endpoint."""
+    raw = {**BASE, "api": {"host": host, "token": token}}
+    if ok:
+        validate(raw)
+    else:
+        with pytest.raises(ConfigError, match="api.host .* without api.token"):
+            validate(raw)
+        with pytest.raises(ConfigError, match="without api.token"):
+            validate(BASE).override({"api.host": host})
+        validate({**BASE, "api": {"host": host, "enabled": False}})
 
 
 def test_defaults_live_in_one_place():
