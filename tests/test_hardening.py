@@ -187,6 +187,28 @@ def test_the_challenge25_chart_leaves_out_a_share_of_no_one(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
+def test_resume_refuses_options_that_differ_from_the_run_instead_of_ignoring_them(tmp_path):
+    """--resume continues the run as config.json has it; an option given otherwise (--input-size 128 on a 96 px
+    run, another --data) was silently ignored. Now refused before any work; --epochs may grow, and the same
+    data named by another path is the same data."""
+    from agegate.train.config import TrainConfig
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    data.mkdir()
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "state.json").write_text("{}")
+    TrainConfig(data=[str(data)], out=str(out), backbone="mobilenet_v3_small", weights="none",
+                input_size=96).save(out / "config.json")
+    base = ["train", "--out", out, "--backbone", "mobilenet_v3_small", "--weights", "none", "--resume"]
+    r = run(*base, "--data", data, "--input-size", "128")
+    no_traceback(r)
+    assert r.exit_code == 2 and "--input-size 128 (the run's: 96)" in r.output and "another --out" in r.output
+    r = run(*base, "--data", tmp_path, "--input-size", "96")
+    assert r.exit_code == 2 and "--data" in r.output
+    r = run(*base, "--data", tmp_path / "data" / ".." / "data", "--input-size", "96", "--epochs", "30")
+    assert "would be ignored" not in r.output  # the check passed; reading the (empty) data set fails next
+
+
 def test_box_toml_bad_threshold_fails_run_and_doctor(tmp_path):
     cfg = tmp_path / "box.toml"
     cfg.write_text('[source]\nuri = "0"\n[model]\npath = "m.tflite"\n[decision]\nid_threshold = -3\n')

@@ -98,13 +98,26 @@ class TrainingData:
     excluded: list = field(default_factory=list)  # --exclude: label_errors.LabelExclusion, left out of train
 
 
-def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo) -> TrainConfig:
-    """The run's config: the saved one when resuming (epochs may grow), else the given one; checked."""
+#: What --resume may change: how long the run goes on, and where its caches live.
+RESUMABLE = ("epochs", "cache_dir", "out")
+
+
+def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo, given: set[str] | None = None) -> TrainConfig:
+    """The run's config: the saved one when resuming (epochs may grow), else the given one; checked. `given`:
+    the options named on the command line; resuming, one that differs from the run's refuses (it would be
+    ignored, and the run would not be what the command line says)."""
     state_path = out / "checkpoints" / STATE_FILE
     if resume:
         if not state_path.exists():
             raise UsageError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
         saved = TrainConfig.load(out / "config.json")
+        differ = [k for k in sorted(given or ())
+                  if k not in RESUMABLE and not _same(getattr(cfg, k), getattr(saved, k))]
+        if differ:
+            said = "; ".join(f"--{k.replace('_', '-')} {getattr(cfg, k)!r} (the run's: {getattr(saved, k)!r})"
+                             for k in differ)
+            raise UsageError(f"--resume continues {out} as it was started ({out / 'config.json'}), so these would be "
+                             f"ignored: {said}. Drop them (--epochs may grow), or start a new run with another --out")
         if saved.epochs != cfg.epochs:
             echo(f"resume: training to {cfg.epochs} epochs (was {saved.epochs})")
             saved.epochs = cfg.epochs
@@ -113,6 +126,15 @@ def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo) -> TrainCon
         raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     cfg.validate()
     return cfg
+
+
+def _same(given, saved) -> bool:
+    """A command-line value and the saved config's: data paths compare as the files they name."""
+    if isinstance(given, list) and isinstance(saved, list):
+        return len(given) == len(saved) and all(_same(a, b) for a, b in zip(given, saved))
+    if isinstance(given, str) and isinstance(saved, str) and given != saved:
+        return Path(given).resolve() == Path(saved).resolve()
+    return given == saved
 
 
 def _load_data(cfg: TrainConfig, out: Path, echo) -> TrainingData:
@@ -268,11 +290,12 @@ def _precision(keras, precision: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print) -> TrainResult:
+def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], None] = print,
+                 given: set[str] | None = None) -> TrainResult:
     """Train, checkpoint every epoch, export the best model (see the module docstring for resumability)."""
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoints"
-    cfg = _resolve_config(cfg, out, resume, echo)
+    cfg = _resolve_config(cfg, out, resume, echo, given)
     data = _load_data(cfg, out, echo)
 
     from .tfenv import import_tf

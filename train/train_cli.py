@@ -43,7 +43,8 @@ def _options(f):
 
 @click.command()
 @_options
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, as its config.json "
+              "has it: --epochs may grow; another value of any other option is refused, not ignored.")
 def train(resume: bool, **options):
     """Train an age regressor and export OUT/model.keras with OUT/model.json.
 
@@ -57,4 +58,6 @@ def train(resume: bool, **options):
 
     for many in ("data", "data_weight", "teacher", "exclude"):
         options[many] = list(options[many])
-    run_training(TrainConfig(**options), resume=resume, echo=click.echo)
+    ctx = click.get_current_context()
+    given = {k for k in options if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    run_training(TrainConfig(**options), resume=resume, echo=click.echo, given=given)
