@@ -55,6 +55,9 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     from .evaluate import Predictions, evaluate_sets, read_splits
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
+    if split == "test":
+        click.secho("warning: choosing the operating point on the test split makes every test figure of this "
+                    "model (eval, replay, qa) optimistic; choose on val and report on test", fg="yellow", err=True)
     excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
     splits = read_splits(list(data), fmt, None, split, limit)  # once: evaluated, then replayed
     records = [r for s in splits for r in s.records]

@@ -35,6 +35,14 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["box_rules"] is None
 
 
+def test_calibrate_on_the_test_split_warns_that_test_figures_become_optimistic(tmp_path, shipped_model):
+    labels, model = labelled_chips(tmp_path / "set", ADULTS[:3]), copy_model(shipped_model, tmp_path / "m.tflite")
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--split", "test", "--buyers", "0"])
+    assert "choosing the operating point on the test split" in r.stderr  # then: no minors here to choose with
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0"])
+    assert "test split" not in r.stderr
+
+
 def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, shipped_model):
     labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
     listing = tmp_path / "wrong.txt"
