@@ -81,15 +81,12 @@ def verify(bundle_path, pub, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def info(bundle_path, pub, as_json):
     """Show a bundle's manifest (verified when --pub is given)."""
-    import tarfile
-
-    from agegate.edge.bundle_format import MANIFEST, read_bundle
+    from agegate.edge.bundle_format import bundle_files, read_bundle, read_manifest
 
     if pub:
         manifest = read_bundle(bundle_path, pub).manifest
     else:
-        with tarfile.open(bundle_path, "r:gz") as tar:
-            manifest = json.loads(tar.extractfile(MANIFEST).read())
+        manifest = read_manifest(bundle_path, bundle_files(bundle_path))
     if as_json:
         click.echo(json.dumps({**manifest, "verified": bool(pub)}, indent=2))
         return

@@ -90,8 +90,9 @@ def _safe_name(name: str) -> str:
     return str(p)
 
 
-def read_bundle(path: str | Path, public_key_path: str | Path | None) -> VerifiedBundle:
-    """Open, check and verify a bundle entirely in memory. Raises BundleError with the reason."""
+def bundle_files(path: str | Path) -> dict[str, bytes]:
+    """Every regular file of a bundle, read into memory with each member's name, kind and size checked (no
+    signature checked: `read_bundle` does that). Raises BundleError with the reason."""
     p = Path(path)
     if not p.exists():
         raise BundleError(f"{p}: no such bundle")
@@ -119,6 +120,21 @@ def read_bundle(path: str | Path, public_key_path: str | Path | None) -> Verifie
         raise BundleError(f"{p}: not a readable .tar.gz bundle ({e})") from e
     if MANIFEST not in files or SIGNATURE not in files:
         raise BundleError(f"{p}: no {MANIFEST} and {SIGNATURE}; not an agegate bundle")
+    return files
+
+
+def read_manifest(path: str | Path, files: dict[str, bytes]) -> dict:
+    """The bundle's manifest, parsed and its shape checked (not its signature)."""
+    try:
+        return validate_manifest(json.loads(files[MANIFEST]), str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: {MANIFEST} is not valid JSON ({e})") from e
+
+
+def read_bundle(path: str | Path, public_key_path: str | Path | None) -> VerifiedBundle:
+    """Open, check and verify a bundle entirely in memory. Raises BundleError with the reason."""
+    p = Path(path)
+    files = bundle_files(p)
     if public_key_path is None:
         raise BundleError("no public key to verify the signature with; pass --pub KEY")
     from cryptography.exceptions import InvalidSignature
@@ -128,10 +144,7 @@ def read_bundle(path: str | Path, public_key_path: str | Path | None) -> Verifie
     except InvalidSignature:
         raise BundleError(f"{p}: the manifest's signature does not verify with {public_key_path}; "
                           f"the bundle was altered or signed with another key") from None
-    try:
-        manifest = validate_manifest(json.loads(files[MANIFEST]), str(p))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{p}: {MANIFEST} is not valid JSON ({e})") from e
+    manifest = read_manifest(p, files)
     listed = manifest["files"]
     for name, digest in listed.items():
         if name not in files:

@@ -228,6 +228,19 @@ def test_bundle_build_names_a_qa_report_that_is_not_json(kit, tmp_path):
     assert r.exit_code == 1 and "report.json: not a QA report" in r.output and not (tmp_path / "b.tar.gz").exists()
 
 
+def test_bundle_info_names_a_file_that_is_no_bundle(kit, tmp_path):
+    """`bundle info` without --pub read the tar itself and ended in a tarfile traceback on anything else; it now
+    reads it as verify does (member names, kinds and sizes checked) and says what is wrong."""
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes((kit / "b-1.0.0.tar.gz").read_bytes()[:500])
+    for bad, needle in ((cut, "not a readable .tar.gz bundle"), (kit / "model.tflite", "not a readable .tar.gz")):
+        r = run("bundle", "info", bad)
+        no_traceback(r)
+        assert r.exit_code == 1 and needle in r.output
+    r = run("bundle", "info", kit / "b-1.0.0.tar.gz")
+    assert r.exit_code == 0 and "signature NOT checked" in r.output
+
+
 def test_bench_report_names_a_file_that_is_not_a_result(tmp_path):
     bad = tmp_path / "r.json"
     bad.write_text("not json\n")
