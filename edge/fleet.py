@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bands import BAND_LABELS
-from .errors import UsageError
+from .errors import AgegateError, UsageError
 from .results import JsonResult
 
 #: A box is listed as "uncertain jumped" when its share over the last RECENT_DAYS is at least
@@ -82,8 +82,14 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     globs = [_glob(d) for d in dirs]
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # the CLI has its own output; no bar in --json
+    if date_from and date_to and date_from > date_to:
+        raise UsageError(f"--from {date_from} is after --to {date_to}")
     if tz != "UTC":
-        con.execute("SET TimeZone = ?", [tz])
+        try:
+            con.execute("SET TimeZone = ?", [tz])
+        except duckdb.Error as e:
+            raise UsageError(f"--tz {tz!r}: not a time zone DuckDB knows ({str(e).splitlines()[0]}); use an "
+                             f"IANA name such as Europe/London") from e
     src = (f"read_parquet({globs!r}, hive_partitioning = true, "
            f"hive_types = {{'box_id': VARCHAR, 'date': DATE}})")
     where, params = [], []
@@ -96,9 +102,14 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     cond = ("WHERE " + " AND ".join(where)) if where else ""
     # One pass over the files into a compact in-memory table; every aggregate below reads that.
     local = "timezone(current_setting('TimeZone'), ts)" if tz != "UTC" else "ts"
-    con.execute(f"""CREATE TEMP TABLE ev AS SELECT box_id, date, coalesce(store_id, '?') AS store_id,
-                    band, decision, model, hour({local})::TINYINT AS hour, isodow({local})::TINYINT AS dow
-                    FROM {src} {cond}""", params)
+    try:
+        con.execute(f"""CREATE TEMP TABLE ev AS SELECT box_id, date, coalesce(store_id, '?') AS store_id,
+                        band, decision, model, hour({local})::TINYINT AS hour, isodow({local})::TINYINT AS dow
+                        FROM {src} {cond}""", params)
+    except duckdb.Error as e:  # a damaged or foreign file in the tree (an interrupted sync): name it
+        raise AgegateError(f"cannot read the export tree: {str(e).splitlines()[0]}; a file that is not an "
+                           f"`agegate edge export` part (or was cut short in transfer) must be removed or synced "
+                           f"again") from e
     n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
                     "FROM ev").fetchone()
     if not n[0]:

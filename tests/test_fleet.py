@@ -209,6 +209,23 @@ def test_fleet_report_cli_writes_html_csv_json(tree, tmp_path, cli):
     assert r.exit_code == 0 and f"{info['rows']:,} buyers, 40 boxes" in r.output
 
 
+def test_fleet_report_names_a_damaged_file_a_bad_time_zone_and_a_backward_range(tree, tmp_path, cli):
+    """Each once ended in a DuckDB traceback (or, for the range, an empty report that blamed the data)."""
+    import shutil
+
+    root, info = tree
+    copy = tmp_path / "tree"
+    shutil.copytree(root, copy)
+    part = next(copy.rglob("*.parquet"))
+    part.write_bytes(part.read_bytes()[:100])  # cut short in transfer
+    r = cli("fleet", "report", copy)
+    assert r.exit_code == 1 and "Traceback" not in r.output and part.name in r.output and "synced" in r.output
+    r = cli("fleet", "report", root, "--tz", "Mars/Olympus")
+    assert r.exit_code == 2 and "not a time zone" in r.output
+    r = cli("fleet", "report", root, "--from", info["end"], "--to", "2026-01-01")
+    assert r.exit_code == 2 and "is after --to" in r.output
+
+
 def test_fleet_report_refuses_a_folder_that_is_not_an_export(tmp_path, cli):
     r = cli("fleet", "report", tmp_path)
     assert r.exit_code == 2 and "agegate edge export" in r.output
