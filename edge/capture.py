@@ -38,7 +38,6 @@ class SourceOptions:
     width: int | None = None
     height: int | None = None
     fps: float | None = None
-    repeat: int = 1  # folder of images: each image is shown for this many frames (a slideshow)
     sequence: bool = False  # folder of images: the frames of one video (one buyer may span images)
     backoff_start: float = 0.5
     backoff_max: float = 10.0
@@ -158,9 +157,8 @@ class FrameSource:
                         log.warning("skipping %s", e)
                         self.skipped.append(str(e))
                         continue
-                    for k in range(max(1, self.options.repeat)):
-                        # unrelated photos: each is its own buyer (a cut before it), unless a video's frames
-                        self._put(img, is_bgr=False, cut=k == 0 and not self.options.sequence)
+                    # unrelated photos: each is its own buyer (a cut before it), unless a video's frames
+                    self._put(img, is_bgr=False, cut=not self.options.sequence)
             elif self.kind == "file":
                 cap = cv2.VideoCapture(self.source)
                 self._cap = cap
