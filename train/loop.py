@@ -112,7 +112,7 @@ def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo, given: set[
             raise UsageError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
         saved = TrainConfig.load(out / "config.json")
         differ = [k for k in sorted(given or ())
-                  if k not in RESUMABLE and not _same(getattr(cfg, k), getattr(saved, k))]
+                  if k not in RESUMABLE and not _same(k, getattr(cfg, k), getattr(saved, k))]
         if differ:
             said = "; ".join(f"--{k.replace('_', '-')} {getattr(cfg, k)!r} (the run's: {getattr(saved, k)!r})"
                              for k in differ)
@@ -128,12 +128,17 @@ def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo, given: set[
     return cfg
 
 
-def _same(given, saved) -> bool:
-    """A command-line value and the saved config's: data paths compare as the files they name."""
-    if isinstance(given, list) and isinstance(saved, list):
-        return len(given) == len(saved) and all(_same(a, b) for a, b in zip(given, saved))
-    if isinstance(given, str) and isinstance(saved, str) and given != saved:
-        return Path(given).resolve() == Path(saved).resolve()
+#: Options that name files: the same file under another path (relative, absolute) is the same value.
+PATH_OPTIONS = ("data", "teacher", "exclude", "split_file", "weights")
+
+
+def _same(name: str, given, saved) -> bool:
+    """Whether a command-line value is the saved config's."""
+    if name in PATH_OPTIONS and given and saved:
+        def files(v):
+            return [Path(x).resolve() for x in (v if isinstance(v, list) else [v])]
+
+        return files(given) == files(saved)
     return given == saved
 
 
