@@ -45,12 +45,21 @@ class SourceOptions:
     open_timeout_tries: int = 3  # live sources without retry_forever: give up after this many failed opens
 
 
-def source_kind(source: str) -> str:
+def remote_kind(source: str) -> str | None:
+    """'camera' or 'stream' for a source that is no file on this disk (a camera index, /dev/videoN, a URL),
+    None for a path."""
     s = str(source)
     if s.isdigit() or s.startswith("/dev/video"):
         return "camera"
     if s.startswith(("rtsp://", "http://", "https://")):
         return "stream"
+    return None
+
+
+def source_kind(source: str) -> str:
+    s = str(source)
+    if kind := remote_kind(s):
+        return kind
     p = Path(s)
     if p.is_dir():
         return "folder"

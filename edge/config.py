@@ -246,7 +246,23 @@ def load_config(path: str | Path) -> BoxConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from e
-    return validate(raw, str(p))
+    return _beside(validate(raw, str(p)), p.resolve().parent)
+
+
+def _beside(cfg: BoxConfig, folder: Path) -> BoxConfig:
+    """Relative paths in a box.toml (model, events, a video or folder source) name files beside it, wherever
+    `edge run` or `device doctor` starts from: the service runs in the config's folder, and a check run from
+    elsewhere once looked at other files than the box uses. Flags stay relative to where they are typed."""
+    from .capture import remote_kind
+
+    def near(path: str | None) -> str | None:
+        return str(folder / path) if path and not Path(path).is_absolute() else path
+
+    uri = cfg.source.uri
+    return dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, path=near(cfg.model.path)),
+        events=dataclasses.replace(cfg.events, path=near(cfg.events.path)),
+        source=dataclasses.replace(cfg.source, uri=uri if uri is None or remote_kind(str(uri)) else near(str(uri))))
 
 
 @dataclass(frozen=True)

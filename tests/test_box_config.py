@@ -100,3 +100,21 @@ def test_decide_after_must_be_reachable():
     with pytest.raises(ConfigError, match=r"decision.decide_after \(3\) must be at least min_frames \(5\)"):
         validate({**BASE, "decision": {"decide_after": 3, "min_frames": 5}})
 
+
+def test_relative_paths_in_box_toml_name_files_beside_it(tmp_path, monkeypatch):
+    """The service runs in the config's folder; `edge run --config` or `device doctor` started elsewhere once read
+    the same relative paths from their own folder (another model, another events file). Now every reader takes
+    them beside box.toml; cameras, streams and absolute paths are left as they are."""
+    from agegate.edge.config import load_config
+
+    box = tmp_path / "etc" / "box.toml"
+    box.parent.mkdir()
+    box.write_text('[source]\nuri = "clips/till.mp4"\n[model]\npath = "m.tflite"\n[events]\npath = "/var/ev.sqlite"\n')
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("etc/box.toml")
+    assert cfg.model.path == str(box.parent / "m.tflite") and cfg.source.uri == str(box.parent / "clips/till.mp4")
+    assert cfg.events.path == "/var/ev.sqlite"
+    for uri in ("0", "/dev/video2", "rtsp://cam/1"):
+        box.write_text(f'[source]\nuri = "{uri}"\n[model]\npath = "m.tflite"\n')
+        assert load_config(box).source.uri == uri
+
