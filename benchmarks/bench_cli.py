@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import THREADS, IntList
+from agegate.edge.cli_types import THREADS, IntList, threads_option
 
 PROFILE_NOTE = ("per-operator times: the LiteRT Python API exposes no op profiler. Build or download TFLite's "
                 "benchmark_model and run:  benchmark_model --graph=MODEL.tflite --num_threads=2 "
@@ -81,11 +81,14 @@ def bench() -> None:
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--threads", type=IntList(THREADS.min, THREADS.max), default="1,2", show_default=True,
               help="Comma-separated thread counts.")
-@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True)
-@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--delegate", type=click.Choice(["xnnpack", "none"]), default="xnnpack", show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=20, show_default=True, help="Untimed invokes first.")
+@click.option("--runs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Timed rounds (each runs every model once, interleaved).")
+@click.option("--delegate", type=click.Choice(["xnnpack", "none"]), default="xnnpack", show_default=True,
+              help="xnnpack: as the box runs; none: the reference kernels.")
 @click.option("--input", "input_source", default="random", show_default=True, help="random or real:DIR")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table", show_default=True,
+              help="What is printed (--out always saves JSON).")
 @click.option("--profile", is_flag=True, help="Per-operator profile (prints how to get one).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
 def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, profile, out):
@@ -107,12 +110,12 @@ def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, profi
 @bench.command("pipeline")
 @click.option("--source", help="Video, folder, camera or stream [a generated 640x480 clip with one face].")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="[the shipped default model]")
-@click.option("--frames", type=click.IntRange(min=1), default=600, show_default=True)
-@click.option("--threads", type=THREADS, default=2, show_default=True)
+@click.option("--frames", type=click.IntRange(min=1), default=600, show_default=True, help="Frames timed per profile.")
+@threads_option
 @click.option("--profile", "profiles", type=click.Choice(["box", "landed"]), multiple=True,
               help="box: as it ships; landed: the first release's pipeline. Several run one after the other in "
                    "this process (compare them as ratios) [box].")
-@click.option("--out", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
 @click.option("--json", "as_json", is_flag=True)
 def pipeline_cmd(source, model, frames, threads, profiles, out, as_json):
     """End-to-end fps of the box pipeline with per-stage latency and RSS over time."""
@@ -154,8 +157,8 @@ def _save(result: dict, out: str | None, as_json: bool) -> bool:
 
 @bench.command("frames")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="[the shipped model]")
-@click.option("--threads", type=THREADS, default=2, show_default=True)
-@click.option("--runs", type=click.IntRange(min=5), default=60, show_default=True)
+@threads_option
+@click.option("--runs", type=click.IntRange(min=5), default=60, show_default=True, help="Timed frames per kind.")
 @click.option("--huge", type=click.IntRange(min=640), default=8000, show_default=True,
               help="Side of the huge frame (timed once in a fresh process, with its peak RSS).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
@@ -186,8 +189,8 @@ def frames_cmd(model, threads, runs, huge, out, as_json):
 
 
 @bench.command("fleet")
-@click.option("--boxes", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True)
+@click.option("--boxes", type=click.IntRange(min=1), default=1000, show_default=True, help="Boxes (4 per store).")
+@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True, help="Days of events per box.")
 @click.option("--export-rows", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Rows in the one box database whose export is timed.")
 @click.option("--work", type=click.Path(file_okay=False), help="Scratch folder [a temporary one, removed after].")
@@ -223,16 +226,19 @@ def fleet_cmd(boxes, days, export_rows, work, reuse, out, as_json):
 
 
 @bench.command("train")
-@click.option("--backbones", default="mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50", show_default=True)
-@click.option("--sizes", default="96,128", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False))
+@click.option("--backbones", default="mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50", show_default=True,
+              help="Comma-separated names from the backbone registry.")
+@click.option("--sizes", type=IntList(32, 1024), default="96,128", show_default=True,
+              help="Comma-separated input sizes (px).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per step.")
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed steps per backbone and size.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
 def train_cmd(backbones, sizes, batch_size, steps, out):
     """Training images/s per backbone and input size (random data, the real model and optimizer)."""
     from .train_throughput import bench_training
 
-    result = bench_training(backbones.split(","), [int(s) for s in sizes.split(",")], batch_size, steps,
+    result = bench_training(backbones.split(","), sizes, batch_size, steps,
                             echo=click.echo)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from agegate.convert.calibrate import buyers_to_replay
 from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
 from agegate.edge.challenge25 import (DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE, choose_max_risk,
                                       rates)
-from agegate.edge.cli_types import THREADS
+from agegate.edge.cli_types import threads_option
 from agegate.train.cli_options import SPLIT_CHOICE
 from agegate.train.label_errors import match_exclusions, read_label_exclusions
 
@@ -79,7 +79,7 @@ def calibration_options(f):
                      help="Mislabelled images to leave out (calibrate's --exclude)."),
         click.option("--max-minors-ok", default=DEFAULT_MAX_MINORS_OK_IMAGE, show_default=True),
         click.option("--max-minors-ok-buyer", default=DEFAULT_MAX_MINORS_OK_BUYER, show_default=True),
-        click.option("--threads", type=THREADS, default=2, show_default=True),
+        threads_option,
         click.option("--limit", type=click.IntRange(min=1), help="Only the first N images of each set (a quick look)."),
         click.option("--out", type=click.Path(dir_okay=False), help="Write the figures as JSON here."),
     ]):

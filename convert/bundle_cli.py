@@ -29,7 +29,7 @@ def keygen(prefix):
               help="qa/report.json from `agegate qa` for this model.")
 @click.option("--card", type=click.Path(exists=True, dir_okay=False), help="MODEL_CARD.md")
 @click.option("--sign-key", required=True, type=click.Path(exists=True, dir_okay=False), help="Ed25519 private PEM.")
-@click.option("--name", default="model", show_default=True)
+@click.option("--name", default="model", show_default=True, help="The model's name in the bundle and on the box.")
 @click.option("--version", help="[date of the model + hash prefix]")
 @click.option("--latency-budget-ms", type=click.FloatRange(min=0, min_open=True), default=15.0, show_default=True,
               help="p50 inference budget the box's smoke test and doctor enforce.")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agegate.edge.challenge25 import CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE
-from agegate.edge.cli_types import THREADS
+from agegate.edge.cli_types import threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, format_option
 
 
@@ -34,7 +34,7 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
 @click.option("--confidence", type=click.FloatRange(0, 0.999), default=CONFIDENCE, show_default=True,
               help="Meet the targets with this confidence (upper bound on the minors' share); 0: the share seen.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N images per set (quick looks).")
-@click.option("--threads", type=THREADS, default=2, show_default=True)
+@threads_option
 @click.option("--png", type=click.Path(dir_okay=False), help="Write the trade-off curve with the operating point.")
 @click.option("--json", "as_json", is_flag=True)
 def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, exclude_file,

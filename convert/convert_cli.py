@@ -18,14 +18,17 @@ from .tflite import QUANT_MODES
 
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True))
-@click.option("--quant", type=click.Choice(QUANT_MODES), default="int8", show_default=True)
+@click.option("--quant", type=click.Choice(QUANT_MODES), default="int8", show_default=True,
+              help="float32 / float16: reference files; dynamic: int8 weights; int8: the box's (with --calibration).")
 @click.option("--io", type=click.Choice(["float32", "int8"]), default="float32", show_default=True,
               help="int8 model input/output tensors (int8 only); float32 keeps the box code simple.")
 @click.option("--calibration", "calib_data", type=click.Path(exists=True), multiple=True,
               help="Data set for int8 calibration; repeat for several (the images are drawn from all of them, "
                    "so every population the model serves sets the activation ranges).")
-@click.option("--calibration-split", type=SPLIT_CHOICE, default="train", show_default=True)
-@click.option("--calibration-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--calibration-split", type=SPLIT_CHOICE, default="train", show_default=True,
+              help="Split the int8 calibration images are drawn from.")
+@click.option("--calibration-size", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Images that set the int8 activation ranges (seeded draw over every --calibration set).")
 @click.option("--float-layers", type=click.IntRange(min=0), default=0, show_default=True,
               help="int8: keep the N layers int8 hurts most (TFLite's quantization debugger on the calibration "
                    f"images) in float32, among those with at most {MAX_FLOAT_PARAMS:,} weights (a float weight "
@@ -39,9 +42,10 @@ from .tflite import QUANT_MODES
                    "parent (one epoch on 3,000 images changed 3.9 % of a model's val decisions; MODEL_HISTORY.md).")
 @click.option("--data", "qat_data", type=click.Path(exists=True), help="Training data for --qat.")
 @click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True, help="QAT epochs.")
-@click.option("--qat-lr", type=click.FloatRange(min=0, min_open=True), default=2e-5, show_default=True)
+@click.option("--qat-lr", type=click.FloatRange(min=0, min_open=True), default=2e-5, show_default=True,
+              help="QAT learning rate (a fine-tune: small).")
 @click.option("--qat-limit", type=click.IntRange(min=1), help="QAT on at most N training images.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="QAT batch size.")
 @click.option("--tta", type=click.Choice(list(TTA_MODES)),
               help="Test-time augmentation written into the metadata, so eval, QA and the box all use it: "
                    "mirror averages each face with its mirror image (two model runs). Default: the run's own.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import THREADS
+from agegate.edge.cli_types import threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 
@@ -22,8 +22,8 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
 @click.option("--detect", is_flag=True, help="Run the box's face detector and crop first (un-cropped photos). "
               "Always on for a model trained with --crop box (its metadata says so).")
 @click.option("--detector", type=click.Choice(["blazeface-short", "blazeface-full", "haar"]),
-              default="blazeface-short", show_default=True)
-@click.option("--threads", type=THREADS, default=2, show_default=True, help="LiteRT threads.")
+              default="blazeface-short", show_default=True, help="The face detector of --detect.")
+@threads_option
 @click.option("--predictions", type=click.Path(dir_okay=False),
               help="Write one CSV row per image (skipped images too, with the reason).")
 @click.option("--curve", type=click.Path(dir_okay=False),

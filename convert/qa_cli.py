@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import THREADS
+from agegate.edge.cli_types import threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 
@@ -19,9 +19,12 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
 @click.option("--data", required=True, multiple=True, type=click.Path(exists=True),
               help="Data set folder or CSV; repeat to require MAE < --max-mae on every set (per population).")
 @data_options
-@click.option("--split", type=SPLIT_CHOICE, default="test", show_default=True)
-@click.option("--max-mae", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True)
-@click.option("--max-drift", type=click.FloatRange(min=0), default=0.5, show_default=True)
+@click.option("--split", type=SPLIT_CHOICE, default="test", show_default=True,
+              help="The images both models are judged on.")
+@click.option("--max-mae", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
+              help="Business gate: the quantized MAE must be under this on every --data set.")
+@click.option("--max-drift", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Quantized MAE minus float MAE, in years, at most.")
 @click.option("--max-flips", type=click.FloatRange(0, 1), default=0.02, show_default=True,
               help="Share of images whose ID check may differ from the float parent's (0-1).")
 @click.option("--buyers", type=click.IntRange(min=0), default=0, show_default=True,
@@ -29,11 +32,12 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
               "buyers through the real box (as `agegate calibrate` does, minutes per hundred), gate the per-buyer "
               "target its operating point carries, and plot the per-buyer trade-off. 0: per image only (the "
               "report notes the per-buyer target as unchecked).")
-@click.option("--threads", type=THREADS, default=2, show_default=True)
+@threads_option
 @click.option("--debug-layers", is_flag=True,
               help="Rank the layers by their int8 error with TFLite's quantization debugger (needs a Keras --float); "
                    "`agegate convert --float-layers N` keeps the worst N in float.")
-@click.option("--out", default="qa", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default="qa", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for report.json (what `bundle build --qa` takes), report.html and its charts.")
 @click.option("--json", "as_json", is_flag=True)
 def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, buyers, threads,
        debug_layers, out, as_json):

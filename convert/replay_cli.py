@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import THREADS
+from agegate.edge.cli_types import threads_option
 from agegate.edge.config import bounds
 from agegate.edge.detect import DETECTORS, DetectorOptions
 from agegate.edge.pipeline import BoxOptions
@@ -78,8 +78,8 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               show_default=True,
               help="A face under --refine-below is kept from this score if the second look finds it at --min-score "
               "(box.toml detector.small_face_score; --min-score or above: off).")
-@click.option("--threads", type=THREADS, default=2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@threads_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Which buyers are drawn and how they move.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
 @click.option("--curve", type=click.Path(dir_okay=False),

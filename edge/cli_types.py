@@ -11,6 +11,9 @@ from .contracts import THREADS_RANGE
 
 #: --threads of every command that runs a model (box.toml's `model.threads` has the same bounds).
 THREADS = click.IntRange(*THREADS_RANGE)
+#: The option itself, for the commands that run a model at the box's default of 2 threads.
+threads_option = click.option("--threads", type=THREADS, default=2, show_default=True,
+                              help="CPU threads the model runs on (LiteRT; a box runs 2).")
 
 
 class IntList(click.ParamType):

@@ -16,7 +16,7 @@ import click
 import cv2
 import numpy as np
 
-from .cli_types import THREADS
+from .cli_types import threads_option
 from .contracts import IMAGE_EXTS
 from .default_model import assets_dir, resolve_model
 
@@ -70,7 +70,7 @@ def make_clip(faces: list[Path], path: Path, frames_per_buyer: int = 24, gap: in
 @click.option("--model", type=click.Path(exists=True, dir_okay=False), help="A .tflite [the shipped default].")
 @click.option("--faces", type=click.Path(exists=True, file_okay=False),
               help="Add your own portraits (an age in the file name, e.g. 'anna_31.jpg', is shown for comparison).")
-@click.option("--threads", type=THREADS, default=2, show_default=True)
+@threads_option
 def demo(out, model, faces, threads):
     """Run the checkout-box pipeline on embedded public-domain portraits. No camera, no network."""
     from .capture import FrameSource

@@ -126,9 +126,10 @@ def doctor(root, config_path, as_json):
 
 
 @device.command("install-service")
-@click.option("--config", "config_path", default="/etc/agegate/box.toml", show_default=True)
+@click.option("--config", "config_path", default="/etc/agegate/box.toml", show_default=True,
+              help="The box.toml the service runs (validated first).")
 @click.option("--unit", default="/etc/systemd/system/agegate.service", show_default=True,
-              type=click.Path(dir_okay=False))
+              type=click.Path(dir_okay=False), help="The systemd unit file to write.")
 @click.option("--writable", multiple=True, help="More folders the service may write (ProtectSystem=strict); the "
               "folder of the config's events.path is always included.")
 @click.option("--dry-run", is_flag=True, help="Print the unit instead of writing it.")

@@ -134,7 +134,8 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
 
 @edge.command()
 @click.option("--events", required=True, type=click.Path(exists=True, dir_okay=False), help="events.sqlite")
-@click.option("--by", type=click.Choice(["band", "hour", "day"]), default="band", show_default=True)
+@click.option("--by", type=click.Choice(["band", "hour", "day"]), default="band", show_default=True,
+              help="Buyers per age band, or per hour or day stacked by band.")
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a bar chart here.")
 @click.option("--json", "as_json", is_flag=True)
 def stats(events, by, png, as_json):

@@ -36,6 +36,26 @@ def test_the_way_through_names_only_commands_that_exist():
         assert r.exit_code == 0 and "Usage: " in r.output and " ".join(path) in r.output, words
 
 
+def test_every_option_of_every_command_says_what_it_does():
+    """`--help` is the manual at the till: an option listed bare (`--runs INTEGER`) leaves the reader to guess
+    what it counts. Walks every command the root group lists."""
+    import click
+
+    ctx = click.Context(cli)
+    bare = []
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), [*path, name])
+            return
+        bare.extend(f"{' '.join(path)} {p.opts[0]}" for p in cmd.params
+                    if isinstance(p, click.Option) and not p.help and p.opts[0] not in ("--json", "-h", "--help"))
+
+    walk(cli, [])
+    assert not bare, bare
+
+
 def test_missing_extra_names_the_extra(small_utk, tmp_path):
     """With TensorFlow made unimportable, `train` says which extra to install (no traceback)."""
     code = (

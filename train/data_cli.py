@@ -81,9 +81,9 @@ def report(directory, fmt, split_file, target, out):
 @click.argument("directory", type=click.Path(exists=True))
 @_fmt
 @_target
-@click.option("--val", type=float, default=0.1, show_default=True)
-@click.option("--test", type=float, default=0.1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--val", type=float, default=0.1, show_default=True, help="Share of each age band for val.")
+@click.option("--test", type=float, default=0.1, show_default=True, help="Share of each age band for test.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same split.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="split CSV to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def split(directory, fmt, target, val, test, seed, out, as_json):
