@@ -96,6 +96,9 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
                 import cv2
 
                 writer = cv2.VideoWriter(record, cv2.VideoWriter_fourcc(*"mp4v"), 15, (img.shape[1], img.shape[0]))
+                if not writer.isOpened():  # else every frame would be dropped without a word
+                    raise UsageError(f"--record {record}: OpenCV cannot write a video there; give an .mp4 path in "
+                                     f"a folder that exists and is writable")
             writer.write(img)
         if display:
             import cv2

@@ -209,6 +209,18 @@ def test_resume_refuses_options_that_differ_from_the_run_instead_of_ignoring_the
     assert "would be ignored" not in r.output  # the check passed; reading the (empty) data set fails next
 
 
+def test_a_recording_that_cannot_be_written_is_said_not_dropped(tmp_path):
+    """--record into a folder that does not exist recorded nothing and said nothing (OpenCV's writer fails
+    silently); it now stops with the path."""
+    from .conftest import portrait_video
+
+    video = portrait_video(tmp_path / "till.mp4", frames=12)
+    r = run("edge", "run", "--source", video, "--no-api", "--events", tmp_path / "ev.sqlite",
+            "--record", tmp_path / "nowhere" / "rec.mp4")
+    no_traceback(r)
+    assert r.exit_code == 2 and "--record" in r.output and "cannot write a video there" in r.output
+
+
 def test_box_toml_bad_threshold_fails_run_and_doctor(tmp_path):
     cfg = tmp_path / "box.toml"
     cfg.write_text('[source]\nuri = "0"\n[model]\npath = "m.tflite"\n[decision]\nid_threshold = -3\n')
