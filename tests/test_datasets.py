@@ -90,6 +90,11 @@ def test_split_file_applies_to_any_format(tmp_path, appa_dir):
     ds = read_dataset(appa_dir, split_file=split)
     assert ds.records[0].split == "test" and ds.records[1].split == "val"
     assert any(p.kind == "not_in_split" for p in ds.problems)
+    assert not any(p.kind == "not_in_data" for p in ds.problems)
+    # rows that name no image here (a split file of another set, renamed images) are said, with the first's line
+    split.write_text("file_name,split\n000000.jpg,test\nelsewhere.jpg,train\nalso-elsewhere.jpg,val\n")
+    stray = [p for p in read_dataset(appa_dir, split_file=split).problems if p.kind == "not_in_data"]
+    assert len(stray) == 1 and stray[0].line == 3 and "2 row(s) name no image" in stray[0].detail
 
 
 def test_unreadable_dataset_raises(tmp_path):

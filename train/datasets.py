@@ -339,20 +339,31 @@ def check_boxes_reach_a_detector(records, detects: bool, fix: str) -> None:
 def _apply_split_file(records: list[Record], split_file: Path, problems: list[Problem]) -> list[Record]:
     _, rows = _open_csv(split_file, ("file_name", "split"))
     by_name: dict[str, str] = {}
+    line_of: dict[str, int] = {}
     for line, row in rows:
         s = row["split"].strip().lower()
         if s not in SPLIT_ALIASES:
             problems.append(Problem(str(split_file), line, "bad_split", f"unknown split {row['split']!r}; use train/val/test"))
             continue
         by_name[row["file_name"].strip()] = SPLIT_ALIASES[s]
+        line_of[row["file_name"].strip()] = line
     out = []
+    used: set[str] = set()
     for r in records:
-        s = by_name.get(r.path.name) or by_name.get(str(r.path))
+        key = r.path.name if r.path.name in by_name else str(r.path)
+        s = by_name.get(key)
+        if s:
+            used.add(key)
         out.append(replace(r, split=s) if s else r)
     unassigned = sum(1 for r in out if r.split is None)
     if unassigned:
         problems.append(Problem(str(split_file), None, "not_in_split",
                                 f"{unassigned} image(s) are not listed in the split file", "warning"))
+    stray = [name for name in by_name if name not in used]
+    if stray:  # a split file for another set (or renamed images) leaves rows that name nothing here
+        problems.append(Problem(str(split_file), line_of[stray[0]], "not_in_data",
+                                f"{len(stray)} row(s) name no image of this data set (the first: {stray[0]}); a split "
+                                f"file of another set?", "warning"))
     return out
 
 
