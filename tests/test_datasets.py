@@ -97,6 +97,15 @@ def test_split_file_applies_to_any_format(tmp_path, appa_dir):
     assert len(stray) == 1 and stray[0].line == 3 and "2 row(s) name no image" in stray[0].detail
 
 
+@pytest.mark.parametrize("fmt,needle", [("csv", "a CSV with path,age"), ("appa", "labels.csv (file_name,real_age)"),
+                                        ("appa-orig", "gt_avg_train.csv")])
+def test_a_format_given_by_hand_that_is_not_there_is_named(tmp_path, fmt, needle):
+    """--format csv on a folder without a CSV ended in a StopIteration traceback; --format appa on one without
+    labels.csv said "labels.csv found"; appa-orig read nothing and said nothing. Each now names what is missing."""
+    with pytest.raises(DatasetError, match=f"not the {fmt} layout, which needs .*{needle.split(' ')[0]}"):
+        read_dataset(tmp_path, fmt)
+
+
 def test_unreadable_dataset_raises(tmp_path):
     with pytest.raises(DatasetError, match="cannot tell"):
         read_dataset(tmp_path)

@@ -139,6 +139,7 @@ def read_dataset(path: str | Path, fmt: str = "auto", split_file: str | Path | N
     readers = {"appa": _read_appa, "appa-orig": _read_appa_orig, "utkface": _read_utkface, "csv": _read_csv}
     if fmt not in readers:
         raise DatasetError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    _check_layout(root, fmt)
     problems: list[Problem] = []
     if fmt == "appa-orig":
         records = _read_appa_orig(root, problems, target)
@@ -153,6 +154,24 @@ def read_dataset(path: str | Path, fmt: str = "auto", split_file: str | Path | N
     base = root if root.is_dir() else root.parent
     return Dataset(root=base, format=fmt, records=records, problems=problems,
                    split_file=Path(split_file) if split_file else None)
+
+
+#: What each layout needs on disk (the readers assume it): named when a --format given by hand is not there.
+_LAYOUTS = {
+    "appa": ("labels.csv (file_name,real_age) beside final_files/",
+             lambda r: (r / "labels.csv").is_file() and (r / "final_files").is_dir()),
+    "appa-orig": ("gt_avg_train.csv, gt_avg_valid.csv or gt_avg_test.csv",
+                  lambda r: any((r / f"gt_avg_{s}.csv").is_file() for s in ("train", "valid", "test"))),
+    "utkface": ("a folder of UTKFace-named images (or one with images/ inside)", lambda r: r.is_dir()),
+    "csv": ("a CSV with path,age: the file, or a folder holding it", lambda r: r.is_file() or any(r.glob("*.csv"))),
+}
+
+
+def _check_layout(root: Path, fmt: str) -> None:
+    need, present = _LAYOUTS[fmt]
+    if not present(root):
+        raise DatasetError(f"{root}: not the {fmt} layout, which needs {need}; pass the --format this data set is "
+                           f"in, or leave it out (auto)")
 
 
 def _parse_age(raw: str, file: str, line: int, problems: list[Problem]) -> float | None:
