@@ -70,6 +70,7 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
       agegate convert runs/m --calibration DATA --tta mirror --tta-size 128 --out m-2sizes.tflite
     """
     from agegate.edge.errors import UsageError
+    from agegate.train.datasets import check_distinct
 
     from .evaluate import select_records
     from .tflite import calibration_images, convert_keras, load_keras_model
@@ -97,6 +98,7 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
         srcs = list(calib_data) or ([qat_data] if qat_data else [])
         if not srcs:
             raise UsageError("--quant int8 needs --calibration DATA (images drawn from --calibration-split)")
+        check_distinct(srcs)
         recs, whole = [], []
         for src in srcs:
             got = select_records(src, fmt, split_file, calibration_split, whole_if_unsplit=True)

@@ -257,6 +257,9 @@ class DataSplit:
 def read_splits(datas: list[str], fmt: str, split_file: str | None, split: str,
                 limit: int | None = None) -> list[DataSplit]:
     """Each data set's records of `split`; a set that has no split is taken whole (and says so)."""
+    from agegate.train.datasets import check_distinct
+
+    check_distinct(datas)
     out = []
     for data in datas:
         recs = select_records(data, fmt, split_file, split, limit, whole_if_unsplit=True)

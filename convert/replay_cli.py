@@ -105,6 +105,9 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
     from .evaluate import select_records
     from .replay import ReplayOptions, replay_photos
 
+    from agegate.train.datasets import check_distinct
+
+    check_distinct(list(data))
     records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
     if ages:
         records = [r for r in records if ages[0] <= r.age <= ages[1]]

@@ -221,6 +221,23 @@ def test_a_recording_that_cannot_be_written_is_said_not_dropped(tmp_path):
     assert r.exit_code == 2 and "--record" in r.output and "cannot write a video there" in r.output
 
 
+def test_a_data_set_given_twice_is_refused_not_counted_twice(tmp_path, shipped_model):
+    """`eval --data A --data A` put A's images twice into the overall row, `train` weighed A twice, `replay`
+    replayed each buyer twice: all said nothing. However the path is written, a second mention is refused."""
+    (tmp_path / "set").mkdir()
+    labels = write_labels(tmp_path / "set" / "labels.csv", [(f"{i}.jpg", 30) for i in range(3)],
+                          header=("path", "age"))
+    again = tmp_path / "set" / ".." / "set" / "labels.csv"
+    for args in (["eval", "--model", shipped_model, "--data", labels, "--data", again],
+                 ["replay", labels, again, "--model", shipped_model],
+                 ["train", "--data", labels, "--data", again, "--out", tmp_path / "run", "--weights", "none",
+                  "--backbone", "mobilenet_v3_small"]):
+        r = run(*args)
+        no_traceback(r)
+        assert r.exit_code == 2 and "is given twice" in r.output, args
+    assert not (tmp_path / "run").exists()
+
+
 def test_box_toml_bad_threshold_fails_run_and_doctor(tmp_path):
     cfg = tmp_path / "box.toml"
     cfg.write_text('[source]\nuri = "0"\n[model]\npath = "m.tflite"\n[decision]\nid_threshold = -3\n')

@@ -130,6 +130,18 @@ def detect_format(root: Path) -> str:
     )
 
 
+def check_distinct(paths: list[str]) -> None:
+    """Refuse a data set given twice (as `--data`, however written): it would count twice in an overall figure
+    and weigh twice in training, unsaid."""
+    seen: dict[Path, str] = {}
+    for p in paths:
+        key = Path(p).resolve()
+        if key in seen:
+            raise UsageError(f"the data set {p} is given twice (also as {seen[key]}); give each once "
+                             f"(`train --data-weight` weighs one)")
+        seen[key] = p
+
+
 def read_dataset(path: str | Path, fmt: str = "auto", split_file: str | Path | None = None,
                  target: str = "real") -> Dataset:
     root = Path(path)

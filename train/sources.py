@@ -21,7 +21,7 @@ import numpy as np
 from agegate.edge.errors import DatasetError, UsageError
 
 from .check import content_digests
-from .datasets import Dataset, Record, read_dataset
+from .datasets import Dataset, Record, check_distinct, read_dataset
 from .split import make_split, write_split
 
 AGE_PRIORS = ("none", "balanced")
@@ -54,6 +54,7 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
                  seed: int, out: Path) -> list[Source]:
     if not paths:
         raise UsageError("--data is required (give it once per data set)")
+    check_distinct(paths)
     if weights and len(weights) != len(paths):
         raise UsageError(f"--data-weight given {len(weights)} time(s) for {len(paths)} --data source(s); "
                          f"give one weight per source, in the same order, or none")
