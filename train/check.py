@@ -55,7 +55,7 @@ class CheckResult:
     def summary(self) -> dict:
         ages = np.array([r.age for r in self.ok_records]) if self.n_ok else np.array([np.nan])
         return {
-            "dataset": str(self.dataset.root),
+            "dataset": str(self.dataset.root.resolve()),  # "." for a CSV given in the working folder says nothing
             "format": self.dataset.format,
             "records": len(self.dataset.records),
             "ok": self.n_ok,
