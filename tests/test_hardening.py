@@ -207,6 +207,11 @@ def test_resume_refuses_options_that_differ_from_the_run_instead_of_ignoring_the
     assert r.exit_code == 2 and "--data" in r.output
     r = run(*base, "--data", tmp_path / "data" / ".." / "data", "--input-size", "96", "--epochs", "30")
     assert "would be ignored" not in r.output  # the check passed; reading the (empty) data set fails next
+    from agegate.train.loop import _resolve_config
+
+    moved = TrainConfig(data=[str(data)], out=str(out), cache_dir=str(tmp_path / "cache"), epochs=30)
+    got = _resolve_config(moved, out, True, lambda _: None, {"data", "out", "cache_dir", "epochs"})
+    assert got.cache_dir == str(tmp_path / "cache") and got.epochs == 30 and got.input_size == 96
 
 
 def test_a_recording_that_cannot_be_written_is_said_not_dropped(tmp_path):

@@ -118,6 +118,8 @@ def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo, given: set[
                              for k in differ)
             raise UsageError(f"--resume continues {out} as it was started ({out / 'config.json'}), so these would be "
                              f"ignored: {said}. Drop them (--epochs may grow), or start a new run with another --out")
+        if given and "cache_dir" in given:  # where the caches live does not change the run
+            saved.cache_dir = cfg.cache_dir
         if saved.epochs != cfg.epochs:
             echo(f"resume: training to {cfg.epochs} epochs (was {saved.epochs})")
             saved.epochs = cfg.epochs
