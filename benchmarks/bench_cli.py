@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from agegate.edge.cli_types import THREADS, IntList, threads_option
+from agegate.train.config import MAX_INPUT, MIN_INPUT
 
 PROFILE_NOTE = ("per-operator times: the LiteRT Python API exposes no op profiler. Build or download TFLite's "
                 "benchmark_model and run:  benchmark_model --graph=MODEL.tflite --num_threads=2 "
@@ -228,7 +229,7 @@ def fleet_cmd(boxes, days, export_rows, work, reuse, out, as_json):
 @bench.command("train")
 @click.option("--backbones", default="mobilenet_v3_small,mobilenet_v2,efficientnet_b0,resnet50", show_default=True,
               help="Comma-separated names from the backbone registry.")
-@click.option("--sizes", type=IntList(32, 1024), default="96,128", show_default=True,
+@click.option("--sizes", type=IntList(MIN_INPUT, MAX_INPUT), default="96,128", show_default=True,
               help="Comma-separated input sizes (px).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Images per step.")
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True,

@@ -53,6 +53,11 @@ class FleetReport(JsonResult):
     TABLES = ("by_store_band", "by_hour", "by_weekday", "per_box", "box_days", "uncertain_jumps", "models",
               "missing_box_days")
 
+    @property
+    def jumps_looked_for(self) -> bool:
+        """Whether the report has days before the last RECENT_DAYS to compare them with."""
+        return self.days > RECENT_DAYS
+
 
 def _glob(d: str) -> str:
     p = Path(d)

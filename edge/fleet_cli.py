@@ -42,7 +42,7 @@ def report(dirs, date_from, date_to, tz, out, as_json):
     total = max(1, rep.rows)
     click.echo("  ".join(f"{b} {sum(r[b] for r in rep.by_store_band) / total:.0%}" for b in
                          [k for k in rep.by_store_band[0] if k not in ("store_id", "buyers")]))
-    if rep.days <= RECENT_DAYS:
+    if not rep.jumps_looked_for:
         click.echo(f"uncertain jumps: not looked for (they compare the last {RECENT_DAYS} days with the days "
                    f"before; this report covers {rep.days})")
     for j in rep.uncertain_jumps[:10]:

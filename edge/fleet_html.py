@@ -94,7 +94,7 @@ def write_report(rep: FleetReport, out: str | Path) -> Path:
                 w.writerows(rows)
     (out / "report.json").write_text(json.dumps(rep.to_json(), indent=2) + "\n")
     missing = len(rep.missing_box_days)
-    jumps_note = (f"; not looked for: this report covers {rep.days} days" if rep.days <= RECENT_DAYS else "")
+    jumps_note = "" if rep.jumps_looked_for else f"; not looked for: this report covers {rep.days} days"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate fleet report</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%;border:1px solid #eee}}</style></head><body>

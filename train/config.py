@@ -14,7 +14,7 @@ from typing import Any
 
 from agegate.edge.age_head import AgeHead, HeadKind
 from agegate.edge.errors import UsageError
-from agegate.edge.preprocess import FACE_CROPS
+from agegate.edge.preprocess import FACE_CROPS, INPUT_SIZES
 
 from .augment import AUGMENTS
 from .backbones import BACKBONES
@@ -22,7 +22,8 @@ from .datasets import FORMATS
 from .distill import TEACHER_VIEWS
 from .sources import AGE_PRIORS
 
-MIN_INPUT, MAX_INPUT = 32, 1024  # px: the backbones downsample 32 times; beyond 1024 no face chip has the pixels
+#: Input sizes training takes, px: the backbones downsample 32 times; the top is every model's (INPUT_SIZES).
+MIN_INPUT, MAX_INPUT = 32, INPUT_SIZES[1]
 
 
 def _opt(default: Any = None, help: str = "", choices: tuple = (), cli: bool = True, **kw) -> Any:  # noqa: A002

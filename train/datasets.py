@@ -116,7 +116,7 @@ def detect_format(root: Path) -> str:
     if any((root / f"gt_avg_{s}.csv").exists() for s in ("train", "valid", "test")):
         return "appa-orig"
     csvs = sorted(root.glob("*.csv"))
-    if len(csvs) == 1 and {"path", "age"} <= set(_csv_header(csvs[0])):
+    if len(csvs) == 1 and _has_columns(csvs[0], ("path", "age")):
         return "csv"  # a labels CSV beside the images holds the ages, even of files named the UTKFace way
     img_dir = root / "images" if (root / "images").is_dir() else root
     for p in img_dir.iterdir():
@@ -198,13 +198,13 @@ def _parse_age(raw: str, file: str, line: int, problems: list[Problem]) -> float
     return age
 
 
-def _csv_header(path: Path) -> list[str]:
-    """A CSV's column names ([] when it cannot be read: the reader chosen later says why)."""
+def _has_columns(path: Path, columns: tuple[str, ...]) -> bool:
+    """Whether a CSV holds these columns (False when it cannot be read: the reader chosen later says why)."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            return [h.strip() for h in next(csv.reader(f), [])]
-    except (OSError, UnicodeDecodeError):
-        return []
+        _open_csv(path, columns)
+    except DatasetError:
+        return False
+    return True
 
 
 def _open_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict]]]:
