@@ -180,11 +180,12 @@ def recover(tflite: Path, records, out: Path, images: int = 512) -> ModelMetadat
     """tflite + real images (for the BatchNorm statistics, seen through the model's own crop policy) ->
     run folder `out` (model.keras + model.json). Returns the new metadata."""
     from agegate.train.backbones import build_model
-    from agegate.train.checkpoints import atomic_save
+    from agegate.train.checkpoints import atomic_save, check_new_run_folder
     from agegate.train.tfenv import import_tf
 
     if tflite.suffix != ".tflite":
         raise UsageError(f"{tflite}: expected a .tflite file")
+    check_new_run_folder(out, "recover")
     meta = read_metadata(tflite)
     _, keras = import_tf()
     model, _ = build_model(meta.backbone, meta.preprocess.input_size, "none", head=meta.head)

@@ -36,11 +36,13 @@ def recover(tflite, datas, split, images, fmt, split_file, out, as_json):
       agegate convert runs/v2-recovered --calibration UTK --float-layers 2 --tta mirror --out v2-mixed.tflite
       agegate train --weights runs/v2-recovered/model.keras --head distribution ... --out runs/v2-ft
     """
+    from agegate.train.checkpoints import check_new_run_folder
     from agegate.train.datasets import check_distinct
 
     from .evaluate import select_records
     from .recover import recover as run_recover
 
+    check_new_run_folder(Path(out), "recover")  # before the data are read
     check_distinct(list(datas))
     records = []
     for data in datas:

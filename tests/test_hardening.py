@@ -214,6 +214,23 @@ def test_resume_refuses_options_that_differ_from_the_run_instead_of_ignoring_the
     assert got.cache_dir == str(tmp_path / "cache") and got.epochs == 30 and got.input_size == 96
 
 
+def test_a_run_folder_that_holds_a_model_is_not_written_over(tmp_path, shipped_model):
+    """`average a b --out a` replaced one of its own sources with the mean, and `recover`/`train` into an
+    averaged run's folder replaced its model.keras, unsaid. Each now refuses before any work, the model kept."""
+    run_dir, other, data = tmp_path / "soup", tmp_path / "other", tmp_path / "data"
+    for d in (run_dir, other, data):
+        d.mkdir()
+    (run_dir / "model.keras").write_bytes(b"a trained model")
+    (other / "model.keras").write_bytes(b"another")
+    for args in (["average", run_dir, other, "--out", run_dir],
+                 ["recover", shipped_model, "--data", data, "--out", run_dir],
+                 ["train", "--data", data, "--out", run_dir, "--backbone", "mobilenet_v2", "--weights", "none"]):
+        r = run(*args)
+        no_traceback(r)
+        assert r.exit_code == 2 and f"{run_dir} already holds a model" in r.output, (args, r.output)
+    assert (run_dir / "model.keras").read_bytes() == b"a trained model"
+
+
 def test_a_recording_that_cannot_be_written_is_said_not_dropped(tmp_path):
     """--record into a folder that does not exist recorded nothing and said nothing (OpenCV's writer fails
     silently); it now stops with the path."""

@@ -72,10 +72,11 @@ def average_runs(runs: list[Path], out: Path, weights: list[float] | None = None
     sources. `across_sizes`: runs trained at other input sizes may take part (module docstring)."""
     from agegate.convert.tflite import load_keras_model
 
-    from .checkpoints import atomic_save
+    from .checkpoints import atomic_save, check_new_run_folder
 
     if len(runs) < 2:
         raise UsageError("give at least two runs to average")
+    check_new_run_folder(out, "average")
     mix = mix_weights(weights, len(runs))
     loaded = [load_keras_model(r) for r in runs]
     metas = [m for _, m in loaded]

@@ -9,9 +9,19 @@ import json
 import os
 from pathlib import Path
 
-from agegate.edge.errors import AgegateError
+from agegate.edge.contracts import MODEL_FILE
+from agegate.edge.errors import AgegateError, UsageError
 
 STATE_FILE = "state.json"
+
+
+def check_new_run_folder(out: Path, command: str) -> None:
+    """Refuse a run folder that already holds a model: `train`, `average` and `recover` write a new one, and
+    writing over another run's model.keras loses it (`average a b --out a` would have replaced one of its
+    own sources). Checked before any work, so the refusal costs nothing."""
+    if (out / MODEL_FILE).exists():
+        raise UsageError(f"{out} already holds a model ({out / MODEL_FILE}); {command} writes a new run folder: "
+                         f"choose another --out, or move that run away first")
 
 
 def atomic_save(model, path: Path) -> None:

@@ -26,7 +26,7 @@ from agegate.edge.errors import DatasetError, UsageError
 from agegate.edge.preprocess import PreprocessSpec
 
 from .backbones import build_model, get_backbone
-from .checkpoints import STATE_FILE, atomic_save, kept, load_state, new_state, save_epoch
+from .checkpoints import STATE_FILE, atomic_save, check_new_run_folder, kept, load_state, new_state, save_epoch
 from .config import TrainConfig
 from .distill import TeacherTargets, augmented_teacher_targets, check_teachers, teacher_targets
 from .inputs import decode_records, make_dataset
@@ -126,6 +126,8 @@ def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo, given: set[
         cfg = saved
     elif state_path.exists():
         raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    else:  # an averaged or recovered run: a model without checkpoints
+        check_new_run_folder(out, "train")
     cfg.validate()
     return cfg
 
