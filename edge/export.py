@@ -54,24 +54,23 @@ def watermark_path(db: Path) -> Path:
     return db.with_name(db.name + ".export.json")
 
 
-def read_watermark(db: Path) -> int:
+@dataclass(frozen=True)
+class Watermark:
+    """The last row exported, and the tree it went to (None before the first export, or unrecorded)."""
+    last_id: int = 0
+    out: Path | None = None
+
+
+def read_watermark(db: Path) -> Watermark:
     p = watermark_path(db)
     if not p.exists():
-        return 0
+        return Watermark()
     try:
-        return int(json.loads(p.read_text())["last_id"])
+        saved = json.loads(p.read_text())
+        return Watermark(int(saved["last_id"]), Path(saved["out"]) if saved.get("out") else None)
     except (ValueError, KeyError, TypeError) as e:
         raise AgegateError(f"{p}: unreadable export watermark ({e}); delete it to export everything again "
                            f"(files already exported would then be written twice: clear --out as well)") from e
-
-
-def watermark_out(db: Path) -> Path | None:
-    """The export tree the watermark's rows went to (None before the first export, or unrecorded)."""
-    try:
-        out = json.loads(watermark_path(db).read_text()).get("out")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return Path(out) if out else None
 
 
 def write_watermark(db: Path, last_id: int, out: Path) -> None:
@@ -128,13 +127,13 @@ def export_events(db: str | Path, out: str | Path, progress=None) -> ExportResul
 
     db, out = Path(db), Path(out)
     conn, have = _open(db)
-    mark = read_watermark(db)
+    watermark = read_watermark(db)
+    mark = watermark.last_id
     boxes = {r[0] for r in conn.execute("SELECT DISTINCT box_id FROM events WHERE id > ?", (mark,))}
     result = ExportResult(str(db), str(out), 0, watermark_before=mark, watermark_after=mark)
     result.removed_uncommitted = remove_uncommitted(out, boxes, mark)
-    earlier = watermark_out(db)
-    if mark and earlier is not None and earlier.resolve() != out.resolve():
-        result.earlier_out = str(earlier)
+    if mark and watermark.out is not None and watermark.out.resolve() != out.resolve():
+        result.earlier_out = str(watermark.out)
     fields_sql = ["id"] + [f if f in have else "NULL" for f in EVENT_FIELDS]
     names = ["event_id"] + list(EVENT_FIELDS)
     schema = arrow_schema()
