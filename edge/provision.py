@@ -14,6 +14,8 @@ any point leaves `current` on the previous, complete release.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -26,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from .contracts import RELEASE_MODEL
-from .bundle_format import check_release, extract_verified, read_bundle
+from .bundle_format import VerifiedBundle, check_release, extract_verified, read_bundle
 from .errors import AgegateError, BundleError
 from .results import JsonResult
 
 KEEP_RELEASES = 3
+LOCK_FILE = ".lock"  # held by one install or rollback at a time (BoxRoot._exclusive)
 DEFAULT_ROOT = Path("/opt/agegate")
 
 
@@ -192,19 +195,23 @@ class BoxRoot:
     def install(self, bundle_path: str | Path, pub: str | Path | None = None, echo=print) -> InstallResult:
         pub = pub or (self.root / "trusted.pub")
         bundle = read_bundle(bundle_path, pub)  # nothing is written before this passes (manifest validated)
-        version = bundle.version
         if bundle.forced:
             echo("WARNING: this bundle is FORCED: its model failed QA")
         self.releases.mkdir(parents=True, exist_ok=True)
+        with self._exclusive("install"):
+            return self._install(bundle, echo)
+
+    def _install(self, bundle: VerifiedBundle, echo) -> InstallResult:
+        version = bundle.version
         final = self.releases / version
-        if final.exists():
-            if self.current_version() == version:
-                raise BundleError(f"{version} is already installed and current")
-            self._remove_release(final)  # an older copy of the same version, not live: replace it
+        if final.exists() and self.current_version() == version:
+            raise BundleError(f"{version} is already installed and current")
         staging = self.releases / f".staging-{version}-{uuid.uuid4().hex[:8]}"
         try:
             extract_verified(bundle, staging)
             smoke = smoke_test(staging)
+            if final.exists():  # an older copy of this version, not live: replaced only once the new one passed
+                self._remove_release(final)
             os.replace(staging, final)
         except BaseException as e:
             shutil.rmtree(staging, ignore_errors=True)
@@ -245,7 +252,29 @@ class BoxRoot:
             if d.name.startswith(".staging-") or (d.name not in keep and d.name != cur):
                 self._remove_release(d)
 
+    @contextlib.contextmanager
+    def _exclusive(self, what: str):
+        """Hold the root's lock for one install or rollback: two at once (a cron job and a field engineer) could
+        each write state.json over the other's entry and prune the release the other had just made live."""
+        lock = self.root / LOCK_FILE
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BundleError(f"{what} refused: another install or rollback is running on {self.root} (it holds "
+                                  f"{lock}); wait for it to end and run this again") from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock, as a kill does
+
     def rollback(self) -> RollbackResult:
+        if not self.root.is_dir():
+            raise AgegateError(f"{self.root}: nothing installed, nothing to roll back")
+        with self._exclusive("rollback"):
+            return self._rollback()
+
+    def _rollback(self) -> RollbackResult:
         cur = self.current_version()
         if cur is None:
             raise AgegateError(f"{self.root}: nothing installed, nothing to roll back")

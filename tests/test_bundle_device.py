@@ -201,6 +201,45 @@ def test_failed_smoke_test_keeps_old_release(kit, tmp_path):
     assert not (root / "releases" / "2.0.0").exists()
 
 
+def test_a_failed_reinstall_keeps_the_earlier_copy_of_its_version(kit, tmp_path):
+    """Reinstalling a version the box keeps for rollback (not live) once deleted that copy before the new one's
+    smoke test: a bundle that failed it left the box without its rollback target."""
+    from agegate.convert.bundle import build_bundle
+
+    root = tmp_path / "box"
+    for v in ("1.0.0", "1.1.0"):
+        assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    broken = tmp_path / "model.tflite"
+    data = (kit / "model.tflite").read_bytes()
+    broken.write_bytes(data[: len(data) // 3])
+    shutil.copy(kit / "model.json", broken.with_suffix(".json"))
+    qa = json.loads((kit / "qa.json").read_text())
+    qa["quantized_model"] = str(broken)
+    (tmp_path / "qa.json").write_text(json.dumps(qa))
+    build_bundle(broken, tmp_path / "qa.json", tmp_path / "broken.tar.gz", kit / "fleet.pem", version="1.0.0")
+    _assert_refused(tmp_path / "broken.tar.gz", kit, root, "install of 1.0.0 failed, 1.1.0 stays current")
+    assert all(check_release(root / "releases" / "1.0.0").values())
+    r = run("device", "rollback", "--root", root)
+    assert r.exit_code == 0 and (root / "current").resolve().name == "1.0.0"
+
+
+def test_one_install_or_rollback_at_a_time(kit, tmp_path):
+    """A second install or rollback while one holds the box's lock is refused, said so, and changes nothing
+    (two at once could write state.json over each other and prune the release the other made live)."""
+    import fcntl
+
+    root = tmp_path / "box"
+    assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    assert run("device", "install", kit / "b-1.1.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    with open(root / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for args in (["install", kit / "b-1.2.0.tar.gz", "--pub", kit / "fleet.pub"], ["rollback"]):
+            r = run("device", *args, "--root", root)
+            assert r.exit_code != 0 and "another install or rollback is running" in r.output, r.output
+        assert (root / "current").resolve().name == "1.1.0" and not (root / "releases" / "1.2.0").exists()
+    assert run("device", "rollback", "--root", root).exit_code == 0  # released: works again
+
+
 def _empty_version_bundle(kit) -> Path:
     """A correctly signed bundle whose manifest has an empty version (the hostile trial's case)."""
     from agegate.convert.bundle import _load_private_key
