@@ -65,7 +65,7 @@ def rollback(root, as_json):
     """Switch `current` back to the previous installed release."""
     from .provision import BoxRoot
 
-    r = BoxRoot(root).rollback()
+    r = BoxRoot(root).rollback(echo=lambda m: click.secho(m, fg="yellow", err=True))
     if as_json:
         click.echo(json.dumps({"ok": True, **r.to_json()}, indent=2))
         return
@@ -95,6 +95,8 @@ def status(root, as_json):
     for r in s.releases:
         click.echo(f"  {'*' if r.current else ' '} {r.version:<24} sha {str(r.model_sha256)[:12]}  "
                    f"installed {r.installed}  {'intact' if r.intact else 'DAMAGED'}" + ("  FORCED" if r.forced else ""))
+    for w in s.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
     for p in s.problems:
         click.secho(f"BROKEN: {p}", fg="red", err=True)
     sys.exit(0 if s.healthy else 1)

@@ -48,9 +48,12 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
         checks.append(Check("model hash", not bad, f"{cur}: " + (f"mismatch in {bad}" if bad else
                                                                  "every file matches the manifest"),
                             "reinstall the bundle, or `agegate device rollback`"))
-        forced = BoxRoot(root).status().forced_live
-        checks.append(Check("qa", not forced, "live release passed QA" if not forced else
+        status = box.status()
+        checks.append(Check("qa", not status.forced_live, "live release passed QA" if not status.forced_live else
                             "live release is FORCED (failed QA)", "install a QA-passed bundle", critical=False))
+        if status.warnings:
+            checks.append(Check("history", False, "; ".join(status.warnings),
+                                "none by hand (the box serves as before)", critical=False))
     try:
         from .runtime import interpreter_class, runtime_version
 

@@ -22,7 +22,7 @@ import shutil
 import statistics
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from .errors import AgegateError, BundleError
 from .results import JsonResult
 
 KEEP_RELEASES = 3
+DAMAGED_STATE = "state.json.damaged"  # a state.json that did not read, set aside by the next write
 LOCK_FILE = ".lock"  # held by one install or rollback at a time (BoxRoot._exclusive)
 DEFAULT_ROOT = Path("/opt/agegate")
 
@@ -78,6 +79,7 @@ class BoxStatus:
     previous: str | None
     releases: list[ReleaseInfo]
     problems: list[str]
+    warnings: list[str] = field(default_factory=list)  # what the box serves through, but someone should know
 
     @property
     def healthy(self) -> bool:
@@ -138,14 +140,48 @@ class BoxRoot:
         self.releases = self.root / "releases"
         self.current = self.root / "current"
         self.state_path = self.root / "state.json"
+        self.state_problem = ""  # why state.json did not read, set by state()
 
     # -- state --------------------------------------------------------------------------------
     def state(self) -> dict:
-        if self.state_path.exists():
-            return json.loads(self.state_path.read_text())
-        return {"history": []}
+        """The install history (state.json). A file a power cut or a full card damaged does not stop the box:
+        the history is rebuilt from the release folders, oldest first by their time, `state_problem` says so,
+        and the next install or rollback writes it anew, keeping the damaged file beside it."""
+        self.state_problem = ""
+        if not self.state_path.exists():
+            return {"history": []}
+        try:
+            state = json.loads(self.state_path.read_text())
+            history = state.get("history") if isinstance(state, dict) else None
+            if not isinstance(history, list) or not all(isinstance(h, dict) and isinstance(h.get("version"), str)
+                                                         for h in history):
+                raise ValueError("not an install history")
+            return state
+        except (OSError, ValueError) as e:
+            self.state_problem = (f"{self.state_path} is damaged ({e}); the install history was rebuilt from the "
+                                  f"release folders by their time, and the next install or rollback writes it "
+                                  f"anew (the damaged file kept as {DAMAGED_STATE})")
+            return {"history": self._history_from_folders()}
+
+    def _history_from_folders(self) -> list[dict]:
+        if not self.releases.is_dir():
+            return []
+        folders = sorted((d for d in self.releases.iterdir() if d.is_dir() and not d.name.startswith(".")),
+                         key=lambda d: d.stat().st_mtime)
+        history, previous = [], None
+        for d in folders:
+            m = self.manifest(d.name)
+            history.append({"version": d.name, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                                                           time.localtime(d.stat().st_mtime)),
+                            "model_sha256": m.get("model_sha256"), "forced": bool(m.get("forced")),
+                            "previous": previous, "rebuilt": True})
+            previous = d.name
+        return history
 
     def _write_state(self, state: dict) -> None:
+        if self.state_problem and self.state_path.exists():
+            os.replace(self.state_path, self.root / DAMAGED_STATE)  # kept for whoever looks into why
+            self.state_problem = ""
         tmp = self.state_path.with_name(f".state-{uuid.uuid4().hex}.json")
         tmp.write_text(json.dumps(state, indent=2) + "\n")
         os.replace(tmp, self.state_path)
@@ -206,6 +242,9 @@ class BoxRoot:
         final = self.releases / version
         if final.exists() and self.current_version() == version:
             raise BundleError(f"{version} is already installed and current")
+        state = self.state()  # read before the new folder exists: a history rebuilt from folders leaves it out
+        if self.state_problem:
+            echo(f"warning: {self.state_problem}")
         staging = self.releases / f".staging-{version}-{uuid.uuid4().hex[:8]}"
         try:
             extract_verified(bundle, staging)
@@ -221,7 +260,6 @@ class BoxRoot:
             raise
         previous = self.current_version()
         self._switch(version)
-        state = self.state()
         state["history"].append({"version": version, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                  "model_sha256": bundle.manifest["model_sha256"], "forced": bundle.forced,
                                  "previous": previous, "smoke_age": round(smoke.age, 2),
@@ -268,17 +306,20 @@ class BoxRoot:
         finally:
             os.close(fd)  # closing releases the lock, as a kill does
 
-    def rollback(self) -> RollbackResult:
+    def rollback(self, echo=print) -> RollbackResult:
         if not self.root.is_dir():
             raise AgegateError(f"{self.root}: nothing installed, nothing to roll back")
         with self._exclusive("rollback"):
-            return self._rollback()
+            return self._rollback(echo)
 
-    def _rollback(self) -> RollbackResult:
+    def _rollback(self, echo) -> RollbackResult:
         cur = self.current_version()
         if cur is None:
             raise AgegateError(f"{self.root}: nothing installed, nothing to roll back")
-        history = [h["version"] for h in self.state()["history"]]
+        state = self.state()
+        if self.state_problem:
+            echo(f"warning: {self.state_problem}")
+        history = [h["version"] for h in state["history"]]
         # only to an intact release: rolling back onto a damaged one would trade one broken box for another
         candidates = [v for v in reversed(history) if v != cur and (self.releases / v).is_dir()
                       and all(check_release(self.releases / v).values())]
@@ -288,9 +329,8 @@ class BoxRoot:
         target = candidates[0]
         self._switch(target)
         manifest = self.manifest(target)
-        state = self.state()
         state["history"].append({"version": target, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                 "rollback_from": cur, "previous": cur, "model_sha256": manifest["model_sha256"],
+                                 "rollback_from": cur, "previous": cur, "model_sha256": manifest.get("model_sha256"),
                                  "forced": bool(manifest.get("forced"))})
         self._write_state(state)
         return RollbackResult(target, cur)
@@ -311,4 +351,5 @@ class BoxRoot:
         for r in releases:
             r.installed = installed.get(r.version)
         prev = next((h.get("previous") for h in reversed(history) if h["version"] == cur), None)
-        return BoxStatus(str(self.root), cur, prev, releases, self.problems())
+        return BoxStatus(str(self.root), cur, prev, releases, self.problems(),
+                         [self.state_problem] if self.state_problem else [])

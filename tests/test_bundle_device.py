@@ -240,6 +240,30 @@ def test_one_install_or_rollback_at_a_time(kit, tmp_path):
     assert run("device", "rollback", "--root", root).exit_code == 0  # released: works again
 
 
+def test_a_damaged_install_history_is_rebuilt_not_a_traceback(kit, tmp_path):
+    """state.json cut short by a power failure made status, rollback and install end in a JSONDecodeError (the
+    install after switching `current`). The history is now rebuilt from the release folders, said as a warning,
+    and written anew by the next install or rollback, the damaged file kept."""
+    root = tmp_path / "box"
+    for v in ("1.0.0", "1.1.0"):
+        assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    os.utime(root / "releases" / "1.0.0", (1, 1))  # installed first, so older on disk
+    (root / "state.json").write_text('{"history": [{"vers')
+    r = run("device", "status", "--root", root, "--json")
+    got = json.loads(r.stdout)
+    assert r.exit_code == 0 and got["previous"] == "1.0.0" and "state.json is damaged" in got["warnings"][0]
+    r = run("device", "rollback", "--root", root)
+    assert r.exit_code == 0 and (root / "current").resolve().name == "1.0.0", r.output
+    assert (root / "state.json.damaged").read_text() == '{"history": [{"vers'
+    r = run("device", "status", "--root", root, "--json")
+    assert json.loads(r.stdout)["warnings"] == [] and json.loads(r.stdout)["previous"] == "1.1.0"
+    (root / "state.json").write_text("[]")
+    r = run("device", "install", kit / "b-1.2.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub")
+    assert r.exit_code == 0 and "state.json is damaged" in r.output
+    history = json.loads((root / "state.json").read_text())["history"]
+    assert [h["version"] for h in history][-1] == "1.2.0" and len(history) == 3
+
+
 def _empty_version_bundle(kit) -> Path:
     """A correctly signed bundle whose manifest has an empty version (the hostile trial's case)."""
     from agegate.convert.bundle import _load_private_key
