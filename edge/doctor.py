@@ -146,5 +146,10 @@ def _events(path: Path) -> Check:
         db.execute("DROP TABLE _doctor")
         db.close()
         return Check("events", True, f"{path} is writable")
-    except (sqlite3.Error, OSError) as e:
+    except sqlite3.DatabaseError as e:
+        if isinstance(e, sqlite3.OperationalError):
+            return Check("events", False, f"{path}: {e}", "check the folder's permissions and free space")
+        return Check("events", False, f"{path} is damaged ({e})", "none by hand: the box keeps it aside and starts "
+                     f"a new one when it starts (`sqlite3 {path} .recover` may rescue its rows)", critical=False)
+    except OSError as e:
         return Check("events", False, f"{path}: {e}", "check the folder's permissions and free space")

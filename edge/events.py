@@ -92,18 +92,59 @@ class EventStore:
         self.pending: deque[Event] = deque(maxlen=MAX_PENDING)  # decided, not yet written
         self.lost = 0  # dropped from a full `pending`
         self.error: str | None = None  # why the newest write failed; None once writes succeed again
+        self.set_aside: Path | None = None  # where a damaged database went (start_anew)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            migrate(self._db)
+            try:
+                self._db = self._connect()
+            except sqlite3.DatabaseError as e:
+                # Not a database, or a malformed one (a card that failed, a file copied over it): the till
+                # still needs its answers, so the box keeps the file aside and starts anew. OperationalError
+                # (no permission, no such folder, disk full) is the path's problem, said below.
+                if isinstance(e, sqlite3.OperationalError) or not self.path.is_file():
+                    raise
+                self._db = self.start_anew(e)
         except (sqlite3.Error, OSError) as e:
             raise AgegateError(f"{self.path}: cannot open the events database ({e}); check the path "
                                f"(events.path / --events), its permissions and free space") from e
         self._last_purge = 0.0
         self.purge()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def start_anew(self, why: Exception) -> sqlite3.Connection:
+        """Move a damaged database (and its WAL side files) aside as `<name>.damaged-<time>` and open a new one
+        whose ids continue after the last row `agegate edge export` took (its watermark): restarting at 1 would
+        hide every new row from the export below that mark. The rows of the damaged file that were not exported
+        yet may be rescued by hand (`sqlite3 FILE .recover`)."""
+        from .export import read_watermark
+
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        self.set_aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for side in ("", "-wal", "-shm"):
+            if (f := self.path.with_name(self.path.name + side)).exists():
+                os.replace(f, self.set_aside.with_name(self.set_aside.name + side))
+        db = self._connect()
+        try:
+            exported = read_watermark(self.path).last_id
+        except AgegateError:
+            exported = 0
+        if exported:
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (exported,))
+        log.warning("events: %s is damaged (%s); kept as %s (`sqlite3 %s .recover` may rescue its rows) and a new "
+                    "database started%s", self.path, why, self.set_aside, self.set_aside,
+                    f", its ids after the {exported} rows already exported" if exported else "")
+        return db
 
     def add(self, e: Event) -> None:
         """Write one decision. A failed write (disk full) keeps it in memory and retries on the next."""

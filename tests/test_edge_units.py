@@ -11,7 +11,7 @@ from agegate.edge.bands import band_of
 from agegate.edge.config import validate
 from agegate.edge.decision import DecisionPolicy, decide
 from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, crop_face, iou
-from agegate.edge.errors import ConfigError
+from agegate.edge.errors import AgegateError, ConfigError
 from agegate.edge.events import Event, EventStore
 from agegate.edge.preprocess import PreprocessSpec, decode_image
 from agegate.edge.stats import RuntimeMetrics, summarize_events
@@ -491,3 +491,24 @@ def test_setup_verdict_asks_for_a_face_the_box_was_measured_to_judge():
     assert kind == "face small" and not ok and "move the camera closer" in fix and f"{SETUP_FACE_PX} px" in fix
     assert at(SETUP_FACE_PX) == ("good", at(200)[1], True)
 
+
+
+def test_a_damaged_events_database_is_kept_aside_and_the_box_goes_on(tmp_path):
+    """A file that is not a database where events.path points (a failed card, a file copied over it) once stopped
+    the box at start, with advice about permissions. It is now moved aside, kept, and a new database started
+    whose ids continue after the export watermark (restarting at 1 would hide new rows from `edge export`)."""
+    from agegate.edge.doctor import _events
+
+    db = tmp_path / "events.sqlite"
+    junk = bytes(range(256)) * 20
+    db.write_bytes(junk)
+    (tmp_path / "events.sqlite.export.json").write_text('{"last_id": 41, "out": "/x"}')
+    assert not _events(db).critical and "is damaged" in _events(db).detail
+    store = EventStore(db, retention_days=0)
+    store.add(Event(time.time(), "box", 1, 30.0, "25-34", 10, "ok", 1.0))
+    store.close()
+    assert store.set_aside is not None and store.set_aside.read_bytes() == junk
+    assert sqlite3.connect(db).execute("SELECT id FROM events").fetchall() == [(42,)]
+    (tmp_path / "nowhere").write_text("a file where the folder should be")
+    with pytest.raises(AgegateError, match="permissions and free space"):  # the path's problem stays an error
+        EventStore(tmp_path / "nowhere" / "events.sqlite")
