@@ -104,6 +104,7 @@ class EventStore:
                 if isinstance(e, sqlite3.OperationalError) or not self.path.is_file():
                     raise
                 self._db = self.start_anew(e)
+            self.continue_after_export()
         except (sqlite3.Error, OSError) as e:
             raise AgegateError(f"{self.path}: cannot open the events database ({e}); check the path "
                                f"(events.path / --events), its permissions and free space") from e
@@ -123,28 +124,46 @@ class EventStore:
         return db
 
     def start_anew(self, why: Exception) -> sqlite3.Connection:
-        """Move a damaged database (and its WAL side files) aside as `<name>.damaged-<time>` and open a new one
-        whose ids continue after the last row `agegate edge export` took (its watermark): restarting at 1 would
-        hide every new row from the export below that mark. The rows of the damaged file that were not exported
-        yet may be rescued by hand (`sqlite3 FILE .recover`)."""
-        from .export import read_watermark
-
+        """Move a damaged database (and its WAL side files) aside as `<name>.damaged-<time>` and open a new one.
+        The rows of the damaged file that were not exported yet may be rescued by hand (`sqlite3 FILE .recover`)."""
         stamp = time.strftime("%Y%m%dT%H%M%S")
         self.set_aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
         for side in ("", "-wal", "-shm"):
             if (f := self.path.with_name(self.path.name + side)).exists():
                 os.replace(f, self.set_aside.with_name(self.set_aside.name + side))
-        db = self._connect()
+        log.warning("events: %s is damaged (%s); kept as %s (`sqlite3 %s .recover` may rescue its rows) and a new "
+                    "database started", self.path, why, self.set_aside, self.set_aside)
+        return self._connect()
+
+    def continue_after_export(self) -> None:
+        """Number this database's rows after the last one `agegate edge export` took (its watermark beside the
+        file) when they lie below it: a new database (the first, one after a damaged file, one after the old was
+        deleted to free space) would otherwise count from 1, and the export, which takes the rows above its
+        mark, would skip every one of them up to the mark. Rows already there (written by an agegate before
+        this) are moved up by the mark; none of them was exported, as their ids never reached it."""
+        from .export import read_watermark
+
         try:
             exported = read_watermark(self.path).last_id
         except AgegateError:
-            exported = 0
-        if exported:
-            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (exported,))
-        log.warning("events: %s is damaged (%s); kept as %s (`sqlite3 %s .recover` may rescue its rows) and a new "
-                    "database started%s", self.path, why, self.set_aside, self.set_aside,
-                    f", its ids after the {exported} rows already exported" if exported else "")
-        return db
+            return  # an unreadable watermark: export says so itself
+        try:
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        except sqlite3.OperationalError:  # a table made without AUTOINCREMENT (not by the box): ids are not its
+            return
+        seq = int(row[0]) if row else 0
+        if exported <= seq:
+            return
+        self._db.execute("BEGIN")
+        if seq:
+            self._db.execute("UPDATE events SET id = id + ?", (exported,))
+            self._db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'", (seq + exported,))
+        else:
+            self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
+            self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (exported,))
+        self._db.execute("COMMIT")
+        log.warning("events: %s numbered its rows below the export watermark (%d): they now follow it, so "
+                    "`agegate edge export` takes them", self.path, exported)
 
     def add(self, e: Event) -> None:
         """Write one decision. A failed write (disk full) keeps it in memory and retries on the next."""

@@ -129,6 +129,16 @@ def export_events(db: str | Path, out: str | Path, progress=None) -> ExportResul
     conn, have = _open(db)
     watermark = read_watermark(db)
     mark = watermark.last_id
+    try:
+        numbered = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    except sqlite3.OperationalError:  # a table made without AUTOINCREMENT (not by the box): nothing to compare
+        numbered = None
+    if mark and numbered is not None and numbered[0] < mark:
+        conn.close()
+        raise AgegateError(f"{db}: its rows end at id {numbered[0]}, below the export watermark ({mark}, "
+                           f"{watermark_path(db)}): the database was replaced after the last export, and none of "
+                           f"its rows would be exported. Start the box once (`agegate edge run`, or the service): "
+                           f"it numbers them after the mark; then export again")
     boxes = {r[0] for r in conn.execute("SELECT DISTINCT box_id FROM events WHERE id > ?", (mark,))}
     result = ExportResult(str(db), str(out), 0, watermark_before=mark, watermark_after=mark)
     result.removed_uncommitted = remove_uncommitted(out, boxes, mark)

@@ -251,3 +251,35 @@ def test_bench_fleet_small_run_reports_rates_and_finds_the_planted_problem(tmp_p
     again = json.loads(cli("bench", "fleet", "--boxes", 8, "--days", 10, "--export-rows", 2000, "--work",
                            tmp_path / "w", "--reuse", "--json").output)
     assert again["generate_seconds"] is None and again["rows"] == d["rows"]  # the tree was reused
+
+
+def test_a_database_replaced_after_an_export_is_exported_whole(tmp_path):
+    """events.sqlite deleted (to free space) or set aside (damaged) after an export: the new one counted from 1,
+    and the export, which takes the rows above its watermark, skipped every new row up to the mark, unsaid.
+    A new database now numbers after the mark; one that an older agegate numbered from 1 is refused by export
+    with what to do, and renumbered by the box when it next opens it."""
+    import sqlite3
+
+    from agegate.edge.errors import AgegateError
+
+    db, out = tmp_path / "ev.sqlite", tmp_path / "out"
+    fill(db, 300)
+    assert export_events(db, out).rows == 300
+    db.unlink()
+    fill(db, 50, start_id=300)  # a new database, its ids after the mark
+    assert db_ids(db)[0] == 301 and export_events(db, out).rows == 50 and len(exported(out)) == 350
+
+    db.unlink()  # as an older agegate wrote it: ids from 1, below the mark (350)
+    old = sqlite3.connect(db)
+    old.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, box_id TEXT "
+                      "NOT NULL, track_id INTEGER NOT NULL, age REAL, band TEXT, frames INTEGER NOT NULL, decision "
+                      "TEXT NOT NULL, latency_ms REAL)")
+    old.executemany("INSERT INTO events (ts, box_id, track_id, frames, decision) VALUES (?, 's0001-t1', ?, 9, 'ok')",
+                    [(1.79e9 + 400 * 97.0 + k, k) for k in range(20)])
+    old.commit()
+    old.close()
+    with pytest.raises(AgegateError, match="below the export watermark"):
+        export_events(db, out)
+    EventStore(db).close()  # the box opens it
+    assert db_ids(db) == list(range(351, 371))
+    assert export_events(db, out).rows == 20 and len(exported(out)) == 370
