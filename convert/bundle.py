@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -26,9 +27,12 @@ def keygen(out_prefix: Path) -> tuple[Path, Path]:
         raise UsageError(f"{priv} exists; refusing to overwrite a signing key")
     key = Ed25519PrivateKey.generate()
     priv.parent.mkdir(parents=True, exist_ok=True)
-    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    priv.chmod(0o600)
+    # Created readable by its owner only (O_EXCL, mode 0600): written first and narrowed after, the key was
+    # readable by every user of the machine in between.
+    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
     pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
     return priv, pub

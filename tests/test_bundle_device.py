@@ -337,3 +337,20 @@ def test_install_service_dry_run(tmp_path):
 def test_install_service_refuses_a_missing_config(tmp_path):
     r = run("device", "install-service", "--dry-run", "--config", tmp_path / "nope.toml")
     assert r.exit_code == 1 and "nope.toml: config file not found" in r.output and "Traceback" not in r.output
+
+
+def test_the_signing_key_is_created_private_not_narrowed_afterwards(tmp_path, monkeypatch):
+    """keygen wrote the private key with the process's umask (world-readable under the usual 022) and only then
+    narrowed it to 0600: another user could read the fleet's key in between. It is now created 0600. (With
+    chmod disabled, the old order left it readable.)"""
+    from pathlib import Path as P
+
+    from agegate.convert.bundle import keygen
+
+    monkeypatch.setattr(P, "chmod", lambda self, mode: None)
+    old = os.umask(0o022)
+    try:
+        priv, pub = keygen(tmp_path / "fleet")
+    finally:
+        os.umask(old)
+    assert priv.stat().st_mode & 0o777 == 0o600 and pub.exists()
