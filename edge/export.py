@@ -11,7 +11,8 @@ Incremental and crash-safe: a watermark file beside the database (`<db>.export.j
 last exported id. A run reads the rows above it, writes each file to a temporary name and renames it,
 and only then moves the watermark. A run killed in the middle leaves files above the watermark: the
 next run deletes those first (their id range says they were never committed) and writes them again,
-so nothing is lost and nothing is exported twice. Sync the tree to the chain after the run ends.
+so nothing is lost and nothing is exported twice. One run per database at a time (`<db>.export.lock`): a
+second would take the first's new files for a killed run's. Sync the tree to the chain after the run ends.
 
 Only event rows leave the box: no image, no crop, no embedding exists in the database to begin with.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from .errors import AgegateError, UsageError
 from .events import EVENT_FIELDS
+from .locks import exclusive
 from .results import JsonResult
 
 #: Rows per read from SQLite: bounds memory on a box that has not exported for months.
@@ -121,12 +123,25 @@ def _open(db: Path) -> tuple[sqlite3.Connection, set[str]]:
 
 
 def export_events(db: str | Path, out: str | Path, progress=None) -> ExportResult:
-    """Export the rows above the watermark; see the module docstring for the guarantees."""
+    """Export the rows above the watermark; see the module docstring for the guarantees. One export of a
+    database at a time: a second, started while the first writes (a cron job over a slow run), would delete
+    the first's new files as a killed run's and the first would then commit a watermark over rows it lost."""
+    db, out = Path(db), Path(out)
+    conn, have = _open(db)
+    lock = db.with_name(db.name + ".export.lock")
+    busy = AgegateError(f"{db}: another `agegate edge export` of it is running (it holds {lock}); wait for it to "
+                        f"end and run this again")
+    try:
+        with exclusive(lock, busy):
+            return _export(db, out, conn, have, progress)
+    finally:
+        conn.close()
+
+
+def _export(db: Path, out: Path, conn: sqlite3.Connection, have: set[str], progress) -> ExportResult:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    db, out = Path(db), Path(out)
-    conn, have = _open(db)
     watermark = read_watermark(db)
     mark = watermark.last_id
     try:
@@ -134,7 +149,6 @@ def export_events(db: str | Path, out: str | Path, progress=None) -> ExportResul
     except sqlite3.OperationalError:  # a table made without AUTOINCREMENT (not by the box): nothing to compare
         numbered = None
     if mark and numbered is not None and numbered[0] < mark:
-        conn.close()
         raise AgegateError(f"{db}: its rows end at id {numbered[0]}, below the export watermark ({mark}, "
                            f"{watermark_path(db)}): the database was replaced after the last export, and none of "
                            f"its rows would be exported. Start the box once (`agegate edge run`, or the service): "
@@ -148,33 +162,30 @@ def export_events(db: str | Path, out: str | Path, progress=None) -> ExportResul
     names = ["event_id"] + list(EVENT_FIELDS)
     schema = arrow_schema()
     last = mark
-    try:
-        while True:
-            rows = conn.execute(f"SELECT {', '.join(fields_sql)} FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                                (last, CHUNK_ROWS)).fetchall()
-            if not rows:
-                break
-            groups: dict[tuple[str, str], list[tuple]] = {}
-            for r in rows:
-                day = datetime.fromtimestamp(r[1], timezone.utc).strftime("%Y-%m-%d")
-                groups.setdefault((r[2], day), []).append(r)
-            for (box, day), part in sorted(groups.items()):
-                cols = {n: [r[i] for r in part] for i, n in enumerate(names)}
-                cols["ts"] = [int(t * 1000) for t in cols["ts"]]
-                table = pa.table({c: cols[c] for c in COLUMNS}, schema=schema)
-                folder = out / f"box_id={_safe(box)}" / f"date={day}"
-                folder.mkdir(parents=True, exist_ok=True)
-                dest = folder / f"part-{part[0][0]:012d}-{part[-1][0]:012d}.parquet"
-                tmp = dest.with_name(dest.name + ".tmp")
-                pq.write_table(table, tmp, compression="zstd")
-                os.replace(tmp, dest)
-                result.files.append(str(dest))
-            last = rows[-1][0]
-            result.rows += len(rows)
-            if progress:
-                progress(len(rows))
-    finally:
-        conn.close()
+    while True:
+        rows = conn.execute(f"SELECT {', '.join(fields_sql)} FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                            (last, CHUNK_ROWS)).fetchall()
+        if not rows:
+            break
+        groups: dict[tuple[str, str], list[tuple]] = {}
+        for r in rows:
+            day = datetime.fromtimestamp(r[1], timezone.utc).strftime("%Y-%m-%d")
+            groups.setdefault((r[2], day), []).append(r)
+        for (box, day), part in sorted(groups.items()):
+            cols = {n: [r[i] for r in part] for i, n in enumerate(names)}
+            cols["ts"] = [int(t * 1000) for t in cols["ts"]]
+            table = pa.table({c: cols[c] for c in COLUMNS}, schema=schema)
+            folder = out / f"box_id={_safe(box)}" / f"date={day}"
+            folder.mkdir(parents=True, exist_ok=True)
+            dest = folder / f"part-{part[0][0]:012d}-{part[-1][0]:012d}.parquet"
+            tmp = dest.with_name(dest.name + ".tmp")
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, dest)
+            result.files.append(str(dest))
+        last = rows[-1][0]
+        result.rows += len(rows)
+        if progress:
+            progress(len(rows))
     if last != mark:
         write_watermark(db, last, out)  # the commit: only now are the files above the old mark exported
     result.watermark_after = last

@@ -14,8 +14,6 @@ any point leaves `current` on the previous, complete release.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -30,6 +28,7 @@ import numpy as np
 from .contracts import RELEASE_MODEL
 from .bundle_format import VerifiedBundle, check_release, extract_verified, read_bundle
 from .errors import AgegateError, BundleError
+from .locks import exclusive
 from .results import JsonResult
 
 KEEP_RELEASES = 3
@@ -290,21 +289,11 @@ class BoxRoot:
             if d.name.startswith(".staging-") or (d.name not in keep and d.name != cur):
                 self._remove_release(d)
 
-    @contextlib.contextmanager
     def _exclusive(self, what: str):
-        """Hold the root's lock for one install or rollback: two at once (a cron job and a field engineer) could
-        each write state.json over the other's entry and prune the release the other had just made live."""
+        """The root's lock for one install or rollback (locks.py says why)."""
         lock = self.root / LOCK_FILE
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BundleError(f"{what} refused: another install or rollback is running on {self.root} (it holds "
-                                  f"{lock}); wait for it to end and run this again") from None
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock, as a kill does
+        return exclusive(lock, BundleError(f"{what} refused: another install or rollback is running on {self.root} "
+                                           f"(it holds {lock}); wait for it to end and run this again"))
 
     def rollback(self, echo=print) -> RollbackResult:
         if not self.root.is_dir():

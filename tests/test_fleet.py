@@ -283,3 +283,21 @@ def test_a_database_replaced_after_an_export_is_exported_whole(tmp_path):
     EventStore(db).close()  # the box opens it
     assert db_ids(db) == list(range(351, 371))
     assert export_events(db, out).rows == 20 and len(exported(out)) == 370
+
+
+def test_one_export_of_a_database_at_a_time(tmp_path):
+    """A second export started while the first writes (cron over a slow run) deleted the first's new files as a
+    killed run's leftovers, and the first then committed a watermark over rows the tree no longer held. The
+    second is now refused while the first holds the lock, and nothing changes."""
+    import fcntl
+
+    from agegate.edge.errors import AgegateError
+
+    db, out = tmp_path / "ev.sqlite", tmp_path / "out"
+    fill(db, 100)
+    with open(tmp_path / "ev.sqlite.export.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(AgegateError, match="another `agegate edge export` of it is running"):
+            export_events(db, out)
+        assert not out.exists() and read_watermark(db).last_id == 0
+    assert export_events(db, out).rows == 100  # released: the export runs
