@@ -122,3 +122,33 @@ def test_fingerprint_changes_with_labels(tmp_path):
     lines[1] = lines[1].rsplit(",", 1)[0] + ",99"
     (a / "labels.csv").write_text("\n".join(lines) + "\n")
     assert read_dataset(a).fingerprint() != fp1
+
+
+def test_a_training_cache_is_made_again_for_an_image_replaced_in_place(tmp_path, caplog):
+    """The decode cache was keyed by path and label: an image fixed in place under the same name kept being
+    served from the old pixels. The key now holds each file's size and time; a cache file that does not read is
+    warned about and made again."""
+    import cv2
+    import numpy as np
+
+    from agegate.edge.preprocess import PreprocessSpec
+    from agegate.train.datasets import Record
+    from agegate.train.inputs import decode_records
+
+    paths = []
+    for i, shade in enumerate((40, 120, 200)):
+        p = tmp_path / f"{20 + i}_0_0_0.jpg"
+        cv2.imwrite(str(p), np.full((64, 64, 3), shade, np.uint8))
+        paths.append(p)
+    records = [Record(p, 20.0 + i) for i, p in enumerate(paths)]
+    spec, cache = PreprocessSpec(input_size=32, face_crop="none"), tmp_path / "cache"
+    first = decode_records(records, spec, cache_dir=cache)
+    assert abs(int(first.images[0].mean()) - 40) < 3 and len(list(cache.glob("*.npz"))) == 1
+    cv2.imwrite(str(paths[0]), np.full((80, 80, 3), 250, np.uint8))  # fixed in place: same name, same age
+    again = decode_records(records, spec, cache_dir=cache)
+    assert abs(int(again.images[0].mean()) - 250) < 3
+    newest = max(cache.glob("*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    newest.write_bytes(b"PK\x03\x04 cut short")
+    with caplog.at_level("WARNING", logger="agegate.train"):
+        third = decode_records(records, spec, cache_dir=cache)
+    assert abs(int(third.images[0].mean()) - 250) < 3 and "does not read" in caplog.text

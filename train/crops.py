@@ -11,7 +11,6 @@ silently dropped.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from agegate.edge.detect import DETECTION_REVISION, DetectorOptions, FaceDetecto
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import ImageDecodeError, PreprocessSpec, decode_image
 
+from .cache import cache_key, load_cache, save_cache
 from .datasets import Record
 
 #: Cached crops cover CONTEXT x the box crop's side: room for a 15 % zoom-out plus a 10 % shift
@@ -47,18 +47,12 @@ def context_size(spec: PreprocessSpec) -> int:
     return int(round(spec.input_size * CONTEXT))
 
 
-def _cache_key(records: list[Record], spec: PreprocessSpec) -> str:
-    text = "\n".join(f"{r.path}\t{r.age:g}" + ("" if r.box is None else f"\t{r.box}") for r in records)
-    text += repr(spec.to_dict()) + repr(TRAIN_DETECTOR) + f"revision {DETECTION_REVISION}"
-    return hashlib.sha256(f"{text}{CONTEXT}".encode()).hexdigest()[:20]
-
-
 def crop_records(records: list[Record], spec: PreprocessSpec, desc: str = "crop",
                  cache_dir: Path | None = None, workers: int | None = None) -> CropResult:
     """Detect and crop every record once (a detector per worker thread); cached by content key."""
-    cache = cache_dir / f"crops-{desc}-{spec.input_size}-{_cache_key(records, spec)}.npz" if cache_dir else None
-    if cache is not None and cache.exists():
-        z = np.load(cache, allow_pickle=False)
+    settings = repr(spec.to_dict()) + repr(TRAIN_DETECTOR) + f"revision {DETECTION_REVISION}" + f"{CONTEXT}"
+    cache = cache_dir / f"crops-{desc}-{spec.input_size}-{cache_key(records, settings)}.npz" if cache_dir else None
+    if (z := load_cache(cache)) is not None:
         return CropResult(z["images"], z["boxes"], [int(i) for i in z["index"]], [str(p) for p in z["no_face"]],
                           [tuple(x) for x in z["unreadable"].tolist()])
     size = context_size(spec)
@@ -97,10 +91,6 @@ def crop_records(records: list[Record], spec: PreprocessSpec, desc: str = "crop"
     if not index:
         raise AgegateError(f"{desc}: the detector found no face in any of {len(records)} images")
     out = CropResult(images[: len(index)], np.array(boxes, np.float32).reshape(-1, 5), index, no_face, unreadable)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, images=out.images, boxes=out.boxes, index=np.array(index, np.int64),
-                 no_face=np.array(no_face, dtype=str), unreadable=np.array(unreadable, dtype=str).reshape(-1, 2))
-        tmp.replace(cache)
+    save_cache(cache, images=out.images, boxes=out.boxes, index=np.array(index, np.int64),
+               no_face=np.array(no_face, dtype=str), unreadable=np.array(unreadable, dtype=str).reshape(-1, 2))
     return out

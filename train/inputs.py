@@ -8,7 +8,6 @@ tf.data: seeded shuffle, batch, augmentation with stateless random ops, the shar
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from agegate.edge.contracts import MINOR_AGE
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import ImageDecodeError, PreprocessSpec, decode_image, prepare_uint8
 
+from .cache import cache_key, load_cache, save_cache
 from .datasets import Record, check_boxes_reach_a_detector
 
 log = logging.getLogger("agegate.train")
@@ -60,12 +60,9 @@ def decode_records(records: list[Record], spec: PreprocessSpec, strict: bool = F
     if spec.face_crop == "box":
         return _box_crops(records, spec, strict, desc, cache_dir, workers)
     check_boxes_reach_a_detector(records, False, "train with --crop box")
-    key = hashlib.sha256(
-        ("\n".join(f"{r.path}\t{r.age:g}" for r in records) + repr(spec.to_dict())).encode()
-    ).hexdigest()[:20]
+    key = cache_key(records, repr(spec.to_dict()))
     cache = cache_dir / f"{desc}-{spec.input_size}-{key}.npz" if cache_dir else None
-    if cache is not None and cache.exists():
-        z = np.load(cache, allow_pickle=False)
+    if (z := load_cache(cache)) is not None:
         return DecodedSplit(z["images"], z["ages"], list(z["paths"]), [], kept=[int(i) for i in z["kept"]])
     n = int(spec.input_size)
     images = np.empty((len(records), n, n, 3), np.uint8)
@@ -87,11 +84,7 @@ def decode_records(records: list[Record], spec: PreprocessSpec, strict: bool = F
         log.warning("skipped %d unreadable image(s) in %s, first: %s", len(skipped), desc, skipped[0][1])
     out = DecodedSplit(images[: len(keep)], np.array([records[i].age for i in keep], np.float32),
                        [str(records[i].path) for i in keep], skipped, kept=keep)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, images=out.images, ages=out.ages, paths=np.array(out.paths), kept=np.array(keep, np.int64))
-        tmp.replace(cache)
+    save_cache(cache, images=out.images, ages=out.ages, paths=np.array(out.paths), kept=np.array(keep, np.int64))
     return out
 
 
