@@ -231,6 +231,23 @@ def test_a_run_folder_that_holds_a_model_is_not_written_over(tmp_path, shipped_m
     assert (run_dir / "model.keras").read_bytes() == b"a trained model"
 
 
+def test_a_run_whose_config_or_state_does_not_read_is_named_on_resume(tmp_path):
+    """A config.json or checkpoints/state.json cut short (a full disk, another program) made --resume end in a
+    JSONDecodeError; each is now named with what to do. config.json is written atomically, as state.json was."""
+    from agegate.edge.errors import AgegateError
+    from agegate.train.checkpoints import load_state
+
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "state.json").write_text('{"epoch": 3, "check')
+    (out / "config.json").write_text('{"data": ["x"], "ou')
+    r = run("train", "--data", tmp_path, "--out", out, "--resume")
+    no_traceback(r)
+    assert r.exit_code == 2 and "config.json: the run's config does not read" in r.output, r.output
+    with pytest.raises(AgegateError, match="state.json: the run's state does not read"):
+        load_state(out / "checkpoints")
+
+
 def test_a_recording_that_cannot_be_written_is_said_not_dropped(tmp_path):
     """--record into a folder that does not exist recorded nothing and said nothing (OpenCV's writer fails
     silently); it now stops with the path."""

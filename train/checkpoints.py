@@ -48,7 +48,16 @@ def new_state() -> dict:
 
 
 def load_state(ckpt_dir: Path) -> dict:
-    return json.loads((ckpt_dir / STATE_FILE).read_text())
+    path = ckpt_dir / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        if not isinstance(state, dict) or "epoch" not in state:
+            raise ValueError("not a run's state")
+    except (OSError, ValueError) as e:  # written atomically by agegate: another program's hand, or a failed disk
+        raise AgegateError(f"{path}: the run's state does not read ({e}); the checkpoints beside it are intact, "
+                           f"but --resume cannot tell which is the newest: start a new run with another --out, "
+                           f"or give it --weights {ckpt_dir}/<newest epoch-NNN.keras> to continue from one") from e
+    return state
 
 
 def save_epoch(model, ckpt_dir: Path, state: dict, epoch: int) -> None:

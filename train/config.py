@@ -144,10 +144,18 @@ class TrainConfig:
         return AgeHead.distribution() if self.head == HeadKind.DISTRIBUTION.value else AgeHead()
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        from .checkpoints import atomic_json
+
+        atomic_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
-        d = json.loads(path.read_text())
+        try:
+            d = json.loads(path.read_text())
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{path}: the run's config does not read ({e}); --resume needs it as the run wrote it "
+                             f"(start a new run with another --out)") from e
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})

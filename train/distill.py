@@ -140,16 +140,15 @@ def _teacher_ids(teachers: list[str]) -> tuple[dict, ...]:
 def _cached(cache: Path, key: str, compute, ids: tuple[dict, ...], ages: np.ndarray, head: AgeHead) -> TeacherTargets:
     """The targets `cache` holds for `key`, or `compute()`'s, stored there first. Stored as float16 and the run
     trains on the stored values, so a resumed run sees the same targets as an uninterrupted one."""
+    from .cache import load_cache, save_cache
+
     probs = None
-    if cache.exists():
-        z = np.load(cache, allow_pickle=False)
-        if str(z["key"]) == key:
-            probs = z["probs"].astype(np.float32)
+    z = load_cache(cache)
+    if z is not None and "key" in z and str(z["key"]) == key:
+        probs = z["probs"].astype(np.float32)
     if probs is None:
         stored = np.asarray(compute()).astype(np.float16)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, probs=stored, key=np.array(key))
-        tmp.replace(cache)
+        save_cache(cache, probs=stored, key=np.array(key))
         probs = stored.astype(np.float32)
     return TeacherTargets(probs, ids, _train_mae(probs, ages, head))
 
