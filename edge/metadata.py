@@ -179,9 +179,14 @@ def read_metadata(model_path: str | Path) -> ModelMetadata:
             f"(written by `agegate train` and `agegate convert`); copy it next to {Path(model_path).name}."
         )
     try:
-        return ModelMetadata.from_dict(json.loads(side.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ModelError(f"{side}: invalid model metadata ({e})") from e
+        d = json.loads(side.read_text())
+        if not isinstance(d, dict):
+            raise TypeError(f"a JSON {type(d).__name__}, not an object")
+        return ModelMetadata.from_dict(d)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSONDecodeError is a ValueError
+        what = f"no {e}" if isinstance(e, KeyError) else str(e)
+        raise ModelError(f"{side}: invalid model metadata ({what}); copy the sidecar the model was converted "
+                         f"with next to {Path(model_path).name}") from e
 
 
 def write_metadata(model_path: str | Path, meta: ModelMetadata) -> Path:

@@ -248,6 +248,20 @@ def test_a_run_whose_config_or_state_does_not_read_is_named_on_resume(tmp_path):
         load_state(out / "checkpoints")
 
 
+@pytest.mark.parametrize("sidecar,needle", [
+    ("[1]", "a JSON list, not an object"),  # once: AttributeError
+    ('{"backbone": "mobilenet_v2", "inp', "invalid model metadata"),
+    ('{"backbone": "mobilenet_v2"}', "no 'preprocess'"),
+])
+def test_a_model_sidecar_that_does_not_read_is_named(sidecar, needle, tmp_path, shipped_model):
+    model = tmp_path / "m.tflite"
+    shutil.copy(shipped_model, model)
+    (tmp_path / "m.json").write_text(sidecar)
+    r = run("bench", "models", model, "--runs", "1", "--threads", "1")
+    no_traceback(r)
+    assert r.exit_code == 1 and "m.json: invalid model metadata" in r.output and needle in r.output, r.output
+
+
 def test_a_recording_that_cannot_be_written_is_said_not_dropped(tmp_path):
     """--record into a folder that does not exist recorded nothing and said nothing (OpenCV's writer fails
     silently); it now stops with the path."""
