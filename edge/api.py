@@ -23,6 +23,10 @@ from .pipeline import BoxPipeline
 from .setup_view import PAGE, assess, frame_jpeg
 
 
+#: Seconds a connection may take to send its request: a till asks and reads in milliseconds on loopback.
+REQUEST_TIMEOUT_S = 10.0
+
+
 def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int = 8765,
                 token: str | None = None) -> ThreadingHTTPServer:
     """Bind now (a taken port is a UsageError before anything else starts); `server.pipeline` may be
@@ -30,6 +34,9 @@ def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "agegate"
+        # A client that connects and sends nothing (or half a request) gives its thread back after this long;
+        # without it, each such connection held a thread of the box for good.
+        timeout = REQUEST_TIMEOUT_S
 
         def log_message(self, *args) -> None:  # quiet: the box logs decisions, not requests
             pass

@@ -275,3 +275,24 @@ def test_frame_observer_sees_every_judged_face_frame_and_what_it_gave(shipped_mo
     assert len(seen) == 10 and len({t for t, _, _ in seen}) == 1  # aged until decided at the 10th
     assert all(q.good and est is not None and est.probs is not None for _, q, est in seen)
     assert [d.decision for d in made] == ["ok"]  # the unobserved, all-blurred box has not decided yet
+
+
+def test_a_connection_that_sends_nothing_is_closed(shipped_model, monkeypatch):
+    """Each connection that never sent its request held one of the box's threads for good (no socket timeout);
+    the server now closes it after REQUEST_TIMEOUT_S, and serves others meanwhile."""
+    import socket
+
+    import agegate.edge.api as api
+
+    monkeypatch.setattr(api, "REQUEST_TIMEOUT_S", 0.5)
+    server = api.make_server(BoxPipeline(AgeModel(shipped_model), BoxOptions()), "127.0.0.1", 0)
+    api.serve_in_background(server)
+    try:
+        idle = socket.create_connection(server.server_address, timeout=5)
+        idle.sendall(b"GET /heal")  # half a request, then silence
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/last", timeout=5) as r:
+            assert r.status == 200
+        assert idle.recv(1024) == b""  # closed by the server (a timeout here: the socket was kept open)
+        idle.close()
+    finally:
+        server.shutdown()
