@@ -183,32 +183,10 @@ def test_refuses_tampered_unsigned_and_unsafe_bundles(kit, tmp_path):
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_failed_smoke_test_keeps_old_release(kit, tmp_path):
-    """A correctly signed bundle whose model cannot run: the smoke test fails, 1.0.0 stays current."""
+def _broken_bundle(kit, tmp_path, version: str) -> Path:
+    """A correctly signed bundle whose model cannot run (truncated, still starting with the TFL3 header)."""
     from agegate.convert.bundle import build_bundle
 
-    root = tmp_path / "box"
-    assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
-    broken = tmp_path / "model.tflite"
-    data = (kit / "model.tflite").read_bytes()
-    broken.write_bytes(data[: len(data) // 3])  # truncated, still starts with the TFL3 header
-    shutil.copy(kit / "model.json", broken.with_suffix(".json"))
-    qa = json.loads((kit / "qa.json").read_text())
-    qa["quantized_model"] = str(broken)
-    (tmp_path / "qa.json").write_text(json.dumps(qa))
-    build_bundle(broken, tmp_path / "qa.json", tmp_path / "broken.tar.gz", kit / "fleet.pem", version="2.0.0")
-    _assert_refused(tmp_path / "broken.tar.gz", kit, root, "install of 2.0.0 failed, 1.0.0 stays current")
-    assert not (root / "releases" / "2.0.0").exists()
-
-
-def test_a_failed_reinstall_keeps_the_earlier_copy_of_its_version(kit, tmp_path):
-    """Reinstalling a version the box keeps for rollback (not live) once deleted that copy before the new one's
-    smoke test: a bundle that failed it left the box without its rollback target."""
-    from agegate.convert.bundle import build_bundle
-
-    root = tmp_path / "box"
-    for v in ("1.0.0", "1.1.0"):
-        assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
     broken = tmp_path / "model.tflite"
     data = (kit / "model.tflite").read_bytes()
     broken.write_bytes(data[: len(data) // 3])
@@ -216,8 +194,25 @@ def test_a_failed_reinstall_keeps_the_earlier_copy_of_its_version(kit, tmp_path)
     qa = json.loads((kit / "qa.json").read_text())
     qa["quantized_model"] = str(broken)
     (tmp_path / "qa.json").write_text(json.dumps(qa))
-    build_bundle(broken, tmp_path / "qa.json", tmp_path / "broken.tar.gz", kit / "fleet.pem", version="1.0.0")
-    _assert_refused(tmp_path / "broken.tar.gz", kit, root, "install of 1.0.0 failed, 1.1.0 stays current")
+    build_bundle(broken, tmp_path / "qa.json", tmp_path / "broken.tar.gz", kit / "fleet.pem", version=version)
+    return tmp_path / "broken.tar.gz"
+
+
+def test_failed_smoke_test_keeps_old_release(kit, tmp_path):
+    """A correctly signed bundle whose model cannot run: the smoke test fails, 1.0.0 stays current."""
+    root = tmp_path / "box"
+    assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    _assert_refused(_broken_bundle(kit, tmp_path, "2.0.0"), kit, root, "install of 2.0.0 failed, 1.0.0 stays current")
+    assert not (root / "releases" / "2.0.0").exists()
+
+
+def test_a_failed_reinstall_keeps_the_earlier_copy_of_its_version(kit, tmp_path):
+    """Reinstalling a version the box keeps for rollback (not live) once deleted that copy before the new one's
+    smoke test: a bundle that failed it left the box without its rollback target."""
+    root = tmp_path / "box"
+    for v in ("1.0.0", "1.1.0"):
+        assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    _assert_refused(_broken_bundle(kit, tmp_path, "1.0.0"), kit, root, "install of 1.0.0 failed, 1.1.0 stays current")
     assert all(check_release(root / "releases" / "1.0.0").values())
     r = run("device", "rollback", "--root", root)
     assert r.exit_code == 0 and (root / "current").resolve().name == "1.0.0"
