@@ -29,13 +29,20 @@ MANIFEST = "_generated.json"
 BAND_AGE = {"0-12": 9, "13-17": 16, "18-24": 21, "25-34": 30, "35-44": 40, "45-54": 50, "55-64": 60, "65+": 72}
 
 
-def generate_tree(out: Path, boxes: int, days: int, seed: int = 0, end: str = "2026-11-24",
+def generate_tree(out: Path, boxes: int, days: int, seed: int = 0, end: str | None = None,
                   rows_per_box_day: float = 222.0, progress=None) -> dict:
-    """Write boxes x days files; returns {rows, files, jumped boxes}."""
+    """Write boxes x days files; returns {rows, files, jumped boxes}. `end`: the last day, by default 2026-11-24,
+    or later when that many days would begin before CLOCK_FLOOR_DATE (the report leaves such days out as a box
+    clock not set)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from agegate.edge.contracts import CLOCK_FLOOR_DATE
     from agegate.edge.export import arrow_schema
+
+    if end is None:
+        earliest_end = datetime.fromisoformat(CLOCK_FLOOR_DATE) + timedelta(days=days - 1)
+        end = max("2026-11-24", earliest_end.date().isoformat())
 
     rng = np.random.default_rng(seed)
     schema = arrow_schema()

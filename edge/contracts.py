@@ -1,5 +1,6 @@
 """The facts every room shares, written once: the ages the law and the product turn on,
-the image files agegate reads, the threads a model may run on, and the names of the files a run folder holds.
+the image files agegate reads, the threads a model may run on, the names of the files a run folder holds, and the
+earliest time a box's clock may say.
 
 Age bands live in `bands.py` beside their lookup functions; the decision vocabulary in
 `decision.py`. Anything that compares an age with 18 or 25 imports it from here.
@@ -18,3 +19,8 @@ THREADS_RANGE = (1, 64)
 MODEL_FILE = "model.keras"
 #: A bundle and an installed release: the model and its metadata sidecar.
 RELEASE_MODEL, RELEASE_META = "model.tflite", "model.json"
+#: No agegate box decided before this (2026-01-01, UTC): a decision time before it is a box clock not set yet (no
+#: battery clock, NTP not reached). The box holds such decisions and times them once its clock is set; the fleet
+#: report leaves out rows dated before it and names their boxes (a box at 1970 once made a report of 20,785 days).
+CLOCK_FLOOR = 1767225600.0
+CLOCK_FLOOR_DATE = "2026-01-01"

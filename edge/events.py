@@ -15,9 +15,10 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from .contracts import CLOCK_FLOOR, CLOCK_FLOOR_DATE
 from .errors import AgegateError
 
 log = logging.getLogger("agegate.edge")
@@ -90,6 +91,8 @@ class EventStore:
         self.retention_days = retention_days
         self._lock = threading.Lock()
         self.pending: deque[Event] = deque(maxlen=MAX_PENDING)  # decided, not yet written
+        # Decided while the box's clock was not set, each with its time on the steady clock (`_hold`).
+        self.unclocked: deque[tuple[float, Event]] = deque(maxlen=MAX_PENDING)
         self.lost = 0  # dropped from a full `pending`
         self.error: str | None = None  # why the newest write failed; None once writes succeed again
         self.set_aside: Path | None = None  # where a damaged database went (start_anew)
@@ -166,14 +169,41 @@ class EventStore:
                     "`agegate edge export` takes them", self.path, exported)
 
     def add(self, e: Event) -> None:
-        """Write one decision. A failed write (disk full) keeps it in memory and retries on the next."""
+        """Write one decision. A failed write (disk full) keeps it in memory and retries on the next; one
+        decided before the box's clock was set is held until it is (`_hold`)."""
         with self._lock:
+            if e.ts < CLOCK_FLOOR:
+                self._hold(e)
+                return
+            self._time_held()
             if len(self.pending) == self.pending.maxlen:
                 self.lost += 1
             self.pending.append(e)
             self._write_pending()
         if time.time() - self._last_purge > 3600:
             self.purge()
+
+    def _hold(self, e: Event) -> None:
+        """A box without a battery clock decides from boot, before NTP sets its clock (1970, or the time it was
+        switched off): those times would put the buyers on days they never came. The decision is kept with its
+        time on the steady clock, which does not jump, and timed from it once the wall clock is set."""
+        if not self.unclocked:
+            log.warning("events: the box clock says %s, before any agegate box ran (%s): holding decisions until "
+                        "it is set (NTP), then timing them by the steady clock", time.strftime("%Y-%m-%d %H:%M",
+                        time.gmtime(e.ts)), CLOCK_FLOOR_DATE)
+        if len(self.unclocked) == self.unclocked.maxlen:
+            self.lost += 1
+        self.unclocked.append((time.monotonic() - (time.time() - e.ts), e))
+
+    def _time_held(self) -> None:
+        """Once the clock is set, give each held decision its true time and queue it for writing."""
+        if not self.unclocked or time.time() < CLOCK_FLOOR:
+            return
+        wall, steady = time.time(), time.monotonic()
+        for at, e in self.unclocked:
+            self.pending.append(replace(e, ts=wall - (steady - at)))
+        log.info("events: the box clock is set; %d decision(s) held meanwhile timed and written", len(self.unclocked))
+        self.unclocked.clear()
 
     def _write_pending(self) -> None:
         sql = f"INSERT INTO events ({', '.join(EVENT_FIELDS)}) VALUES ({', '.join('?' * len(EVENT_FIELDS))})"
@@ -218,6 +248,7 @@ class EventStore:
 
     def flush(self) -> None:
         with self._lock:
+            self._time_held()
             if self.pending:
                 self._write_pending()
             try:
@@ -228,6 +259,12 @@ class EventStore:
     def close(self) -> None:
         """Write what is pending, then close. Raises AgegateError naming what could not be written."""
         with self._lock:
+            self._time_held()
+            if self.unclocked:  # the clock was never set: written with the times it gave, not lost
+                log.warning("events: the box clock was never set; %d decision(s) written with its times (before "
+                            "%s: the fleet report leaves them out)", len(self.unclocked), CLOCK_FLOOR_DATE)
+                self.pending.extend(e for _, e in self.unclocked)
+                self.unclocked.clear()
             if self.pending:
                 self._write_pending()
             unwritten = len(self.pending) + self.lost

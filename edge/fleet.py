@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bands import BAND_LABELS
+from .contracts import CLOCK_FLOOR_DATE
 from .errors import AgegateError, UsageError
 from .results import JsonResult
 
@@ -47,11 +48,13 @@ class FleetReport(JsonResult):
     box_days: list[dict] = field(default_factory=list)  # box_id, date, buyers, uncertain_share, id_check_share
     uncertain_jumps: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)
+    # Rows dated before CLOCK_FLOOR_DATE (a box clock not set), left out of every table: box_id, buyers.
+    unclocked: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     #: Tables written as CSV beside the HTML.
     TABLES = ("by_store_band", "by_hour", "by_weekday", "per_box", "box_days", "uncertain_jumps", "models",
-              "missing_box_days")
+              "missing_box_days", "unclocked")
 
     @property
     def jumps_looked_for(self) -> bool:
@@ -97,14 +100,15 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
                              f"IANA name such as Europe/London") from e
     src = (f"read_parquet({globs!r}, hive_partitioning = true, "
            f"hive_types = {{'box_id': VARCHAR, 'date': DATE}})")
-    where, params = [], []
+    # Days before any agegate box ran are a box clock not set: left out always, and named below.
+    where, params = ["date >= ?::DATE"], [CLOCK_FLOOR_DATE]
     if date_from:
         where.append("date >= ?::DATE")
         params.append(date_from)
     if date_to:
         where.append("date <= ?::DATE")
         params.append(date_to)
-    cond = ("WHERE " + " AND ".join(where)) if where else ""
+    cond = "WHERE " + " AND ".join(where)
     # One pass over the files into a compact in-memory table; every aggregate below reads that.
     local = "timezone(current_setting('TimeZone'), ts)" if tz != "UTC" else "ts"
     try:
@@ -115,17 +119,21 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
         raise AgegateError(f"cannot read the export tree: {str(e).splitlines()[0]}; a file that is not an "
                            f"`agegate edge export` part (or was cut short in transfer) must be removed or synced "
                            f"again") from e
+    unclocked = _rows(con, f"SELECT box_id, count(*) AS buyers FROM {src} WHERE date < ?::DATE GROUP BY 1 "
+                           f"ORDER BY 1", [CLOCK_FLOOR_DATE]) if not date_from or date_from < CLOCK_FLOOR_DATE else []
     n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
                     "FROM ev").fetchone()
     if not n[0]:
         raise UsageError(f"no events in {', '.join(dirs)}" + (f" between {date_from or '...'} and {date_to or '...'}"
-                                                            if where else ""))
+                                                            if date_from or date_to else "")
+                         + (f" ({sum(r['buyers'] for r in unclocked):,} dated before {CLOCK_FLOOR_DATE}, a box clock "
+                            f"not set, left out)" if unclocked else ""))
     lo, hi = (date_from or n[3].isoformat()), (date_to or n[4].isoformat())
     days = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
     bands = ", ".join(f"count(*) FILTER (WHERE band = '{b}') AS \"{b}\"" for b in BAND_LABELS)
     shares = ("count(*) AS buyers, round(avg((decision = 'id_check')::INT), 4) AS id_check_share, "
               "round(avg((decision = 'uncertain')::INT), 4) AS uncertain_share")
-    rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days)
+    rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked)
     rep.by_store_band = _rows(con, f"SELECT store_id, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_hour = _rows(con, f"SELECT hour, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_weekday = _rows(con, f"SELECT dow, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")

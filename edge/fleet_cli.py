@@ -25,6 +25,7 @@ def report(dirs, date_from, date_to, tz, out, as_json):
     DIRS are export trees (`agegate edge export --out`), e.g. one folder per store or a synced bucket:
       agegate fleet report /mnt/exports --from 2026-09-01 --to 2026-11-30 --out report/
     """
+    from .contracts import CLOCK_FLOOR_DATE
     from .fleet import RECENT_DAYS, build_report
 
     fmt = lambda d: d.date().isoformat() if d else None  # noqa: E731
@@ -39,6 +40,10 @@ def report(dirs, date_from, date_to, tz, out, as_json):
         return
     click.echo(f"{rep.rows:,} buyers, {rep.boxes} boxes, {rep.stores} stores, {rep.days} days "
                f"({rep.date_from}..{rep.date_to}); {len(rep.missing_box_days)} box-day(s) missing; {rep.seconds:.1f} s")
+    if rep.unclocked:
+        click.echo(f"left out: {sum(r['buyers'] for r in rep.unclocked):,} buyers dated before {CLOCK_FLOOR_DATE} "
+                   f"(a box clock not set: check NTP on " + ", ".join(r["box_id"] for r in rep.unclocked[:10])
+                   + (", ..." if len(rep.unclocked) > 10 else "") + ")")
     total = max(1, rep.rows)
     click.echo("  ".join(f"{b} {sum(r[b] for r in rep.by_store_band) / total:.0%}" for b in
                          [k for k in rep.by_store_band[0] if k not in ("store_id", "buyers")]))

@@ -512,3 +512,33 @@ def test_a_damaged_events_database_is_kept_aside_and_the_box_goes_on(tmp_path):
     (tmp_path / "nowhere").write_text("a file where the folder should be")
     with pytest.raises(AgegateError, match="permissions and free space"):  # the path's problem stays an error
         EventStore(tmp_path / "nowhere" / "events.sqlite")
+
+
+def test_decisions_before_the_clock_is_set_are_held_and_timed_by_the_steady_clock(tmp_path, monkeypatch):
+    """A box without a battery clock decides from boot at 1970 until NTP sets its clock: those rows once went
+    into the events (and the chain's report) on days the buyers never came. They are now held with their time
+    on the steady clock and written with their true time once the clock is set; if it never is, close writes
+    them as they are (nothing lost)."""
+    import agegate.edge.events as events
+
+    real = time.time
+    skew = real() - 86400.0 * 3  # the boot clock: 1970-01-04 while the world is at real()
+    monkeypatch.setattr(events.time, "time", lambda: real() - skew)
+    store = EventStore(tmp_path / "ev.sqlite", retention_days=90)
+    for i in range(3):
+        store.add(Event(events.time.time(), "box", i, 30.0, "25-34", 10, "ok", 1.0))
+    assert store.count() == 0 and len(store.unclocked) == 3
+    time.sleep(0.2)
+    monkeypatch.setattr(events.time, "time", real)  # NTP sets the clock
+    store.add(Event(real(), "box", 3, 40.0, "35-44", 10, "ok", 1.0))
+    rows = store.all()
+    assert [e.track_id for e in rows] == [0, 1, 2, 3]
+    assert all(real() - 5 < e.ts <= real() for e in rows) and rows[2].ts <= rows[3].ts - 0.15
+    store.close()
+
+    never = EventStore(tmp_path / "ev2.sqlite", retention_days=0)
+    monkeypatch.setattr(events.time, "time", lambda: 3 * 86400.0)
+    never.add(Event(3 * 86400.0, "box", 9, 30.0, "25-34", 10, "ok", 1.0))
+    never.close()
+    monkeypatch.setattr(events.time, "time", real)
+    assert [e.ts for e in events.read_events(tmp_path / "ev2.sqlite")] == [3 * 86400.0]

@@ -301,3 +301,28 @@ def test_one_export_of_a_database_at_a_time(tmp_path):
             export_events(db, out)
         assert not out.exists() and read_watermark(db).last_id == 0
     assert export_events(db, out).rows == 100  # released: the export runs
+
+
+def test_rows_of_a_box_whose_clock_was_not_set_are_left_out_and_named(tree, tmp_path, cli):
+    """A box that wrote 1970 times (no battery clock, before NTP) once stretched the report to 20,785 days with
+    as many box-days 'missing'. Rows dated before any agegate box ran are left out of every table and named
+    with their box; the rest of the report is as without them."""
+    import shutil
+
+    from agegate.edge.fleet import build_report
+
+    root, info = tree
+    copy = tmp_path / "tree"
+    shutil.copytree(root, copy)
+    db = tmp_path / "ev.sqlite"
+    fill(db, 30, box="s9999-t1", t0=2 * 86400.0, step=60.0)  # 1970-01-03, as the box's clock said
+    for e in db.parent.glob("ev.sqlite.export.json"):
+        e.unlink()
+    assert export_events(db, copy).rows == 30
+    clean, rep = build_report([str(root)]), build_report([str(copy)])
+    assert rep.unclocked == [{"box_id": "s9999-t1", "buyers": 30}]
+    assert (rep.rows, rep.days, rep.date_from, rep.missing_box_days) == (clean.rows, clean.days, clean.date_from,
+                                                                         clean.missing_box_days)
+    r = cli("fleet", "report", copy, "--out", tmp_path / "rep")
+    assert r.exit_code == 0 and "left out: 30 buyers dated before 2026-01-01" in r.output and "s9999-t1" in r.output
+    assert 'id="unclocked"' in (tmp_path / "rep" / "index.html").read_text()

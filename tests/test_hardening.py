@@ -355,7 +355,8 @@ def test_full_disk_keeps_decisions_in_memory_and_says_so(tmp_path, monkeypatch):
     from agegate.edge.stats import RuntimeMetrics
 
     store = EventStore(tmp_path / "ev.sqlite", retention_days=0)
-    ev = lambda i: Event(1e9 + i, "box", i, 30.0, "25-34", 10, "ok", 3.0)  # noqa: E731
+    t0 = time.time()
+    ev = lambda i: Event(t0 + i, "box", i, 30.0, "25-34", 10, "ok", 3.0)  # noqa: E731
     for i in range(5):
         store.add(ev(i))
     pages = store._db.execute("PRAGMA page_count").fetchone()[0]
