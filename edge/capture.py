@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -56,6 +57,16 @@ def remote_kind(source: str) -> str | None:
     return None
 
 
+_CREDENTIALS = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", re.IGNORECASE)
+
+
+def shown_source(source: str) -> str:
+    """The source as logs, errors, /healthz and doctor show it: a stream URL's password replaced by ***
+    (`rtsp://admin:***@10.0.0.5/stream`). Cameras take their credentials in the URL, and the journal, a
+    health check's JSON and a pasted doctor report are read by more people than box.toml."""
+    return _CREDENTIALS.sub(r"\1:***@", str(source))
+
+
 def source_kind(source: str) -> str:
     s = str(source)
     if kind := remote_kind(s):
@@ -65,7 +76,8 @@ def source_kind(source: str) -> str:
         return "folder"
     if p.is_file():
         return "file"
-    raise AgegateError(f"source {s!r}: not a camera index, /dev/videoN, stream URL, folder or video file")
+    raise AgegateError(f"source {shown_source(s)!r}: not a camera index, /dev/videoN, stream URL, folder or video "
+                       f"file")
 
 
 def folder_images(folder: str | Path) -> list[Path]:
@@ -93,6 +105,7 @@ class FrameSource:
 
     def __init__(self, source: str, options: SourceOptions | None = None):
         self.source = str(source)
+        self.shown = shown_source(self.source)  # what logs and errors say (no password)
         self.options = options or SourceOptions()
         self.kind = source_kind(self.source)
         self.live = self.kind in ("camera", "stream")
@@ -207,11 +220,11 @@ class FrameSource:
             cap = self._open_live()
             if cap is None:
                 failures += 1
-                self.error = f"source {self.source} does not open ({failures} failed tries)"
+                self.error = f"source {self.shown} does not open ({failures} failed tries)"
                 if not self.options.retry_forever and failures >= self.options.open_timeout_tries:
-                    self.error = f"source {self.source}: cannot open after {failures} tries"
+                    self.error = f"source {self.shown}: cannot open after {failures} tries"
                     return
-                log.warning("source %s does not open; retrying in %.1fs", self.source, delay)
+                log.warning("source %s does not open; retrying in %.1fs", self.shown, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.options.backoff_max)
                 continue
@@ -221,8 +234,8 @@ class FrameSource:
             while not self._stop.is_set():
                 ok, bgr = cap.read()
                 if not ok:
-                    log.warning("source %s lost; reconnecting", self.source)
-                    self.error = f"source {self.source} lost; reconnecting"
+                    log.warning("source %s lost; reconnecting", self.shown)
+                    self.error = f"source {self.shown} lost; reconnecting"
                     break
                 self._put(bgr)
             self.connected = False

@@ -130,10 +130,10 @@ def _camera(uri: str, timeout: float) -> Check:
     try:
         frame = src.read(timeout=timeout)
         if frame is None:
-            return Check("camera", False, f"{uri}: no frame within {timeout:.0f}s ({src.error or 'no error'})",
+            return Check("camera", False, f"{src.shown}: no frame within {timeout:.0f}s ({src.error or 'no error'})",
                          "check the camera cable, power and /dev/video permissions")
         h, w = frame.rgb.shape[:2]
-        return Check("camera", True, f"{uri}: frames arrive ({w}x{h})")
+        return Check("camera", True, f"{src.shown}: frames arrive ({w}x{h})")
     finally:
         src.close()
 

@@ -117,7 +117,7 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
             click.echo(f"buyer #{d.track_id}: age {d.age if d.age is not None else '?'} ({d.band or '-'}{risk}) -> "
                        f"{d.decision}  [{d.good_frames}/{d.frames} frames]" + (f"  ({d.reason})" if d.reason else ""))
 
-    click.echo(f"agegate edge: {src.kind} {plan.source} -> {age_model.path.name} ({age_model.runtime}, "
+    click.echo(f"agegate edge: {src.kind} {src.shown} -> {age_model.path.name} ({age_model.runtime}, "
                f"{plan.box.threads} threads); events {plan.events_path}", err=True)
     try:
         n = pipeline.run(src, stop, on_decision, on_frame, max_frames)

@@ -542,3 +542,19 @@ def test_decisions_before_the_clock_is_set_are_held_and_timed_by_the_steady_cloc
     never.close()
     monkeypatch.setattr(events.time, "time", real)
     assert [e.ts for e in events.read_events(tmp_path / "ev2.sqlite")] == [3 * 86400.0]
+
+
+def test_a_stream_password_is_never_shown(caplog):
+    """Cameras take credentials in the URL; the box printed it whole at start, in every retry warning, in
+    /healthz's problems and in doctor's report. The password is now shown as ***."""
+    from agegate.edge.capture import FrameSource, SourceOptions, shown_source
+
+    assert shown_source("rtsp://admin:s3cr3t@10.0.0.5:554/live?x=1") == "rtsp://admin:***@10.0.0.5:554/live?x=1"
+    assert shown_source("http://cam.local/mjpg") == "http://cam.local/mjpg"
+    assert shown_source("rtsp://token@10.0.0.5/") == "rtsp://token@10.0.0.5/"  # a user alone is no secret
+    with caplog.at_level("WARNING", logger="agegate.edge"):
+        src = FrameSource("rtsp://admin:s3cr3t@127.0.0.1:9/live",
+                          SourceOptions(retry_forever=False, open_timeout_tries=2, backoff_start=0.05))
+        assert src.read(timeout=20) is None
+        src.close()
+    assert "s3cr3t" not in (src.error or "") + caplog.text and "admin:***@127.0.0.1" in src.error
