@@ -73,6 +73,10 @@ def check_qa_is_of(qa: dict, qa_report: Path, model: Path, model_sha256: str) ->
 def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: Path | None = None,
                  name: str = "model", version: str | None = None, latency_budget_ms: float = 15.0,
                  force: bool = False) -> dict:
+    if out.exists():
+        raise UsageError(f"{out} exists: a signed bundle is not written over (a box knows a release by its version, "
+                         f"and two bundles of one version with different models would each pass for the other); "
+                         f"choose another --version or --out, or remove it first")
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise UsageError("--name may hold letters, digits, '.', '_' and '-' only")
     meta = read_metadata(model)

@@ -59,6 +59,9 @@ def test_build_takes_a_qa_report_only_for_the_bytes_it_judged(kit, tmp_path):
                    "--version", "5", "--out", tmp_path / out)
 
     assert build(model, "ok.tar.gz").exit_code == 0
+    before = (tmp_path / "ok.tar.gz").read_bytes()
+    r = build(model, "ok.tar.gz")  # a signed bundle is not written over
+    assert r.exit_code == 2 and "is not written over" in r.output and (tmp_path / "ok.tar.gz").read_bytes() == before
     (tmp_path / "renamed").mkdir()
     renamed = copy_model(model, tmp_path / "renamed" / "shipped.tflite")
     assert build(renamed, "renamed.tar.gz").exit_code == 0  # the same bytes: the name does not matter
