@@ -31,10 +31,11 @@ import numpy as np
 
 from agegate.edge.age_head import AgeHead, covers, p_under
 from agegate.edge.challenge25 import (CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
-                                      OperatingPoint, allowed_minors, choose_max_risk, rates, tradeoff_curve)
+                                      OperatingPoint, allowed_minors, choose_max_risk, minors_needed, rates,
+                                      tradeoff_curve)
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.errors import ModelError, UsageError
-from agegate.edge.metadata import read_metadata, write_metadata
+from agegate.edge.metadata import read_metadata, sidecar_path, write_metadata
 from agegate.train.label_errors import LabelExclusion
 
 from .replay import summary_figures
@@ -147,12 +148,14 @@ def check_targets(max_image: float, max_buyer: float | None, allow_looser: bool)
 def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_image: float = DEFAULT_MAX_MINORS_OK_IMAGE,
               max_minors_ok_buyer: float | None = DEFAULT_MAX_MINORS_OK_BUYER, allow_looser: bool = False,
               chosen_on: str = "", confidence: float | None = CONFIDENCE,
-              excluded: list[LabelExclusion] = (), box_rules: dict[str, float] | None = None) -> CalibrationResult:
+              excluded: list[LabelExclusion] = (), box_rules: dict[str, float] | None = None,
+              allow_unshown: bool = False) -> CalibrationResult:
     """Fit the temperature on `predictions` (evaluate.Predictions of the split), then the operating point;
     `buyer_replay(meta) -> replay summary` runs the box over buyers with the recalibrated metadata (None:
     per-image only; it leaves `excluded` out itself). `excluded` images are left out of both and recorded
     with the point; `box_rules` (BoxOptions.decision_rules of the replay's box) is recorded with a per-buyer
-    point. Writes the sidecar and returns what was chosen."""
+    point. Writes the sidecar and returns what was chosen. A target the data has too few minors to show (even
+    none passing) is refused, the sidecar unchanged, unless `allow_unshown` (`target_shown` then says so)."""
     meta = read_metadata(model_path)
     if not meta.head.is_distribution:
         raise ModelError(f"{model_path}: a regression model has no age distribution to calibrate; train with "
@@ -178,12 +181,16 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
         buyer_curve = replay_summary["risk_curve"]
     max_risk = t_image if t_buyer is None else min(t_image, t_buyer)
     measured["per_image"] = rates(risk, y, max_risk)
+    targets = {"per_image": max_minors_ok_image}
     if replay_summary is not None:
         measured["per_buyer"] = rates(b[:, 1], b[:, 0], max_risk)
-        n_minors = measured["per_buyer"]["n_minors"]
+        targets["per_buyer"] = max_minors_ok_buyer
+    for key, target in targets.items():
         # With few minors even none passing cannot show a small target; say so rather than imply it was met.
-        measured["per_buyer"]["target_shown"] = (n_minors > 0 and allowed_minors(n_minors, max_minors_ok_buyer,
-                                                                                  confidence) is not None)
+        n_minors = measured[key]["n_minors"]
+        measured[key]["target_shown"] = n_minors > 0 and allowed_minors(n_minors, target, confidence) is not None
+        if not measured[key]["target_shown"] and not allow_unshown:
+            raise UsageError(unshown_message(n_minors, target, confidence, key, chosen_on, model_path))
     op = OperatingPoint(round(max_risk, 6), max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
                         measured, chosen_on, looser, confidence,
                         [e.to_dict() for e in excluded] or None, box_rules if replay_summary is not None else None)
@@ -193,6 +200,18 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                              minors_at_the_line(predictions.paths, y, predictions.y_pred, risk, max_risk),
                              [] if replay_summary is None else
                              minors_at_the_line(replay_summary["buyer_paths"], b[:, 0], None, b[:, 1], max_risk))
+
+
+def unshown_message(n_minors: int, target: float, confidence: float | None, key: str, chosen_on: str,
+                    model_path: Path) -> str:
+    """Why a point is not written: too few minors to show the target (the box would carry a point that says
+    nothing of new buyers; 6 minors once set P(under 25) > 0.998, which lets most 20-year-olds buy)."""
+    need = minors_needed(target, confidence)
+    return (f"{n_minors} minor(s) in {chosen_on or 'the data'} cannot show at most {target:.1%} of minors decided "
+            f"ok {key.replace('_', ' ')}" + (f" with {confidence:.0%} confidence" if confidence else "")
+            + ", even with none passing" + (f" (it takes {need} or more)" if need else " (no number can)")
+            + f"; {sidecar_path(model_path).name} is unchanged. Choose on more data (the val splits of every set), "
+              f"or pass --allow-unshown to write the point anyway (recorded: target_shown false)")
 
 
 def curve_needs_distribution(meta) -> None:

@@ -27,6 +27,10 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
               help="For the per-buyer target, replay every minor of the split and a seeded sample of this many "
               "others (18+; what the point costs adults). 0: per image only.")
 @click.option("--allow-looser", is_flag=True, help="Accept targets above the defaults (recorded in the metadata).")
+@click.option("--allow-unshown", is_flag=True,
+              help="Write the point even where the data hold too few minors to show a target with --confidence "
+                   "(230 per image, 460 per buyer at the defaults); recorded as target_shown false. Without it, "
+                   "such data change nothing: a point chosen on a handful of minors says nothing of new buyers.")
 @click.option("--exclude", "exclude_file", type=click.Path(exists=True, dir_okay=False),
               help="A list of images a person found mislabelled (path, then why; one per line; PATH:LINE names one "
               "face of a group photo by its line in the label CSV), left out and recorded with the operating "
@@ -37,8 +41,8 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
 @threads_option
 @click.option("--png", type=click.Path(dir_okay=False), help="Write the trade-off curve with the operating point.")
 @click.option("--json", "as_json", is_flag=True)
-def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, exclude_file,
-              confidence, limit, threads, png, as_json):
+def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, allow_unshown,
+              exclude_file, confidence, limit, threads, png, as_json):
     """Calibrate a distribution model (a .tflite) and choose when it asks for ID; writes its .json sidecar.
 
     \b
@@ -51,7 +55,11 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     """
     from agegate.train.label_errors import match_exclusions, read_label_exclusions
 
-    from .calibrate import buyers_to_replay, calibrate as run_calibrate, check_targets, plot_tradeoff
+    from agegate.edge.challenge25 import allowed_minors
+    from agegate.edge.contracts import MINOR_AGE
+    from agegate.edge.errors import UsageError
+
+    from .calibrate import buyers_to_replay, calibrate as run_calibrate, check_targets, plot_tradeoff, unshown_message
     from .evaluate import Predictions, evaluate_sets, read_splits
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
@@ -63,6 +71,13 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     records = [r for s in splits for r in s.records]
     # a typo fails now, not after minutes of evaluation
     gone = match_exclusions(excluded, [(str(r.path), r.line) for r in records], exclude_file) if excluded else set()
+    chosen_on = f"{', '.join(s.name for s in splits)} [{split}]"
+    if not allow_unshown:  # the labels alone can say so: before minutes of work
+        n_minors = sum(r.age < MINOR_AGE for r in records) - len(gone)
+        for key, target in (("per_image", max_minors_ok), ("per_buyer", max_minors_ok_buyer if buyers else None)):
+            if target is not None and allowed_minors(n_minors, target, confidence or None) is None:
+                raise UsageError(unshown_message(n_minors, target, confidence or None, key, chosen_on,
+                                                 Path(model_path)))
     show = not as_json and sys.stderr.isatty()
     sets = evaluate_sets(model_path, splits, threads=threads, progress=show)
     preds = Predictions.concat([s.predictions for s in sets])
@@ -80,11 +95,10 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         model.meta = meta  # the temperature being chosen, no operating point yet
         return replay_photos(model, buyers_to_replay(records, gone, buyers), box, show=show)
 
-    chosen_on = f"{', '.join(s.name for s in splits)} [{split}]"
     result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,
                            max_minors_ok_image=max_minors_ok, max_minors_ok_buyer=max_minors_ok_buyer if buyers else None,
                            allow_looser=allow_looser, chosen_on=chosen_on, confidence=confidence or None,
-                           excluded=excluded, box_rules=box.decision_rules())
+                           excluded=excluded, box_rules=box.decision_rules(), allow_unshown=allow_unshown)
     if png:
         plot_tradeoff(Path(png), result.image_curve, result.buyer_curve, result.operating_point)
     if as_json:

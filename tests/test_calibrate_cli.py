@@ -16,20 +16,21 @@ ADULTS = pick("val", 6, seed=8, lo=30, hi=60)
 def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, shipped_model):
     labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
     png = tmp_path / "curve.png"
-    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "2",
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "2", "--allow-unshown",
                                  "--json", "--png", str(png)])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["replay"]["buyers"] == 5 + 2 and out["replay"]["minors"] == 5  # all 5 children, 2 of 6 adults
     per_buyer = out["operating_point"]["measured"]["per_buyer"]
     assert per_buyer["n_minors"] == 5 and per_buyer["target_shown"] is False  # 5 minors cannot show 0.5 %
+    assert out["operating_point"]["measured"]["per_image"]["target_shown"] is False
     line = out["buyers_at_the_line"]  # every minor buyer passed and the next 5: here all 5 children
     assert sorted(m["path"] for m in line) == sorted(str(labels.parent / n) for n in CHILDREN)
     assert [m["risk"] for m in line] == sorted(m["risk"] for m in line) and "buyer_paths" not in out["replay"]
     meta = json.loads(model.with_suffix(".json").read_text())
     assert meta["operating_point"]["max_risk"] == out["operating_point"]["max_risk"] and png.exists()
     assert meta["operating_point"]["box_rules"] == BoxOptions().decision_rules()  # the replay's box
-    text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0"])
+    text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0", "--allow-unshown"])
     assert text.exit_code == 0 and "operating point: ID check when P(under 25) >" in text.output
     assert "per buyer" not in text.output and "minor buyers at the line" not in text.output  # per image only
     assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["box_rules"] is None
@@ -48,7 +49,7 @@ def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, sh
     listing = tmp_path / "wrong.txt"
     listing.write_text(f"set/{CHILDREN[0]}  checked: not a child\n")
     r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "1",
-                                 "--exclude", str(listing), "--json"])
+                                 "--exclude", str(listing), "--json", "--allow-unshown"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["replay"]["minors"] == 4 and out["operating_point"]["measured"]["per_image"]["n_minors"] == 4
@@ -63,8 +64,23 @@ def test_calibrate_replays_the_same_images_it_evaluates(tmp_path, shipped_model)
     """--limit is a quick look at the whole of it: the replay takes the evaluated images, not the full split."""
     labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
     r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--limit", "6", "--buyers", "100",
-                                 "--json"])
+                                 "--json", "--allow-unshown"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     per_image = out["operating_point"]["measured"]["per_image"]
     assert out["replay"]["buyers"] == 6 and out["replay"]["minors"] == per_image["n_minors"]
+
+
+def test_calibrate_writes_no_point_that_its_minors_cannot_show(tmp_path, shipped_model):
+    """Five minors cannot show 1 % per image (230 can, none passing) nor 0.5 % per buyer (460): such a point
+    once replaced the shipped one in the sidecar (6 UTKFace minors set P(under 25) > 0.998, which lets most
+    20-year-olds buy). It is refused before any work, the sidecar unchanged; --allow-unshown writes it, marked."""
+    labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
+    before = model.with_suffix(".json").read_bytes()
+    for buyers in ("0", "800"):
+        r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", buyers])
+        assert r.exit_code == 2 and "5 minor(s) in" in r.output and "it takes 230 or more" in r.output, r.output
+        assert model.with_suffix(".json").read_bytes() == before
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0",
+                                 "--max-minors-ok", "0.5", "--allow-looser", "--json"])  # 5 can show 50 %
+    assert r.exit_code == 0 and json.loads(r.output)["operating_point"]["measured"]["per_image"]["target_shown"]
