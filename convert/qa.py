@@ -217,7 +217,12 @@ def operating_point_gates(qp: Predictions, per_set: dict[str, Predictions] | Non
     op = qp.operating_point
     if qp.probs is None or op is None:
         return []
-    out = []
+    # A point written with `calibrate --allow-unshown`: chosen on too few minors to show its own target.
+    out = [GateResult(f"operating_point_shown[{where.replace('_', ' ')}]", False, m.get("n_minors"),
+                      "target_shown where it was chosen",
+                      f"chosen on {m.get('n_minors')} minor(s) ({op.chosen_on or 'unrecorded'}), too few to show its "
+                      f"target even with none passing: calibrate on the val splits of every set")
+           for where, m in sorted((op.measured or {}).items()) if isinstance(m, dict) and m.get("target_shown") is False]
     for name, p in [("", qp)] + sorted((per_set or {}).items()):
         r = rates(p.risk, p.y_true, op.max_risk)
         if r["minors_ok"] is not None:

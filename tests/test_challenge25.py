@@ -283,6 +283,11 @@ def test_qa_gate_fails_only_when_the_qa_data_show_the_target_missed():
     gate = operating_point_gates(preds(20))[0]  # 4 %: the data show a miss
     assert not gate.passed and gate.value == 0.04 and "20 of 500" in gate.detail
     assert operating_point_gates(dataclasses.replace(preds(5), operating_point=None)) == []
+    # A point written with calibrate --allow-unshown (too few minors to show its target) does not pass QA.
+    unshown = OperatingPoint(0.5, measured={"per_image": {"n_minors": 6, "target_shown": False}}, chosen_on="utk [val]")
+    gates = operating_point_gates(dataclasses.replace(preds(0), operating_point=unshown))
+    assert [(g.name, g.passed) for g in gates] == [("operating_point_shown[per image]", False), ("operating_point", True)]
+    assert "chosen on 6 minor(s) (utk [val])" in gates[0].detail
 
 
 def test_qa_gates_the_per_buyer_target_on_a_replay_and_notes_it_unchecked_without_one():
