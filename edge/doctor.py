@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .contracts import CHALLENGE_AGE
+from .contracts import CLOCK_FLOOR
 from .errors import AgegateError
 
 
@@ -84,9 +85,10 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
     free_mb = usage.free / 2**20
     checks.append(Check("disk", free_mb > 200, f"{free_mb:.0f} MiB free under {root}",
                         "free space: old releases are pruned to 3; check logs and recordings"))
-    year = time.gmtime().tm_year
-    checks.append(Check("clock", 2024 <= year <= 2100, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                        "enable NTP (timedatectl set-ntp true); events need true times", critical=False))
+    checks.append(Check("clock", CLOCK_FLOOR <= time.time() and time.gmtime().tm_year <= 2100,
+                        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                        "enable NTP (timedatectl set-ntp true); decisions made before it is set are held and timed "
+                        "once it is", critical=False))
     return checks
 
 

@@ -229,13 +229,33 @@ class EventStore:
         self._last_purge = now
         if self.retention_days <= 0:
             return 0
+        cutoff = now - self.retention_days * 86400
         with self._lock:
             try:
-                cur = self._db.execute("DELETE FROM events WHERE ts < ?", (now - self.retention_days * 86400,))
+                self._warn_unexported(cutoff)
+                cur = self._db.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
             except sqlite3.Error as e:  # a full disk must not stop the box; the next purge tries again
                 log.warning("events: retention purge failed (%s)", e)
                 return 0
         return cur.rowcount
+
+    def _warn_unexported(self, cutoff: float) -> None:
+        """Retention deletes what it must, exported or not; where the box exports (a watermark beside the
+        database), rows deleted before any export took them are lost to the chain's report: say how many."""
+        from .export import read_watermark, watermark_path
+
+        if not watermark_path(self.path).exists():
+            return  # this box does not export
+        try:
+            exported = read_watermark(self.path).last_id
+        except AgegateError:
+            return
+        n = self._db.execute("SELECT count(*) FROM events WHERE ts < ? AND id > ?", (cutoff, exported)).fetchone()[0]
+        if n:
+            log.warning("events: %d decision(s) past the %g-day retention were never exported (the export's last "
+                        "row is %d); deleted as retention requires, and missing from the fleet report: run `agegate "
+                        "edge export` more often than every %g days", n, self.retention_days, exported,
+                        self.retention_days)
 
     def all(self) -> list[Event]:
         with self._lock:
