@@ -6,6 +6,10 @@ models) and which model decided. Never an image, a
 crop or an embedding: biometric data stays in memory on the box and is dropped with
 the track. Rows older than the retention
 period are deleted on open and every hour.
+
+What the box does not let stop it or skew the chain's figures: a full disk (decisions wait in memory), a
+damaged database (kept aside, a new one started), a clock not set yet (decisions held and timed by the steady
+clock once it is), a new database beside an export watermark (its ids continue after the mark).
 """
 from __future__ import annotations
 
