@@ -68,6 +68,9 @@ def test_split_is_deterministic_stratified_and_keeps_persons(tmp_path, appa_dir)
     assert run("data", "split", appa_dir, "--val", "0.2", "--test", "0.2", "--out", a).exit_code == 0
     r = run("data", "split", appa_dir, "--val", "0.2", "--test", "0.2", "--out", b, "--json")
     assert a.read_text() == b.read_text()
+    before = a.read_text()  # a split is not written over (it once was, unsaid: every later figure moved)
+    again = run("data", "split", appa_dir, "--seed", "7", "--out", a)
+    assert again.exit_code == 2 and "is not written over" in again.output and a.read_text() == before
     rows = list(csv.DictReader(open(a)))
     assert len(rows) == 30 and {r["split"] for r in rows} == {"train", "val", "test"}
     got = json.loads(r.stdout)

@@ -91,9 +91,14 @@ def split(directory, fmt, target, val, test, seed, out, as_json):
     photo's rows and byte-identical files (one photo saved twice) each land in one split."""
     from collections import Counter
 
+    from agegate.edge.errors import UsageError
+
     from .check import content_digests
     from .split import make_split, write_split
 
+    if Path(out).exists():  # before the data are read
+        raise UsageError(f"{out} exists: a split decides which images every later figure is measured on, so one is "
+                         f"not written over; choose another --out, or remove it first")
     ds = read_dataset(directory, fmt, None, target)
     digests = content_digests((r.path for r in ds.records), progress=not as_json and sys.stderr.isatty())
     assignment = make_split(ds.records, val, test, seed, digests)
