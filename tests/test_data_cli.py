@@ -182,3 +182,10 @@ def test_data_review_flags_wrong_labels_and_writes_a_list_to_check(tmp_path, shi
     assert text.exit_code == 0 and "to check" in text.output and "sheet-*.png" in text.output
     bad = run("data", "review", "--model", shipped_model, "--data", labels, "--out", out, "--level", "99")
     assert bad.exit_code == 2 and "--level must be between 0 and 1" in bad.output
+    # A reviewer's marks are not written over by the next review (they once were: every line commented again).
+    listing = out / "to-check.txt"
+    listing.write_text("".join(ln.removeprefix("# ") if children[0] in ln else ln
+                               for ln in listing.read_text().splitlines(keepends=True)))
+    marked = listing.read_text()
+    r = run("data", "review", "--model", shipped_model, "--data", labels, "--out", out)
+    assert r.exit_code == 2 and "1 line(s) a reviewer uncommented" in r.output and listing.read_text() == marked

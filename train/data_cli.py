@@ -160,10 +160,11 @@ def review(model_path, datas, fmt, split_file, split, level, min_gap, excludes, 
     from agegate.edge.errors import UsageError
 
     from .label_errors import read_label_exclusions
-    from .label_review import label_suspects, not_listed, write_review
+    from .label_review import check_no_review_in, label_suspects, not_listed, write_review
 
     if not 0 < level < 1:
         raise UsageError(f"--level must be between 0 and 1 (a share of the distribution), not {level}")
+    check_no_review_in(Path(out))  # before minutes of evaluation
     p = Predictions.concat([r.predictions for r in evaluate_sets(
         model_path, read_splits(list(datas), fmt, split_file, split), progress=not as_json and sys.stderr.isatty())])
     if p.probs is None:

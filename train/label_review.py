@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from agegate.edge.age_head import AgeHead, interval
+from agegate.edge.errors import UsageError
 
 from .label_errors import LabelExclusion
 
@@ -94,10 +95,24 @@ def _relative(path: str, root: str | None) -> str:
     return path
 
 
+def check_no_review_in(out: Path) -> None:
+    """Refuse an --out whose to-check.txt holds a reviewer's work (uncommented lines): a new review wrote its own
+    listing over it, every line commented out again, and the marks were lost."""
+    listing = out / "to-check.txt"
+    if not listing.is_file():
+        return
+    marked = [ln for ln in listing.read_text(encoding="utf-8", errors="replace").splitlines()
+              if ln.strip() and not ln.lstrip().startswith("#")]
+    if marked:
+        raise UsageError(f"{listing} holds {len(marked)} line(s) a reviewer uncommented; a new review would write over "
+                         f"them: give another --out, or move that file away first (train takes it with --exclude)")
+
+
 def write_review(suspects: list[LabelSuspect], out: Path, root: str | None = None) -> list[Path]:
     """review.tsv (one row each; paths under `root` when given), to-check.txt (the exclusion format, every line
     commented out) and contact sheets sheet-NN.png (20 faces each, captioned with number, label and estimate;
     the detector's box drawn on a photo). Returns the files written."""
+    check_no_review_in(out)
     out.mkdir(parents=True, exist_ok=True)
     table = out / "review.tsv"
     with table.open("w", newline="", encoding="utf-8") as f:
