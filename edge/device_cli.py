@@ -154,6 +154,12 @@ def install_service(config_path, unit, writable, dry_run):
     if dry_run:
         click.echo(text)
         return
-    Path(unit).parent.mkdir(parents=True, exist_ok=True)
-    Path(unit).write_text(text)
-    click.echo(f"wrote {unit}; now: systemctl daemon-reload && systemctl enable --now agegate")
+    target = Path(unit)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    kept = ""
+    if target.is_file() and target.read_text() != text:  # an earlier unit, perhaps edited by hand: kept beside
+        previous = target.with_name(target.name + ".previous")
+        target.replace(previous)
+        kept = f" (the unit there before kept as {previous})"
+    target.write_text(text)
+    click.echo(f"wrote {unit}{kept}; now: systemctl daemon-reload && systemctl enable --now agegate")

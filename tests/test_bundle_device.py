@@ -330,6 +330,13 @@ def test_install_service_dry_run(tmp_path):
     assert "Restart=on-failure" in r.output
     # the events folder of the config is writable under ProtectSystem=strict
     assert f"ReadWritePaths={tmp_path / 'data'}" in r.output
+    unit = tmp_path / "agegate.service"
+    unit.write_text("[Service]\n# edited by hand: Nice=5\n")  # a unit there before is kept, not lost
+    r = run("device", "install-service", "--config", cfg, "--unit", unit)
+    assert r.exit_code == 0 and "kept as" in r.output and "ExecStart=" in unit.read_text()
+    assert (tmp_path / "agegate.service.previous").read_text() == "[Service]\n# edited by hand: Nice=5\n"
+    r = run("device", "install-service", "--config", cfg, "--unit", unit)  # the same unit again: nothing to keep
+    assert r.exit_code == 0 and "kept as" not in r.output
 
 
 def test_install_service_refuses_a_missing_config(tmp_path):
