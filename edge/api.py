@@ -87,6 +87,7 @@ def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int
                 events = pipeline.events
                 h = pipeline.metrics.health(pipeline.options.latency_budget_ms, events.error if events else None)
                 h["model"] = str(pipeline.model.path)
+                h["model_label"] = pipeline.model.label  # which model it runs: doctor compares it with the file
                 self._send(200 if h["status"] == "ok" else 503, json.dumps(h))
             elif path == "/decision":  # the till asks when an age-restricted item is scanned
                 self._send(200, json.dumps(pipeline.current()))

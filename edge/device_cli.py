@@ -12,6 +12,11 @@ from .provision import DEFAULT_ROOT
 _root = click.option("--root", default=str(DEFAULT_ROOT), show_default=True, type=click.Path(file_okay=False),
                      help="The box's agegate folder.")
 
+#: A running box keeps the model it loaded: said after every install and rollback (doctor's `running` check
+#: compares the running box's model with the installed one).
+RESTART_HINT = ("a box already running keeps the model it loaded: restart it to use this one "
+                "(systemctl restart agegate; `agegate device doctor --config box.toml` says which it runs)")
+
 UNIT = """[Unit]
 Description=agegate checkout age estimation
 After=network-online.target
@@ -56,6 +61,7 @@ def install(bundle_path, root, pub, as_json):
         return
     click.echo(f"installed {r.version} (was {r.previous or 'none'}); smoke test: age "
                f"{r.smoke.age:.1f}, p50 {r.smoke.p50_ms:.2f} ms" + ("  [FORCED]" if r.forced else ""))
+    click.echo(RESTART_HINT)
 
 
 @device.command()
@@ -70,6 +76,7 @@ def rollback(root, as_json):
         click.echo(json.dumps({"ok": True, **r.to_json()}, indent=2))
         return
     click.echo(f"rolled back {r.previous} -> {r.version}")
+    click.echo(RESTART_HINT)
 
 
 @device.command()

@@ -81,6 +81,8 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
     if cfg is not None:
         checks.append(_camera(str(cfg.source.uri), camera_timeout))
         checks.append(_events(Path(cfg.events.path)))
+        if (running := _running_model(cfg)) is not None:
+            checks.append(running)
     usage = shutil.disk_usage(root if root.exists() else root.parent)
     free_mb = usage.free / 2**20
     checks.append(Check("disk", free_mb > 200, f"{free_mb:.0f} MiB free under {root}",
@@ -138,6 +140,44 @@ def _camera(uri: str, timeout: float) -> Check:
         return Check("camera", True, f"{src.shown}: frames arrive ({w}x{h})")
     finally:
         src.close()
+
+
+def _running_model(cfg) -> Check | None:
+    """Whether the box running now (its /healthz) runs the model its config names: an install or rollback
+    changes the file, and a running box keeps the model it loaded until it is restarted. None when no box
+    answers (not running, or its API is off) or it is one that does not say which model it runs."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from .metadata import read_metadata
+    from .runtime import model_label
+
+    if not cfg.api.enabled:
+        return None
+    host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "::", "") else cfg.api.host
+    req = urllib.request.Request(f"http://{host}:{cfg.api.port}/healthz",
+                                 headers={"Authorization": f"Bearer {cfg.api.token}"} if cfg.api.token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as r:
+            health = json.loads(r.read())
+    except urllib.error.HTTPError as e:  # 503: degraded, but it says which model it runs
+        try:
+            health = json.loads(e.read())
+        except ValueError:
+            return None
+    except (OSError, ValueError):
+        return None
+    running = health.get("model_label") if isinstance(health, dict) else None
+    if running is None:
+        return None
+    try:
+        expected = model_label(Path(cfg.model.path), read_metadata(cfg.model.path))
+    except (AgegateError, OSError):
+        return None  # the model check above says what is wrong with the file
+    return Check("running", running == expected, f"the box on {host}:{cfg.api.port} runs {running}"
+                 + ("" if running == expected else f"; {cfg.model.path} is now {expected}"),
+                 "restart it to load the installed model: systemctl restart agegate", critical=False)
 
 
 def _events(path: Path) -> Check:

@@ -112,6 +112,14 @@ class AgeEstimate:
     probs: np.ndarray | None = None
 
 
+def model_label(path: Path, meta: ModelMetadata) -> str:
+    """Which model a file is (fleet reports list models and versions per box; doctor compares the running box's
+    with the file a restart would load): an installed bundle's name and version, or the file name, then 12 hex of
+    the file's SHA-256 (two builds of one name differ)."""
+    b = meta.bundle
+    return f"{f'{b.name} {b.version}' if b else Path(path).name}:{sha256_file(path)[:12]}"
+
+
 class AgeModel:
     """A .tflite age regressor with its metadata: images in, ages out.
 
@@ -149,11 +157,8 @@ class AgeModel:
 
     @cached_property
     def label(self) -> str:
-        """Which model this is, in every event row (fleet reports list models and versions per box): an
-        installed bundle's name and version, or the file name, then 12 hex of the file's SHA-256 (two
-        builds of one name differ)."""
-        b = self.meta.bundle
-        return f"{f'{b.name} {b.version}' if b else self.path.name}:{sha256_file(self.path)[:12]}"
+        """Which model this is, in every event row and /healthz (model_label)."""
+        return model_label(self.path, self.meta)
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
         dtype = self._in["dtype"]

@@ -359,3 +359,32 @@ def test_the_signing_key_is_created_private_not_narrowed_afterwards(tmp_path, mo
     finally:
         os.umask(old)
     assert priv.stat().st_mode & 0o777 == 0o600 and pub.exists()
+
+
+def test_doctor_says_when_the_running_box_runs_another_model_than_installed(kit, tmp_path, shipped_model):
+    """An install or rollback changes the file; a running box keeps the model it loaded, and nothing said so:
+    install and rollback now say to restart, /healthz names the model it runs, and doctor compares the two."""
+    from agegate.edge.api import make_server, serve_in_background
+    from agegate.edge.pipeline import BoxOptions, BoxPipeline
+    from agegate.edge.runtime import AgeModel
+
+    from .conftest import portrait_video
+
+    root = tmp_path / "box"
+    r = run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub")
+    assert r.exit_code == 0 and "restart it to use this one" in r.output
+    server = make_server(BoxPipeline(AgeModel(shipped_model), BoxOptions()), "127.0.0.1", 0)  # the box, running
+    serve_in_background(server)
+    try:
+        video = portrait_video(tmp_path / "cam.mp4", frames=5)
+        cfg = tmp_path / "box.toml"
+        body = (f'[source]\nuri = "{video}"\n[events]\npath = "{tmp_path}/ev.sqlite"\n'
+                f'[api]\nport = {server.server_address[1]}\n[model]\npath = ')
+        cfg.write_text(body + f'"{root}/current/model.tflite"\n')
+        r = run("device", "doctor", "--root", root, "--config", cfg)
+        assert "[warn] running" in r.output and "m 1.0.0:" in r.output and "systemctl restart" in r.output, r.output
+        cfg.write_text(body + f'"{shipped_model}"\n')
+        r = run("device", "doctor", "--root", root, "--config", cfg)
+        assert "[ok  ] running" in r.output and "default_model.tflite:" in r.output, r.output
+    finally:
+        server.shutdown()
