@@ -147,13 +147,16 @@ class EventStore:
         file) when they lie below it: a new database (the first, one after a damaged file, one after the old was
         deleted to free space) would otherwise count from 1, and the export, which takes the rows above its
         mark, would skip every one of them up to the mark. Rows already there (written by an agegate before
-        this) are moved up by the mark; none of them was exported, as their ids never reached it."""
+        this) are moved up by the mark when they were decided after the last export: the rows of a new
+        database. Older ones (a database restored from a backup) were exported when they were first written,
+        and stay below the mark."""
         from .export import read_watermark
 
         try:
-            exported = read_watermark(self.path).last_id
+            watermark = read_watermark(self.path)
         except AgegateError:
             return  # an unreadable watermark: export says so itself
+        exported = watermark.last_id
         try:
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
         except sqlite3.OperationalError:  # a table made without AUTOINCREMENT (not by the box): ids are not its
@@ -163,7 +166,7 @@ class EventStore:
             return
         self._db.execute("BEGIN")
         if seq:
-            self._db.execute("UPDATE events SET id = id + ?", (exported,))
+            self._db.execute("UPDATE events SET id = id + ? WHERE ts > ?", (exported, watermark.updated or 0.0))
             self._db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'", (seq + exported,))
         else:
             self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")

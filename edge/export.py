@@ -58,9 +58,10 @@ def watermark_path(db: Path) -> Path:
 
 @dataclass(frozen=True)
 class Watermark:
-    """The last row exported, and the tree it went to (None before the first export, or unrecorded)."""
+    """The last row exported, the tree it went to and when (None before the first export, or unrecorded)."""
     last_id: int = 0
     out: Path | None = None
+    updated: float | None = None  # seconds since the epoch
 
 
 def read_watermark(db: Path) -> Watermark:
@@ -69,7 +70,8 @@ def read_watermark(db: Path) -> Watermark:
         return Watermark()
     try:
         saved = json.loads(p.read_text())
-        return Watermark(int(saved["last_id"]), Path(saved["out"]) if saved.get("out") else None)
+        updated = datetime.fromisoformat(saved["updated"]).timestamp() if saved.get("updated") else None
+        return Watermark(int(saved["last_id"]), Path(saved["out"]) if saved.get("out") else None, updated)
     except (ValueError, KeyError, TypeError) as e:
         raise AgegateError(f"{p}: unreadable export watermark ({e}); delete it to export everything again "
                            f"(files already exported would then be written twice: clear --out as well)") from e

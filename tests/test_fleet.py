@@ -274,15 +274,17 @@ def test_a_database_replaced_after_an_export_is_exported_whole(tmp_path):
     old.executescript("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, box_id TEXT "
                       "NOT NULL, track_id INTEGER NOT NULL, age REAL, band TEXT, frames INTEGER NOT NULL, decision "
                       "TEXT NOT NULL, latency_ms REAL)")
+    # 3 rows restored from a backup (decided before the last export, so exported then), 20 decided since
+    rows = [(1.79e9 + k * 97.0, k) for k in range(3)] + [(time.time() + 5 + k, 100 + k) for k in range(20)]
     old.executemany("INSERT INTO events (ts, box_id, track_id, frames, decision) VALUES (?, 's0001-t1', ?, 9, 'ok')",
-                    [(1.79e9 + 400 * 97.0 + k, k) for k in range(20)])
+                    rows)
     old.commit()
     old.close()
     with pytest.raises(AgegateError, match="below the export watermark"):
         export_events(db, out)
-    EventStore(db).close()  # the box opens it
-    assert db_ids(db) == list(range(351, 371))
-    assert export_events(db, out).rows == 20 and len(exported(out)) == 370
+    EventStore(db, retention_days=36500).close()  # the box opens it
+    assert db_ids(db) == [1, 2, 3] + list(range(354, 374))
+    assert export_events(db, out).rows == 20 and len(exported(out)) == 370  # none of the 3 exported twice
 
 
 def test_one_export_of_a_database_at_a_time(tmp_path):
