@@ -92,8 +92,7 @@ def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int
             elif path == "/decision":  # the till asks when an age-restricted item is scanned
                 self._send(200, json.dumps(pipeline.current()))
             elif path == "/last":
-                d = pipeline.last
-                self._send(200, json.dumps({"decision": None} if d is None else d.to_dict()))
+                self._send(200, json.dumps(pipeline.last_decision()))
             elif path == "/metrics":
                 self._send(200, pipeline.metrics.prometheus(), "text/plain; version=0.0.4")
             else:

@@ -283,7 +283,17 @@ class BoxPipeline:
                         "ts": now}
             track = max(live, key=lambda t: t.box.area)
             d = track.decision or self._judge(track)
-            return {**d.to_dict(), "provisional": track.decision is None, "frames_used": d.good_frames}
+            return {**d.to_dict(), "provisional": track.decision is None, "frames_used": d.good_frames,
+                    "seconds_ago": round(max(0.0, now - d.ts), 2)}
+
+    def last_decision(self, now: float | None = None) -> dict:
+        """GET /last: the newest decision made, with how long ago by the box's own clock (`seconds_ago`), so a
+        till can refuse a stale answer without comparing its clock with the box's (`ts` needs both set alike)."""
+        d = self.last
+        if d is None:
+            return {"decision": None}
+        now = time.time() if now is None else now
+        return {**d.to_dict(), "seconds_ago": round(max(0.0, now - d.ts), 2)}
 
     def _forget(self, track: Track) -> None:
         self._track_ms.pop(track.track_id, None)

@@ -98,6 +98,10 @@ def test_get_decision_answers_for_the_buyer_in_front_now(shipped_model):
         assert now["provisional"] is False and now["decision"] in ("ok", "id_check")
         assert now["ts"] >= t0 and now["frames_used"] >= 10 and now["track_id"] == early["track_id"]
         assert get("/last")["ts"] == now["ts"]  # /last carries its time too
+        # and how long ago by the box's own clock: a till needs no clock set like the box's to see it is fresh
+        assert 0 <= now["seconds_ago"] < 5 and 0 <= get("/last")["seconds_ago"] < 5
+        time.sleep(0.3)
+        assert get("/last")["seconds_ago"] >= 0.3
         empty = np.full_like(frame, 96)
         pipe.process(Frame(99, time.time(), empty))
         time.sleep(0.6)
