@@ -4,7 +4,8 @@ Layout under ROOT (default /opt/agegate):
     trusted.pub                 the fleet's public key (used when --pub is not given)
     releases/VERSION/           one complete, verified release per folder
     current -> releases/VERSION the live release (a symlink, switched atomically)
-    state.json                  install history (version, sha, time, forced)
+    state.json                  install history (version, sha, time, forced); rebuilt from releases/ if damaged
+    .lock                       held by the one install or rollback running (locks.py)
 
 Order of an install: verify signature and hashes in memory -> unpack into a
 temporary folder -> smoke test there (loads, one inference on an embedded face
