@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .bands import BAND_LABELS
+from .contracts import CLOCK_FLOOR
 from .decision import Decision, reason_code
 from .events import Event
 
@@ -114,6 +115,10 @@ class RuntimeMetrics:
         return "\n".join(lines) + "\n"
 
 
+#: The by-hour / by-day row of decisions timed before the box's clock was set.
+UNCLOCKED = "clock not set"
+
+
 def summarize_events(events: list[Event], by: str = "band") -> dict:
     """Buyers per band (and per hour or day), share of ID checks: the brief's marketing table."""
     if by not in ("band", "hour", "day"):
@@ -131,7 +136,9 @@ def summarize_events(events: list[Event], by: str = "band") -> dict:
         fmt = "%Y-%m-%d %H:00" if by == "hour" else "%Y-%m-%d"
         table: dict[str, Counter] = defaultdict(Counter)
         for e in events:
-            key = time.strftime(fmt, time.localtime(e.ts))
+            # before any agegate box ran: a box clock not set (events.py holds such rows until it is, unless the
+            # box stopped first); one row, not buyers on days in 1970
+            key = UNCLOCKED if e.ts < CLOCK_FLOOR else time.strftime(fmt, time.localtime(e.ts))
             table[key][e.band or "unknown"] += 1
             table[key]["_id_checks"] += e.decision != Decision.OK
         out["by_" + by] = {k: {**{b: v.get(b, 0) for b in BAND_LABELS}, "id_checks": v["_id_checks"],

@@ -93,6 +93,9 @@ def test_stats_by_band_hour_and_metrics_text():
     s = summarize_events(ev, "hour")
     assert s["buyers"] == 5 and s["id_checks"] == 2 and s["by_band"]["13-17"] == 1
     assert list(s["by_hour"]) == ["2026-11-23 10:00"] and s["by_hour"]["2026-11-23 10:00"]["id_checks"] == 2
+    # rows a box wrote before its clock was set land in one row, not on days in 1970
+    unset = summarize_events(ev + [Event(3 * 86400.0, "b", 9, 30.0, "25-34", 10, "ok", 3.0)], "day")
+    assert list(unset["by_day"]) == ["2026-11-23", "clock not set"] and unset["by_day"]["clock not set"]["buyers"] == 1
     m = RuntimeMetrics()
     m.observe("infer", 3.0)
     m.decision("ok")
