@@ -198,8 +198,9 @@ class EventStore:
             log.warning("events: the box clock says %s, before any agegate box ran (%s): holding decisions until "
                         "it is set (NTP), then timing them by the steady clock", time.strftime("%Y-%m-%d %H:%M",
                         time.gmtime(e.ts)), CLOCK_FLOOR_DATE)
-        if len(self.unclocked) == self.unclocked.maxlen:
-            self.lost += 1
+        if len(self.unclocked) == self.unclocked.maxlen:  # days without NTP: the oldest goes in with its time
+            self.pending.append(self.unclocked.popleft()[1])  # (the fleet report leaves it out), not dropped
+            self._write_pending()
         self.unclocked.append((time.monotonic() - (time.time() - e.ts), e))
 
     def _time_held(self) -> None:

@@ -539,6 +539,16 @@ def test_decisions_before_the_clock_is_set_are_held_and_timed_by_the_steady_cloc
     assert all(real() - 5 < e.ts <= real() for e in rows) and rows[2].ts <= rows[3].ts - 0.15
     store.close()
 
+    monkeypatch.setattr(events, "MAX_PENDING", 4)  # days without NTP fill what is held: the oldest is written
+    full = EventStore(tmp_path / "ev3.sqlite", retention_days=0)
+    monkeypatch.setattr(events.time, "time", lambda: 3 * 86400.0)
+    for i in range(6):
+        full.add(Event(3 * 86400.0 + i, "box", i, 30.0, "25-34", 10, "ok", 1.0))
+    assert full.count() == 2 and len(full.unclocked) == 4 and full.lost == 0
+    full.close()
+    monkeypatch.setattr(events.time, "time", real)
+    assert len(events.read_events(tmp_path / "ev3.sqlite")) == 6  # nothing lost
+
     never = EventStore(tmp_path / "ev2.sqlite", retention_days=0)
     monkeypatch.setattr(events.time, "time", lambda: 3 * 86400.0)
     never.add(Event(3 * 86400.0, "box", 9, 30.0, "25-34", 10, "ok", 1.0))
