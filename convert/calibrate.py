@@ -145,6 +145,17 @@ def check_targets(max_image: float, max_buyer: float | None, allow_looser: bool)
     return looser
 
 
+def check_not_a_release(model_path: Path) -> None:
+    """Refuse a model inside an installed release or an unpacked bundle (its manifest beside it): calibrating
+    rewrites the sidecar, which the signed manifest hashes, so the box's live release would read as damaged."""
+    from agegate.edge.bundle_format import MANIFEST
+
+    if (Path(model_path).parent / MANIFEST).exists():
+        raise UsageError(f"{model_path} is part of a signed release ({MANIFEST} beside it): calibrating would rewrite "
+                         f"its sidecar and the release would read as damaged; copy the model and its .json out, "
+                         f"calibrate the copy, and ship it as a new bundle")
+
+
 def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_image: float = DEFAULT_MAX_MINORS_OK_IMAGE,
               max_minors_ok_buyer: float | None = DEFAULT_MAX_MINORS_OK_BUYER, allow_looser: bool = False,
               chosen_on: str = "", confidence: float | None = CONFIDENCE,
@@ -156,6 +167,7 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
     with the point; `box_rules` (BoxOptions.decision_rules of the replay's box) is recorded with a per-buyer
     point. Writes the sidecar and returns what was chosen. A target the data has too few minors to show (even
     none passing) is refused, the sidecar unchanged, unless `allow_unshown` (`target_shown` then says so)."""
+    check_not_a_release(model_path)
     meta = read_metadata(model_path)
     if not meta.head.is_distribution:
         raise ModelError(f"{model_path}: a regression model has no age distribution to calibrate; train with "

@@ -59,10 +59,12 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     from agegate.edge.contracts import MINOR_AGE
     from agegate.edge.errors import UsageError
 
-    from .calibrate import buyers_to_replay, calibrate as run_calibrate, check_targets, plot_tradeoff, unshown_message
+    from .calibrate import (buyers_to_replay, calibrate as run_calibrate, check_not_a_release, check_targets,
+                            plot_tradeoff, unshown_message)
     from .evaluate import Predictions, evaluate_sets, read_splits
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
+    check_not_a_release(Path(model_path))
     if split == "test":
         click.secho("warning: choosing the operating point on the test split makes every test figure of this "
                     "model (eval, replay, qa) optimistic; choose on val and report on test", fg="yellow", err=True)

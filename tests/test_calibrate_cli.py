@@ -84,3 +84,17 @@ def test_calibrate_writes_no_point_that_its_minors_cannot_show(tmp_path, shipped
     r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0",
                                  "--max-minors-ok", "0.5", "--allow-looser", "--json"])  # 5 can show 50 %
     assert r.exit_code == 0 and json.loads(r.output)["operating_point"]["measured"]["per_image"]["target_shown"]
+
+
+def test_calibrate_refuses_a_model_inside_an_installed_release(tmp_path, shipped_model):
+    """Calibrating /opt/agegate/current/model.tflite rewrote its sidecar, which the signed manifest hashes: the
+    live release then read as damaged. A model with a manifest beside it is refused, nothing written."""
+    release = tmp_path / "releases" / "1.0"
+    release.mkdir(parents=True)
+    model = copy_model(shipped_model, release / "model.tflite")
+    (release / "manifest.json").write_text("{}")
+    before = model.with_suffix(".json").read_bytes()
+    labels = labelled_chips(tmp_path / "set", CHILDREN + ADULTS)
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--allow-unshown"])
+    assert r.exit_code == 2 and "part of a signed release" in r.output and "copy the model" in r.output
+    assert model.with_suffix(".json").read_bytes() == before
