@@ -330,7 +330,7 @@ class BoxRoot:
         releases = []
         if self.releases.is_dir():
             for d in sorted(self.releases.iterdir()):
-                if d.name.startswith("."):
+                if d.name.startswith(".") or not d.is_dir():  # staging, or a file someone left: not a release
                     continue
                 m = self.manifest(d.name)
                 ok = check_release(d) if m else {}

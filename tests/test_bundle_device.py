@@ -246,10 +246,12 @@ def test_a_damaged_install_history_is_rebuilt_not_a_traceback(kit, tmp_path):
     for v in ("1.0.0", "1.1.0"):
         assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
     os.utime(root / "releases" / "1.0.0", (1, 1))  # installed first, so older on disk
+    (root / "releases" / "notes.txt").write_text("a file left there is no release (once listed as DAMAGED)")
     (root / "state.json").write_text('{"history": [{"vers')
     r = run("device", "status", "--root", root, "--json")
     got = json.loads(r.stdout)
     assert r.exit_code == 0 and got["previous"] == "1.0.0" and "state.json is damaged" in got["warnings"][0]
+    assert [x["version"] for x in got["releases"]] == ["1.0.0", "1.1.0"]
     r = run("device", "rollback", "--root", root)
     assert r.exit_code == 0 and (root / "current").resolve().name == "1.0.0", r.output
     assert (root / "state.json.damaged").read_text() == '{"history": [{"vers'
