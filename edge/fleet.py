@@ -50,6 +50,7 @@ class FleetReport(JsonResult):
     models: list[dict] = field(default_factory=list)
     # Rows dated before CLOCK_FLOOR_DATE (a box clock not set), left out of every table: box_id, buyers.
     unclocked: list[dict] = field(default_factory=list)
+    copies: int = 0  # rows found in more than one tree (the same box's files twice), counted once
     seconds: float = 0.0
 
     #: Tables written as CSV beside the HTML.
@@ -87,7 +88,21 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     except ImportError as e:
         raise UsageError("agegate fleet needs DuckDB: pip install 'agegate[fleet]'") from e
     t0 = time.perf_counter()
+    seen: dict[Path, str] = {}
+    for d in dirs:
+        if (key := Path(d).resolve()) in seen:
+            raise UsageError(f"{d}: the same export tree as {seen[key]}; give each tree once (its rows would count "
+                             f"twice)")
+        seen[key] = d
     globs = [_glob(d) for d in dirs]
+    # A box found in more than one tree (a tree and its copy, a box moved between stores' trees): its rows are
+    # taken once each, by (box_id, event_id, ts), which a copied row keeps and another row never shares.
+    in_trees: dict[str, int] = {}
+    for d in dirs:
+        for box_dir in Path(d).glob("box_id=*"):
+            in_trees[box_dir.name] = in_trees.get(box_dir.name, 0) + 1
+    once = ("QUALIFY row_number() OVER (PARTITION BY box_id, event_id, ts) = 1"
+            if any(n > 1 for n in in_trees.values()) else "")
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # the CLI has its own output; no bar in --json
     if date_from and date_to and date_from > date_to:
@@ -114,13 +129,16 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     try:
         con.execute(f"""CREATE TEMP TABLE ev AS SELECT box_id, date, coalesce(store_id, '?') AS store_id,
                         band, decision, model, hour({local})::TINYINT AS hour, isodow({local})::TINYINT AS dow
-                        FROM {src} {cond}""", params)
+                        FROM {src} {cond} {once}""", params)
+        copies = con.execute(f"SELECT count(*) FROM {src} {cond}", params).fetchone()[0] - \
+            con.execute("SELECT count(*) FROM ev").fetchone()[0] if once else 0
     except duckdb.Error as e:  # a damaged or foreign file in the tree (an interrupted sync): name it
         raise AgegateError(f"cannot read the export tree: {str(e).splitlines()[0]}; a file that is not an "
                            f"`agegate edge export` part (or was cut short in transfer) must be removed or synced "
                            f"again") from e
-    unclocked = _rows(con, f"SELECT box_id, count(*) AS buyers FROM {src} WHERE date < ?::DATE GROUP BY 1 "
-                           f"ORDER BY 1", [CLOCK_FLOOR_DATE]) if not date_from or date_from < CLOCK_FLOOR_DATE else []
+    unclocked = _rows(con, f"SELECT box_id, count(DISTINCT (event_id, ts)) AS buyers FROM {src} "
+                           f"WHERE date < ?::DATE GROUP BY 1 ORDER BY 1", [CLOCK_FLOOR_DATE]) \
+        if not date_from or date_from < CLOCK_FLOOR_DATE else []
     n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
                     "FROM ev").fetchone()
     if not n[0]:
@@ -133,7 +151,8 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     bands = ", ".join(f"count(*) FILTER (WHERE band = '{b}') AS \"{b}\"" for b in BAND_LABELS)
     shares = ("count(*) AS buyers, round(avg((decision = 'id_check')::INT), 4) AS id_check_share, "
               "round(avg((decision = 'uncertain')::INT), 4) AS uncertain_share")
-    rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked)
+    rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked,
+                      copies=int(copies))
     rep.by_store_band = _rows(con, f"SELECT store_id, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_hour = _rows(con, f"SELECT hour, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_weekday = _rows(con, f"SELECT dow, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")

@@ -40,6 +40,8 @@ def report(dirs, date_from, date_to, tz, out, as_json):
         return
     click.echo(f"{rep.rows:,} buyers, {rep.boxes} boxes, {rep.stores} stores, {rep.days} days "
                f"({rep.date_from}..{rep.date_to}); {len(rep.missing_box_days)} box-day(s) missing; {rep.seconds:.1f} s")
+    if rep.copies:
+        click.echo(f"counted once: {rep.copies:,} rows found in more than one tree (the same box's files twice)")
     if rep.unclocked:
         click.echo(f"left out: {sum(r['buyers'] for r in rep.unclocked):,} buyers dated before {CLOCK_FLOOR_DATE} "
                    f"(a box clock not set: check NTP on " + ", ".join(r["box_id"] for r in rep.unclocked[:10])

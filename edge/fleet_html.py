@@ -96,6 +96,8 @@ def write_report(rep: FleetReport, out: str | Path) -> Path:
     (out / "report.json").write_text(json.dumps(rep.to_json(), indent=2) + "\n")
     missing = len(rep.missing_box_days)
     jumps_note = "" if rep.jumps_looked_for else f"; not looked for: this report covers {rep.days} days"
+    copies = (f" {rep.copies:,} rows found in more than one tree (the same box's files twice) were counted once."
+              if rep.copies else "")
     unclocked = "" if not rep.unclocked else (
         f'<p id="unclocked">Left out: {sum(r["buyers"] for r in rep.unclocked):,} buyers dated before '
         f'{CLOCK_FLOOR_DATE}, when no agegate box ran: a box clock not set (check NTP there).</p>'
@@ -106,7 +108,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%;border:1px so
 <h1>agegate fleet report</h1>
 <p id="scope">{rep.rows:,} buyers from <b>{rep.boxes}</b> boxes in {rep.stores} stores over <b>{rep.days}</b> days
 ({rep.date_from} to {rep.date_to}, hours in {html.escape(rep.tz)}); {missing} box-day(s) missing.
-Read from {html.escape(', '.join(rep.sources))} in {rep.seconds:.1f} s.</p>{unclocked}
+Read from {html.escape(', '.join(rep.sources))} in {rep.seconds:.1f} s.{copies}</p>{unclocked}
 <h2>Buyers by age band</h2>
 {''.join(f'<p><img class="chart" src="{c}" alt="{c}"></p>' for c in CHARTS[:3])}
 <h2>Cameras to look at</h2><p>Boxes whose share of <code>uncertain</code> over the last {RECENT_DAYS} days jumped from the

@@ -345,3 +345,26 @@ def test_retention_says_how_many_rows_it_deletes_before_any_export_took_them(tmp
         assert store.purge() == 15
     store.close()
     assert "5 decision(s) past the 90-day retention were never exported" in caplog.text
+
+
+def test_a_box_in_two_trees_counts_once_and_one_tree_given_twice_is_refused(tree, tmp_path, cli):
+    """A tree and its copy (or one tree named twice) doubled every figure of the report, unsaid. The same
+    folder twice is refused; a box whose files lie in two trees counts each row once, and the report says how
+    many it found twice."""
+    import shutil
+
+    from agegate.edge.fleet import build_report
+
+    root, _ = tree
+    once = build_report([str(root)])
+    r = cli("fleet", "report", root, root / ".." / root.name)
+    assert r.exit_code == 2 and "the same export tree" in r.output
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    shutil.rmtree(next(copy.glob("box_id=*")))  # a partial copy: some boxes in one tree only
+    both = build_report([str(root), str(copy)])
+    assert (both.rows, both.boxes, both.by_store_band, both.missing_box_days) == (
+        once.rows, once.boxes, once.by_store_band, once.missing_box_days)
+    assert 0 < both.copies < once.rows and once.copies == 0
+    r = cli("fleet", "report", root, copy)
+    assert r.exit_code == 0 and f"counted once: {both.copies:,} rows" in r.output
