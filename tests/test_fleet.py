@@ -368,3 +368,26 @@ def test_a_box_in_two_trees_counts_once_and_one_tree_given_twice_is_refused(tree
     assert 0 < both.copies < once.rows and once.copies == 0
     r = cli("fleet", "report", root, copy)
     assert r.exit_code == 0 and f"counted once: {both.copies:,} rows" in r.output
+
+
+def test_files_of_an_older_export_without_the_newer_columns_are_read(tree, tmp_path):
+    """A fleet mid-rollout holds files exported by older agegates, without store_id, till_id, model and
+    p_under_25: one such file once failed the whole report ('schema mismatch', blamed on a damaged file)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from agegate.edge.fleet import build_report
+
+    root, _ = tree
+    copy = tmp_path / "tree"
+    shutil.copytree(root, copy)
+    part = next(copy.rglob("*.parquet"))
+    older = pq.read_table(part).drop_columns(["store_id", "till_id", "model", "p_under_25"])
+    old_box = copy / "box_id=s9998-t1" / part.parent.name
+    old_box.mkdir(parents=True)
+    pq.write_table(older, old_box / part.name)
+    rep = build_report([str(copy)])
+    assert rep.rows == build_report([str(root)]).rows + older.num_rows
+    assert {"model": "unknown", "boxes": 1} == {k: v for k, v in rep.models[-1].items() if k in ("model", "boxes")}
+    assert any(r["store_id"] == "?" for r in rep.by_store_band)
