@@ -11,6 +11,7 @@ encoded from memory on request and never stored.
 """
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import threading
@@ -101,8 +102,13 @@ def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int
     try:
         server = ThreadingHTTPServer((host, port), Handler)
     except OSError as e:
-        raise UsageError(f"cannot serve the HTTP endpoint on {host}:{port} ({e.strerror or e}); another program "
-                         f"(or another agegate) holds it: choose another --port / api.port, or --no-api") from e
+        why = {errno.EADDRINUSE: "another program (or another agegate) holds it: choose another --port / api.port",
+               errno.EACCES: "ports under 1024 need root or CAP_NET_BIND_SERVICE: choose a port above 1024",
+               errno.EADDRNOTAVAIL: f"no network interface of this box has the address {host}: use one it has "
+                                    f"(`ip addr`), 127.0.0.1, or 0.0.0.0 for all (with api.token)"}
+        raise UsageError(f"cannot serve the HTTP endpoint on {host}:{port} ({e.strerror or e}); "
+                         + why.get(e.errno, "check --host / api.host and --port / api.port")
+                         + ", or --no-api") from e
     server.pipeline = pipeline
     return server
 

@@ -389,6 +389,16 @@ def test_busy_port_is_a_clear_error(tmp_path):
         s.close()
     assert proc.returncode == 2, proc.stderr
     assert f"127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr and "FATAL" not in proc.stderr
+    assert "another program" in proc.stderr
+
+
+def test_an_address_the_box_does_not_have_is_named_as_such():
+    """An api.host no interface has was blamed on 'another program holds it', as every bind error was."""
+    from agegate.edge.api import make_server
+    from agegate.edge.errors import UsageError
+
+    with pytest.raises(UsageError, match="no network interface of this box has the address 192.0.2.1"):
+        make_server(None, "192.0.2.1", 0)  # TEST-NET-1: on no interface
 
 
 def test_healthz_without_a_camera_is_degraded_and_counts_reconnects(shipped_model):
