@@ -95,7 +95,7 @@ def make_server(pipeline: BoxPipeline | None, host: str = "127.0.0.1", port: int
             elif path == "/last":
                 self._send(200, json.dumps(pipeline.last_decision()))
             elif path == "/metrics":
-                self._send(200, pipeline.metrics.prometheus(), "text/plain; version=0.0.4")
+                self._send(200, pipeline.metrics.prometheus(pipeline.model.label), "text/plain; version=0.0.4")
             else:
                 self._send(404, json.dumps({"error": f"no endpoint {path}; try /decision, /last, /healthz, /metrics, /setup"}))
 

@@ -89,7 +89,9 @@ class RuntimeMetrics:
                 "fps": round(self.fps(), 2), "reconnects": self.reconnects, "camera_connected": self.source_connected,
                 "seconds_since_frame": None if since is None else round(since, 2)}
 
-    def prometheus(self) -> str:
+    def prometheus(self, model_label: str | None = None) -> str:
+        """The counters as Prometheus text; `model_label` (AgeModel.label) adds agegate_model_info, so a fleet's
+        monitoring sees which model each box runs (an install takes effect only after a restart)."""
         lines = [
             "# HELP agegate_fps Frames processed per second (last 120 frames).", "# TYPE agegate_fps gauge",
             f"agegate_fps {self.fps():.3f}",
@@ -112,6 +114,10 @@ class RuntimeMetrics:
             lines.append(f'agegate_stage_latency_ms{{stage="{stage}",quantile="0.5"}} {p50:.3f}')
             lines.append(f'agegate_stage_latency_ms{{stage="{stage}",quantile="0.95"}} {p95:.3f}')
         lines.append(f"agegate_uptime_seconds {time.time() - self.started:.1f}")
+        if model_label is not None:
+            label = model_label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            lines += ["# HELP agegate_model_info The model this box runs (bundle name and version, 12 hex of its "
+                      "SHA-256).", "# TYPE agegate_model_info gauge", f'agegate_model_info{{model="{label}"}} 1']
         return "\n".join(lines) + "\n"
 
 

@@ -180,6 +180,7 @@ def test_http_endpoints_and_token(shipped_model, buyers_video):
         assert last["decision"] in ("ok", "id_check", "uncertain") and "age" in last
         metrics = get("/metrics")[1]
         assert "agegate_fps" in metrics and 'agegate_stage_latency_ms{stage="infer",quantile="0.95"}' in metrics
+        assert f'agegate_model_info{{model="{pipe.model.label}"}} 1' in metrics  # which model the box runs
         with pytest.raises(urllib.error.HTTPError) as e:
             get("/healthz", token="wrong")
         assert e.value.code == 401
