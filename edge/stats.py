@@ -24,7 +24,9 @@ class RuntimeMetrics:
 
     def __init__(self, window: int = 1000):
         self._lock = threading.Lock()
-        self.started = time.time()
+        # Durations on the steady clock: the wall clock jumps when NTP sets it (a box without a battery clock
+        # boots hours off), and a jump back once hid a stalled pipeline from /healthz for as long.
+        self.started = time.monotonic()
         self.frames = 0
         self.faces = 0
         self.decisions: Counter = Counter()
@@ -35,7 +37,7 @@ class RuntimeMetrics:
         self.glimpses = 0  # faces seen too briefly to be a buyer (no decision)
         self.source_connected = True
         self.source_error: str | None = None
-        self.last_frame_ts: float | None = None  # wall time of the newest processed frame
+        self.last_frame_at: float | None = None  # steady-clock time of the newest processed frame
 
     def observe(self, stage: str, ms: float) -> None:
         with self._lock:
@@ -46,7 +48,7 @@ class RuntimeMetrics:
             self.frames += 1
             self.faces += faces
             self._frame_times.append(time.perf_counter())
-            self.last_frame_ts = time.time()
+            self.last_frame_at = time.monotonic()
 
     def glimpse(self) -> None:
         with self._lock:
@@ -69,10 +71,10 @@ class RuntimeMetrics:
     def health(self, budget_ms: float | None = None, events_error: str | None = None, stale_s: float = STALE_S,
                now: float | None = None) -> dict:
         """What /healthz says: ok only while frames arrive and are processed (an empty till still sends
-        frames); the problems, each in words, otherwise."""
-        now = time.time() if now is None else now
+        frames); the problems, each in words, otherwise. `now`: on the steady clock (time.monotonic)."""
+        now = time.monotonic() if now is None else now
         problems = []
-        since = None if self.last_frame_ts is None else now - self.last_frame_ts
+        since = None if self.last_frame_at is None else now - self.last_frame_at
         if not self.source_connected:
             problems.append(f"camera not connected ({self.source_error or 'no error reported'}); "
                             f"{self.reconnects} reconnect attempts")
@@ -113,7 +115,7 @@ class RuntimeMetrics:
             p50, p95 = self.percentiles(stage)
             lines.append(f'agegate_stage_latency_ms{{stage="{stage}",quantile="0.5"}} {p50:.3f}')
             lines.append(f'agegate_stage_latency_ms{{stage="{stage}",quantile="0.95"}} {p95:.3f}')
-        lines.append(f"agegate_uptime_seconds {time.time() - self.started:.1f}")
+        lines.append(f"agegate_uptime_seconds {time.monotonic() - self.started:.1f}")
         if model_label is not None:
             label = model_label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
             lines += ["# HELP agegate_model_info The model this box runs (bundle name and version, 12 hex of its "

@@ -571,3 +571,17 @@ def test_a_stream_password_is_never_shown(caplog):
         assert src.read(timeout=20) is None
         src.close()
     assert "s3cr3t" not in (src.error or "") + caplog.text and "admin:***@127.0.0.1" in src.error
+
+
+def test_a_stalled_pipeline_is_seen_though_the_wall_clock_jumped_back(monkeypatch):
+    """/healthz measured 'no frame for N s' on the wall clock: NTP setting it back an hour (a box whose clock ran
+    ahead) hid a stalled pipeline for that hour. It is measured on the steady clock now."""
+    import agegate.edge.stats as stats
+
+    m = RuntimeMetrics()
+    m.frame_done(0)
+    real = time.time
+    monkeypatch.setattr(stats.time, "time", lambda: real() - 3600)
+    time.sleep(0.2)
+    h = m.health(stale_s=0.1)
+    assert h["status"] == "degraded" and any("no frame processed for" in p for p in h["problems"])
