@@ -199,10 +199,8 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
         targets["per_buyer"] = max_minors_ok_buyer
     for key, target in targets.items():
         # With few minors even none passing cannot show a small target; say so rather than imply it was met.
-        n_minors = measured[key]["n_minors"]
-        measured[key]["target_shown"] = n_minors > 0 and allowed_minors(n_minors, target, confidence) is not None
-        if not measured[key]["target_shown"] and not allow_unshown:
-            raise UsageError(unshown_message(n_minors, target, confidence, key, chosen_on, model_path))
+        measured[key]["target_shown"] = check_shown(measured[key]["n_minors"], target, confidence, key, chosen_on,
+                                                    model_path, refuse=not allow_unshown)
     op = OperatingPoint(round(max_risk, 6), max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
                         measured, chosen_on, looser, confidence,
                         [e.to_dict() for e in excluded] or None, box_rules if replay_summary is not None else None)
@@ -214,16 +212,21 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                              minors_at_the_line(replay_summary["buyer_paths"], b[:, 0], None, b[:, 1], max_risk))
 
 
-def unshown_message(n_minors: int, target: float, confidence: float | None, key: str, chosen_on: str,
-                    model_path: Path) -> str:
-    """Why a point is not written: too few minors to show the target (the box would carry a point that says
-    nothing of new buyers; 6 minors once set P(under 25) > 0.998, which lets most 20-year-olds buy)."""
-    need = minors_needed(target, confidence)
-    return (f"{n_minors} minor(s) in {chosen_on or 'the data'} cannot show at most {target:.1%} of minors decided "
+def check_shown(n_minors: int, target: float, confidence: float | None, key: str, chosen_on: str, model_path: Path,
+                refuse: bool = True) -> bool:
+    """Whether `n_minors` can show `target` (even none passing); with `refuse`, a UsageError when they cannot: the
+    box would carry a point that says nothing of new buyers (6 minors once set P(under 25) > 0.998, which lets most
+    20-year-olds buy). calibrate asks before its work (from the labels) and after it (from what was evaluated)."""
+    shown = n_minors > 0 and allowed_minors(n_minors, target, confidence) is not None
+    if not shown and refuse:
+        need = minors_needed(target, confidence)
+        raise UsageError(
+            f"{n_minors} minor(s) in {chosen_on or 'the data'} cannot show at most {target:.1%} of minors decided "
             f"ok {key.replace('_', ' ')}" + (f" with {confidence:.0%} confidence" if confidence else "")
             + ", even with none passing" + (f" (it takes {need} or more)" if need else " (no number can)")
             + f"; {sidecar_path(model_path).name} is unchanged. Choose on more data (the val splits of every set), "
               f"or pass --allow-unshown to write the point anyway (recorded: target_shown false)")
+    return shown
 
 
 def curve_needs_distribution(meta) -> None:

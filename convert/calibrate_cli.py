@@ -55,12 +55,10 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     """
     from agegate.train.label_errors import match_exclusions, read_label_exclusions
 
-    from agegate.edge.challenge25 import allowed_minors
     from agegate.edge.contracts import MINOR_AGE
-    from agegate.edge.errors import UsageError
 
-    from .calibrate import (buyers_to_replay, calibrate as run_calibrate, check_not_a_release, check_targets,
-                            plot_tradeoff, unshown_message)
+    from .calibrate import (buyers_to_replay, calibrate as run_calibrate, check_not_a_release, check_shown,
+                            check_targets, plot_tradeoff)
     from .evaluate import Predictions, evaluate_sets, read_splits
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
@@ -77,9 +75,8 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     if not allow_unshown:  # the labels alone can say so: before minutes of work
         n_minors = sum(r.age < MINOR_AGE for r in records) - len(gone)
         for key, target in (("per_image", max_minors_ok), ("per_buyer", max_minors_ok_buyer if buyers else None)):
-            if target is not None and allowed_minors(n_minors, target, confidence or None) is None:
-                raise UsageError(unshown_message(n_minors, target, confidence or None, key, chosen_on,
-                                                 Path(model_path)))
+            if target is not None:
+                check_shown(n_minors, target, confidence or None, key, chosen_on, Path(model_path))
     show = not as_json and sys.stderr.isatty()
     sets = evaluate_sets(model_path, splits, threads=threads, progress=show)
     preds = Predictions.concat([s.predictions for s in sets])

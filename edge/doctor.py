@@ -7,8 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .contracts import CHALLENGE_AGE
-from .contracts import CLOCK_FLOOR
+from .contracts import CHALLENGE_AGE, CLOCK_FLOOR
 from .errors import AgegateError
 
 
@@ -36,9 +35,9 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
             checks.append(Check("config", False, str(e), "fix the named key in box.toml (see `agegate device "
                                                           "doctor --help` for the schema)"))
     box = BoxRoot(root)
-    cur = box.current_version()
+    status = box.status()  # the releases, the problems and the history's warnings, read once
+    cur, broken = status.current, status.problems
     release = box.current.resolve() if cur else None
-    broken = box.problems()
     if cur is None or broken:
         checks.append(Check("release", False, broken[0] if broken else f"no current release under {root}",
                             "" if broken else f"agegate device install BUNDLE --root {root}"))
@@ -49,7 +48,6 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
         checks.append(Check("model hash", not bad, f"{cur}: " + (f"mismatch in {bad}" if bad else
                                                                  "every file matches the manifest"),
                             "reinstall the bundle, or `agegate device rollback`"))
-        status = box.status()
         checks.append(Check("qa", not status.forced_live, "live release passed QA" if not status.forced_live else
                             "live release is FORCED (failed QA)", "install a QA-passed bundle", critical=False))
         if status.warnings:

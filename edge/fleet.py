@@ -58,6 +58,11 @@ class FleetReport(JsonResult):
               "missing_box_days", "unclocked")
 
     @property
+    def unclocked_buyers(self) -> int:
+        """Buyers left out as dated before CLOCK_FLOOR_DATE."""
+        return sum(r["buyers"] for r in self.unclocked)
+
+    @property
     def jumps_looked_for(self) -> bool:
         """Whether the report has days before the last RECENT_DAYS to compare them with."""
         return self.days > RECENT_DAYS

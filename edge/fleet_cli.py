@@ -43,7 +43,7 @@ def report(dirs, date_from, date_to, tz, out, as_json):
     if rep.copies:
         click.echo(f"counted once: {rep.copies:,} rows found in more than one tree (the same box's files twice)")
     if rep.unclocked:
-        click.echo(f"left out: {sum(r['buyers'] for r in rep.unclocked):,} buyers dated before {CLOCK_FLOOR_DATE} "
+        click.echo(f"left out: {rep.unclocked_buyers:,} buyers dated before {CLOCK_FLOOR_DATE} "
                    f"(a box clock not set: check NTP on " + ", ".join(r["box_id"] for r in rep.unclocked[:10])
                    + (", ..." if len(rep.unclocked) > 10 else "") + ")")
     total = max(1, rep.rows)

@@ -99,7 +99,7 @@ def write_report(rep: FleetReport, out: str | Path) -> Path:
     copies = (f" {rep.copies:,} rows found in more than one tree (the same box's files twice) were counted once."
               if rep.copies else "")
     unclocked = "" if not rep.unclocked else (
-        f'<p id="unclocked">Left out: {sum(r["buyers"] for r in rep.unclocked):,} buyers dated before '
+        f'<p id="unclocked">Left out: {rep.unclocked_buyers:,} buyers dated before '
         f'{CLOCK_FLOOR_DATE}, when no agegate box ran: a box clock not set (check NTP there).</p>'
         + _table(rep.unclocked))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate fleet report</title><style>

@@ -132,6 +132,11 @@ class BuyerDecision:
                 "latency_ms": self.latency_ms, "ts": round(self.ts, 3),
                 "p_under_25": None if self.risk is None else round(self.risk, 4)}
 
+    def answer(self, now: float) -> dict:
+        """What /decision and /last say of it at `now` (the box's clock): with how long ago its newest frame was
+        (`seconds_ago`), so a till can refuse a stale answer without its clock set like the box's."""
+        return {**self.to_dict(), "seconds_ago": round(max(0.0, now - self.ts), 2)}
+
 
 class BoxPipeline:
     def __init__(self, model: AgeModel, options: BoxOptions | None = None, events: EventStore | None = None,
@@ -283,17 +288,14 @@ class BoxPipeline:
                         "ts": now}
             track = max(live, key=lambda t: t.box.area)
             d = track.decision or self._judge(track)
-            return {**d.to_dict(), "provisional": track.decision is None, "frames_used": d.good_frames,
-                    "seconds_ago": round(max(0.0, now - d.ts), 2)}
+            return {**d.answer(now), "provisional": track.decision is None, "frames_used": d.good_frames}
 
     def last_decision(self, now: float | None = None) -> dict:
-        """GET /last: the newest decision made, with how long ago by the box's own clock (`seconds_ago`), so a
-        till can refuse a stale answer without comparing its clock with the box's (`ts` needs both set alike)."""
+        """GET /last: the newest decision made (`BuyerDecision.answer`)."""
         d = self.last
         if d is None:
             return {"decision": None}
-        now = time.time() if now is None else now
-        return {**d.to_dict(), "seconds_ago": round(max(0.0, now - d.ts), 2)}
+        return d.answer(time.time() if now is None else now)
 
     def _forget(self, track: Track) -> None:
         self._track_ms.pop(track.track_id, None)

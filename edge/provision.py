@@ -163,13 +163,22 @@ class BoxRoot:
                                   f"anew (the damaged file kept as {DAMAGED_STATE})")
             return {"history": self._history_from_folders()}
 
-    def _history_from_folders(self) -> list[dict]:
+    def _release_folders(self) -> list[Path]:
+        """The folders under releases/ that are releases (not staging, not a file someone left there)."""
         if not self.releases.is_dir():
             return []
-        folders = sorted((d for d in self.releases.iterdir() if d.is_dir() and not d.name.startswith(".")),
-                         key=lambda d: d.stat().st_mtime)
+        return [d for d in self.releases.iterdir() if d.is_dir() and not d.name.startswith(".")]
+
+    def _told_state(self, echo) -> dict:
+        """state(), with a damaged file's warning said to whoever installs or rolls back."""
+        state = self.state()
+        if self.state_problem:
+            echo(f"warning: {self.state_problem}")
+        return state
+
+    def _history_from_folders(self) -> list[dict]:
         history, previous = [], None
-        for d in folders:
+        for d in sorted(self._release_folders(), key=lambda d: d.stat().st_mtime):
             m = self.manifest(d.name)
             history.append({"version": d.name, "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z",
                                                                            time.localtime(d.stat().st_mtime)),
@@ -242,9 +251,7 @@ class BoxRoot:
         final = self.releases / version
         if final.exists() and self.current_version() == version:
             raise BundleError(f"{version} is already installed and current")
-        state = self.state()  # read before the new folder exists: a history rebuilt from folders leaves it out
-        if self.state_problem:
-            echo(f"warning: {self.state_problem}")
+        state = self._told_state(echo)  # read before the new folder exists: a rebuilt history leaves it out
         staging = self.releases / f".staging-{version}-{uuid.uuid4().hex[:8]}"
         try:
             extract_verified(bundle, staging)
@@ -306,9 +313,7 @@ class BoxRoot:
         cur = self.current_version()
         if cur is None:
             raise AgegateError(f"{self.root}: nothing installed, nothing to roll back")
-        state = self.state()
-        if self.state_problem:
-            echo(f"warning: {self.state_problem}")
+        state = self._told_state(echo)
         history = [h["version"] for h in state["history"]]
         # only to an intact release: rolling back onto a damaged one would trade one broken box for another
         candidates = [v for v in reversed(history) if v != cur and (self.releases / v).is_dir()
@@ -328,14 +333,11 @@ class BoxRoot:
     def status(self) -> BoxStatus:
         cur = self.current_version()
         releases = []
-        if self.releases.is_dir():
-            for d in sorted(self.releases.iterdir()):
-                if d.name.startswith(".") or not d.is_dir():  # staging, or a file someone left: not a release
-                    continue
-                m = self.manifest(d.name)
-                ok = check_release(d) if m else {}
-                releases.append(ReleaseInfo(d.name, d.name == cur, bool(m.get("forced")), m.get("model_sha256"),
-                                            bool(ok) and all(ok.values()), m.get("qa_mae")))
+        for d in sorted(self._release_folders()):
+            m = self.manifest(d.name)
+            ok = check_release(d) if m else {}
+            releases.append(ReleaseInfo(d.name, d.name == cur, bool(m.get("forced")), m.get("model_sha256"),
+                                        bool(ok) and all(ok.values()), m.get("qa_mae")))
         history = self.state()["history"]
         installed = {h["version"]: h["installed"] for h in history}
         for r in releases:
