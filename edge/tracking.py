@@ -231,8 +231,8 @@ def cosine(x: np.ndarray, y: np.ndarray) -> float:
 class Track:
     track_id: int
     box: FaceBox
-    first_ts: float
-    last_ts: float
+    started: float  # steady clock of the first frame (Frame.clock): how long the visit has lasted
+    last_ts: float  # wall clock of the newest frame
     window: int = 15
     frames: int = 0
     ages: deque = field(default_factory=deque)
@@ -301,8 +301,8 @@ class IoUTracker:
         self.tracks: dict[int, Track] = {}
         self._ids = itertools.count(1)
 
-    def _same_buyer(self, t: Track, face: FaceBox, look, ts: float) -> bool:
-        if ts - t.first_ts > self.max_duration_s:
+    def _same_buyer(self, t: Track, face: FaceBox, look, clock: float) -> bool:
+        if clock - t.started > self.max_duration_s:
             return False
         if look is None or t.look is None or face.score < MIN_SPLIT_SCORE:
             return True
@@ -322,9 +322,12 @@ class IoUTracker:
         t.newcomer = look
         return t.changed < rule.change_frames
 
-    def match(self, faces: list[FaceBox], ts: float, looks: list | None = None) -> list[Track]:
+    def match(self, faces: list[FaceBox], clock: float, looks: list | None = None, *,
+              ts: float | None = None) -> list[Track]:
         """Assign each face to a live track (greedy by IoU, same appearance) or a new one; returns tracks
-        per face. A track whose place a different face took is marked `ended`."""
+        per face. A track whose place a different face took is marked `ended`. `clock`: the frame's steady
+        time (Frame.clock), `ts` its wall time (default: `clock`)."""
+        ts = clock if ts is None else ts
         looks = looks or [None] * len(faces)
         pairs = sorted(((box_iou(t.box, f), tid, fi) for tid, t in self.tracks.items()
                         for fi, f in enumerate(faces)), reverse=True)
@@ -334,7 +337,7 @@ class IoUTracker:
             if score < self.iou_match or fi in assigned or tid in used:
                 continue
             t = self.tracks[tid]
-            if not self._same_buyer(t, faces[fi], looks[fi], ts):
+            if not self._same_buyer(t, faces[fi], looks[fi], clock):
                 t.ended = True  # the face in its place is someone else: this buyer has gone
                 used.add(tid)
                 continue
@@ -346,7 +349,7 @@ class IoUTracker:
                 t.look = looks[fi] if t.look is None else t.look.blend(looks[fi])
         for fi, f in enumerate(faces):
             if fi not in assigned:
-                t = Track(next(self._ids), f, ts, ts, self.window, ages=deque(), look=looks[fi])
+                t = Track(next(self._ids), f, clock, ts, self.window, ages=deque(), look=looks[fi])
                 self.tracks[t.track_id] = t
                 assigned[fi] = t
                 used.add(t.track_id)

@@ -117,3 +117,23 @@ def test_detect_every_kth_frame_carries_faces_and_still_decides(shipped_model):
     made = [d for i in range(30) for d in pipe.process(Frame(i, time.time(), frame))] + pipe.finish()
     assert len(pipe.metrics.latency["detect"]) == 10  # the detector ran on frames 0, 3, 6, ...
     assert len(made) == 1 and made[0].decision in ("ok", "id_check") and made[0].good_frames >= 10
+
+
+def test_a_visit_is_timed_by_the_steady_clock_not_the_wall_clock(shipped_model):
+    """The tracker ends a visit that ran past `max_duration_s` (120 s) so a till never waits on one buyer for
+    good; it measures that on the steady clock: NTP setting the wall clock forward an hour while a buyer stood
+    at the till split them into two decisions."""
+    frame = cv2.cvtColor(face_frame([ADULTS[2]]), cv2.COLOR_BGR2RGB)
+
+    def decisions(wall, steady):
+        pipe = BoxPipeline(AgeModel(shipped_model))
+        made = [d for i in range(24) for d in pipe.process(Frame(i, wall(i), frame, steady=steady(i)))]
+        return made + pipe.finish()
+
+    t0 = 1.79e9
+    jumped = decisions(lambda i: t0 + i / 15 + (3600 if i >= 5 else 0), lambda i: 100 + i / 15)
+    assert len(jumped) == 1 and jumped[0].decision in ("ok", "id_check")
+    assert jumped[0].ts >= t0 + 3600  # dated by the wall clock as it now reads
+    # a visit that did last past the limit on the steady clock is still ended there
+    long = decisions(lambda i: t0 + i / 15, lambda i: 100 + i * 11.0)
+    assert len(long) == 2
