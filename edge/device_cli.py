@@ -68,7 +68,10 @@ def install(bundle_path, root, pub, as_json):
 @_root
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the error) as JSON.")
 def rollback(root, as_json):
-    """Switch `current` back to the previous installed release."""
+    """Switch `current` back to the previous installed release.
+
+    Only to an intact one; run again, it goes one release further back (never onto a release a rollback left).
+    A running box keeps its model until restarted."""
     from .provision import BoxRoot
 
     r = BoxRoot(root).rollback(echo=lambda m: click.secho(m, fg="yellow", err=True))

@@ -134,6 +134,20 @@ def smoke_test(release: Path) -> SmokeResult:
     return SmokeResult(age, p50, budget, str(model.meta.views), model.meta.runs_per_prediction)
 
 
+def rollback_order(history: list[dict]) -> list[str]:
+    """The releases a rollback may go back to, the likeliest first: every version in the order it went live,
+    less those a rollback went back from. So rolling back twice goes two releases back; it used to toggle
+    between the last two, putting back the very release the first rollback had left."""
+    live: list[str] = []
+    for h in history:
+        left = h.get("rollback_from")
+        for v in (h["version"], left):
+            if v in live:
+                live.remove(v)
+        live.append(h["version"])
+    return live[::-1]
+
+
 class BoxRoot:
     def __init__(self, root: str | Path = DEFAULT_ROOT):
         self.root = Path(root)
@@ -314,9 +328,8 @@ class BoxRoot:
         if cur is None:
             raise AgegateError(f"{self.root}: nothing installed, nothing to roll back")
         state = self._told_state(echo)
-        history = [h["version"] for h in state["history"]]
         # only to an intact release: rolling back onto a damaged one would trade one broken box for another
-        candidates = [v for v in reversed(history) if v != cur and (self.releases / v).is_dir()
+        candidates = [v for v in rollback_order(state["history"]) if v != cur and (self.releases / v).is_dir()
                       and all(check_release(self.releases / v).values())]
         if not candidates:
             raise AgegateError(f"no earlier intact release left under {self.releases} to roll back to; install a "

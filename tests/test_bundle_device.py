@@ -99,6 +99,14 @@ def test_install_status_rollback_and_keep_three(kit, tmp_path):
     for v in ("1.2.0", "1.3.0"):
         assert run("device", "install", kit / f"b-{v}.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
     assert sorted(p.name for p in (root / "releases").iterdir()) == ["1.0.0", "1.2.0", "1.3.0"]
+    # rolling back twice goes two releases back, not back onto the release the first rollback left
+    assert run("device", "rollback", "--root", root).exit_code == 0
+    assert os.readlink(root / "current") == "releases/1.2.0"
+    assert run("device", "rollback", "--root", root).exit_code == 0
+    assert os.readlink(root / "current") == "releases/1.0.0"
+    r = run("device", "rollback", "--root", root)
+    assert r.exit_code == 1 and "no earlier intact release" in r.output
+    assert os.readlink(root / "current") == "releases/1.0.0"
 
 
 def test_json_for_scripts_results_and_errors(kit, tmp_path):
