@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from agegate.edge.metadata import ModelMetadata, TtaViews, read_metadata
 from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
 
 from .metrics import age_metrics, calibration, group_mae
+
+log = logging.getLogger("agegate.convert")
 
 
 @dataclass
@@ -236,7 +239,11 @@ def select_records(data: str, fmt: str, split_file: str | None, split: str | Non
     recs = ds.records if whole else ds.split(split)
     if not recs:
         have = sorted({str(r.split) for r in ds.records})
-        raise UsageError(f"{data}: no images in split {split!r} (splits here: {', '.join(have)})")
+        found = f"splits here: {', '.join(have)}" if have else "no row read"
+        unread = f"; {ds.unread_rows()}" if ds.unread_rows() else ""
+        raise UsageError(f"{data}: no images in split {split!r} ({found}){unread}")
+    if ds.unread_rows():  # a figure measured without them: say which, so none is left out unseen
+        log.warning("%s: %s", data, ds.unread_rows())
     if limit and limit < len(recs):
         rng = np.random.default_rng(seed)
         recs = [recs[i] for i in sorted(rng.permutation(len(recs))[:limit])]

@@ -1,4 +1,5 @@
 import csv
+import logging
 import shutil
 
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from agegate.edge.errors import DatasetError
 from agegate.train.datasets import detect_format, read_dataset
 
-from .conftest import UTK, build_appa, pick, utk_age
+from .conftest import UTK, build_appa, pick, utk_age, write_labels
 
 
 def test_utkface_reader_survives_quirks(utk_root):
@@ -152,3 +153,25 @@ def test_a_training_cache_is_made_again_for_an_image_replaced_in_place(tmp_path,
     with caplog.at_level("WARNING", logger="agegate.train"):
         third = decode_records(records, spec, cache_dir=cache)
     assert abs(int(third.images[0].mean()) - 250) < 3 and "does not read" in caplog.text
+
+
+def test_eval_says_which_label_rows_it_measured_without(bad_files_dir, shipped_model, tmp_path, caplog):
+    """Rows with a bad age or split are left out of every split; a figure measured without them says so, with
+    file and line (eval printed '(1 images, 0 skipped)' over a file with two such rows), and a split left
+    empty by them names the first of them instead of only 'no images in split'."""
+    from click.testing import CliRunner
+
+    from agegate.edge.cli import cli
+
+    ds = read_dataset(bad_files_dir / "labels.csv")
+    note = ds.unread_rows()
+    assert note.startswith("3 label row(s) not read") and "labels.csv line 4: age 'abc' is not a number" in note
+    assert "duplicate" not in note  # a warning-kind problem is read, not left out
+    with caplog.at_level(logging.WARNING, logger="agegate"):
+        r = CliRunner().invoke(cli, ["eval", "--model", str(shipped_model), "--data",
+                                     str(bad_files_dir / "labels.csv"), "--split", "val"])
+    assert r.exit_code == 0, r.output
+    assert "3 label row(s) not read" in caplog.text and "line 16: unknown split 'holdout'" in caplog.text
+    only_bad = write_labels(tmp_path / "only-bad.csv", [("a.jpg", "abc", "test")])
+    r = CliRunner().invoke(cli, ["eval", "--model", str(shipped_model), "--data", str(only_bad), "--split", "test"])
+    assert r.exit_code == 2 and "no row read" in r.output and "only-bad.csv line 2: age 'abc'" in r.output

@@ -83,6 +83,10 @@ class Problem:
                 "severity": self.severity}
 
 
+#: Problems whose row the readers leave out (no record made, or none in any split); the other kinds keep it.
+UNREAD_KINDS = frozenset({"bad_age", "bad_name", "bad_split", "bad_path", "bad_box"})
+
+
 @dataclass
 class Dataset:
     root: Path
@@ -95,6 +99,17 @@ class Dataset:
         if name is None:
             return list(self.records)
         return [r for r in self.records if r.split == name]
+
+    def unread_rows(self) -> str:
+        """'N row(s) ... not read (the first ...)': the label rows left out for an error (a bad age, split or
+        box), for a command to say before it measures or trains without them; '' when every row was read."""
+        unread = [p for p in self.problems if p.kind in UNREAD_KINDS]
+        if not unread:
+            return ""
+        shown = "; ".join(f"{Path(p.file).name}{f' line {p.line}' if p.line else ''}: {p.detail}" for p in unread[:3])
+        more = f"; {len(unread) - 3} more" if len(unread) > 3 else ""
+        return (f"{len(unread)} label row(s) not read and left out of every split ({shown}{more}): fix "
+                f"them, or see them all with `agegate data check`")
 
     def fingerprint(self) -> str:
         """Hash of the sorted (file, age, split[, face box]) list: names the exact labelled data a model saw.

@@ -13,6 +13,7 @@ set's age mix (AAF's many children, UTKFace's many 25-35s) does not pull the est
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from agegate.edge.errors import DatasetError, UsageError
 from .check import content_digests
 from .datasets import Dataset, Record, check_distinct, read_dataset
 from .split import make_split, write_split
+
+log = logging.getLogger("agegate.train")
 
 AGE_PRIORS = ("none", "balanced")
 PRIOR_BIN_YEARS = 5
@@ -70,6 +73,8 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
         if not ds.records:
             raise DatasetError(f"{path}: no labelled images found ({len(ds.problems)} problem(s); "
                                f"run `agegate data check {path}`)")
+        if ds.unread_rows():  # trained without them: say which, so none is left out unseen
+            log.warning("%s: %s", path, ds.unread_rows())
         origin = "the data set's own"
         if not any(r.split == "train" for r in ds.records):
             assignment = make_split(ds.records, 0.1, 0.1, seed,
