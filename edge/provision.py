@@ -217,8 +217,9 @@ class BoxRoot:
         except (OSError, ValueError):
             return {}
 
-    def problems(self) -> list[str]:
-        """What makes this root unable to serve, each with its repair (empty: healthy)."""
+    def problems(self, hashes: dict[str, dict[str, bool]] | None = None) -> list[str]:
+        """What makes this root unable to serve, each with its repair (empty: healthy). `hashes`: releases'
+        `check_release` results already at hand (status has hashed every release; a model is megabytes)."""
         cur = self.current_version()
         if cur is None:
             if self.current.exists() or self.current.is_symlink():
@@ -229,7 +230,8 @@ class BoxRoot:
                f"or reinstall with `agegate device install BUNDLE --root {self.root}`")
         if not (self.releases / cur).is_dir():
             return [f"current points to releases/{cur}, which does not exist; {fix}"]
-        bad = [f for f, ok in check_release(self.releases / cur).items() if not ok]
+        checked = (hashes or {}).get(cur) or check_release(self.releases / cur)
+        bad = [f for f, ok in checked.items() if not ok]
         if bad:
             return [f"the live release {cur} is damaged ({', '.join(bad)} missing or changed); {fix}"]
         return []
@@ -345,10 +347,10 @@ class BoxRoot:
 
     def status(self) -> BoxStatus:
         cur = self.current_version()
-        releases = []
+        releases, hashes = [], {}
         for d in sorted(self._release_folders()):
             m = self.manifest(d.name)
-            ok = check_release(d) if m else {}
+            ok = hashes[d.name] = check_release(d) if m else {}
             releases.append(ReleaseInfo(d.name, d.name == cur, bool(m.get("forced")), m.get("model_sha256"),
                                         bool(ok) and all(ok.values()), m.get("qa_mae")))
         history = self.state()["history"]
@@ -356,5 +358,5 @@ class BoxRoot:
         for r in releases:
             r.installed = installed.get(r.version)
         prev = next((h.get("previous") for h in reversed(history) if h["version"] == cur), None)
-        return BoxStatus(str(self.root), cur, prev, releases, self.problems(),
+        return BoxStatus(str(self.root), cur, prev, releases, self.problems(hashes),
                          [self.state_problem] if self.state_problem else [])
