@@ -48,8 +48,10 @@ class FleetReport(JsonResult):
     box_days: list[dict] = field(default_factory=list)  # box_id, date, buyers, uncertain_share, id_check_share
     uncertain_jumps: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)
-    # Rows dated before CLOCK_FLOOR_DATE (a box clock not set), left out of every table: box_id, buyers.
+    # Rows dated before CLOCK_FLOOR_DATE (a box clock not set) or after `latest` (a clock set ahead), left out of
+    # every table: box_id, dated ('before ...' / 'after ...'), buyers.
     unclocked: list[dict] = field(default_factory=list)
+    latest: str = ""  # the last date a row may carry: the day after the report was made (time zones ahead)
     copies: int = 0  # rows found in more than one tree (the same box's files twice), counted once
     seconds: float = 0.0
 
@@ -59,8 +61,17 @@ class FleetReport(JsonResult):
 
     @property
     def unclocked_buyers(self) -> int:
-        """Buyers left out as dated before CLOCK_FLOOR_DATE."""
+        """Buyers left out as dated before CLOCK_FLOOR_DATE or after `latest`."""
         return sum(r["buyers"] for r in self.unclocked)
+
+    @property
+    def unclocked_words(self) -> str:
+        """What the left-out rows are, for the CLI and the HTML: '12 buyers dated before 2026-01-01 (a box clock
+        not set) or after 2026-12-07 (a clock set ahead)'."""
+        whens = {r["dated"].split()[0] for r in self.unclocked}
+        parts = ([f"before {CLOCK_FLOOR_DATE} (a box clock not set)"] if "before" in whens else []) + \
+            ([f"after {self.latest} (a box clock set ahead)"] if "after" in whens else [])
+        return f"{self.unclocked_buyers:,} buyers dated " + " or ".join(parts)
 
     @property
     def jumps_looked_for(self) -> bool:
@@ -85,7 +96,10 @@ def _rows(con, sql: str, params: list | None = None) -> list[dict]:
 
 
 def build_report(dirs: list[str], date_from: str | None = None, date_to: str | None = None,
-                 tz: str = "UTC") -> FleetReport:
+                 tz: str = "UTC", today: dt.date | None = None) -> FleetReport:
+    """The report over the export trees `dirs`. `today`: the date the report is made (UTC): rows dated after the
+    day after it come from a box clock set ahead and are left out like those before CLOCK_FLOOR_DATE; one box at
+    2036 stretched the report over ten years of 'missing' box-days."""
     import time
 
     try:
@@ -122,8 +136,10 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     # (store_id, till_id, model, p_under_25): those read as NULL instead of failing the whole report.
     src = (f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true, "
            f"hive_types = {{'box_id': VARCHAR, 'date': DATE}})")
-    # Days before any agegate box ran are a box clock not set: left out always, and named below.
-    where, params = ["date >= ?::DATE"], [CLOCK_FLOOR_DATE]
+    # Days before any agegate box ran are a box clock not set, days after tomorrow one set ahead: left out
+    # always, and named below.
+    latest = ((today or dt.datetime.now(dt.timezone.utc).date()) + dt.timedelta(days=1)).isoformat()
+    where, params = ["date >= ?::DATE", "date <= ?::DATE"], [CLOCK_FLOOR_DATE, latest]
     if date_from:
         where.append("date >= ?::DATE")
         params.append(date_from)
@@ -143,23 +159,26 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
         raise AgegateError(f"cannot read the export tree: {str(e).splitlines()[0]}; a file that is not an "
                            f"`agegate edge export` part (or was cut short in transfer) must be removed or synced "
                            f"again") from e
-    unclocked = _rows(con, f"SELECT box_id, count(DISTINCT (event_id, ts)) AS buyers FROM {src} "
-                           f"WHERE date < ?::DATE GROUP BY 1 ORDER BY 1", [CLOCK_FLOOR_DATE]) \
-        if not date_from or date_from < CLOCK_FLOOR_DATE else []
+    unclocked = _rows(con, f"SELECT box_id, CASE WHEN date < ?::DATE THEN 'before ' || ? ELSE 'after ' || ? END "
+                           f"AS dated, count(DISTINCT (event_id, ts)) AS buyers FROM {src} "
+                           f"WHERE (date < ?::DATE AND ?::DATE < ?::DATE) OR (date > ?::DATE AND ?::DATE > ?::DATE) "
+                           f"GROUP BY 1, 2 ORDER BY 1, 2",
+                      [CLOCK_FLOOR_DATE, CLOCK_FLOOR_DATE, latest, CLOCK_FLOOR_DATE, date_from or "0001-01-01",
+                       CLOCK_FLOOR_DATE, latest, date_to or "9999-12-31", latest])
     n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
                     "FROM ev").fetchone()
     if not n[0]:
         raise UsageError(f"no events in {', '.join(dirs)}" + (f" between {date_from or '...'} and {date_to or '...'}"
                                                             if date_from or date_to else "")
-                         + (f" ({sum(r['buyers'] for r in unclocked):,} dated before {CLOCK_FLOOR_DATE}, a box clock "
-                            f"not set, left out)" if unclocked else ""))
+                         + (f" ({sum(r['buyers'] for r in unclocked):,} dated before {CLOCK_FLOOR_DATE} or after "
+                            f"{latest}, a box clock not set or set ahead, left out)" if unclocked else ""))
     lo, hi = (date_from or n[3].isoformat()), (date_to or n[4].isoformat())
     days = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
     bands = ", ".join(f"count(*) FILTER (WHERE band = '{b}') AS \"{b}\"" for b in BAND_LABELS)
     shares = ("count(*) AS buyers, round(avg((decision = 'id_check')::INT), 4) AS id_check_share, "
               "round(avg((decision = 'uncertain')::INT), 4) AS uncertain_share")
     rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked,
-                      copies=int(copies))
+                      latest=latest, copies=int(copies))
     rep.by_store_band = _rows(con, f"SELECT store_id, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_hour = _rows(con, f"SELECT hour, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_weekday = _rows(con, f"SELECT dow, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")

@@ -25,7 +25,6 @@ def report(dirs, date_from, date_to, tz, out, as_json):
     DIRS are export trees (`agegate edge export --out`), e.g. one folder per store or a synced bucket:
       agegate fleet report /mnt/exports --from 2026-09-01 --to 2026-11-30 --out report/
     """
-    from .contracts import CLOCK_FLOOR_DATE
     from .fleet import RECENT_DAYS, build_report
 
     fmt = lambda d: d.date().isoformat() if d else None  # noqa: E731
@@ -43,9 +42,9 @@ def report(dirs, date_from, date_to, tz, out, as_json):
     if rep.copies:
         click.echo(f"counted once: {rep.copies:,} rows found in more than one tree (the same box's files twice)")
     if rep.unclocked:
-        click.echo(f"left out: {rep.unclocked_buyers:,} buyers dated before {CLOCK_FLOOR_DATE} "
-                   f"(a box clock not set: check NTP on " + ", ".join(r["box_id"] for r in rep.unclocked[:10])
-                   + (", ..." if len(rep.unclocked) > 10 else "") + ")")
+        boxes = sorted({r["box_id"] for r in rep.unclocked})
+        click.echo(f"left out: {rep.unclocked_words}: check NTP on " + ", ".join(boxes[:10])
+                   + (", ..." if len(boxes) > 10 else ""))
     total = max(1, rep.rows)
     click.echo("  ".join(f"{b} {sum(r[b] for r in rep.by_store_band) / total:.0%}" for b in
                          [k for k in rep.by_store_band[0] if k not in ("store_id", "buyers")]))

@@ -99,8 +99,8 @@ def write_report(rep: FleetReport, out: str | Path) -> Path:
     copies = (f" {rep.copies:,} rows found in more than one tree (the same box's files twice) were counted once."
               if rep.copies else "")
     unclocked = "" if not rep.unclocked else (
-        f'<p id="unclocked">Left out: {rep.unclocked_buyers:,} buyers dated before '
-        f'{CLOCK_FLOOR_DATE}, when no agegate box ran: a box clock not set (check NTP there).</p>'
+        f'<p id="unclocked">Left out: {rep.unclocked_words}; no agegate box ran before {CLOCK_FLOOR_DATE}, and none '
+        f'is dated after tomorrow (check NTP on these boxes).</p>'
         + _table(rep.unclocked))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate fleet report</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;font-size:13px}}

@@ -1,6 +1,7 @@
 """Fleet analytics: `edge export` (incremental, crash-safe Parquet) and `fleet report` (DuckDB). No ../shared."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import signal
@@ -322,12 +323,25 @@ def test_rows_of_a_box_whose_clock_was_not_set_are_left_out_and_named(tree, tmp_
         e.unlink()
     assert export_events(db, copy).rows == 30
     clean, rep = build_report([str(root)]), build_report([str(copy)])
-    assert rep.unclocked == [{"box_id": "s9999-t1", "buyers": 30}]
+    assert rep.unclocked == [{"box_id": "s9999-t1", "dated": "before 2026-01-01", "buyers": 30}]
     assert (rep.rows, rep.days, rep.date_from, rep.missing_box_days) == (clean.rows, clean.days, clean.date_from,
                                                                          clean.missing_box_days)
     r = cli("fleet", "report", copy, "--out", tmp_path / "rep")
     assert r.exit_code == 0 and "left out: 30 buyers dated before 2026-01-01" in r.output and "s9999-t1" in r.output
     assert 'id="unclocked"' in (tmp_path / "rep" / "index.html").read_text()
+    # a clock set ahead (late 2035) would stretch the report over ten years of 'missing' box-days the same way
+    ahead = tmp_path / "ahead.sqlite"
+    fill(ahead, 20, box="s9998-t1", t0=2.08e9, step=60.0)
+    assert export_events(ahead, copy).rows == 20
+    rep = build_report([str(copy)])
+    assert {r["box_id"]: (r["dated"], r["buyers"]) for r in rep.unclocked} == {
+        "s9999-t1": ("before 2026-01-01", 30), "s9998-t1": (f"after {rep.latest}", 20)}
+    assert (rep.rows, rep.days, rep.date_to, rep.missing_box_days) == (clean.rows, clean.days, clean.date_to,
+                                                                       clean.missing_box_days)
+    r = cli("fleet", "report", copy)
+    assert r.exit_code == 0 and f"or after {rep.latest} (a box clock set ahead)" in r.output and "s9998-t1" in r.output
+    # the day the report is made decides what is ahead: made in 2036, those rows are the report's
+    assert build_report([str(copy)], today=dt.date(2036, 1, 2)).rows == clean.rows + 20
 
 
 def test_retention_says_how_many_rows_it_deletes_before_any_export_took_them(tmp_path, caplog):
