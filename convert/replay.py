@@ -214,7 +214,7 @@ def run_buyers(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=N
     for rgb, who in till_frames(buyers, options, tail=pipeline.options.max_missed + 2):
         t_frame += 1 / FPS
         f0 = time.perf_counter()
-        made = pipeline.process(Frame(len(shown), t_frame, rgb))
+        made = pipeline.process(Frame(len(shown), t_frame, rgb, steady=t_frame))  # the till's timeline
         (face_ms if who is not None else empty_ms).append((time.perf_counter() - f0) * 1000)
         if progress and who is not None and (not shown or shown[-1] != who):
             progress(1)

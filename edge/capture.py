@@ -13,7 +13,7 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -32,14 +32,10 @@ class Frame:
     ts: float  # wall clock at capture: what decisions are dated by
     rgb: np.ndarray
     cut: bool = False  # the scene changed here (a new photo of a folder): earlier buyers are gone
-    # Steady clock at capture (time.monotonic), for how long a buyer has stood there: NTP setting the wall
-    # clock forward an hour split a buyer standing at the till. None: `ts` is steady (a replay's timeline).
-    steady: float | None = None
-
-    @property
-    def clock(self) -> float:
-        """The time the tracker measures durations by."""
-        return self.ts if self.steady is None else self.steady
+    # Steady clock at capture (time.monotonic; a replay gives its own timeline), for every duration the box
+    # measures: how long a buyer has stood there, how long ago a decision was. NTP setting the wall clock
+    # forward an hour split a buyer standing at the till; set back, it made an hour-old decision look fresh.
+    steady: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -155,7 +151,7 @@ class FrameSource:
     # -- the capture thread -------------------------------------------------------------------
     def _put(self, bgr_or_rgb: np.ndarray, is_bgr: bool = True, cut: bool = False) -> None:
         rgb = cv2.cvtColor(bgr_or_rgb, cv2.COLOR_BGR2RGB) if is_bgr else bgr_or_rgb
-        frame = Frame(self.frames_read, time.time(), rgb, cut, steady=time.monotonic())
+        frame = Frame(self.frames_read, time.time(), rgb, cut)
         self.frames_read += 1
         if self.live:
             try:

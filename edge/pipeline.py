@@ -125,6 +125,7 @@ class BuyerDecision:
     reason: str = ""  # why `uncertain` (a decision.Reason code first), '' otherwise
     ts: float = 0.0  # wall time of the newest frame the decision used
     risk: float | None = None  # P(under 25) from the fused distribution (distribution models only)
+    steady: float | None = None  # that frame's steady time (Frame.steady): how long ago, whatever NTP does
 
     def to_dict(self) -> dict:
         return {"track_id": self.track_id, "age": self.age, "band": self.band, "frames": self.frames,
@@ -132,10 +133,12 @@ class BuyerDecision:
                 "latency_ms": self.latency_ms, "ts": round(self.ts, 3),
                 "p_under_25": None if self.risk is None else round(self.risk, 4)}
 
-    def answer(self, now: float) -> dict:
-        """What /decision and /last say of it at `now` (the box's clock): with how long ago its newest frame was
-        (`seconds_ago`), so a till can refuse a stale answer without its clock set like the box's."""
-        return {**self.to_dict(), "seconds_ago": round(max(0.0, now - self.ts), 2)}
+    def answer(self, now_steady: float) -> dict:
+        """What /decision and /last say of it at `now_steady` (time.monotonic): with how long ago its newest frame
+        was (`seconds_ago`), so a till can refuse a stale answer without its clock set like the box's. Measured on
+        the steady clock: by the wall clock, NTP setting it back an hour made an hour-old decision read as 0 s."""
+        ago = 0.0 if self.steady is None else max(0.0, now_steady - self.steady)
+        return {**self.to_dict(), "seconds_ago": round(ago, 2)}
 
 
 class BoxPipeline:
@@ -165,7 +168,7 @@ class BoxPipeline:
         self.events = events
         self.metrics = metrics or RuntimeMetrics()
         self.last: BuyerDecision | None = None
-        self.last_face_ts: float | None = None
+        self.last_face_at: float | None = None  # steady clock (Frame.steady) of the last frame with a face
         self.lock = threading.RLock()  # process() and the HTTP thread (current(), /setup) see whole frames
         self._faces: list[FaceBox] = []  # the last detection (carried between frames with detect_every > 1)
         self._since_detect = 0
@@ -207,7 +210,7 @@ class BoxPipeline:
         self.latest_rgb, self.latest_faces = rgb, faces
         crop_ms = infer_ms = quality_ms = 0.0
         if faces:
-            self.last_face_ts = frame.ts
+            self.last_face_at = frame.steady
         c0 = time.perf_counter()
         crops = [crop_face(rgb, face, self.model.spec.face_margin) for face in faces]
         crop_ms += (time.perf_counter() - c0) * 1000
@@ -219,14 +222,14 @@ class BoxPipeline:
         looks = [appearance(c, r.features, r.age) if r else appearance(c) for c, r in zip(crops, runs)]
         look_ms = (time.perf_counter() - l0) * 1000
         f0 = time.perf_counter()
-        tracks = self.tracker.match(faces, frame.clock, looks, ts=frame.ts)
+        tracks = self.tracker.match(faces, frame.steady, looks, ts=frame.ts)
         frame_ms = (f0 - t_start) * 1000
         made: list[BuyerDecision] = cut
         for track, face, crop, run in zip(tracks, faces, crops, runs):
             if (track.decided and o.follow_decided) or track.changed:
                 # A decided buyer is followed without re-estimating (the appearance check above still
                 # runs, so a new face is noticed); a frame that may show someone else is held back.
-                track.add(face, frame.ts, None)
+                track.add(face, frame.ts, None, steady=frame.steady)
                 continue
             c1 = time.perf_counter()
             q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
@@ -236,7 +239,8 @@ class BoxPipeline:
             quality_ms += (c2 - c1) * 1000
             if self.frame_observer is not None:
                 self.frame_observer(track, q, est)
-            track.add(face, frame.ts, est.age if est else None, q.reason, est.probs if est else None, q.weight)
+            track.add(face, frame.ts, est.age if est else None, q.reason, est.probs if est else None, q.weight,
+                      frame.steady)
             self._track_ms.setdefault(track.track_id, []).append(frame_ms)
             if not track.decided and track.good_frames >= o.decide_after:
                 made.append(self._decide(track))
@@ -262,7 +266,8 @@ class BoxPipeline:
         ms = self._track_ms.get(track.track_id, [0.0])
         return BuyerDecision(track.track_id, None if fused is None else round(fused, 2),
                              None if fused is None else band_of(fused), track.frames, track.good_frames, kind,
-                             round(float(np.mean(ms)), 3), track.box, reason, track.aged_ts or track.last_ts, risk)
+                             round(float(np.mean(ms)), 3), track.box, reason, track.aged_ts or track.last_ts, risk,
+                             track.aged_steady or track.last_steady)
 
     def _decide(self, track: Track) -> BuyerDecision:
         d = self._judge(track)
@@ -275,27 +280,27 @@ class BoxPipeline:
             self.events.add(Event.from_decision(d, time.time(), o.box_id, self.model.label, o.store_id, o.till_id))
         return d
 
-    def current(self, now: float | None = None) -> dict:
+    def current(self) -> dict:
         """GET /decision: the buyer in front of the camera now (the largest live face): their decision
         if made, else what the evidence so far supports, marked provisional; no_buyer when no face
-        has been seen for `no_buyer_after_s`."""
-        now = time.time() if now is None else now
+        has been seen for `no_buyer_after_s` (on the steady clock, as `seconds_ago`)."""
+        now = time.monotonic()
         with self.lock:
-            since = None if self.last_face_ts is None else now - self.last_face_ts
+            since = None if self.last_face_at is None else max(0.0, now - self.last_face_at)
             live = [t for t in self.tracker.tracks.values() if t.missed == 0]
             if not live or since is None or since > self.options.no_buyer_after_s:
                 return {"decision": "no_buyer", "seconds_since_face": None if since is None else round(since, 2),
-                        "ts": now}
+                        "ts": time.time()}
             track = max(live, key=lambda t: t.box.area)
             d = track.decision or self._judge(track)
             return {**d.answer(now), "provisional": track.decision is None, "frames_used": d.good_frames}
 
-    def last_decision(self, now: float | None = None) -> dict:
+    def last_decision(self) -> dict:
         """GET /last: the newest decision made (`BuyerDecision.answer`)."""
         d = self.last
         if d is None:
             return {"decision": None}
-        return d.answer(time.time() if now is None else now)
+        return d.answer(time.monotonic())
 
     def _forget(self, track: Track) -> None:
         self._track_ms.pop(track.track_id, None)

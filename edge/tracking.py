@@ -231,7 +231,7 @@ def cosine(x: np.ndarray, y: np.ndarray) -> float:
 class Track:
     track_id: int
     box: FaceBox
-    started: float  # steady clock of the first frame (Frame.clock): how long the visit has lasted
+    started: float  # steady clock of the first frame (Frame.steady): how long the visit has lasted
     last_ts: float  # wall clock of the newest frame
     window: int = 15
     frames: int = 0
@@ -240,7 +240,9 @@ class Track:
     decided: bool = False
     missed: int = 0
     bad_frames: Counter = field(default_factory=Counter)  # Reason code -> frames not aged for it
-    aged_ts: float | None = None  # time of the newest frame whose age counts
+    aged_ts: float | None = None  # wall time of the newest frame whose age counts
+    last_steady: float | None = None  # steady times of the newest frame, and of the newest one aged
+    aged_steady: float | None = None
     decision: object | None = None  # the pipeline's BuyerDecision once decided
     look: Look | None = None  # running appearance descriptor (in memory only)
     changed: int = 0  # consecutive frames whose face looked like someone else (and like each other)
@@ -249,14 +251,14 @@ class Track:
     ended: bool = False  # someone else stepped in, or the visit ran too long: decide now
 
     def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "",
-            probs: np.ndarray | None = None, weight: float = 1.0) -> None:
-        self.box, self.last_ts = box, ts
+            probs: np.ndarray | None = None, weight: float = 1.0, steady: float | None = None) -> None:
+        self.box, self.last_ts, self.last_steady = box, ts, steady
         self.frames += 1
         self.missed = 0
         if bad_reason:
             self.bad_frames[str(bad_reason)] += 1
         if age is not None:
-            self.aged_ts = ts
+            self.aged_ts, self.aged_steady = ts, steady
             self.ages.append(age)
             while len(self.ages) > self.window:
                 self.ages.popleft()
@@ -326,7 +328,7 @@ class IoUTracker:
               ts: float | None = None) -> list[Track]:
         """Assign each face to a live track (greedy by IoU, same appearance) or a new one; returns tracks
         per face. A track whose place a different face took is marked `ended`. `clock`: the frame's steady
-        time (Frame.clock), `ts` its wall time (default: `clock`)."""
+        time (Frame.steady), `ts` its wall time (default: `clock`)."""
         ts = clock if ts is None else ts
         looks = looks or [None] * len(faces)
         pairs = sorted(((box_iou(t.box, f), tid, fi) for tid, t in self.tracks.items()

@@ -137,3 +137,16 @@ def test_a_visit_is_timed_by_the_steady_clock_not_the_wall_clock(shipped_model):
     # a visit that did last past the limit on the steady clock is still ended there
     long = decisions(lambda i: t0 + i / 15, lambda i: 100 + i * 11.0)
     assert len(long) == 2
+
+
+def test_how_long_ago_a_decision_was_is_read_on_the_steady_clock(shipped_model):
+    """A till refuses a stale answer by `seconds_ago`. Read by the wall clock, a decision made while the box's
+    clock ran an hour fast read as 0 s old for the hour after NTP set it right: the last buyer's `ok` looked
+    fresh for the next one."""
+    frame = cv2.cvtColor(face_frame([ADULTS[0]]), cv2.COLOR_BGR2RGB)
+    pipe = BoxPipeline(AgeModel(shipped_model))
+    for i in range(12):
+        pipe.process(Frame(i, time.time() + 3600, frame))  # the wall clock an hour fast; the steady clock true
+    assert pipe.last is not None and pipe.current()["provisional"] is False
+    time.sleep(0.25)
+    assert pipe.last_decision()["seconds_ago"] >= 0.25 and pipe.current()["seconds_ago"] >= 0.25
