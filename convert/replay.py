@@ -33,6 +33,8 @@ from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError, DatasetError
 from agegate.edge.preprocess import decode_image
 
+from .covers import Cover, apply_cover
+
 FRAME_W, FRAME_H = 640, 480
 FPS = 15.0
 #: Face box side in a 640x480 till frame: about 0.5-1 m from a wide-angle camera (the shipped demo's
@@ -47,6 +49,7 @@ class ReplayOptions:
     gap: tuple[int, int] = (0, 15)  # empty frames between buyers, drawn uniformly (inclusive)
     seed: int = 0
     face_px: tuple[float, float] = FACE_PX  # each visit's face box side in the 640x480 frame, drawn uniformly
+    cover: Cover = Cover.NONE  # what every buyer wears over the face (covers.py)
 
 
 @dataclass
@@ -89,17 +92,20 @@ def replay_photos(model, records: list, box, options: ReplayOptions | None = Non
 
     from agegate.edge.pipeline import BoxPipeline
 
+    options = options or ReplayOptions()
     with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
-        placed, unplaced = load_buyers(records, bar.update)
+        placed, unplaced = load_buyers(records, bar.update, options.cover)
     if not placed:
         raise DatasetError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
-        summary = replay(BoxPipeline(model, box), placed, options or ReplayOptions(), bar.update)
+        summary = replay(BoxPipeline(model, box), placed, options, bar.update)
     summary["unplaced"] = [{"path": path, "reason": why} for path, why in unplaced]
     return summary
 
 
-def load_buyers(records, progress=None) -> tuple[list[Buyer], list[tuple[str, str]]]:
+def load_buyers(records, progress=None, cover: Cover = Cover.NONE) -> tuple[list[Buyer], list[tuple[str, str]]]:
+    """Each record's head patch as a buyer (`cover` drawn over the face, found again on the patch); the records
+    without one as (path, why)."""
     detector = FaceDetector(DetectorOptions.for_photos())
     buyers, unplaced = [], []
     for rec in records:
@@ -108,6 +114,9 @@ def load_buyers(records, progress=None) -> tuple[list[Buyer], list[tuple[str, st
         except AgegateError as e:
             unplaced.append((str(rec.path), str(e)))
             continue
+        if patch is not None and cover is not Cover.NONE:
+            face = next(iter(detector.detect(patch)), None)
+            patch = None if face is None else apply_cover(patch, face, cover)
         if patch is None:
             unplaced.append((str(rec.path), "no face found" + ("" if rec.box is None else
                                                               f" at the labelled face box (line {rec.line})")))

@@ -14,6 +14,8 @@ from agegate.edge.detect import DETECTORS, DetectorOptions
 from agegate.edge.pipeline import BoxOptions
 from agegate.train.cli_options import SPLIT_CHOICE, format_option
 
+from .covers import Cover
+
 
 def _range(text: str, unit: str = "frames", example: str = "0..15") -> tuple[int, int]:
     """'A..B' or 'A' -> (A, B), both included."""
@@ -78,6 +80,9 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               show_default=True,
               help="A face under --refine-below is kept from this score if the second look finds it at --min-score "
               "(box.toml detector.small_face_score; --min-score or above: off).")
+@click.option("--cover", type=click.Choice([c.value for c in Cover]), default=Cover.NONE.value, show_default=True,
+              help="What every buyer wears over the face, drawn on their photo from its eye points (covers.py): "
+              "sunglasses hide the eyes, mask the nose, mouth and chin. The box does not check for either.")
 @threads_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Which buyers are drawn and how they move.")
 @click.option("--json", "as_json", is_flag=True)
@@ -87,7 +92,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               "point per P(under 25) threshold) as a PNG, the box's decisions here and the operating point's "
               "where it was chosen marked.")
 def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, refine_below, min_score,
-           small_face_score, threads, seed, as_json, png, curve):
+           small_face_score, cover, threads, seed, as_json, png, curve):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -124,13 +129,14 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
     detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score,
                                        small_face_score=small_face_score)
     result = replay_photos(model, records, BoxOptions(threads=threads, detector=detector_options),
-                           ReplayOptions(frames, gap, seed, face_px=face_px), show=not as_json and sys.stderr.isatty())
+                           ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover)),
+                           show=not as_json and sys.stderr.isatty())
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
 
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), detector=detector,
-                  refine_below=refine_below, min_score=min_score, small_face_score=small_face_score,
+                  refine_below=refine_below, min_score=min_score, small_face_score=small_face_score, cover=cover,
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:
         _chart(result, Path(png))

@@ -1,0 +1,75 @@
+"""What a buyer wears over the face, painted onto a photo: dark sunglasses, a face mask.
+
+The box's quality checks look at a face's size, light and sharpness, not at what hides it, so a buyer in
+sunglasses or a mask is aged like any other. `agegate replay --cover` measures what the box then decides
+(README, "Sunglasses and face masks"). The covers are drawn, not photographed: opaque shapes placed from
+BlazeFace's eye points, so they say how the model copes with the eyes or the lower face gone, not how it copes
+with a real mask's folds and shadows. Pure functions of an RGB image and its face box.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+import cv2
+import numpy as np
+
+from agegate.edge.detect import FaceBox
+
+#: Near-black lenses (a little blue, as most tints), and a surgical mask's pale blue.
+LENS_RGB = (18, 20, 28)
+MASK_RGB = (168, 196, 222)
+
+
+class Cover(str, Enum):
+    NONE = "none"
+    SUNGLASSES = "sunglasses"
+    MASK = "mask"
+
+
+def _eyes(face: FaceBox) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) eye points; from the box's proportions when the detector gave none."""
+    if face.left_eye is not None and face.right_eye is not None:
+        return np.array(face.left_eye, float), np.array(face.right_eye, float)
+    y = face.y0 + 0.38 * face.height
+    return np.array([face.x0 + 0.32 * face.width, y]), np.array([face.x0 + 0.68 * face.width, y])
+
+
+def sunglasses(rgb: np.ndarray, face: FaceBox) -> np.ndarray:
+    """Two opaque dark lenses over the eyes and a bridge between them, turned with the eye line."""
+    a, b = _eyes(face)
+    d = float(np.linalg.norm(b - a)) or 0.3 * face.width
+    angle = float(np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0])))
+    out = rgb.copy()
+    axes = (max(2, int(round(0.42 * d))), max(2, int(round(0.30 * d))))
+    for eye in (a, b):
+        cv2.ellipse(out, (int(round(eye[0])), int(round(eye[1]))), axes, angle, 0, 360, LENS_RGB, -1, cv2.LINE_AA)
+    cv2.line(out, tuple(int(round(v)) for v in a), tuple(int(round(v)) for v in b), LENS_RGB,
+             max(1, int(round(0.08 * d))), cv2.LINE_AA)
+    return out
+
+
+def face_mask(rgb: np.ndarray, face: FaceBox) -> np.ndarray:
+    """A mask from the bridge of the nose to under the chin, cheek to cheek."""
+    a, b = _eyes(face)
+    d = float(np.linalg.norm(b - a)) or 0.3 * face.width
+    top = float(max(a[1], b[1])) + 0.32 * d
+    bottom = face.y1 + 0.10 * face.height
+    left, right = face.x0 + 0.04 * face.width, face.x1 - 0.04 * face.width
+    mid = 0.5 * (left + right)
+    out = rgb.copy()
+    # the upper edge over the nose, the lower a curve under the chin
+    lower = [(mid + (right - left) / 2 * np.cos(t), top + (bottom - top) * np.sin(t))
+             for t in np.linspace(0, np.pi, 24)]
+    pts = np.array([(left, top), (mid, top - 0.12 * d), (right, top)] + lower, np.float32)
+    cv2.fillPoly(out, [np.round(pts).astype(np.int32)], MASK_RGB, cv2.LINE_AA)
+    return out
+
+
+def apply_cover(rgb: np.ndarray, face: FaceBox, cover: Cover) -> np.ndarray:
+    """`rgb` with `cover` drawn over `face` (a copy; the image itself is left as it is)."""
+    cover = Cover(cover)
+    if cover is Cover.SUNGLASSES:
+        return sunglasses(rgb, face)
+    if cover is Cover.MASK:
+        return face_mask(rgb, face)
+    return rgb
