@@ -119,3 +119,37 @@ def test_curve_needs_a_distribution_model_and_says_so_before_replaying(tmp_path,
     r = CliRunner().invoke(cli, ["replay", str(labels), "--model", str(converted["int8"]), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["buyers"] == 1 and "risk_curve" not in json.loads(r.output)
+
+
+def test_covers_hide_the_eyes_or_the_lower_face_of_a_real_photo(tmp_path):
+    """The drawn sunglasses darken the eye line and leave the mouth; the mask covers nose to chin and leaves
+    the eyes; the photo itself is not changed."""
+    import numpy as np
+
+    from agegate.convert.covers import Cover, apply_cover
+    from agegate.edge.detect import DetectorOptions, FaceDetector
+    from agegate.edge.preprocess import decode_image
+
+    rgb = decode_image(UTK / "images" / ADULTS[0])
+    before = rgb.copy()
+    face = FaceDetector(DetectorOptions.for_photos()).detect(rgb)[0]
+    (lx, ly), (rx, ry) = face.left_eye, face.right_eye
+    eyes = (slice(int(min(ly, ry)) - 2, int(max(ly, ry)) + 3), slice(int(min(lx, rx)), int(max(lx, rx)) + 1))
+    mouth_y = int(face.y0 + 0.85 * face.height)
+    mouth = (slice(mouth_y - 3, mouth_y + 3), slice(int(face.x0 + 0.4 * face.width), int(face.x0 + 0.6 * face.width)))
+    dark = apply_cover(rgb, face, Cover.SUNGLASSES)
+    masked = apply_cover(rgb, face, Cover.MASK)
+    assert dark[eyes].mean() < 40 < rgb[eyes].mean()  # the eye line is near black
+    assert np.array_equal(dark[mouth], rgb[mouth]) and np.array_equal(masked[eyes], rgb[eyes])
+    assert np.abs(masked[mouth].astype(int) - (168, 196, 222)).max() <= 2  # the mask's colour over the mouth
+    assert np.array_equal(rgb, before) and apply_cover(rgb, face, Cover.NONE) is rgb
+
+
+def test_replay_with_a_cover_records_it_and_still_decides(tmp_path, shipped_model):
+    labels = labelled_chips(tmp_path / "set", ADULTS[:2] + CHILDREN[:2])
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "15", "--cover", "mask", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert m["cover"] == "mask" and m["buyers"] == 4 and m["minors_decided_ok"] == 0
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--cover", "hat"])
+    assert r.exit_code == 2 and "'hat' is not one of" in r.output
