@@ -264,10 +264,10 @@ class BoxPipeline:
         risk = None if dist is None else float(p_under(dist, self.model.meta.head, CHALLENGE_AGE)[0])
         kind, reason = decide(fused, track.good_frames, track.spread(), self.policy, track.bad_frames, risk)
         ms = self._track_ms.get(track.track_id, [0.0])
+        wall, steady = track.newest_aged()
         return BuyerDecision(track.track_id, None if fused is None else round(fused, 2),
                              None if fused is None else band_of(fused), track.frames, track.good_frames, kind,
-                             round(float(np.mean(ms)), 3), track.box, reason, track.aged_ts or track.last_ts, risk,
-                             track.aged_steady or track.last_steady)
+                             round(float(np.mean(ms)), 3), track.box, reason, wall, risk, steady)
 
     def _decide(self, track: Track) -> BuyerDecision:
         d = self._judge(track)

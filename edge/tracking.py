@@ -267,6 +267,13 @@ class Track:
                 while len(self.dists) > self.window:
                     self.dists.popleft()
 
+    def newest_aged(self) -> tuple[float, float | None]:
+        """(wall, steady) time of the newest frame whose age counts, else of the newest frame: what a decision
+        is dated by."""
+        if self.aged_ts is not None:
+            return self.aged_ts, self.aged_steady
+        return self.last_ts, self.last_steady
+
     @property
     def good_frames(self) -> int:
         return len(self.ages)
