@@ -83,6 +83,9 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
 @click.option("--cover", type=click.Choice([c.value for c in Cover]), default=Cover.NONE.value, show_default=True,
               help="What every buyer wears over the face, drawn on their photo from its eye points (covers.py): "
               "sunglasses hide the eyes, mask the nose, mouth and chin. The box does not check for either.")
+@click.option("--min-eye-light", type=click.FloatRange(0.0, 1.0), default=BoxOptions.min_eye_light, show_default=True,
+              help="The box's sunglasses check: a face whose eyes read darker than this share of its skin is not "
+              "aged (reason eyes_hidden; tracking.eye_light). 0: off, as boxes before 2026-12-06.")
 @threads_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Which buyers are drawn and how they move.")
 @click.option("--json", "as_json", is_flag=True)
@@ -92,7 +95,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               "point per P(under 25) threshold) as a PNG, the box's decisions here and the operating point's "
               "where it was chosen marked.")
 def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, refine_below, min_score,
-           small_face_score, cover, threads, seed, as_json, png, curve):
+           small_face_score, cover, min_eye_light, threads, seed, as_json, png, curve):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -128,7 +131,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
         curve_needs_distribution(model.meta)
     detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score,
                                        small_face_score=small_face_score)
-    result = replay_photos(model, records, BoxOptions(threads=threads, detector=detector_options),
+    result = replay_photos(model, records, BoxOptions(threads=threads, detector=detector_options,
+                                                      min_eye_light=min_eye_light),
                            ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover)),
                            show=not as_json and sys.stderr.isatty())
     from agegate.benchmarks.environment import environment
@@ -137,6 +141,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), detector=detector,
                   refine_below=refine_below, min_score=min_score, small_face_score=small_face_score, cover=cover,
+                  min_eye_light=min_eye_light,
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:
         _chart(result, Path(png))

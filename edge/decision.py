@@ -33,6 +33,7 @@ class Reason(str, Enum):
     FACE_TOO_SMALL = "face_too_small"  # most unusable frames: the face was too far from the camera
     BLURRED = "blurred"  # ... the face moved or was out of focus
     TOO_DARK = "too_dark"  # ... the face was too dark to read
+    EYES_HIDDEN = "eyes_hidden"  # ... the eyes were behind dark glasses (ask the buyer to take them off)
     TOO_FEW_FRAMES = "too_few_frames"  # the buyer was not seen for long enough
     FRAMES_DISAGREE = "frames_disagree"  # the good frames' ages spread too widely
 

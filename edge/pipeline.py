@@ -29,7 +29,7 @@ from .metadata import ModelMetadata
 from .preprocess import as_rgb_uint8
 from .runtime import AgeModel
 from .stats import RuntimeMetrics
-from .tracking import IoUTracker, Track, appearance, frame_quality
+from .tracking import MIN_EYE_LIGHT, IoUTracker, Track, appearance, eye_light, frame_quality
 
 log = logging.getLogger("agegate.edge")
 
@@ -51,6 +51,9 @@ class BoxOptions:
     # blurred, asked for ID like minors; at 10 none, 25+ asked per buyer 23.7 -> 21.4 % for the same 1 of
     # 902 minors ok at its own operating point, decided buyers' MAE +0.03.
     min_sharpness: float = 10.0
+    # Eyes darker than this share of the skin are behind sunglasses: the frame is not aged (tracking.eye_light;
+    # 0: never checked).
+    min_eye_light: float = MIN_EYE_LIGHT
     no_buyer_after_s: float = 2.0  # GET /decision answers no_buyer when no face was seen for this long
     # A face seen for fewer frames is a glimpse (a passer-by, a face at the edge of the picture, the
     # first frames of the next buyer before the tracks part), not a buyer: no decision, counted apart.
@@ -85,7 +88,8 @@ class BoxOptions:
                 "decide_after": float(self.decide_after), "window": float(self.window),
                 "min_frames": float(self.policy.min_frames), "max_spread": float(self.policy.max_spread),
                 "refine_below": float(self.detector.refine_below), "min_score": float(self.detector.min_score),
-                "small_face_score": float(self.detector.small_face_score)}
+                "small_face_score": float(self.detector.small_face_score),
+                "min_eye_light": float(self.min_eye_light)}
 
 
 def box_policy(meta: ModelMetadata, options: BoxOptions) -> DecisionPolicy:
@@ -232,7 +236,8 @@ class BoxPipeline:
                 track.add(face, frame.ts, None, steady=frame.steady)
                 continue
             c1 = time.perf_counter()
-            q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
+            eyes = eye_light(rgb, face) if o.min_eye_light > 0 else None
+            q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness, eyes=eyes, min_eye_light=o.min_eye_light)
             c2 = time.perf_counter()
             est = None if not q.good else self.model.estimate_run(run) if run else self.model.estimate_face(crop)
             infer_ms += (time.perf_counter() - c2) * 1000

@@ -430,6 +430,17 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
     assert not check.ok and "min_frames: chosen with 5, this box 3" in check.detail and "recalibrate" in check.fix
 
 
+def test_the_shipped_point_was_chosen_with_the_box_defaults(shipped_model):
+    """A box with default settings must not warn that the shipped model's operating point may not hold: every
+    decision setting (a new quality check too) is recalibrated into the shipped sidecar when it changes."""
+    from agegate.edge.challenge25 import settings_mismatch
+    from agegate.edge.metadata import read_metadata
+    from agegate.edge.pipeline import BoxOptions
+
+    op = read_metadata(shipped_model).operating_point
+    assert op is not None and settings_mismatch(op, BoxOptions().decision_rules()) == ""
+
+
 def test_a_threshold_a_calibrated_model_does_not_use_is_said_to_be_unused(tmp_path, shipped_model, caplog):
     """A calibrated model asks for ID by its risk at its operating point: an id_threshold raised to 30 to be
     stricter changed nothing and said nothing. The box now warns when it starts, and `device doctor` flags it
