@@ -4,7 +4,9 @@ drawn mask over the face: where the box's sunglasses line (`tracking.MIN_EYE_LIG
 Val photos of both shared sets become buyers in `agegate replay`'s till frames (the same placement, camera
 changes and seed, `replay --cover`'s covers), and the box's camera detector finds each frame's face. Reported
 per cover: percentiles of the frames' eye light, and the share of frames and of buyers (most of their frames)
-under each candidate line. Val only: the line is chosen here, test replays report what it does.
+under each candidate line; for bare faces also per group (UTKFace's race and gender labels, AAF's gender), since
+a check that leaves a face unaged must not do so for one group's open eyes. Val only: the line is chosen here,
+test replays report what it does.
 
     python -m agegate.benchmarks.eye_light_probe --buyers 300 --out benchmarks/results/covers/eye-light-val.json
 """
@@ -55,14 +57,30 @@ def summarize(lights: list[list[float]]) -> dict:
                                     for t in LINES}}
 
 
+def by_group(records, placed, lights) -> dict:
+    """Bare faces' eye light per labelled group: the lowest frame, the 1st percentile, frames under each line."""
+    attrs = {str(r.path): dict(r.attrs) for r in records}
+    groups: dict[str, list[float]] = {}
+    for b, ls in zip(placed, lights):
+        a = attrs.get(b.path, {})
+        source = "utkface" if "utkface" in b.path else "aaf"
+        for key in ("race", "gender"):
+            if key in a:
+                groups.setdefault(f"{source} {key} {a[key]}", []).extend(ls)
+    return {g: {"frames": len(v), "min": round(min(v), 3), "p1": round(float(np.percentile(v, 1)), 3),
+                **{f"under_{t:g}": int(np.sum(np.array(v) < t)) for t in LINES}}
+            for g, v in sorted(groups.items()) if v}
+
+
 @click.command()
 @click.option("--data", "data", multiple=True, default=("../shared/datasets/utkface", "../shared/datasets/aaf"))
 @click.option("--split", default="val", show_default=True)
 @click.option("--buyers", default=300, show_default=True, help="Buyers in all, half from each set.")
 @click.option("--frames", default=8, show_default=True)
 @click.option("--seed", default=0, show_default=True)
+@click.option("--covers", default=",".join(c.value for c in Cover), show_default=True)
 @click.option("--out", type=click.Path(), default=None)
-def main(data, split, buyers, frames, seed, out):
+def main(data, split, buyers, frames, seed, covers, out):
     from agegate.convert.evaluate import select_records
 
     rng = np.random.default_rng(seed)
@@ -72,9 +90,12 @@ def main(data, split, buyers, frames, seed, out):
         records += [recs[i] for i in sorted(rng.permutation(len(recs))[:buyers // len(data)])]
     result = {"split": split, "data": list(data), "frames_per_buyer": frames, "seed": seed,
               "box_line": MIN_EYE_LIGHT, "cpu": cpu_info(), "covers": {}}
-    for cover in Cover:
+    for cover in (Cover(c) for c in covers.split(",")):
         placed, _ = load_buyers(records, cover=cover)
-        result["covers"][cover.value] = r = summarize(buyer_lights(placed, frames, seed))
+        lights = buyer_lights(placed, frames, seed)
+        result["covers"][cover.value] = r = summarize(lights)
+        if cover is Cover.NONE:
+            result["bare_by_group"] = by_group(records, placed, lights)
         click.echo(f"{cover.value:10s} {r['frames']} frames of {r['buyers']} buyers: "
                    + " ".join(f"{k} {v}" for k, v in r["percentiles"].items())
                    + "; frames under " + " ".join(f"{k}: {v:.2%}" for k, v in r["frames_under"].items()))
