@@ -63,21 +63,20 @@ def eye_light(rgb: np.ndarray, face: FaceBox) -> float | None:
     if d < 8:
         return None
     down = np.array([0.0, 0.6 * d])  # image rows grow downwards
-
-    def disc(centre: np.ndarray, radius: float) -> np.ndarray:
-        x0, y0 = (np.floor(centre - radius)).astype(int)
-        x1, y1 = (np.ceil(centre + radius)).astype(int) + 1
-        h, w = rgb.shape[:2]
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-        if x1 <= x0 or y1 <= y0:
-            return np.empty(0, np.float32)
-        grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        return grey[(xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius * radius]
-
-    eyes = np.concatenate([disc(a, 0.22 * d), disc(b, 0.22 * d)])
-    skin = np.concatenate([disc(a + 1.25 * down, 0.2 * d), disc(b + 1.25 * down, 0.2 * d),
-                           disc((a + b) / 2 - down, 0.2 * d)])  # under each eye, and the forehead
+    # (centre, radius): the two eyes, then the skin under each eye and on the forehead
+    discs = [(a, 0.22 * d), (b, 0.22 * d), (a + 1.25 * down, 0.2 * d), (b + 1.25 * down, 0.2 * d),
+             ((a + b) / 2 - down, 0.2 * d)]
+    h, w = rgb.shape[:2]
+    x0 = max(int(min(c[0] - r for c, r in discs)), 0)
+    y0 = max(int(min(c[1] - r for c, r in discs)), 0)
+    x1 = min(int(max(c[0] + r for c, r in discs)) + 2, w)
+    y1 = min(int(max(c[1] + r for c, r in discs)) + 2, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)  # one conversion for all
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    inside = [grey[(xx - c[0]) ** 2 + (yy - c[1]) ** 2 <= r * r] for c, r in discs]
+    eyes, skin = np.concatenate(inside[:2]), np.concatenate(inside[2:])
     if not eyes.size or not skin.size:
         return None
     return float(eyes.mean() / max(float(np.median(skin)), 1.0))
