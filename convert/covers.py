@@ -1,8 +1,8 @@
 """What a buyer wears over the face, painted onto a photo: dark sunglasses, a face mask.
 
-The box's quality checks look at a face's size, light and sharpness, not at what hides it, so a buyer in
-sunglasses or a mask is aged like any other. `agegate replay --cover` measures what the box then decides
-(README, "Sunglasses and face masks"). The covers are drawn, not photographed: opaque shapes placed from
+The model learnt from bare faces. `agegate replay --cover` measures what the box decides for a buyer wearing
+either (README, "Sunglasses and face masks"): it found the box passing three times the minors behind dark lenses,
+hence the box's eye check (`tracking.eye_light`); a mask it does not check for. The covers are drawn, not photographed: opaque shapes placed from
 BlazeFace's eye points, so they say how the model copes with the eyes or the lower face gone, not how it copes
 with a real mask's folds and shadows. Pure functions of an RGB image and its face box.
 """

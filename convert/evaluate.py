@@ -237,13 +237,13 @@ def select_records(data: str, fmt: str, split_file: str | None, split: str | Non
     unsplit = not any(r.split for r in ds.records)
     whole = split in (None, "all") or (unsplit and whole_if_unsplit)
     recs = ds.records if whole else ds.split(split)
+    unread = ds.unread_rows()
     if not recs:
         have = sorted({str(r.split) for r in ds.records})
         found = f"splits here: {', '.join(have)}" if have else "no row read"
-        unread = f"; {ds.unread_rows()}" if ds.unread_rows() else ""
-        raise UsageError(f"{data}: no images in split {split!r} ({found}){unread}")
-    if ds.unread_rows():  # a figure measured without them: say which, so none is left out unseen
-        log.warning("%s: %s", data, ds.unread_rows())
+        raise UsageError(f"{data}: no images in split {split!r} ({found}){f'; {unread}' if unread else ''}")
+    if unread:  # a figure measured without them: say which, so none is left out unseen
+        log.warning("%s: %s", data, unread)
     if limit and limit < len(recs):
         rng = np.random.default_rng(seed)
         recs = [recs[i] for i in sorted(rng.permutation(len(recs))[:limit])]

@@ -73,8 +73,8 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
         if not ds.records:
             raise DatasetError(f"{path}: no labelled images found ({len(ds.problems)} problem(s); "
                                f"run `agegate data check {path}`)")
-        if ds.unread_rows():  # trained without them: say which, so none is left out unseen
-            log.warning("%s: %s", path, ds.unread_rows())
+        if unread := ds.unread_rows():  # trained without them: say which, so none is left out unseen
+            log.warning("%s: %s", path, unread)
         origin = "the data set's own"
         if not any(r.split == "train" for r in ds.records):
             assignment = make_split(ds.records, 0.1, 0.1, seed,
