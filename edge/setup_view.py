@@ -15,7 +15,7 @@ import numpy as np
 
 from .detect import FaceBox, crop_face
 from .results import JsonResult
-from .tracking import MIN_BRIGHTNESS, frame_quality
+from .tracking import MIN_BRIGHTNESS, eye_light, frame_quality
 
 #: Eye distance over face-box width below which the face is turned away from the camera. BlazeFace's
 #: eye points on the shipped demo portraits (frontal), placed at 100-360 px in a 640x480 frame, give
@@ -43,6 +43,8 @@ class SetupStatus(JsonResult):
     brightness: float | None = None
     min_brightness: float = MIN_BRIGHTNESS
     facing: bool | None = None
+    eye_light: float | None = None  # tracking.eye_light: under min_eye_light the box takes the eyes as behind dark glasses
+    min_eye_light: float = 0.0
     estimate: float | None = None
     decision: str | None = None
     reason: str = ""
@@ -68,6 +70,9 @@ def verdict(s: SetupStatus) -> tuple[str, str, bool]:
         return "too dark", "add light at the till or point the camera away from the window", False
     if s.sharpness is not None and s.sharpness < s.min_sharpness:
         return "too blurred", "clean the lens or set the focus", False
+    if s.eye_light is not None and s.eye_light < s.min_eye_light:
+        return ("eyes hidden", "take off dark glasses to check the camera (the box does not age a buyer's face behind "
+                "them), or light the face from the front if the eyes are in shadow", False)
     if s.facing is False:
         return "face turned away", "turn the camera towards where the buyer looks", False
     if s.face_px is not None and s.face_px < s.setup_face_px:
@@ -82,7 +87,7 @@ def assess(pipeline) -> SetupStatus:
     o = pipeline.options
     rgb, faces = pipeline.latest_rgb, pipeline.latest_faces
     s = SetupStatus(frames=pipeline.metrics.frames, face=bool(faces), min_face_px=o.min_quality_face,
-                    min_sharpness=o.min_sharpness)
+                    min_sharpness=o.min_sharpness, min_eye_light=o.min_eye_light)
     if rgb is not None and faces:
         face = max(faces, key=lambda f: f.area)
         crop = crop_face(rgb, face, pipeline.model.spec.face_margin)
@@ -90,6 +95,8 @@ def assess(pipeline) -> SetupStatus:
         s.face_px, s.sharpness = round(q.face_px, 1), round(q.sharpness, 1)
         s.brightness = round(float(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).mean()), 1)
         s.facing = _facing(face)
+        light = eye_light(rgb, face) if o.min_eye_light > 0 else None
+        s.eye_light = None if light is None else round(light, 2)
         now = pipeline.current()
         if now.get("decision") != "no_buyer":
             s.estimate, s.decision, s.reason = now.get("age"), now.get("decision"), now.get("reason") or ""
@@ -118,6 +125,7 @@ img{max-width:640px;width:100%;border:1px solid #ccc}</style></head><body>
 <tr><td>sharpness</td><td id="sharpness">-</td></tr>
 <tr><td>brightness</td><td id="brightness">-</td></tr>
 <tr><td>facing the camera</td><td id="facing">-</td></tr>
+<tr><td>eyes against skin</td><td id="eyes">-</td></tr>
 <tr><td>estimate / decision</td><td id="decision">-</td></tr>
 <tr><td>frames processed</td><td id="frames">0</td></tr>
 </table>
@@ -138,6 +146,7 @@ async function tick() {
     show("sharpness", s.sharpness === null ? "-" : s.sharpness + " (needs " + s.min_sharpness + ")");
     show("brightness", s.brightness === null ? "-" : s.brightness + " (needs " + s.min_brightness + ")");
     show("facing", s.facing === null ? "-" : (s.facing ? "yes" : "no"));
+    show("eyes", s.eye_light === null ? "-" : s.eye_light + " (needs " + s.min_eye_light + ")");
     show("decision", s.decision ? (s.estimate === null ? "?" : s.estimate) + " -> " + s.decision
          + (s.reason ? " (" + s.reason + ")" : "") : "-");
     show("frames", s.frames);

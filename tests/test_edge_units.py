@@ -493,6 +493,10 @@ def test_setup_verdict_asks_for_a_face_the_box_was_measured_to_judge():
     kind, fix, ok = at(60)
     assert kind == "face small" and not ok and "move the camera closer" in fix and f"{SETUP_FACE_PX} px" in fix
     assert at(SETUP_FACE_PX) == ("good", at(200)[1], True)
+    # eyes behind dark glasses: the box would not age the face, and the view says so rather than "good"
+    dark = verdict(SetupStatus(frames=1, face=True, face_px=200, min_face_px=48, sharpness=50.0, min_sharpness=10.0,
+                               brightness=120.0, facing=True, eye_light=0.2, min_eye_light=0.3))
+    assert dark[0] == "eyes hidden" and "dark glasses" in dark[1] and not dark[2]
 
 
 
