@@ -226,7 +226,7 @@ class BoxPipeline:
         looks = [appearance(c, r.features, r.age) if r else appearance(c) for c, r in zip(crops, runs)]
         look_ms = (time.perf_counter() - l0) * 1000
         f0 = time.perf_counter()
-        tracks = self.tracker.match(faces, frame.steady, looks, ts=frame.ts)
+        tracks = self.tracker.match(faces, frame.steady, looks)
         frame_ms = (f0 - t_start) * 1000
         made: list[BuyerDecision] = cut
         for track, face, crop, run in zip(tracks, faces, crops, runs):

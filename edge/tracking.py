@@ -372,12 +372,10 @@ class IoUTracker:
         t.newcomer = look
         return t.changed < rule.change_frames
 
-    def match(self, faces: list[FaceBox], clock: float, looks: list | None = None, *,
-              ts: float | None = None) -> list[Track]:
+    def match(self, faces: list[FaceBox], clock: float, looks: list | None = None) -> list[Track]:
         """Assign each face to a live track (greedy by IoU, same appearance) or a new one; returns tracks
         per face. A track whose place a different face took is marked `ended`. `clock`: the frame's steady
-        time (Frame.steady), `ts` its wall time (default: `clock`)."""
-        ts = clock if ts is None else ts
+        time (Frame.steady); a track's wall times come with each frame it is given (`Track.add`)."""
         looks = looks or [None] * len(faces)
         pairs = sorted(((box_iou(t.box, f), tid, fi) for tid, t in self.tracks.items()
                         for fi, f in enumerate(faces)), reverse=True)
@@ -399,7 +397,7 @@ class IoUTracker:
                 t.look = looks[fi] if t.look is None else t.look.blend(looks[fi])
         for fi, f in enumerate(faces):
             if fi not in assigned:
-                t = Track(next(self._ids), f, clock, ts, self.window, ages=deque(), look=looks[fi])
+                t = Track(next(self._ids), f, clock, clock, self.window, ages=deque(), look=looks[fi])
                 self.tracks[t.track_id] = t
                 assigned[fi] = t
                 used.add(t.track_id)
