@@ -66,17 +66,22 @@ class FleetReport(JsonResult):
 
     @property
     def unclocked_words(self) -> str:
-        """What the left-out rows are, for the CLI and the HTML: '12 buyers dated before 2026-01-01 (a box clock
-        not set) or after 2026-12-07 (a clock set ahead)'."""
-        whens = {r["dated"].split()[0] for r in self.unclocked}
-        parts = ([f"before {CLOCK_FLOOR_DATE} (a box clock not set)"] if "before" in whens else []) + \
-            ([f"after {self.latest} (a box clock set ahead)"] if "after" in whens else [])
-        return f"{self.unclocked_buyers:,} buyers dated " + " or ".join(parts)
+        """What the left-out rows are, for the CLI and the HTML (`unclocked_words`)."""
+        return unclocked_words(self.unclocked)
 
     @property
     def jumps_looked_for(self) -> bool:
         """Whether the report has days before the last RECENT_DAYS to compare them with."""
         return self.days > RECENT_DAYS
+
+
+def unclocked_words(unclocked: list[dict]) -> str:
+    """'12 buyers dated before 2026-01-01 (a box clock not set) or after 2026-12-07 (a box clock set ahead)' for
+    rows left out by their date (FleetReport.unclocked)."""
+    why = {"before": "a box clock not set", "after": "a box clock set ahead"}
+    sides = sorted({r["dated"] for r in unclocked}, key=lambda d: d.split()[0] != "before")
+    return (f"{sum(r['buyers'] for r in unclocked):,} buyers dated "
+            + " or ".join(f"{d} ({why[d.split()[0]]})" for d in sides))
 
 
 def _glob(d: str) -> str:
@@ -99,7 +104,7 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
                  tz: str = "UTC", today: dt.date | None = None) -> FleetReport:
     """The report over the export trees `dirs`. `today`: the date the report is made (UTC): rows dated after the
     day after it come from a box clock set ahead and are left out like those before CLOCK_FLOOR_DATE; one box at
-    2036 stretched the report over ten years of 'missing' box-days."""
+    2035 stretched the report over nine years of 'missing' box-days."""
     import time
 
     try:
@@ -159,19 +164,18 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
         raise AgegateError(f"cannot read the export tree: {str(e).splitlines()[0]}; a file that is not an "
                            f"`agegate edge export` part (or was cut short in transfer) must be removed or synced "
                            f"again") from e
-    unclocked = _rows(con, f"SELECT box_id, CASE WHEN date < ?::DATE THEN 'before ' || ? ELSE 'after ' || ? END "
-                           f"AS dated, count(DISTINCT (event_id, ts)) AS buyers FROM {src} "
-                           f"WHERE (date < ?::DATE AND ?::DATE < ?::DATE) OR (date > ?::DATE AND ?::DATE > ?::DATE) "
-                           f"GROUP BY 1, 2 ORDER BY 1, 2",
-                      [CLOCK_FLOOR_DATE, CLOCK_FLOOR_DATE, latest, CLOCK_FLOOR_DATE, date_from or "0001-01-01",
-                       CLOCK_FLOOR_DATE, latest, date_to or "9999-12-31", latest])
+    # Named where the asked range reaches past the floor or past tomorrow (all of it, without --from / --to).
+    sides = ([f"date < '{CLOCK_FLOOR_DATE}'::DATE"] if not date_from or date_from < CLOCK_FLOOR_DATE else []) + \
+        ([f"date > '{latest}'::DATE"] if not date_to or date_to > latest else [])
+    unclocked = _rows(con, f"SELECT box_id, CASE WHEN date < '{CLOCK_FLOOR_DATE}'::DATE THEN 'before {CLOCK_FLOOR_DATE}' "
+                           f"ELSE 'after {latest}' END AS dated, count(DISTINCT (event_id, ts)) AS buyers FROM {src} "
+                           f"WHERE {' OR '.join(sides)} GROUP BY 1, 2 ORDER BY 1, 2") if sides else []
     n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
                     "FROM ev").fetchone()
     if not n[0]:
         raise UsageError(f"no events in {', '.join(dirs)}" + (f" between {date_from or '...'} and {date_to or '...'}"
                                                             if date_from or date_to else "")
-                         + (f" ({sum(r['buyers'] for r in unclocked):,} dated before {CLOCK_FLOOR_DATE} or after "
-                            f"{latest}, a box clock not set or set ahead, left out)" if unclocked else ""))
+                         + (f" ({unclocked_words(unclocked)}, left out)" if unclocked else ""))
     lo, hi = (date_from or n[3].isoformat()), (date_to or n[4].isoformat())
     days = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
     bands = ", ".join(f"count(*) FILTER (WHERE band = '{b}') AS \"{b}\"" for b in BAND_LABELS)
