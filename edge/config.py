@@ -26,6 +26,10 @@ Example box.toml (every key optional except source.uri and model.path):
     every = 1                # detect on every k-th frame (2-3 halve the CPU on slow boxes)
     refine_below = 0.2       # faces under this share of the frame (128 px of 640) are detected again, closer
     small_face_score = 0.35  # such a face is kept from this score if the closer look finds it at min_score
+    [quality]                # which frames of a found face are aged (the others: face_too_small, blurred, ...)
+    min_quality_face = 48    # px
+    min_sharpness = 10       # variance of the Laplacian of the face crop (0: never blurred)
+    min_eye_light = 0.3      # eyes darker than this share of the skin: behind dark glasses (0: never checked)
     [decision]
     id_threshold = 25        # a regression model's line; a calibrated model decides by its operating point
     min_frames = 5
@@ -95,6 +99,18 @@ class DetectorSection:
 
 
 @dataclass(frozen=True)
+class QualitySection:
+    """Which frames of a found face the box ages (BoxOptions holds why each default is what it is). Each is one of
+    the decision settings an operating point is chosen with: `device doctor` and `edge run` say when a box.toml
+    sets one otherwise (a store lit from above may shade the eyes under min_eye_light: /setup shows the value)."""
+    min_quality_face: int = _setting(48, 8, 4096, doc="px: a smaller face is followed but not aged (face_too_small)")
+    min_sharpness: float = _setting(10.0, 0.0, 10_000, doc="variance of the Laplacian of the face crop: below it "
+                                    "the frame is blurred (0: never)")
+    min_eye_light: float = _setting(0.3, 0.0, 1.0, doc="eyes darker than this share of the skin are behind dark "
+                                    "glasses: eyes_hidden (0: never checked)")
+
+
+@dataclass(frozen=True)
 class DecisionSection:
     # Below MINOR_AGE a threshold would let minors buy alcohol without being asked: refused.
     id_threshold: float = _setting(CHALLENGE_AGE, MINOR_AGE, 100, flag="--id-threshold")
@@ -123,6 +139,7 @@ class BoxConfig:
     source: SourceSection = field(default_factory=SourceSection)
     model: ModelSection = field(default_factory=ModelSection)
     detector: DetectorSection = field(default_factory=DetectorSection)
+    quality: QualitySection = field(default_factory=QualitySection)
     decision: DecisionSection = field(default_factory=DecisionSection)
     events: EventsSection = field(default_factory=EventsSection)
     api: ApiSection = field(default_factory=ApiSection)
@@ -292,13 +309,14 @@ def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
     except AgegateError:  # not a source at all: FrameSource says so when the box starts
         photos = False
     det = dict(detector=cfg.detector.name, min_score=cfg.detector.min_score)
-    d = cfg.decision
+    d, q = cfg.decision, cfg.quality
     box = BoxOptions(box_id=cfg.box.id, store_id=cfg.box.store, till_id=cfg.box.till, threads=cfg.model.threads,
                      detector=DetectorOptions.for_photos(**det) if photos
                      else DetectorOptions(min_face=cfg.detector.min_face, refine_below=cfg.detector.refine_below,
                                           small_face_score=cfg.detector.small_face_score, **det),
                      policy=DecisionPolicy(d.id_threshold, d.min_frames, d.max_spread), decide_after=d.decide_after,
-                     latency_budget_ms=cfg.model.latency_budget_ms, detect_every=cfg.detector.every)
+                     latency_budget_ms=cfg.model.latency_budget_ms, detect_every=cfg.detector.every,
+                     min_quality_face=q.min_quality_face, min_sharpness=q.min_sharpness, min_eye_light=q.min_eye_light)
     src = cfg.source
     return BoxPlan(src.uri, SourceOptions(width=src.width, height=src.height, fps=src.fps, sequence=sequence),
                    cfg.model.path, box, cfg.events.path, cfg.events.retention_days, cfg.api)

@@ -84,6 +84,11 @@ def test_defaults_live_in_one_place():
     camera, plan = DetectorOptions(), runtime_plan(cfg).box.detector
     for key in ("min_face", "min_score", "refine_below", "small_face_score"):
         assert getattr(plan, key) == getattr(camera, key) == getattr(BoxConfig().detector, key), key
+    # ... and its quality defaults the box's (BoxOptions, where the measurements behind them are cited)
+    from agegate.edge.pipeline import BoxOptions
+
+    for key in ("min_quality_face", "min_sharpness", "min_eye_light"):
+        assert getattr(runtime_plan(cfg).box, key) == getattr(BoxOptions(), key) == getattr(BoxConfig().quality, key), key
 
 
 def test_decide_after_must_be_reachable():

@@ -428,6 +428,10 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
     cfg.write_text(cfg.read_text() + "[decision]\nmin_frames = 3\n")
     check = _decision_rule(release, load_config(cfg))
     assert not check.ok and "min_frames: chosen with 5, this box 3" in check.detail and "recalibrate" in check.fix
+    # the quality rules are box.toml keys too (a store lit from above may need a lower eye line): flagged alike
+    cfg.write_text(cfg.read_text().replace("[decision]\nmin_frames = 3\n", "[quality]\nmin_eye_light = 0.2\n"))
+    check = _decision_rule(release, load_config(cfg))
+    assert not check.ok and check.detail.endswith("(min_eye_light: chosen with 0.3, this box 0.2)")
 
 
 def test_the_shipped_point_was_chosen_with_the_box_defaults(shipped_model):
