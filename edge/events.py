@@ -5,7 +5,8 @@ decision, latency_ms, the reason of an `uncertain` decision, the buyer's P(under
 models) and which model decided. Never an image, a
 crop or an embedding: biometric data stays in memory on the box and is dropped with
 the track. Rows older than the retention
-period are deleted on open and every hour.
+period are deleted on open and every hour, by a clock that a jump of the box's clock years ahead does not move
+(`EventStore.retention_now`).
 
 What the box does not let stop it or skew the chain's figures: a full disk (decisions wait in memory), a
 damaged database (kept aside, a new one started), a clock not set yet (decisions held and timed by the steady
@@ -29,6 +30,11 @@ log = logging.getLogger("agegate.edge")
 #: Decisions held in memory while the database cannot be written (disk full, read-only): about a
 #: week of a busy till. The box keeps deciding (the till needs its answers); /healthz says why.
 MAX_PENDING = 10_000
+#: How far the wall clock may run ahead of the steady clock between two retention purges before a purge stops
+#: trusting it. NTP steps a drifting clock by seconds and a box that booted on its last shutdown time by its
+#: downtime; a clock set years ahead (a wrong time server) would make the next purge delete every decision of
+#: the retention period, exported or not, and no later correction brings them back.
+CLOCK_JUMP_SLACK_S = 86400.0
 
 #: Columns added after the first schema, with their type: a new database gets them in CREATE TABLE;
 #: opening an older one adds them (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
@@ -115,7 +121,7 @@ class EventStore:
         except (sqlite3.Error, OSError) as e:
             raise AgegateError(f"{self.path}: cannot open the events database ({e}); check the path "
                                f"(events.path / --events), its permissions and free space") from e
-        self._last_purge = 0.0
+        self._counted: tuple[float, float] | None = None  # (wall, steady) of the last purge: `retention_now`
         self.purge()
 
     def _connect(self) -> sqlite3.Connection:
@@ -187,7 +193,7 @@ class EventStore:
                 self.lost += 1
             self.pending.append(e)
             self._write_pending()
-        if time.time() - self._last_purge > 3600:
+        if time.monotonic() - self._last_purge > 3600:
             self.purge()
 
     def _hold(self, e: Event) -> None:
@@ -232,9 +238,27 @@ class EventStore:
         self.pending.clear()
         self.error = None
 
+    def retention_now(self) -> float:
+        """The time a purge deletes by: the wall clock, unless it ran ahead of the steady clock by more than
+        CLOCK_JUMP_SLACK_S since the last purge; then the last purge's time plus the steady time since, until the
+        wall clock agrees again. A box restarted while its clock is wrong has no such reference and purges by it."""
+        wall, steady = time.time(), time.monotonic()
+        if self._counted is not None:
+            counted = self._counted[0] + (steady - self._counted[1])
+            if wall > counted + CLOCK_JUMP_SLACK_S:
+                log.warning("events: the box clock says %s, %.0f days ahead of the time the box has counted since "
+                            "its last retention purge; purging by the counted time (%s) until the clock is right "
+                            "(NTP), so that no decision is deleted early", time.strftime("%Y-%m-%d %H:%M",
+                            time.gmtime(wall)), (wall - counted) / 86400, time.strftime("%Y-%m-%d %H:%M",
+                            time.gmtime(counted)))
+                wall = counted
+        self._counted = (wall, steady)
+        return wall
+
     def purge(self, now: float | None = None) -> int:
-        now = time.time() if now is None else now
-        self._last_purge = now
+        """Delete the rows older than the retention period at `now` (default: `retention_now`)."""
+        now = self.retention_now() if now is None else now
+        self._last_purge = time.monotonic()
         if self.retention_days <= 0:
             return 0
         cutoff = now - self.retention_days * 86400

@@ -59,6 +59,37 @@ def test_track_fuses_with_median_window():
     assert tr.fused_age() == 31 and tr.good_frames == 5  # window [31, 90, 29, 30, 32]: 90 is ignored
 
 
+def test_a_clock_set_years_ahead_does_not_purge_the_retention_period(tmp_path, monkeypatch, caplog):
+    """A wrong time server set a running box's clock to 2035: the next hourly purge deleted every decision of the
+    last 90 days, exported or not. A purge now trusts the wall clock only as far as the steady clock ran since the
+    last one (and a day); a clock that ran on with it, or was set back, is trusted as before."""
+    import logging
+    import types
+
+    from agegate.edge import events
+
+    clock = {"wall": time.time(), "steady": 1000.0}
+    monkeypatch.setattr(events, "time", types.SimpleNamespace(time=lambda: clock["wall"], monotonic=lambda: clock["steady"],
+                                                              strftime=time.strftime, gmtime=time.gmtime))
+    store = EventStore(tmp_path / "ev.sqlite", retention_days=90)
+    day, start = 86400, clock["wall"]
+    for i, age in enumerate((10, 60, 89)):  # days old
+        store.add(Event(start - age * day, "b", i, 30.0, "25-34", 12, "ok", 5.0))
+    with caplog.at_level(logging.WARNING, logger="agegate.edge"):
+        clock["wall"], clock["steady"] = start + 9 * 365 * day, clock["steady"] + 3600  # an hour on: 2035
+        assert store.purge() == 0 and store.count() == 3
+        assert "ahead of the time the box has counted" in caplog.text
+        clock["wall"], clock["steady"] = start + 2 * day, clock["steady"] + 2 * day  # NTP sets it right
+        caplog.clear()
+        assert store.purge() == 1 and store.count() == 2 and not caplog.records  # 89 + 2 days old
+        clock["wall"], clock["steady"] = start + 2 * day + 3600, clock["steady"] + 60  # an NTP step of an hour
+        clock["wall"] -= 7 * day  # ... or the clock set back a week: purges less, trusted
+        assert store.purge() == 0 and store.count() == 2 and not caplog.records
+        clock["wall"], clock["steady"] = clock["wall"] + 45 * day, clock["steady"] + 45 * day  # the box runs on
+        assert store.purge() == 1 and store.count() == 1  # the 60-day-old row is 100 days old, the other 50
+    store.close()
+
+
 def test_events_store_wal_retention_and_no_images(tmp_path):
     db = tmp_path / "ev.sqlite"
     store = EventStore(db, retention_days=1)
