@@ -107,69 +107,21 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     2035 stretched the report over nine years of 'missing' box-days."""
     import time
 
-    try:
-        import duckdb
-    except ImportError as e:
-        raise UsageError("agegate fleet needs DuckDB: pip install 'agegate[fleet]'") from e
     t0 = time.perf_counter()
-    seen: dict[Path, str] = {}
-    for d in dirs:
-        if (key := Path(d).resolve()) in seen:
-            raise UsageError(f"{d}: the same export tree as {seen[key]}; give each tree once (its rows would count "
-                             f"twice)")
-        seen[key] = d
-    globs = [_glob(d) for d in dirs]
-    # A box found in more than one tree (a tree and its copy, a box moved between stores' trees): its rows are
-    # taken once each, by (box_id, event_id, ts), which a copied row keeps and another row never shares.
-    in_trees: dict[str, int] = {}
-    for d in dirs:
-        for box_dir in Path(d).glob("box_id=*"):
-            in_trees[box_dir.name] = in_trees.get(box_dir.name, 0) + 1
-    once = ("QUALIFY row_number() OVER (PARTITION BY box_id, event_id, ts) = 1"
-            if any(n > 1 for n in in_trees.values()) else "")
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")  # the CLI has its own output; no bar in --json
     if date_from and date_to and date_from > date_to:
         raise UsageError(f"--from {date_from} is after --to {date_to}")
-    if tz != "UTC":
-        try:
-            con.execute("SET TimeZone = ?", [tz])
-        except duckdb.Error as e:
-            raise UsageError(f"--tz {tz!r}: not a time zone DuckDB knows ({str(e).splitlines()[0]}); use an "
-                             f"IANA name such as Europe/London") from e
+    globs, once = _trees(dirs)
+    con = _connect(tz)
     # union_by_name: a fleet mid-rollout exports from older agegates whose files lack the newer columns
     # (store_id, till_id, model, p_under_25): those read as NULL instead of failing the whole report.
     src = (f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true, "
            f"hive_types = {{'box_id': VARCHAR, 'date': DATE}})")
     # Days before any agegate box ran are a box clock not set, days after tomorrow one set ahead: left out
-    # always, and named below.
+    # always, and named.
     latest = ((today or dt.datetime.now(dt.timezone.utc).date()) + dt.timedelta(days=1)).isoformat()
-    where, params = ["date >= ?::DATE", "date <= ?::DATE"], [CLOCK_FLOOR_DATE, latest]
-    if date_from:
-        where.append("date >= ?::DATE")
-        params.append(date_from)
-    if date_to:
-        where.append("date <= ?::DATE")
-        params.append(date_to)
-    cond = "WHERE " + " AND ".join(where)
-    # One pass over the files into a compact in-memory table; every aggregate below reads that.
-    local = "timezone(current_setting('TimeZone'), ts)" if tz != "UTC" else "ts"
-    try:
-        con.execute(f"""CREATE TEMP TABLE ev AS SELECT box_id, date, coalesce(store_id, '?') AS store_id,
-                        band, decision, model, hour({local})::TINYINT AS hour, isodow({local})::TINYINT AS dow
-                        FROM {src} {cond} {once}""", params)
-        copies = con.execute(f"SELECT count(*) FROM {src} {cond}", params).fetchone()[0] - \
-            con.execute("SELECT count(*) FROM ev").fetchone()[0] if once else 0
-    except duckdb.Error as e:  # a damaged or foreign file in the tree (an interrupted sync): name it
-        raise AgegateError(f"cannot read the export tree: {str(e).splitlines()[0]}; a file that is not an "
-                           f"`agegate edge export` part (or was cut short in transfer) must be removed or synced "
-                           f"again") from e
-    # Named where the asked range reaches past the floor or past tomorrow (all of it, without --from / --to).
-    sides = ([f"date < '{CLOCK_FLOOR_DATE}'::DATE"] if not date_from or date_from < CLOCK_FLOOR_DATE else []) + \
-        ([f"date > '{latest}'::DATE"] if not date_to or date_to > latest else [])
-    unclocked = _rows(con, f"SELECT box_id, CASE WHEN date < '{CLOCK_FLOOR_DATE}'::DATE THEN 'before {CLOCK_FLOOR_DATE}' "
-                           f"ELSE 'after {latest}' END AS dated, count(DISTINCT (event_id, ts)) AS buyers FROM {src} "
-                           f"WHERE {' OR '.join(sides)} GROUP BY 1, 2 ORDER BY 1, 2") if sides else []
+    copies = _load_events(con, src, tz, once, [(">=", CLOCK_FLOOR_DATE), ("<=", latest), (">=", date_from),
+                                               ("<=", date_to)])
+    unclocked = _left_out_by_date(con, src, latest, date_from, date_to)
     n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
                     "FROM ev").fetchone()
     if not n[0]:
@@ -178,11 +130,89 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
                          + (f" ({unclocked_words(unclocked)}, left out)" if unclocked else ""))
     lo, hi = (date_from or n[3].isoformat()), (date_to or n[4].isoformat())
     days = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
+    rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked,
+                      latest=latest, copies=copies)
+    _tables(con, rep)
+    con.close()
+    rep.seconds = round(time.perf_counter() - t0, 3)
+    return rep
+
+
+def _trees(dirs: list[str]) -> tuple[list[str], str]:
+    """Each tree's Parquet glob, and the clause that takes a row once when a box is found in more than one tree
+    (a tree and its copy, a box moved between stores' trees): by (box_id, event_id, ts), which a copied row keeps
+    and another row never shares ('' when no box is)."""
+    seen: dict[Path, str] = {}
+    for d in dirs:
+        if (key := Path(d).resolve()) in seen:
+            raise UsageError(f"{d}: the same export tree as {seen[key]}; give each tree once (its rows would count "
+                             f"twice)")
+        seen[key] = d
+    globs = [_glob(d) for d in dirs]
+    in_trees: dict[str, int] = {}
+    for d in dirs:
+        for box_dir in Path(d).glob("box_id=*"):
+            in_trees[box_dir.name] = in_trees.get(box_dir.name, 0) + 1
+    once = ("QUALIFY row_number() OVER (PARTITION BY box_id, event_id, ts) = 1"
+            if any(n > 1 for n in in_trees.values()) else "")
+    return globs, once
+
+
+def _connect(tz: str):
+    """A DuckDB connection in the report's time zone (hours and weekdays are the stores' local ones)."""
+    try:
+        import duckdb
+    except ImportError as e:
+        raise UsageError("agegate fleet needs DuckDB: pip install 'agegate[fleet]'") from e
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # the CLI has its own output; no bar in --json
+    if tz != "UTC":
+        try:
+            con.execute("SET TimeZone = ?", [tz])
+        except duckdb.Error as e:
+            raise UsageError(f"--tz {tz!r}: not a time zone DuckDB knows ({str(e).splitlines()[0]}); use an "
+                             f"IANA name such as Europe/London") from e
+    return con
+
+
+def _load_events(con, src: str, tz: str, once: str, bounds: list[tuple[str, str | None]]) -> int:
+    """One pass over the files into a compact in-memory table `ev` of the rows within `bounds` ((op, date); a None
+    date: no bound); every aggregate reads that. Returns how many rows were copies (`_trees`), counted once."""
+    import duckdb
+
+    kept = [(op, d) for op, d in bounds if d]
+    cond = "WHERE " + " AND ".join(f"date {op} ?::DATE" for op, _ in kept)
+    params = [d for _, d in kept]
+    local = "timezone(current_setting('TimeZone'), ts)" if tz != "UTC" else "ts"
+    try:
+        con.execute(f"""CREATE TEMP TABLE ev AS SELECT box_id, date, coalesce(store_id, '?') AS store_id,
+                        band, decision, model, hour({local})::TINYINT AS hour, isodow({local})::TINYINT AS dow
+                        FROM {src} {cond} {once}""", params)
+        return con.execute(f"SELECT count(*) FROM {src} {cond}", params).fetchone()[0] - \
+            con.execute("SELECT count(*) FROM ev").fetchone()[0] if once else 0
+    except duckdb.Error as e:  # a damaged or foreign file in the tree (an interrupted sync): name it
+        raise AgegateError(f"cannot read the export tree: {str(e).splitlines()[0]}; a file that is not an "
+                           f"`agegate edge export` part (or was cut short in transfer) must be removed or synced "
+                           f"again") from e
+
+
+def _left_out_by_date(con, src: str, latest: str, date_from: str | None, date_to: str | None) -> list[dict]:
+    """The rows dated before CLOCK_FLOOR_DATE or after `latest`, per box and side (FleetReport.unclocked): only the
+    sides the asked range reaches (all of it, without --from / --to)."""
+    sides = ([f"date < '{CLOCK_FLOOR_DATE}'::DATE"] if not date_from or date_from < CLOCK_FLOOR_DATE else []) + \
+        ([f"date > '{latest}'::DATE"] if not date_to or date_to > latest else [])
+    if not sides:
+        return []
+    return _rows(con, f"SELECT box_id, CASE WHEN date < '{CLOCK_FLOOR_DATE}'::DATE THEN 'before {CLOCK_FLOOR_DATE}' "
+                      f"ELSE 'after {latest}' END AS dated, count(DISTINCT (event_id, ts)) AS buyers FROM {src} "
+                      f"WHERE {' OR '.join(sides)} GROUP BY 1, 2 ORDER BY 1, 2")
+
+
+def _tables(con, rep: FleetReport) -> None:
+    """Every table of the report, from `ev`, over rep.date_from..rep.date_to."""
     bands = ", ".join(f"count(*) FILTER (WHERE band = '{b}') AS \"{b}\"" for b in BAND_LABELS)
     shares = ("count(*) AS buyers, round(avg((decision = 'id_check')::INT), 4) AS id_check_share, "
               "round(avg((decision = 'uncertain')::INT), 4) AS uncertain_share")
-    rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked,
-                      latest=latest, copies=int(copies))
     rep.by_store_band = _rows(con, f"SELECT store_id, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_hour = _rows(con, f"SELECT hour, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_weekday = _rows(con, f"SELECT dow, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
@@ -191,7 +221,7 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     rep.per_box = _rows(con, f"SELECT box_id, any_value(store_id) AS store_id, {shares}, max(date) AS last_seen "
                              f"FROM ev GROUP BY 1 ORDER BY 1")
     rep.box_days = _rows(con, f"SELECT box_id, date, {shares} FROM ev GROUP BY 1, 2 ORDER BY 1, 2")
-    cut = (dt.date.fromisoformat(hi) - dt.timedelta(days=RECENT_DAYS - 1)).isoformat()
+    cut = (dt.date.fromisoformat(rep.date_to) - dt.timedelta(days=RECENT_DAYS - 1)).isoformat()
     rep.uncertain_jumps = _rows(con, f"""
         WITH s AS (SELECT box_id,
                           avg((decision = 'uncertain')::INT) FILTER (WHERE date >= ?::DATE) AS recent,
@@ -213,7 +243,4 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
              (SELECT unnest(generate_series(?::DATE, ?::DATE, INTERVAL 1 DAY)) AS date) d
         WHERE NOT EXISTS (SELECT 1 FROM (SELECT DISTINCT box_id, date FROM ev) h
                           WHERE h.box_id = b.box_id AND h.date = d.date::DATE)
-        ORDER BY 1, 2""", [lo, hi])
-    con.close()
-    rep.seconds = round(time.perf_counter() - t0, 3)
-    return rep
+        ORDER BY 1, 2""", [rep.date_from, rep.date_to])

@@ -69,8 +69,9 @@ def test_a_clock_set_years_ahead_does_not_purge_the_retention_period(tmp_path, m
     from agegate.edge import events
 
     clock = {"wall": time.time(), "steady": 1000.0}
-    monkeypatch.setattr(events, "time", types.SimpleNamespace(time=lambda: clock["wall"], monotonic=lambda: clock["steady"],
-                                                              strftime=time.strftime, gmtime=time.gmtime))
+    fake = types.SimpleNamespace(time=lambda: clock["wall"], monotonic=lambda: clock["steady"],
+                                 strftime=time.strftime, gmtime=time.gmtime)
+    monkeypatch.setattr(events, "time", fake)
     store = EventStore(tmp_path / "ev.sqlite", retention_days=90)
     day, start = 86400, clock["wall"]
     for i, age in enumerate((10, 60, 89)):  # days old
