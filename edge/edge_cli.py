@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .detect import DETECTORS
+from .errors import UsageError
 
 
 @click.group()
@@ -48,7 +49,7 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     from .capture import FrameSource, check_source
     from .config import BoxConfig, load_config, runtime_plan
     from .default_model import resolve_model
-    from .errors import AgegateError, UsageError
+    from .errors import AgegateError
     from .events import EventStore
     from .pipeline import BoxPipeline
     from .runtime import AgeModel
@@ -81,33 +82,10 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
         serve_in_background(server)
         click.echo(f"http://{server.server_address[0]}:{server.server_address[1]}  (/decision /last /healthz /metrics)",
                    err=True)
-    writer = None
-    if record or display:
+    setup = SetupOutput(record, display) if record or display else None
+    if setup is not None:
         click.secho("SET-UP MODE: annotated frames are being kept/shown; this stores biometric images.",
                     fg="yellow", err=True)
-
-    def on_frame(frame, pipe):
-        nonlocal writer
-        if not (record or display):
-            return
-        img = pipe.annotate(frame.rgb)
-        if record:
-            if writer is None:
-                import cv2
-
-                writer = cv2.VideoWriter(record, cv2.VideoWriter_fourcc(*"mp4v"), 15, (img.shape[1], img.shape[0]))
-                if not writer.isOpened():  # else every frame would be dropped without a word
-                    raise UsageError(f"--record {record}: OpenCV cannot write a video there; give an .mp4 path in "
-                                     f"a folder that exists and is writable")
-            writer.write(img)
-        if display:
-            import cv2
-
-            try:
-                cv2.imshow("agegate (set-up)", img)
-                cv2.waitKey(1)
-            except cv2.error:
-                raise UsageError("--display needs an OpenCV build with GUI support (opencv-python, not headless)")
 
     def on_decision(d):
         if as_json:
@@ -120,10 +98,10 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     click.echo(f"agegate edge: {src.kind} {src.shown} -> {age_model.path.name} ({age_model.runtime}, "
                f"{plan.box.threads} threads); events {plan.events_path}", err=True)
     try:
-        n = pipeline.run(src, stop, on_decision, on_frame, max_frames)
+        n = pipeline.run(src, stop, on_decision, setup, max_frames)
     finally:
-        if writer is not None:
-            writer.release()
+        if setup is not None:
+            setup.close()
         if server is not None:
             server.shutdown()
         store.close()
@@ -133,6 +111,38 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
         click.echo(f"skipped: {why}", err=True)
     click.echo(f"{n} frames, {sum(pipeline.metrics.decisions.values())} buyers; events in {plan.events_path}",
                err=True)
+
+
+class SetupOutput:
+    """`edge run --record FILE` / `--display`: each frame annotated with its faces and decisions, written to a
+    video or shown in a window. For setting a camera up only: these are images of buyers."""
+
+    def __init__(self, record: str | None, display: bool):
+        self.record, self.display = record, display
+        self.writer = None
+
+    def __call__(self, frame, pipe) -> None:
+        import cv2
+
+        img = pipe.annotate(frame.rgb)
+        if self.record:
+            if self.writer is None:
+                self.writer = cv2.VideoWriter(self.record, cv2.VideoWriter_fourcc(*"mp4v"), 15,
+                                              (img.shape[1], img.shape[0]))
+                if not self.writer.isOpened():  # else every frame would be dropped without a word
+                    raise UsageError(f"--record {self.record}: OpenCV cannot write a video there; give an .mp4 "
+                                     f"path in a folder that exists and is writable")
+            self.writer.write(img)
+        if self.display:
+            try:
+                cv2.imshow("agegate (set-up)", img)
+                cv2.waitKey(1)
+            except cv2.error:
+                raise UsageError("--display needs an OpenCV build with GUI support (opencv-python, not headless)")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
 
 
 @edge.command()

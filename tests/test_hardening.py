@@ -272,6 +272,15 @@ def test_a_recording_that_cannot_be_written_is_said_not_dropped(tmp_path):
             "--record", tmp_path / "nowhere" / "rec.mp4")
     no_traceback(r)
     assert r.exit_code == 2 and "--record" in r.output and "cannot write a video there" in r.output
+    # where it can be written, every frame is, annotated, and the set-up warning is said
+    import cv2
+
+    r = run("edge", "run", "--source", video, "--no-api", "--events", tmp_path / "ev.sqlite",
+            "--record", tmp_path / "rec.mp4")
+    no_traceback(r)
+    kept = cv2.VideoCapture(str(tmp_path / "rec.mp4"))
+    assert r.exit_code == 0 and "SET-UP MODE" in r.output and int(kept.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    kept.release()
 
 
 def test_a_data_set_given_twice_is_refused_not_counted_twice(tmp_path, shipped_model):
