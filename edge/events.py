@@ -122,6 +122,7 @@ class EventStore:
             raise AgegateError(f"{self.path}: cannot open the events database ({e}); check the path "
                                f"(events.path / --events), its permissions and free space") from e
         self._counted: tuple[float, float] | None = None  # (wall, steady) of the last purge: `retention_now`
+        self._ahead_said = False
         self.purge()
 
     def _connect(self) -> sqlite3.Connection:
@@ -245,13 +246,15 @@ class EventStore:
         wall, steady = time.time(), time.monotonic()
         if self._counted is not None:
             counted = self._counted[0] + (steady - self._counted[1])
-            if wall > counted + CLOCK_JUMP_SLACK_S:
+            ahead = wall > counted + CLOCK_JUMP_SLACK_S
+            if ahead and not self._ahead_said:  # said once a jump: the purge runs every hour
                 log.warning("events: the box clock says %s, %.0f days ahead of the time the box has counted since "
-                            "its last retention purge; purging by the counted time (%s) until the clock is right "
-                            "(NTP), so that no decision is deleted early", time.strftime("%Y-%m-%d %H:%M",
-                            time.gmtime(wall)), (wall - counted) / 86400, time.strftime("%Y-%m-%d %H:%M",
-                            time.gmtime(counted)))
-                wall = counted
+                            "its last retention purge; purging by the counted time (%s) until the clock agrees or "
+                            "the box restarts, so that no decision is deleted early", time.strftime(
+                                "%Y-%m-%d %H:%M", time.gmtime(wall)), (wall - counted) / 86400,
+                            time.strftime("%Y-%m-%d %H:%M", time.gmtime(counted)))
+            self._ahead_said = ahead
+            wall = counted if ahead else wall
         self._counted = (wall, steady)
         return wall
 

@@ -80,6 +80,9 @@ def test_a_clock_set_years_ahead_does_not_purge_the_retention_period(tmp_path, m
         clock["wall"], clock["steady"] = start + 9 * 365 * day, clock["steady"] + 3600  # an hour on: 2035
         assert store.purge() == 0 and store.count() == 3
         assert "ahead of the time the box has counted" in caplog.text
+        caplog.clear()
+        clock["steady"] += 3600  # the next hourly purge: the same, not said again
+        assert store.purge() == 0 and store.count() == 3 and not caplog.records
         clock["wall"], clock["steady"] = start + 2 * day, clock["steady"] + 2 * day  # NTP sets it right
         caplog.clear()
         assert store.purge() == 1 and store.count() == 2 and not caplog.records  # 89 + 2 days old
