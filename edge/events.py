@@ -242,8 +242,11 @@ class EventStore:
     def retention_now(self) -> float:
         """The time a purge deletes by: the wall clock, unless it ran ahead of the steady clock by more than
         CLOCK_JUMP_SLACK_S since the last purge; then the last purge's time plus the steady time since, until the
-        wall clock agrees again. A box restarted while its clock is wrong has no such reference and purges by it."""
+        wall clock agrees again. A clock before CLOCK_FLOOR (not set yet) deletes nothing and counts from nothing; a
+        box restarted while its clock is wrong has no reference and purges by it."""
         wall, steady = time.time(), time.monotonic()
+        if wall < CLOCK_FLOOR:  # a clock not set yet (1970 on a box without a battery clock) is no reference
+            return wall
         if self._counted is not None:
             counted = self._counted[0] + (steady - self._counted[1])
             ahead = wall > counted + CLOCK_JUMP_SLACK_S

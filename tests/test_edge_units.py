@@ -92,6 +92,12 @@ def test_a_clock_set_years_ahead_does_not_purge_the_retention_period(tmp_path, m
         clock["wall"], clock["steady"] = clock["wall"] + 45 * day, clock["steady"] + 45 * day  # the box runs on
         assert store.purge() == 1 and store.count() == 1  # the 60-day-old row is 100 days old, the other 50
     store.close()
+    # a box without a battery clock starts in 1970: NTP setting it is not a jump ahead
+    clock["wall"], clock["steady"] = 3600.0, 50.0
+    store = EventStore(tmp_path / "ev.sqlite", retention_days=90)
+    clock["wall"], clock["steady"] = start + 200 * day, 3700.0
+    assert store.purge() == 1 and store.count() == 0
+    store.close()
 
 
 def test_events_store_wal_retention_and_no_images(tmp_path):
