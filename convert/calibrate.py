@@ -271,7 +271,11 @@ def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], 
     ax.set_yscale("symlog", linthresh=1)
     ax.set_title("Challenge 25 trade-off" + (f"; ID when P(under 25) > {op.max_risk:.3f}" if op else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:  # data without minors or without adults: an empty chart says why
+        ax.text(0.5, 0.5, "these data lack minors or adults (25+): no trade-off to draw", ha="center",
+                va="center", transform=ax.transAxes, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -182,8 +182,12 @@ def test_the_challenge25_chart_leaves_out_a_share_of_no_one(tmp_path):
     of failing (`agegate qa` on a set of adults once ended in a TypeError after every gate was computed)."""
     from agegate.convert.calibrate import plot_tradeoff
 
+    import warnings
+
     curve = [{"adults_asked": a / 10, "minors_ok": None} for a in range(10)]
-    plot_tradeoff(tmp_path / "c.png", curve, [], None, [("operating point on the QA data, per image", 0.3, None)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing drawn: a legend of nothing warned; the chart now says why it is empty
+        plot_tradeoff(tmp_path / "c.png", curve, [], None, [("operating point on the QA data, per image", 0.3, None)])
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
