@@ -18,7 +18,7 @@ from agegate.edge.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ("README.md", "DEVELOPERS.md", "MODEL_HISTORY.md", "edge/assets/MODEL_CARD.md",
-             "benchmarks/results/README.md")
+             "benchmarks/results/README.md", "benchmarks/PHOTOS.md")
 
 
 def shown_commands(text: str) -> list[str]:
