@@ -1,6 +1,7 @@
-"""Every `agegate` command (and `python -m agegate.benchmarks...` probe) the documents show parses against the CLI
-as it is: a renamed option or command would leave the model card's "Reproduce" or a README recipe failing for the
-engineer who copies it, and no test said so (one README command gave `--curve` without its file).
+"""Every `agegate` command (and `python -m agegate.benchmarks...` probe) the documents and the CLI's own --help
+texts show parses against the CLI as it is: a renamed option or command would leave the model card's "Reproduce"
+or a README recipe failing for the engineer who copies it, and no test said so (one README command gave `--curve`
+without its file).
 
 Only the parsing is checked (commands, options, their number of values): paths like `$D/utkface` and files a
 recipe makes on the way do not exist here, so values are not converted or checked."""
@@ -73,10 +74,31 @@ def documented() -> list[tuple[str, str]]:
     return [(doc, c) for doc in DOCUMENTS for c in shown_commands((ROOT / doc).read_text())]
 
 
+def help_commands() -> list[tuple[str, str]]:
+    """The example commands in the CLI's own --help texts (a command's and its options'), each up to the two spaces
+    before its description: (the command they are the help of, the example)."""
+    found = []
+
+    def walk(cmd: click.Command, ctx: click.Context, path: str) -> None:
+        for text in [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params]:
+            for line in re.sub(r"\\\n\s*", " ", text).splitlines():
+                example = re.split(r"\s{2,}|\s#", line.strip())[0]
+                if example.startswith("agegate ") and "..." not in example and "<" not in example:
+                    found.append((path, example))
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                walk(sub, click.Context(sub, parent=ctx, info_name=name), f"{path} {name}")
+
+    walk(cli, click.Context(cli, info_name="agegate"), "agegate")
+    return found
+
+
 def test_the_documents_show_commands_to_check():
     shown = documented()
     docs = {doc for doc, _ in shown}
     assert len(shown) >= 100 and docs == set(DOCUMENTS), (len(shown), docs)
+    assert len(help_commands()) >= 20
     # the checker refuses what the CLI refuses
     assert parse_problem("agegate eval --model m.tflite --data D --split val") == ""
     assert parse_problem("agegate bench a.tflite b.tflite --threads 1,2") == ""  # bench's default command
@@ -89,7 +111,7 @@ def test_the_documents_show_commands_to_check():
         parse_problem("python -m agegate.benchmarks.bias_probe m.tflite --per-set 4")
 
 
-@pytest.mark.parametrize("doc,command", documented(), ids=lambda v: v[:60] if isinstance(v, str) else v)
+@pytest.mark.parametrize("doc,command", documented() + help_commands(), ids=lambda v: v[:60])
 def test_every_documented_command_parses(doc, command):
     try:
         problem = parse_problem(command)
