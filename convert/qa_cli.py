@@ -72,20 +72,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
-    replayed, mismatch = None, ""  # the replay's summary; why its box differs from the point's
-    if buyers:
-        from agegate.edge.challenge25 import settings_mismatch
-        from agegate.edge.pipeline import BoxOptions
-        from agegate.edge.runtime import AgeModel
-
-        from .calibrate import buyers_to_replay
-        from .replay import replay_photos
-
-        box = BoxOptions(threads=threads)  # the box as shipped, as calibrate replays
-        records = [r for s in splits for r in s.records]  # the images evaluated above
-        replayed = replay_photos(AgeModel(quantized, threads=threads), buyers_to_replay(records, set(), buyers),
-                                 box, show=prog)
-        mismatch = settings_mismatch(qmeta.operating_point, box.decision_rules())
+    replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, threads, prog) if buyers else (None, "")
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
     rep.quantized_sha256, rep.quantized_metadata_sha256 = judged
     if head is not None and head.temperature != fmeta.head.temperature:
@@ -93,35 +80,63 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
                          f"{head.temperature:g} (its own: {fmeta.head.temperature:g}), so flips measure rounding, "
                          f"not calibration")
     rep.notes = parent_notes(fmeta) + rep.notes + ([f"per-buyer gate: {mismatch}"] if mismatch else [])
-    layers = None
-    if debug_layers:
-        if is_tflite(float_model):
-            raise UsageError("--debug-layers needs the Keras float model (a run folder), not a .tflite")
-        from .mixed_int8 import layer_errors
-        from .tflite import calibration_images, load_keras_model
-
-        km, meta = load_keras_model(float_model)
-        images = calibration_images(splits[0].records, meta.preprocess, 64)
-        layers = [e.to_dict() for e in layer_errors(km, images)[:10]]
+    layers = _worst_layers(float_model, splits) if debug_layers else None
     write_report(rep, fp, qp, Path(out), layers)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:
-        click.echo(f"float MAE {rep.float_metrics['mae']:.3f}, quantized MAE {rep.quantized_metrics['mae']:.3f}, "
-                   f"drift {rep.comparison['drift']:+.3f}, mean |diff| {rep.comparison['mean_abs_diff']:.3f}, "
-                   f"p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "
-                   f"flips {rep.comparison['decision_flip_rate']:.2%} on {rep.n} images")
-        per_buyer = rep.challenge25.get("per_buyer")
-        if per_buyer:
-            click.echo(f"  per buyer ({per_buyer['buyers']} replayed through the box): minors decided ok "
-                       f"{per_buyer['minors_decided_ok']} of {per_buyer['minors']}, 25+ asked for ID "
-                       f"{per_buyer['adults_asked']} of {per_buyer['adults_25plus']}, decided "
-                       f"{per_buyer['decided_share']:.1%}")
-        for g in rep.gates:
-            click.echo(f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.value} (limit {g.limit})")
-        for note in rep.notes:
-            click.echo(f"  note: {note}")
-        for l in layers or []:
-            click.echo(f"  layer {l['layer']} ({l['op']}): int8 error {l['steps']} steps")
-        click.echo(f"{'PASS' if rep.passed else 'FAIL'}: report in {Path(out) / 'report.html'}")
+        _echo_report(rep, layers, Path(out))
     sys.exit(0 if rep.passed else 1)
+
+
+def _replay_buyers(quantized, qmeta, splits, buyers: int, threads: int, show: bool) -> tuple[dict, str]:
+    """Every minor of the evaluated images and a seeded sample of `buyers` others replayed as buyers through the box
+    as shipped (as `agegate calibrate` replays): the replay's summary, and why this box's settings differ from
+    those the model's operating point was chosen with ('' when they do not)."""
+    from agegate.edge.challenge25 import settings_mismatch
+    from agegate.edge.pipeline import BoxOptions
+    from agegate.edge.runtime import AgeModel
+
+    from .calibrate import buyers_to_replay
+    from .replay import replay_photos
+
+    box = BoxOptions(threads=threads)
+    records = [r for s in splits for r in s.records]
+    replayed = replay_photos(AgeModel(quantized, threads=threads), buyers_to_replay(records, set(), buyers), box,
+                             show=show)
+    return replayed, settings_mismatch(qmeta.operating_point, box.decision_rules())
+
+
+def _worst_layers(float_model, splits) -> list[dict]:
+    """The ten layers TFLite's quantization debugger ranks worst (--debug-layers)."""
+    from agegate.edge.errors import UsageError
+
+    from .evaluate import is_tflite
+    from .mixed_int8 import layer_errors
+    from .tflite import calibration_images, load_keras_model
+
+    if is_tflite(float_model):
+        raise UsageError("--debug-layers needs the Keras float model (a run folder), not a .tflite")
+    km, meta = load_keras_model(float_model)
+    images = calibration_images(splits[0].records, meta.preprocess, 64)
+    return [e.to_dict() for e in layer_errors(km, images)[:10]]
+
+
+def _echo_report(rep, layers: list[dict] | None, out: Path) -> None:
+    click.echo(f"float MAE {rep.float_metrics['mae']:.3f}, quantized MAE {rep.quantized_metrics['mae']:.3f}, "
+               f"drift {rep.comparison['drift']:+.3f}, mean |diff| {rep.comparison['mean_abs_diff']:.3f}, "
+               f"p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "
+               f"flips {rep.comparison['decision_flip_rate']:.2%} on {rep.n} images")
+    per_buyer = rep.challenge25.get("per_buyer")
+    if per_buyer:
+        click.echo(f"  per buyer ({per_buyer['buyers']} replayed through the box): minors decided ok "
+                   f"{per_buyer['minors_decided_ok']} of {per_buyer['minors']}, 25+ asked for ID "
+                   f"{per_buyer['adults_asked']} of {per_buyer['adults_25plus']}, decided "
+                   f"{per_buyer['decided_share']:.1%}")
+    for g in rep.gates:
+        click.echo(f"  {'pass' if g.passed else 'FAIL'}  {g.name}: {g.value} (limit {g.limit})")
+    for note in rep.notes:
+        click.echo(f"  note: {note}")
+    for l in layers or []:
+        click.echo(f"  layer {l['layer']} ({l['op']}): int8 error {l['steps']} steps")
+    click.echo(f"{'PASS' if rep.passed else 'FAIL'}: report in {out / 'report.html'}")
