@@ -111,7 +111,6 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     if date_from and date_to and date_from > date_to:
         raise UsageError(f"--from {date_from} is after --to {date_to}")
     globs, once = _trees(dirs)
-    con = _connect(tz)
     # union_by_name: a fleet mid-rollout exports from older agegates whose files lack the newer columns
     # (store_id, till_id, model, p_under_25): those read as NULL instead of failing the whole report.
     src = (f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true, "
@@ -119,21 +118,24 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
     # Days before any agegate box ran are a box clock not set, days after tomorrow one set ahead: left out
     # always, and named.
     latest = ((today or dt.datetime.now(dt.timezone.utc).date()) + dt.timedelta(days=1)).isoformat()
-    copies = _load_events(con, src, tz, once, [(">=", CLOCK_FLOOR_DATE), ("<=", latest), (">=", date_from),
-                                               ("<=", date_to)])
-    unclocked = _left_out_by_date(con, src, latest, date_from, date_to)
-    n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
-                    "FROM ev").fetchone()
-    if not n[0]:
-        raise UsageError(f"no events in {', '.join(dirs)}" + (f" between {date_from or '...'} and {date_to or '...'}"
-                                                            if date_from or date_to else "")
-                         + (f" ({unclocked_words(unclocked)}, left out)" if unclocked else ""))
-    lo, hi = (date_from or n[3].isoformat()), (date_to or n[4].isoformat())
-    days = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
-    rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked,
-                      latest=latest, copies=copies)
-    _tables(con, rep)
-    con.close()
+    con = _connect(tz)
+    try:
+        copies = _load_events(con, src, tz, once, [(">=", CLOCK_FLOOR_DATE), ("<=", latest), (">=", date_from),
+                                                   ("<=", date_to)])
+        unclocked = _left_out_by_date(con, src, latest, date_from, date_to)
+        n = con.execute("SELECT count(*), count(DISTINCT box_id), count(DISTINCT store_id), min(date), max(date) "
+                        "FROM ev").fetchone()
+        if not n[0]:
+            asked = f" between {date_from or '...'} and {date_to or '...'}" if date_from or date_to else ""
+            raise UsageError(f"no events in {', '.join(dirs)}{asked}"
+                             + (f" ({unclocked_words(unclocked)}, left out)" if unclocked else ""))
+        lo, hi = (date_from or n[3].isoformat()), (date_to or n[4].isoformat())
+        days = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
+        rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked,
+                          latest=latest, copies=copies)
+        _tables(con, rep)
+    finally:
+        con.close()
     rep.seconds = round(time.perf_counter() - t0, 3)
     return rep
 
