@@ -1,7 +1,7 @@
 """Age-estimation metrics: pure functions of (true ages, predicted ages).
 
 The keys are the eval JSON contract (the design sketch, ../shared/DESIGN.md): n, mae, rmse, median_ae, cs5,
-bias, bands, challenge25.
+bias, bands, challenge25; and band_shares (what the per-band counts of the marketing use get right).
 """
 from __future__ import annotations
 
@@ -51,6 +51,19 @@ def challenge25(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = CHALL
     return out
 
 
+def band_shares(y_true, y_pred) -> dict:
+    """What the marketing counts (buyers per age band) get right: per band, its share of the true ages and of the
+    estimates; `total_variation` (half the summed |difference|: the share of people counted in a band they are not
+    in, net of the errors that cancel between bands) and the `worst` band's difference, in shares."""
+    true = np.bincount(band_index(y_true), minlength=len(BANDS)) / max(len(y_true), 1)
+    counted = np.bincount(band_index(y_pred), minlength=len(BANDS)) / max(len(y_pred), 1)
+    diff = counted - true
+    w = int(np.argmax(np.abs(diff)))
+    return {"bands": {label: {"true": _r(t), "counted": _r(c)} for label, t, c in zip(BAND_LABELS, true, counted)},
+            "total_variation": _r(0.5 * np.abs(diff).sum()),
+            "worst": {"band": BAND_LABELS[w], "difference": _r(diff[w])}}
+
+
 def age_metrics(y_true, y_pred) -> dict:
     y_true = np.asarray(y_true, np.float64)
     y_pred = np.asarray(y_pred, np.float64)
@@ -58,7 +71,7 @@ def age_metrics(y_true, y_pred) -> dict:
         raise ValueError(f"shapes differ or are not 1-D: {y_true.shape} vs {y_pred.shape}")
     if len(y_true) == 0:
         return {"n": 0, "mae": None, "rmse": None, "median_ae": None, "cs5": None, "bias": None,
-                "bands": {}, "challenge25": challenge25(y_true, y_pred)}
+                "bands": {}, "band_shares": None, "challenge25": challenge25(y_true, y_pred)}
     err = y_pred - y_true
     ae = np.abs(err)
     idx = band_index(y_true)
@@ -75,6 +88,7 @@ def age_metrics(y_true, y_pred) -> dict:
         "cs5": _r(np.mean(ae <= 5)),
         "bias": _r(err.mean()),
         "bands": bands,
+        "band_shares": band_shares(y_true, y_pred),
         "challenge25": challenge25(y_true, y_pred),
     }
 

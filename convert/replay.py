@@ -34,6 +34,7 @@ from agegate.edge.errors import AgegateError, DatasetError
 from agegate.edge.preprocess import decode_image
 
 from .covers import Cover, apply_cover
+from .metrics import band_shares
 
 FRAME_W, FRAME_H = 640, 480
 FPS = 15.0
@@ -300,6 +301,8 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         "mae": r(np.abs(err).mean()) if len(err) else None, "bias": r(err.mean()) if len(err) else None,
         "bands": {b: {"n": len(v), "mae": r(np.abs(v).mean()), "bias": r(np.mean(v))}
                   for b, v in sorted(bands.items())},
+        # the marketing counts: each buyer's own first decision, in the band of its fused age
+        "band_shares": band_shares([o.buyer.age for o in aged], [o.decisions[0].age for o in aged]) if aged else None,
         "minors": len(minors), "minors_decided_ok": len(passed), "minors_ok_share": share(passed, minors),
         "adults_25plus": len(adults), "adults_asked": len(asked), "adults_asked_share": share(asked, adults),
         "uncertain_reasons": dict(reasons),

@@ -166,6 +166,7 @@ def render(r: dict) -> str:
         f"  split (more than one)     {r['split_buyers']} ({pct(r['split_share'])})",
         f"  decided, nobody there     {r.get('false_decisions', 0)} (a false face on the empty till)",
         f"  MAE of fused ages         {r['mae']}  (bias {r['bias']})",
+        f"  counted in another band   {_counting(r.get('band_shares'))}",
         f"  minors decided ok         {r['minors_decided_ok']} of {r['minors']} ({pct(r['minors_ok_share'])})",
         f"  25+ asked for ID          {r['adults_asked']} of {r['adults_25plus']} ({pct(r['adults_asked_share'])})",
         f"  uncertain because         {', '.join(f'{k} {n}' for k, n in r['uncertain_reasons'].items()) or '-'}",
@@ -177,6 +178,15 @@ def render(r: dict) -> str:
     if r["unplaced"]:
         lines.append(f"  {len(r['unplaced'])} photo(s) not placed (no face found; --json lists them)")
     return "\n".join(lines)
+
+
+def _counting(shares: dict | None) -> str:
+    """How far the buyers' counts by age band (the marketing use) are from the true ones."""
+    if not shares:
+        return "-"
+    w = shares["worst"]
+    return (f"{shares['total_variation']:.1%} of buyers, net (furthest {w['band']}: "
+            f"{100 * w['difference']:+.1f} points of the counted share)")
 
 
 def _curve(r: dict, op, path: Path) -> None:

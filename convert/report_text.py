@@ -13,19 +13,33 @@ def _pct(x) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
+def _share(x) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
 def set_block(name: str, split: str, m: dict) -> list[str]:
     c = m["challenge25"]
     cal = m.get("calibration")
     lines = [f"{name} [{split}] ({m['n']} images, {m['skipped']} skipped): MAE {m['mae']:.3f}  RMSE {m['rmse']:.3f}  "
              f"median {m['median_ae']:.3f}  CS5 {m['cs5']:.3f}  bias {m['bias']:+.3f}",
-             f"{'band':>6} {'n':>5} {'MAE':>7} {'bias':>7}" + (f" {'in 80%':>7} {'in 95%':>7} {'width80':>7}" if cal else "")]
+             f"{'band':>6} {'n':>5} {'MAE':>7} {'bias':>7} {'share':>6} {'counted':>7}"
+             + (f" {'in 80%':>7} {'in 95%':>7} {'width80':>7}" if cal else "")]
+    shares = m.get("band_shares") or {"bands": {}}
     for b, v in m["bands"].items():
         if v["n"]:
-            row = f"{b:>6} {v['n']:>5} {v['mae']:>7.3f} {v['bias']:>+7.3f}"
+            sh = shares["bands"].get(b, {})
+            row = f"{b:>6} {v['n']:>5} {v['mae']:>7.3f} {v['bias']:>+7.3f} {_share(sh.get('true')):>6} " \
+                  f"{_share(sh.get('counted')):>7}"
             if cal:
                 cb = cal["bands"][b]
                 row += f" {_pct(cb['coverage_80']):>7} {_pct(cb['coverage_95']):>7} {cb['width_80']:>7.1f}"
             lines.append(row)
+    if shares.get("worst"):
+        w = shares["worst"]
+        lines.append(f"counting by band (share: of true ages; counted: of estimates): "
+                     f"{shares['total_variation']:.1%} of people counted in another band, net of errors that cancel; "
+                     f"furthest {w['band']}, "
+                     f"{100 * w['difference']:+.1f} points")
     if cal:
         a = cal["all"]
         lines.append(f"calibration: the 80 % interval holds the true age in {_pct(a['coverage_80'])} of images "

@@ -34,8 +34,14 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     # decide_after (10) good frames at 15 frames/s: the answer comes while the buyer is still shown (20 frames)
     assert 10 / 15 <= m["seconds_to_decision_p50"] <= m["seconds_to_decision_p95"] <= 20 / 15
     assert m["decided_while_shown_share"] >= 0.75
+    # the marketing counts: the buyers' shares per age band, from their own decisions' fused ages
+    shares = m["band_shares"]
+    assert sum(b["true"] for b in shares["bands"].values()) == pytest.approx(1.0)
+    assert sum(b["counted"] for b in shares["bands"].values()) == pytest.approx(1.0)
+    assert 0 <= shares["total_variation"] <= 1
     text = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "12"]).output
     assert "merged (no own decision)" in text and "minors decided ok" in text and "answer after" in text
+    assert "counted in another band" in text and "of buyers, net (furthest" in text
     # a buyer shown for fewer frames than decide_after is answered only once their track ends, after they left
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "15", "--frames", "6", "--json"])
     m = json.loads(r.output)

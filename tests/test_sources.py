@@ -165,6 +165,27 @@ def test_the_cross_dataset_table_names_the_worst_bias_from_18_up():
     assert row.split()[5] == "4.00"
 
 
+def test_the_counts_by_age_band_say_what_the_marketing_use_gets_right():
+    """The first use of the box is counting buyers by age band; eval and replay reported each band's error, but
+    not how far the counts themselves are off, where errors into and out of a band cancel."""
+    from agegate.convert.metrics import age_metrics
+    from agegate.convert.report_text import set_block
+
+    y = np.array([10, 20, 21, 30, 40, 50, 60, 70], float)
+    est = y + np.array([0, 6, 0, 0, 0, 0, 0, -8.0])  # a 20-year-old counted 25-34, a 70-year-old 55-64
+    m = age_metrics(y, est)
+    shares = m["band_shares"]
+    assert shares["bands"]["18-24"] == {"true": 0.25, "counted": 0.125}
+    assert shares["bands"]["25-34"] == {"true": 0.125, "counted": 0.25}
+    assert shares["total_variation"] == 0.25 and shares["worst"] == {"band": "18-24", "difference": -0.125}
+    # errors that cancel are not counted: a 30-year-old counted 40 and a 40-year-old counted 30
+    assert age_metrics(np.array([30, 40.]), np.array([40, 30.]))["band_shares"]["total_variation"] == 0
+    m["skipped"], m["skipped_files"] = 0, []
+    text = "\n".join(set_block("set", "test", m))
+    assert " 18-24     2 " in text and "25.0%   12.5%" in text
+    assert "25.0% of people counted in another band" in text and "furthest 18-24, -12.5 points" in text
+
+
 def test_the_report_title_names_the_split_only_when_a_set_has_it():
     from agegate.convert.report_text import eval_title
 
