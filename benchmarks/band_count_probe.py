@@ -9,7 +9,7 @@ Inputs are `agegate eval --predictions` files, one per data set and split: the c
     agegate eval --model edge/assets/default_model.tflite --data ../shared/datasets/utkface --split val \\
         --predictions utkface-val.csv        # and aaf-val.csv, utkface-test.csv, aaf-test.csv likewise
     python -m agegate.benchmarks.band_count_probe --fit utkface-val.csv --fit aaf-val.csv \\
-        --apply utkface-test.csv --apply aaf-test.csv --out benchmarks/results/band-count-probe.json
+        --apply utkface-test.csv --apply aaf-test.csv --out benchmarks/results/band-count/probe-test.json
 """
 from __future__ import annotations
 

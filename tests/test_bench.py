@@ -489,7 +489,7 @@ def test_decision_probe_lists_the_minors_its_operating_point_lets_pass(small_utk
 
 def test_band_count_probe_finds_the_shares_its_confusions_explain(tmp_path):
     """The correction the probe measures (EM on P(counted band | true band)) must work where its assumption holds,
-    so that its failure on our test sets (benchmarks/results/band-count-probe.json) is the data's, not the code's."""
+    so that its failure across our data sets (benchmarks/results/band-count/) is the data's, not the code's."""
     import numpy as np
 
     from agegate.benchmarks.band_count_probe import adjusted_shares, confusion, main
