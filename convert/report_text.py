@@ -65,14 +65,16 @@ def set_block(name: str, split: str, m: dict) -> list[str]:
 
 def summary_table(rows: list[tuple[str, str, dict]], overall: dict) -> list[str]:
     head = f"{'set':<14} {'split':<6} {'n':>6} {'MAE':>6} {'bias':>6} {'worst |bias| 18+':>17} " \
-           f"{'minors 25+':>10} {'25+ asked':>9} {'skipped':>7}"
+           f"{'minors 25+':>10} {'25+ asked':>9} {'band counts off':>15} {'skipped':>7}"
     out = [head, "-" * len(head)]
     for name, split, m in rows + [("overall", "", overall)]:
         c = m["challenge25"]
         adult = worst_adult_bias(m["bands"])
         worst = f"{abs(adult[1]):.2f}" if adult else "-"
+        counts_off = _share((m.get("band_shares") or {}).get("total_variation"))
         out.append(f"{name[:14]:<14} {split[:6]:<6} {m['n']:>6} {m['mae']:>6.3f} {m['bias']:>+6.2f} {worst:>17} "
-                   f"{_pct(c['false_pass_rate']):>10} {_pct(c['flag_rate_25plus']):>9} {m['skipped']:>7}")
+                   f"{_pct(c['false_pass_rate']):>10} {_pct(c['flag_rate_25plus']):>9} {counts_off:>15} "
+                   f"{m['skipped']:>7}")
     return out
 
 

@@ -163,6 +163,7 @@ def test_the_cross_dataset_table_names_the_worst_bias_from_18_up():
     assert worst_adult_bias(age_metrics(y[:2], y[:2])["bands"]) is None  # no adult band has images
     row = summary_table([("set", "test", m)], m)[2]
     assert row.split()[5] == "4.00"
+    assert row.split()[8] == "28.6%"  # the band counts: the two children of 7 people counted 35-44
 
 
 def test_the_counts_by_age_band_say_what_the_marketing_use_gets_right():
