@@ -80,11 +80,36 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
     free_mb = usage.free / 2**20
     checks.append(Check("disk", free_mb > 200, f"{free_mb:.0f} MiB free under {root}",
                         "free space: old releases are pruned to 3; check logs and recordings"))
-    checks.append(Check("clock", CLOCK_FLOOR <= time.time() and time.gmtime().tm_year <= 2100,
-                        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                        "enable NTP (timedatectl set-ntp true); decisions made before it is set are held and timed "
-                        "once it is", critical=False))
+    checks.append(_clock(Path(cfg.events.path) if cfg is not None else None))
     return checks
+
+
+def _clock(events: Path | None) -> Check:
+    """The box's clock: set (after CLOCK_FLOOR), and not behind the decisions the box has written (a row dated
+    more than a day ahead was made while the clock ran ahead, or the clock is behind now: the fleet report leaves
+    such rows out, and a box restarted with its clock ahead deletes by it what the retention period keeps)."""
+    now = time.time()
+    said = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
+    fix = "enable NTP (timedatectl set-ntp true); decisions made before it is set are held and timed once it is"
+    if not (CLOCK_FLOOR <= now and time.gmtime(now).tm_year <= 2100):
+        return Check("clock", False, said, fix, critical=False)
+    ahead = None
+    if events is not None and events.is_file():
+        try:
+            db = sqlite3.connect(f"file:{events}?mode=ro", uri=True)
+            try:
+                ahead = db.execute("SELECT count(*), max(ts) FROM events WHERE ts > ?", (now + 86400,)).fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            pass  # the events check says what is wrong with the file
+    if ahead and ahead[0]:
+        newest = time.strftime("%Y-%m-%d", time.gmtime(ahead[1]))
+        return Check("clock", False, f"{said}, but {ahead[0]} decision(s) in {events.name} are dated after tomorrow "
+                     f"(the newest {newest}): the clock ran ahead when they were made, or is behind now; the fleet "
+                     f"report leaves them out", "check the time server (timedatectl timesync-status) and set the "
+                     "clock right", critical=False)
+    return Check("clock", True, said)
 
 
 def _decision_rule(release: Path, cfg) -> Check:

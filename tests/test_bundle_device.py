@@ -325,6 +325,18 @@ def test_doctor_checks_and_exit_codes(kit, tmp_path, shipped_model):
     for name in ("config", "model hash", "runtime", "inference", "camera", "events", "disk", "clock"):
         assert name in r.output
     assert "2 model runs per face (test-time views: mirror)" in r.output  # what the inference p50 pays for
+    # decisions dated ahead of the clock: it ran ahead when they were made (or is behind now): said, not critical
+    import time as _time
+
+    from agegate.edge.events import Event, EventStore
+
+    store = EventStore(tmp_path / "ev" / "events.sqlite")
+    store.add(Event(_time.time() + 40 * 86400, "box-1", 1, 30.0, "25-34", 12, "ok", 5.0))
+    store.close()
+    r = run("device", "doctor", "--root", root, "--config", cfg, "--json")
+    clock = next(c for c in json.loads(r.output)["checks"] if c["name"] == "clock")
+    assert r.exit_code == 0 and not clock["ok"] and "1 decision(s) in events.sqlite are dated after tomorrow" \
+        in clock["detail"] and "timedatectl" in clock["fix"]
     (root / "current" / "model.tflite").write_bytes(b"tampered")
     cfg.write_text(cfg.read_text() + "[bogus]\nx = 1\n")
     r = run("device", "doctor", "--root", root, "--config", cfg)
