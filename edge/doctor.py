@@ -86,8 +86,8 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
 
 def _clock(events: Path | None) -> Check:
     """The box's clock: set (after CLOCK_FLOOR), and not behind the decisions the box has written (a row dated
-    more than a day ahead was made while the clock ran ahead, or the clock is behind now: the fleet report leaves
-    such rows out, and a box restarted with its clock ahead deletes by it what the retention period keeps)."""
+    more than a day ahead was made while the clock ran ahead, or the clock is behind now; the fleet report leaves
+    such rows out, and the box's own counts put them on days they did not happen)."""
     now = time.time()
     said = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
     fix = "enable NTP (timedatectl set-ntp true); decisions made before it is set are held and timed once it is"
