@@ -29,7 +29,7 @@ from .metadata import ModelMetadata
 from .preprocess import as_rgb_uint8
 from .runtime import AgeModel
 from .stats import RuntimeMetrics
-from .tracking import MIN_EYE_LIGHT, IoUTracker, Track, appearance, eye_light, frame_quality
+from .tracking import MIN_EYE_LIGHT, FrameQuality, IoUTracker, Track, appearance, eye_light, frame_quality
 
 log = logging.getLogger("agegate.edge")
 
@@ -80,6 +80,13 @@ class BoxOptions:
             return (f"decide_after ({self.decide_after}) must be at most {self.window}, the good frames a buyer's "
                     f"track fuses: with more, no buyer is decided until they leave")
         return ""
+
+    def judge_face(self, rgb: np.ndarray, crop: np.ndarray, face: FaceBox) -> tuple[FrameQuality, float | None]:
+        """Whether the box ages this face of the frame `rgb` (its crop `crop`), and the eyes' light against the
+        skin (None: the check is off, or the face has no eye points). The box and its set-up view both judge here."""
+        eyes = eye_light(rgb, face) if self.min_eye_light > 0 else None
+        return frame_quality(crop, face, self.min_quality_face, self.min_sharpness, eyes=eyes,
+                             min_eye_light=self.min_eye_light), eyes
 
     def decision_rules(self) -> dict[str, float]:
         """The settings that shape a buyer's decision beyond the model: recorded with an operating point when
@@ -236,8 +243,7 @@ class BoxPipeline:
                 track.add(face, frame.ts, None, steady=frame.steady)
                 continue
             c1 = time.perf_counter()
-            eyes = eye_light(rgb, face) if o.min_eye_light > 0 else None
-            q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness, eyes=eyes, min_eye_light=o.min_eye_light)
+            q, _ = o.judge_face(rgb, crop, face)
             c2 = time.perf_counter()
             est = None if not q.good else self.model.estimate_run(run) if run else self.model.estimate_face(crop)
             infer_ms += (time.perf_counter() - c2) * 1000

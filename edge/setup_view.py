@@ -15,7 +15,7 @@ import numpy as np
 
 from .detect import FaceBox, crop_face
 from .results import JsonResult
-from .tracking import MIN_BRIGHTNESS, eye_light, frame_quality
+from .tracking import MIN_BRIGHTNESS
 
 #: Eye distance over face-box width below which the face is turned away from the camera. BlazeFace's
 #: eye points on the shipped demo portraits (frontal), placed at 100-360 px in a 640x480 frame, give
@@ -91,11 +91,10 @@ def assess(pipeline) -> SetupStatus:
     if rgb is not None and faces:
         face = max(faces, key=lambda f: f.area)
         crop = crop_face(rgb, face, pipeline.model.spec.face_margin)
-        q = frame_quality(crop, face, o.min_quality_face, o.min_sharpness)
+        q, light = o.judge_face(rgb, crop, face)
         s.face_px, s.sharpness = round(q.face_px, 1), round(q.sharpness, 1)
         s.brightness = round(float(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).mean()), 1)
         s.facing = _facing(face)
-        light = eye_light(rgb, face) if o.min_eye_light > 0 else None
         s.eye_light = None if light is None else round(light, 2)
         now = pipeline.current()
         if now.get("decision") != "no_buyer":

@@ -115,6 +115,8 @@ def test_setup_page_shows_live_image_and_the_right_verdict(browser, tmp_path, si
             "const i = document.getElementById('frame'); return i.complete && i.naturalWidth === 640;"))
         px = float(text(browser, "face_px").split()[0])
         assert (px >= SETUP_FACE_PX) == (verdict == "good"), px
+        eyes = text(browser, "eyes")  # the box's own eye check, read on this face: open eyes, over the line
+        assert eyes.endswith("(needs 0.3)") and float(eyes.split()[0]) >= 0.3, eyes
         assert "never written to disk" in browser.page_source
         shoot(browser, f"setup-{verdict.replace(' ', '-')}.png")
         # without the token: refused, page and image alike

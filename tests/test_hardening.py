@@ -180,9 +180,9 @@ def test_an_output_path_the_system_refuses_is_named_not_a_traceback(tmp_path, sh
 def test_the_challenge25_chart_leaves_out_a_share_of_no_one(tmp_path):
     """QA data without minors has no 'minors decided ok' share (None): the chart leaves that point out instead
     of failing (`agegate qa` on a set of adults once ended in a TypeError after every gate was computed)."""
-    from agegate.convert.calibrate import plot_tradeoff
-
     import warnings
+
+    from agegate.convert.calibrate import plot_tradeoff
 
     curve = [{"adults_asked": a / 10, "minors_ok": None} for a in range(10)]
     with warnings.catch_warnings():
