@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from agegate.convert.metrics import shares_apart
 from agegate.edge.bands import BAND_LABELS, band_index
 
 from .environment import environment
@@ -54,10 +55,9 @@ def adjusted_shares(counts: np.ndarray, c: np.ndarray, iterations: int = 500) ->
 
 
 def off(shares: np.ndarray, true: np.ndarray) -> dict:
-    """Share of people in another band, net (half the summed |difference|), and the largest band difference."""
-    d = shares - true
-    return {"total_variation": round(float(0.5 * np.abs(d).sum()), 4),
-            "worst_points": round(float(100 * np.abs(d).max()), 2)}
+    """Share of people in another band, net (`metrics.shares_apart`), and the largest band difference."""
+    return {"total_variation": round(shares_apart(shares, true), 4),
+            "worst_points": round(float(100 * np.abs(shares - true).max()), 2)}
 
 
 @click.command()

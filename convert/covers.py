@@ -1,4 +1,4 @@
-"""What a buyer wears over the face, painted onto a photo: dark sunglasses, a face mask.
+"""What a buyer wears over the face, painted onto a photo: dark sunglasses, tinted glasses, a face mask.
 
 The model learnt from bare faces. `agegate replay --cover` measures what the box decides for a buyer wearing
 either (README, "Sunglasses and face masks"): it found the box passing three times the minors behind dark lenses,
@@ -18,11 +18,15 @@ from agegate.edge.detect import FaceBox
 #: Near-black lenses (a little blue, as most tints), and a surgical mask's pale blue.
 LENS_RGB = (18, 20, 28)
 MASK_RGB = (168, 196, 222)
+#: The light a tinted lens lets through: half. ISO 12312-1 calls 43-80 % category 1 ("light tint") and 18-43 %
+#: category 2, the commonest sunglasses; dark lenses (category 3, 8-18 %) are drawn opaque.
+TINT_TRANSMISSION = 0.5
 
 
 class Cover(str, Enum):
     NONE = "none"
     SUNGLASSES = "sunglasses"
+    TINT = "tint"  # the same lenses, letting half the light through: eyes seen, darker
     MASK = "mask"
 
 
@@ -48,6 +52,18 @@ def sunglasses(rgb: np.ndarray, face: FaceBox) -> np.ndarray:
     return out
 
 
+def tinted_glasses(rgb: np.ndarray, face: FaceBox, transmission: float = TINT_TRANSMISSION) -> np.ndarray:
+    """The lenses of `sunglasses`, letting `transmission` of the light through: the eyes stay visible, darker
+    and tinted, which is what a light tint does and what the eye check may not see."""
+    if not 0.0 <= transmission <= 1.0:
+        raise ValueError(f"transmission must lie in [0, 1], got {transmission}")
+    # where the opaque lenses would be, edges anti-aliased: drawn on black, the blue channel over the lens's blue
+    lens = sunglasses(np.zeros_like(rgb), face)[..., 2:3].astype(np.float32) / LENS_RGB[2]
+    out = rgb.astype(np.float32)
+    tinted = transmission * out + (1.0 - transmission) * np.asarray(LENS_RGB, np.float32)
+    return (lens * tinted + (1.0 - lens) * out).round().astype(rgb.dtype)
+
+
 def face_mask(rgb: np.ndarray, face: FaceBox) -> np.ndarray:
     """A mask from the bridge of the nose to under the chin, cheek to cheek."""
     a, b = _eyes(face)
@@ -70,6 +86,8 @@ def apply_cover(rgb: np.ndarray, face: FaceBox, cover: Cover) -> np.ndarray:
     cover = Cover(cover)
     if cover is Cover.SUNGLASSES:
         return sunglasses(rgb, face)
+    if cover is Cover.TINT:
+        return tinted_glasses(rgb, face)
     if cover is Cover.MASK:
         return face_mask(rgb, face)
     return rgb

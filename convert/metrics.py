@@ -51,16 +51,21 @@ def challenge25(y_true: np.ndarray, y_pred: np.ndarray, threshold: float = CHALL
     return out
 
 
+def shares_apart(counted, true) -> float:
+    """Half the summed |difference| of two band-share vectors (their total variation): the share of people
+    counted in a band they are not in, net of the errors that cancel between bands."""
+    return float(0.5 * np.abs(np.asarray(counted, np.float64) - np.asarray(true, np.float64)).sum())
+
+
 def band_shares(y_true, y_pred) -> dict:
     """What the marketing counts (buyers per age band) get right: per band, its share of the true ages and of the
-    estimates; `total_variation` (half the summed |difference|: the share of people counted in a band they are not
-    in, net of the errors that cancel between bands) and the `worst` band's difference, in shares."""
+    estimates; `total_variation` (`shares_apart`) and the `worst` band's difference, in shares."""
     true = np.bincount(band_index(y_true), minlength=len(BANDS)) / max(len(y_true), 1)
     counted = np.bincount(band_index(y_pred), minlength=len(BANDS)) / max(len(y_pred), 1)
     diff = counted - true
     w = int(np.argmax(np.abs(diff)))
     return {"bands": {label: {"true": _r(t), "counted": _r(c)} for label, t, c in zip(BAND_LABELS, true, counted)},
-            "total_variation": _r(0.5 * np.abs(diff).sum()),
+            "total_variation": _r(shares_apart(counted, true)),
             "worst": {"band": BAND_LABELS[w], "difference": _r(diff[w])}}
 
 

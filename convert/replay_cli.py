@@ -82,8 +82,8 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               "(box.toml detector.small_face_score; --min-score or above: off).")
 @click.option("--cover", type=click.Choice([c.value for c in Cover]), default=Cover.NONE.value, show_default=True,
               help="What every buyer wears over the face, drawn on their photo from its eye points (covers.py): "
-              "sunglasses hide the eyes, mask the nose, mouth and chin. The box checks the eyes (--min-eye-light), not for "
-              "a mask.")
+              "sunglasses hide the eyes, tint darkens them (lenses letting half the light through), mask the nose, mouth "
+              "and chin. The box checks the eyes (--min-eye-light), not for a mask.")
 @click.option("--min-eye-light", type=click.FloatRange(0.0, 1.0), default=BoxOptions.min_eye_light, show_default=True,
               help="The box's sunglasses check: a face whose eyes read darker than this share of its skin is not "
               "aged (reason eyes_hidden; tracking.eye_light). 0: off, as boxes before 2026-12-06.")

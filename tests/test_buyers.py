@@ -8,6 +8,7 @@ import urllib.request
 
 import cv2
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from agegate.edge.capture import Frame
@@ -150,6 +151,26 @@ def test_how_long_ago_a_decision_was_is_read_on_the_steady_clock(shipped_model):
     assert pipe.last is not None and pipe.current()["provisional"] is False
     time.sleep(0.25)
     assert pipe.last_decision()["seconds_ago"] >= 0.25 and pipe.current()["seconds_ago"] >= 0.25
+
+
+def test_tinted_lenses_darken_the_eyes_and_nothing_else():
+    """`--cover tint` draws the sunglasses' lenses letting half the light through: the eyes read darker than
+    bare and lighter than behind dark lenses, above the box's line (a light tint is aged as it is, and replay
+    measures what that does); every pixel off the lenses is the photo's own. Fully clear lenses are no cover."""
+    from agegate.convert.covers import Cover, apply_cover, sunglasses, tinted_glasses
+    from agegate.edge.detect import DetectorOptions, FaceDetector
+    from agegate.edge.tracking import MIN_EYE_LIGHT, eye_light
+
+    rgb = cv2.cvtColor(face_frame([ADULTS[0]]), cv2.COLOR_BGR2RGB)
+    face = FaceDetector(DetectorOptions()).detect(rgb)[0]
+    tint = apply_cover(rgb, face, Cover.TINT)
+    bare, light, dark = (eye_light(x, face) for x in (rgb, tint, apply_cover(rgb, face, Cover.SUNGLASSES)))
+    assert dark < MIN_EYE_LIGHT < light < bare - 0.1
+    off_lens = (sunglasses(np.zeros_like(rgb), face) == 0).all(axis=-1)
+    assert np.array_equal(tint[off_lens], rgb[off_lens]) and not np.array_equal(tint, rgb)
+    assert np.array_equal(tinted_glasses(rgb, face, 1.0), rgb)
+    with pytest.raises(ValueError, match="transmission"):
+        tinted_glasses(rgb, face, 1.5)
 
 
 def test_a_buyer_behind_dark_sunglasses_is_uncertain_not_aged(shipped_model):
