@@ -199,6 +199,8 @@ class BoxPipeline:
             return self._process(frame)
 
     def _process(self, frame: Frame) -> list[BuyerDecision]:
+        """One frame: find the faces, look at each, match them to tracks, age each track's face, decide the
+        tracks with enough evidence and the ones that left. Each stage is timed into `metrics`."""
         o, m = self.options, self.metrics
         t_start = time.perf_counter()
         m.observe("capture", max(0.0, (time.time() - frame.ts) * 1000))
@@ -208,50 +210,30 @@ class BoxPipeline:
             self.bad_frames += 1
             return []
         # a new photo: the last one's buyers left (each photo is a buyer, however few its frames)
-        cut: list[BuyerDecision] = self._finish(glimpses=False) if frame.cut else []
-        if frame.cut:
-            self._since_detect = 0  # a new photo is always looked at
-        t0 = time.perf_counter()
-        if o.detect_every > 1 and self._since_detect % o.detect_every:
-            faces = self._faces  # carried from the last detection
-        else:
-            faces = self._faces = self.detector.detect(rgb)
-            m.observe("detect", (time.perf_counter() - t0) * 1000)
-        self._since_detect += 1
+        made: list[BuyerDecision] = self._finish(glimpses=False) if frame.cut else []
+        faces = self._find_faces(rgb, frame.cut)
         self.latest_rgb, self.latest_faces = rgb, faces
-        crop_ms = infer_ms = quality_ms = 0.0
         if faces:
             self.last_face_at = frame.steady
         c0 = time.perf_counter()
         crops = [crop_face(rgb, face, self.model.spec.face_margin) for face in faces]
-        crop_ms += (time.perf_counter() - c0) * 1000
+        crop_ms = (time.perf_counter() - c0) * 1000
         l0 = time.perf_counter()
-        # Every face's look, with the age model's features when the file exposes them (one run per
-        # face, decided buyers included: a look-alike stepping into a decided buyer's place is the
-        # merge this catches; a face that is then aged reuses the run). Timed as its own stage.
-        runs = [self.model.run_face(c) if o.look_features and self.model.has_features else None for c in crops]
-        looks = [appearance(c, r.features, r.age) if r else appearance(c) for c, r in zip(crops, runs)]
+        runs, looks = self._look(crops)
         look_ms = (time.perf_counter() - l0) * 1000
         f0 = time.perf_counter()
         tracks = self.tracker.match(faces, frame.steady, looks)
         frame_ms = (f0 - t_start) * 1000
-        made: list[BuyerDecision] = cut
+        infer_ms = quality_ms = 0.0
         for track, face, crop, run in zip(tracks, faces, crops, runs):
             if (track.decided and o.follow_decided) or track.changed:
                 # A decided buyer is followed without re-estimating (the appearance check above still
                 # runs, so a new face is noticed); a frame that may show someone else is held back.
                 track.add(face, frame.ts, None, steady=frame.steady)
                 continue
-            c1 = time.perf_counter()
-            q, _ = o.judge_face(rgb, crop, face)
-            c2 = time.perf_counter()
-            est = None if not q.good else self.model.estimate_run(run) if run else self.model.estimate_face(crop)
-            infer_ms += (time.perf_counter() - c2) * 1000
-            quality_ms += (c2 - c1) * 1000
-            if self.frame_observer is not None:
-                self.frame_observer(track, q, est)
-            track.add(face, frame.ts, est.age if est else None, q.reason, est.probs if est else None, q.weight,
-                      frame.steady)
+            q_ms, i_ms = self._age(track, face, crop, run, rgb, frame)
+            quality_ms += q_ms
+            infer_ms += i_ms
             self._track_ms.setdefault(track.track_id, []).append(frame_ms)
             if not track.decided and track.good_frames >= o.decide_after:
                 made.append(self._decide(track))
@@ -267,6 +249,43 @@ class BoxPipeline:
         m.observe("frame", (time.perf_counter() - t_start) * 1000)
         m.frame_done(len(faces))
         return made
+
+    def _find_faces(self, rgb: np.ndarray, new_photo: bool) -> list[FaceBox]:
+        """The frame's faces: detected, or with detect_every > 1 carried from the last detection (a new photo
+        is always looked at)."""
+        if new_photo:
+            self._since_detect = 0
+        t0 = time.perf_counter()
+        if self.options.detect_every > 1 and self._since_detect % self.options.detect_every:
+            faces = self._faces
+        else:
+            faces = self._faces = self.detector.detect(rgb)
+            self.metrics.observe("detect", (time.perf_counter() - t0) * 1000)
+        self._since_detect += 1
+        return faces
+
+    def _look(self, crops: list[np.ndarray]) -> tuple[list, list]:
+        """Every face's model run (when the look uses the age model's features) and its look.
+
+        One run per face, decided buyers included: a look-alike stepping into a decided buyer's place is the
+        merge this catches; a face that is then aged reuses the run."""
+        use_features = self.options.look_features and self.model.has_features
+        runs = [self.model.run_face(c) if use_features else None for c in crops]
+        return runs, [appearance(c, r.features, r.age) if r else appearance(c) for c, r in zip(crops, runs)]
+
+    def _age(self, track: Track, face: FaceBox, crop: np.ndarray, run, rgb: np.ndarray,
+             frame: Frame) -> tuple[float, float]:
+        """Judge the face's frame and age it if good enough; add it to its track. (judging ms, ageing ms)."""
+        c1 = time.perf_counter()
+        q, _ = self.options.judge_face(rgb, crop, face)
+        c2 = time.perf_counter()
+        est = None if not q.good else self.model.estimate_run(run) if run else self.model.estimate_face(crop)
+        infer_ms = (time.perf_counter() - c2) * 1000
+        if self.frame_observer is not None:
+            self.frame_observer(track, q, est)
+        track.add(face, frame.ts, est.age if est else None, q.reason, est.probs if est else None, q.weight,
+                  frame.steady)
+        return (c2 - c1) * 1000, infer_ms
 
     def _judge(self, track: Track) -> BuyerDecision:
         """The decision a track's evidence supports now (pure: nothing is recorded)."""
