@@ -25,7 +25,7 @@ from agegate.edge.tracking import MIN_EYE_LIGHT, eye_light
 
 from .environment import cpu_info
 
-LINES = (0.2, 0.25, 0.3, 0.35, 0.4)
+LINES = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 PERCENTILES = (0.5, 1, 5, 50, 95, 99, 99.5)
 
 

@@ -511,3 +511,16 @@ def test_band_count_probe_finds_the_shares_its_confusions_explain(tmp_path):
     row = json.loads(out.read_text())["rows"][0]
     assert row["images"] == 24 and row["counted"]["total_variation"] == 0.125  # everyone counted 8 years older
     assert row["adjusted"]["total_variation"] < 0.06  # fitted on these very images: most of it undone
+
+
+def test_eye_light_probe_counts_frames_and_buyers_under_each_line():
+    """The probe's summary, on which the box's eye line was chosen: a frame is under a line when its eye light
+    is, a buyer when most of their frames are; buyers with no frame found are not counted."""
+    from agegate.benchmarks.eye_light_probe import summarize
+
+    r = summarize([[0.1, 0.5, 0.6], [0.2, 0.25, 0.9], []])
+    assert r["frames"] == 6 and r["buyers"] == 2
+    assert r["frames_under"]["0.3"] == 0.5 and r["frames_under"]["0.5"] == 0.5  # 0.5 itself is not under
+    assert r["buyers_mostly_under"]["0.3"] == 0.5 and r["buyers_mostly_under"]["0.2"] == 0.0
+    assert r["buyers_mostly_under"]["0.5"] == 0.5 and r["frames_under"]["0.2"] == round(1 / 6, 4)
+    assert r["percentiles"]["p50"] == 0.375
