@@ -48,7 +48,10 @@ FULL_WEIGHT_SHARPNESS = 80.0
 #: `replay --cover sunglasses`: minors ok 0.52 -> 2.1 %, 25+ asked 21 -> 41 %). On the till frames of 300 val
 #: buyers (`benchmarks/eye_light_probe.py`, `benchmarks/results/covers/eye-light-val.json`) open eyes read 0.35
 #: and up on 99.5 % of frames (median 0.74) and under this line on 1 of 2,397; drawn dark lenses under it on 92 %.
-#: Real lenses were not measured: a light tint reads above the line and is aged as it is.
+#: A light tint reads above it and is aged as it is (drawn lenses letting half the light through: eyes 0.46 at the
+#: median, minors passed about twice as often); a line of 0.5 would catch most tints but leaves bare eyes of some
+#: groups unaged several times as often as others' (`benchmarks/results/covers/rule-eye-line-tint.md`). Real lenses
+#: were not measured.
 MIN_EYE_LIGHT = 0.3
 
 
