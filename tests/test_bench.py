@@ -524,3 +524,30 @@ def test_eye_light_probe_counts_frames_and_buyers_under_each_line():
     assert r["buyers_mostly_under"]["0.3"] == 0.5 and r["buyers_mostly_under"]["0.2"] == 0.0
     assert r["buyers_mostly_under"]["0.5"] == 0.5 and r["frames_under"]["0.2"] == round(1 / 6, 4)
     assert r["percentiles"]["p50"] == 0.375
+
+
+def test_eye_light_photos_counts_seen_sunglasses_apart(tmp_path):
+    """The photo probe's summary: photos a person listed as wearing sunglasses are counted apart (caught when
+    under the box's line), the bare ones per labelled group under each line, and the darkest listed first."""
+    from agegate.benchmarks.eye_light_photos import read_seen, relative, summarize
+    from agegate.edge.tracking import MIN_EYE_LIGHT
+
+    listed = tmp_path / "seen.txt"
+    listed.write_text("# seen by a person\nutkface/images/a.jpg  # dark\n\nutkface/images/b.jpg # tint\naaf/gone.jpg\n")
+    seen = read_seen(listed)
+    assert seen == {"utkface/images/a.jpg", "utkface/images/b.jpg", "aaf/gone.jpg"} and read_seen(None) == set()
+    assert relative("../shared/datasets/utkface/images/a.jpg", "../shared/datasets/utkface") == "utkface/images/a.jpg"
+    row = lambda path, light, groups=("utkface race White",): {  # noqa: E731
+        "path": path, "source": "utkface", "age": 30.0, "split": "test", "groups": list(groups), "light": light}
+    rows = [row("utkface/images/a.jpg", MIN_EYE_LIGHT - 0.1), row("utkface/images/b.jpg", MIN_EYE_LIGHT + 0.1),
+            row("utkface/images/c.jpg", 0.28, ("utkface race Indian",)), row("utkface/images/d.jpg", 0.7)]
+    r = summarize(rows, seen, lowest=2)
+    assert r["sunglasses_seen"] == {"listed": 3, "found": 2, "caught": 1, "photos": [
+        {"path": "utkface/images/a.jpg", "age": 30.0, "light": MIN_EYE_LIGHT - 0.1},
+        {"path": "utkface/images/b.jpg", "age": 30.0, "light": MIN_EYE_LIGHT + 0.1}]}
+    assert r["bare"] == {"photos": 2, "under_0.2": 0, "under_0.25": 0, "under_0.3": 1, "under_0.35": 1,
+                         "under_0.4": 1, "under_0.5": 1}
+    assert r["bare_by_group"]["utkface race Indian"]["under_0.3"] == 1
+    assert r["bare_by_group"]["utkface race White"]["photos"] == 1
+    assert [x["path"] for x in r["lowest"]] == ["utkface/images/a.jpg", "utkface/images/c.jpg"]
+    assert r["lowest"][0]["sunglasses_seen"] and not r["lowest"][1]["sunglasses_seen"]
