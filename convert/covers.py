@@ -1,10 +1,13 @@
 """What a buyer wears over the face, painted onto a photo: dark sunglasses, tinted glasses, a face mask.
 
 The model learnt from bare faces. `agegate replay --cover` measures what the box decides for a buyer wearing
-either (README, "Sunglasses and face masks"): it found the box passing three times the minors behind dark lenses,
-hence the box's eye check (`tracking.eye_light`); a mask it does not check for. The covers are drawn, not photographed: opaque shapes placed from
-BlazeFace's eye points, so they say how the model copes with the eyes or the lower face gone, not how it copes
-with a real mask's folds and shadows. Pure functions of an RGB image and its face box.
+each (README, "Sunglasses and face masks"): it found the box passing three times the minors behind dark lenses,
+hence the box's eye check (`tracking.eye_light`), and twice the minors behind a light tint, which the check does
+not see; a mask it does not check for. The covers are drawn, not photographed: shapes placed from BlazeFace's eye
+points (opaque, or lenses letting half the light through), so they say how the model copes with the eyes darkened
+or gone or the lower face gone, not how it copes with a real mask's folds and shadows or a lens's reflections (on
+the data sets' photos with real lenses the check caught fewer than drawn ones: `benchmarks/eye_light_photos.py`).
+Pure functions of an RGB image and its face box.
 """
 from __future__ import annotations
 
