@@ -58,8 +58,8 @@ MIN_EYE_LIGHT = 0.3
 def eye_light(rgb: np.ndarray, face: FaceBox) -> float | None:
     """How light the eyes are against the skin: the mean grey of a disc on each eye point over the median grey
     of a disc under each eye and one on the forehead. Open eyes read about 0.5-1.1, eyes behind drawn dark
-    lenses under 0.35, behind real ones 0.10-0.44 (a reflection, or an eye point off the lens, may lighten them). None without eye
-    points (the Haar detector gives none) or with eyes under 8 px apart."""
+    lenses under 0.35, behind real ones 0.10-0.44 (a reflection, or an eye point off the lens, may lighten them).
+    None without eye points (the Haar detector gives none) or with eyes under 8 px apart."""
     if face.left_eye is None or face.right_eye is None:
         return None
     a, b = np.asarray(face.left_eye, float), np.asarray(face.right_eye, float)
