@@ -15,6 +15,7 @@ from agegate.edge.pipeline import BoxOptions
 from agegate.train.cli_options import SPLIT_CHOICE, format_option
 
 from .covers import Cover
+from .report_text import share_pct
 
 
 def _range(text: str, unit: str = "frames", example: str = "0..15") -> tuple[int, int]:
@@ -82,8 +83,8 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               "(box.toml detector.small_face_score; --min-score or above: off).")
 @click.option("--cover", type=click.Choice([c.value for c in Cover]), default=Cover.NONE.value, show_default=True,
               help="What every buyer wears over the face, drawn on their photo from its eye points (covers.py): "
-              "sunglasses hide the eyes, tint darkens them (lenses letting half the light through), mask the nose, mouth "
-              "and chin. The box checks the eyes (--min-eye-light), not for a mask.")
+              "sunglasses hide the eyes, tint darkens them (lenses letting half the light through), mask the nose, "
+              "mouth and chin. The box checks the eyes (--min-eye-light), not for a mask.")
 @click.option("--min-eye-light", type=click.FloatRange(0.0, 1.0), default=BoxOptions.min_eye_light, show_default=True,
               help="The box's sunglasses check: a face whose eyes read darker than this share of its skin is not "
               "aged (reason eyes_hidden; tracking.eye_light). 0: off, as boxes before 2026-12-06.")
@@ -155,23 +156,23 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
 
 
 def render(r: dict) -> str:
-    pct = lambda x: "-" if x is None else f"{x:.1%}"  # noqa: E731
     only = f"; labelled {r['ages'][0]}..{r['ages'][1]} only" if r.get("ages") else ""
     lines = [
         f"{r['buyers']} buyers from {', '.join(r['data'])} [{r['split']}], {r['frames_per_buyer']} frames each, "
         f"gaps {r['gap'][0]}..{r['gap'][1]} frames, faces {r['face_px'][0]}..{r['face_px'][1]} px ({r['detector']}){only}; "
         f"model {Path(r['model']).name}",
-        f"  decided (ok or id_check)  {pct(r['decided_share'])}",
-        f"  merged (no own decision)  {r['merged']} ({pct(r['merged_share'])}); never detected {r['missed']}",
-        f"  split (more than one)     {r['split_buyers']} ({pct(r['split_share'])})",
+        f"  decided (ok or id_check)  {share_pct(r['decided_share'])}",
+        f"  merged (no own decision)  {r['merged']} ({share_pct(r['merged_share'])}); never detected {r['missed']}",
+        f"  split (more than one)     {r['split_buyers']} ({share_pct(r['split_share'])})",
         f"  decided, nobody there     {r.get('false_decisions', 0)} (a false face on the empty till)",
         f"  MAE of fused ages         {r['mae']}  (bias {r['bias']})",
         f"  counted in another band   {_counting(r.get('band_shares'))}",
-        f"  minors decided ok         {r['minors_decided_ok']} of {r['minors']} ({pct(r['minors_ok_share'])})",
-        f"  25+ asked for ID          {r['adults_asked']} of {r['adults_25plus']} ({pct(r['adults_asked_share'])})",
+        f"  minors decided ok         {r['minors_decided_ok']} of {r['minors']} ({share_pct(r['minors_ok_share'])})",
+        f"  25+ asked for ID          {r['adults_asked']} of {r['adults_25plus']} "
+        f"({share_pct(r['adults_asked_share'])})",
         f"  uncertain because         {', '.join(f'{k} {n}' for k, n in r['uncertain_reasons'].items()) or '-'}",
         f"  answer after (camera)     p50 {r['seconds_to_decision_p50']} s, p95 {r['seconds_to_decision_p95']} s; "
-        f"{pct(r['decided_while_shown_share'])} while the buyer was still shown",
+        f"{share_pct(r['decided_while_shown_share'])} while the buyer was still shown",
         f"  {r['fps']} frames/s; frame p50: empty {r['empty_frame_p50_ms']} ms, with a face "
         f"{r['face_frame_p50_ms']} ms",
     ]

@@ -13,7 +13,8 @@ def _pct(x) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
-def _share(x) -> str:
+def share_pct(x) -> str:
+    """A share as a percentage to one decimal, "-" for none (eval's band counts, replay's report)."""
     return "-" if x is None else f"{x:.1%}"
 
 
@@ -28,8 +29,8 @@ def set_block(name: str, split: str, m: dict) -> list[str]:
     for b, v in m["bands"].items():
         if v["n"]:
             sh = shares["bands"].get(b, {})
-            row = f"{b:>6} {v['n']:>5} {v['mae']:>7.3f} {v['bias']:>+7.3f} {_share(sh.get('true')):>6} " \
-                  f"{_share(sh.get('counted')):>7}"
+            row = f"{b:>6} {v['n']:>5} {v['mae']:>7.3f} {v['bias']:>+7.3f} {share_pct(sh.get('true')):>6} " \
+                  f"{share_pct(sh.get('counted')):>7}"
             if cal:
                 cb = cal["bands"][b]
                 row += f" {_pct(cb['coverage_80']):>7} {_pct(cb['coverage_95']):>7} {cb['width_80']:>7.1f}"
@@ -71,7 +72,7 @@ def summary_table(rows: list[tuple[str, str, dict]], overall: dict) -> list[str]
         c = m["challenge25"]
         adult = worst_adult_bias(m["bands"])
         worst = f"{abs(adult[1]):.2f}" if adult else "-"
-        counts_off = _share((m.get("band_shares") or {}).get("total_variation"))
+        counts_off = share_pct((m.get("band_shares") or {}).get("total_variation"))
         out.append(f"{name[:14]:<14} {split[:6]:<6} {m['n']:>6} {m['mae']:>6.3f} {m['bias']:>+6.2f} {worst:>17} "
                    f"{_pct(c['false_pass_rate']):>10} {_pct(c['flag_rate_25plus']):>9} {counts_off:>15} "
                    f"{m['skipped']:>7}")
