@@ -26,8 +26,8 @@ from agegate.edge.preprocess import decode_image
 from agegate.edge.tracking import MIN_EYE_LIGHT, eye_light
 
 from .environment import cpu_info
+from .eye_light_probe import LINES  # the candidate lines, as on till frames
 
-LINES = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Others"}
 
 

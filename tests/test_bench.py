@@ -546,7 +546,7 @@ def test_eye_light_photos_counts_seen_sunglasses_apart(tmp_path):
         {"path": "utkface/images/a.jpg", "age": 30.0, "light": MIN_EYE_LIGHT - 0.1},
         {"path": "utkface/images/b.jpg", "age": 30.0, "light": MIN_EYE_LIGHT + 0.1}]}
     assert r["bare"] == {"photos": 2, "under_0.2": 0, "under_0.25": 0, "under_0.3": 1, "under_0.35": 1,
-                         "under_0.4": 1, "under_0.5": 1}
+                         "under_0.4": 1, "under_0.45": 1, "under_0.5": 1}
     assert r["bare_by_group"]["utkface race Indian"]["under_0.3"] == 1
     assert r["bare_by_group"]["utkface race White"]["photos"] == 1
     assert [x["path"] for x in r["lowest"]] == ["utkface/images/a.jpg", "utkface/images/c.jpg"]

@@ -10,9 +10,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from agegate.benchmarks.eye_light_photos import RACES
 from agegate.convert.replay import BLOCKED_RISK
-
-RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Others"}
 
 
 def blocked(replay: dict) -> set[str]:
