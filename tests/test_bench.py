@@ -551,3 +551,35 @@ def test_eye_light_photos_counts_seen_sunglasses_apart(tmp_path):
     assert r["bare_by_group"]["utkface race White"]["photos"] == 1
     assert [x["path"] for x in r["lowest"]] == ["utkface/images/a.jpg", "utkface/images/c.jpg"]
     assert r["lowest"][0]["sunglasses_seen"] and not r["lowest"][1]["sunglasses_seen"]
+
+
+def test_turned_faces_bins_photos_and_buyers_by_how_far_they_are_turned():
+    """The turned-faces probe: photos go into |turn| bins (an edge belongs to the bin above it), each bin's MAE is
+    also given at all photos' age mix (so a bin of children is not judged against one of adults), and a replay's
+    buyers are sorted by their photo's turn, with undecided buyers counted as asked and minors passed listed."""
+    from agegate.benchmarks.turned_faces import EDGES, bin_labels, per_buyer, photo_key, summarize
+    from agegate.edge.challenge25 import BLOCKED_RISK
+
+    assert bin_labels() == ["0-0.1", "0.1-0.2", "0.2-0.3", "0.3+"] and EDGES == (0.1, 0.2, 0.3)
+    row = lambda path, age, est, turn, risk: {  # noqa: E731
+        "path": path, "age": age, "estimate": est, "turn": turn, "risk": risk, "in_80": True, "width_80": 10.0}
+    rows = [row("s/a.jpg", 30.0, 32.0, 0.02, 0.01), row("s/b.jpg", 10.0, 11.0, -0.05, 0.9),
+            row("s/c.jpg", 30.0, 36.0, -0.35, 0.5), row("s/d.jpg", 15.0, 26.0, 0.3, 0.05)]
+    r = summarize(rows, max_risk=0.1, most=2)
+    front, turned = r["bins"][0], r["bins"][3]
+    assert front["photos"] == 2 and front["mae"] == 1.5 and front["minors_ok"] == 0 and front["adults_asked"] == 0
+    assert r["bins"][2]["photos"] == 0 and turned["photos"] == 2  # 0.3 itself is in 0.3+
+    assert turned["mae"] == 8.5 and turned["bias"] == 8.5 and turned["minors_ok"] == 1 and turned["adults_asked"] == 1
+    # at the age mix (half 30, half a minor: the 0-12 and 13-17 bands count a quarter each) the bins compare
+    assert front["age_mix_mae"] == round((0.5 * 2 + 0.25 * 1) / 0.75, 3) and front["bands_missing"] == ["13-17"]
+    assert [x["path"] for x in r["most_turned"]] == ["s/c.jpg", "s/d.jpg"]
+    assert photo_key("../shared/datasets/s/c.jpg", {"s/c.jpg"}) == "s/c.jpg" and photo_key("x/y.jpg", {"s/c.jpg"}) is None
+    replay = {"split": "val", "buyer_risks": [[30.0, 0.5], [15.0, 0.05], [16.0, BLOCKED_RISK], [40.0, 0.01]],
+              "buyer_paths": ["../d/s/c.jpg", "../d/s/d.jpg", "../d/s/b.jpg", "../d/s/gone.jpg"]}
+    b = per_buyer(replay, {x["path"]: x["turn"] for x in rows}, point=0.1)
+    assert b["buyers"] == 4 and b["no_turn"] == 1
+    assert b["bins"][0] == {"turn": "0-0.1", "buyers": 1, "undecided": 1, "adults": 0, "adults_asked": 0,
+                            "minors": 1, "minors_ok": 0}
+    assert b["bins"][3] == {"turn": "0.3+", "buyers": 2, "undecided": 0, "adults": 1, "adults_asked": 1,
+                             "minors": 1, "minors_ok": 1}
+    assert b["minors_passed"] == [{"path": "s/d.jpg", "age": 15.0, "risk": 0.05, "turn": 0.3}]

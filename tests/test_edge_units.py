@@ -244,6 +244,33 @@ def test_the_second_look_is_blazeface_alone_and_never_takes_its_whole_region():
     assert all(f.side < 1.5 * g.side for f in faces for g in first if f.contains(*g.center)), faces
 
 
+def test_turn_says_how_far_and_which_way_a_head_is_turned():
+    """`FaceBox.turn`: the nose tip's offset from the eyes' midpoint along the eye line, in eye distances, so a
+    face's size, place and tilt do not change it; None without the key points (the Haar fallback gives none)."""
+    face = FaceBox(0, 0, 100, 100, left_eye=(30.0, 40.0), right_eye=(70.0, 40.0), nose=(50.0, 60.0))
+    assert face.turn == 0.0
+    turned = replace(face, nose=(60.0, 60.0))
+    assert turned.turn == pytest.approx(0.25) and replace(face, nose=(40.0, 60.0)).turn == pytest.approx(-0.25)
+    assert turned.scaled(3).turn == pytest.approx(0.25) and turned.shifted(-7, 11).turn == pytest.approx(0.25)
+    tilted = FaceBox(0, 0, 100, 100, left_eye=(30.0, 30.0), right_eye=(70.0, 70.0), nose=(50.0, 70.0))
+    assert tilted.turn == pytest.approx(0.25)  # along the eye line, not the image's x axis
+    assert replace(face, nose=None).turn is None and FaceBox(0, 0, 10, 10).turn is None
+
+
+def test_blazeface_turn_reads_a_turned_face_and_its_mirror_the_other_way():
+    """On real photos (All-Age-Faces, looked at: a girl facing the camera, and one turned about a third of the
+    way to profile), BlazeFace's nose point gives a small turn for the one and a large one for the other, and
+    the mirrored photo the same turn the other way."""
+    detector = FaceDetector(DetectorOptions.for_photos())
+    turns = {}
+    for name in ("00008A02.jpg", "00018A02.jpg"):
+        rgb = decode_image(UTK.parent / "aaf" / "images" / name)
+        turns[name] = (detector.detect(rgb)[0].turn, detector.detect(np.ascontiguousarray(rgb[:, ::-1]))[0].turn)
+    (front, front_m), (side, side_m) = turns["00008A02.jpg"], turns["00018A02.jpg"]
+    assert abs(front) < 0.05 and abs(front_m) < 0.05, turns
+    assert abs(side) > 0.25 and side * side_m < 0 and abs(abs(side) - abs(side_m)) < 0.08, turns
+
+
 def test_a_far_buyer_is_framed_like_the_chip():
     """Chips shrunk to 90 px in a 640x480 camera frame (a camera mounted far from the till: 18 px of short
     range's 128 px view): the camera profile detects each face again around it (CAMERA_REFINE_BELOW), so the
@@ -538,6 +565,15 @@ def test_setup_verdict_asks_for_a_face_the_box_was_measured_to_judge():
     dark = verdict(SetupStatus(frames=1, face=True, face_px=200, min_face_px=48, sharpness=50.0, min_sharpness=10.0,
                                brightness=120.0, facing=True, eye_light=0.2, min_eye_light=0.3))
     assert dark[0] == "eyes hidden" and "dark glasses" in dark[1] and not dark[2]
+    # a face turned past MAX_SETUP_TURN: the camera is not where buyers look (measured: turned_faces.py)
+    from agegate.edge.setup_view import MAX_SETUP_TURN, _facing
+
+    side = FaceBox(0, 0, 200, 200, left_eye=(60.0, 80.0), right_eye=(140.0, 80.0), nose=(100.0 + 80 * 0.3, 120.0))
+    assert not _facing(side) and _facing(replace(side, nose=(100.0 + 80 * MAX_SETUP_TURN, 120.0)))
+    assert _facing(replace(side, nose=None)) is None  # no key points: not judged
+    away = verdict(SetupStatus(frames=1, face=True, face_px=200, min_face_px=48, sharpness=50.0, min_sharpness=10.0,
+                               brightness=120.0, facing=_facing(side)))
+    assert away[0] == "face turned away" and not away[2]
 
 
 
