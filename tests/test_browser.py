@@ -117,6 +117,9 @@ def test_setup_page_shows_live_image_and_the_right_verdict(browser, tmp_path, si
         assert (px >= SETUP_FACE_PX) == (verdict == "good"), px
         eyes = text(browser, "eyes")  # the box's own eye check, read on this face: open eyes, over the line
         assert eyes.endswith("(needs 0.3)") and float(eyes.split()[0]) >= 0.3, eyes
+        facing = text(browser, "facing")  # a frontal portrait: turned well under the set-up line
+        assert facing.startswith("yes (turned ") and facing.endswith(", up to 0.2)"), facing
+        assert float(facing.split()[2].rstrip(",")) < 0.1, facing
         assert "never written to disk" in browser.page_source
         shoot(browser, f"setup-{verdict.replace(' ', '-')}.png")
         # without the token: refused, page and image alike
