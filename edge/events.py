@@ -39,7 +39,7 @@ CLOCK_JUMP_SLACK_S = 86400.0
 #: Columns added after the first schema, with their type: a new database gets them in CREATE TABLE;
 #: opening an older one adds them (ALTER TABLE ... ADD COLUMN), and readers of an older, read-only one see NULL.
 MIGRATIONS = (("reason", "TEXT"), ("p_under_25", "REAL"), ("model", "TEXT"), ("store_id", "TEXT"),
-              ("till_id", "TEXT"))
+              ("till_id", "TEXT"), ("turn", "REAL"))
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -73,13 +73,15 @@ class Event:
     model: str | None = None  # which model decided: bundle name and version (or file name), ':', 12 hex of its SHA-256
     store_id: str | None = None  # box.toml's box.store and box.till
     till_id: str | None = None
+    turn: float | None = None  # how far the buyer was turned from the camera (BuyerDecision.turn)
 
     @classmethod
     def from_decision(cls, d, ts: float, box_id: str, model: str | None = None, store_id: str = "",
                       till_id: str = "") -> "Event":
         """From a pipeline.BuyerDecision (its box and per-frame data stay behind)."""
         return cls(ts, box_id, d.track_id, d.age, d.band, d.frames, str(d.decision), d.latency_ms, d.reason or None,
-                   None if d.risk is None else round(d.risk, 4), model, store_id or None, till_id or None)
+                   None if d.risk is None else round(d.risk, 4), model, store_id or None, till_id or None,
+                   None if d.turn is None else round(d.turn, 2))
 
     def to_dict(self) -> dict:
         return asdict(self)

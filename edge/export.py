@@ -36,7 +36,7 @@ CHUNK_ROWS = 200_000
 PART_RE = re.compile(r"part-(\d{12})-(\d{12})\.parquet$")
 #: Parquet columns besides the Hive partition keys (box_id and date live in the path, not in the file).
 COLUMNS = ("event_id", "ts", "store_id", "till_id", "track_id", "age", "band", "frames", "decision", "reason",
-           "p_under_25", "latency_ms", "model")
+           "p_under_25", "latency_ms", "model", "turn")
 
 
 @dataclass
@@ -92,7 +92,8 @@ def arrow_schema():
     return pa.schema([("event_id", pa.int64()), ("ts", pa.timestamp("ms", tz="UTC")), ("store_id", pa.string()),
                       ("till_id", pa.string()), ("track_id", pa.int64()), ("age", pa.float32()), ("band", pa.string()),
                       ("frames", pa.int32()), ("decision", pa.string()), ("reason", pa.string()),
-                      ("p_under_25", pa.float32()), ("latency_ms", pa.float32()), ("model", pa.string())])
+                      ("p_under_25", pa.float32()), ("latency_ms", pa.float32()), ("model", pa.string()),
+                      ("turn", pa.float32())])
 
 
 def remove_uncommitted(out: Path, box_ids: set[str] | None, watermark: int) -> int:

@@ -20,6 +20,7 @@ from .bands import BAND_LABELS
 from .contracts import CLOCK_FLOOR_DATE
 from .errors import AgegateError, UsageError
 from .results import JsonResult
+from .setup_view import MAX_SETUP_TURN
 
 #: A box is listed as "uncertain jumped" when its share over the last RECENT_DAYS is at least
 #: JUMP_POINTS above its share before, at least twice it, on at least JUMP_MIN_BUYERS buyers on each
@@ -28,6 +29,12 @@ RECENT_DAYS = 7
 JUMP_POINTS = 0.10
 JUMP_MIN_BUYERS = 50
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: A box is listed as "buyers seen turned" when more than this share of its buyers (of at least JUMP_MIN_BUYERS
+#: with a turn recorded) were turned past the set-up line (setup_view.MAX_SETUP_TURN) on most of their frames:
+#: then most buyers there meet the set-up view's "face turned away", a camera beside where buyers look. Not a
+#: measured line: a majority, by its definition. On the data sets' photos 11 % were turned past it
+#: (README, "Turned faces"), and turned buyers were passed as minors several times as often.
+TURNED_SHARE = 0.5
 
 
 @dataclass
@@ -47,6 +54,7 @@ class FleetReport(JsonResult):
     per_box: list[dict] = field(default_factory=list)  # buyers, id_check_share, uncertain_share, last_seen
     box_days: list[dict] = field(default_factory=list)  # box_id, date, buyers, uncertain_share, id_check_share
     uncertain_jumps: list[dict] = field(default_factory=list)
+    turned_boxes: list[dict] = field(default_factory=list)  # box_id, buyers_with_turn, turned_share
     models: list[dict] = field(default_factory=list)
     # Rows dated before CLOCK_FLOOR_DATE (a box clock not set) or after `latest` (a clock set ahead), left out of
     # every table: box_id, dated ('before ...' / 'after ...'), buyers.
@@ -56,8 +64,8 @@ class FleetReport(JsonResult):
     seconds: float = 0.0
 
     #: Tables written as CSV beside the HTML.
-    TABLES = ("by_store_band", "by_hour", "by_weekday", "per_box", "box_days", "uncertain_jumps", "models",
-              "missing_box_days", "unclocked")
+    TABLES = ("by_store_band", "by_hour", "by_weekday", "per_box", "box_days", "uncertain_jumps", "turned_boxes",
+              "models", "missing_box_days", "unclocked")
 
     @property
     def unclocked_buyers(self) -> int:
@@ -112,7 +120,7 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
         raise UsageError(f"--from {date_from} is after --to {date_to}")
     globs, once = _trees(dirs)
     # union_by_name: a fleet mid-rollout exports from older agegates whose files lack the newer columns
-    # (store_id, till_id, model, p_under_25): those read as NULL instead of failing the whole report.
+    # (NEWER_COLUMNS): those read as NULL instead of failing the whole report.
     src = (f"read_parquet({globs!r}, hive_partitioning = true, union_by_name = true, "
            f"hive_types = {{'box_id': VARCHAR, 'date': DATE}})")
     # Days before any agegate box ran are a box clock not set, days after tomorrow one set ahead: left out
@@ -177,6 +185,19 @@ def _connect(tz: str):
     return con
 
 
+#: Columns later agegates added to the export (export.COLUMNS), with their types: a tree whose every file comes from
+#: an agegate before one of them has no such column at all, which union_by_name cannot fill; read as NULL.
+NEWER_COLUMNS = {"store_id": "VARCHAR", "till_id": "VARCHAR", "model": "VARCHAR", "p_under_25": "FLOAT",
+                 "turn": "FLOAT"}
+
+
+def _with_every_column(con, src: str) -> str:
+    """`src` with each of NEWER_COLUMNS that no file has added as NULL (`src` itself when every one is there)."""
+    have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    missing = [f"NULL::{kind} AS {name}" for name, kind in NEWER_COLUMNS.items() if name not in have]
+    return f"(SELECT *, {', '.join(missing)} FROM {src})" if missing else src
+
+
 def _load_events(con, src: str, tz: str, once: str, bounds: list[tuple[str, str | None]]) -> int:
     """One pass over the files into a compact in-memory table `ev` of the rows within `bounds` ((op, date); a None
     date: no bound); every aggregate reads that. Returns how many rows were copies (`_trees`), counted once."""
@@ -187,9 +208,11 @@ def _load_events(con, src: str, tz: str, once: str, bounds: list[tuple[str, str 
     params = [d for _, d in kept]
     local = "timezone(current_setting('TimeZone'), ts)" if tz != "UTC" else "ts"
     try:
+        every = _with_every_column(con, src)
         con.execute(f"""CREATE TEMP TABLE ev AS SELECT box_id, date, coalesce(store_id, '?') AS store_id,
-                        band, decision, model, hour({local})::TINYINT AS hour, isodow({local})::TINYINT AS dow
-                        FROM {src} {cond} {once}""", params)
+                        band, decision, model, turn, hour({local})::TINYINT AS hour,
+                        isodow({local})::TINYINT AS dow
+                        FROM {every} {cond} {once}""", params)
         return con.execute(f"SELECT count(*) FROM {src} {cond}", params).fetchone()[0] - \
             con.execute("SELECT count(*) FROM ev").fetchone()[0] if once else 0
     except duckdb.Error as e:  # a damaged or foreign file in the tree (an interrupted sync): name it
@@ -214,7 +237,8 @@ def _tables(con, rep: FleetReport) -> None:
     """Every table of the report, from `ev`, over rep.date_from..rep.date_to."""
     bands = ", ".join(f"count(*) FILTER (WHERE band = '{b}') AS \"{b}\"" for b in BAND_LABELS)
     shares = ("count(*) AS buyers, round(avg((decision = 'id_check')::INT), 4) AS id_check_share, "
-              "round(avg((decision = 'uncertain')::INT), 4) AS uncertain_share")
+              "round(avg((decision = 'uncertain')::INT), 4) AS uncertain_share, "
+              f"round(avg((turn > {MAX_SETUP_TURN})::INT), 4) AS turned_share")  # rows without a turn: left out
     rep.by_store_band = _rows(con, f"SELECT store_id, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_hour = _rows(con, f"SELECT hour, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
     rep.by_weekday = _rows(con, f"SELECT dow, count(*) AS buyers, {bands} FROM ev GROUP BY 1 ORDER BY 1")
@@ -236,6 +260,11 @@ def _tables(con, rep: FleetReport) -> None:
         FROM s WHERE recent_buyers >= {JUMP_MIN_BUYERS} AND before_buyers >= {JUMP_MIN_BUYERS}
                      AND recent - before >= {JUMP_POINTS} AND recent >= 2 * before
         ORDER BY recent - before DESC""", [cut, cut, cut, cut])
+    rep.turned_boxes = _rows(con, f"""
+        SELECT box_id, count(turn) AS buyers_with_turn, round(avg((turn > {MAX_SETUP_TURN})::INT), 4) AS turned_share
+        FROM ev GROUP BY 1
+        HAVING count(turn) >= {JUMP_MIN_BUYERS} AND avg((turn > {MAX_SETUP_TURN})::INT) > {TURNED_SHARE}
+        ORDER BY turned_share DESC, box_id""")
     rep.models = _rows(con, "SELECT coalesce(model, 'unknown') AS model, count(DISTINCT box_id) AS boxes, "
                             "count(*) AS buyers, min(date) AS first_seen, max(date) AS last_seen FROM ev "
                             "GROUP BY 1 ORDER BY boxes DESC, model")

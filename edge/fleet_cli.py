@@ -19,13 +19,15 @@ def fleet() -> None:
 @click.option("--out", type=click.Path(file_okay=False), help="Write index.html, PNG charts and CSV tables here.")
 @click.option("--json", "as_json", is_flag=True)
 def report(dirs, date_from, date_to, tz, out, as_json):
-    """Buyers by age band per store, hour and weekday; ID-check and uncertain shares per box; jumps; models.
+    """Buyers by age band per store, hour and weekday; ID-check, uncertain and turned shares per box; cameras to
+    look at (uncertain jumps, buyers seen turned); models.
 
     \b
     DIRS are export trees (`agegate edge export --out`), e.g. one folder per store or a synced bucket:
       agegate fleet report /mnt/exports --from 2026-09-01 --to 2026-11-30 --out report/
     """
     from .fleet import RECENT_DAYS, build_report
+    from .setup_view import MAX_SETUP_TURN
 
     fmt = lambda d: d.date().isoformat() if d else None  # noqa: E731
     rep = build_report(list(dirs), fmt(date_from), fmt(date_to), tz)
@@ -53,6 +55,9 @@ def report(dirs, date_from, date_to, tz, out, as_json):
                    f"before; this report covers {rep.days})")
     for j in rep.uncertain_jumps[:10]:
         click.echo(f"uncertain jumped: {j['box_id']} {j['uncertain_before']:.1%} -> {j['uncertain_recent']:.1%}")
+    for t in rep.turned_boxes[:10]:
+        click.echo(f"buyers seen turned: {t['box_id']} {t['turned_share']:.0%} of {t['buyers_with_turn']} turned past "
+                   f"{MAX_SETUP_TURN} (a camera beside where buyers look: check it with /setup)")
     click.echo("models: " + ", ".join(f"{m['model']} ({m['boxes']} boxes)" for m in rep.models))
     if index:
         click.echo(f"report: {index}")

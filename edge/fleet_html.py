@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .bands import BAND_LABELS
 from .contracts import CLOCK_FLOOR_DATE
-from .fleet import RECENT_DAYS, FleetReport
+from .fleet import JUMP_MIN_BUYERS, RECENT_DAYS, TURNED_SHARE, FleetReport
+from .setup_view import MAX_SETUP_TURN
 
 CHARTS = ("buyers_by_hour.png", "buyers_by_weekday.png", "buyers_by_store.png", "uncertain_by_day.png")
 MAX_STORES_CHARTED = 25
@@ -114,6 +115,10 @@ Read from {html.escape(', '.join(rep.sources))} in {rep.seconds:.1f} s.{copies}<
 <h2>Cameras to look at</h2><p>Boxes whose share of <code>uncertain</code> over the last {RECENT_DAYS} days jumped from the
 days before (a camera that moved, a lamp that died){jumps_note}:</p>{_table(rep.uncertain_jumps)}
 <p><img class="chart" src="{CHARTS[3]}" alt="{CHARTS[3]}"></p>
+<p>Boxes where more than {TURNED_SHARE:.0%} of the buyers (of {JUMP_MIN_BUYERS} or more with a turn recorded) were seen
+turned more than {MAX_SETUP_TURN} (about 20 degrees) on most of their frames: a camera beside where buyers look, which
+passes minors more often (README, "Turned faces"); check it with the box's <code>/setup</code> page.</p>
+{_table(rep.turned_boxes)}
 <h2>Per box</h2>{_table(rep.per_box)}
 <h2>Models running</h2>{_table(rep.models)}
 <h2>Missing box-days</h2>{_table(rep.missing_box_days)}

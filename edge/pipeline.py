@@ -137,12 +137,14 @@ class BuyerDecision:
     ts: float = 0.0  # wall time of the newest frame the decision used
     risk: float | None = None  # P(under 25) from the fused distribution (distribution models only)
     steady: float | None = None  # that frame's steady time (Frame.steady): how long ago, whatever NTP does
+    turn: float | None = None  # Track.turn: how far the buyer was turned from the camera (fleet: cameras misplaced)
 
     def to_dict(self) -> dict:
         return {"track_id": self.track_id, "age": self.age, "band": self.band, "frames": self.frames,
                 "good_frames": self.good_frames, "decision": self.decision.value, "reason": self.reason,
                 "latency_ms": self.latency_ms, "ts": round(self.ts, 3),
-                "p_under_25": None if self.risk is None else round(self.risk, 4)}
+                "p_under_25": None if self.risk is None else round(self.risk, 4),
+                "turn": None if self.turn is None else round(self.turn, 2)}
 
     def answer(self, now_steady: float) -> dict:
         """What /decision and /last say of it at `now_steady` (time.monotonic): with how long ago its newest frame
@@ -297,7 +299,7 @@ class BoxPipeline:
         wall, steady = track.newest_aged()
         return BuyerDecision(track.track_id, None if fused is None else round(fused, 2),
                              None if fused is None else band_of(fused), track.frames, track.good_frames, kind,
-                             round(float(np.mean(ms)), 3), track.box, reason, wall, risk, steady)
+                             round(float(np.mean(ms)), 3), track.box, reason, wall, risk, steady, track.turn())
 
     def _decide(self, track: Track) -> BuyerDecision:
         d = self._judge(track)

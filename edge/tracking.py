@@ -294,11 +294,16 @@ class Track:
     newcomer: Look | None = None  # the descriptor of the latest such frame
     anchor: FaceBox | None = None  # where the face was when the track last looked like itself
     ended: bool = False  # someone else stepped in, or the visit ran too long: decide now
+    turns: deque = field(default_factory=deque)  # |FaceBox.turn| of the window's frames seen with key points
 
     def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "",
             probs: np.ndarray | None = None, weight: float = 1.0, steady: float | None = None) -> None:
         self.box, self.last_ts, self.last_steady = box, ts, steady
         self.frames += 1
+        if box.turn is not None:
+            self.turns.append(abs(box.turn))
+            while len(self.turns) > self.window:
+                self.turns.popleft()
         self.missed = 0
         if bad_reason:
             self.bad_frames[str(bad_reason)] += 1
@@ -331,6 +336,12 @@ class Track:
         if not self.dists:
             return None
         return fuse(np.stack([p for p, _ in self.dists]), np.array([w for _, w in self.dists]))
+
+    def turn(self) -> float | None:
+        """How far the buyer was turned from the camera: the median |FaceBox.turn| of the window's frames, every
+        frame seen, aged or not (a camera beside where buyers look sees them turned; `setup_view.MAX_SETUP_TURN`).
+        None when no frame had key points."""
+        return float(np.median(self.turns)) if self.turns else None
 
     def spread(self) -> float:
         """Interquartile range of the window's ages: how much the frames disagree."""

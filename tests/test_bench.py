@@ -573,7 +573,8 @@ def test_turned_faces_bins_photos_and_buyers_by_how_far_they_are_turned():
     # at the age mix (half 30, half a minor: the 0-12 and 13-17 bands count a quarter each) the bins compare
     assert front["age_mix_mae"] == round((0.5 * 2 + 0.25 * 1) / 0.75, 3) and front["bands_missing"] == ["13-17"]
     assert [x["path"] for x in r["most_turned"]] == ["s/c.jpg", "s/d.jpg"]
-    assert photo_key("../shared/datasets/s/c.jpg", {"s/c.jpg"}) == "s/c.jpg" and photo_key("x/y.jpg", {"s/c.jpg"}) is None
+    assert photo_key("../shared/datasets/s/c.jpg", {"s/c.jpg"}) == "s/c.jpg"
+    assert photo_key("x/y.jpg", {"s/c.jpg"}) is None
     replay = {"split": "val", "buyer_risks": [[30.0, 0.5], [15.0, 0.05], [16.0, BLOCKED_RISK], [40.0, 0.01]],
               "buyer_paths": ["../d/s/c.jpg", "../d/s/d.jpg", "../d/s/b.jpg", "../d/s/gone.jpg"]}
     b = per_buyer(replay, {x["path"]: x["turn"] for x in rows}, point=0.1)

@@ -22,7 +22,7 @@ from agegate.edge.events import EventStore, read_events
 from agegate.edge.pipeline import BoxOptions, BoxPipeline
 from agegate.edge.runtime import AgeModel
 
-from .conftest import face_frame, pick, write_video
+from .conftest import UTK, face_frame, pick, write_video
 
 ADULTS = pick("test", 2, seed=21, lo=45, hi=60)
 CHILDREN = pick("test", 2, seed=22, lo=3, hi=8)
@@ -276,6 +276,32 @@ def test_frame_observer_sees_every_judged_face_frame_and_what_it_gave(shipped_mo
     assert len(seen) == 10 and len({t for t, _, _ in seen}) == 1  # aged until decided at the 10th
     assert all(q.good and est is not None and est.probs is not None for _, q, est in seen)
     assert [d.decision for d in made] == ["ok"]  # the unobserved, all-blurred box has not decided yet
+
+
+def test_how_far_a_buyer_was_turned_is_decided_with_them_and_kept_in_their_event(shipped_model, tmp_path):
+    """Each decision and its event row carry how far the buyer was turned from the camera (the median |turn| of
+    their frames; no image), from which the fleet report finds cameras beside where buyers look: All-Age-Faces
+    photos of a girl turned about a third of the way to profile and of one facing the camera, at the till."""
+    from agegate.edge.setup_view import MAX_SETUP_TURN
+
+    store = EventStore(tmp_path / "events.sqlite", retention_days=0)
+    made = []
+    for name in ("00018A02.jpg", "00008A02.jpg"):
+        photo = cv2.cvtColor(cv2.imread(str(UTK.parent / "aaf" / "images" / name)), cv2.COLOR_BGR2RGB)
+        k = 300 / max(photo.shape[:2])
+        photo = cv2.resize(photo, (round(photo.shape[1] * k), round(photo.shape[0] * k)))
+        rgb = np.full((480, 640, 3), 96, np.uint8)
+        rgb[90:90 + photo.shape[0], 170:170 + photo.shape[1]] = photo
+        pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions(), store)
+        now = time.time()
+        for i in range(12):
+            made += pipe.process(Frame(i, now + i / 15, rgb))
+    store.close()
+    assert len(made) == 2, made
+    turned, facing = made
+    assert turned.turn > MAX_SETUP_TURN and facing.turn < 0.1, made  # at the till: 0.24 and 0.05
+    assert turned.to_dict()["turn"] == round(turned.turn, 2)
+    assert [e.turn for e in read_events(tmp_path / "events.sqlite")] == [round(d.turn, 2) for d in made]
 
 
 def test_a_connection_that_sends_nothing_is_closed(shipped_model, monkeypatch):

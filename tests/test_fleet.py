@@ -163,6 +163,11 @@ def test_fleet_report_finds_the_planted_camera_problem_and_counts_everything(tre
     assert sum(r["buyers"] for r in rep.by_weekday) == rep.rows
     assert [j["box_id"] for j in rep.uncertain_jumps] == info["jumped_boxes"]
     assert rep.models[0]["boxes"] == 40 and rep.missing_box_days == []
+    # the camera beside where buyers look: most of its buyers turned past the set-up line, and no other box
+    assert [t["box_id"] for t in rep.turned_boxes] == info["turned_boxes"] and len(info["turned_boxes"]) == 1
+    shares = {r["box_id"]: r["turned_share"] for r in rep.per_box}
+    assert shares[info["turned_boxes"][0]] > 0.5
+    assert max(v for k, v in shares.items() if k not in info["turned_boxes"]) < 0.2
 
 
 def test_a_report_of_a_few_days_looks_for_no_jumps_and_says_so(tree, tmp_path, cli):
@@ -206,8 +211,12 @@ def test_fleet_report_cli_writes_html_csv_json(tree, tmp_path, cli):
     assert json.loads(r.output)["rows"] == info["rows"]
     for name in ("index.html", "per_box.csv", "by_hour.csv", "report.json", "buyers_by_hour.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 0
+    turned = info["turned_boxes"][0]
+    assert turned in (tmp_path / "rep" / "turned_boxes.csv").read_text()
+    assert turned in (tmp_path / "rep" / "index.html").read_text()
     r = cli("fleet", "report", root)
     assert r.exit_code == 0 and f"{info['rows']:,} buyers, 40 boxes" in r.output
+    assert f"buyers seen turned: {turned} " in r.output and "check it with /setup" in r.output
 
 
 def test_fleet_report_names_a_damaged_file_a_bad_time_zone_and_a_backward_range(tree, tmp_path, cli):
@@ -248,6 +257,7 @@ def test_bench_fleet_small_run_reports_rates_and_finds_the_planted_problem(tmp_p
     d = json.loads(r.output)
     assert d["files"] == 80 and d["export"]["rows"] == 2000 and d["report"]["rows"] == d["rows"]
     assert d["report"]["jumped_boxes_found"] == d["report"]["jumped_boxes_planted"]
+    assert d["report"]["turned_boxes_found"] == d["report"]["turned_boxes_planted"] != []
     assert d["environment"]["cores"] and "isa" in d["environment"]
     again = json.loads(cli("bench", "fleet", "--boxes", 8, "--days", 10, "--export-rows", 2000, "--work",
                            tmp_path / "w", "--reuse", "--json").output)
@@ -405,3 +415,25 @@ def test_files_of_an_older_export_without_the_newer_columns_are_read(tree, tmp_p
     assert rep.rows == build_report([str(root)]).rows + older.num_rows
     assert {"model": "unknown", "boxes": 1} == {k: v for k, v in rep.models[-1].items() if k in ("model", "boxes")}
     assert any(r["store_id"] == "?" for r in rep.by_store_band)
+
+
+def test_a_tree_whose_every_file_lacks_the_newer_columns_is_read(tmp_path):
+    """Files exported before a column was added (store, till, model, P(under 25), turn) read as NULL when another
+    file has the column (union_by_name); a tree where no file has one, every box still on an older agegate, once
+    failed the report as a damaged file: a column the query names did not exist at all."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from agegate.edge.fleet import build_report
+
+    day = tmp_path / "tree" / "box_id=s0001-t1" / "date=2026-11-20"
+    day.mkdir(parents=True)
+    ts = pa.array([1_795_651_200_000 + k * 60_000 for k in range(3)], pa.timestamp("ms", tz="UTC"))
+    pq.write_table(pa.table({"event_id": [1, 2, 3], "ts": ts, "track_id": [1, 2, 3], "age": [30.0, 40.0, 20.0],
+                             "band": ["25-34", "35-44", "18-24"], "frames": [12, 12, 12],
+                             "decision": ["ok", "ok", "id_check"], "reason": [None, None, None],
+                             "latency_ms": [3.0, 3.0, 3.0]}), day / "part-000000000001-000000000003.parquet")
+    rep = build_report([str(tmp_path / "tree")], today=dt.date(2026, 11, 21))
+    assert rep.rows == 3 and rep.per_box[0]["store_id"] == "?" and rep.per_box[0]["turned_share"] is None
+    assert rep.models == [{"model": "unknown", "boxes": 1, "buyers": 3, "first_seen": "2026-11-20",
+                           "last_seen": "2026-11-20"}] and rep.turned_boxes == []
