@@ -3,9 +3,9 @@
 A till camera sees buyers looking at the card reader or their bags, and the model learnt from photos that mostly
 face the lens. Every photo of the given sets and split goes through the box's photo detector and crop and the
 model, as `agegate eval --detect` does; the face's turn (`FaceBox.turn`: BlazeFace's nose tip off the eyes'
-midpoint, in eye distances) sorts the photos into bins of |turn|. Per bin: MAE and bias, the same with every bin
-given the split's age mix (turned photos are not the same people as frontal ones: children turn more), and at the
-model's operating point (per image) minors decided ok and 25+ asked for ID. The most turned photos are listed by
+midpoint, in eye distances) sorts the photos into bins of |turn|. Per bin: MAE and bias, the MAE again with every
+bin given the split's age mix (a bin's photos need not be of the same ages as another's), how often the model's 80 %
+interval holds the true age, and at the model's operating point (per image) minors decided ok and 25+ asked for ID. The most turned photos are listed by
 path for a person to look at. No camera: the photos as they are.
 
 Per buyer: `--replay` reads an `agegate replay --json` result of the same split (every buyer's risk and photo)
@@ -13,7 +13,7 @@ and sorts its buyers by their photo's turn: a replayed buyer is one photo shown 
 frame, so a buyer turned in it stays turned (a real buyer turns and turns back, and the box ages every frame).
 
     python -m agegate.benchmarks.turned_faces --split val --replay benchmarks/results/covers/none-val-800.json \\
-        --out benchmarks/results/turned/turned-faces-val.json
+        --replay benchmarks/results/covers/none-val-minors.json --out benchmarks/results/turned/turned-faces-val.json
 """
 from __future__ import annotations
 
@@ -29,10 +29,9 @@ import numpy as np
 from agegate.edge.bands import BAND_LABELS, band_index
 from agegate.edge.challenge25 import BLOCKED_RISK
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
-from agegate.edge.errors import UsageError
 
 from .environment import cpu_info
-from .eye_light_photos import groups_of, relative
+from .eye_light_photos import relative
 
 #: Upper edges of the |turn| bins (the last bin is open): 0.1 is about 11 degrees of yaw, 0.3 about 31
 #: (`FaceBox.turn`'s docstring).
@@ -190,6 +189,16 @@ def main(model_path, data, split, limit, most, replays, out):
 
     model = open_predictor(model_path, threads=2)
     head, point = model.meta.head, model.meta.operating_point
+    max_risk = None if point is None else point.max_risk
+    replayed = {f: json.loads(Path(f).read_text()) for f in replays}
+    for f, replay in replayed.items():  # before the photos are read: a wrong file is said at once
+        if replay.get("split") != split or Path(str(replay.get("model"))).name != Path(model_path).name:
+            raise click.BadParameter(f"{f} is a replay of {replay.get('model')} on {replay.get('split')!r}, not of "
+                                     f"{model_path} on {split!r}: its buyers' photos and decisions would not be "
+                                     f"these", param_hint="--replay")
+        if max_risk is None:
+            raise click.BadParameter(f"{model_path} has no operating point: per-buyer decisions need one",
+                                     param_hint="--replay")
     inputs = ModelInputs(model.meta.preprocess, detect=True)
     rows, no_face, no_points = [], 0, 0
     with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
@@ -219,20 +228,12 @@ def main(model_path, data, split, limit, most, replays, out):
                                  "estimate": round(float(ests[i]), 2), "turn": round(t, 4),
                                  "risk": None if risks is None else round(float(risks[i]), 5),
                                  "in_80": None if probs is None else bool(inside[i]),
-                                 "width_80": None if probs is None else float(hi[i] - lo[i] + 1),
-                                 "groups": groups_of(source, dict(rec.attrs))})
-    max_risk = None if point is None else point.max_risk
+                                 "width_80": None if probs is None else float(hi[i] - lo[i] + 1)})
     result = {"model": model_path, "data": list(data), "split": split, "limit": limit, "no_face": no_face,
               "no_key_points": no_points, "cpu": cpu_info(), **summarize(rows, max_risk, most=most),
               "by_source": by_source(rows, max_risk), "per_buyer": {}}
     turns = {r["path"]: r["turn"] for r in rows}
-    for f in replays:
-        replay = json.loads(Path(f).read_text())
-        if replay.get("split") != split or Path(str(replay.get("model"))).name != Path(model_path).name:
-            raise UsageError(f"{f}: a replay of {replay.get('model')} on {replay.get('split')!r}, not of "
-                             f"{model_path} on {split!r}: its buyers' photos and decisions would not be these")
-        if max_risk is None:
-            raise UsageError(f"{model_path} has no operating point: per-buyer decisions need one")
+    for f, replay in replayed.items():
         result["per_buyer"][f] = per_buyer(replay, turns, max_risk)
     click.echo(f"{result['photos']} photos with key points ({no_face} no face, {no_points} without key points); "
                f"operating point {max_risk}")
