@@ -4,8 +4,8 @@ real lenses, where drawn ones were all `replay --cover` had, and the bare faces 
 Every photo of the given sets and splits goes through the photo detector; the largest face's eye light is read
 on the photo as it is (no till camera). Reported: how many photos read under each line, per labelled group
 (UTKFace's race and gender, AAF's gender), and the darkest `--lowest` photos by path, for a person to look at.
-Photos a person saw wearing sunglasses are listed in `--sunglasses` (one data-set-relative path per line, `#`
-comments), and are then counted apart: which of them the check catches, and the bare faces' rates without them.
+Photos a person saw wearing sunglasses are listed in `--sunglasses` (one data-set-relative path per line, then
+what was seen), and are then counted apart: which of them the check catches, and the bare faces' rates without them.
 No model runs: the check only.
 
     python -m agegate.benchmarks.eye_light_photos --sunglasses benchmarks/results/covers/real-sunglasses.txt \\
@@ -24,6 +24,7 @@ from agegate.edge.detect import DetectorOptions, FaceDetector
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import decode_image
 from agegate.edge.tracking import MIN_EYE_LIGHT, eye_light
+from agegate.train.label_errors import read_label_exclusions
 
 from .environment import cpu_info
 from .eye_light_probe import LINES  # the candidate lines, as on till frames
@@ -37,11 +38,12 @@ def relative(path: str | Path, data: str | Path) -> str:
 
 
 def read_seen(path: str | Path | None) -> set[str]:
-    """The photos a person saw wearing sunglasses: one relative path per line, blank lines and `#` comments out."""
+    """The photos a person saw wearing sunglasses: one relative path per line then what was seen, in the format of
+    the lists of mislabelled images (`read_label_exclusions`: blank lines and `#` lines skipped)."""
     if path is None:
         return set()
-    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
-    return {line for line in lines if line}
+    return {e.path for e in read_label_exclusions(Path(path), "photos seen wearing sunglasses",
+                                                  "what was seen", "dark lenses")}
 
 
 def groups_of(source: str, attrs: dict) -> list[str]:
@@ -83,7 +85,8 @@ def summarize(rows: list[dict], seen: set[str], lowest: int) -> dict:
 @click.option("--split", "splits", multiple=True, default=("train", "val", "test"), show_default=True,
               help="Splits to read; repeat.")
 @click.option("--sunglasses", type=click.Path(exists=True, dir_okay=False),
-              help="Photos a person saw wearing sunglasses, one relative path per line (set folder/path).")
+              help="Photos a person saw wearing sunglasses: one relative path per line (set folder/path), then "
+                   "what was seen.")
 @click.option("--lowest", default=100, show_default=True, help="List this many of the darkest-eyed photos.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None)
 def main(data, splits, sunglasses, lowest, out):

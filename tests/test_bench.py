@@ -530,12 +530,16 @@ def test_eye_light_photos_counts_seen_sunglasses_apart(tmp_path):
     """The photo probe's summary: photos a person listed as wearing sunglasses are counted apart (caught when
     under the box's line), the bare ones per labelled group under each line, and the darkest listed first."""
     from agegate.benchmarks.eye_light_photos import read_seen, relative, summarize
+    from agegate.edge.errors import UsageError
     from agegate.edge.tracking import MIN_EYE_LIGHT
 
     listed = tmp_path / "seen.txt"
-    listed.write_text("# seen by a person\nutkface/images/a.jpg  # dark\n\nutkface/images/b.jpg # tint\naaf/gone.jpg\n")
+    listed.write_text("# seen by a person\nutkface/images/a.jpg  dark\n\nutkface/images/b.jpg tint\naaf/gone.jpg x\n")
     seen = read_seen(listed)
     assert seen == {"utkface/images/a.jpg", "utkface/images/b.jpg", "aaf/gone.jpg"} and read_seen(None) == set()
+    listed.write_text("utkface/images/a.jpg\n")  # the mislabelled-images lists' format: what was seen is required
+    with pytest.raises(UsageError, match=r"seen.txt:1: give the image's path, then what was seen \(e.g."):
+        read_seen(listed)
     assert relative("../shared/datasets/utkface/images/a.jpg", "../shared/datasets/utkface") == "utkface/images/a.jpg"
     row = lambda path, light, groups=("utkface race White",): {  # noqa: E731
         "path": path, "source": "utkface", "age": 30.0, "split": "test", "groups": list(groups), "light": light}

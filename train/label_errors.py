@@ -39,22 +39,27 @@ class LabelExclusion:
 _ROW = re.compile(r"^(?P<path>.+):(?P<line>[0-9]+)$")
 
 
-def read_label_exclusions(path: Path) -> list[LabelExclusion]:
+def read_label_exclusions(path: Path, what: str = "mislabelled images",
+                          note: str = "why its label is wrong", example: str = "an adult labelled 1 year old"
+                          ) -> list[LabelExclusion]:
     """A list of mislabelled images: one per line, the image's path (or its tail; `PATH:LINE` for one face
-    of a group photo) then why, after spaces; blank lines and lines starting with # are skipped."""
+    of a group photo) then why, after spaces; blank lines and lines starting with # are skipped.
+
+    Other lists of photos a person looked at (`what`), each with what was seen (`note`, e.g. `example`), are
+    written and read the same way (eye_light_photos.py's photos seen in sunglasses)."""
     out = []
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read the list of mislabelled images ({e})") from e
+        raise UsageError(f"{path}: cannot read the list of {what} ({e})") from e
     for n, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.split(None, 1)
         if len(parts) < 2:
-            raise UsageError(f"{path}:{n}: give the image's path, then why its label is wrong "
-                             f"(e.g. 'utkface/images/x.jpg  an adult labelled 1 year old')")
+            raise UsageError(f"{path}:{n}: give the image's path, then {note} "
+                             f"(e.g. 'utkface/images/x.jpg  {example}')")
         row = _ROW.match(parts[0])
         where = (row["path"], int(row["line"])) if row else (parts[0], None)
         out.append(LabelExclusion(where[0], parts[1].strip(), where[1]))
