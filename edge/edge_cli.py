@@ -155,6 +155,7 @@ def stats(events, by, png, as_json):
     """Buyers by age band (per hour or day) and the share of ID checks: the marketing view."""
     from .bands import BAND_LABELS
     from .events import read_events
+    from .setup_view import MAX_SETUP_TURN
     from .stats import summarize_events, write_chart
 
     summary = summarize_events(read_events(events), by)
@@ -168,6 +169,9 @@ def stats(events, by, png, as_json):
     if summary["uncertain_reasons"]:
         click.echo("uncertain because: " + ", ".join(f"{k} {n}" for k, n in
                                                      sorted(summary["uncertain_reasons"].items(), key=lambda x: -x[1])))
+    if summary["turned_share"] is not None:
+        click.echo(f"seen turned past {MAX_SETUP_TURN}: {summary['turned_share']:.0%} of "
+                   f"{summary['buyers_with_turn']} buyers (most: a camera beside where buyers look; check /setup)")
     if by == "band":
         for b in BAND_LABELS:
             click.echo(f"  {b:>6} {summary['by_band'][b]:>6}")

@@ -12,6 +12,7 @@ from .bands import BAND_LABELS
 from .contracts import CLOCK_FLOOR
 from .decision import Decision, reason_code
 from .events import Event
+from .setup_view import MAX_SETUP_TURN
 
 STAGES = ("capture", "detect", "crop", "look", "infer", "fuse")
 #: /healthz turns "degraded" when no frame was processed for this long: a live camera sends 15-30 per second
@@ -140,6 +141,10 @@ def summarize_events(events: list[Event], by: str = "band") -> dict:
                  # a box whose uncertain share rises has a camera that moved or a lamp that died: the reasons say which
                  "uncertain_reasons": dict(Counter(reason_code(e.reason) or "unknown" for e in events
                                                    if e.decision == Decision.UNCERTAIN))}
+    # buyers seen turned past the set-up line: most of them, a camera beside where buyers look (README, "Turned faces")
+    turns = [e.turn for e in events if e.turn is not None]
+    out["buyers_with_turn"] = len(turns)
+    out["turned_share"] = round(sum(t > MAX_SETUP_TURN for t in turns) / len(turns), 4) if turns else None
     if by in ("hour", "day"):
         fmt = "%Y-%m-%d %H:00" if by == "hour" else "%Y-%m-%d"
         table: dict[str, Counter] = defaultdict(Counter)

@@ -302,6 +302,8 @@ def test_how_far_a_buyer_was_turned_is_decided_with_them_and_kept_in_their_event
     assert turned.turn > MAX_SETUP_TURN and facing.turn < 0.1, made  # at the till: 0.24 and 0.05
     assert turned.to_dict()["turn"] == round(turned.turn, 2)
     assert [e.turn for e in read_events(tmp_path / "events.sqlite")] == [round(d.turn, 2) for d in made]
+    stats = CliRunner().invoke(cli, ["edge", "stats", "--events", str(tmp_path / "events.sqlite")])
+    assert f"seen turned past {MAX_SETUP_TURN}: 50% of 2 buyers" in stats.output, stats.output
 
 
 def test_a_connection_that_sends_nothing_is_closed(shipped_model, monkeypatch):
