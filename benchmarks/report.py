@@ -80,11 +80,15 @@ def markdown(results: list[dict]) -> str:
     for d in results:
         if d.get("kind") == "fleet":
             r, e = d["report"], d["export"]
-            found = sorted(r["jumped_boxes_found"]) == sorted(r["jumped_boxes_planted"])
+            problems = []  # uncertain jumps; cameras seeing buyers turned (runs since the turn column)
+            for kind, what in (("jumped", "jumps"), ("turned", "turned")):
+                if r.get(f"{kind}_boxes_planted") is not None:
+                    found, planted = r[f"{kind}_boxes_found"], r[f"{kind}_boxes_planted"]
+                    problems.append(f"{what} {len(found)} of {len(planted)}"
+                                    + ("" if sorted(found) == sorted(planted) else " (mismatch)"))
             fleet.append(f"| {device_label(d.get('environment', {}))} | {d['boxes']} x {d['days']} | {d['rows']:,} | "
                          f"{d['files']:,} | {r['seconds']} | {r['rows_per_s']:,} | {r['peak_rss_mb']} | "
-                         f"{e['rows_per_s']:,} | {len(r['jumped_boxes_found'])} of {len(r['jumped_boxes_planted'])}"
-                         f"{'' if found else ' (mismatch)'} | {d['_file']} |")
+                         f"{e['rows_per_s']:,} | {', '.join(problems)} | {d['_file']} |")
     out = ("# Benchmark results\n\nMerged by `agegate bench report` from the JSON files named in the last column "
            "(made by `benchmarks/run_all.sh`). Compare timings only within one file: the ratio column is "
            "measured in one interleaved run. The p50 columns are per model invoke; `p50 ms per face` counts "

@@ -588,3 +588,22 @@ def test_turned_faces_bins_photos_and_buyers_by_how_far_they_are_turned():
     assert b["bins"][3] == {"turn": "0.3+", "buyers": 2, "undecided": 0, "adults": 1, "adults_asked": 1,
                              "minors": 1, "minors_ok": 1}
     assert b["minors_passed"] == [{"path": "s/d.jpg", "age": 15.0, "risk": 0.05, "turn": 0.3}]
+
+
+def test_bench_report_says_which_planted_camera_problems_the_fleet_report_found():
+    """The summary's fleet row names each kind of planted problem and how many were found: uncertain jumps, and
+    (in runs since the turn column) cameras that see buyers turned; a run from before the column has jumps only,
+    and a miss says so."""
+    from agegate.benchmarks.report import markdown
+
+    def run(report: dict) -> dict:
+        return {"kind": "fleet", "_file": "f.json", "boxes": 8, "days": 10, "rows": 100, "files": 80,
+                "environment": {}, "export": {"rows_per_s": 1000},
+                "report": {"seconds": 1.0, "rows_per_s": 100, "peak_rss_mb": 50, **report}}
+
+    now = run({"jumped_boxes_planted": ["a"], "jumped_boxes_found": ["a"],
+               "turned_boxes_planted": ["b", "c"], "turned_boxes_found": ["b"]})
+    before = run({"jumped_boxes_planted": ["a"], "jumped_boxes_found": ["a"]})
+    text = markdown([now, before])
+    assert "| jumps 1 of 1, turned 1 of 2 (mismatch) | f.json |" in text
+    assert "| jumps 1 of 1 | f.json |" in text
