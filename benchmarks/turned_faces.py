@@ -10,7 +10,9 @@ path for a person to look at. No camera: the photos as they are.
 
 Per buyer: `--replay` reads an `agegate replay --json` result of the same split (every buyer's risk and photo)
 and sorts its buyers by their photo's turn: a replayed buyer is one photo shown to the till camera for every
-frame, so a buyer turned in it stays turned (a real buyer turns and turns back, and the box ages every frame).
+frame, so a buyer turned in it stays turned (a real buyer turns and turns back, and the box ages every frame). A
+replay that recorded the box's own reading of each buyer's turn (`buyer_turns`) is sorted by that too
+(`per_buyer_box_turn`): what the set-up view and the fleet report read.
 
     python -m agegate.benchmarks.turned_faces --split val --replay benchmarks/results/covers/none-val-800.json \\
         --replay benchmarks/results/covers/none-val-minors.json --out benchmarks/results/turned/turned-faces-val.json
@@ -103,18 +105,25 @@ def photo_key(path: str, keys: set[str]) -> str | None:
     return next(("/".join(parts[k:]) for k in range(len(parts)) if "/".join(parts[k:]) in keys), None)
 
 
-def per_buyer(replay: dict, turns: dict[str, float], point: float, edges: tuple[float, ...] = EDGES) -> dict:
-    """A replay's buyers by their photo's |turn| (`turns`: relative path -> turn): per bin, adults asked for ID
-    and minors decided ok at the operating point `point` (the replayed model's: the box decided `ok` when a
-    buyer's fused risk was at most it), and buyers left undecided (`uncertain` or never seen, which count as
-    asked: `BLOCKED_RISK`). Buyers whose photo has no turn (no key points) are counted apart."""
+def per_buyer(replay: dict, turns: dict[str, float], point: float, edges: tuple[float, ...] = EDGES,
+              seen_by: str = "photo") -> dict:
+    """A replay's buyers by their |turn|: per bin, adults asked for ID and minors decided ok at the operating point
+    `point` (the replayed model's: the box decided `ok` when a buyer's fused risk was at most it), and buyers left
+    undecided (`uncertain` or never seen, which count as asked: `BLOCKED_RISK`). `seen_by` "photo": the turn of the
+    buyer's photo (`turns`: relative path -> turn, this probe's reading); "box": the box's own reading on the till
+    frames (the replay's `buyer_turns`, BuyerDecision.turn: what the set-up view and the fleet report read).
+    Buyers with no turn (no key points, never seen) are counted apart."""
     keys = set(turns)
+    box_turns = replay.get("buyer_turns") if seen_by == "box" else None
+    if seen_by == "box" and box_turns is None:
+        raise ValueError("this replay has no buyer_turns (made before the box recorded them): read the photos' turns")
     rows, passed = [], []
-    for (age, risk), path in zip(replay["buyer_risks"], replay["buyer_paths"]):
+    for i, ((age, risk), path) in enumerate(zip(replay["buyer_risks"], replay["buyer_paths"])):
         k = photo_key(path, keys)
-        rows.append((age, risk, None if k is None else abs(turns[k])))
+        t = box_turns[i] if box_turns is not None else None if k is None else turns[k]
+        rows.append((age, risk, None if t is None else abs(t)))
         if age < MINOR_AGE and risk <= point:
-            passed.append({"path": k or path, "age": age, "risk": risk, "turn": None if k is None else turns[k]})
+            passed.append({"path": k or path, "age": age, "risk": risk, "turn": t})
     unknown = sum(t is None for _, _, t in rows)
     bins = []
     for b, label in enumerate(bin_labels(edges)):
@@ -125,7 +134,7 @@ def per_buyer(replay: dict, turns: dict[str, float], point: float, edges: tuple[
         bins.append({"turn": label, "buyers": len(inside), "undecided": sum(r >= BLOCKED_RISK for _, r in inside),
                      "adults": len(adults), "adults_asked": sum(r > point for r in adults),
                      "minors": len(minors), "minors_ok": sum(r <= point for r in minors)})
-    return {"split": replay.get("split"), "operating_point": point,
+    return {"split": replay.get("split"), "operating_point": point, "turn_seen_by": seen_by,
             "buyers": len(rows), "no_turn": unknown, "bins": bins, "minors_passed": passed}
 
 
@@ -231,10 +240,12 @@ def main(model_path, data, split, limit, most, replays, out):
                                  "width_80": None if probs is None else float(hi[i] - lo[i] + 1)})
     result = {"model": model_path, "data": list(data), "split": split, "limit": limit, "no_face": no_face,
               "no_key_points": no_points, "cpu": cpu_info(), **summarize(rows, max_risk, most=most),
-              "by_source": by_source(rows, max_risk), "per_buyer": {}}
+              "by_source": by_source(rows, max_risk), "per_buyer": {}, "per_buyer_box_turn": {}}
     turns = {r["path"]: r["turn"] for r in rows}
     for f, replay in replayed.items():
         result["per_buyer"][f] = per_buyer(replay, turns, max_risk)
+        if replay.get("buyer_turns") is not None:
+            result["per_buyer_box_turn"][f] = per_buyer(replay, turns, max_risk, seen_by="box")
     click.echo(f"{result['photos']} photos with key points ({no_face} no face, {no_points} without key points); "
                f"operating point {max_risk}")
     for name, s in [("all", result), *result["by_source"].items()]:
@@ -248,8 +259,9 @@ def main(model_path, data, split, limit, most, replays, out):
             click.echo(f"  |turn| {b['turn']:8s} {b['photos']:5d} ({b['share']:.1%}) MAE {b['mae']:.2f} "
                        f"(at the age mix {b['age_mix_mae']:.2f}) bias {b['bias']:+.2f} mean age {b['mean_age']:.1f}; "
                        f"minors ok {b.get('minors_ok', '-')} of {b['minors']}{asked}{spread}")
-    for f, pb in result["per_buyer"].items():
-        click.echo(f"per buyer, {f} ({pb['buyers']} buyers, {pb['no_turn']} without a turn)")
+    for f, pb in [*result["per_buyer"].items(), *result["per_buyer_box_turn"].items()]:
+        click.echo(f"per buyer by the {pb['turn_seen_by']}'s turn, {f} ({pb['buyers']} buyers, {pb['no_turn']} "
+                   f"without a turn)")
         for b in pb["bins"]:
             click.echo(f"  |turn| {b['turn']:8s} {b['buyers']:5d} buyers, {b['undecided']} undecided; 25+ asked "
                        f"{b['adults_asked']} of {b['adults']}, minors ok {b['minors_ok']} of {b['minors']}")

@@ -199,7 +199,7 @@ class ReplayRun:
 
 
 #: Keys of a replay summary that hold a row per buyer or per threshold (for choosing and drawing), not figures.
-ROW_KEYS = ("buyer_risks", "buyer_paths", "risk_curve")
+ROW_KEYS = ("buyer_risks", "buyer_paths", "buyer_turns", "risk_curve")
 
 
 def summary_figures(summary: dict) -> dict:
@@ -316,6 +316,9 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         ages, risks = buyer_risks(outcomes)
         out["buyer_risks"] = [[a, round(float(k), 5)] for a, k in zip(ages.tolist(), risks.tolist())]
         out["buyer_paths"] = [o.buyer.path for o in outcomes]  # row by row with buyer_risks
+        # how far the box saw each buyer turned (BuyerDecision.turn; None: never seen, or no key points)
+        out["buyer_turns"] = [None if o.final is None or getattr(o.final, "turn", None) is None
+                              else round(float(o.final.turn), 3) for o in outcomes]
         out["risk_curve"] = tradeoff_curve(risks, ages)
     return out
 

@@ -588,6 +588,13 @@ def test_turned_faces_bins_photos_and_buyers_by_how_far_they_are_turned():
     assert b["bins"][3] == {"turn": "0.3+", "buyers": 2, "undecided": 0, "adults": 1, "adults_asked": 1,
                              "minors": 1, "minors_ok": 1}
     assert b["minors_passed"] == [{"path": "s/d.jpg", "age": 15.0, "risk": 0.05, "turn": 0.3}]
+    # the box's own reading of each buyer, where the replay recorded it, in place of the photo's
+    with pytest.raises(ValueError, match="no buyer_turns"):
+        per_buyer(replay, {}, point=0.1, seen_by="box")
+    box = per_buyer(replay | {"buyer_turns": [0.05, -0.25, None, 0.4]}, {}, point=0.1, seen_by="box")
+    assert box["turn_seen_by"] == "box" and box["no_turn"] == 1
+    assert [b["buyers"] for b in box["bins"]] == [1, 0, 1, 1] and box["bins"][2]["minors_ok"] == 1
+    assert box["minors_passed"][0]["turn"] == -0.25
 
 
 def test_bench_report_says_which_planted_camera_problems_the_fleet_report_found():

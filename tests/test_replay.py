@@ -31,6 +31,8 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     assert m["decided_share"] >= 0.75 and m["adults_asked"] <= 1
     assert m["empty_frame_p50_ms"] is not None and png.exists()
     assert m["false_decisions"] == 0  # the till's empty frames show no face
+    # row by row with the risks, how far the box saw each buyer turned (UTKFace chips face the camera)
+    assert len(m["buyer_turns"]) == len(m["buyer_risks"]) == 8 and all(0 <= t < 0.2 for t in m["buyer_turns"])
     # decide_after (10) good frames at 15 frames/s: the answer comes while the buyer is still shown (20 frames)
     assert 10 / 15 <= m["seconds_to_decision_p50"] <= m["seconds_to_decision_p95"] <= 20 / 15
     assert m["decided_while_shown_share"] >= 0.75
