@@ -117,7 +117,7 @@ days before (a camera that moved, a lamp that died){jumps_note}:</p>{_table(rep.
 <p><img class="chart" src="{CHARTS[3]}" alt="{CHARTS[3]}"></p>
 <p>Boxes where more than {TURNED_SHARE:.0%} of the buyers (of {JUMP_MIN_BUYERS} or more with a turn recorded) were seen
 turned more than {MAX_SETUP_TURN} (about 20 degrees) on most of their frames: a camera beside where buyers look, which
-passes minors more often (README, "Turned faces"); check it with the box's <code>/setup</code> page.</p>
+asks more buyers for ID (README, "Turned faces"); check it with the box's <code>/setup</code> page.</p>
 {_table(rep.turned_boxes)}
 <h2>Per box</h2>{_table(rep.per_box)}
 <h2>Models running</h2>{_table(rep.models)}
