@@ -33,7 +33,9 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 #: with a turn recorded) were turned past the set-up line (setup_view.MAX_SETUP_TURN) on most of their frames:
 #: then most buyers there meet the set-up view's "face turned away", a camera beside where buyers look. Not a
 #: measured line: a majority, by its definition. On the data sets' photos 11 % were turned past it
-#: (README, "Turned faces"), and buyers seen turned were asked for ID 30 % or more often.
+#: (README, "Turned faces"), and buyers seen turned were asked for ID 30 % or more often. A far camera does not read
+#: its buyers as turned: val buyers replayed at 60-250 px whose photos face the camera read past the line on 4-6 %
+#: at every size (benchmarks/results/turned/turn-by-face-px-val.txt).
 TURNED_SHARE = 0.5
 
 
