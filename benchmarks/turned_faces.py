@@ -45,6 +45,11 @@ def bin_labels(edges: tuple[float, ...] = EDGES) -> list[str]:
     return [f"{lo:g}-{hi:g}" for lo, hi in zip(lows, edges)] + [f"{edges[-1]:g}+"]
 
 
+def bin_of(turns, edges: tuple[float, ...] = EDGES) -> np.ndarray:
+    """The bin (index into `bin_labels`) of each |turn|: an edge belongs to the bin above it."""
+    return np.searchsorted(np.asarray(edges), np.abs(np.asarray(turns, np.float64)), side="right")
+
+
 def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
@@ -58,8 +63,7 @@ def summarize(rows: list[dict], max_risk: float | None, edges: tuple[float, ...]
     age = np.array([r["age"] for r in rows], np.float64)
     est = np.array([r["estimate"] for r in rows], np.float64)
     risk = np.array([r["risk"] for r in rows], np.float64) if rows and rows[0].get("risk") is not None else None
-    turn = np.abs(np.array([r["turn"] for r in rows], np.float64))
-    which = np.searchsorted(np.asarray(edges), turn, side="right")
+    which = bin_of([r["turn"] for r in rows], edges)
     band = band_index(age)
     mix = np.bincount(band, minlength=len(BAND_LABELS)) / max(len(rows), 1)
     err = est - age
@@ -126,9 +130,10 @@ def per_buyer(replay: dict, turns: dict[str, float], point: float, edges: tuple[
             passed.append({"path": k or path, "age": age, "risk": risk, "turn": t})
     unknown = sum(t is None for _, _, t in rows)
     bins = []
+    seen = [(a, r, t) for a, r, t in rows if t is not None]
+    which = bin_of([t for _, _, t in seen], edges)
     for b, label in enumerate(bin_labels(edges)):
-        lo, hi = (0.0, *edges)[b], (*edges, np.inf)[b]
-        inside = [(a, r) for a, r, t in rows if t is not None and lo <= t < hi]
+        inside = [(a, r) for (a, r, _), w in zip(seen, which) if w == b]
         adults = [r for a, r in inside if a >= CHALLENGE_AGE]
         minors = [r for a, r in inside if a < MINOR_AGE]
         bins.append({"turn": label, "buyers": len(inside), "undecided": sum(r >= BLOCKED_RISK for _, r in inside),
