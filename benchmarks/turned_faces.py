@@ -20,9 +20,7 @@ replay that recorded the box's own reading of each buyer's turn (`buyer_turns`) 
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -195,14 +193,10 @@ def plot(result: dict, path: Path) -> None:
                    "turn. Repeat for several.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="JSON; a .png beside it.")
 def main(model_path, data, split, limit, most, replays, out):
-    from tqdm import tqdm
+    from agegate.convert.evaluate import model_metadata, predict, select_records
+    from agegate.edge.age_head import covers, interval
 
-    from agegate.convert.evaluate import ModelInputs, select_records
-    from agegate.convert.predictor import open_predictor
-    from agegate.edge.age_head import covers, interval, p_under
-
-    model = open_predictor(model_path, threads=2)
-    head, point = model.meta.head, model.meta.operating_point
+    point = model_metadata(model_path).operating_point
     max_risk = None if point is None else point.max_risk
     replayed = {f: json.loads(Path(f).read_text()) for f in replays}
     for f, replay in replayed.items():  # before the photos are read: a wrong file is said at once
@@ -213,36 +207,24 @@ def main(model_path, data, split, limit, most, replays, out):
         if max_risk is None:
             raise click.BadParameter(f"{model_path} has no operating point: per-buyer decisions need one",
                                      param_hint="--replay")
-    inputs = ModelInputs(model.meta.preprocess, detect=True)
     rows, no_face, no_points = [], 0, 0
-    with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
-        for d in data:
-            source = Path(d).name
-            recs = select_records(d, "auto", None, split, limit)
-            for start in tqdm(range(0, len(recs), 64), desc=f"{source} {split}", unit="batch", leave=False):
-                chunk = recs[start:start + 64]
-                got = list(pool.map(inputs, chunk))
-                keep = [(r, g) for r, g in zip(chunk, got) if g.x is not None]
-                no_face += len(chunk) - len(keep)
-                if not keep:
-                    continue
-                raw = model.raw(np.stack([g.x for _, g in keep]))
-                ests = head.point(raw)
-                probs = head.probabilities(raw) if head.is_distribution else None
-                risks = None if probs is None else p_under(probs, head, CHALLENGE_AGE)
-                if probs is not None:
-                    inside = covers(np.array([r.age for r, _ in keep]), probs, head, 0.8)
-                    lo, hi = interval(probs, head, 0.8)
-                for i, (rec, g) in enumerate(keep):
-                    t = g.face.turn
-                    if t is None:  # the Haar fallback gives no key points
-                        no_points += 1
-                        continue
-                    rows.append({"path": relative(rec.path, d), "source": source, "age": float(rec.age),
-                                 "estimate": round(float(ests[i]), 2), "turn": round(t, 4),
-                                 "risk": None if risks is None else round(float(risks[i]), 5),
-                                 "in_80": None if probs is None else bool(inside[i]),
-                                 "width_80": None if probs is None else float(hi[i] - lo[i] + 1)})
+    for d in data:  # as `agegate eval --detect`: the photo detector, the box's crop, the model's own test-time views
+        source = Path(d).name
+        p = predict(model_path, select_records(d, "auto", None, split, limit), detect=True, desc=f"{source} {split}")
+        no_face += len(p.skipped)
+        risks = p.risk
+        if p.probs is not None:
+            inside = covers(p.y_true, p.probs, p.head, 0.8)
+            lo, hi = interval(p.probs, p.head, 0.8)
+        for i, (path, face) in enumerate(zip(p.paths, p.faces)):
+            if face.turn is None:  # the Haar fallback gives no key points
+                no_points += 1
+                continue
+            rows.append({"path": relative(path, d), "source": source, "age": float(p.y_true[i]),
+                         "estimate": round(float(p.y_pred[i]), 2), "turn": round(face.turn, 4),
+                         "risk": None if risks is None else round(float(risks[i]), 5),
+                         "in_80": None if p.probs is None else bool(inside[i]),
+                         "width_80": None if p.probs is None else float(hi[i] - lo[i] + 1)})
     result = {"model": model_path, "data": list(data), "split": split, "limit": limit, "no_face": no_face,
               "no_key_points": no_points, "cpu": cpu_info(), **summarize(rows, max_risk, most=most),
               "by_source": by_source(rows, max_risk), "per_buyer": {}, "per_buyer_box_turn": {}}

@@ -43,7 +43,8 @@ class Predictions:
     operating_point: OperatingPoint | None = None  # the model's, to report what it does on this data
     # Per image, one entry each (filled with None when not given, e.g. by tests):
     lines: list[int | None] = field(default_factory=list)  # its line in its label file: a group photo's faces
-    faces: list[tuple | None] = field(default_factory=list)  # the face box the detector took (x0, y0, x1, y1)
+    # The face the detector took (its corners, and key points: how far it was turned); None: read whole.
+    faces: list[FaceBox | None] = field(default_factory=list)
     peers: list[int | None] = field(default_factory=list)  # other faces as large (FaceCrop.peers); None: not detected
 
     def __post_init__(self) -> None:
@@ -107,8 +108,7 @@ class Predictions:
             w.writerow(["file", "line", "age", "predicted", "error", "face_x", "face_y", "face_w", "face_h",
                         "other_faces", "skipped"])
             for p, n, t, y, box, others in zip(self.paths, self.lines, self.y_true, self.y_pred, self.faces, self.peers):
-                xywh = [""] * 4 if box is None else [f"{box[0]:.0f}", f"{box[1]:.0f}", f"{box[2] - box[0]:.0f}",
-                                                     f"{box[3] - box[1]:.0f}"]
+                xywh = [""] * 4 if box is None else [f"{v:.0f}" for v in (box.x0, box.y0, box.width, box.height)]
                 w.writerow([p, "" if n is None else n, f"{t:g}", f"{y:.3f}", f"{y - t:.3f}", *xywh,
                             "" if others is None else others, ""])
             for p, why in self.skipped:
@@ -212,7 +212,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
                 for rec, got in kept:
                     paths.append(str(rec.path))
                     lines.append(rec.line)
-                    faces.append(None if got.face is None else got.face.corners)
+                    faces.append(got.face)
                     peers.append(got.peers)
                     y_true.append(rec.age)
                     attrs.append(dict(rec.attrs))

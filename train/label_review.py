@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from agegate.edge.age_head import AgeHead, interval
+from agegate.edge.detect import FaceBox
 from agegate.edge.errors import UsageError
 
 from .label_errors import LabelExclusion
@@ -54,7 +55,7 @@ class LabelSuspect:
 
 def label_suspects(paths: Sequence[str], lines: Sequence[int | None], labels: np.ndarray, estimates: np.ndarray,
                    probs: np.ndarray, head: AgeHead, *, level: float = 0.99, min_gap: float = 10.0,
-                   faces: Sequence | None = None) -> list[LabelSuspect]:
+                   faces: Sequence[FaceBox | None] | None = None) -> list[LabelSuspect]:
     """Images whose label lies outside the central `level` interval of the model's distribution (`probs`, at its
     calibrated temperature) and at least `min_gap` years from its estimate (the point estimate `agegate eval`
     reports, `Predictions.y_pred`, so a reviewer reads the same number in both), ordered by label, then estimate,
@@ -67,7 +68,7 @@ def label_suspects(paths: Sequence[str], lines: Sequence[int | None], labels: np
     faces = faces if faces is not None else [None] * len(paths)
     rows = Counter(paths)
     return [LabelSuspect(n, str(paths[i]), lines[i], float(labels[i]), round(float(estimates[i]), 1), float(low[i]),
-                         float(high[i]), tuple(faces[i]) if faces[i] is not None else None, rows[paths[i]] > 1)
+                         float(high[i]), faces[i].corners if faces[i] is not None else None, rows[paths[i]] > 1)
             for n, i in enumerate(order)]
 
 
