@@ -70,7 +70,8 @@ def look_at_frames(buyers, options: ReplayOptions, model: AgeModel,
     detector = FaceDetector(box.detector)
     frames = []
     bar = tqdm(total=len(buyers), desc="buyers", unit="buyer", leave=False)
-    for rgb, who in till_frames(buyers, options, tail=box.max_missed + 2):
+    for rgb, now in till_frames(buyers, options, tail=box.max_missed + 2):
+        who = now.who
         if who is not None and (not frames or frames[-1][0] != who):
             bar.update(1)
         seen = []

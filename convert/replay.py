@@ -5,7 +5,8 @@ becomes a buyer: the face (found with the photo detector profile) is placed in a
 frame at a face size a till camera sees, shown for N frames with till-camera changes
 (position jitter, zoom, sensor noise, brightness, JPEG, occasional motion blur; seeded),
 and buyers follow each other in a random order with gaps drawn from a range, 0 included
-(the next buyer steps in as the last one leaves). The real `BoxPipeline` runs over the
+(the next buyer steps in as the last one leaves), or, with a queue, the next one waits in view
+behind the buyer at the till and steps up as they leave. The real `BoxPipeline` runs over the
 frames; each decision is matched to the buyer shown in most of its track's frames.
 
 Per buyer: an own decision (or several: split), or none (merged into a neighbour's track:
@@ -20,6 +21,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -51,6 +53,7 @@ class ReplayOptions:
     seed: int = 0
     face_px: tuple[float, float] = FACE_PX  # each visit's face box side in the 640x480 frame, drawn uniformly
     cover: Cover = Cover.NONE  # what every buyer wears over the face (covers.py)
+    queue: float = 0.0  # the share of buyers who wait in view behind the one before them, then step up
 
 
 @dataclass
@@ -70,6 +73,11 @@ class BuyerOutcome:
     # decision (None: no own decision): how long the till waits for an answer.
     shown: tuple[float, float] | None = None
     answered: float | None = None
+    waited: float | None = None  # camera time they were first seen waiting behind the buyer before (a queue)
+    # What the till was told at the buyer's last frame at the till (`BoxPipeline.answering_track`, as GET
+    # /decision answers): whose track it was (None: no face answered) and whether its decision was made yet.
+    till_answer_for: int | None = None
+    till_answer_provisional: bool = False
 
     @property
     def final(self):
@@ -150,36 +158,135 @@ def _camera(frame: np.ndarray, rng: np.random.Generator, gain: float = 1.0, nois
     return cv2.imdecode(enc, cv2.IMREAD_UNCHANGED) if ok else x
 
 
-def buyer_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator, face_px=FACE_PX):
-    """n frames of one buyer in front of the till: a face size for the visit (from `face_px`), a little sway and
-    zoom."""
+class Pose(NamedTuple):
+    """Where a face is in the 640x480 frame: its centre and the side of its face box (pixels)."""
+
+    cx: float
+    cy: float
+    face: float
+
+
+class Visit(NamedTuple):
+    """One buyer's stay at the till: where their face is, and the visit's light and sensor noise."""
+
+    pose: Pose
+    gain: float
+    noise: float
+
+
+def draw_visit(rng: np.random.Generator, face_px=FACE_PX) -> Visit:
     face = rng.uniform(*face_px)
     cx, cy = FRAME_W / 2 + rng.uniform(-60, 60), FRAME_H / 2 + rng.uniform(-30, 30)
     gain, noise = rng.uniform(0.75, 1.25), rng.uniform(0, 6)  # this visit's light and sensor noise
+    return Visit(Pose(cx, cy, face), gain, noise)
+
+
+def _place(patch: np.ndarray, pose: Pose, dst: np.ndarray) -> np.ndarray:
+    """`patch` (a head patch: the face box is its centre 1/CONTEXT) drawn onto `dst` with its face at `pose`."""
+    side = pose.face * CONTEXT
+    k = side / patch.shape[0]
+    m = np.float32([[k, 0, pose.cx - side / 2], [0, k, pose.cy - side / 2]])
+    return cv2.warpAffine(patch, m, (FRAME_W, FRAME_H), dst=dst, flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_TRANSPARENT)
+
+
+def visit_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator, face_px=FACE_PX,
+                 visit: Visit | None = None, behind=None):
+    """n frames of one buyer in front of the till, each with the face's pose: a face size for the visit (from
+    `face_px`, or `visit`), a little sway and zoom. `behind(i, frame)` draws whoever waits behind on frame i
+    before the buyer is drawn over them (a queue); it draws from a generator of its own, so that the buyer's
+    frames are the same with a queue as without."""
+    visit = visit or draw_visit(rng, face_px)
+    (cx, cy, face), gain, noise = visit
     for i in range(n):
         side = face * CONTEXT * (1 + 0.04 * np.sin(i / 4 + rng.uniform(0, 1)))
-        x, y = cx + rng.normal(0, 3) + 8 * np.sin(i / 5), cy + rng.normal(0, 2)
-        k = side / buyer.patch.shape[0]
-        m = np.float32([[k, 0, x - side / 2], [0, k, y - side / 2]])
-        frame = cv2.warpAffine(buyer.patch, m, (FRAME_W, FRAME_H), dst=bg.copy(), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_TRANSPARENT)
-        yield _camera(frame, rng, gain, noise)
+        pose = Pose(cx + rng.normal(0, 3) + 8 * np.sin(i / 5), cy + rng.normal(0, 2), side / CONTEXT)
+        frame = bg.copy() if behind is None else behind(i, bg.copy())
+        yield _camera(_place(buyer.patch, pose, frame), rng, gain, noise), pose
+
+
+def buyer_frames(buyer: Buyer, n: int, bg: np.ndarray, rng: np.random.Generator, face_px=FACE_PX):
+    """n frames of one buyer alone in front of the till (`visit_frames` without the poses)."""
+    for rgb, _ in visit_frames(buyer, n, bg, rng, face_px):
+        yield rgb
+
+
+#: A queue: the next buyer waits this much smaller than the buyer at the till (further from the camera),
+#: beside them and a little higher, and steps up in STEP_FRAMES frames (about half a second at 15 frames/s:
+#: a brisk step).
+QUEUE_SCALE = (0.45, 0.7)
+STEP_FRAMES = 8
+
+
+class Shown(NamedTuple):
+    """Who a replay frame shows: the buyer at the till (None: the till is empty) and every face placed, as
+    (buyer, pose), the one at the till first."""
+
+    who: int | None
+    placed: tuple = ()
+
+    def owner(self, box: FaceBox) -> int | None:
+        """The buyer a tracked face `box` belongs to: the one shown when there is one (as the replay has
+        always counted, a false face included), else the placed face whose centre is nearest."""
+        if len(self.placed) < 2:
+            return self.who
+        cx, cy = box.center
+        return min(self.placed, key=lambda bp: (bp[1].cx - cx) ** 2 + (bp[1].cy - cy) ** 2)[0]
+
+
+def waiting_pose(front: Pose, rng: np.random.Generator) -> Pose:
+    """Where the next buyer waits: smaller, beside the buyer at the till (the side with more room), partly
+    behind them."""
+    face = front.face * rng.uniform(*QUEUE_SCALE)
+    side = -1 if front.cx > FRAME_W / 2 else 1
+    cx = front.cx + side * (0.5 * front.face * CONTEXT + face * CONTEXT * rng.uniform(0.1, 0.4))
+    return Pose(cx, front.cy - rng.uniform(0, 30), face)
 
 
 def till_frames(buyers: list[Buyer], options: ReplayOptions, tail: int):
-    """The replay's whole sequence, seeded: (RGB frame, index of the buyer shown or None) for the buyers
-    in a random order with empty gaps between them, then `tail` empty frames (the last buyer leaves)."""
+    """The replay's whole sequence, seeded: (RGB frame, `Shown`) for the buyers in a random order with empty
+    gaps between them, then `tail` empty frames (the last buyer leaves). With `options.queue`, that share of
+    buyers waits in view behind the one before them from a random frame of that visit on, and steps up as
+    they leave (no gap); the queue draws from a generator of its own, so every buyer's frames at the till are
+    those of the replay without a queue, with the one waiting drawn in."""
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(buyers))
     bg = till_background(rng)
+    queue_rng = np.random.default_rng([options.seed, 1])
+    queued = [k > 0 and options.queue > 0 and queue_rng.random() < options.queue for k in range(len(order))]
+    waited: Pose | None = None  # where the buyer stepping up now waited
     for k, b in enumerate(order):
-        if k:
-            for _ in range(int(rng.integers(options.gap[0], options.gap[1] + 1))):
-                yield _camera(bg, rng), None
-        for rgb in buyer_frames(buyers[b], options.frames, bg, rng, options.face_px):
-            yield rgb, int(b)
+        gap = int(rng.integers(options.gap[0], options.gap[1] + 1)) if k else 0
+        for _ in range(gap):  # drawn for a buyer who waited too, not shown: the later buyers' frames stay the same
+            empty = _camera(bg, rng)
+            if not queued[k]:
+                yield empty, Shown(None)
+        visit = draw_visit(rng, options.face_px)
+        if queued[k] and waited is not None:  # from where they waited to the till
+            for i in range(1, STEP_FRAMES + 1):
+                pose = Pose(*(w + (t - w) * i / STEP_FRAMES for w, t in zip(waited, visit.pose)))
+                rgb = _camera(_place(buyers[b].patch, pose, bg.copy()), queue_rng, visit.gain, visit.noise)
+                yield rgb, Shown(int(b), ((int(b), pose),))
+        behind, waited = None, None
+        if k + 1 < len(order) and queued[k + 1]:
+            nxt = buyers[order[k + 1]]
+            waited, arrives = waiting_pose(visit.pose, queue_rng), int(queue_rng.integers(0, options.frames))
+            sways = queue_rng.normal(0, 2, (options.frames, 2))
+
+            def behind(i, frame, nxt=nxt, at=waited, arrives=arrives, sways=sways):
+                if i < arrives:
+                    return frame
+                return _place(nxt.patch, at._replace(cx=at.cx + sways[i, 0], cy=at.cy + sways[i, 1]), frame)
+
+        for i, (rgb, pose) in enumerate(visit_frames(buyers[b], options.frames, bg, rng, options.face_px, visit,
+                                                     behind)):
+            placed = ((int(b), pose),)
+            if behind is not None and i >= arrives:
+                placed += ((int(order[k + 1]), waited._replace(cx=waited.cx + sways[i, 0],
+                                                               cy=waited.cy + sways[i, 1])),)
+            yield rgb, Shown(int(b), placed)
     for _ in range(tail):
-        yield _camera(bg, rng), None
+        yield _camera(bg, rng), Shown(None)
 
 
 @dataclass
@@ -217,11 +324,14 @@ def run_buyers(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=N
     shown: list[int | None] = []  # buyer index per frame (None: empty till)
     track_frames: dict[int, Counter] = defaultdict(Counter)  # track id -> buyer -> frames
     decisions = []
-    seen: dict[int, list[float]] = {}  # buyer -> [first, last] frame time
+    seen: dict[int, list[float]] = {}  # buyer -> [first, last] frame time at the till
+    waited: dict[int, float] = {}  # buyer -> first frame time seen waiting behind another (a queue)
+    answers: dict[int, tuple[int | None, bool]] = {}  # buyer -> (track, provisional) at their newest till frame
     made_at: dict[int, float] = {}  # track id -> frame time its decision came out of process() (or finish())
     empty_ms, face_ms = [], []
     t_frame, t0 = 1.7e9, time.perf_counter()
-    for rgb, who in till_frames(buyers, options, tail=pipeline.options.max_missed + 2):
+    for rgb, now in till_frames(buyers, options, tail=pipeline.options.max_missed + 2):
+        who = now.who
         t_frame += 1 / FPS
         f0 = time.perf_counter()
         made = pipeline.process(Frame(len(shown), t_frame, rgb, steady=t_frame))  # the till's timeline
@@ -231,9 +341,13 @@ def run_buyers(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=N
         shown.append(who)
         if who is not None:
             seen.setdefault(who, [t_frame, t_frame])[1] = t_frame
+            answering = pipeline.answering_track()
+            answers[who] = (None, False) if answering is None else (answering.track_id, answering.decision is None)
+        for b, _ in now.placed[1:]:
+            waited.setdefault(b, t_frame)
         for t in pipeline.tracker.tracks.values():
             if t.last_ts == t_frame:
-                track_frames[t.track_id][who] += 1
+                track_frames[t.track_id][now.owner(t.box)] += 1
         decisions.extend(made)
         made_at.update((d.track_id, t_frame) for d in made)
     last = pipeline.finish()
@@ -242,9 +356,19 @@ def run_buyers(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=N
     seconds = time.perf_counter() - t0
     outcomes = match_decisions(buyers, decisions, track_frames)
     for o in outcomes:
-        o.shown = tuple(seen[o.buyer.index]) if o.buyer.index in seen else None
+        b = o.buyer.index
+        o.shown = tuple(seen[b]) if b in seen else None
         o.answered = made_at[o.decisions[0].track_id] if o.decisions else None
+        o.waited = waited.get(b)
+        track, o.till_answer_provisional = answers.get(b, (None, False))
+        o.till_answer_for = None if track is None else track_owner(track_frames.get(track, Counter()))
     return ReplayRun(outcomes, len(shown), seconds, empty_ms, face_ms, len(false_decisions(decisions, track_frames)))
+
+
+def track_owner(counts: Counter) -> int | None:
+    """The buyer shown in most of a track's frames (None: it never showed one)."""
+    people = Counter({k: v for k, v in counts.items() if k is not None})
+    return people.most_common(1)[0][0] if people else None
 
 
 def match_decisions(buyers, decisions, track_frames) -> list[BuyerOutcome]:
@@ -253,11 +377,10 @@ def match_decisions(buyers, decisions, track_frames) -> list[BuyerOutcome]:
     outcomes = {b.index: BuyerOutcome(b) for b in buyers}
     by_track = {}
     for d in decisions:
-        counts = track_frames.get(d.track_id, Counter())
-        counts = Counter({k: v for k, v in counts.items() if k is not None})
         by_track[d.track_id] = d
-        if counts:
-            outcomes[counts.most_common(1)[0][0]].decisions.append(d)
+        owner = track_owner(track_frames.get(d.track_id, Counter()))
+        if owner is not None:
+            outcomes[owner].decisions.append(d)
     for o in outcomes.values():  # merged buyers inherit the decision of the track that covered most of them
         if not o.decisions:
             cover = Counter({tid: c[o.buyer.index] for tid, c in track_frames.items() if c.get(o.buyer.index)})
@@ -311,7 +434,10 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         "face_frame_p50_ms": r(np.median(face_ms)) if face_ms else None,
         "minors_passed": [{"path": o.buyer.path, "age": o.buyer.age, "estimate": o.final.age,
                            "merged": not o.decisions} for o in passed],
+        **till_answers(outcomes),
     }
+    if any(o.waited is not None for o in outcomes):
+        out["by_queue"] = queue_figures(outcomes)
     if any(o.final is not None and getattr(o.final, "risk", None) is not None for o in outcomes):
         ages, risks = buyer_risks(outcomes)
         out["buyer_risks"] = [[a, round(float(k), 5)] for a, k in zip(ages.tolist(), risks.tolist())]
@@ -321,6 +447,40 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
                               else round(float(o.final.turn), 3) for o in outcomes]
         out["risk_curve"] = tradeoff_curve(risks, ages)
     return out
+
+
+def till_answers(outcomes: list[BuyerOutcome]) -> dict:
+    """What the till was told when it asked at each buyer's last frame at the till (GET /decision answers for
+    the largest face in view): for how many buyers the answer was another person's track, or no face's, and
+    for how many it was provisional (their decision not made yet)."""
+    asked = [o for o in outcomes if o.shown is not None]
+    return {"till_answers_for_someone_else": sum(o.till_answer_for != o.buyer.index for o in asked),
+            "till_answers_provisional": sum(o.till_answer_provisional for o in asked)}
+
+
+def queue_figures(outcomes: list[BuyerOutcome]) -> dict:
+    """The buyers who waited in view behind another (a queue) against those who did not: decided, merged,
+    split, the MAE of their ages, minors ok and 25+ asked, and how many were decided while still waiting
+    (from their frames behind the buyer before, smaller and partly hidden)."""
+    def figures(group: list[BuyerOutcome]) -> dict:
+        own = [o for o in group if o.decisions]
+        aged = [o for o in own if o.decisions[0].age is not None]
+        minors = [o for o in group if o.buyer.age < MINOR_AGE]
+        adults = [o for o in group if o.buyer.age >= CHALLENGE_AGE]
+        ok = lambda o: o.final is not None and o.final.decision == Decision.OK  # noqa: E731
+        return {"buyers": len(group),
+                "decided": sum(o.decisions[0].decision != Decision.UNCERTAIN for o in own),
+                "merged": sum(not o.decisions and o.inherited is not None for o in group),
+                "split": sum(len(o.decisions) > 1 for o in group),
+                "mae": round(float(np.mean([abs(o.decisions[0].age - o.buyer.age) for o in aged])), 4) if aged
+                else None,
+                "minors": len(minors), "minors_decided_ok": sum(ok(o) for o in minors),
+                "adults_25plus": len(adults), "adults_asked": sum(not ok(o) for o in adults)}
+
+    queued = [o for o in outcomes if o.waited is not None]
+    early = [o for o in queued if o.answered is not None and o.shown is not None and o.answered < o.shown[0]]
+    return {"queued": figures(queued), "not_queued": figures([o for o in outcomes if o.waited is None]),
+            "decided_while_waiting": len(early)}
 
 
 def answer_times(own: list[BuyerOutcome]) -> dict:

@@ -62,6 +62,10 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               help="Only photos labelled with an age in A..B (years, both included) become buyers, e.g. 0..17 "
               "to count minors passed over every minor of a split rather than a sample's few.")
 @click.option("--frames", type=click.IntRange(min=1), default=20, show_default=True, help="Frames per buyer.")
+@click.option("--queue", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="The share of buyers who wait in view behind the buyer before them (smaller, beside and partly "
+              "hidden, from a random frame of that visit) and step up as they leave: a queue at the till. 1: "
+              "everyone waits; 0: one buyer in view at a time.")
 @click.option("--face-px", default="110..190", show_default=True, callback=_face_px,
               help="Side of each buyer's face box in the 640x480 frame, drawn per visit from A..B: smaller is a "
               f"camera further away (the box ages faces of at least {BoxOptions.min_quality_face} px).")
@@ -96,7 +100,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               help="Distribution models: write the per-buyer Challenge-25 trade-off (minors ok vs 25+ asked, one "
               "point per P(under 25) threshold) as a PNG, the box's decisions here and the operating point's "
               "where it was chosen marked.")
-def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, detector, refine_below, min_score,
+def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_px, detector, refine_below, min_score,
            small_face_score, cover, min_eye_light, threads, seed, as_json, png, curve):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
@@ -135,13 +139,14 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, face_px, dete
                                        small_face_score=small_face_score)
     result = replay_photos(model, records, BoxOptions(threads=threads, detector=detector_options,
                                                       min_eye_light=min_eye_light),
-                           ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover)),
+                           ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover), queue=queue),
                            show=not as_json and sys.stderr.isatty())
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
 
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
-                  frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), detector=detector,
+                  frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), queue=queue,
+                  detector=detector,
                   refine_below=refine_below, min_score=min_score, small_face_score=small_face_score, cover=cover,
                   min_eye_light=min_eye_light,
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
@@ -173,9 +178,18 @@ def render(r: dict) -> str:
         f"  uncertain because         {', '.join(f'{k} {n}' for k, n in r['uncertain_reasons'].items()) or '-'}",
         f"  answer after (camera)     p50 {r['seconds_to_decision_p50']} s, p95 {r['seconds_to_decision_p95']} s; "
         f"{share_pct(r['decided_while_shown_share'])} while the buyer was still shown",
+        f"  the till told (last frame) another's decision for {r['till_answers_for_someone_else']} buyer(s); "
+        f"not decided yet for {r['till_answers_provisional']}",
         f"  {r['fps']} frames/s; frame p50: empty {r['empty_frame_p50_ms']} ms, with a face "
         f"{r['face_frame_p50_ms']} ms",
     ]
+    q = r.get("by_queue")
+    if q:
+        for name, g in (("waited in view", q["queued"]), ("came alone", q["not_queued"])):
+            lines.append(f"  {name:16s} {g['buyers']} buyers: decided {g['decided']}, merged {g['merged']}, split "
+                         f"{g['split']}, MAE {g['mae']}, minors ok {g['minors_decided_ok']} of {g['minors']}, "
+                         f"25+ asked {g['adults_asked']} of {g['adults_25plus']}")
+        lines.append(f"  decided while still waiting behind the buyer before: {q['decided_while_waiting']}")
     if r["unplaced"]:
         lines.append(f"  {len(r['unplaced'])} photo(s) not placed (no face found; --json lists them)")
     return "\n".join(lines)

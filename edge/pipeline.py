@@ -29,7 +29,7 @@ from .metadata import ModelMetadata
 from .preprocess import as_rgb_uint8
 from .runtime import AgeModel
 from .stats import RuntimeMetrics
-from .tracking import MIN_EYE_LIGHT, FrameQuality, IoUTracker, Track, appearance, eye_light, frame_quality
+from .tracking import BEHIND_SHARE, MIN_EYE_LIGHT, FrameQuality, IoUTracker, Track, appearance, eye_light, frame_quality
 
 log = logging.getLogger("agegate.edge")
 
@@ -97,6 +97,13 @@ class BoxOptions:
                 "refine_below": float(self.detector.refine_below), "min_score": float(self.detector.min_score),
                 "small_face_score": float(self.detector.small_face_score),
                 "min_eye_light": float(self.min_eye_light)}
+
+
+def face_behind(j: int, faces: list[FaceBox], track: Track) -> bool:
+    """Whether face `j` is someone further back than another face in view (`BEHIND_SHARE`): its side, steadied
+    over its track's last frames, under that share of another face's. A face alone is never behind."""
+    others = [f.side for k, f in enumerate(faces) if k != j]
+    return bool(others) and track.steady_side(faces[j]) < BEHIND_SHARE * max(others)
 
 
 def box_policy(meta: ModelMetadata, options: BoxOptions) -> DecisionPolicy:
@@ -227,11 +234,13 @@ class BoxPipeline:
         tracks = self.tracker.match(faces, frame.steady, looks)
         frame_ms = (f0 - t_start) * 1000
         infer_ms = quality_ms = 0.0
-        for track, face, crop, run in zip(tracks, faces, crops, runs):
-            if (track.decided and o.follow_decided) or track.changed:
+        for j, (track, face, crop, run) in enumerate(zip(tracks, faces, crops, runs)):
+            behind = face_behind(j, faces, track)
+            if (track.decided and o.follow_decided) or track.changed or behind:
                 # A decided buyer is followed without re-estimating (the appearance check above still
-                # runs, so a new face is noticed); a frame that may show someone else is held back.
-                track.add(face, frame.ts, None, steady=frame.steady)
+                # runs, so a new face is noticed); a frame that may show someone else is held back; so is
+                # someone waiting behind the buyer at the till, aged once they step up.
+                track.add(face, frame.ts, None, steady=frame.steady, behind=behind)
                 continue
             q_ms, i_ms = self._age(track, face, crop, run, rgb, frame)
             quality_ms += q_ms
@@ -319,13 +328,19 @@ class BoxPipeline:
         now = time.monotonic()
         with self.lock:
             since = None if self.last_face_at is None else max(0.0, now - self.last_face_at)
-            live = [t for t in self.tracker.tracks.values() if t.missed == 0]
-            if not live or since is None or since > self.options.no_buyer_after_s:
+            track = self.answering_track()
+            if track is None or since is None or since > self.options.no_buyer_after_s:
                 return {"decision": "no_buyer", "seconds_since_face": None if since is None else round(since, 2),
                         "ts": time.time()}
-            track = max(live, key=lambda t: t.box.area)
             d = track.decision or self._judge(track)
             return {**d.answer(now), "provisional": track.decision is None, "frames_used": d.good_frames}
+
+    def answering_track(self) -> Track | None:
+        """The track GET /decision answers for: the largest face in the newest frame (the buyer at the till;
+        someone waiting behind them is further from the camera), by its side over the last few frames (one
+        detection in too large a box does not make them the buyer); None when the frame had none."""
+        live = [t for t in self.tracker.tracks.values() if t.missed == 0]
+        return max(live, key=lambda t: float(np.median(t.sides))) if live else None
 
     def last_decision(self) -> dict:
         """GET /last: the newest decision made (`BuyerDecision.answer`)."""
@@ -345,7 +360,13 @@ class BoxPipeline:
             return self._finish(glimpses)
 
     def _decide_or_drop(self, track: Track, made: list[BuyerDecision], glimpses: bool = True) -> None:
-        if not glimpses or track.frames >= self.options.min_track_frames:
+        if track.never_at_front:  # waited behind the buyer at the till: not a buyer of this track's own
+            self.metrics.bystander()
+        elif glimpses and track.ended and track.good_frames < self.policy.min_frames:
+            # Another face took its place before it had the frames to decide on: the same person stepping up
+            # from the queue who changed how they look (they go on in the new track), or a passer-by.
+            self.metrics.glimpse()
+        elif not glimpses or track.frames >= self.options.min_track_frames:
             made.append(self._decide(track))
         else:
             self.metrics.glimpse()

@@ -36,6 +36,7 @@ class RuntimeMetrics:
         self.dropped = 0
         self.reconnects = 0
         self.glimpses = 0  # faces seen too briefly to be a buyer (no decision)
+        self.bystanders = 0  # faces only ever seen behind a larger one (someone waiting who left; no decision)
         self.source_connected = True
         self.source_error: str | None = None
         self.last_frame_at: float | None = None  # steady-clock time of the newest processed frame
@@ -54,6 +55,10 @@ class RuntimeMetrics:
     def glimpse(self) -> None:
         with self._lock:
             self.glimpses += 1
+
+    def bystander(self) -> None:
+        with self._lock:
+            self.bystanders += 1
 
     def decision(self, kind: str) -> None:
         with self._lock:
@@ -103,6 +108,8 @@ class RuntimeMetrics:
             "# TYPE agegate_dropped_frames_total counter", f"agegate_dropped_frames_total {self.dropped}",
             "# HELP agegate_glimpses_total Faces seen too briefly to be a buyer (no decision).",
             "# TYPE agegate_glimpses_total counter", f"agegate_glimpses_total {self.glimpses}",
+            "# HELP agegate_bystanders_total Faces only ever seen behind a larger one (no decision).",
+            "# TYPE agegate_bystanders_total counter", f"agegate_bystanders_total {self.bystanders}",
             "# TYPE agegate_reconnects_total counter", f"agegate_reconnects_total {self.reconnects}",
             "# HELP agegate_camera_connected 1 while the camera or stream is open.",
             "# TYPE agegate_camera_connected gauge", f"agegate_camera_connected {int(self.source_connected)}",

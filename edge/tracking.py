@@ -114,6 +114,11 @@ HOG_WEIGHT = 1.0
 #: replay score 0.64-0.96. Below this score a face stays with the track it overlaps. (200 val buyers,
 #: gaps 0..15: merged 1, split 1.)
 MIN_SPLIT_SCORE = 0.6
+#: A face whose side is under this share of the largest face in the frame is someone further back than the
+#: buyer at the till (the next in the queue: a person a metre behind one at a metre from the camera looks
+#: half as large), not the buyer: tracked, not aged, so that their decision comes from their own frames at
+#: the till. Two people side by side at the till differ by less. (`agegate replay --queue`, README.)
+BEHIND_SHARE = 0.8
 #: (Tried and dropped, never chosen on val: treating a moderate change under a steady box as light, not a
 #: person. It was added for one test case's split; a 1,200-buyer test replay then showed 6.2 % of buyers
 #: merged, since the next buyer often stands where the last one did. Back to the rule chosen on val.)
@@ -295,11 +300,20 @@ class Track:
     anchor: FaceBox | None = None  # where the face was when the track last looked like itself
     ended: bool = False  # someone else stepped in, or the visit ran too long: decide now
     turns: deque = field(default_factory=deque)  # |FaceBox.turn| of the window's frames seen with key points
+    behind: int = 0  # frames seen behind a larger face (BEHIND_SHARE): waiting, not at the till
+    waiting: bool = False  # the newest frame was one of those
+    judged: int = 0  # frames judged for ageing (aged, or not for a reason: blurred, too small, ...)
+    sides: deque = field(default_factory=lambda: deque(maxlen=4))  # the face box's side on the newest frames
 
     def add(self, box: FaceBox, ts: float, age: float | None, bad_reason: str = "",
-            probs: np.ndarray | None = None, weight: float = 1.0, steady: float | None = None) -> None:
+            probs: np.ndarray | None = None, weight: float = 1.0, steady: float | None = None,
+            behind: bool = False) -> None:
         self.box, self.last_ts, self.last_steady = box, ts, steady
         self.frames += 1
+        self.behind += behind
+        self.waiting = behind
+        self.judged += age is not None or bool(bad_reason)
+        self.sides.append(box.side)
         if box.turn is not None:
             self.turns.append(abs(box.turn))
             while len(self.turns) > self.window:
@@ -327,6 +341,17 @@ class Track:
     @property
     def good_frames(self) -> int:
         return len(self.ages)
+
+    def steady_side(self, face: FaceBox) -> float:
+        """The side of the track's face with `face` as its newest: the median of the last few frames, so that
+        one detection of a small face in a box twice its size does not bring someone waiting to the front."""
+        return float(np.median([*self.sides, face.side]))
+
+    @property
+    def never_at_front(self) -> bool:
+        """Seen behind a larger face and never judged at the front: someone who waited and left, or whose track
+        the step up to the till ended (the step changes how a face looks); no buyer of this track's own."""
+        return self.behind > 0 and self.judged == 0
 
     def fused_age(self) -> float | None:
         return float(np.median(self.ages)) if self.ages else None
@@ -369,7 +394,10 @@ class IoUTracker:
     def _same_buyer(self, t: Track, face: FaceBox, look, clock: float) -> bool:
         if clock - t.started > self.max_duration_s:
             return False
-        if look is None or t.look is None or face.score < MIN_SPLIT_SCORE:
+        # Someone waiting behind the buyer at the till was seen small and partly hidden: how they look then
+        # says little of how they look stepping up, so the track follows them by place and learns their look
+        # afresh (`match`).
+        if look is None or t.look is None or face.score < MIN_SPLIT_SCORE or t.waiting:
             return True
         rule = self.separation
         if t.changed == 0:
@@ -392,11 +420,13 @@ class IoUTracker:
         per face. A track whose place a different face took is marked `ended`. `clock`: the frame's steady
         time (Frame.steady); a track's wall times come with each frame it is given (`Track.add`)."""
         looks = looks or [None] * len(faces)
-        pairs = sorted(((box_iou(t.box, f), tid, fi) for tid, t in self.tracks.items()
+        # Tracks seen in the last frame first, then by overlap: a face moving on (the next buyer stepping up
+        # from the queue) keeps its own track rather than taking the place of a buyer who just left.
+        pairs = sorted(((t.missed == 0, box_iou(t.box, f), tid, fi) for tid, t in self.tracks.items()
                         for fi, f in enumerate(faces)), reverse=True)
         assigned: dict[int, Track] = {}
         used: set[int] = set()
-        for score, tid, fi in pairs:
+        for _, score, tid, fi in pairs:
             if score < self.iou_match or fi in assigned or tid in used:
                 continue
             t = self.tracks[tid]
@@ -409,7 +439,7 @@ class IoUTracker:
             # The running look learns only from confident faces: a weak detection kept with the track
             # may be the next buyer stepping in, and blending it in would make them look alike.
             if looks[fi] is not None and t.changed == 0 and faces[fi].score >= MIN_SPLIT_SCORE:
-                t.look = looks[fi] if t.look is None else t.look.blend(looks[fi])
+                t.look = looks[fi] if t.look is None or t.waiting else t.look.blend(looks[fi])
         for fi, f in enumerate(faces):
             if fi not in assigned:
                 t = Track(next(self._ids), f, clock, clock, self.window, ages=deque(), look=looks[fi])

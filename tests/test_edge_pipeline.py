@@ -325,3 +325,72 @@ def test_a_connection_that_sends_nothing_is_closed(shipped_model, monkeypatch):
         idle.close()
     finally:
         server.shutdown()
+
+
+def _two_faces(front: str, behind: str | None, dx: int = 0) -> np.ndarray:
+    """An RGB till frame: `front` at 200 px left of centre, `behind` (someone waiting) at 100 px to the right."""
+    frame = np.full((480, 640, 3), 96, np.uint8)
+    for name, side, x0, y0 in [(behind, 100, 440, 150), (front, 200, 160 + dx, 140)]:
+        if name:
+            frame[y0:y0 + side, x0:x0 + side] = cv2.resize(cv2.imread(str(UTK / "images" / name)), (side, side))
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def test_someone_waiting_behind_the_buyer_is_tracked_not_aged(shipped_model):
+    """A face under BEHIND_SHARE of the largest in view is the next in the queue: it is not aged (its decision
+    comes from its own frames at the till), and if it leaves without reaching the till it is no buyer."""
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions())
+    made, t = [], 1.7e9
+    for i in range(24):  # the adult at the till, a child waiting beside and behind
+        t += 1 / 15
+        made += pipe.process(Frame(i, t, _two_faces(ADULTS[0], CHILDREN[0], dx=int(4 * np.sin(i / 3))), steady=t))
+        if i == 20:
+            assert len(pipe.tracker.tracks) == 2
+            waiting = min(pipe.tracker.tracks.values(), key=lambda tr: tr.box.area)
+            assert waiting.good_frames == 0 and waiting.behind == waiting.frames > 15 and waiting.never_at_front
+            assert pipe.answering_track() is not waiting  # GET /decision answers for the buyer at the till
+    assert [d.good_frames >= 10 for d in made] == [True]  # the adult, from their own frames
+    for i in range(24, 40):  # the child walks off: no decision, counted as a bystander
+        t += 1 / 15
+        made += pipe.process(Frame(i, t, _two_faces(ADULTS[0], None), steady=t))
+    made += pipe.finish()
+    assert len(made) == 1 and pipe.metrics.bystanders == 1 and pipe.metrics.glimpses == 0
+    assert "agegate_bystanders_total 1" in pipe.metrics.prometheus()
+
+
+def test_the_next_buyer_stepping_up_from_the_queue_keeps_one_track_and_one_decision(shipped_model):
+    """Through the replay's queue: each buyer waits behind the one before and steps up; every buyer gets one
+    decision, made from frames at the till, not while waiting."""
+    from agegate.convert.evaluate import select_records
+    from agegate.convert.replay import ReplayOptions, load_buyers, run_buyers
+
+    records = [r for r in select_records(str(UTK), "auto", None, "test") if Path(r.path).name in
+               ADULTS + CHILDREN]
+    buyers, _ = load_buyers(records)
+    run = run_buyers(BoxPipeline(AgeModel(shipped_model), BoxOptions()), buyers,
+                     ReplayOptions(frames=20, gap=(0, 5), queue=1.0))
+    assert len(run.outcomes) == 4 and sum(o.waited is not None for o in run.outcomes) == 3
+    assert all(len(o.decisions) == 1 for o in run.outcomes)  # none merged, none split
+    assert all(o.answered >= o.shown[0] for o in run.outcomes)  # decided at the till, not while waiting
+    assert all(o.till_answer_for == o.buyer.index for o in run.outcomes)
+
+
+def test_a_track_broken_off_before_it_could_be_decided_is_no_buyer(shipped_model):
+    """A track that another face took the place of (`Track.ended`) before it had `min_frames` good frames is
+    a fragment (someone stepping up who changed how they look goes on in the new track): no decision, counted
+    as a glimpse. A track that simply left with as few is still decided, `uncertain`."""
+    from collections import deque
+
+    from agegate.edge.detect import FaceBox
+    from agegate.edge.tracking import Track
+
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions())
+    for ended, decided in [(True, 0), (False, 1)]:
+        t = Track(1, FaceBox(100, 100, 250, 250), 0.0, 0.0, ages=deque())
+        for i in range(6):
+            t.add(FaceBox(100, 100, 250, 250), i / 15, 30.0 if i < 2 else None, "" if i < 2 else "blurred",
+                  steady=i / 15)
+        t.ended, made = ended, []
+        pipe._decide_or_drop(t, made)
+        assert len(made) == decided and (made == [] or made[0].decision == "uncertain")
+    assert pipe.metrics.glimpses == 1

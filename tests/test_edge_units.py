@@ -51,6 +51,16 @@ def test_tracker_keeps_one_id_per_face_and_expires():
     assert {x.track_id for x in t.expire()} == set(ids) and not t.tracks
 
 
+def test_a_face_moving_on_keeps_its_own_track_before_a_place_just_left():
+    """The next buyer stepping up from the queue overlaps the place the last buyer left more than their own
+    previous frame: a track seen in the last frame comes first, so they keep theirs."""
+    t = IoUTracker()
+    left, stepping = t.match([FaceBox(200, 150, 350, 300), FaceBox(290, 160, 410, 280)], 0)
+    assert t.match([FaceBox(290, 160, 410, 280)], 1) == [stepping] and left.missed == 1  # the buyer has gone
+    moved = FaceBox(240, 150, 380, 290)  # overlaps the place left (IoU 0.58) more than its own last box (0.47)
+    assert t.match([moved], 2) == [stepping] and left.missed == 2
+
+
 def test_track_fuses_with_median_window():
     t = IoUTracker(window=5)
     tr = t.match([FaceBox(0, 0, 100, 100)], 0)[0]

@@ -161,3 +161,47 @@ def test_replay_with_a_cover_records_it_and_still_decides(tmp_path, shipped_mode
     assert m["cover"] == "mask" and m["buyers"] == 4 and m["minors_decided_ok"] == 0
     r = CliRunner().invoke(cli, ["replay", str(labels), "--cover", "hat"])
     assert r.exit_code == 2 and "'hat' is not one of" in r.output
+
+
+def _patches(n: int):
+    """n buyers with plain head patches of distinct grey levels: the queue's geometry, not faces."""
+    import numpy as np
+
+    from agegate.convert.replay import Buyer
+
+    return [Buyer(i, f"{i}.jpg", 30.0, np.full((256, 256, 3), 40 + 30 * i, np.uint8)) for i in range(n)]
+
+
+def test_a_queue_shows_the_next_buyer_waiting_smaller_then_stepping_up():
+    from agegate.convert.replay import QUEUE_SCALE, STEP_FRAMES, ReplayOptions, till_frames
+
+    buyers = _patches(4)
+    alone = list(till_frames(buyers, ReplayOptions(frames=12, gap=(5, 5)), tail=3))
+    queue = list(till_frames(buyers, ReplayOptions(frames=12, gap=(5, 5), queue=1.0), tail=3))
+    assert all(len(s.placed) <= 1 for _, s in alone)
+    assert sum(s.who is None for _, s in alone) == 3 * 5 + 3  # the gaps, then the tail
+    assert sum(s.who is None for _, s in queue) == 3  # everyone waited: nobody leaves the till empty
+    # every buyer at the till where they stood without a queue (the queue draws from its own generator) ...
+    at_till = lambda frames: [s.placed[0] for _, s in frames if s.who is not None]  # noqa: E731
+    assert all(p in at_till(queue) for p in at_till(alone))
+    assert len([p for p in at_till(queue) if p not in at_till(alone)]) == 3 * STEP_FRAMES  # and stepping up
+    # the next buyer waits beside the one at the till, smaller: further from the camera
+    two = [s.placed for _, s in queue if len(s.placed) == 2]
+    first = queue[0][1].who  # the buyers come in a seeded random order
+    assert two and {b for (_, _), (b, _) in two} == {0, 1, 2, 3} - {first}
+    assert all(QUEUE_SCALE[0] <= w.face / f.face <= QUEUE_SCALE[1] * 1.05 for (_, f), (_, w) in two)
+    # stepping up: the face grows from where it waited to the till, frame by frame
+    for b in {0, 1, 2, 3} - {first}:
+        seen = [s.placed[0][1].face for _, s in queue if s.who == b]
+        assert seen[:STEP_FRAMES] == sorted(seen[:STEP_FRAMES])
+
+
+def test_a_tracked_face_belongs_to_the_nearest_placed_buyer():
+    from agegate.convert.replay import Pose, Shown
+    from agegate.edge.detect import FaceBox
+
+    front, behind = Pose(300, 240, 150), Pose(500, 220, 80)
+    shown = Shown(0, ((0, front), (1, behind)))
+    assert shown.owner(FaceBox(460, 180, 540, 260)) == 1 and shown.owner(FaceBox(230, 170, 370, 310)) == 0
+    # one buyer shown: theirs, wherever the face is (a false face counts with them, as it always has)
+    assert Shown(0, ((0, front),)).owner(FaceBox(0, 0, 10, 10)) == 0 and Shown(None).owner(FaceBox(0, 0, 9, 9)) is None
