@@ -162,6 +162,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
 
 def render(r: dict) -> str:
     only = f"; labelled {r['ages'][0]}..{r['ages'][1]} only" if r.get("ages") else ""
+    only += f"; {r['queue']:.0%} of buyers waiting in a queue" if r.get("queue") else ""
     lines = [
         f"{r['buyers']} buyers from {', '.join(r['data'])} [{r['split']}], {r['frames_per_buyer']} frames each, "
         f"gaps {r['gap'][0]}..{r['gap'][1]} frames, faces {r['face_px'][0]}..{r['face_px'][1]} px ({r['detector']}){only}; "

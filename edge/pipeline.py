@@ -29,7 +29,8 @@ from .metadata import ModelMetadata
 from .preprocess import as_rgb_uint8
 from .runtime import AgeModel
 from .stats import RuntimeMetrics
-from .tracking import BEHIND_SHARE, MIN_EYE_LIGHT, FrameQuality, IoUTracker, Track, appearance, eye_light, frame_quality
+from .tracking import (BEHIND_SHARE, MIN_EYE_LIGHT, FrameQuality, IoUTracker, Track, appearance, eye_light,
+                       frame_quality)
 
 log = logging.getLogger("agegate.edge")
 

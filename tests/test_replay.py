@@ -44,6 +44,7 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     text = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "12"]).output
     assert "merged (no own decision)" in text and "minors decided ok" in text and "answer after" in text
     assert "counted in another band" in text and "of buyers, net (furthest" in text
+    assert "the till told (last frame) another's decision for 0 buyer(s)" in text and "queue" not in text
     # a buyer shown for fewer frames than decide_after is answered only once their track ends, after they left
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "15", "--frames", "6", "--json"])
     m = json.loads(r.output)
@@ -56,6 +57,13 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     # the box's camera profile, recorded with the run
     assert (m["refine_below"], m["min_score"], m["small_face_score"]) == (0.2, 0.5, 0.35)
     assert m["missed"] == m["buyers"] == 8 and m["decided_share"] == 0.0
+    # --queue: each buyer waits behind the one before (their figures apart), and the text says so
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--queue", "1", "--json"])
+    m = json.loads(r.output)
+    assert m["queue"] == 1.0 and m["by_queue"]["queued"]["buyers"] == 7 and m["by_queue"]["not_queued"]["buyers"] == 1
+    assert m["by_queue"]["decided_while_waiting"] == 0 and m["split_buyers"] <= 1 and m["merged"] == 0
+    text = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--queue", "1"]).output
+    assert "100% of buyers waiting in a queue" in text and "decided while still waiting" in text
     # --ages: only the children become buyers (every minor of a split, not a sample's few)
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--ages", "0..17", "--json"])
     assert r.exit_code == 0, r.output
