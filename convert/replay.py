@@ -399,7 +399,9 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
     n = len(outcomes)
     own = [o for o in outcomes if o.decisions]
     merged = [o for o in outcomes if not o.decisions and o.inherited is not None]
-    missed = [o for o in outcomes if not o.decisions and o.inherited is None]  # never found by the detector
+    # no decision of theirs or of a track that covered them: never found by the detector, or seen only in
+    # pieces the box drops (a glimpse, a fragment broken off by the next face): the till asks them for ID
+    missed = [o for o in outcomes if not o.decisions and o.inherited is None]
     split = [o for o in outcomes if len(o.decisions) > 1]
     decided = [o for o in own if o.decisions[0].decision != Decision.UNCERTAIN]
     aged = [o for o in own if o.decisions[0].age is not None]

@@ -168,7 +168,7 @@ def render(r: dict) -> str:
         f"gaps {r['gap'][0]}..{r['gap'][1]} frames, faces {r['face_px'][0]}..{r['face_px'][1]} px ({r['detector']}){only}; "
         f"model {Path(r['model']).name}",
         f"  decided (ok or id_check)  {share_pct(r['decided_share'])}",
-        f"  merged (no own decision)  {r['merged']} ({share_pct(r['merged_share'])}); never detected {r['missed']}",
+        f"  merged (no own decision)  {r['merged']} ({share_pct(r['merged_share'])}); no decision at all {r['missed']}",
         f"  split (more than one)     {r['split_buyers']} ({share_pct(r['split_share'])})",
         f"  decided, nobody there     {r.get('false_decisions', 0)} (a false face on the empty till)",
         f"  MAE of fused ages         {r['mae']}  (bias {r['bias']})",
