@@ -267,23 +267,24 @@ def till_frames(buyers: list[Buyer], options: ReplayOptions, tail: int):
                 pose = Pose(*(w + (t - w) * i / STEP_FRAMES for w, t in zip(waited, visit.pose)))
                 rgb = _camera(_place(buyers[b].patch, pose, bg.copy()), queue_rng, visit.gain, visit.noise)
                 yield rgb, Shown(int(b), ((int(b), pose),))
-        behind, waited = None, None
+        waiting, waited = None, None  # waiting(i): where the next buyer stands on frame i (None: not come yet)
         if k + 1 < len(order) and queued[k + 1]:
-            nxt = buyers[order[k + 1]]
+            nxt = int(order[k + 1])
             waited, arrives = waiting_pose(visit.pose, queue_rng), int(queue_rng.integers(0, options.frames))
             sways = queue_rng.normal(0, 2, (options.frames, 2))
 
-            def behind(i, frame, nxt=nxt, at=waited, arrives=arrives, sways=sways):
-                if i < arrives:
-                    return frame
-                return _place(nxt.patch, at._replace(cx=at.cx + sways[i, 0], cy=at.cy + sways[i, 1]), frame)
+            def waiting(i, at=waited, arrives=arrives, sways=sways):
+                return None if i < arrives else at._replace(cx=at.cx + sways[i, 0], cy=at.cy + sways[i, 1])
 
-        for i, (rgb, pose) in enumerate(visit_frames(buyers[b], options.frames, bg, rng, options.face_px, visit,
-                                                     behind)):
+            def behind(i, frame, nxt=nxt, waiting=waiting):
+                return frame if waiting(i) is None else _place(buyers[nxt].patch, waiting(i), frame)
+
+        frames = visit_frames(buyers[b], options.frames, bg, rng, options.face_px, visit,
+                              None if waiting is None else behind)
+        for i, (rgb, pose) in enumerate(frames):
             placed = ((int(b), pose),)
-            if behind is not None and i >= arrives:
-                placed += ((int(order[k + 1]), waited._replace(cx=waited.cx + sways[i, 0],
-                                                               cy=waited.cy + sways[i, 1])),)
+            if waiting is not None and waiting(i) is not None:
+                placed += ((nxt, waiting(i)),)
             yield rgb, Shown(int(b), placed)
     for _ in range(tail):
         yield _camera(bg, rng), Shown(None)
