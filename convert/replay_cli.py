@@ -107,7 +107,9 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
     \b
     Reports: decided share, MAE of fused ages, minors decided ok, 25+ asked for ID,
     merged buyers (no decision of their own), split buyers, decisions with nobody at
-    the till, reasons for uncertain, frames per second and the cost of an empty frame. Example:
+    the till, reasons for uncertain, what the till was told at each buyer's last
+    frame, frames per second and the cost of an empty frame; with --queue, how the
+    buyers who waited fared. Example:
       agegate replay ../shared/datasets/utkface ../shared/datasets/aaf --limit 1000 --gap 0..15
     """
     import numpy as np
