@@ -396,21 +396,46 @@ def false_decisions(decisions, track_frames) -> list:
     return [d for d in decisions if not any(k is not None for k in track_frames.get(d.track_id, ()))]
 
 
-def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_ms, face_ms) -> dict:
-    n = len(outcomes)
-    own = [o for o in outcomes if o.decisions]
-    merged = [o for o in outcomes if not o.decisions and o.inherited is not None]
+@dataclass(frozen=True)
+class BuyerGroups:
+    """A replay's buyers sorted the one way every figure counts them (`summarize`, and `queue_figures` for the
+    buyers who waited and those who did not)."""
+
+    own: list  # with a decision of their own (the first is the one they were served)
+    merged: list  # none of their own: the decision of the track that covered them
     # no decision of theirs or of a track that covered them: never found by the detector, or seen only in
     # pieces the box drops (a glimpse, a fragment broken off by the next face): the till asks them for ID
-    missed = [o for o in outcomes if not o.decisions and o.inherited is None]
-    split = [o for o in outcomes if len(o.decisions) > 1]
-    decided = [o for o in own if o.decisions[0].decision != Decision.UNCERTAIN]
-    aged = [o for o in own if o.decisions[0].age is not None]
-    minors = [o for o in outcomes if o.buyer.age < MINOR_AGE]
-    adults = [o for o in outcomes if o.buyer.age >= CHALLENGE_AGE]
-    passed = [o for o in minors if o.final is not None and o.final.decision == Decision.OK]
+    missed: list
+    split: list  # more than one decision of their own
+    decided: list  # their own first decision ok or id_check
+    aged: list  # their own first decision has an age
+    minors: list
+    adults: list  # 25 and over
+    passed: list  # minors served `ok`
     # a buyer the box never saw gets no answer: the till asks for ID by default, so adults count as asked
-    asked = [o for o in adults if o.final is None or o.final.decision != Decision.OK]
+    asked: list
+
+    @classmethod
+    def of(cls, outcomes: list[BuyerOutcome]) -> "BuyerGroups":
+        own = [o for o in outcomes if o.decisions]
+        minors = [o for o in outcomes if o.buyer.age < MINOR_AGE]
+        adults = [o for o in outcomes if o.buyer.age >= CHALLENGE_AGE]
+        return cls(own=own,
+                   merged=[o for o in outcomes if not o.decisions and o.inherited is not None],
+                   missed=[o for o in outcomes if not o.decisions and o.inherited is None],
+                   split=[o for o in outcomes if len(o.decisions) > 1],
+                   decided=[o for o in own if o.decisions[0].decision != Decision.UNCERTAIN],
+                   aged=[o for o in own if o.decisions[0].age is not None],
+                   minors=minors, adults=adults,
+                   passed=[o for o in minors if o.final is not None and o.final.decision == Decision.OK],
+                   asked=[o for o in adults if o.final is None or o.final.decision != Decision.OK])
+
+
+def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_ms, face_ms) -> dict:
+    n = len(outcomes)
+    g = BuyerGroups.of(outcomes)
+    own, merged, missed, split, decided, aged = g.own, g.merged, g.missed, g.split, g.decided, g.aged
+    minors, adults, passed, asked = g.minors, g.adults, g.passed, g.asked
     reasons = Counter(reason_code(o.decisions[0].reason) for o in own if o.decisions[0].decision == Decision.UNCERTAIN)
     err = np.array([o.decisions[0].age - o.buyer.age for o in aged]) if aged else np.zeros(0)
     bands: dict[str, dict] = {}
@@ -466,19 +491,12 @@ def queue_figures(outcomes: list[BuyerOutcome]) -> dict:
     split, the MAE of their ages, minors ok and 25+ asked, and how many were decided while still waiting
     (from their frames behind the buyer before, smaller and partly hidden)."""
     def figures(group: list[BuyerOutcome]) -> dict:
-        own = [o for o in group if o.decisions]
-        aged = [o for o in own if o.decisions[0].age is not None]
-        minors = [o for o in group if o.buyer.age < MINOR_AGE]
-        adults = [o for o in group if o.buyer.age >= CHALLENGE_AGE]
-        ok = lambda o: o.final is not None and o.final.decision == Decision.OK  # noqa: E731
-        return {"buyers": len(group),
-                "decided": sum(o.decisions[0].decision != Decision.UNCERTAIN for o in own),
-                "merged": sum(not o.decisions and o.inherited is not None for o in group),
-                "split": sum(len(o.decisions) > 1 for o in group),
-                "mae": round(float(np.mean([abs(o.decisions[0].age - o.buyer.age) for o in aged])), 4) if aged
+        g = BuyerGroups.of(group)
+        return {"buyers": len(group), "decided": len(g.decided), "merged": len(g.merged), "split": len(g.split),
+                "mae": round(float(np.mean([abs(o.decisions[0].age - o.buyer.age) for o in g.aged])), 4) if g.aged
                 else None,
-                "minors": len(minors), "minors_decided_ok": sum(ok(o) for o in minors),
-                "adults_25plus": len(adults), "adults_asked": sum(not ok(o) for o in adults)}
+                "minors": len(g.minors), "minors_decided_ok": len(g.passed),
+                "adults_25plus": len(g.adults), "adults_asked": len(g.asked)}
 
     queued = [o for o in outcomes if o.waited is not None]
     early = [o for o in queued if o.answered is not None and o.shown is not None and o.answered < o.shown[0]]
