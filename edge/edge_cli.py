@@ -111,6 +111,9 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
         click.echo(f"skipped: {why}", err=True)
     click.echo(f"{n} frames, {sum(pipeline.metrics.decisions.values())} buyers; events in {plan.events_path}",
                err=True)
+    if bystanders := pipeline.metrics.bystanders:  # else a group photo's smaller faces would vanish unsaid
+        click.echo(f"{bystanders} face{'s' * (bystanders > 1)} seen only behind a larger one (someone further back: "
+                   f"no decision)", err=True)
 
 
 class SetupOutput:

@@ -212,6 +212,16 @@ def face_frame(names: list[str], size=(640, 480), face_px: int = 200, dx: int = 
     return frame
 
 
+def queue_frame(front: str, behind: str | None, dx: int = 0) -> np.ndarray:
+    """A BGR till frame: the chip `front` at 200 px left of centre and `behind` (someone further back, waiting)
+    at 100 px to the right: half the side, under `tracking.BEHIND_SHARE` of it."""
+    frame = np.full((480, 640, 3), 96, np.uint8)
+    for name, side, x0, y0 in [(behind, 100, 440, 150), (front, 200, 160 + dx, 140)]:
+        if name:
+            frame[y0:y0 + side, x0:x0 + side] = cv2.resize(cv2.imread(str(UTK / "images" / name)), (side, side))
+    return frame
+
+
 def write_video(path: Path, segments: list[tuple[list[str], int]], fps: int = 15) -> Path:
     """segments: (chips shown together, frames); [] shows an empty till. OpenCV VideoWriter, mp4v."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))

@@ -22,7 +22,7 @@ from agegate.edge.events import EventStore, read_events
 from agegate.edge.pipeline import BoxOptions, BoxPipeline
 from agegate.edge.runtime import AgeModel
 
-from .conftest import UTK, face_frame, pick, write_video
+from .conftest import UTK, face_frame, pick, queue_frame, write_video
 
 ADULTS = pick("test", 2, seed=21, lo=45, hi=60)
 CHILDREN = pick("test", 2, seed=22, lo=3, hi=8)
@@ -327,15 +327,6 @@ def test_a_connection_that_sends_nothing_is_closed(shipped_model, monkeypatch):
         server.shutdown()
 
 
-def _two_faces(front: str, behind: str | None, dx: int = 0) -> np.ndarray:
-    """An RGB till frame: `front` at 200 px left of centre, `behind` (someone waiting) at 100 px to the right."""
-    frame = np.full((480, 640, 3), 96, np.uint8)
-    for name, side, x0, y0 in [(behind, 100, 440, 150), (front, 200, 160 + dx, 140)]:
-        if name:
-            frame[y0:y0 + side, x0:x0 + side] = cv2.resize(cv2.imread(str(UTK / "images" / name)), (side, side))
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-
-
 def test_someone_waiting_behind_the_buyer_is_tracked_not_aged(shipped_model):
     """A face under BEHIND_SHARE of the largest in view is the next in the queue: it is not aged (its decision
     comes from its own frames at the till), and if it leaves without reaching the till it is no buyer."""
@@ -343,7 +334,8 @@ def test_someone_waiting_behind_the_buyer_is_tracked_not_aged(shipped_model):
     made, t = [], 1.7e9
     for i in range(24):  # the adult at the till, a child waiting beside and behind
         t += 1 / 15
-        made += pipe.process(Frame(i, t, _two_faces(ADULTS[0], CHILDREN[0], dx=int(4 * np.sin(i / 3))), steady=t))
+        rgb = cv2.cvtColor(queue_frame(ADULTS[0], CHILDREN[0], dx=int(4 * np.sin(i / 3))), cv2.COLOR_BGR2RGB)
+        made += pipe.process(Frame(i, t, rgb, steady=t))
         if i == 20:
             assert len(pipe.tracker.tracks) == 2
             waiting = min(pipe.tracker.tracks.values(), key=lambda tr: tr.box.area)
@@ -352,10 +344,26 @@ def test_someone_waiting_behind_the_buyer_is_tracked_not_aged(shipped_model):
     assert [d.good_frames >= 10 for d in made] == [True]  # the adult, from their own frames
     for i in range(24, 40):  # the child walks off: no decision, counted as a bystander
         t += 1 / 15
-        made += pipe.process(Frame(i, t, _two_faces(ADULTS[0], None), steady=t))
+        made += pipe.process(Frame(i, t, cv2.cvtColor(queue_frame(ADULTS[0], None), cv2.COLOR_BGR2RGB),
+                                   steady=t))
     made += pipe.finish()
     assert len(made) == 1 and pipe.metrics.bystanders == 1 and pipe.metrics.glimpses == 0
     assert "agegate_bystanders_total 1" in pipe.metrics.prometheus()
+
+
+def test_a_folder_photo_is_one_buyer_and_smaller_faces_in_it_are_further_back(tmp_path, shipped_model):
+    """`--source photos/` is one buyer per photo: a face under BEHIND_SHARE of the largest in the same photo is
+    someone further back, not decided and said at the end; two faces of about one size are each decided."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "1-queue.png"), queue_frame(ADULTS[0], CHILDREN[0]))  # a child small behind
+    cv2.imwrite(str(folder / "2-pair.png"), face_frame(ADULTS))  # two adults side by side, one size
+    r = CliRunner().invoke(cli, ["edge", "run", "--source", str(folder), "--model", str(shipped_model), "--no-api",
+                                 "--json", "--events", str(tmp_path / "events.sqlite")])
+    assert r.exit_code == 0, r.output
+    decisions = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(decisions) == 3 and all(d["frames"] == 1 for d in decisions)
+    assert "3 buyers" in r.stderr and "1 face seen only behind a larger one" in r.stderr
 
 
 def test_the_next_buyer_stepping_up_from_the_queue_keeps_one_track_and_one_decision(shipped_model):
