@@ -146,7 +146,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
 
-    result.update(kind="replay", model=str(model.path), data=list(data), split=split, gap=list(gap),
+    result.update(kind="replay", model=str(model.path), data=list(data), split=split, seed=seed, gap=list(gap),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), queue=queue,
                   detector=detector,
                   refine_below=refine_below, min_score=min_score, small_face_score=small_face_score, cover=cover,

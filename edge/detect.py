@@ -118,7 +118,10 @@ class FaceBox:
 NMS_IOU = 0.3
 #: Which faces and boxes `detect` returns for given options, as a number: raised when a change of the code
 #: (not of the options) changes what a crop holds, so that training crop caches keyed on it are made again
-#: (train/crops.py). 2: the second look is BlazeFace alone (`_look_again`).
+#: (train/crops.py). 2: the second look is BlazeFace alone (`_look_again`). (Not raised when the second look came to
+#: keep only a face inside the first box and never one already kept or inside one: of the 34,614 data-set photos
+#: none got another largest face, the one a crop holds; 39 lost or moved a smaller one:
+#: benchmarks/results/second-look-inside/scan.txt.)
 DETECTION_REVISION = 2
 #: A small face is detected again on a square of this many times its side around it (it then fills a third).
 REFINE_REGION = 3.0
@@ -322,15 +325,17 @@ class FaceDetector:
         return faces
 
     def _refined(self, rgb: np.ndarray, faces: list[FaceBox]) -> list[FaceBox]:
-        """Every face through `_refine`, sure faces first. A doubtful face (kept for its second look by
-        `small_face_score`) is dropped when the face that look found overlaps one already kept (IoU >= NMS_IOU):
-        a weak second box on a buyer, beside their sure one, holds that buyer's face too, and the second look
-        finds it again; kept, the frame would hold the face twice (a split buyer, in the tracker)."""
-        sure = [f for f in faces if f.score >= self.options.min_score]
-        kept = [self._refine(rgb, f) for f in sure]  # a sure face is always kept
-        for f in (f for f in faces if f.score < self.options.min_score):
+        """Every face through `_refine`, sure faces first, the largest first (as `faces` come). A face is dropped
+        when, after its second look, it is a face already kept (`_one_head`): two first boxes on one head that the
+        whole frame's suppression let through (their overlap was small: a weak box beside a buyer's sure one, or a
+        small sure box inside a buyer's) are both found again on that head, or the small one keeps its first box
+        there; kept, the frame would hold the head twice (a split buyer, in the tracker). The larger is kept,
+        whatever the scores: by score a head's box flipped between the two from frame to frame, and a flipping
+        box splits a buyer too."""
+        kept: list[FaceBox] = []
+        for f in sorted(faces, key=lambda f: f.score < self.options.min_score):  # stable: largest first within
             g = self._refine(rgb, f)
-            if g is not None and not any(iou(g.corners, k.corners) >= NMS_IOU for k in kept):
+            if g is not None and not any(_one_head(g, k) for k in kept):
                 kept.append(g)
         return _largest_first(kept)
 
@@ -379,14 +384,17 @@ class FaceDetector:
     def _refine(self, rgb: np.ndarray, face: FaceBox) -> FaceBox | None:
         """A face small in the frame, detected again on a region around it at full resolution: the box
         and eye points the crop uses then come from a detector run that saw the face large. The face
-        found nearest the first box's centre wins; none found keeps the first box. A face scored under
-        min_score (kept for this look by `small_face_score`) must be found again, its centre inside the
-        first box, or it is dropped (None)."""
+        found nearest the first box's centre, its centre inside the first box, wins; none found keeps the
+        first box. A face scored under min_score (kept for this look by `small_face_score`) must be found
+        again so, or it is dropped (None). Inside, because the region is three times the face: around
+        someone waiting behind the buyer at the till it holds the buyer's face too, and where the waiting
+        face, half hidden, was not found again, the buyer's was taken in its place (the frame then held the
+        buyer twice, and the tracker split them; `agegate replay --queue`)."""
         h, w = rgb.shape[:2]
         doubtful = face.score < self.options.min_score
         if face.side >= self.options.refine_below * max(h, w):
             return None if doubtful else face
-        return self._look_again(rgb, face, inside=doubtful) or (None if doubtful else face)
+        return self._look_again(rgb, face, inside=True) or (None if doubtful else face)
 
     def _look_again(self, rgb: np.ndarray, face: FaceBox, inside: bool = False) -> FaceBox | None:
         """The face nearest `face`'s centre on a square of REFINE_REGION x its side around it, at full
@@ -437,6 +445,12 @@ def labelled_face(faces: list[FaceBox], label: FaceBox) -> FaceBox | None:
     label or the label's centre lies in it; of several, the one that overlaps the label most."""
     near = [f for f in faces if label.contains(*f.center) or f.contains(*label.center)]
     return max(near, key=lambda f: (iou(f.corners, label.corners), f.area), default=None)
+
+
+def _one_head(a: FaceBox, b: FaceBox) -> bool:
+    """Whether two boxes are on one head: they overlap (IoU >= NMS_IOU), or one's centre lies in the other (a face
+    does not hold another face; someone waiting beside the buyer at the till stands beside their face, not in it)."""
+    return iou(a.corners, b.corners) >= NMS_IOU or a.contains(*b.center) or b.contains(*a.center)
 
 
 def _largest_first(faces) -> list[FaceBox]:

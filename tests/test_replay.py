@@ -54,8 +54,8 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
                                  "--detector", "blazeface-full", "--json"])
     m = json.loads(r.stdout)
     assert m["face_px"] == [32, 38] and m["detector"] == "blazeface-full"
-    # the box's camera profile, recorded with the run
-    assert (m["refine_below"], m["min_score"], m["small_face_score"]) == (0.2, 0.5, 0.35)
+    # the box's camera profile and the draw's seed, recorded with the run
+    assert (m["refine_below"], m["min_score"], m["small_face_score"]) == (0.2, 0.5, 0.35) and m["seed"] == 0
     assert m["missed"] == m["buyers"] == 8 and m["decided_share"] == 0.0
     # --queue: each buyer waits behind the one before (their figures apart), and the text says so
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0", "--queue", "1", "--json"])
