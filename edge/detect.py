@@ -378,7 +378,7 @@ class FaceDetector:
             return []
         boxes = np.array([f.corners for f in faces], np.float32)
         kept = [faces[i] for i in _nms(boxes, np.array([f.score for f in faces], np.float32), NMS_IOU)]
-        confirmed = [g for g in (self._look_again(rgb, f, inside=True) for f in kept) if g is not None]
+        confirmed = [g for g in (self._look_again(rgb, f) for f in kept) if g is not None]
         return _largest_first(confirmed)
 
     def _refine(self, rgb: np.ndarray, face: FaceBox) -> FaceBox | None:
@@ -394,24 +394,26 @@ class FaceDetector:
         doubtful = face.score < self.options.min_score
         if face.side >= self.options.refine_below * max(h, w):
             return None if doubtful else face
-        return self._look_again(rgb, face, inside=True) or (None if doubtful else face)
+        return self._look_again(rgb, face) or (None if doubtful else face)
 
-    def _look_again(self, rgb: np.ndarray, face: FaceBox, inside: bool = False) -> FaceBox | None:
-        """The face nearest `face`'s centre on a square of REFINE_REGION x its side around it, at full
-        resolution; None when none is found there (or, with `inside`, none whose centre lies in `face`).
-        BlazeFace alone, as on tiles: the region already shows the face with the scene around it (what the
-        padded retry adds to a tight crop), and the photo profile's Haar fallback, run on such a region, took
+    def _look_again(self, rgb: np.ndarray, face: FaceBox) -> FaceBox | None:
+        """The face the second look finds for `face`: of those `_faces_around` it whose centre lies in `face`, the
+        one nearest its centre; None when there is none (the square also shows whoever stands beside)."""
+        cx, cy = face.center
+        return min((f for f in self._faces_around(rgb, face) if face.contains(*f.center)),
+                   key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2, default=None)
+
+    def _faces_around(self, rgb: np.ndarray, face: FaceBox) -> list[FaceBox]:
+        """Every face on a square of REFINE_REGION x `face`'s side around it, at full resolution, in frame
+        pixels. BlazeFace alone, as on tiles: the region already shows the face with the scene around it (what
+        the padded retry adds to a tight crop), and the photo profile's Haar fallback, run on such a region, took
         the whole region for a face: a weak false face in an All-Age-Faces photo's background became a box
         three times its size, a hair larger than the girl in front, and her photo was aged as a building."""
         region = _square_around(face, REFINE_REGION, rgb.shape)
         if region is None:
-            return None
+            return []
         x0, y0, x1, y1 = region
-        found = [f.shifted(x0, y0) for f in self._detect_frame(rgb[y0:y1, x0:x1], fallbacks=False)]
-        if inside:
-            found = [f for f in found if face.contains(*f.center)]
-        cx, cy = face.center
-        return min(found, key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2, default=None)
+        return [f.shifted(x0, y0) for f in self._detect_frame(rgb[y0:y1, x0:x1], fallbacks=False)]
 
     def _detect(self, rgb: np.ndarray, min_face: int, fallbacks: bool, min_score: float) -> list[FaceBox]:
         o = self.options

@@ -26,7 +26,11 @@ def init():
         doubtful = face.score < old.options.min_score
         if face.side >= old.options.refine_below * max(h, w):
             return None if doubtful else face
-        return old._look_again(rgb, face, inside=doubtful) or (None if doubtful else face)
+        found = [f for f in old._faces_around(rgb, face) if not doubtful or face.contains(*f.center)]
+        cx, cy = face.center
+        nearest = min(found, key=lambda f: (f.center[0] - cx) ** 2 + (f.center[1] - cy) ** 2, default=None)
+        return nearest or (None if doubtful else face)
+
     def refined(rgb, faces):  # as before: every sure face kept, only doubtful ones checked against those kept
         sure = [f for f in faces if f.score >= old.options.min_score]
         kept = [refine(rgb, f) for f in sure]
