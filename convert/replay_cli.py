@@ -76,6 +76,11 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               show_default=True,
               help="Detect a face narrower than this share of the frame's longer side again on a region around it "
               "at full resolution (box.toml detector.refine_below; 0: never). 0.2 is a face under 128 px.")
+@click.option("--refine-margin", type=click.FloatRange(1.0, 2.0), default=DetectorOptions.refine_margin,
+              show_default=True,
+              help="A face whose first box is under this many times --refine-below gets the second look too, and "
+              "keeps what it finds when that is under the line (1: the line alone, the box; 1.25 was measured and "
+              "not adopted: benchmarks/results/camera-refine-margin/).")
 @click.option("--min-score", type=click.FloatRange(*bounds("detector", "min_score")), default=DetectorOptions.min_score,
               show_default=True,
               help="The detector's score a face must reach (box.toml detector.min_score): lower finds more far faces, "
@@ -100,8 +105,8 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               help="Distribution models: write the per-buyer Challenge-25 trade-off (minors ok vs 25+ asked, one "
               "point per P(under 25) threshold) as a PNG, the box's decisions here and the operating point's "
               "where it was chosen marked.")
-def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_px, detector, refine_below, min_score,
-           small_face_score, cover, min_eye_light, threads, seed, as_json, png, curve):
+def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_px, detector, refine_below, refine_margin,
+           min_score, small_face_score, cover, min_eye_light, threads, seed, as_json, png, curve):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -137,8 +142,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
         from .calibrate import curve_needs_distribution
 
         curve_needs_distribution(model.meta)
-    detector_options = DetectorOptions(detector=detector, refine_below=refine_below, min_score=min_score,
-                                       small_face_score=small_face_score)
+    detector_options = DetectorOptions(detector=detector, refine_below=refine_below, refine_margin=refine_margin,
+                                       min_score=min_score, small_face_score=small_face_score)
     result = replay_photos(model, records, BoxOptions(threads=threads, detector=detector_options,
                                                       min_eye_light=min_eye_light),
                            ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover), queue=queue),
@@ -149,7 +154,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, seed=seed, gap=list(gap),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), queue=queue,
                   detector=detector,
-                  refine_below=refine_below, min_score=min_score, small_face_score=small_face_score, cover=cover,
+                  refine_below=refine_below, refine_margin=refine_margin, min_score=min_score,
+                  small_face_score=small_face_score, cover=cover,
                   min_eye_light=min_eye_light,
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if png:

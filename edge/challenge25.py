@@ -82,8 +82,9 @@ class OperatingPoint:
 
 #: Decision settings recorded with operating points only from a later date, with the value every box had
 #: before: a point recorded without one was chosen at that value (camera refine, detector scores: 2026-12-04;
-#: the sunglasses check: 2026-12-06).
-RULES_BEFORE_RECORDED = {"refine_below": 0.0, "min_score": 0.5, "small_face_score": 0.5, "min_eye_light": 0.0}
+#: the sunglasses check: 2026-12-06; the second look's margin over the camera's line: 2026-12-07).
+RULES_BEFORE_RECORDED = {"refine_below": 0.0, "min_score": 0.5, "small_face_score": 0.5, "min_eye_light": 0.0,
+                         "refine_margin": 1.0}
 
 
 def rules_differ(chosen_with: dict[str, float] | None, box: dict[str, float]) -> list[str]:

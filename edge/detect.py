@@ -179,6 +179,14 @@ class DetectorOptions:
     # Photos: 0.3 (a face under 38 px of short range's 128 px input), chosen on val photos placed small in a
     # 1280x960 scene: 0.45 and 0.6 moved MAE by 0.05 at most (benchmarks/uncropped_probe.py; benchmarks/PHOTOS.md).
     refine_below: float = CAMERA_REFINE_BELOW
+    # A first box under refine_margin x that line is looked at again too, and what the second look finds is kept
+    # when it is under the line; else the first box (1.0: the line alone). Short range's first box of a face near
+    # the camera's line reads about a quarter off the second look's, so whether a face of 105-140 px is looked at
+    # again flips with the first box's noise, and its box, crop and look flip with it: queued buyers split. At 1.25
+    # on 1,200 queued val buyers split + merged fell 19 -> 6 and MAE 0.01 years, but, chosen again on val, the
+    # operating point asked 25.4 % of adult buyers against 20.5 % (one 13-year-old read older and set it): refused
+    # by its rule (benchmarks/results/camera-refine-margin/). Off; to be judged when a model is calibrated anew.
+    refine_margin: float = 1.0
     # A face under `refine_below` is kept from this score on the whole frame (instead of min_score) only when
     # the second look finds it again at min_score, its centre inside the first box (min_score or above: off).
     # Camera frames: CAMERA_SMALL_FACE_SCORE. Photos: off (not measured there).
@@ -383,7 +391,10 @@ class FaceDetector:
 
     def _refine(self, rgb: np.ndarray, face: FaceBox) -> FaceBox | None:
         """A face small in the frame, detected again on a region around it at full resolution: the box
-        and eye points the crop uses then come from a detector run that saw the face large. The face
+        and eye points the crop uses then come from a detector run that saw the face large. With `refine_margin`
+        over 1, a first box over the line but under that many times it is looked at too, and keeps the second
+        look's face only when that is under the line (a face framed by the second look whenever it measures the
+        face small, however its coarse first box read on this frame). The face
         found nearest the first box's centre, its centre inside the first box, wins; none found keeps the
         first box. A face scored under min_score (kept for this look by `small_face_score`) must be found
         again so, or it is dropped (None). Inside, because the region is three times the face: around
@@ -392,9 +403,13 @@ class FaceDetector:
         buyer twice, and the tracker split them; `agegate replay --queue`)."""
         h, w = rgb.shape[:2]
         doubtful = face.score < self.options.min_score
-        if face.side >= self.options.refine_below * max(h, w):
+        line = self.options.refine_below * max(h, w)
+        if face.side >= line * max(1.0, self.options.refine_margin):
             return None if doubtful else face
-        return self._look_again(rgb, face) or (None if doubtful else face)
+        again = self._look_again(rgb, face)
+        if again is not None and face.side >= line and again.side >= line:
+            again = None  # looked at across the line (refine_margin) and not small after all: its first box
+        return again or (None if doubtful else face)
 
     def _look_again(self, rgb: np.ndarray, face: FaceBox) -> FaceBox | None:
         """The face the second look finds for `face`: of those `_faces_around` it whose centre lies in `face`, the

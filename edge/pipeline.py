@@ -95,7 +95,8 @@ class BoxOptions:
         return {"min_sharpness": float(self.min_sharpness), "min_quality_face": float(self.min_quality_face),
                 "decide_after": float(self.decide_after), "window": float(self.window),
                 "min_frames": float(self.policy.min_frames), "max_spread": float(self.policy.max_spread),
-                "refine_below": float(self.detector.refine_below), "min_score": float(self.detector.min_score),
+                "refine_below": float(self.detector.refine_below), "refine_margin": float(self.detector.refine_margin),
+                "min_score": float(self.detector.min_score),
                 "small_face_score": float(self.detector.small_face_score),
                 "min_eye_light": float(self.min_eye_light)}
 
