@@ -406,6 +406,11 @@ def test_a_point_remembers_the_box_settings_it_was_chosen_with(tmp_path, shipped
     before_refine = {k: v for k, v in box.items() if k != "refine_below"}
     assert rules_differ(before_refine, box) == ["refine_below: chosen with 0, this box 0.2"]
     assert rules_differ(before_refine, {**box, "refine_below": 0.0}) == []
+    # ... and one recorded before the second look's margin was chosen at 1 (the line alone): a box run wider warns
+    before_margin = {k: v for k, v in box.items() if k != "refine_margin"}
+    assert rules_differ(before_margin, box) == []
+    wider = BoxOptions(detector=DetectorOptions(refine_margin=1.25)).decision_rules()
+    assert rules_differ(before_margin, wider) == ["refine_margin: chosen with 1, this box 1.25"]
     op = OperatingPoint(0.2, box_rules={**box, "min_sharpness": 20.0})
     assert OperatingPoint.from_dict(op.to_dict()) == op and "per buyer with blur limit 20" in op.describe()
 
