@@ -31,8 +31,8 @@ import numpy as np
 
 from agegate.edge.age_head import AgeHead, covers, p_under
 from agegate.edge.challenge25 import (CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
-                                      OperatingPoint, allowed_minors, choose_max_risk, minors_needed, rates,
-                                      tradeoff_curve)
+                                      OperatingPoint, allowed_minors, choose_max_risk, minors_needed, point_spread,
+                                      rates, tradeoff_curve)
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import read_metadata, sidecar_path, write_metadata
@@ -77,13 +77,15 @@ class CalibrationResult:
     replay: dict[str, Any] | None = None
     minors_at_the_line: list[dict] = field(default_factory=list)
     buyers_at_the_line: list[dict] = field(default_factory=list)  # the same, per buyer in the replay
+    # Where each level's point would fall on other draws of as many minors and adults (challenge25.point_spread)
+    spread: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"temperature_before": self.temperature_before, "temperature": self.temperature,
                 "coverage_80_before": round(self.coverage_before, 4), "coverage_80_after": round(self.coverage_after, 4),
                 "operating_point": self.operating_point.to_dict(), "image_curve": self.image_curve,
                 "buyer_curve": self.buyer_curve, "minors_at_the_line": self.minors_at_the_line,
-                "buyers_at_the_line": self.buyers_at_the_line,
+                "buyers_at_the_line": self.buyers_at_the_line, "point_spread": self.spread,
                 "replay": None if self.replay is None else summary_figures(self.replay)}
 
     def render(self) -> str:
@@ -93,6 +95,11 @@ class CalibrationResult:
                  f"operating point: {op.describe()}"]
         if op.looser_than_default:
             lines.append("  note: looser than the default targets (--allow-looser); recorded in the metadata")
+        for key, sp in self.spread.items():
+            (p5, _, p95), asked = sp["point"], sp["adults_asked"]
+            lines.append(f"  {key.replace('_', ' ')}, on other draws of as many minors and adults (bootstrap, "
+                         f"5-95 %): point {p5:.3f}-{p95:.3f}"
+                         + (f", 25+ asked {asked[0]:.1%}-{asked[2]:.1%}" if asked else ""))
         for title, line in (("minors at the line", self.minors_at_the_line),
                             ("minor buyers at the line (replay)", self.buyers_at_the_line)):
             if line:
@@ -205,11 +212,15 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                         measured, chosen_on, looser, confidence,
                         [e.to_dict() for e in excluded] or None, box_rules if replay_summary is not None else None)
     write_metadata(model_path, dataclasses.replace(meta, head=new_head, operating_point=op))
+    spread = {"per_image": point_spread(risk, y, max_minors_ok_image, confidence)}
+    if replay_summary is not None:
+        spread["per_buyer"] = point_spread(b[:, 1], b[:, 0], max_minors_ok_buyer, confidence)
     return CalibrationResult(head.temperature, t, before, coverage(y, probs, new_head), op,
                              tradeoff_curve(risk, y), buyer_curve, replay_summary,
                              minors_at_the_line(predictions.paths, y, predictions.y_pred, risk, max_risk),
                              [] if replay_summary is None else
-                             minors_at_the_line(replay_summary["buyer_paths"], b[:, 0], None, b[:, 1], max_risk))
+                             minors_at_the_line(replay_summary["buyer_paths"], b[:, 0], None, b[:, 1], max_risk),
+                             spread)
 
 
 def check_shown(n_minors: int, target: float, confidence: float | None, key: str, chosen_on: str, model_path: Path,

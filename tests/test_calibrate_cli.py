@@ -30,8 +30,11 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     meta = json.loads(model.with_suffix(".json").read_text())
     assert meta["operating_point"]["max_risk"] == out["operating_point"]["max_risk"] and png.exists()
     assert meta["operating_point"]["box_rules"] == BoxOptions().decision_rules()  # the replay's box
+    assert set(out["point_spread"]) == {"per_image", "per_buyer"}  # where other draws of these buyers put it
+    assert len(out["point_spread"]["per_buyer"]["point"]) == 3
     text = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0", "--allow-unshown"])
     assert text.exit_code == 0 and "operating point: ID check when P(under 25) >" in text.output
+    assert "per image, on other draws of as many minors and adults (bootstrap, 5-95 %): point" in text.output
     assert "per buyer" not in text.output and "minor buyers at the line" not in text.output  # per image only
     assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["box_rules"] is None
 

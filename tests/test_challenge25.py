@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from agegate.edge.age_head import AgeHead, fuse, interval, p_under
-from agegate.edge.challenge25 import BLOCKED_RISK, OperatingPoint, choose_max_risk, rates, tradeoff_curve
+from agegate.edge.challenge25 import (BLOCKED_RISK, OperatingPoint, choose_max_risk, point_spread, rates,
+                                      tradeoff_curve)
 from agegate.edge.decision import Decision, DecisionPolicy, decide
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import ModelMetadata
@@ -71,6 +72,28 @@ def test_choose_max_risk_meets_its_target_and_is_the_loosest_that_does():
         assert rates(risk, y, float(looser))["minors_ok"] > target  # one step more and it fails
     with pytest.raises(ModelError, match="no minors"):
         choose_max_risk(risk[y >= 18], y[y >= 18], 0.01)
+
+
+def test_the_points_spread_says_how_far_one_or_two_minors_move_it():
+    """The per-buyer point is the second-lowest minor risk of 902 val minor buyers (one may pass): on another draw
+    of as many minors it falls where that draw's second-lowest does. A bootstrap gives the range; it holds the point
+    chosen on all of them, widens when the lowest risks are few and far apart, is seeded, and, with no adults to
+    cost it, still gives the point's range."""
+    rng = np.random.default_rng(3)
+    ages = np.r_[rng.integers(2, 18, 900), rng.integers(25, 80, 700)].astype(np.float64)
+    risk = np.where(ages < 18, rng.beta(8, 1, 1600), rng.beta(1, 4, 1600))
+    spread = point_spread(risk, ages, 0.005)
+    lo, mid, hi = spread["point"]
+    assert lo <= choose_max_risk(risk, ages, 0.005) <= hi and lo <= mid <= hi
+    a_lo, _, a_hi = spread["adults_asked"]
+    assert a_lo <= rates(risk, ages, choose_max_risk(risk, ages, 0.005))["adults_asked"] <= a_hi
+    assert point_spread(risk, ages, 0.005) == spread and point_spread(risk, ages, 0.005, seed=1) != spread
+    # two minors far below the rest: whether a draw holds them decides where the point falls
+    outliers = risk.copy()
+    outliers[:2] = [0.02, 0.05]
+    wide = point_spread(outliers, ages, 0.005)["point"]
+    assert wide[2] - wide[0] > 5 * (hi - lo)
+    assert point_spread(risk[ages < 18], ages[ages < 18], 0.005)["adults_asked"] is None
 
 
 def test_tradeoff_curve_is_monotone():
