@@ -203,8 +203,9 @@ def point_spread(risk: np.ndarray, ages: np.ndarray, max_minors_ok: float, confi
     """Where `choose_max_risk` would have put the point, and what it would have cost (25+ asked), on other draws
     of the same number of minors and adults (a seeded bootstrap): 5th, 50th and 95th percentiles of each. The
     point is the (k+1)-th lowest minor risk for a small k (k = 1 of 902 val minor buyers), so a change that moves
-    one or two minors' risks moves it, and this says by how much such chance alone does (2026-12-07: two ways of
-    framing faces near the camera's 128 px line each moved one 13-year-old and asked 4-5 points more adults)."""
+    one or two minors' risks moves it, and this says by how much such chance alone does (2026-12-07: changes to the
+    box checked on another draw of every val minor left every risk as it was, while calibrate's own replay moved one
+    13-year-old from 0.130 to 0.069 and the point from 0.0987 to 0.0728: MODEL_HISTORY.md)."""
     risk, ages = np.asarray(risk, np.float64), np.asarray(ages, np.float64)
     minors, adults = risk[ages < MINOR_AGE], risk[ages >= CHALLENGE_AGE]
     rng = np.random.default_rng(seed)
