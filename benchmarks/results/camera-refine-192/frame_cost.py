@@ -11,13 +11,12 @@ first detector pass finds a face of about 100, 150 and 175 px, put in a 640x480 
 from __future__ import annotations
 
 import statistics
-import time
 
 import cv2
 import numpy as np
 
 from agegate.benchmarks.environment import environment
-from agegate.edge.capture import Frame
+from agegate.benchmarks.frames_bench import synthetic_frame, time_frames
 from agegate.edge.default_model import assets_dir, default_model_path
 from agegate.edge.detect import DetectorOptions, FaceDetector
 from agegate.edge.pipeline import BoxOptions, BoxPipeline
@@ -29,16 +28,10 @@ TARGETS = (100, 150, 175)
 ROUNDS, PER_ROUND = 12, 10
 
 
-def till() -> np.ndarray:
-    """An empty 640x480 frame: a grey gradient."""
-    frame = np.empty((480, 640, 3), np.uint8)
-    frame[:] = np.linspace(70, 130, 640).astype(np.uint8)[None, :, None]
-    return frame
-
-
 def paste(portrait: np.ndarray, scale: float) -> np.ndarray:
-    """The portrait scaled by `scale`, in the middle of the empty frame (a head larger than it: its middle)."""
-    frame = till()
+    """The portrait scaled by `scale`, in the middle of `agegate bench frames`' empty till (a head larger than the
+    frame: its middle; `synthetic_frame` pastes a head that fits)."""
+    frame = synthetic_frame((640, 480), False)
     img = cv2.resize(portrait, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     h, w = img.shape[:2]
     ys, xs = max(0, (h - 480) // 2), max(0, (w - 640) // 2)
@@ -64,20 +57,16 @@ def frame_with_face(portrait: np.ndarray, face_px: float) -> np.ndarray:
 def main() -> None:
     model = AgeModel(default_model_path(), threads=2)
     portrait = decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[0])
-    frames = {"empty": till()} | {f"face ~{t} px": frame_with_face(portrait, t) for t in TARGETS}
+    frames = {"empty": synthetic_frame((640, 480), False)} | {f"face ~{t} px": frame_with_face(portrait, t) for t in TARGETS}
     pipes = {line: BoxPipeline(model, BoxOptions(threads=2, detector=DetectorOptions(refine_below=v)), diagnostic=True)
              for line, v in LINES.items()}
-    found = {name: FaceDetector(DetectorOptions(refine_below=0.0)).detect(rgb) for name, rgb in frames.items()}
+    one_pass = FaceDetector(DetectorOptions(refine_below=0.0))
+    found = {name: one_pass.detect(rgb) for name, rgb in frames.items()}
     times: dict[tuple[str, str], list[float]] = {(f, l): [] for f in frames for l in LINES}
-    i = 0
     for _ in range(ROUNDS):  # interleaved: drift of a shared CPU falls on every cell alike
         for fname, rgb in frames.items():
             for line, pipe in pipes.items():
-                for _ in range(PER_ROUND):
-                    t0 = time.perf_counter()
-                    pipe.process(Frame(i, time.time(), rgb))
-                    times[fname, line].append((time.perf_counter() - t0) * 1000)
-                    i += 1
+                times[fname, line] += time_frames(pipe, rgb, PER_ROUND)
     env = environment(model.runtime, runtime_version(model.runtime), "xnnpack")
     print(f"cpu: {env['cpu_model']}, {env['cores']} cores; isa: {' '.join(env['isa'])}; {ROUNDS * PER_ROUND} frames per cell, p50 ms")
     empty = {line: statistics.median(times["empty", line]) for line in LINES}
