@@ -13,6 +13,12 @@ Two steps, both on a named split (val: choose on val, report on test):
    122 passing bounds the share only at 1.9 %), and on v2.1 the point they allowed passed 0.97 % of
    all 930 test minors per buyer.
 
+The per-buyer point of one replay rests on one draw of the till (order, gaps, poses, camera noise): a
+13-year-old's risk moved from 0.130 to 0.069 between two draws and the point with it (2026-12-07). With
+`--draws N` each buyer is replayed N times and a minor who passes in one draw of three counts as a third
+of one, so the point rests on how likely each face is to pass, not on one draw's luck; the bound still
+counts people (902 val minors), not replays.
+
 The model's metadata sidecar is rewritten (atomically) with both; the model file is not touched.
 
 The few minors with the lowest risks set the operating point, so one mislabelled adult among them makes
@@ -31,8 +37,8 @@ import numpy as np
 
 from agegate.edge.age_head import AgeHead, covers, p_under
 from agegate.edge.challenge25 import (CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE,
-                                      OperatingPoint, allowed_minors, choose_max_risk, minors_needed, point_spread,
-                                      rates, tradeoff_curve)
+                                      OperatingPoint, allowed_minors, by_draw, choose_max_risk, minors_needed,
+                                      point_spread, rates, tradeoff_curve, written_point)
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import read_metadata, sidecar_path, write_metadata
@@ -79,6 +85,7 @@ class CalibrationResult:
     buyers_at_the_line: list[dict] = field(default_factory=list)  # the same, per buyer in the replay
     # Where each level's point would fall on other draws of as many minors and adults (challenge25.point_spread)
     spread: dict[str, dict] = field(default_factory=dict)
+    more_replays: list[dict] = field(default_factory=list)  # the figures of draws 2, 3, ... (--draws), as `replay`
 
     def to_json(self) -> dict[str, Any]:
         return {"temperature_before": self.temperature_before, "temperature": self.temperature,
@@ -86,7 +93,8 @@ class CalibrationResult:
                 "operating_point": self.operating_point.to_dict(), "image_curve": self.image_curve,
                 "buyer_curve": self.buyer_curve, "minors_at_the_line": self.minors_at_the_line,
                 "buyers_at_the_line": self.buyers_at_the_line, "point_spread": self.spread,
-                "replay": None if self.replay is None else summary_figures(self.replay)}
+                "replay": None if self.replay is None else summary_figures(self.replay),
+                **({"more_replays": self.more_replays} if self.more_replays else {})}
 
     def render(self) -> str:
         op = self.operating_point
@@ -104,7 +112,7 @@ class CalibrationResult:
                             ("minor buyers at the line (replay)", self.buyers_at_the_line)):
             if line:
                 lines.append(f"{title} (lowest risk first; they set the operating point, so check their labels):")
-                lines += [f"  {'passes' if m['passes'] else 'asked '}  risk {m['risk']:.3f}  age {m['age']:g}  "
+                lines += [f"  {passes_text(m)}  risk {m['risk']:.3f}  age {m['age']:g}  "
                           + (f"estimate {m['estimate']:.1f}  " if m.get("estimate") is not None else "") + m["path"]
                           for m in line]
         return "\n".join(lines)
@@ -114,14 +122,28 @@ def minors_at_the_line(paths: list[str], ages: np.ndarray, estimates: np.ndarray
                        max_risk: float, beyond: int = 5) -> list[dict[str, Any]]:
     """The minors decided ok at `max_risk` (risk <= max_risk) and the next `beyond` above it, lowest risk first:
     the images (or buyers) whose labels decide how strict the operating point must be. `estimates`: ages
-    estimated, or None (a replay's buyers: their risk is what was decided on)."""
-    ages, risk = np.asarray(ages, np.float64), np.asarray(risk, np.float64)
+    estimated, or None (a replay's buyers: their risk is what was decided on). With risks of several draws
+    (`by_draw`), a minor passes who passed in any draw: `risk` is their lowest, `risks` each draw's and
+    `passed_draws` in how many they passed."""
+    ages, risk = np.asarray(ages, np.float64), by_draw(risk)
+    lowest = risk.min(axis=0)
     minors = np.flatnonzero(ages < MINOR_AGE)
-    order = minors[np.argsort(risk[minors], kind="stable")]
-    n_pass = int(np.sum(risk[minors] <= max_risk))
+    order = minors[np.argsort(lowest[minors], kind="stable")]
+    n_pass = int(np.sum(lowest[minors] <= max_risk))
     return [{"path": paths[i], "age": float(ages[i]),
              "estimate": None if estimates is None else round(float(estimates[i]), 2),
-             "risk": round(float(risk[i]), 4), "passes": bool(risk[i] <= max_risk)} for i in order[: n_pass + beyond]]
+             "risk": round(float(lowest[i]), 4), "passes": bool(lowest[i] <= max_risk),
+             **({} if len(risk) == 1 else {"risks": [round(float(r), 4) for r in risk[:, i]],
+                                           "passed_draws": int(np.sum(risk[:, i] <= max_risk))})}
+            for i in order[: n_pass + beyond]]
+
+
+def passes_text(m: dict) -> str:
+    """'passes' or 'asked ', or with several draws 'passes 1/3' (in how many draws the minor passed; 0/3: asked in
+    every one)."""
+    if "passed_draws" in m:
+        return f"passes {m['passed_draws']}/{len(m['risks'])}"
+    return "passes" if m["passes"] else "asked "
 
 
 def calibration_buyers(ages, others: int, seed: int = 0) -> list[int]:
@@ -169,8 +191,9 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
               excluded: list[LabelExclusion] = (), box_rules: dict[str, float] | None = None,
               allow_unshown: bool = False) -> CalibrationResult:
     """Fit the temperature on `predictions` (evaluate.Predictions of the split), then the operating point;
-    `buyer_replay(meta) -> replay summary` runs the box over buyers with the recalibrated metadata (None:
-    per-image only; it leaves `excluded` out itself). `excluded` images are left out of both and recorded
+    `buyer_replay(meta) -> [replay summary, ...]` runs the box over buyers with the recalibrated metadata, once
+    per draw, the same buyers each time (`replay.replay_draws`; None: per-image only; it leaves `excluded` out
+    itself); with several draws each minor counts by the share of draws they pass in. `excluded` images are left out of both and recorded
     with the point; `box_rules` (BoxOptions.decision_rules of the replay's box) is recorded with a per-buyer
     point. Writes the sidecar and returns what was chosen. A target the data has too few minors to show (even
     none passing) is refused, the sidecar unchanged, unless `allow_unshown` (`target_shown` then says so)."""
@@ -190,37 +213,48 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
     risk = p_under(probs, new_head, CHALLENGE_AGE)
     t_image = choose_max_risk(risk, y, max_minors_ok_image, confidence)
     measured = {"per_image": rates(risk, y, 0.0)}  # filled below at the final threshold
-    replay_summary, buyer_curve, t_buyer = None, [], None
+    replay_summary, buyer_curve, t_buyer, draws = None, [], None, []
     if buyer_replay is not None and max_minors_ok_buyer is not None:
-        replay_summary = buyer_replay(dataclasses.replace(meta, head=new_head, operating_point=None))
-        if "buyer_risks" not in replay_summary:
-            raise ModelError("the replay decided no buyer with a risk; are faces found in this data?")
-        b = np.array(replay_summary["buyer_risks"], np.float64)
-        t_buyer = choose_max_risk(b[:, 1], b[:, 0], max_minors_ok_buyer, confidence)
-        buyer_curve = replay_summary["risk_curve"]
-    max_risk = t_image if t_buyer is None else min(t_image, t_buyer)
+        draws = buyer_replay(dataclasses.replace(meta, head=new_head, operating_point=None))
+        replay_summary = draws[0]
+        ages, b = buyer_matrix(draws)
+        t_buyer = choose_max_risk(b, ages, max_minors_ok_buyer, confidence)
+        buyer_curve = tradeoff_curve(b, ages) if len(draws) > 1 else replay_summary["risk_curve"]
+    max_risk = written_point(t_image if t_buyer is None else min(t_image, t_buyer))  # as the box will read it
     measured["per_image"] = rates(risk, y, max_risk)
     targets = {"per_image": max_minors_ok_image}
     if replay_summary is not None:
-        measured["per_buyer"] = rates(b[:, 1], b[:, 0], max_risk)
+        measured["per_buyer"] = rates(b, ages, max_risk)
+        if len(draws) > 1:
+            measured["per_buyer"]["draws"] = len(draws)
         targets["per_buyer"] = max_minors_ok_buyer
     for key, target in targets.items():
         # With few minors even none passing cannot show a small target; say so rather than imply it was met.
         measured[key]["target_shown"] = check_shown(measured[key]["n_minors"], target, confidence, key, chosen_on,
                                                     model_path, refuse=not allow_unshown)
-    op = OperatingPoint(round(max_risk, 6), max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
+    op = OperatingPoint(max_risk, max_minors_ok_image, max_minors_ok_buyer if t_buyer is not None else None,
                         measured, chosen_on, looser, confidence,
                         [e.to_dict() for e in excluded] or None, box_rules if replay_summary is not None else None)
     write_metadata(model_path, dataclasses.replace(meta, head=new_head, operating_point=op))
     spread = {"per_image": point_spread(risk, y, max_minors_ok_image, confidence)}
     if replay_summary is not None:
-        spread["per_buyer"] = point_spread(b[:, 1], b[:, 0], max_minors_ok_buyer, confidence)
+        spread["per_buyer"] = point_spread(b, ages, max_minors_ok_buyer, confidence)
     return CalibrationResult(head.temperature, t, before, coverage(y, probs, new_head), op,
                              tradeoff_curve(risk, y), buyer_curve, replay_summary,
                              minors_at_the_line(predictions.paths, y, predictions.y_pred, risk, max_risk),
                              [] if replay_summary is None else
-                             minors_at_the_line(replay_summary["buyer_paths"], b[:, 0], None, b[:, 1], max_risk),
-                             spread)
+                             minors_at_the_line(replay_summary["buyer_paths"], ages, None, b, max_risk),
+                             spread, [summary_figures(d) for d in draws[1:]])
+
+
+def buyer_matrix(draws: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(true ages, risks as (draws, buyers)) from replay summaries of the same buyers (`replay.replay_draws`)."""
+    if any("buyer_risks" not in d for d in draws):
+        raise ModelError("the replay decided no buyer with a risk; are faces found in this data?")
+    if any(d["buyer_paths"] != draws[0]["buyer_paths"] for d in draws):
+        raise ModelError("the replay's draws hold different buyers; each draw must replay the same buyers in order")
+    rows = [np.array(d["buyer_risks"], np.float64) for d in draws]
+    return rows[0][:, 0], np.stack([r[:, 1] for r in rows])
 
 
 def check_shown(n_minors: int, target: float, confidence: float | None, key: str, chosen_on: str, model_path: Path,

@@ -26,6 +26,10 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
 @click.option("--buyers", type=click.IntRange(min=0), default=800, show_default=True,
               help="For the per-buyer target, replay every minor of the split and a seeded sample of this many "
               "others (18+; what the point costs adults). 0: per image only.")
+@click.option("--draws", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Replay the buyers this many times (other orders, gaps, poses and camera noise; seeds 0, 1, ...) "
+                   "and count each minor by the share of draws they pass in: a steadier per-buyer point, N times "
+                   "the replay's time (about 13 min per draw on val, 2 cores).")
 @click.option("--allow-looser", is_flag=True, help="Accept targets above the defaults (recorded in the metadata).")
 @click.option("--allow-unshown", is_flag=True,
               help="Write the point even where the data hold too few minors to show a target with --confidence "
@@ -41,8 +45,8 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
 @threads_option
 @click.option("--png", type=click.Path(dir_okay=False), help="Write the trade-off curve with the operating point.")
 @click.option("--json", "as_json", is_flag=True)
-def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, allow_looser, allow_unshown,
-              exclude_file, confidence, limit, threads, png, as_json):
+def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, draws, allow_looser,
+              allow_unshown, exclude_file, confidence, limit, threads, png, as_json):
     """Calibrate a distribution model (a .tflite) and choose when it asks for ID; writes its .json sidecar.
 
     \b
@@ -88,11 +92,11 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     def buyer_replay(meta):
         from agegate.edge.runtime import AgeModel
 
-        from .replay import replay_photos
+        from .replay import replay_draws
 
         model = AgeModel(model_path, threads=threads)
         model.meta = meta  # the temperature being chosen, no operating point yet
-        return replay_photos(model, buyers_to_replay(records, gone, buyers), box, show=show)
+        return replay_draws(model, buyers_to_replay(records, gone, buyers), box, draws, show=show)
 
     result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,
                            max_minors_ok_image=max_minors_ok, max_minors_ok_buyer=max_minors_ok_buyer if buyers else None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import cv2
@@ -28,7 +28,7 @@ import numpy as np
 
 from agegate.edge.bands import band_of
 from agegate.edge.capture import Frame
-from agegate.edge.challenge25 import BLOCKED_RISK, tradeoff_curve
+from agegate.edge.challenge25 import BLOCKED_RISK, RISK_DECIMALS, tradeoff_curve
 from agegate.edge.contracts import CHALLENGE_AGE, MINOR_AGE
 from agegate.edge.decision import Decision, reason_code
 from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, box_crop
@@ -97,6 +97,14 @@ def replay_photos(model, records: list, box, options: ReplayOptions | None = Non
     AgeModel, with the metadata it decides by) and `box` (BoxOptions); the replay summary, with `unplaced`
     (photos without a face: path and why). calibrate and qa replay this way; `agegate replay` adds its own
     detector settings and reports."""
+    return replay_draws(model, records, box, 1, options, show)[0]
+
+
+def replay_draws(model, records: list, box, draws: int, options: ReplayOptions | None = None,
+                 show: bool = False) -> list[dict]:
+    """`replay_photos` `draws` times over the same buyers (placed once), with seeds options.seed, +1, ...: each
+    draw shows them in another order, with other gaps, poses and camera noise. The summaries list the buyers in
+    the same order, so their `buyer_risks` stack into (draws, buyers) (challenge25.by_draw)."""
     from tqdm import tqdm
 
     from agegate.edge.pipeline import BoxPipeline
@@ -106,10 +114,14 @@ def replay_photos(model, records: list, box, options: ReplayOptions | None = Non
         placed, unplaced = load_buyers(records, bar.update, options.cover)
     if not placed:
         raise DatasetError(f"no buyer could be placed: no face found in any of {len(records)} photos")
-    with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
-        summary = replay(BoxPipeline(model, box), placed, options, bar.update)
-    summary["unplaced"] = [{"path": path, "reason": why} for path, why in unplaced]
-    return summary
+    summaries = []
+    for d in range(draws):
+        desc = "replay" if draws == 1 else f"replay, draw {d + 1} of {draws}"
+        with tqdm(total=len(placed), desc=desc, unit="buyer", disable=not show, leave=False) as bar:
+            summary = replay(BoxPipeline(model, box), placed, replace(options, seed=options.seed + d), bar.update)
+        summary["unplaced"] = [{"path": path, "reason": why} for path, why in unplaced]
+        summaries.append(summary)
+    return summaries
 
 
 def load_buyers(records, progress=None, cover: Cover = Cover.NONE) -> tuple[list[Buyer], list[tuple[str, str]]]:
@@ -468,7 +480,7 @@ def summarize(outcomes: list[BuyerOutcome], frames: int, seconds: float, empty_m
         out["by_queue"] = queue_figures(outcomes)
     if any(o.final is not None and getattr(o.final, "risk", None) is not None for o in outcomes):
         ages, risks = buyer_risks(outcomes)
-        out["buyer_risks"] = [[a, round(float(k), 5)] for a, k in zip(ages.tolist(), risks.tolist())]
+        out["buyer_risks"] = [[a, round(float(k), RISK_DECIMALS)] for a, k in zip(ages.tolist(), risks.tolist())]
         out["buyer_paths"] = [o.buyer.path for o in outcomes]  # row by row with buyer_risks
         # how far the box saw each buyer turned (BuyerDecision.turn; None: never seen, or no key points)
         out["buyer_turns"] = [None if o.final is None or getattr(o.final, "turn", None) is None

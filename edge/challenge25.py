@@ -38,7 +38,7 @@ class OperatingPoint:
     max_risk: float
     target_minors_ok_image: float = DEFAULT_MAX_MINORS_OK_IMAGE
     target_minors_ok_buyer: float | None = DEFAULT_MAX_MINORS_OK_BUYER
-    measured: dict[str, Any] | None = None  # per_image / per_buyer: minors_ok, adults_asked, n_minors, n_adults
+    measured: dict[str, Any] | None = None  # per_image / per_buyer: minors_ok, adults_asked, n_minors, n_adults (draws)
     chosen_on: str = ""
     looser_than_default: bool = False  # an operator asked for a looser target (--allow-looser), recorded
     confidence: float | None = CONFIDENCE  # the target holds with this confidence on new buyers (None: point estimate)
@@ -70,7 +70,7 @@ class OperatingPoint:
             m = (self.measured or {}).get(where)
             if m:
                 s += (f"; {where.replace('_', ' ')}: minors ok {100 * m['minors_ok']:.2f} % of {m['n_minors']}, "
-                      f"25+ asked {100 * m['adults_asked']:.1f} %")
+                      f"25+ asked {100 * m['adults_asked']:.1f} %" + (f" ({m['draws']} draws)" if m.get("draws") else ""))
                 if m.get("target_shown") is False:
                     s += f" (too few minors to show the {where.replace('_', '-')} target)"
         if self.excluded:
@@ -110,18 +110,28 @@ def settings_mismatch(op: OperatingPoint | None, box: dict[str, float]) -> str:
     return f"this box decides otherwise ({'; '.join(differ)})" if differ else ""
 
 
+def by_draw(risk) -> np.ndarray:
+    """Risks as (draws, people): a row per replay of the same people in the same order (calibrate --draws), a
+    1-D array being one draw. Every share below counts a person passing in one of three draws as a third of
+    one: what their chance of passing on a new visit is, estimated from the draws."""
+    risk = np.asarray(risk, np.float64)
+    return risk[None, :] if risk.ndim == 1 else risk
+
+
 def rates(risk: np.ndarray, ages: np.ndarray, max_risk: float, upper: bool = True) -> dict[str, Any]:
     """What a threshold does: share of minors (< 18) decided ok (risk <= max_risk) and of 25+ asked for ID,
-    with the one-sided 90 % upper bound on the minors' share (what the data can show about new buyers)."""
-    risk, ages = np.asarray(risk, np.float64), np.asarray(ages, np.float64)
-    minors, adults = risk[ages < MINOR_AGE], risk[ages >= CHALLENGE_AGE]
-    passed = int(np.sum(minors <= max_risk))
-    return {"minors_ok": passed / len(minors) if len(minors) else None,
-            "minors_ok_upper": binomial_upper(passed, len(minors)) if len(minors) and upper else None,
-            "adults_asked": float(np.mean(adults > max_risk)) if len(adults) else None,
-            "n_minors": int(len(minors)), "n_adults": int(len(adults))}
-
-
+    with the one-sided 90 % upper bound on the minors' share (what the data can show about new buyers).
+    `risk`: one per person, or (draws, people) (`by_draw`); the bound counts a fraction of a person passing
+    as a whole one, and n is the number of people, not of draws (one person seen again is no new evidence
+    of how others look)."""
+    risk, ages = by_draw(risk), np.asarray(ages, np.float64)
+    minors, adults = risk[:, ages < MINOR_AGE], risk[:, ages >= CHALLENGE_AGE]
+    n_minors = minors.shape[1]
+    passed = float(np.sum(minors <= max_risk)) / len(risk)  # people, a fraction each where draws differ
+    return {"minors_ok": passed / n_minors if n_minors else None,
+            "minors_ok_upper": binomial_upper(int(np.ceil(passed - 1e-9)), n_minors) if n_minors and upper else None,
+            "adults_asked": float(np.mean(adults > max_risk)) if adults.size else None,
+            "n_minors": int(n_minors), "n_adults": int(adults.shape[1])}
 
 
 def binomial_upper(k: int, n: int, confidence: float = CONFIDENCE) -> float:
@@ -180,18 +190,39 @@ def choose_max_risk(risk: np.ndarray, ages: np.ndarray, max_minors_ok: float,
                     confidence: float | None = CONFIDENCE) -> float:
     """The largest threshold (fewest adults asked) at which the share of minors decided ok meets the target
     (with `confidence`, see CONFIDENCE). Minors with risk <= t pass; allowing k of them, t sits just below
-    the (k+1)-th smallest minor risk. With too few minors to show the target even with none passing, the
-    threshold lets none pass (the strictest the data can support). No minors at all: an error."""
-    risk, ages = np.asarray(risk, np.float64), np.asarray(ages, np.float64)
-    minors = np.sort(risk[ages < MINOR_AGE])
-    if not len(minors):
+    the (k+1)-th smallest minor risk. With several draws (`by_draw`) k people may pass in all, counted in
+    fractions: k x draws of the minors' risks over every draw may lie at or below t, so one face that passes
+    in one draw of three costs a third of one. With too few minors to show the target even with none passing,
+    the threshold lets none pass (the strictest the data can support). No minors at all: an error."""
+    risk, ages = by_draw(risk), np.asarray(ages, np.float64)
+    minors = risk[:, ages < MINOR_AGE]
+    if not minors.size:
         raise ModelError("no minors (under 18) in the calibration data: the operating point cannot be chosen")
-    k = allowed_minors(len(minors), max_minors_ok, confidence)
-    k = 0 if k is None else k
-    if k >= len(minors):
+    k = allowed_minors(minors.shape[1], max_minors_ok, confidence)
+    k = (0 if k is None else k) * len(risk)
+    flat = np.sort(minors, axis=None)
+    if k >= len(flat):
         return 1.0
-    t = np.nextafter(minors[k], -np.inf)  # the (k+1)-th smallest minor risk must stay above t
+    t = np.nextafter(flat[k], -np.inf)  # the (k+1)-th smallest minor risk must stay above t
     return float(min(1.0, max(0.0, t)))  # a buyer no threshold passes (BLOCKED_RISK) leaves t at 1
+
+
+#: Decimals an operating point is written with, and those of the replay's buyer risks it is chosen from: one
+#: more, so that the point, rounded down, stays below the risk of the minor it must not pass. Rounded to the
+#: nearest (as until 2026-12-07) a point just below a risk of 0.07279 (5 decimals) was written as 0.07279,
+#: which lets that minor pass when their unrounded risk is 0.072785-0.07279.
+POINT_DECIMALS = 6
+RISK_DECIMALS = POINT_DECIMALS + 1
+
+
+def written_point(max_risk: float) -> float:
+    """`max_risk` as written into a model's metadata: rounded down to POINT_DECIMALS, never up past a risk it
+    must stay below (choose_max_risk gives a value just under one)."""
+    scale = 10 ** POINT_DECIMALS
+    steps = np.floor(max_risk * scale)
+    if steps / scale > max_risk:  # the product rounded up to a whole step (0.07 - 1e-17 times 1e6 is 70000.0)
+        steps -= 1
+    return float(max(0.0, steps / scale))
 
 
 #: Draws of `point_spread` (about half a second for 1,600 buyers on the 2-core EPYC).
@@ -206,26 +237,28 @@ def point_spread(risk: np.ndarray, ages: np.ndarray, max_minors_ok: float, confi
     one or two minors' risks moves it, and this says by how much such chance alone does (2026-12-07: changes to the
     box checked on another draw of every val minor left every risk as it was, while calibrate's own replay moved one
     13-year-old from 0.130 to 0.069 and the point from 0.0987 to 0.0728: MODEL_HISTORY.md)."""
-    risk, ages = np.asarray(risk, np.float64), np.asarray(ages, np.float64)
-    minors, adults = risk[ages < MINOR_AGE], risk[ages >= CHALLENGE_AGE]
+    risk, ages = by_draw(risk), np.asarray(ages, np.float64)
+    minors, adults = risk[:, ages < MINOR_AGE], risk[:, ages >= CHALLENGE_AGE]
     rng = np.random.default_rng(seed)
-    as_minors = np.zeros(len(minors))  # every drawn risk is a minor's (no minors: choose_max_risk says so)
+    n, m = minors.shape[1], adults.shape[1]
+    as_minors = np.zeros(n)  # every drawn risk is a minor's (no minors: choose_max_risk says so)
     points, asked = np.empty(draws), np.full(draws, np.nan)
-    for i in range(draws):
-        points[i] = choose_max_risk(rng.choice(minors, len(minors)), as_minors, max_minors_ok, confidence)
-        if len(adults):
-            asked[i] = np.mean(rng.choice(adults, len(adults)) > points[i])
+    for i in range(draws):  # people are drawn, each with all their replays (a person is the unit sampled)
+        points[i] = choose_max_risk(minors[:, rng.integers(0, n, n) if n else []], as_minors, max_minors_ok,
+                                    confidence)
+        if m:
+            asked[i] = np.mean(adults[:, rng.integers(0, m, m)] > points[i])
     q = (5, 50, 95)
     return {"draws": draws, "seed": seed, "percentiles": list(q),
             "point": [round(float(v), 4) for v in np.percentile(points, q)],
-            "adults_asked": [round(float(v), 4) for v in np.percentile(asked, q)] if len(adults) else None}
+            "adults_asked": [round(float(v), 4) for v in np.percentile(asked, q)] if m else None}
 
 
 def tradeoff_curve(risk: np.ndarray, ages: np.ndarray, points: int = 101) -> list[dict[str, float]]:
     """Minors decided ok against 25+ asked for ID, over thresholds 0-1 (NIST's Challenge-25 plot). A risk
     above 1 (BLOCKED_RISK: a buyer decided `uncertain` or never seen) passes at no threshold, so the curve
-    ends where every buyer the box could decide is decided ok, not at 100 % of minors."""
-    risk, ages = np.asarray(risk, np.float64), np.asarray(ages, np.float64)
+    ends where every buyer the box could decide is decided ok, not at 100 % of minors. `risk`: see `by_draw`."""
+    risk, ages = by_draw(risk), np.asarray(ages, np.float64)
     qs = np.unique(np.concatenate([np.linspace(0, 1, points), np.quantile(risk, np.linspace(0, 1, points))]))
     qs = qs[qs <= 1.0]
     out = []

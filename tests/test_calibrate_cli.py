@@ -39,6 +39,19 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["box_rules"] is None
 
 
+def test_calibrate_draws_replays_the_same_buyers_again_and_records_how_many(tmp_path, shipped_model):
+    labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "1", "--draws", "2",
+                                 "--allow-unshown", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["operating_point"]["measured"]["per_buyer"]["draws"] == 2
+    assert [d["buyers"] for d in out["more_replays"]] == [out["replay"]["buyers"]] == [5 + 1]
+    assert all(len(m["risks"]) == 2 and 0 <= m["passed_draws"] <= 2 for m in out["buyers_at_the_line"])
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--draws", "0"])
+    assert r.exit_code == 2 and "--draws" in r.output
+
+
 def test_calibrate_on_the_test_split_warns_that_test_figures_become_optimistic(tmp_path, shipped_model):
     labels, model = labelled_chips(tmp_path / "set", ADULTS[:3]), copy_model(shipped_model, tmp_path / "m.tflite")
     r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--split", "test", "--buyers", "0"])

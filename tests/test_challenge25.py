@@ -11,7 +11,7 @@ import pytest
 
 from agegate.edge.age_head import AgeHead, fuse, interval, p_under
 from agegate.edge.challenge25 import (BLOCKED_RISK, OperatingPoint, choose_max_risk, point_spread, rates,
-                                      tradeoff_curve)
+                                      tradeoff_curve, written_point)
 from agegate.edge.decision import Decision, DecisionPolicy, decide
 from agegate.edge.errors import ModelError, UsageError
 from agegate.edge.metadata import ModelMetadata
@@ -94,6 +94,42 @@ def test_the_points_spread_says_how_far_one_or_two_minors_move_it():
     wide = point_spread(outliers, ages, 0.005)["point"]
     assert wide[2] - wide[0] > 5 * (hi - lo)
     assert point_spread(risk[ages < 18], ages[ages < 18], 0.005)["adults_asked"] is None
+
+
+def test_with_several_draws_a_minor_counts_by_the_share_of_draws_they_pass_in():
+    """calibrate --draws: the same buyers replayed three times. 100 minors may let one pass (1 %, the share seen);
+    three minors who each pass in one draw of three cost one pass together, where one draw alone would have set
+    the point below the first of them. A minor who passes in every draw costs a whole one; the bound counts
+    people, not replays; the spread resamples people with all their draws."""
+    ages = np.r_[np.full(100, 12.0), np.full(50, 40.0)]
+    one = np.r_[np.full(100, 0.9), np.full(50, 0.3)]
+    draws = np.stack([one, one, one])
+    draws[0, :3] = [0.05, 0.06, 0.07]  # three faces that pass on one unlucky draw each... all in draw 0
+    assert choose_max_risk(draws[0], ages, 0.01, confidence=None) == pytest.approx(0.06)  # one draw: A passes
+    t = choose_max_risk(draws, ages, 0.01, confidence=None)
+    assert t == pytest.approx(0.9) and t < 0.9  # three thirds: all three may pass their one draw
+    r = rates(draws, ages, t, upper=False)
+    assert r["minors_ok"] == pytest.approx(0.01) and r["n_minors"] == 100 and r["n_adults"] == 50
+    always = draws.copy()
+    always[:, 0] = 0.05  # the first passes in every draw: a whole minor, so the others may not
+    assert choose_max_risk(always, ages, 0.01, confidence=None) == pytest.approx(0.06)
+    # the bound: one person's worth of passes among 100 people, not 3 among 300 replays
+    assert rates(draws, ages, t)["minors_ok_upper"] == rates(draws[0], ages, 0.055)["minors_ok_upper"]
+    assert rates(draws, ages, 0.065)["minors_ok_upper"] == rates(draws[0], ages, 0.055)["minors_ok_upper"]
+    assert tradeoff_curve(draws[:1], ages) == tradeoff_curve(draws[0], ages)
+    spread = point_spread(draws, ages, 0.01, confidence=None)
+    assert spread["point"][0] <= t <= spread["point"][2] and point_spread(draws, ages, 0.01, None) == spread
+
+
+def test_the_written_point_stays_below_the_minor_it_must_not_pass():
+    """The point is written with 6 decimals. Rounded to the nearest, a point just under a minor's risk of 0.07279
+    was written as 0.07279 itself, and that minor passes at it (risk <= point): rounded down it stays under."""
+    assert written_point(np.nextafter(0.07279, -np.inf)) == 0.072789 and written_point(np.nextafter(0.07, 0)) < 0.07
+    assert written_point(0.1234567) == 0.123456 and written_point(1.0) == 1.0 and written_point(0.0) == 0.0
+    ages = np.r_[np.full(100, 15.0), np.full(20, 40.0)]
+    risk = np.r_[0.05, 0.07279, np.full(98, 0.9), np.full(20, 0.1)]
+    t = written_point(choose_max_risk(risk, ages, 0.01, confidence=None))
+    assert rates(risk, ages, t, upper=False)["minors_ok"] == 0.01  # the second minor stays asked
 
 
 def test_tradeoff_curve_is_monotone():
@@ -227,6 +263,36 @@ def test_a_label_found_wrong_is_left_out_of_calibration_and_recorded(tmp_path):
     listing.write_text("images/3.jpg\n")
     with pytest.raises(UsageError, match=r"wrong.txt:1: give the image's path, then why"):
         read_label_exclusions(listing)
+
+
+def test_calibrate_chooses_the_per_buyer_point_over_every_draw_of_the_replay(tmp_path):
+    from agegate.convert.calibrate import calibrate
+    from agegate.convert.evaluate import Predictions
+
+    y, probs = synthetic()
+    preds = Predictions([f"{i}.jpg" for i in range(len(y))], y, probs @ HEAD.ages, probs=probs, head=HEAD)
+    ages = np.r_[np.full(900, 14.0), np.full(300, 40.0)]
+    paths = [f"b{i}.jpg" for i in range(len(ages))]
+
+    def summary(risks):
+        return {"buyers": len(ages), "buyer_risks": [[a, r] for a, r in zip(ages, risks)], "buyer_paths": paths,
+                "risk_curve": tradeoff_curve(risks, ages)}
+
+    base = np.r_[np.full(900, 0.9), np.full(300, 0.3)]
+    first, second = base.copy(), base.copy()
+    first[:2], second[2] = [0.05, 0.06], 0.07  # 900 minors let one pass (0.5 %, 90 %): two in draw 1, one in 2
+    single = calibrate(_meta(tmp_path), preds, lambda meta: [summary(first)])
+    both = calibrate(_meta(tmp_path), preds, lambda meta: [summary(first), summary(second)])
+    assert single.operating_point.max_risk < 0.06 <= both.operating_point.max_risk < 0.07  # 2 halves pass
+    measured = both.operating_point.measured["per_buyer"]
+    assert measured["draws"] == 2 and "draws" not in single.operating_point.measured["per_buyer"]
+    assert measured["minors_ok"] == pytest.approx(1 / 900) and "(2 draws)" in both.operating_point.describe()
+    line = both.buyers_at_the_line
+    assert [(m["path"], m["passed_draws"], m["risks"]) for m in line[:3]] == [
+        ("b0.jpg", 1, [0.05, 0.9]), ("b1.jpg", 1, [0.06, 0.9]), ("b2.jpg", 0, [0.9, 0.07])]
+    assert "passes 1/2  risk 0.050" in both.render() and len(both.to_json()["more_replays"]) == 1
+    with pytest.raises(ModelError, match="different buyers"):
+        calibrate(_meta(tmp_path), preds, lambda meta: [summary(first), {**summary(second), "buyer_paths": paths[::-1]}])
 
 
 def test_a_looser_target_needs_an_explicit_flag_and_is_recorded(tmp_path):
