@@ -29,7 +29,7 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
 @click.option("--draws", type=click.IntRange(1, 20), default=1, show_default=True,
               help="Replay the buyers this many times (other orders, gaps, poses and camera noise; seeds 0, 1, ...) "
                    "and count each minor by the share of draws they pass in: a steadier per-buyer point, N times "
-                   "the replay's time (about 13 min per draw on val, 2 cores).")
+                   "the replay's time (about 14 min per draw on val, 2 cores).")
 @click.option("--allow-looser", is_flag=True, help="Accept targets above the defaults (recorded in the metadata).")
 @click.option("--allow-unshown", is_flag=True,
               help="Write the point even where the data hold too few minors to show a target with --confidence "
