@@ -17,7 +17,7 @@ import numpy as np
 from agegate.convert.calibrate import buyers_to_replay
 from agegate.convert.evaluate import Predictions, evaluate_sets, read_splits
 from agegate.edge.challenge25 import (DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE, choose_max_risk,
-                                      rates)
+                                      rates, written_point)
 from agegate.edge.cli_types import threads_option
 from agegate.train.cli_options import SPLIT_CHOICE
 from agegate.train.label_errors import match_exclusions, read_label_exclusions
@@ -26,7 +26,7 @@ from agegate.train.label_errors import match_exclusions, read_label_exclusions
 @dataclass
 class CalibrationData:
     predictions: Predictions  # eval of the split, less the excluded rows
-    image_point: float  # the per-image operating point (calibrate's, at --max-minors-ok)
+    image_point: float  # the per-image operating point (calibrate's, at --max-minors-ok), as written
     buyers: list  # the records calibrate replays as buyers
 
 
@@ -40,7 +40,7 @@ def calibration_data(model: str, data: tuple[str, ...], split: str, others: int,
     if preds.probs is None:
         raise click.UsageError(f"{model} gives one age, not a distribution (train --head distribution)")
     preds = preds.without(gone)
-    return CalibrationData(preds, choose_max_risk(preds.risk, preds.y_true, max_minors_ok),
+    return CalibrationData(preds, written_point(choose_max_risk(preds.risk, preds.y_true, max_minors_ok)),
                            buyers_to_replay(records, gone, others))
 
 
@@ -48,8 +48,8 @@ def at_own_point(risk: np.ndarray, ages: np.ndarray, data: CalibrationData, max_
     """A variant's buyer risks at its own operating point: the lower of the per-image point and the per-buyer
     one (with 90 % confidence), as calibrate chooses it; what it does per buyer and per image."""
     t_buyer = choose_max_risk(risk, ages, max_minors_ok_buyer)
-    point = min(data.image_point, t_buyer)
-    return {"operating_point": round(point, 6), "per_buyer_point": round(t_buyer, 6),
+    point = written_point(min(data.image_point, t_buyer))  # as calibrate writes it
+    return {"operating_point": point, "per_buyer_point": written_point(t_buyer),
             "per_buyer": rates(risk, ages, point),
             "per_image": rates(data.predictions.risk, data.predictions.y_true, point)}
 
