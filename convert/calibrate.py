@@ -193,10 +193,11 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
     """Fit the temperature on `predictions` (evaluate.Predictions of the split), then the operating point;
     `buyer_replay(meta) -> [replay summary, ...]` runs the box over buyers with the recalibrated metadata, once
     per draw, the same buyers each time (`replay.replay_draws`; None: per-image only; it leaves `excluded` out
-    itself); with several draws each minor counts by the share of draws they pass in. `excluded` images are left out of both and recorded
-    with the point; `box_rules` (BoxOptions.decision_rules of the replay's box) is recorded with a per-buyer
-    point. Writes the sidecar and returns what was chosen. A target the data has too few minors to show (even
-    none passing) is refused, the sidecar unchanged, unless `allow_unshown` (`target_shown` then says so)."""
+    itself); with several draws each minor counts by the share of draws they pass in. `excluded` images are
+    left out of both and recorded with the point; `box_rules` (BoxOptions.decision_rules of the replay's box) is
+    recorded with a per-buyer point. Writes the sidecar and returns what was chosen. A target the data has too
+    few minors to show (even none passing) is refused, the sidecar unchanged, unless `allow_unshown`
+    (`target_shown` then says so)."""
     check_not_a_release(model_path)
     meta = read_metadata(model_path)
     if not meta.head.is_distribution:

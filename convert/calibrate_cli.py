@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agegate.edge.challenge25 import CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE
-from agegate.edge.cli_types import threads_option
+from agegate.edge.cli_types import box_config_option, threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, format_option
 
 
@@ -42,23 +42,26 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
 @click.option("--confidence", type=click.FloatRange(0, 0.999), default=CONFIDENCE, show_default=True,
               help="Meet the targets with this confidence (upper bound on the minors' share); 0: the share seen.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N images per set (quick looks).")
+@box_config_option
 @threads_option
 @click.option("--png", type=click.Path(dir_okay=False), help="Write the trade-off curve with the operating point.")
 @click.option("--json", "as_json", is_flag=True)
 def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, draws, allow_looser,
-              allow_unshown, exclude_file, confidence, limit, threads, png, as_json):
+              allow_unshown, exclude_file, confidence, limit, box_config, threads, png, as_json):
     """Calibrate a distribution model (a .tflite) and choose when it asks for ID; writes its .json sidecar.
 
     \b
     1. Temperature: the 80 % age interval then holds the true age in 80 % of the split's images.
     2. Operating point: the highest P(under 25) that still says ok while at most --max-minors-ok of
        minors pass per image and --max-minors-ok-buyer per buyer (a replay of every minor of the
-       split and --buyers others through the real box). The box, `device doctor` and `agegate qa` read it.
+       split and --buyers others through the real box, as --config sets it). The box, `device doctor`
+       and `agegate qa` read it.
     Example:
       agegate calibrate m.tflite --data ../shared/datasets/utkface --data ../shared/datasets/aaf
     """
     from agegate.train.label_errors import match_exclusions, read_label_exclusions
 
+    from agegate.edge.config import camera_box, load_config
     from agegate.edge.contracts import MINOR_AGE
 
     from .calibrate import (buyers_to_replay, calibrate as run_calibrate, check_not_a_release, check_shown,
@@ -67,6 +70,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
     check_not_a_release(Path(model_path))
+    box = camera_box(load_config(box_config) if box_config else None, threads)  # whose decisions the point is for
     if split == "test":
         click.secho("warning: choosing the operating point on the test split makes every test figure of this "
                     "model (eval, replay, qa) optimistic; choose on val and report on test", fg="yellow", err=True)
@@ -84,10 +88,6 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     show = not as_json and sys.stderr.isatty()
     sets = evaluate_sets(model_path, splits, threads=threads, progress=show)
     preds = Predictions.concat([s.predictions for s in sets])
-
-    from agegate.edge.pipeline import BoxOptions
-
-    box = BoxOptions(threads=threads)  # the box whose per-buyer decisions the point is chosen for
 
     def buyer_replay(meta):
         from agegate.edge.runtime import AgeModel

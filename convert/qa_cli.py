@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import threads_option
+from agegate.edge.cli_types import box_config_option, threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 
@@ -32,6 +32,7 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
               "buyers through the real box (as `agegate calibrate` does, minutes per hundred), gate the per-buyer "
               "target its operating point carries, and plot the per-buyer trade-off. 0: per image only (the "
               "report notes the per-buyer target as unchecked).")
+@box_config_option
 @threads_option
 @click.option("--debug-layers", is_flag=True,
               help="Rank the layers by their int8 error with TFLite's quantization debugger (needs a Keras --float); "
@@ -39,9 +40,10 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
 @click.option("--out", default="qa", show_default=True, type=click.Path(file_okay=False),
               help="Folder for report.json (what `bundle build --qa` takes), report.html and its charts.")
 @click.option("--json", "as_json", is_flag=True)
-def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, buyers, threads,
-       debug_layers, out, as_json):
+def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, buyers, box_config,
+       threads, debug_layers, out, as_json):
     """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""
+    from agegate.edge.config import camera_box, load_config
     from agegate.edge.errors import UsageError
     from agegate.edge.metadata import sha256_file, sidecar_path
 
@@ -58,6 +60,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     if buyers and (not qmeta.head.is_distribution or qmeta.operating_point is None):
         raise UsageError(f"--buyers gates the per-buyer target of a calibrated model's operating point; {quantized} "
                          f"carries none (`agegate calibrate` a distribution model first)")
+    box = camera_box(load_config(box_config) if box_config else None, threads)  # before minutes of evaluation
     fmeta = model_metadata(float_model)
     float_views = fmeta.views if is_tflite(float_model) else views
     if float_views != views:
@@ -72,7 +75,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
-    replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, threads, prog) if buyers else (None, "")
+    replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, box, prog) if buyers else (None, "")
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
     rep.quantized_sha256, rep.quantized_metadata_sha256 = judged
     if head is not None and head.temperature != fmeta.head.temperature:
@@ -89,20 +92,18 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     sys.exit(0 if rep.passed else 1)
 
 
-def _replay_buyers(quantized, qmeta, splits, buyers: int, threads: int, show: bool) -> tuple[dict, str]:
-    """Every minor of the evaluated images and a seeded sample of `buyers` others replayed as buyers through the box
-    as shipped (as `agegate calibrate` replays): the replay's summary, and why this box's settings differ from
+def _replay_buyers(quantized, qmeta, splits, buyers: int, box, show: bool) -> tuple[dict, str]:
+    """Every minor of the evaluated images and a seeded sample of `buyers` others replayed as buyers through `box`
+    (BoxOptions; as `agegate calibrate` replays): the replay's summary, and why this box's settings differ from
     those the model's operating point was chosen with ('' when they do not)."""
     from agegate.edge.challenge25 import settings_mismatch
-    from agegate.edge.pipeline import BoxOptions
     from agegate.edge.runtime import AgeModel
 
     from .calibrate import buyers_to_replay
     from .replay import replay_photos
 
-    box = BoxOptions(threads=threads)
     records = [r for s in splits for r in s.records]
-    replayed = replay_photos(AgeModel(quantized, threads=threads), buyers_to_replay(records, set(), buyers), box,
+    replayed = replay_photos(AgeModel(quantized, threads=box.threads), buyers_to_replay(records, set(), buyers), box,
                              show=show)
     return replayed, settings_mismatch(qmeta.operating_point, box.decision_rules())
 

@@ -70,7 +70,8 @@ class OperatingPoint:
             m = (self.measured or {}).get(where)
             if m:
                 s += (f"; {where.replace('_', ' ')}: minors ok {100 * m['minors_ok']:.2f} % of {m['n_minors']}, "
-                      f"25+ asked {100 * m['adults_asked']:.1f} %" + (f" ({m['draws']} draws)" if m.get("draws") else ""))
+                      f"25+ asked {100 * m['adults_asked']:.1f} %"
+                      + (f" ({m['draws']} draws)" if m.get("draws") else ""))
                 if m.get("target_shown") is False:
                     s += f" (too few minors to show the {where.replace('_', '-')} target)"
         if self.excluded:

@@ -14,6 +14,11 @@ THREADS = click.IntRange(*THREADS_RANGE)
 #: The option itself, for the commands that run a model at the box's default of 2 threads.
 threads_option = click.option("--threads", type=THREADS, default=2, show_default=True,
                               help="CPU threads the model runs on (LiteRT; a box runs 2).")
+#: --config of the commands that replay buyers through the box to choose or check an operating point.
+box_config_option = click.option(
+    "--config", "box_config", type=click.Path(exists=True, dir_okay=False),
+    help="A store's box.toml: replay buyers through the box as it sets it (detector, quality and decision "
+         "settings; its source is not used, the replay is a till camera's frames). Default: the box's defaults.")
 
 
 class IntList(click.ParamType):

@@ -320,3 +320,16 @@ def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
     src = cfg.source
     return BoxPlan(src.uri, SourceOptions(width=src.width, height=src.height, fps=src.fps, sequence=sequence),
                    cfg.model.path, box, cfg.events.path, cfg.events.retention_days, cfg.api)
+
+
+def camera_box(cfg: BoxConfig | None, threads: int):
+    """The box whose decisions calibrate and qa replay buyers through: the decision settings of `cfg` (a store's
+    box.toml: detector, quality, decision; None: the defaults), on camera frames whatever its source names (the
+    replay makes a till camera's frames), at `threads`. An operating point chosen with it records those settings,
+    so `device doctor` on that box finds nothing to flag."""
+    from .pipeline import BoxOptions
+
+    if cfg is None:
+        return BoxOptions(threads=threads)
+    return dataclasses.replace(runtime_plan(dataclasses.replace(cfg, source=SourceSection())).box, threads=threads)
+

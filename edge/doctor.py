@@ -134,8 +134,8 @@ def _decision_rule(release: Path, cfg) -> Check:
         return Check("challenge 25", not mismatch and not unused, op.describe()
                      + (" [LOOSER than the default targets]" if op.looser_than_default else "")
                      + (f"; {mismatch}" if mismatch else "") + (f"; {unused}" if unused else ""),
-                     "recalibrate the model (agegate calibrate) for this box's decision settings, or set them "
-                     "back in box.toml", critical=False)
+                     "recalibrate a copy of the model for this box's decision settings (agegate calibrate "
+                     "--config box.toml) and ship it as a new bundle, or set them back in box.toml", critical=False)
     threshold = cfg.decision.id_threshold if cfg is not None else CHALLENGE_AGE
     note = " (a distribution model not calibrated yet: run `agegate calibrate`)" if meta.head.is_distribution else ""
     return Check("challenge 25", not meta.head.is_distribution, f"ID check when the fused age is under {threshold:g}"

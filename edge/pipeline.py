@@ -183,7 +183,8 @@ class BoxPipeline:
             advice = ("photos are read with the photo detector profile, each decided as a buyer, not as a till "
                       "camera would see them (`agegate replay` measures decisions per buyer)"
                       if self.options.detector.tiles else
-                      "recalibrate with `agegate calibrate` or use the settings it was chosen with")
+                      "recalibrate with `agegate calibrate --config box.toml` or use the settings it was chosen "
+                      "with")
             log.warning("the model's Challenge-25 operating point may not hold on this box: %s; %s", mismatch, advice)
         self.detector = FaceDetector(self.options.detector)
         self.tracker = IoUTracker(max_missed=self.options.max_missed, window=self.options.window)

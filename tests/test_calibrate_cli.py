@@ -39,17 +39,53 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["box_rules"] is None
 
 
-def test_calibrate_draws_replays_the_same_buyers_again_and_records_how_many(tmp_path, shipped_model):
+def calibrate_json(tmp_path, shipped_model, *args: str) -> tuple[dict, object, object]:
+    """`agegate calibrate ... --allow-unshown --json` on a copy of the shipped model and CHILDREN + ADULTS: (its
+    output, the labels, the model copy)."""
     labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
-    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "1", "--draws", "2",
-                                 "--allow-unshown", "--json"])
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), *args, "--allow-unshown", "--json"])
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    return json.loads(r.output), labels, model
+
+
+def test_calibrate_draws_replays_the_same_buyers_again_and_records_how_many(tmp_path, shipped_model):
+    out, labels, model = calibrate_json(tmp_path, shipped_model, "--buyers", "1", "--draws", "2")
     assert out["operating_point"]["measured"]["per_buyer"]["draws"] == 2
     assert [d["buyers"] for d in out["more_replays"]] == [out["replay"]["buyers"]] == [5 + 1]
     assert all(len(m["risks"]) == 2 and 0 <= m["passed_draws"] <= 2 for m in out["buyers_at_the_line"])
     r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--draws", "0"])
     assert r.exit_code == 2 and "--draws" in r.output
+
+
+STORE_BOX = """[source]
+uri = "photos"
+[model]
+path = "m.tflite"
+[quality]
+min_eye_light = 0.5
+[decision]
+min_frames = 4
+"""
+
+
+def test_calibrate_chooses_the_point_for_the_box_a_store_configured(tmp_path, shipped_model):
+    """A store that sets its own decision settings (README: tints, `quality.min_eye_light = 0.5`, "and recalibrate")
+    calibrates for them with --config: the replay's box decides as that box.toml says, on camera frames though its
+    source is a folder, and the point records those settings, so `device doctor` on that box has nothing to flag."""
+    from agegate.edge.challenge25 import rules_differ
+    from agegate.edge.config import camera_box, load_config
+
+    toml = tmp_path / "box.toml"
+    toml.write_text(STORE_BOX)
+    _, _, model = calibrate_json(tmp_path, shipped_model, "--buyers", "1", "--config", str(toml))
+    rules = json.loads(model.with_suffix(".json").read_text())["operating_point"]["box_rules"]
+    assert rules["min_eye_light"] == 0.5 and rules["min_frames"] == 4
+    assert rules_differ(rules, camera_box(load_config(toml), 2).decision_rules()) == []
+    assert rules["refine_below"] == BoxOptions().decision_rules()["refine_below"] > 0  # the camera's profile
+    toml.write_text(STORE_BOX.replace("0.5", "7"))  # out of range: refused before any work, naming the key
+    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(tmp_path / "set" / "labels.csv"),
+                                 "--config", str(toml)])
+    assert r.exit_code != 0 and "quality.min_eye_light" in r.output
 
 
 def test_calibrate_on_the_test_split_warns_that_test_figures_become_optimistic(tmp_path, shipped_model):
@@ -78,11 +114,7 @@ def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, sh
 
 def test_calibrate_replays_the_same_images_it_evaluates(tmp_path, shipped_model):
     """--limit is a quick look at the whole of it: the replay takes the evaluated images, not the full split."""
-    labels, model = labelled_chips(tmp_path / "set", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
-    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--limit", "6", "--buyers", "100",
-                                 "--json", "--allow-unshown"])
-    assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out, _, _ = calibrate_json(tmp_path, shipped_model, "--limit", "6", "--buyers", "100")
     per_image = out["operating_point"]["measured"]["per_image"]
     assert out["replay"]["buyers"] == 6 and out["replay"]["minors"] == per_image["n_minors"]
 

@@ -292,7 +292,8 @@ def test_calibrate_chooses_the_per_buyer_point_over_every_draw_of_the_replay(tmp
         ("b0.jpg", 1, [0.05, 0.9]), ("b1.jpg", 1, [0.06, 0.9]), ("b2.jpg", 0, [0.9, 0.07])]
     assert "passes 1/2  risk 0.050" in both.render() and len(both.to_json()["more_replays"]) == 1
     with pytest.raises(ModelError, match="different buyers"):
-        calibrate(_meta(tmp_path), preds, lambda meta: [summary(first), {**summary(second), "buyer_paths": paths[::-1]}])
+        calibrate(_meta(tmp_path), preds,
+                  lambda meta: [summary(first), {**summary(second), "buyer_paths": paths[::-1]}])
 
 
 def test_a_looser_target_needs_an_explicit_flag_and_is_recorded(tmp_path):

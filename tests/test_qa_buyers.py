@@ -56,6 +56,29 @@ def test_qa_buyers_fails_a_model_that_passes_minor_buyers_and_plots_the_per_buye
     assert "challenge25" in json.loads(r.output) and "per_buyer" not in json.loads(r.output)["challenge25"]
 
 
+def test_qa_buyers_replays_through_the_box_a_store_configured(tmp_path):
+    """A point chosen for a store's box.toml (`calibrate --config`) is checked through that box (`qa --config`):
+    without it QA's box is the default one, and its report says the per-buyer gate ran on another box."""
+    from agegate.edge.config import camera_box, load_config
+
+    toml = tmp_path / "box.toml"
+    toml.write_text('[source]\nuri = "0"\n[model]\npath = "m.tflite"\n[quality]\nmin_eye_light = 0.5\n')
+    labels = labelled_chips(tmp_path / "set", CHILDREN[:2] + ADULTS[:1])
+    model = calibrated(tmp_path / "twelve.tflite", 12.0)
+    meta = read_metadata(model)
+    rules = camera_box(load_config(toml), 2).decision_rules()
+    chosen = {"per_buyer": {"minors_ok": 0.0, "adults_asked": 0.2, "n_minors": 900, "n_adults": 700}}
+    write_metadata(model, dataclasses.replace(meta, operating_point=dataclasses.replace(
+        meta.operating_point, measured=chosen, box_rules=rules)))
+    qa = ["qa", "--float", str(gaussian_model(tmp_path / "parent.tflite", 12.0)), "--quantized", str(model),
+          "--data", str(labels), "--buyers", "1", "--json"]
+    configured = json.loads(CliRunner().invoke(cli, [*qa, "--config", str(toml), "--out", str(tmp_path / "a")]).output)
+    default = json.loads(CliRunner().invoke(cli, [*qa, "--out", str(tmp_path / "b")]).output)
+    assert not any(n.startswith("per-buyer gate:") for n in configured["notes"])
+    assert any(n.startswith("per-buyer gate: this box decides otherwise (min_eye_light: chosen with 0.5")
+               for n in default["notes"]), default["notes"]
+
+
 def test_qa_buyers_refuses_a_model_without_an_operating_point_before_any_work(tmp_path):
     labels = labelled_chips(tmp_path / "set", CHILDREN[:1])
     plain = gaussian_model(tmp_path / "plain.tflite", 30.0)
