@@ -26,6 +26,7 @@ Example box.toml (every key optional except source.uri and model.path):
     every = 1                # detect on every k-th frame (2-3 halve the CPU on slow boxes)
     refine_below = 0.2       # faces under this share of the frame (128 px of 640) are detected again, closer
     small_face_score = 0.35  # such a face is kept from this score if the closer look finds it at min_score
+    refine_margin = 1.0      # a first box up to this x the line is looked at again too (1: off)
     [quality]                # which frames of a found face are aged (the others: face_too_small, blurred, ...)
     min_quality_face = 48    # px
     min_sharpness = 10       # variance of the Laplacian of the face crop (0: never blurred)
@@ -96,6 +97,9 @@ class DetectorSection:
                                    "again around it at full resolution (0: never)")
     small_face_score: float = _setting(0.35, 0.05, 0.99, doc="a face under refine_below is kept from this score "
                                        "if the closer look finds it at min_score (min_score or above: off)")
+    refine_margin: float = _setting(1.0, 1.0, 2.0, doc="a first box up to this times the refine_below line is "
+                                    "looked at again too, and kept as the closer look frames it when that is under "
+                                    "the line (1: off; measured, not kept: MODEL_HISTORY.md)")
 
 
 @dataclass(frozen=True)
@@ -313,7 +317,8 @@ def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
     box = BoxOptions(box_id=cfg.box.id, store_id=cfg.box.store, till_id=cfg.box.till, threads=cfg.model.threads,
                      detector=DetectorOptions.for_photos(**det) if photos
                      else DetectorOptions(min_face=cfg.detector.min_face, refine_below=cfg.detector.refine_below,
-                                          small_face_score=cfg.detector.small_face_score, **det),
+                                          small_face_score=cfg.detector.small_face_score,
+                                          refine_margin=cfg.detector.refine_margin, **det),
                      policy=DecisionPolicy(d.id_threshold, d.min_frames, d.max_spread), decide_after=d.decide_after,
                      latency_budget_ms=cfg.model.latency_budget_ms, detect_every=cfg.detector.every,
                      min_quality_face=q.min_quality_face, min_sharpness=q.min_sharpness, min_eye_light=q.min_eye_light)

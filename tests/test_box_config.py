@@ -82,7 +82,7 @@ def test_defaults_live_in_one_place():
     from agegate.edge.detect import DetectorOptions
 
     camera, plan = DetectorOptions(), runtime_plan(cfg).box.detector
-    for key in ("min_face", "min_score", "refine_below", "small_face_score"):
+    for key in ("min_face", "min_score", "refine_below", "small_face_score", "refine_margin"):
         assert getattr(plan, key) == getattr(camera, key) == getattr(BoxConfig().detector, key), key
     # ... and its quality defaults the box's (BoxOptions, where the measurements behind them are cited)
     from agegate.edge.pipeline import BoxOptions
