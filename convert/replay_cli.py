@@ -76,11 +76,11 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               show_default=True,
               help="Detect a face narrower than this share of the frame's longer side again on a region around it "
               "at full resolution (box.toml detector.refine_below; 0: never). 0.2 is a face under 128 px.")
-@click.option("--refine-margin", type=click.FloatRange(1.0, 2.0), default=DetectorOptions.refine_margin,
-              show_default=True,
+@click.option("--refine-margin", type=click.FloatRange(*bounds("detector", "refine_margin")),
+              default=DetectorOptions.refine_margin, show_default=True,
               help="A face whose first box is under this many times --refine-below gets the second look too, and "
-              "keeps what it finds when that is under the line (1: the line alone, the box; 1.25 was measured and "
-              "not adopted: benchmarks/results/camera-refine-margin/).")
+              "keeps what it finds when that is under the line (box.toml detector.refine_margin; 1: the line alone, "
+              "the box; 1.25 was measured and not adopted: benchmarks/results/camera-refine-margin/).")
 @click.option("--min-score", type=click.FloatRange(*bounds("detector", "min_score")), default=DetectorOptions.min_score,
               show_default=True,
               help="The detector's score a face must reach (box.toml detector.min_score): lower finds more far faces, "

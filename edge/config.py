@@ -337,4 +337,3 @@ def camera_box(cfg: BoxConfig | None, threads: int):
     if cfg is None:
         return BoxOptions(threads=threads)
     return dataclasses.replace(runtime_plan(dataclasses.replace(cfg, source=SourceSection())).box, threads=threads)
-

@@ -186,7 +186,7 @@ class DetectorOptions:
     # on 1,200 queued val buyers split + merged fell 19 -> 6 and MAE 0.01 years, but, chosen again on val, the
     # operating point asked 25.4 % of adult buyers against the shipped calibration's 20.5 %: refused by its rule
     # (benchmarks/results/camera-refine-margin/), though the box without it, calibrated alike, asks 25.7 %. Off;
-    # the next candidate, for a new rule on a new draw.
+    # the next candidate, for a new rule on a new draw (box.toml detector.refine_margin, so calibrate --config).
     refine_margin: float = 1.0
     # A face under `refine_below` is kept from this score on the whole frame (instead of min_score) only when
     # the second look finds it again at min_score, its centre inside the first box (min_score or above: off).
