@@ -18,6 +18,7 @@ from agegate.edge.challenge25 import OperatingPoint, binomial_lower, rates, trad
 from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.metadata import ModelMetadata
 
+from .calibrate import buyer_matrix
 from .evaluate import Predictions
 from .metrics import age_metrics, group_mae
 from .replay import summary_figures
@@ -143,10 +144,11 @@ def parent_notes(fmeta: ModelMetadata) -> list[str]:
 
 
 def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, quant_model: str,
-            per_set: dict[str, Predictions] | None = None, replay_summary: dict | None = None) -> QAReport:
+            per_set: dict[str, Predictions] | None = None, replays: list[dict] | None = None) -> QAReport:
     """Every gate of the quantized predictions `qp` against the float ones `fp` (the same images); `per_set`
-    adds the business gate per population, `replay_summary` (the QA data replayed as buyers through the box
-    with the quantized model) the per-buyer target of its operating point."""
+    adds the business gate per population, `replays` (the QA data replayed as buyers through the box with the
+    quantized model: one summary per draw of the same buyers, `replay.replay_draws`) the per-buyer target of its
+    operating point."""
     keep, qkeep = fp.pair(qp)
     y, f, q = fp.y_true[keep], fp.y_pred[keep], qp.y_pred[qkeep]
     fm, qm = age_metrics(y, f), age_metrics(y, q)
@@ -185,31 +187,36 @@ def compare(fp: Predictions, qp: Predictions, gates: Gates, float_model: str, qu
                                     f"quantized MAE on {name} ({len(p.y_true)} images)"))
     rep.gates += operating_point_gates(qp, per_set)
     op = qp.operating_point if qp.probs is not None else None
-    per_buyer = None if replay_summary is None else buyer_gate(op, replay_summary)
+    per_buyer = None if not replays else buyer_gate(op, replays)
     if per_buyer is not None:
         rep.gates.append(per_buyer)
     elif op is not None and op.target_minors_ok_buyer is not None:
         rep.notes.append(f"the per-buyer target the operating point carries ({op.target_minors_ok_buyer:.1%} of "
                          f"minors decided ok) was not checked: "
-                         + ("no minor was replayed" if replay_summary is not None else
+                         + ("no minor was replayed" if replays else
                             "`--buyers N` replays every minor of the QA data and N others through the box"))
-    elif op is not None and replay_summary is not None:
+    elif op is not None and replays:
         rep.notes.append("the operating point carries no per-buyer target (calibrated per image only): the replay "
                          "gives the per-buyer curve, and no gate")
-    rep.challenge25 = challenge25_figures(qp, replay_summary)
+    rep.challenge25 = challenge25_figures(qp, replays)
     return rep
 
 
-def _target_gate(label: str, r: dict, target: float, max_risk: float, unit: str) -> GateResult:
+def _target_gate(label: str, r: dict, target: float, max_risk: float, unit: str, draws: int = 1) -> GateResult:
     """Whether `r` (challenge25.rates at the operating point) shows the target missed: only when even the
     one-sided 90 % lower bound of the minors' share decided ok is above it. (calibrate chose the point so
     that the upper bound on val is under it; a share one minor over the target on a few hundred minors is
-    no evidence of a miss, a share well over it is.) The share itself is the gate's value, beside the bound."""
-    passed = round(r["minors_ok"] * r["n_minors"])
-    lower = binomial_lower(passed, r["n_minors"])
+    no evidence of a miss, a share well over it is.) The share itself is the gate's value, beside the bound.
+    Over several draws a minor passing in one of three counts a third (challenge25.rates); the bound counts
+    the whole people that makes, rounded down: only minors who surely pass are evidence of a miss."""
+    passed = r["minors_ok"] * r["n_minors"]
+    whole = int(np.floor(passed + 1e-9))
+    lower = binomial_lower(whole, r["n_minors"])
+    count = f"{whole}" if abs(passed - whole) < 1e-9 else f"{passed:.2f}"
+    over = f" over {draws} draws" if draws > 1 else ""
     return GateResult(label, lower <= target, round(r["minors_ok"], 4), f"90 % lower bound <= {target}",
-                      f"minors decided ok per {unit} at P(under 25) > {max_risk:.3f}: {passed} of {r['n_minors']} "
-                      f"(lower bound {lower:.4f}); it asks {r['adults_asked']:.1%} of 25+ for ID")
+                      f"minors decided ok per {unit} at P(under 25) > {max_risk:.3f}: {count} of {r['n_minors']}"
+                      f"{over} (lower bound {lower:.4f}); it asks {r['adults_asked']:.1%} of 25+ for ID")
 
 
 def operating_point_gates(qp: Predictions, per_set: dict[str, Predictions] | None = None) -> list[GateResult]:
@@ -231,25 +238,31 @@ def operating_point_gates(qp: Predictions, per_set: dict[str, Predictions] | Non
     return out
 
 
-def buyer_gate(op: OperatingPoint | None, replay_summary: dict) -> GateResult | None:
-    """The per-buyer target the operating point carries, on a replay of the QA data through the box (the
-    box deciding by that point): None when the model carries no per-buyer target or no minor was replayed.
-    Uncertain and never-seen buyers cannot pass (challenge25.BLOCKED_RISK), as in calibrate."""
-    if op is None or op.target_minors_ok_buyer is None or "buyer_risks" not in replay_summary:
+def buyer_gate(op: OperatingPoint | None, replays: list[dict]) -> GateResult | None:
+    """The per-buyer target the operating point carries, on replays of the QA data through the box (the box
+    deciding by that point; one summary per draw of the same buyers, each minor counted by the share of draws
+    they pass in, as `calibrate --draws` chose it): None when the model carries no per-buyer target or no minor
+    was replayed. Uncertain and never-seen buyers cannot pass (challenge25.BLOCKED_RISK), as in calibrate."""
+    if op is None or op.target_minors_ok_buyer is None or any("buyer_risks" not in d for d in replays):
         return None
-    b = np.array(replay_summary["buyer_risks"], np.float64)
-    r = rates(b[:, 1], b[:, 0], op.max_risk)
+    ages, risks = buyer_matrix(replays)
+    r = rates(risks, ages, op.max_risk)
     if r["minors_ok"] is None:
         return None
-    return _target_gate("operating_point[per buyer]", r, op.target_minors_ok_buyer, op.max_risk, "buyer")
+    return _target_gate("operating_point[per buyer]", r, op.target_minors_ok_buyer, op.max_risk, "buyer",
+                        len(replays))
 
 
-def challenge25_figures(qp: Predictions, replay_summary: dict | None) -> dict:
+def challenge25_figures(qp: Predictions, replays: list[dict] | None) -> dict:
     """The trade-off curves of a distribution model on the QA data, for the report and --json: per image, and
-    per buyer with the replay's figures (its bulky per-buyer rows left out)."""
+    per buyer with the first draw's figures (its bulky per-buyer rows left out) and the curve over every draw."""
     if qp.probs is None:
         return {}
     out: dict = {"per_image": {"curve": tradeoff_curve(qp.risk, qp.y_true)}}
-    if replay_summary is not None:
-        out["per_buyer"] = {**summary_figures(replay_summary), "curve": replay_summary.get("risk_curve", [])}
+    if replays:
+        curve = replays[0].get("risk_curve", [])
+        if len(replays) > 1 and all("buyer_risks" in d for d in replays):
+            ages, risks = buyer_matrix(replays)
+            curve = tradeoff_curve(risks, ages)
+        out["per_buyer"] = {**summary_figures(replays[0]), "draws": len(replays), "curve": curve}
     return out

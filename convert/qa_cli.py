@@ -32,6 +32,10 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
               "buyers through the real box (as `agegate calibrate` does, minutes per hundred), gate the per-buyer "
               "target its operating point carries, and plot the per-buyer trade-off. 0: per image only (the "
               "report notes the per-buyer target as unchecked).")
+@click.option("--draws", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="With --buyers: replay the same buyers N times (other order, gaps, poses and camera noise each "
+                   "time) and count each minor by the share of draws they pass in, as `agegate calibrate --draws` "
+                   "chose the point; N times the replay's minutes.")
 @box_config_option
 @threads_option
 @click.option("--debug-layers", is_flag=True,
@@ -40,8 +44,8 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
 @click.option("--out", default="qa", show_default=True, type=click.Path(file_okay=False),
               help="Folder for report.json (what `bundle build --qa` takes), report.html and its charts.")
 @click.option("--json", "as_json", is_flag=True)
-def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, buyers, box_config,
-       threads, debug_layers, out, as_json):
+def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, buyers, draws,
+       box_config, threads, debug_layers, out, as_json):
     """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""
     from agegate.edge.config import camera_box, load_config
     from agegate.edge.errors import UsageError
@@ -60,6 +64,8 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     if buyers and (not qmeta.head.is_distribution or qmeta.operating_point is None):
         raise UsageError(f"--buyers gates the per-buyer target of a calibrated model's operating point; {quantized} "
                          f"carries none (`agegate calibrate` a distribution model first)")
+    if draws > 1 and not buyers:
+        raise UsageError(f"--draws {draws} replays buyers several times; it needs --buyers N")
     box = camera_box(load_config(box_config) if box_config else None, threads)  # before minutes of evaluation
     fmeta = model_metadata(float_model)
     float_views = fmeta.views if is_tflite(float_model) else views
@@ -75,7 +81,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
-    replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, box, prog) if buyers else (None, "")
+    replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, draws, box, prog) if buyers else (None, "")
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
     rep.quantized_sha256, rep.quantized_metadata_sha256 = judged
     if head is not None and head.temperature != fmeta.head.temperature:
@@ -92,19 +98,19 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     sys.exit(0 if rep.passed else 1)
 
 
-def _replay_buyers(quantized, qmeta, splits, buyers: int, box, show: bool) -> tuple[dict, str]:
+def _replay_buyers(quantized, qmeta, splits, buyers: int, draws: int, box, show: bool) -> tuple[list[dict], str]:
     """Every minor of the evaluated images and a seeded sample of `buyers` others replayed as buyers through `box`
-    (BoxOptions; as `agegate calibrate` replays): the replay's summary, and why this box's settings differ from
-    those the model's operating point was chosen with ('' when they do not)."""
+    (BoxOptions; as `agegate calibrate` replays), `draws` times: the replays' summaries, and why this box's
+    settings differ from those the model's operating point was chosen with ('' when they do not)."""
     from agegate.edge.challenge25 import settings_mismatch
     from agegate.edge.runtime import AgeModel
 
     from .calibrate import buyers_to_replay
-    from .replay import replay_photos
+    from .replay import replay_draws
 
     records = [r for s in splits for r in s.records]
-    replayed = replay_photos(AgeModel(quantized, threads=box.threads), buyers_to_replay(records, set(), buyers), box,
-                             show=show)
+    replayed = replay_draws(AgeModel(quantized, threads=box.threads), buyers_to_replay(records, set(), buyers), box,
+                            draws, show=show)
     return replayed, settings_mismatch(qmeta.operating_point, box.decision_rules())
 
 
@@ -130,7 +136,8 @@ def _echo_report(rep, layers: list[dict] | None, out: Path) -> None:
                f"flips {rep.comparison['decision_flip_rate']:.2%} on {rep.n} images")
     per_buyer = rep.challenge25.get("per_buyer")
     if per_buyer:
-        click.echo(f"  per buyer ({per_buyer['buyers']} replayed through the box): minors decided ok "
+        first = f", draw 1 of {per_buyer['draws']}; the gate counts every draw" if per_buyer["draws"] > 1 else ""
+        click.echo(f"  per buyer ({per_buyer['buyers']} replayed through the box{first}): minors decided ok "
                    f"{per_buyer['minors_decided_ok']} of {per_buyer['minors']}, 25+ asked for ID "
                    f"{per_buyer['adults_asked']} of {per_buyer['adults_25plus']}, decided "
                    f"{per_buyer['decided_share']:.1%}")

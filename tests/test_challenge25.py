@@ -390,20 +390,28 @@ def test_qa_gates_the_per_buyer_target_on_a_replay_and_notes_it_unchecked_withou
         risks = [[12.0, 0.1]] * passed + [[12.0, 0.9]] * (399 - passed) + [[12.0, BLOCKED_RISK]] + [[40.0, 0.2]] * 300
         return {"buyer_risks": risks, "buyer_paths": ["p"] * 700, "risk_curve": [{"threshold": 0.5}], "buyers": 700}
 
-    assert buyer_gate(op, replayed(1)).passed  # 0.25 %: under the target
-    assert buyer_gate(op, replayed(4)).passed  # 1.0 %: its lower bound (0.41 %) is no evidence of a miss
-    miss = buyer_gate(op, replayed(12))  # 3 %: the replay shows the target missed
+    assert buyer_gate(op, [replayed(1)]).passed  # 0.25 %: under the target
+    assert buyer_gate(op, [replayed(4)]).passed  # 1.0 %: its lower bound (0.41 %) is no evidence of a miss
+    miss = buyer_gate(op, [replayed(12)])  # 3 %: the replay shows the target missed
     assert not miss.passed and miss.value == 0.03 and "12 of 400" in miss.detail and "per buyer" in miss.name
-    assert buyer_gate(dataclasses.replace(op, target_minors_ok_buyer=None), replayed(12)) is None
-    assert buyer_gate(op, {"buyers": 3}) is None  # nobody decided with a risk
+    assert buyer_gate(dataclasses.replace(op, target_minors_ok_buyer=None), [replayed(12)]) is None
+    assert buyer_gate(op, [{"buyers": 3}]) is None  # nobody decided with a risk
+    # Over draws (qa --draws) a minor passing in one draw of two counts half: 8 such minors are 4 people, and
+    # only whole people are evidence of a miss (4 of 400: no evidence, as above), where the same 8 passing in
+    # every draw are 8 people and a miss.
+    half = buyer_gate(op, [replayed(8), replayed(0)])
+    assert half.passed and half.value == 0.01 and "4 of 400 over 2 draws" in half.detail
+    assert not buyer_gate(op, [replayed(8), replayed(8)]).passed
+    assert "4.50 of 400" in buyer_gate(op, [replayed(9), replayed(0)]).detail
 
     y = np.array([12.0, 40.0])
     probs = np.zeros((2, HEAD.n_bins)); probs[0, 30] = probs[1, 40] = 1.0
     qp = Predictions(["a", "b"], y, probs @ HEAD.ages, probs=probs, head=HEAD, operating_point=op)
-    rep = compare(qp, qp, Gates(), "f", "q", replay_summary=replayed(12))
+    rep = compare(qp, qp, Gates(), "f", "q", replays=[replayed(12)])
     assert not {g.name: g for g in rep.gates}["operating_point[per buyer]"].passed and not rep.passed
     per_buyer = rep.challenge25["per_buyer"]
     assert per_buyer["curve"] == [{"threshold": 0.5}] and "buyer_risks" not in per_buyer and per_buyer["buyers"] == 700
+    assert per_buyer["draws"] == 1
     assert len(rep.challenge25["per_image"]["curve"]) == 101
     alone = compare(qp, qp, Gates(), "f", "q")
     assert "operating_point[per buyer]" not in {g.name for g in alone.gates}

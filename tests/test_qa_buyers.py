@@ -43,6 +43,16 @@ def test_qa_buyers_fails_a_model_that_passes_minor_buyers_and_plots_the_per_buye
     assert per_buyer["buyers"] == 5 + 2 and per_buyer["minors_decided_ok"] == 5  # every child, 2 of 4 adults
     assert len(per_buyer["curve"]) >= 101 and "buyer_risks" not in per_buyer
     assert (tmp_path / "qa60" / "challenge25.png").stat().st_size > 10_000
+    assert per_buyer["draws"] == 1 and "over" not in gate["detail"]
+
+    # --draws: the same buyers replayed twice, every draw counted (as calibrate --draws chose the point)
+    r = CliRunner().invoke(cli, [*qa, "--quantized", str(tmp_path / "sixty.tflite"), "--buyers", "2", "--draws", "2",
+                                 "--out", str(tmp_path / "qa60x2")])
+    rep = json.loads(r.output)
+    gate = {g["name"]: g for g in rep["gates"]}["operating_point[per buyer]"]
+    assert rep["challenge25"]["per_buyer"]["draws"] == 2 and "5 of 5 over 2 draws" in gate["detail"]
+    r = CliRunner().invoke(cli, [*qa, "--quantized", str(tmp_path / "sixty.tflite"), "--draws", "2"])
+    assert r.exit_code != 0 and "--draws 2" in r.output and "--buyers N" in r.output
 
     r = CliRunner().invoke(cli, [*qa, "--quantized", str(calibrated(tmp_path / "twelve.tflite", 12.0)),
                                  "--buyers", "2", "--out", str(tmp_path / "qa12")])
