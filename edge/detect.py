@@ -185,8 +185,10 @@ class DetectorOptions:
     # again flips with the first box's noise, and its box, crop and look flip with it: queued buyers split. At 1.25
     # on 1,200 queued val buyers split + merged fell 19 -> 6 and MAE 0.01 years, but, chosen again on val, the
     # operating point asked 25.4 % of adult buyers against the shipped calibration's 20.5 %: refused by its rule
-    # (benchmarks/results/camera-refine-margin/), though the box without it, calibrated alike, asks 25.7 %. Off;
-    # the next candidate, for a new rule on a new draw (box.toml detector.refine_margin, so calibrate --config).
+    # (benchmarks/results/camera-refine-margin/), though the box without it, calibrated alike, asks 25.7 %. Judged
+    # again against the box now over three draws (camera-refine-margin-draws/): the same point and minors, 25.7 %
+    # of adult buyers asked against 25.9 %, but 1.2 points more where 0.5 % of minors pass and 1.62x a frame with
+    # a 156 px first box: refused by that rule too. Off; a store may set it (box.toml detector.refine_margin).
     refine_margin: float = 1.0
     # A face under `refine_below` is kept from this score on the whole frame (instead of min_score) only when
     # the second look finds it again at min_score, its centre inside the first box (min_score or above: off).

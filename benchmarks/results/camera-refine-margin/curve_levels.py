@@ -4,8 +4,14 @@
 allows at 90 % confidence), where one or two minors decide; the other columns show the curve where more do.
 
     python benchmarks/results/camera-refine-margin/curve_levels.py > benchmarks/results/camera-refine-margin/curve-levels.md
+
+Other calibrations, named on the command line as `"name=path"` (paths under benchmarks/results/):
+
+    python benchmarks/results/camera-refine-margin/curve_levels.py "the box=calibrate-draws/calibrate-val-draws3.json" \
+        "refine_margin 1.25=camera-refine-margin-draws/calibrate-val-draws3.json"
 """
 import json
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[1]
@@ -19,6 +25,9 @@ def asked_at(curve: list[dict], share: float) -> float:
     """25+ asked at the loosest threshold of the grid whose minors ok is at most `share`."""
     return max((row for row in curve if row["minors_ok"] <= share + 1e-9), key=lambda row: row["max_risk"])["adults_asked"]
 
+
+if sys.argv[1:]:
+    FILES = dict(arg.split("=", 1) for arg in sys.argv[1:])
 
 print("| val, 25+ asked per buyer when at most this share of minor buyers is decided ok | "
       + " | ".join(f"{100 * s:.2g} %" for s in SHARES) + " |")
