@@ -5,8 +5,14 @@ passes them) give its Challenge-25 figures at any point exactly, unless a risk l
 it (checked).
 
     python benchmarks/results/calibrate-draws/rescore.py > benchmarks/results/calibrate-draws/far-camera-at-0.072787.txt
+
+Other replays made at 0.0987, named on the command line (paths under benchmarks/results/), the same way:
+
+    python benchmarks/results/calibrate-draws/rescore.py queue/second-look/test-1200-queue.json \
+        > benchmarks/results/calibrate-draws/queue-test-at-0.072787.txt
 """
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +23,14 @@ from agegate.edge.metadata import read_metadata
 HERE = Path(__file__).parent
 point = read_metadata(Path("edge/assets/default_model.tflite")).operating_point.max_risk
 print(f"operating point {point} (edge/assets/default_model.json)")
-for size in ("110..190", "85..110", "60..85"):
-    path = HERE.parent / "far-camera" / f"v2.5-point0.099-{size}.json"
+FAR_CAMERA = {size: f"far-camera/v2.5-point0.099-{size}.json" for size in ("110..190", "85..110", "60..85")}
+replays = {a: a for a in sys.argv[1:]} or {f"{size} px": path for size, path in FAR_CAMERA.items()}
+for size, rel in replays.items():
+    path = HERE.parent / rel
     rows = np.array(json.loads(path.read_text())["buyer_risks"], np.float64)
     near = np.sum(np.abs(rows[:, 1] - point) < 1e-5)  # the rows have 5 decimals
     assert near == 0, f"{path.name}: {near} risk(s) within the rows' rounding of the point; replay it again"
     for label, at in (("0.0987", 0.0987), (f"{point}", point)):
         r = rates(rows[:, 1], rows[:, 0], at, upper=False)
-        print(f"{size} px at {label}: minors ok {round(r['minors_ok'] * r['n_minors'])} of {r['n_minors']}, "
+        print(f"{size} at {label}: minors ok {round(r['minors_ok'] * r['n_minors'])} of {r['n_minors']}, "
               f"25+ asked {r['adults_asked']:.1%} ({round(r['adults_asked'] * r['n_adults'])} of {r['n_adults']})")
