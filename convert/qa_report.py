@@ -65,7 +65,8 @@ def write_report(rep: QAReport, fp: Predictions, qp: Predictions, out: Path, deb
         marks = [("operating point on the QA data, per image", here["adults_asked"], here["minors_ok"])] if here else []
         per_buyer = rep.challenge25.get("per_buyer")
         if per_buyer and op and None not in (per_buyer["adults_asked_share"], per_buyer["minors_ok_share"]):
-            marks.append(("the box's decisions on the QA data, per buyer", per_buyer["adults_asked_share"],
+            draw = ", draw 1" if per_buyer.get("draws", 1) > 1 else ""  # the curve is over every draw
+            marks.append((f"the box's decisions on the QA data, per buyer{draw}", per_buyer["adults_asked_share"],
                           per_buyer["minors_ok_share"]))
         plot_tradeoff(out / "challenge25.png", rep.challenge25["per_image"]["curve"],
                       (per_buyer or {}).get("curve", []), op, marks)
