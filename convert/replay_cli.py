@@ -80,7 +80,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               default=DetectorOptions.refine_margin, show_default=True,
               help="A face whose first box is under this many times --refine-below gets the second look too, and "
               "keeps what it finds when that is under the line (box.toml detector.refine_margin; 1: the line alone, "
-              "the box; 1.25 was measured and not adopted: benchmarks/results/camera-refine-margin/).")
+              "the box; 1.25 was measured twice and not adopted: benchmarks/results/camera-refine-margin-draws/).")
 @click.option("--min-score", type=click.FloatRange(*bounds("detector", "min_score")), default=DetectorOptions.min_score,
               show_default=True,
               help="The detector's score a face must reach (box.toml detector.min_score): lower finds more far faces, "
