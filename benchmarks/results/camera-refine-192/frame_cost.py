@@ -54,30 +54,33 @@ def frame_with_face(portrait: np.ndarray, face_px: float) -> np.ndarray:
     return paste(portrait, min(sides, key=lambda k: abs(sides[k] - face_px)))
 
 
-def main() -> None:
+def timed(boxes: dict[str, DetectorOptions], targets) -> tuple[dict, dict, dict]:
+    """Each box (a name and its detector options) timed on an empty frame and frames with a face of about each
+    of `targets` px, interleaved: (frames, first-pass faces per frame, p50 ms per (frame, box)). Prints the CPU."""
     model = AgeModel(default_model_path(), threads=2)
     portrait = decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[0])
-    frames = {"empty": synthetic_frame((640, 480), False)} | {f"face ~{t} px": frame_with_face(portrait, t) for t in TARGETS}
-    pipes = {line: BoxPipeline(model, BoxOptions(threads=2, detector=DetectorOptions(refine_below=v)), diagnostic=True)
-             for line, v in LINES.items()}
+    frames = {"empty": synthetic_frame((640, 480), False)} | {f"face ~{t} px": frame_with_face(portrait, t) for t in targets}
+    pipes = {name: BoxPipeline(model, BoxOptions(threads=2, detector=options), diagnostic=True)
+             for name, options in boxes.items()}
     one_pass = FaceDetector(DetectorOptions(refine_below=0.0))
     found = {name: one_pass.detect(rgb) for name, rgb in frames.items()}
-    times: dict[tuple[str, str], list[float]] = {(f, l): [] for f in frames for l in LINES}
+    times: dict[tuple[str, str], list[float]] = {(f, b): [] for f in frames for b in boxes}
     for _ in range(ROUNDS):  # interleaved: drift of a shared CPU falls on every cell alike
         for fname, rgb in frames.items():
-            for line, pipe in pipes.items():
-                times[fname, line] += time_frames(pipe, rgb, PER_ROUND)
+            for name, pipe in pipes.items():
+                times[fname, name] += time_frames(pipe, rgb, PER_ROUND)
     env = environment(model.runtime, runtime_version(model.runtime), "xnnpack")
     print(f"cpu: {env['cpu_model']}, {env['cores']} cores; isa: {' '.join(env['isa'])}; {ROUNDS * PER_ROUND} frames per cell, p50 ms")
-    empty = {line: statistics.median(times["empty", line]) for line in LINES}
+    return frames, found, {key: statistics.median(t) for key, t in times.items()}
+
+
+def main() -> None:
+    frames, found, p50 = timed({line: DetectorOptions(refine_below=v) for line, v in LINES.items()}, TARGETS)
     print("| frame | first-pass face px | " + " | ".join(LINES) + " |")
     print("|---|---|" + "---|" * len(LINES))
     for fname in frames:
         px = f"{found[fname][0].side:.0f}" if found[fname] else "none"
-        cells = []
-        for line in LINES:
-            p50 = statistics.median(times[fname, line])
-            cells.append(f"{p50:.2f} ({p50 / empty[line]:.2f}x empty)")
+        cells = [f"{p50[fname, line]:.2f} ({p50[fname, line] / p50['empty', line]:.2f}x empty)" for line in LINES]
         print(f"| {fname} | {px} | " + " | ".join(cells) + " |")
 
 
