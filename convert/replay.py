@@ -327,6 +327,29 @@ def summary_figures(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in ROW_KEYS}
 
 
+#: Counts of a replay summary that `over_draws` averages.
+DRAW_COUNTS = ("minors_decided_ok", "adults_asked", "merged", "split_buyers", "missed")
+
+
+def over_draws(summaries: list[dict]) -> dict:
+    """Several draws of the same buyers (`replay_draws`) together: each count the mean over the draws, so a
+    minor decided ok in one draw of three counts a third, as `calibrate --draws` counts them, and what one draw's
+    luck adds to a figure is averaged out; the decided share and MAE are the draws' means."""
+    first = summaries[0]
+    people = ("buyers", "minors", "adults_25plus")
+    if any(s[k] != first[k] for s in summaries for k in people):
+        raise ValueError("the draws hold different buyers; over_draws needs replays of the same buyers")
+    n = len(summaries)
+    mean = {k: sum(s[k] for s in summaries) / n for k in DRAW_COUNTS}
+    maes = [s["mae"] for s in summaries if s["mae"] is not None]
+    return {"draws": n, **{k: first[k] for k in people}, **{k: round(v, 4) for k, v in mean.items()},
+            "minors_ok_share": round(mean["minors_decided_ok"] / first["minors"], 6) if first["minors"] else None,
+            "adults_asked_share": (round(mean["adults_asked"] / first["adults_25plus"], 6)
+                                   if first["adults_25plus"] else None),
+            "decided_share": round(sum(s["decided_share"] for s in summaries) / n, 4),
+            "mae": round(sum(maes) / len(maes), 4) if maes else None}
+
+
 def replay(pipeline, buyers: list[Buyer], options: ReplayOptions, progress=None) -> dict:
     """Run the buyers through `pipeline` (a BoxPipeline) and score its decisions per buyer."""
     return run_buyers(pipeline, buyers, options, progress).summary()

@@ -99,6 +99,10 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               "aged (reason eyes_hidden; tracking.eye_light). 0: off, as boxes before 2026-12-06.")
 @threads_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Which buyers are drawn and how they move.")
+@click.option("--draws", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Replay the same buyers N times (seeds --seed, +1, ...: other order, gaps, poses and camera noise) "
+              "and report each draw and their mean, where a minor decided ok in one draw of three counts a third "
+              "(as `agegate calibrate --draws`); N times the minutes. --png and --curve show the first draw.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
 @click.option("--curve", type=click.Path(dir_okay=False),
@@ -106,7 +110,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               "point per P(under 25) threshold) as a PNG, the box's decisions here and the operating point's "
               "where it was chosen marked.")
 def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_px, detector, refine_below, refine_margin,
-           min_score, small_face_score, cover, min_eye_light, threads, seed, as_json, png, curve):
+           min_score, small_face_score, cover, min_eye_light, threads, seed, draws, as_json, png, curve):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -124,7 +128,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
     from agegate.edge.runtime import AgeModel
 
     from .evaluate import select_records
-    from .replay import ReplayOptions, replay_photos
+    from .replay import ReplayOptions, over_draws, replay_draws
 
     from agegate.train.datasets import check_distinct
 
@@ -144,13 +148,14 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
         curve_needs_distribution(model.meta)
     detector_options = DetectorOptions(detector=detector, refine_below=refine_below, refine_margin=refine_margin,
                                        min_score=min_score, small_face_score=small_face_score)
-    result = replay_photos(model, records, BoxOptions(threads=threads, detector=detector_options,
-                                                      min_eye_light=min_eye_light),
-                           ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover), queue=queue),
-                           show=not as_json and sys.stderr.isatty())
+    summaries = replay_draws(model, records, BoxOptions(threads=threads, detector=detector_options,
+                                                        min_eye_light=min_eye_light), draws,
+                             ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover), queue=queue),
+                             show=not as_json and sys.stderr.isatty())
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
 
+    result = summaries[0]
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, seed=seed, gap=list(gap),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), queue=queue,
                   detector=detector,
@@ -158,6 +163,9 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
                   small_face_score=small_face_score, cover=cover,
                   min_eye_light=min_eye_light,
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
+    if draws > 1:  # the other draws whole (their rows read at another point as the first's), and the mean
+        result.update(more_replays=[{**s, "seed": seed + d} for d, s in enumerate(summaries[1:], 1)],
+                      over_draws=over_draws(summaries))
     if png:
         _chart(result, Path(png))
     if curve:
@@ -171,6 +179,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
 def render(r: dict) -> str:
     only = f"; labelled {r['ages'][0]}..{r['ages'][1]} only" if r.get("ages") else ""
     only += f"; {r['queue']:.0%} of buyers waiting in a queue" if r.get("queue") else ""
+    only += f"; draw 1 of {r['over_draws']['draws']} (seed {r['seed']})" if r.get("over_draws") else ""
     lines = [
         f"{r['buyers']} buyers from {', '.join(r['data'])} [{r['split']}], {r['frames_per_buyer']} frames each, "
         f"gaps {r['gap'][0]}..{r['gap'][1]} frames, faces {r['face_px'][0]}..{r['face_px'][1]} px ({r['detector']}){only}; "
@@ -199,6 +208,15 @@ def render(r: dict) -> str:
                          f"{g['split']}, MAE {g['mae']}, minors ok {g['minors_decided_ok']} of {g['minors']}, "
                          f"25+ asked {g['adults_asked']} of {g['adults_25plus']}")
         lines.append(f"  decided while still waiting behind the buyer before: {q['decided_while_waiting']}")
+    for d in r.get("more_replays", []):
+        lines.append(f"  draw with seed {d['seed']}:  decided {share_pct(d['decided_share'])}, merged {d['merged']}, "
+                     f"split {d['split_buyers']}, MAE {d['mae']}, minors ok {d['minors_decided_ok']} of {d['minors']}, "
+                     f"25+ asked {d['adults_asked']} of {d['adults_25plus']}")
+    o = r.get("over_draws")
+    if o:
+        lines.append(f"  over the {o['draws']} draws (means): decided {share_pct(o['decided_share'])}, minors ok "
+                     f"{o['minors_decided_ok']:g} of {o['minors']} ({share_pct(o['minors_ok_share'])}), 25+ asked "
+                     f"{o['adults_asked']:g} of {o['adults_25plus']} ({share_pct(o['adults_asked_share'])})")
     if r["unplaced"]:
         lines.append(f"  {len(r['unplaced'])} photo(s) not placed (no face found; --json lists them)")
     return "\n".join(lines)

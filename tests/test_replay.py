@@ -71,6 +71,30 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     assert m["buyers"] == 4 == m["minors"] and m["adults_25plus"] == 0 and m["ages"] == [0, 17]
     r = CliRunner().invoke(cli, ["replay", str(labels), "--ages", "90..99"])
     assert r.exit_code != 0 and "no photo in split 'test' is labelled with an age in 90..99" in r.output
+    # --draws: the same buyers replayed again with the next seed, each draw reported and their mean
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "12", "--draws", "2", "--json"])
+    m = json.loads(r.output)
+    (other,) = m["more_replays"]
+    assert other["seed"] == 1 and other["buyer_paths"] == m["buyer_paths"] and m["seed"] == 0
+    assert m["over_draws"]["draws"] == 2 and m["over_draws"]["minors"] == 4
+    assert m["over_draws"]["adults_asked"] == (m["adults_asked"] + other["adults_asked"]) / 2
+    text = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "12", "--draws", "2"]).output
+    assert "draw 1 of 2 (seed 0)" in text and "draw with seed 1:" in text and "over the 2 draws (means)" in text
+
+
+def test_over_draws_counts_a_minor_passing_one_draw_of_three_as_a_third():
+    from agegate.convert.replay import over_draws
+
+    def draw(ok: int, asked: int, decided: float, mae: float | None = 5.0) -> dict:
+        return {"buyers": 10, "minors": 3, "adults_25plus": 5, "minors_decided_ok": ok, "adults_asked": asked,
+                "merged": 0, "split_buyers": 1, "missed": 0, "decided_share": decided, "mae": mae}
+
+    o = over_draws([draw(1, 2, 0.9), draw(0, 1, 1.0), draw(0, 3, 0.8, None)])
+    assert o["draws"] == 3 and o["minors_decided_ok"] == pytest.approx(1 / 3, abs=1e-4)
+    assert o["minors_ok_share"] == pytest.approx(1 / 9, abs=1e-6) and o["adults_asked_share"] == 0.4
+    assert o["decided_share"] == 0.9 and o["mae"] == 5.0 and o["split_buyers"] == 1.0
+    with pytest.raises(ValueError, match="different buyers"):
+        over_draws([draw(1, 2, 0.9), {**draw(1, 2, 0.9), "minors": 4}])
 
 
 def test_replay_rejects_a_bad_gap(tmp_path):
