@@ -92,19 +92,14 @@ def head_patch(rgb: np.ndarray, detector: FaceDetector, label: FaceBox | None = 
     return None if found is None else found[0]
 
 
-def replay_photos(model, records: list, box, options: ReplayOptions | None = None, show: bool = False) -> dict:
-    """Place `records` (labelled photos) as buyers and replay them through a BoxPipeline of `model` (an
-    AgeModel, with the metadata it decides by) and `box` (BoxOptions); the replay summary, with `unplaced`
-    (photos without a face: path and why). calibrate and qa replay this way; `agegate replay` adds its own
-    detector settings and reports."""
-    return replay_draws(model, records, box, 1, options, show)[0]
-
-
 def replay_draws(model, records: list, box, draws: int, options: ReplayOptions | None = None,
                  show: bool = False) -> list[dict]:
-    """`replay_photos` `draws` times over the same buyers (placed once), with seeds options.seed, +1, ...: each
-    draw shows them in another order, with other gaps, poses and camera noise. The summaries list the buyers in
-    the same order, so their `buyer_risks` stack into (draws, buyers) (challenge25.by_draw)."""
+    """Place `records` (labelled photos) as buyers once and replay them `draws` times through a BoxPipeline of
+    `model` (an AgeModel, with the metadata it decides by) and `box` (BoxOptions), with seeds options.seed, +1,
+    ...: each draw shows them in another order, with other gaps, poses and camera noise. One summary per draw,
+    each with `unplaced` (photos without a face: path and why), listing the buyers in the same order, so their
+    `buyer_risks` stack into (draws, buyers) (challenge25.by_draw). calibrate, qa and `agegate replay` replay
+    this way."""
     from tqdm import tqdm
 
     from agegate.edge.pipeline import BoxPipeline
