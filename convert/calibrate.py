@@ -220,7 +220,7 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
         replay_summary = draws[0]
         ages, b = buyer_matrix(draws)
         t_buyer = choose_max_risk(b, ages, max_minors_ok_buyer, confidence)
-        buyer_curve = tradeoff_curve(b, ages) if len(draws) > 1 else replay_summary["risk_curve"]
+        buyer_curve = per_buyer_curve(draws)
     max_risk = written_point(t_image if t_buyer is None else min(t_image, t_buyer))  # as the box will read it
     measured["per_image"] = rates(risk, y, max_risk)
     targets = {"per_image": max_minors_ok_image}
@@ -246,6 +246,16 @@ def calibrate(model_path: Path, predictions, buyer_replay, *, max_minors_ok_imag
                              [] if replay_summary is None else
                              minors_at_the_line(replay_summary["buyer_paths"], ages, None, b, max_risk),
                              spread, [summary_figures(d) for d in draws[1:]])
+
+
+def per_buyer_curve(draws: list[dict]) -> list[dict]:
+    """The per-buyer trade-off of replays of the same buyers: one draw's own `risk_curve` (as `agegate replay`
+    reports it), or over several the curve of every draw together (`tradeoff_curve` of `buyer_matrix`), each minor
+    counted by the share of draws they pass in. calibrate and qa draw it so."""
+    if len(draws) == 1 or any("buyer_risks" not in d for d in draws):
+        return draws[0].get("risk_curve", [])
+    ages, risks = buyer_matrix(draws)
+    return tradeoff_curve(risks, ages)
 
 
 def buyer_matrix(draws: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from agegate.edge.challenge25 import OperatingPoint, binomial_lower, rates, trad
 from agegate.edge.contracts import CHALLENGE_AGE
 from agegate.edge.metadata import ModelMetadata
 
-from .calibrate import buyer_matrix
+from .calibrate import buyer_matrix, per_buyer_curve
 from .evaluate import Predictions
 from .metrics import age_metrics, group_mae
 from .replay import summary_figures
@@ -260,9 +260,5 @@ def challenge25_figures(qp: Predictions, replays: list[dict] | None) -> dict:
         return {}
     out: dict = {"per_image": {"curve": tradeoff_curve(qp.risk, qp.y_true)}}
     if replays:
-        curve = replays[0].get("risk_curve", [])
-        if len(replays) > 1 and all("buyer_risks" in d for d in replays):
-            ages, risks = buyer_matrix(replays)
-            curve = tradeoff_curve(risks, ages)
-        out["per_buyer"] = {**summary_figures(replays[0]), "draws": len(replays), "curve": curve}
+        out["per_buyer"] = {**summary_figures(replays[0]), "draws": len(replays), "curve": per_buyer_curve(replays)}
     return out
