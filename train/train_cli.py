@@ -46,7 +46,7 @@ def _options(f):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, as its config.json "
               "has it: --epochs may grow; another value of any other option is refused, not ignored.")
 def train(resume: bool, **options):
-    """Train an age regressor and export OUT/model.keras with OUT/model.json.
+    """Train an age model (one age, or a distribution over ages) and export OUT/model.keras with OUT/model.json.
 
     \b
     Every epoch writes a checkpoint, history.csv and curves.png; the best model by
