@@ -105,6 +105,7 @@ def cli(verbose: bool) -> None:
       agegate qa ...              quantized vs float gate (MAE < 8, drift)
       agegate bundle build ...    signed bundle for the field
       agegate device install ...  verified atomic install on a box
+      agegate device config ...   the box's box.toml: every key, commented
       agegate edge run ...        the box itself
       agegate fleet report ...    the chain's view across boxes
     """

@@ -5,56 +5,21 @@ Every key has one default (the dataclass field) and one check (its `_setting` ra
 whether it comes from box.toml or a flag, so a negative `id_threshold` is refused the same way
 from both, and a documented key that does nothing fails a test (tests/test_box_config.py).
 
-Example box.toml (every key optional except source.uri and model.path):
-    [box]
-    id = "store-12-till-3"
-    store = "store-12"
-    till = "3"
-    [source]
-    uri = "0"            # camera index, /dev/videoN, file, folder, rtsp:// or http:// URL
-    width = 640
-    height = 480
-    fps = 30
-    [model]
-    path = "/opt/agegate/current/model.tflite"
-    threads = 2
-    latency_budget_ms = 15   # /healthz reports "slow" and doctor fails above it
-    [detector]
-    name = "blazeface-short"
-    min_face = 40
-    min_score = 0.5
-    every = 1                # detect on every k-th frame (2-3 halve the CPU on slow boxes)
-    refine_below = 0.2       # faces under this share of the frame (128 px of 640) are detected again, closer
-    small_face_score = 0.35  # such a face is kept from this score if the closer look finds it at min_score
-    refine_margin = 1.0      # a first box up to this x the line is looked at again too (1: off)
-    [quality]                # which frames of a found face are aged (the others: face_too_small, blurred, ...)
-    min_quality_face = 48    # px
-    min_sharpness = 10       # variance of the Laplacian of the face crop (0: never blurred)
-    min_eye_light = 0.3      # eyes darker than this share of the skin: behind dark glasses (0: never checked)
-    [decision]
-    id_threshold = 25        # a regression model's line; a calibrated model decides by its operating point
-    min_frames = 5
-    decide_after = 10
-    max_spread = 12
-    [events]
-    path = "/var/lib/agegate/events.sqlite"
-    retention_days = 90
-    [api]
-    enabled = true
-    host = "127.0.0.1"
-    port = 8765
-    token = ""
+Every key, its default, range and what it does: `agegate device config` writes them as a commented box.toml
+(`example_toml`), from the dataclasses below and nothing else. Only source.uri and model.path must be given.
 """
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
+import textwrap
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .contracts import CHALLENGE_AGE, MINOR_AGE, THREADS_RANGE
 from .errors import ConfigError
@@ -67,6 +32,7 @@ def _setting(default: Any, lo: float | None = None, hi: float | None = None, cho
 
 @dataclass(frozen=True)
 class BoxSection:
+    """Who this box is: every event row carries these ids, and the fleet report groups by them."""
     id: str = _setting("box-1", flag="--box-id", doc="this box's id in events")
     store: str = _setting("", doc="the store's id, in every event row (fleet reports group by it)")
     till: str = _setting("", doc="the till's id within the store, in every event row")
@@ -74,22 +40,27 @@ class BoxSection:
 
 @dataclass(frozen=True)
 class SourceSection:
-    uri: str | None = _setting(None, flag="--source", doc="camera index, /dev/videoN, file, folder or URL")
-    width: int | None = _setting(None, 16, 8192)
-    height: int | None = _setting(None, 16, 8192)
-    fps: float | None = _setting(None, 0.5, 240)
+    """The camera: what the box reads frames from, and the mode it asks of it."""
+    uri: str | None = _setting(None, flag="--source", doc="camera index, /dev/videoN, video file, image folder, "
+                               "rtsp:// or http:// URL")
+    width: int | None = _setting(None, 16, 8192, doc="frame width asked of the camera (unset: its own)")
+    height: int | None = _setting(None, 16, 8192, doc="frame height asked of the camera (unset: its own)")
+    fps: float | None = _setting(None, 0.5, 240, doc="frames per second asked of the camera (unset: its own)")
 
 
 @dataclass(frozen=True)
 class ModelSection:
+    """The age model: the installed release's file, and the CPU it may use."""
     path: str | None = _setting(None, flag="--model", doc="a .tflite with its .json; none: the shipped model")
-    threads: int = _setting(2, *THREADS_RANGE, flag="--threads")
+    threads: int = _setting(2, *THREADS_RANGE, flag="--threads", doc="LiteRT threads per model run")
     latency_budget_ms: float | None = _setting(None, 0.1, 10_000, doc="p50 inference budget per face")
 
 
 @dataclass(frozen=True)
 class DetectorSection:
-    name: str = _setting("blazeface-short", choices=("blazeface-short", "blazeface-full", "haar"), flag="--detector")
+    """How faces are found in a frame (one of the decision settings an operating point is chosen with)."""
+    name: str = _setting("blazeface-short", choices=("blazeface-short", "blazeface-full", "haar"), flag="--detector",
+                         doc="face detector: BlazeFace's short-range model suits a till camera within 2 m")
     min_face: int = _setting(40, 8, 4096, doc="pixels; smaller faces are ignored")
     min_score: float = _setting(0.5, 0.05, 0.99, doc="BlazeFace detection score")
     every: int = _setting(1, 1, 30, doc="detect on every k-th frame; faces are carried in between")
@@ -116,25 +87,31 @@ class QualitySection:
 
 @dataclass(frozen=True)
 class DecisionSection:
+    """When a buyer is decided, and on what evidence (decision settings an operating point is chosen with)."""
     # Below MINOR_AGE a threshold would let minors buy alcohol without being asked: refused.
-    id_threshold: float = _setting(CHALLENGE_AGE, MINOR_AGE, 100, flag="--id-threshold")
-    min_frames: int = _setting(5, 1, 1000)
-    decide_after: int = _setting(10, 1, 1000)
-    max_spread: float = _setting(12.0, 0.5, 100)
+    id_threshold: float = _setting(CHALLENGE_AGE, MINOR_AGE, 100, flag="--id-threshold",
+                                   doc="ask for ID below this fused age: the line of a regression model or one not "
+                                   "calibrated (a calibrated model decides by its operating point)")
+    min_frames: int = _setting(5, 1, 1000, doc="fewer aged frames than this: the buyer is uncertain")
+    decide_after: int = _setting(10, 1, 1000, doc="aged frames before the box decides (at least min_frames)")
+    max_spread: float = _setting(12.0, 0.5, 100, doc="years: frames that disagree more than this leave the buyer "
+                                 "uncertain")
 
 
 @dataclass(frozen=True)
 class EventsSection:
-    path: str = _setting("events.sqlite", flag="--events")
-    retention_days: float = _setting(90, 1, 3650)
+    """Where decisions are kept (never an image), and for how long."""
+    path: str = _setting("events.sqlite", flag="--events", doc="the SQLite events file")
+    retention_days: float = _setting(90, 1, 3650, doc="events older than this many days are deleted")
 
 
 @dataclass(frozen=True)
 class ApiSection:
-    enabled: bool = _setting(True, flag="--no-api")
-    host: str = _setting("127.0.0.1", flag="--host")
+    """The HTTP endpoint the till reads decisions from (/decision, /last, /healthz) and the /setup page."""
+    enabled: bool = _setting(True, flag="--no-api", doc="serve the endpoint")
+    host: str = _setting("127.0.0.1", flag="--host", doc="address to serve on (beyond this machine: set token too)")
     port: int = _setting(8765, 0, 65535, flag="--port", doc="0 picks a free port")
-    token: str = _setting("", flag="--token")
+    token: str = _setting("", flag="--token", doc="bearer token every request must carry")
 
 
 @dataclass(frozen=True)
@@ -200,8 +177,9 @@ def _check(section: str, key: str, value: Any, origin: str) -> Any:
     name = _label(section, key, origin)
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if str in allowed and section == "source" and isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # a camera index may be written as a number
+    if str in allowed and int not in allowed and float not in allowed and isinstance(value, int) \
+            and not isinstance(value, bool):
+        value = str(value)  # a camera index, a till's number: text written as a number
     if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
         names = " or ".join(t.__name__ for t in allowed)
         raise ConfigError(f"{origin}: {name} must be {names}, not {type(value).__name__} ({value!r})")
@@ -253,6 +231,49 @@ def validate(raw: dict[str, Any], origin: str = "config") -> BoxConfig:
         if key not in raw[section]:
             raise ConfigError(f"{origin}: missing required key {section}.{key}")
     return BoxConfig().override({f"{s}.{k}": v for s, body in raw.items() for k, v in body.items()}, origin)
+
+
+def describe(section: str, key: str) -> str:
+    """What `section.key` does and what it allows, in one sentence (the example box.toml's comment)."""
+    f = settings(section)[key]
+    meta = f.metadata
+    allows = (f"one of {', '.join(meta['choices'])}" if meta["choices"]
+              else f"{meta['lo']:g}..{meta['hi']:g}" if meta["lo"] is not None else "")
+    parts = [meta["doc"]] + ([allows] if allows else []) + ([f"flag {meta['flag']}"] if meta["flag"] else [])
+    return "; ".join(p for p in parts if p)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a TOML basic string
+
+
+def example_toml(cfg: BoxConfig, given: Iterable[str], header: str = "") -> str:
+    """A box.toml naming every section and key: the keys `given` ("section.key") set as `cfg` has them, every other
+    key written commented out at its default, each under what it does and allows.
+
+    Why commented out: a box.toml that spelled out every default would pin it, and the decision settings are the
+    ones a model's operating point is chosen with, so a default a later release measures better would never reach
+    that box and `device doctor` would flag it as set otherwise."""
+    given = {tuple(k.split(".")) for k in given}
+    lines = [f"# {line}" for line in header.splitlines()] + ([""] if header else [])
+    for section, cls in sections().items():
+        lines += textwrap.wrap(" ".join(cls.__doc__.split()), 116, initial_indent="# ", subsequent_indent="# ")
+        lines.append(f"[{section}]")
+        for key in settings(section):
+            lines += textwrap.wrap(describe(section, key), 116, initial_indent="# ", subsequent_indent="#   ")
+            value = getattr(getattr(cfg, section), key)
+            if (section, key) in given:
+                lines.append(f"{key} = {_toml_value(value)}")
+            elif value is None:
+                lines.append(f"# {key} = (unset)")
+            else:
+                lines.append(f"# {key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def load_config(path: str | Path) -> BoxConfig:

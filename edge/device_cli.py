@@ -1,4 +1,4 @@
-"""`agegate device install|rollback|status|doctor|install-service`: the field engineer's commands."""
+"""`agegate device install|rollback|status|doctor|config|install-service`: the field engineer's commands."""
 from __future__ import annotations
 
 import json
@@ -135,6 +135,91 @@ def doctor(root, config_path, as_json):
                 click.echo(f"         fix: {c.fix}")
         click.echo("healthy" if not failed else f"{len(failed)} critical check(s) failed")
     sys.exit(1 if failed else 0)
+
+
+CONFIG_HEADER = """box.toml for box {box}: read by `agegate edge run --config` and `agegate device doctor --config`.
+Written by `agegate device config` (agegate {version}). Keys left commented out keep agegate's default, which a
+later release may measure better: set only what this box needs. [detector], [quality] and [decision] are the
+settings a model's operating point is chosen with: set one otherwise and `device doctor` says so, and
+`agegate calibrate MODEL --config box.toml` chooses a point for this box. Relative paths name files beside this
+file. Check it on the box: agegate device doctor --config box.toml"""
+
+
+def _assignment(text: str) -> tuple[str, object]:
+    """`section.key=value` -> ("section.key", value): the value read as TOML (25, 0.5, true, "a b"), a bare word
+    as a string (store-12)."""
+    import tomllib
+
+    from .errors import UsageError
+
+    key, sep, raw = text.partition("=")
+    if not sep or "." not in key:
+        raise UsageError(f"--set {text!r}: give SECTION.KEY=VALUE, e.g. --set box.store=store-12")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
+
+
+@device.command("config")
+@_root
+@click.option("--source", default="0", show_default=True,
+              help="The camera: index, /dev/videoN, video file, image folder, rtsp:// or http:// URL.")
+@click.option("--set", "assignments", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Set another key (repeatable), e.g. --set box.store=store-12 --set box.till=3.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the file here (its folder is made) instead of "
+              "printing it, e.g. /etc/agegate/box.toml (install-service's default).")
+@click.option("--force", is_flag=True, help="Replace an existing --out (the old file is kept beside, .previous).")
+@click.option("--json", "as_json", is_flag=True, help="Print every key (value, default, range, flag, what it "
+              "does) as JSON.")
+def config(root, source, assignments, out, force, as_json):
+    """Write a box.toml: every key with its default, range and what it does.
+
+    The camera (--source) and the model of the release `device install` puts under --root are set, and any key given with
+    --set; every other key is written commented out at its default, so the box keeps agegate's defaults as they
+    improve. The file is checked as `edge run` reads it before it is written.
+    """
+    import os
+
+    from . import __version__
+    from .config import REQUIRED, BoxConfig, example_toml, load_config, sections, settings
+    from .errors import UsageError
+
+    values = {"source.uri": source, "model.path": str(Path(root).resolve() / "current" / "model.tflite")}
+    values.update(_assignment(a) for a in assignments)
+    cfg = BoxConfig().override(values, "--set")  # ConfigError names a bad key or value
+    text = example_toml(cfg, values, CONFIG_HEADER.format(box=cfg.box.id, version=__version__))
+    if as_json:
+        keys = [{"key": f"{s}.{k}", "value": getattr(getattr(cfg, s), k), "set": f"{s}.{k}" in values,
+                 "default": f.default, "required": (s, k) in REQUIRED, "min": f.metadata["lo"],
+                 "max": f.metadata["hi"], "choices": list(f.metadata["choices"]) or None,
+                 "flag": f.metadata["flag"] or None, "doc": f.metadata["doc"]}
+                for s in sections() for k, f in settings(s).items()]
+        click.echo(json.dumps({"out": out, "keys": keys}, indent=2))
+    if out is None:
+        if not as_json:
+            click.echo(text)
+        return
+    target = Path(out)
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists: pass --force to replace it (the old file is kept as "
+                         f"{target.name}.previous), or --out another file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text)
+    try:
+        written = load_config(tmp)  # as the box will read it (relative paths beside it)
+    except Exception:
+        tmp.unlink()
+        raise
+    if target.exists():
+        os.replace(target, target.with_name(target.name + ".previous"))
+    os.replace(tmp, target)
+    if not as_json:
+        click.echo(f"wrote {target}: source {written.source.uri}, model {written.model.path}"
+                   + (f", {len(assignments)} more key(s) set" if assignments else "")
+                   + f"; check it with `agegate device doctor --config {target}`")
 
 
 @device.command("install-service")

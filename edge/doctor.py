@@ -31,8 +31,8 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
             cfg = load_config(config_path)
             checks.append(Check("config", True, f"{config_path} is valid"))
         except AgegateError as e:
-            checks.append(Check("config", False, str(e), "fix the named key in box.toml (see `agegate device "
-                                                          "doctor --help` for the schema)"))
+            checks.append(Check("config", False, str(e), "fix the named key in box.toml (`agegate device "
+                                                          "config` writes every key with its range)"))
     box = BoxRoot(root)
     status = box.status()  # the releases, the problems and the history's warnings, read once
     cur, broken = status.current, status.problems

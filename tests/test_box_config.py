@@ -123,3 +123,82 @@ def test_relative_paths_in_box_toml_name_files_beside_it(tmp_path, monkeypatch):
         box.write_text(f'[source]\nuri = "{uri}"\n[model]\npath = "m.tflite"\n')
         assert load_config(box).source.uri == uri
 
+
+
+def test_every_key_says_what_it_does():
+    """`agegate device config` writes each key under its doc: a key without one would be a bare name to the field
+    engineer who edits the file."""
+    assert [f"{s}.{k}" for s, k in all_keys() if not settings(s)[k].metadata["doc"]] == []
+
+
+def _device_config(*args):
+    from click.testing import CliRunner
+
+    from agegate.edge.cli import cli
+
+    return CliRunner().invoke(cli, ["device", "config", *map(str, args)])
+
+
+def test_device_config_writes_a_box_toml_the_box_reads_as_the_defaults(tmp_path):
+    """The written file sets the camera, the installed release's model and the --set keys, and nothing else: every
+    other key stays agegate's default (commented out, so a later release's better default reaches the box)."""
+    from agegate.edge.config import load_config
+
+    out = tmp_path / "etc" / "box.toml"
+    r = _device_config("--root", tmp_path / "box", "--source", "rtsp://cam/1", "--set", "box.store=store-12",
+                       "--set", "box.till=3", "--set", "quality.min_sharpness=12", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert f"agegate device doctor --config {out}" in r.output
+    cfg = load_config(out)
+    want = BoxConfig().override({"source.uri": "rtsp://cam/1", "model.path": str(tmp_path / "box/current/model.tflite"),
+                                 "box.store": "store-12", "box.till": "3", "quality.min_sharpness": 12.0})
+    assert cfg == dataclasses.replace(want, events=dataclasses.replace(
+        want.events, path=str(out.parent / "events.sqlite")))  # relative: beside the file, as the box reads it
+    text = out.read_text()
+    for section, key in all_keys():  # every key is in the file, under a comment that says what it does
+        assert f"\n{key} = " in text or f"\n# {key} = " in text, f"{section}.{key} missing"
+
+
+def test_the_commented_defaults_are_the_defaults(tmp_path):
+    """Uncommenting every key the file shows at its default changes nothing: the file cannot show one default while
+    the box runs another."""
+    from agegate.edge.config import load_config
+
+    out = tmp_path / "box.toml"
+    assert _device_config("--out", out).exit_code == 0
+    lines = out.read_text().splitlines()
+    keyed = [ln[2:] if ln.startswith("# ") and " = " in ln and "(unset)" not in ln and not ln.startswith("#   ")
+             and ln[2:].split(" = ")[0].isidentifier() else ln for ln in lines]
+    assert sum(a != b for a, b in zip(lines, keyed)) == sum(
+        1 for s, k in all_keys() if getattr(getattr(BoxConfig(), s), k) is not None and (s, k) != ("source", "uri")
+        and (s, k) != ("model", "path"))
+    full = tmp_path / "full.toml"
+    full.write_text("\n".join(keyed))
+    assert load_config(full) == load_config(out)
+
+
+def test_device_config_refuses_bad_keys_and_keeps_an_existing_file(tmp_path):
+    out = tmp_path / "box.toml"
+    r = _device_config("--set", "decision.id_threshold=12", "--out", out)
+    assert r.exit_code == 1 and "decision.id_threshold = 12.0 is outside 18..100" in r.output and not out.exists()
+    r = _device_config("--set", "box.nope=1")
+    assert r.exit_code == 1 and "unknown key box.nope; known: id, store, till" in r.output
+    r = _device_config("--set", "store-12")
+    assert r.exit_code == 2 and "give SECTION.KEY=VALUE" in r.output
+    out.write_text("# a store's own box.toml\n")
+    r = _device_config("--out", out)
+    assert r.exit_code == 2 and "exists: pass --force" in r.output and out.read_text() == "# a store's own box.toml\n"
+    r = _device_config("--out", out, "--force")
+    assert r.exit_code == 0 and (tmp_path / "box.toml.previous").read_text() == "# a store's own box.toml\n"
+    assert "[decision]" in out.read_text()
+
+
+def test_device_config_json_lists_every_key():
+    import json
+
+    r = _device_config("--json", "--set", "box.till=3")
+    keys = {k["key"]: k for k in json.loads(r.output)["keys"]}
+    assert r.exit_code == 0 and set(keys) == {f"{s}.{k}" for s, k in all_keys()}
+    assert keys["box.till"]["value"] == "3" and keys["box.till"]["set"] and not keys["box.id"]["set"]
+    assert keys["decision.id_threshold"]["min"] == 18 and keys["source.uri"]["required"]
+    assert keys["detector.name"]["choices"] == ["blazeface-short", "blazeface-full", "haar"]
