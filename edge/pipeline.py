@@ -177,6 +177,12 @@ class BoxPipeline:
         self.policy = box_policy(model.meta, self.options)
         if not diagnostic and (unused := unused_threshold(model.meta, self.options)):
             log.warning(unused)
+        if not diagnostic and model.meta.bundle is not None and model.meta.bundle.forced:
+            # `device status` and `doctor` say so on the box; the till's decisions are where it matters
+            b = model.meta.bundle
+            log.warning("this model (%s %s) was bundled with --force after it failed QA%s: the till's decisions "
+                        "rest on a model QA refused; install a QA-passed bundle", b.name, b.version,
+                        f" (MAE {b.qa_mae:.2f})" if b.qa_mae is not None else "")
         mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
         if mismatch:
             # Only the photo profile searches tiles: a folder of photos, which no camera setting can make a till's.

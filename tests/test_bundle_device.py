@@ -41,6 +41,26 @@ def test_build_refuses_failed_qa_unless_forced(kit):
     assert meta["bundle"]["forced"] is True
 
 
+def test_a_box_that_runs_a_forced_model_says_so_when_it_starts(kit, tmp_path, caplog):
+    """--force is recorded in the bundle and shown at install, status and doctor; the box itself, which decides
+    with it, started without a word."""
+    import logging
+
+    from agegate.edge.pipeline import BoxPipeline
+    from agegate.edge.runtime import AgeModel
+
+    root, forced = tmp_path / "box", tmp_path / "forced.tar.gz"
+    assert run("bundle", "build", "--model", kit / "model.tflite", "--qa", kit / "qa_failed.json", "--sign-key",
+               kit / "fleet.pem", "--version", "9", "--force", "--out", forced).exit_code == 0
+    assert run("device", "install", kit / "b-1.0.0.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    with caplog.at_level(logging.WARNING, logger="agegate.edge"):
+        BoxPipeline(AgeModel(root / "current" / "model.tflite"))
+        assert "QA" not in caplog.text
+        assert run("device", "install", forced, "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+        BoxPipeline(AgeModel(root / "current" / "model.tflite"))
+    assert "was bundled with --force after it failed QA (MAE 9.10)" in caplog.text
+
+
 def test_build_takes_a_qa_report_only_for_the_bytes_it_judged(kit, tmp_path):
     """A report that names what it judged by sha256 (`agegate qa` writes both) holds for those bytes only: a
     retrained model of the same name, or this model with its sidecar rewritten (a new operating point QA never
