@@ -61,10 +61,14 @@ def write_charts(rep: FleetReport, out: Path) -> None:
     for r in rep.box_days:
         by_day.setdefault(r["date"], []).append(r["uncertain_share"])
     days = sorted(by_day)
-    ax.plot(days, [100 * sum(v) / len(v) for v in (by_day[d] for d in days)], color="#34495e", label="fleet (mean of boxes)")
+    dots = "o" if len(days) <= 31 else None  # a line through one or a few days draws nothing without them
+    ax.plot(days, [100 * sum(v) / len(v) for v in (by_day[d] for d in days)], color="#34495e", marker=dots,
+            markersize=3, label="fleet (mean of boxes)")
     for j in rep.uncertain_jumps[:5]:
         rows = [r for r in rep.box_days if r["box_id"] == j["box_id"]]
-        ax.plot([r["date"] for r in rows], [100 * r["uncertain_share"] for r in rows], label=f"{j['box_id']} (jumped)")
+        ax.plot([r["date"] for r in rows], [100 * r["uncertain_share"] for r in rows], marker=dots, markersize=3,
+                label=f"{j['box_id']} (jumped)")
+    ax.set_ylim(0, max(1.0, ax.get_ylim()[1]))  # a share: never below 0, and a flat 0 % is drawn as such
     ax.set_ylabel("% uncertain")
     ax.set_title("Share of uncertain decisions per day")
     ax.set_xticks(days[:: max(1, len(days) // 12)])
