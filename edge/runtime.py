@@ -115,9 +115,11 @@ class AgeEstimate:
 def model_label(path: Path, meta: ModelMetadata) -> str:
     """Which model a file is (fleet reports list models and versions per box; doctor compares the running box's
     with the file a restart would load): an installed bundle's name and version, or the file name, then 12 hex of
-    the file's SHA-256 (two builds of one name differ)."""
+    the file's SHA-256 (two builds of one name differ). A bundle forced past a failed QA says FORCED, so the events,
+    /metrics and the chain's fleet report show which boxes decide with a model QA refused."""
     b = meta.bundle
-    return f"{f'{b.name} {b.version}' if b else Path(path).name}:{sha256_file(path)[:12]}"
+    name = f"{b.name} {b.version}{' FORCED' if b.forced else ''}" if b else Path(path).name
+    return f"{name}:{sha256_file(path)[:12]}"
 
 
 class AgeModel:

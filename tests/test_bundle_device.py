@@ -57,8 +57,10 @@ def test_a_box_that_runs_a_forced_model_says_so_when_it_starts(kit, tmp_path, ca
         BoxPipeline(AgeModel(root / "current" / "model.tflite"))
         assert "QA" not in caplog.text
         assert run("device", "install", forced, "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
-        BoxPipeline(AgeModel(root / "current" / "model.tflite"))
+        forced_box = BoxPipeline(AgeModel(root / "current" / "model.tflite"))
     assert "was bundled with --force after it failed QA (MAE 9.10)" in caplog.text
+    # and every event row it writes names it so (the chain's fleet report lists models by this label)
+    assert forced_box.model.label.startswith("model 9 FORCED:")
 
 
 def test_build_takes_a_qa_report_only_for_the_bytes_it_judged(kit, tmp_path):
