@@ -51,7 +51,8 @@ class SourceSection:
 @dataclass(frozen=True)
 class ModelSection:
     """The age model: the installed release's file, and the CPU it may use."""
-    path: str | None = _setting(None, flag="--model", doc="a .tflite with its .json; none: the shipped model")
+    path: str | None = _setting(None, flag="--model", doc="a .tflite with its .json sidecar (an installed release's: "
+                                "ROOT/current/model.tflite; edge run without one: the shipped model)")
     threads: int = _setting(2, *THREADS_RANGE, flag="--threads", doc="LiteRT threads per model run")
     latency_budget_ms: float | None = _setting(None, 0.1, 10_000, doc="p50 inference budget per face")
 

@@ -176,9 +176,9 @@ def _assignment(text: str) -> tuple[str, object]:
 def config(root, source, assignments, out, force, as_json):
     """Write a box.toml: every key with its default, range and what it does.
 
-    The camera (--source) and the model of the release `device install` puts under --root are set, and any key given with
-    --set; every other key is written commented out at its default, so the box keeps agegate's defaults as they
-    improve. The file is checked as `edge run` reads it before it is written.
+    The camera (--source) and the model of the release `device install` puts under --root are set, and any key
+    given with --set; every other key is written commented out at its default, so the box keeps agegate's defaults
+    as they improve. The file is checked as `edge run` reads it before it is written.
     """
     import os
 

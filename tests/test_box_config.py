@@ -150,8 +150,9 @@ def test_device_config_writes_a_box_toml_the_box_reads_as_the_defaults(tmp_path)
     assert r.exit_code == 0, r.output
     assert f"agegate device doctor --config {out}" in r.output
     cfg = load_config(out)
-    want = BoxConfig().override({"source.uri": "rtsp://cam/1", "model.path": str(tmp_path / "box/current/model.tflite"),
-                                 "box.store": "store-12", "box.till": "3", "quality.min_sharpness": 12.0})
+    want = BoxConfig().override({"source.uri": "rtsp://cam/1", "box.store": "store-12", "box.till": "3",
+                                 "model.path": str(tmp_path / "box/current/model.tflite"),
+                                 "quality.min_sharpness": 12.0})
     assert cfg == dataclasses.replace(want, events=dataclasses.replace(
         want.events, path=str(out.parent / "events.sqlite")))  # relative: beside the file, as the box reads it
     text = out.read_text()
