@@ -196,7 +196,7 @@ def config(root, source, assignments, out, force, as_json):
                  "max": f.metadata["hi"], "choices": list(f.metadata["choices"]) or None,
                  "flag": f.metadata["flag"] or None, "doc": f.metadata["doc"]}
                 for s in sections() for k, f in settings(s).items()]
-        click.echo(json.dumps({"out": out, "keys": keys}, indent=2))
+        click.echo(json.dumps({"ok": True, "out": out, "keys": keys}, indent=2))
     if out is None:
         if not as_json:
             click.echo(text)

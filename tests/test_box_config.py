@@ -199,7 +199,7 @@ def test_device_config_json_lists_every_key():
 
     r = _device_config("--json", "--set", "box.till=3")
     keys = {k["key"]: k for k in json.loads(r.output)["keys"]}
-    assert r.exit_code == 0 and set(keys) == {f"{s}.{k}" for s, k in all_keys()}
+    assert r.exit_code == 0 and json.loads(r.output)["ok"] and set(keys) == {f"{s}.{k}" for s, k in all_keys()}
     assert keys["box.till"]["value"] == "3" and keys["box.till"]["set"] and not keys["box.id"]["set"]
     assert keys["decision.id_threshold"]["min"] == 18 and keys["source.uri"]["required"]
     assert keys["detector.name"]["choices"] == ["blazeface-short", "blazeface-full", "haar"]
