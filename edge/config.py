@@ -259,7 +259,7 @@ def example_toml(cfg: BoxConfig, given: Iterable[str], header: str = "") -> str:
     Why commented out: a box.toml that spelled out every default would pin it, and the decision settings are the
     ones a model's operating point is chosen with, so a default a later release measures better would never reach
     that box and `device doctor` would flag it as set otherwise."""
-    given = {tuple(k.split(".")) for k in given}
+    set_here = {tuple(k.split(".")) for k in given}
     lines = [f"# {line}" for line in header.splitlines()] + ([""] if header else [])
     for section, cls in sections().items():
         lines += textwrap.wrap(" ".join(cls.__doc__.split()), 116, initial_indent="# ", subsequent_indent="# ")
@@ -267,7 +267,7 @@ def example_toml(cfg: BoxConfig, given: Iterable[str], header: str = "") -> str:
         for key in settings(section):
             lines += textwrap.wrap(describe(section, key), 116, initial_indent="# ", subsequent_indent="#   ")
             value = getattr(getattr(cfg, section), key)
-            if (section, key) in given:
+            if (section, key) in set_here:
                 lines.append(f"{key} = {_toml_value(value)}")
             elif value is None:
                 lines.append(f"# {key} = (unset)")
@@ -285,11 +285,17 @@ def load_config(path: str | Path) -> BoxConfig:
         raise ConfigError(f"{p}: config file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: cannot read the config ({e})") from e
+    return parse_config(text, p)
+
+
+def parse_config(text: str, path: Path) -> BoxConfig:
+    """A box.toml's text as the box reads it from `path` (relative paths beside it): `device config` checks a file
+    this way before it writes it."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: not valid TOML ({e})") from e
-    return _beside(validate(raw, str(p)), p.resolve().parent)
+        raise ConfigError(f"{path}: not valid TOML ({e})") from e
+    return _beside(validate(raw, str(path)), path.resolve().parent)
 
 
 def _beside(cfg: BoxConfig, folder: Path) -> BoxConfig:

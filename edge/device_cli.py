@@ -137,6 +137,22 @@ def doctor(root, config_path, as_json):
     sys.exit(1 if failed else 0)
 
 
+def _write_keeping_previous(target: Path, text: str) -> Path | None:
+    """Write `text` to `target` (its folder made) through a temporary file beside it, so a cut power leaves the old
+    file or the new one; a different file there before is kept beside as NAME.previous, which is returned."""
+    import os
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text)
+    previous = None
+    if target.is_file() and target.read_text() != text:
+        previous = target.with_name(target.name + ".previous")
+        os.replace(target, previous)
+    os.replace(tmp, target)
+    return previous
+
+
 CONFIG_HEADER = """box.toml for box {box}: read by `agegate edge run --config` and `agegate device doctor --config`.
 Written by `agegate device config` (agegate {version}). Keys left commented out keep agegate's default, which a
 later release may measure better: set only what this box needs. [detector], [quality] and [decision] are the
@@ -180,10 +196,8 @@ def config(root, source, assignments, out, force, as_json):
     given with --set; every other key is written commented out at its default, so the box keeps agegate's defaults
     as they improve. The file is checked as `edge run` reads it before it is written.
     """
-    import os
-
     from . import __version__
-    from .config import REQUIRED, BoxConfig, example_toml, load_config, sections, settings
+    from .config import REQUIRED, BoxConfig, example_toml, parse_config, sections, settings
     from .errors import UsageError
 
     values = {"source.uri": source, "model.path": str(Path(root).resolve() / "current" / "model.tflite")}
@@ -205,17 +219,8 @@ def config(root, source, assignments, out, force, as_json):
     if target.exists() and not force:
         raise UsageError(f"{target} exists: pass --force to replace it (the old file is kept as "
                          f"{target.name}.previous), or --out another file")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text)
-    try:
-        written = load_config(tmp)  # as the box will read it (relative paths beside it)
-    except Exception:
-        tmp.unlink()
-        raise
-    if target.exists():
-        os.replace(target, target.with_name(target.name + ".previous"))
-    os.replace(tmp, target)
+    written = parse_config(text, target)  # as the box will read it there (relative paths beside it)
+    _write_keeping_previous(target, text)
     if not as_json:
         click.echo(f"wrote {target}: source {written.source.uri}, model {written.model.path}"
                    + (f", {len(assignments)} more key(s) set" if assignments else "")
@@ -249,12 +254,6 @@ def install_service(config_path, unit, writable, dry_run):
     if dry_run:
         click.echo(text)
         return
-    target = Path(unit)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    kept = ""
-    if target.is_file() and target.read_text() != text:  # an earlier unit, perhaps edited by hand: kept beside
-        previous = target.with_name(target.name + ".previous")
-        target.replace(previous)
-        kept = f" (the unit there before kept as {previous})"
-    target.write_text(text)
+    previous = _write_keeping_previous(Path(unit), text)  # an earlier unit, perhaps edited by hand: kept beside
+    kept = f" (the unit there before kept as {previous})" if previous else ""
     click.echo(f"wrote {unit}{kept}; now: systemctl daemon-reload && systemctl enable --now agegate")

@@ -123,7 +123,8 @@ def model_label(path: Path, meta: ModelMetadata) -> str:
 
 
 class AgeModel:
-    """A .tflite age model with its metadata: images in, ages out (with a distribution head, each age's distribution too).
+    """A .tflite age model with its metadata: images in, ages out (with a distribution head, each age's
+    distribution too).
 
     Handles float or int8 input/output tensors (quantize/dequantize with the
     tensor's own scale and zero point) so callers always pass RGB uint8 images.
