@@ -117,6 +117,34 @@ def test_resume_after_kill_equals_uninterrupted(small_utk, tmp_path):
     np.testing.assert_allclose([h["val_mae"] for h in h_part], [h["val_mae"] for h in h_full], rtol=1e-5)
 
 
+def test_ctrl_c_says_how_to_resume_and_resume_needs_only_the_run(small_utk, tmp_path):
+    """Ctrl-C (SIGINT) in epoch 2 of 3 names the checkpoint kept and the command that goes on; that command
+    (`--out RUN --resume`, no --data, no --epochs) finishes the run's own 3 epochs, not the option's default."""
+    out = tmp_path / "run"
+    args = train_args(small_utk, out, "--backbone", "mobilenet_v3_small", "--weights", "none", "--input-size", 48,
+                      "--epochs", 3, "--limit", 96, "--augment", "none", "--patience", 10)
+    proc = subprocess.Popen([sys.executable, "-m", "agegate.edge", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.2)
+    said, _ = proc.communicate(timeout=120)
+    done = json.loads(state.read_text())["epoch"]
+    assert proc.returncode == 1 and done < 3, said
+    assert f"interrupted in epoch {done + 1}: {out / 'checkpoints'} holds epoch {done}" in said
+    assert f"agegate train --out {out} --resume" in said
+    r = CliRunner().invoke(cli, ["train", "--out", str(out), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "training to" not in r.output  # the run's 3 epochs kept, not --epochs' default of 20
+    assert [h["epoch"] for h in json.loads(state.read_text())["history"]] == [1, 2, 3]
+    r = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "other")])
+    assert r.exit_code == 2 and "Missing option '--data'" in r.output
+
+
 def test_minor_overshoot_loss_weights_only_minors_estimated_too_old():
     from agegate.train.losses import make_loss
     from agegate.train.tfenv import import_tf

@@ -120,7 +120,8 @@ def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo, given: set[
                              f"ignored: {said}. Drop them (--epochs may grow), or start a new run with another --out")
         if given and "cache_dir" in given:  # where the caches live does not change the run
             saved.cache_dir = cfg.cache_dir
-        if saved.epochs != cfg.epochs:
+        # --epochs left out keeps the run's own (the option's default would silently lengthen a shorter run)
+        if (given is None or "epochs" in given) and saved.epochs != cfg.epochs:
             echo(f"resume: training to {cfg.epochs} epochs (was {saved.epochs})")
             saved.epochs = cfg.epochs
         cfg = saved
@@ -320,18 +321,33 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
             tf.config.experimental.enable_op_determinism()
         model, state = _model_and_state(cfg, keras, strategy, data, ckpt_dir, resume)
         n_backbone = len(model.layers) - 2  # the head is dropout + dense
-        for epoch in range(state["epoch"], cfg.epochs):
-            row = _train_epoch(model, keras, strategy, cfg, data, state, epoch, n_backbone, echo, out)
-            _record_epoch(model, cfg, out, state, row, chief, data)
-            if state["bad_epochs"] >= cfg.patience:
-                echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
-                break
+        try:
+            for epoch in range(state["epoch"], cfg.epochs):
+                row = _train_epoch(model, keras, strategy, cfg, data, state, epoch, n_backbone, echo, out)
+                _record_epoch(model, cfg, out, state, row, chief, data)
+                if state["bad_epochs"] >= cfg.patience:
+                    echo(f"early stopping: val MAE has not improved for {cfg.patience} epochs")
+                    break
+        except KeyboardInterrupt:
+            echo(interrupted_message(out, state))
+            raise
         if chief:  # again at the end: trained_epochs counts the epochs after the last kept one too
             export_metadata(out, cfg, data.spec, data.sources, data.train, data.val, state, data.teachers,
                             data.excluded)
             echo(f"best val MAE {state['best_val_mae']:.3f} at epoch {state['best_epoch']}; model: {out / MODEL_FILE} "
                  f"(epoch {kept(state)[0]}, val MAE {kept(state)[1]:.3f})")
         return TrainResult(out, state["best_val_mae"], state["best_epoch"], state["epoch"], model)
+
+
+def interrupted_message(out: Path, state: dict) -> str:
+    """What a Ctrl-C during training leaves, and the command that goes on from it: the epoch in progress is
+    lost, every finished one is checkpointed (train/checkpoints.py)."""
+    done = state["epoch"]
+    if not done:
+        return "interrupted in epoch 1: no epoch finished, nothing to resume; run the same command again"
+    return (f"interrupted in epoch {done + 1}: {out / 'checkpoints'} holds epoch {done}, {out / MODEL_FILE} "
+            f"epoch {kept(state)[0]} (val MAE {kept(state)[1]:.3f}); continue with `agegate train --out {out} "
+            f"--resume`")
 
 
 _BN_FORWARD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (phase, traced forward)

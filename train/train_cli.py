@@ -10,7 +10,7 @@ from .config import TrainConfig
 
 #: Click details the dataclass cannot say: required and repeatable options, paths that must exist.
 _SPECIAL = {
-    "data": dict(required=True, multiple=True, type=click.Path(exists=True)),
+    "data": dict(multiple=True, type=click.Path(exists=True)),  # required, except with --resume (checked below)
     "data_weight": dict(multiple=True, type=float),
     "teacher": dict(multiple=True, type=click.Path(exists=True)),
     "exclude": dict(multiple=True, type=click.Path(exists=True, dir_okay=False)),
@@ -44,7 +44,8 @@ def _options(f):
 @click.command()
 @_options
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, as its config.json "
-              "has it: --epochs may grow; another value of any other option is refused, not ignored.")
+              "has it (`agegate train --out RUN --resume`): --epochs may grow; another value of any other option "
+              "is refused, not ignored.")
 def train(resume: bool, **options):
     """Train an age model (one age, or a distribution over ages) and export OUT/model.keras with OUT/model.json.
 
@@ -56,6 +57,9 @@ def train(resume: bool, **options):
     """
     from .loop import run_training
 
+    if not options["data"] and not resume:
+        raise click.UsageError("Missing option '--data' (a data set folder or CSV; --resume alone continues "
+                               "with the run's own).")
     for many in ("data", "data_weight", "teacher", "exclude"):
         options[many] = list(options[many])
     ctx = click.get_current_context()
