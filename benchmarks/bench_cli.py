@@ -90,13 +90,19 @@ def bench() -> None:
 @click.option("--input", "input_source", default="random", show_default=True, help="random or real:DIR")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "md"]), default="table", show_default=True,
               help="What is printed (--out always saves JSON).")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @click.option("--profile", is_flag=True, help="Per-operator profile (prints how to get one).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
-def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, profile, out):
+def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, as_json, profile, out):
     """Latency p50/p90/p99, throughput, init time and memory of MODELS (first is the baseline)."""
     from tqdm import tqdm
 
     from .latency import bench_models
+
+    if as_json:
+        if fmt not in ("table", "json"):
+            raise click.UsageError(f"--json prints JSON; it cannot be given with --format {fmt}")
+        fmt = "json"
 
     with tqdm(total=runs, desc="bench", unit="round", disable=fmt != "table" or not sys.stderr.isatty(),
               leave=False) as bar:
@@ -235,15 +241,14 @@ def fleet_cmd(boxes, days, export_rows, work, reuse, out, as_json):
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed steps per backbone and size.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
-def train_cmd(backbones, sizes, batch_size, steps, out):
+@click.option("--json", "as_json", is_flag=True, help="Progress on stderr, the result JSON on stdout.")
+def train_cmd(backbones, sizes, batch_size, steps, out, as_json):
     """Training images/s per backbone and input size (random data, the real model and optimizer)."""
     from .train_throughput import bench_training
 
     result = bench_training(backbones.split(","), sizes, batch_size, steps,
-                            echo=click.echo)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+                            echo=lambda m: click.echo(m, err=as_json))
+    _save(result, out, as_json)
 
 
 @bench.command("report")

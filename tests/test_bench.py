@@ -32,6 +32,25 @@ def test_bench_models_schema_and_ratio(converted, tmp_path):
         r = CliRunner().invoke(cli, ["bench", str(converted["int8"]), "--threads", "1", "--runs", "3", "--warmup",
                                      "1", "--format", fmt])
         assert r.exit_code == 0 and marker in r.output, r.output
+    r = CliRunner().invoke(cli, ["bench", str(converted["int8"]), "--threads", "1", "--runs", "3", "--json"])
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["results"]) == 1, r.output
+    r = CliRunner().invoke(cli, ["bench", str(converted["int8"]), "--json", "--format", "csv"])
+    assert r.exit_code == 2 and "--format csv" in r.output
+
+
+def test_bench_train_times_each_backbone_and_size(tmp_path):
+    """The real model and optimizer, one step each: the rows and the environment, printed and saved alike."""
+    out = tmp_path / "t.json"
+    r = CliRunner().invoke(cli, ["bench", "train", "--backbones", "mobilenet_v3_small,mobilenet_v2", "--sizes", "48,64",
+                                 "--batch-size", "2", "--steps", "1", "--json", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    d = json.loads(r.stdout)
+    assert d == json.loads(out.read_text()) and d["kind"] == "train" and "isa" in d["environment"]
+    assert [(row["backbone"], row["input_size"]) for row in d["results"]] == [
+        ("mobilenet_v3_small", 48), ("mobilenet_v3_small", 64), ("mobilenet_v2", 48), ("mobilenet_v2", 64)]
+    assert all(row["images_per_s"] > 0 and row["params_m"] > 0 for row in d["results"])
+    assert d["results"][0]["params_m"] < d["results"][2]["params_m"]  # MobileNetV3-Small is the smaller
+    assert "img/s" in r.stderr
 
 
 def test_bench_counts_both_views_of_a_mirror_tta_model(converted, tmp_path):

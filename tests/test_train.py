@@ -137,10 +137,15 @@ def test_ctrl_c_says_how_to_resume_and_resume_needs_only_the_run(small_utk, tmp_
     assert proc.returncode == 1 and done < 3, said
     assert f"interrupted in epoch {done + 1}: {out / 'checkpoints'} holds epoch {done}" in said
     assert f"agegate train --out {out} --resume" in said
-    r = CliRunner().invoke(cli, ["train", "--out", str(out), "--resume"])
+    r = CliRunner().invoke(cli, ["train", "--out", str(out), "--resume", "--json"])
     assert r.exit_code == 0, r.output
     assert "training to" not in r.output  # the run's 3 epochs kept, not --epochs' default of 20
     assert [h["epoch"] for h in json.loads(state.read_text())["history"]] == [1, 2, 3]
+    # --json: Keras's progress and agegate's went to stderr, stdout is one JSON object
+    summary = json.loads(r.stdout)
+    assert summary["ok"] and summary["epochs_trained"] == 3 and summary["model"] == str(out / "model.keras")
+    assert summary["sources"][0]["path"] == str(small_utk) and summary["sources"][0]["split_sizes"]["train"] > 0
+    assert "epoch 3/3" in r.stderr
     r = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "other")])
     assert r.exit_code == 2 and "Missing option '--data'" in r.output
 

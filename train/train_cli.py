@@ -1,6 +1,9 @@
 """`agegate train`: thin click layer over train.loop.run_training, its options generated from TrainConfig."""
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
 import typing
 from dataclasses import MISSING, fields
 
@@ -46,7 +49,9 @@ def _options(f):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, as its config.json "
               "has it (`agegate train --out RUN --resume`): --epochs may grow; another value of any other option "
               "is refused, not ignored.")
-def train(resume: bool, **options):
+@click.option("--json", "as_json", is_flag=True, help="Progress on stderr; on stdout one JSON object: the run's "
+              "model, val MAE, epochs and sources (with the images where no face was found).")
+def train(resume: bool, as_json: bool, **options):
     """Train an age model (one age, or a distribution over ages) and export OUT/model.keras with OUT/model.json.
 
     \b
@@ -64,4 +69,23 @@ def train(resume: bool, **options):
         options[many] = list(options[many])
     ctx = click.get_current_context()
     given = {k for k in options if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-    run_training(TrainConfig(**options), resume=resume, echo=click.echo, given=given)
+    if not as_json:
+        run_training(TrainConfig(**options), resume=resume, echo=click.echo, given=given)
+        return
+    with contextlib.redirect_stdout(sys.stderr):  # Keras prints its progress bar to stdout
+        result = run_training(TrainConfig(**options), resume=resume, echo=lambda m: click.echo(m, err=True),
+                              given=given)
+    click.echo(json.dumps(run_summary(result), indent=2))
+
+
+def run_summary(result) -> dict:
+    """What `train --json` prints: the finished run as its model.json records it."""
+    from agegate.edge.contracts import MODEL_FILE
+    from agegate.edge.metadata import sidecar_path
+
+    meta_path = sidecar_path(result.out / MODEL_FILE)
+    extra = json.loads(meta_path.read_text())["extra"]
+    return {"ok": True, "out": str(result.out), "model": str(result.out / MODEL_FILE), "metadata": str(meta_path),
+            "best_val_mae": result.best_val_mae, "best_epoch": result.best_epoch,
+            "exported_epoch": extra["exported_epoch"], "epochs_trained": extra["trained_epochs"],
+            "sources": extra["sources"]}
