@@ -15,11 +15,15 @@ def bundle() -> None:
 @bundle.command()
 @click.option("--out", "prefix", default="agegate-signing", show_default=True, type=click.Path(dir_okay=False),
               help="Writes PREFIX.pem (private, keep it off the boxes) and PREFIX.pub (install on boxes).")
-def keygen(prefix):
-    """Make an Ed25519 signing key pair."""
+@click.option("--json", "as_json", is_flag=True, help="Print the two files written as JSON.")
+def keygen(prefix, as_json):
+    """Make an Ed25519 signing key pair (an existing PREFIX.pem is never overwritten)."""
     from .bundle import keygen as make
 
     priv, pub = make(Path(prefix))
+    if as_json:
+        click.echo(json.dumps({"ok": True, "private_key": str(priv), "public_key": str(pub)}, indent=2))
+        return
     click.echo(f"private key: {priv} (keep secret)\npublic key:  {pub} (goes on every box)")
 
 

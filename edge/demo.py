@@ -8,6 +8,7 @@ events database and the marketing chart, in --out.
 """
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -71,7 +72,9 @@ def make_clip(faces: list[Path], path: Path, frames_per_buyer: int = 24, gap: in
 @click.option("--faces", type=click.Path(exists=True, file_okay=False),
               help="Add your own portraits (an age in the file name, e.g. 'anna_31.jpg', is shown for comparison).")
 @threads_option
-def demo(out, model, faces, threads):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (the model, every buyer's decision, the files written) instead of lines.")
+def demo(out, model, faces, threads, as_json):
     """Run the checkout-box pipeline on embedded public-domain portraits. No camera, no network."""
     from .capture import FrameSource
     from .events import EventStore, read_events
@@ -79,18 +82,22 @@ def demo(out, model, faces, threads):
     from .runtime import AgeModel
     from .stats import summarize_events, write_chart
 
+    def say(line: str) -> None:
+        if not as_json:
+            click.echo(line)
+
     out_dir = Path(out) if out else Path(tempfile.mkdtemp(prefix="agegate-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = resolve_model(model)
     age_model = AgeModel(model_path, threads=threads)
     meta = age_model.meta
     test = meta.metrics.get("test", {})
-    click.echo(f"model: {model_path.name} ({meta.backbone}, {meta.input_size}px, {meta.quantization}"
+    say(f"model: {model_path.name} ({meta.backbone}, {meta.input_size}px, {meta.quantization}"
                + (f", test MAE {test['mae']:.2f} on {test['n']} UTKFace images" if test else "") + ")")
     unreadable: list[Path] = []
     people = demo_faces(Path(faces) if faces else None, unreadable)
     for p in unreadable:
-        click.echo(f"skipped {p}: not a readable image")
+        say(f"skipped {p}: not a readable image")
     clip = make_clip([p for p, _ in people], out_dir / "checkout_clip.mp4")
     events_path = out_dir / "events.sqlite"
     events_path.unlink(missing_ok=True)
@@ -106,16 +113,25 @@ def demo(out, model, faces, threads):
     frames = pipeline.run(FrameSource(str(clip)), on_decision=decisions.append, on_frame=on_frame)
     annotated.release()
     store.close()
+    buyers = []
     for (path, known), d in zip(people, sorted(decisions, key=lambda d: d.track_id)):
+        buyers.append({"portrait": path.name, "age_in_photo": known, **d.to_dict()})
         truth = f" (about {known:g} in the photo)" if known else ""
-        click.echo(f"buyer #{d.track_id} {path.name}: estimated age {d.age if d.age is not None else '?'}{truth}, "
+        say(f"buyer #{d.track_id} {path.name}: estimated age {d.age if d.age is not None else '?'}{truth}, "
                    f"band {d.band}" + (f", P(under 25) {d.risk:.2f}" if d.risk is not None else "")
                    + f", decision {d.decision}" + (f" ({d.reason})" if d.reason else ""))
     if len(decisions) != len(people):
-        click.echo(f"note: {len(decisions)} decisions for {len(people)} portraits (a face was missed or split)")
+        say(f"note: {len(decisions)} decisions for {len(people)} portraits (a face was missed or split)")
     summary = summarize_events(read_events(events_path))
     write_chart(summary, "band", out_dir / "buyers_by_band.png")
     fps = pipeline.metrics.fps()
     p50, _ = pipeline.metrics.percentiles("frame")
-    click.echo(f"{frames} frames at {fps:.0f} fps (frame p50 {p50:.1f} ms); no image kept in the events.")
-    click.echo(f"wrote {out_dir}/: annotated.mp4, events.sqlite, buyers_by_band.png, checkout_clip.mp4")
+    say(f"{frames} frames at {fps:.0f} fps (frame p50 {p50:.1f} ms); no image kept in the events.")
+    written = ["annotated.mp4", "events.sqlite", "buyers_by_band.png", "checkout_clip.mp4"]
+    say(f"wrote {out_dir}/: {', '.join(written)}")
+    if as_json:
+        click.echo(json.dumps({"ok": True, "model": str(model_path), "portraits": len(people),
+                               "decisions": len(decisions), "buyers": buyers,
+                               "skipped": [str(p) for p in unreadable], "frames": frames, "fps": round(fps, 1),
+                               "frame_p50_ms": round(p50, 2), "out": str(out_dir),
+                               "files": [str(out_dir / f) for f in written]}, indent=2))

@@ -405,6 +405,17 @@ def test_the_signing_key_is_created_private_not_narrowed_afterwards(tmp_path, mo
     assert priv.stat().st_mode & 0o777 == 0o600 and pub.exists()
 
 
+def test_keygen_json_names_both_files_and_never_overwrites_a_key(tmp_path):
+    r = CliRunner().invoke(cli, ["bundle", "keygen", "--out", str(tmp_path / "k"), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d == {"ok": True, "private_key": str(tmp_path / "k.pem"), "public_key": str(tmp_path / "k.pub")}
+    key = (tmp_path / "k.pem").read_bytes()
+    r = CliRunner().invoke(cli, ["bundle", "keygen", "--out", str(tmp_path / "k"), "--json"])
+    assert r.exit_code != 0 and "refusing to overwrite a signing key" in r.output
+    assert (tmp_path / "k.pem").read_bytes() == key
+
+
 def test_doctor_says_when_the_running_box_runs_another_model_than_installed(kit, tmp_path, shipped_model):
     """An install or rollback changes the file; a running box keeps the model it loaded, and nothing said so:
     install and rollback now say to restart, /healthz names the model it runs, and doctor compares the two."""

@@ -61,6 +61,11 @@ def test_report_writes_html_and_pngs(appa_dir, tmp_path):
     assert "Age histogram" in page or "age_histogram" in page
     for png in ("age_histogram.png", "age_bands.png", "image_sizes.png", "samples.png"):
         assert (tmp_path / "rep" / png).stat().st_size > 1000
+    res = run("data", "report", appa_dir, "--out", tmp_path / "rep2", "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["ok"] and d["report"] == str(tmp_path / "rep2" / "report.html")
+    assert d["summary"] == json.loads((tmp_path / "rep2" / "summary.json").read_text())
 
 
 def test_split_is_deterministic_stratified_and_keeps_persons(tmp_path, appa_dir):

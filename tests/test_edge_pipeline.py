@@ -259,6 +259,14 @@ def test_demo_with_your_own_portraits_skips_a_file_that_is_no_image(tmp_path):
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert "skipped" in r.output and "broken_20.jpg: not a readable image" in r.output
     assert r.output.count("buyer #") == 3 and "ada_78.jpg" in r.output
+    # --json: the same run as one object, each portrait with its decision, and nothing else on stdout
+    r = CliRunner().invoke(cli, ["demo", "--faces", str(mine), "--out", str(tmp_path / "j"), "--json"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    d = json.loads(r.stdout)
+    assert d["ok"] and d["portraits"] == d["decisions"] == 3 and d["skipped"] == [str(mine / "broken_20.jpg")]
+    assert [b["portrait"] for b in d["buyers"]][-1] == "ada_78.jpg" and d["buyers"][-1]["age_in_photo"] == 78
+    assert {b["decision"] for b in d["buyers"]} <= {"ok", "id_check", "uncertain"}
+    assert all(Path(f).stat().st_size > 0 for f in d["files"])
 
 
 def test_frame_observer_sees_every_judged_face_frame_and_what_it_gave(shipped_model):

@@ -66,14 +66,21 @@ def check(directory, fmt, split_file, target, as_json, max_list):
 @_split
 @_target
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for report.html and PNGs.")
-def report(directory, fmt, split_file, target, out):
+@click.option("--json", "as_json", is_flag=True, help="Print the report's summary.json (and where it is) as JSON.")
+def report(directory, fmt, split_file, target, out, as_json):
     """Write an HTML report (age histogram, bands, sizes, sample faces, problems)."""
+    import json
+
     from .check import check_dataset
     from .report import write_report
 
     ds = read_dataset(directory, fmt, split_file, target)
     result = check_dataset(ds, progress=True)
     page = write_report(result, Path(out))
+    if as_json:
+        summary = json.loads((Path(out) / "summary.json").read_text())
+        click.echo(json.dumps({"ok": True, "report": str(page), "summary": summary}, indent=2))
+        return
     click.echo(f"{result.n_ok} images ok, {len(result.problems)} problem(s); report: {page}")
 
 
