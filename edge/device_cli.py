@@ -235,7 +235,9 @@ def config(root, source, assignments, out, force, as_json):
 @click.option("--writable", multiple=True, help="More folders the service may write (ProtectSystem=strict); the "
               "folder of the config's events.path is always included.")
 @click.option("--dry-run", is_flag=True, help="Print the unit instead of writing it.")
-def install_service(config_path, unit, writable, dry_run):
+@click.option("--json", "as_json", is_flag=True, help="Print the unit's path, what it runs and the folders it may "
+              "write as JSON (with --dry-run, the unit's text too).")
+def install_service(config_path, unit, writable, dry_run, as_json):
     """Write a systemd unit that runs `agegate edge run` and restarts it on failure.
 
     The config is validated first: a unit that points at a missing or broken box.toml
@@ -247,13 +249,18 @@ def install_service(config_path, unit, writable, dry_run):
 
     cfg = load_config(config_path)  # ConfigError (exit 1) names the file and key
     config_abs = Path(config_path).resolve()
-    events_dir = (config_abs.parent / cfg.events.path).resolve().parent  # relative paths: from the config's folder
+    events_dir = Path(cfg.events.path).resolve().parent  # load_config made a relative path the config's folder's
     paths = [str(events_dir)] + [str(Path(w).resolve()) for w in writable if str(Path(w).resolve()) != str(events_dir)]
     exe = sh.which("agegate") or f"{sys.executable} -m agegate.edge"
     text = UNIT.format(exe=exe, config=config_abs, writable=" ".join(paths), workdir=config_abs.parent)
+    said = {"ok": True, "unit": str(unit), "written": not dry_run, "config": str(config_abs), "exec": exe,
+            "writable": paths}
     if dry_run:
-        click.echo(text)
+        click.echo(json.dumps({**said, "text": text}, indent=2) if as_json else text)
         return
     previous = _write_keeping_previous(Path(unit), text)  # an earlier unit, perhaps edited by hand: kept beside
+    if as_json:
+        click.echo(json.dumps({**said, "previous": previous and str(previous)}, indent=2))
+        return
     kept = f" (the unit there before kept as {previous})" if previous else ""
     click.echo(f"wrote {unit}{kept}; now: systemctl daemon-reload && systemctl enable --now agegate")

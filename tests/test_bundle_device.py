@@ -381,6 +381,15 @@ def test_install_service_dry_run(tmp_path):
     assert (tmp_path / "agegate.service.previous").read_text() == "[Service]\n# edited by hand: Nice=5\n"
     r = run("device", "install-service", "--config", cfg, "--unit", unit)  # the same unit again: nothing to keep
     assert r.exit_code == 0 and "kept as" not in r.output
+    # --json; a relative events.path is the config's folder's, as `edge run` reads it
+    cfg.write_text('[source]\nuri = "0"\n[model]\npath = "m.tflite"\n[events]\npath = "data/ev.sqlite"\n')
+    r = run("device", "install-service", "--config", cfg, "--unit", unit, "--writable", tmp_path / "x", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["written"] and d["writable"] == [str(tmp_path / "etc" / "data"), str(tmp_path / "x")]
+    assert d["previous"] == str(unit) + ".previous" and f"ReadWritePaths={d['writable'][0]} " in unit.read_text()
+    d = json.loads(run("device", "install-service", "--config", cfg, "--dry-run", "--json").stdout)
+    assert not d["written"] and d["text"].startswith("[Unit]")
 
 
 def test_install_service_refuses_a_missing_config(tmp_path):

@@ -67,3 +67,23 @@ def test_missing_extra_names_the_extra(small_utk, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 1
     assert "pip install 'agegate[train]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_every_command_can_answer_in_json():
+    """`--json` beside the human output, on every command a script may run: a command added without it is caught
+    here. `bench report` writes a Markdown table (the JSON it merges are the inputs it is given)."""
+    import click
+
+    without = {"bench report"}
+    missing = []
+
+    def walk(cmd, path, ctx):
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                walk(sub, [*path, name], click.Context(sub, parent=ctx))
+        elif " ".join(path) not in without and not any("--json" in p.opts for p in cmd.params):
+            missing.append(" ".join(path))
+
+    walk(cli, [], click.Context(cli))
+    assert missing == []
