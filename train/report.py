@@ -47,8 +47,18 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
     sizes = np.array([(i.width, i.height) for i in ok]) if ok else np.zeros((0, 2))
     fig, ax = plt.subplots(figsize=(5, 4))
     if len(sizes):
-        ax.scatter(sizes[:, 0], sizes[:, 1], s=4, alpha=0.3)
-    ax.set_xlabel("width (px)"); ax.set_ylabel("height (px)"); ax.set_title("Image sizes")
+        # One dot per size, its area by how many images have it: a set of one size (UTKFace's 200x200 chips) is
+        # one dot, which drawn like the others said nothing of the 21,292 images under it.
+        uniq, counts = np.unique(sizes.astype(int), axis=0, return_counts=True)
+        ax.scatter(uniq[:, 0], uniq[:, 1], s=8 + 400 * np.sqrt(counts / counts.max()), alpha=0.4)
+        top = int(np.argmax(counts))  # the most common size named (the table below lists the next ones)
+        ax.annotate(f"{uniq[top, 0]}x{uniq[top, 1]}: {counts[top]:,}", (uniq[top, 0], uniq[top, 1]), fontsize=8,
+                    xytext=(10, -14), textcoords="offset points")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True)); ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("width (px)"); ax.set_ylabel("height (px)")
+    ax.set_title(f"Image sizes ({len(sizes):,} images, dot area by count)")
     fig.tight_layout(); fig.savefig(out / "image_sizes.png", dpi=90); plt.close(fig)
 
     _sample_grid(ok, out / "samples.png", samples_per_band, seed)
