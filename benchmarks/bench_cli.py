@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import THREADS, IntList, threads_option
+from agegate.edge.cli_types import THREADS, IntList, json_option, threads_option
 from agegate.train.config import MAX_INPUT, MIN_INPUT
 
 PROFILE_NOTE = ("per-operator times: the LiteRT Python API exposes no op profiler. Build or download TFLite's "
@@ -123,7 +123,7 @@ def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, as_js
               help="box: as it ships; landed: the first release's pipeline. Several run one after the other in "
                    "this process (compare them as ratios) [box].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def pipeline_cmd(source, model, frames, threads, profiles, out, as_json):
     """End-to-end fps of the box pipeline with per-stage latency and RSS over time."""
     import tempfile
@@ -169,7 +169,7 @@ def _save(result: dict, out: str | None, as_json: bool) -> bool:
 @click.option("--huge", type=click.IntRange(min=640), default=8000, show_default=True,
               help="Side of the huge frame (timed once in a fresh process, with its peak RSS).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def frames_cmd(model, threads, runs, huge, out, as_json):
     """Cost of one frame by content: empty till, one buyer, 1080p, 4K, and a huge photo (box vs landed profile,
     and the box with one detector pass: the demo buyer's face is small enough for its second look)."""
@@ -203,7 +203,7 @@ def frames_cmd(model, threads, runs, huge, out, as_json):
 @click.option("--work", type=click.Path(file_okay=False), help="Scratch folder [a temporary one, removed after].")
 @click.option("--reuse", is_flag=True, help="With --work: time the tree a previous run generated there (same size).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def fleet_cmd(boxes, days, export_rows, work, reuse, out, as_json):
     """Fleet analytics at chain scale: generate BOXES x DAYS of events (about 220 buyers per box-day),
     time `edge export` on one box's database and `fleet report` over the whole tree (rows/s, peak RSS)."""

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from agegate.edge.cli_types import json_option
+
 
 @click.group()
 def bundle() -> None:
@@ -82,7 +84,7 @@ def verify(bundle_path, pub, as_json):
 @bundle.command()
 @click.argument("bundle_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--pub", type=click.Path(exists=True, dir_okay=False), help="Verify too.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def info(bundle_path, pub, as_json):
     """Show a bundle's manifest (verified when --pub is given)."""
     from agegate.edge.bundle_format import bundle_files, read_bundle, read_manifest

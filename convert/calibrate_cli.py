@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agegate.edge.challenge25 import CONFIDENCE, DEFAULT_MAX_MINORS_OK_BUYER, DEFAULT_MAX_MINORS_OK_IMAGE
-from agegate.edge.cli_types import box_config_option, threads_option
+from agegate.edge.cli_types import box_config_option, json_option, threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, format_option
 
 
@@ -45,7 +45,7 @@ from agegate.train.cli_options import SPLIT_CHOICE, format_option
 @box_config_option
 @threads_option
 @click.option("--png", type=click.Path(dir_okay=False), help="Write the trade-off curve with the operating point.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, buyers, draws, allow_looser,
               allow_unshown, exclude_file, confidence, limit, box_config, threads, png, as_json):
     """Calibrate a distribution model (a .tflite) and choose when it asks for ID; writes its .json sidecar.

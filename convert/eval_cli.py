@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import threads_option
+from agegate.edge.cli_types import json_option, threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 
@@ -28,7 +28,7 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
               help="Write one CSV row per image (skipped images too, with the reason).")
 @click.option("--curve", type=click.Path(dir_okay=False),
               help="Distribution models: write the Challenge-25 trade-off (minors ok vs 25+ asked) as a PNG.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, threads, predictions, curve, as_json):
     """MAE, RMSE, CS5, bias, per-band figures and Challenge-25 rates of a model on a split.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import box_config_option, threads_option
+from agegate.edge.cli_types import box_config_option, json_option, threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 
@@ -43,7 +43,7 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
                    "`agegate convert --float-layers N` keeps the worst N in float.")
 @click.option("--out", default="qa", show_default=True, type=click.Path(file_okay=False),
               help="Folder for report.json (what `bundle build --qa` takes), report.html and its charts.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max_drift, max_flips, buyers, draws,
        box_config, threads, debug_layers, out, as_json):
     """Gate a quantized model against its float parent. Exit 0 only if every gate passes."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from agegate.edge.cli_types import threads_option
+from agegate.edge.cli_types import json_option, threads_option
 from agegate.edge.config import bounds
 from agegate.edge.detect import DETECTORS, DetectorOptions
 from agegate.edge.pipeline import BoxOptions
@@ -103,7 +103,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               help="Replay the same buyers N times (seeds --seed, +1, ...: other order, gaps, poses and camera noise) "
               "and report each draw and their mean, where a minor decided ok in one draw of three counts a third "
               "(as `agegate calibrate --draws`); N times the minutes. --png and --curve show the first draw.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a chart of outcomes by age band.")
 @click.option("--curve", type=click.Path(dir_okay=False),
               help="Distribution models: write the per-buyer Challenge-25 trade-off (minors ok vs 25+ asked, one "

@@ -14,6 +14,10 @@ THREADS = click.IntRange(*THREADS_RANGE)
 #: The option itself, for the commands that run a model at the box's default of 2 threads.
 threads_option = click.option("--threads", type=THREADS, default=2, show_default=True,
                               help="CPU threads the model runs on (LiteRT; a box runs 2).")
+#: --json of a command whose result is one object (a command that says more, or other, gives its own help).
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print the result as one JSON object on stdout (an error too); progress and "
+                                "warnings go to stderr.")
 #: --config of the commands that replay buyers through the box to choose or check an operating point.
 box_config_option = click.option(
     "--config", "box_config", type=click.Path(exists=True, dir_okay=False),

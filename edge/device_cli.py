@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .cli_types import json_option
 from .provision import DEFAULT_ROOT
 
 _root = click.option("--root", default=str(DEFAULT_ROOT), show_default=True, type=click.Path(file_okay=False),
@@ -84,7 +85,7 @@ def rollback(root, as_json):
 
 @device.command()
 @_root
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def status(root, as_json):
     """Current and previous versions, hashes, install times, and whether a forced bundle is live.
 
@@ -115,7 +116,7 @@ def status(root, as_json):
 @device.command()
 @_root
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="box.toml to validate and use.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def doctor(root, config_path, as_json):
     """Checklist: config, camera, runtime, model hash, inference and latency, disk, events, clock.
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .cli_types import json_option
 from .detect import DETECTORS
 from .errors import UsageError
 
@@ -153,7 +154,7 @@ class SetupOutput:
 @click.option("--by", type=click.Choice(["band", "hour", "day"]), default="band", show_default=True,
               help="Buyers per age band, or per hour or day stacked by band.")
 @click.option("--png", type=click.Path(dir_okay=False), help="Write a bar chart here.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def stats(events, by, png, as_json):
     """Buyers by age band (per hour or day) and the share of ID checks: the marketing view."""
     from .bands import BAND_LABELS
@@ -190,7 +191,7 @@ def stats(events, by, png, as_json):
 @click.option("--events", required=True, type=click.Path(dir_okay=False), help="The box's events.sqlite.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Export tree (Hive layout box_id=.../date=...); sync it to the chain after the run.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def export(events, out, as_json):
     """Append new events to a Parquet tree for `agegate fleet report` (incremental, crash-safe).
 

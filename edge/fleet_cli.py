@@ -5,6 +5,8 @@ import json
 
 import click
 
+from .cli_types import json_option
+
 
 @click.group()
 def fleet() -> None:
@@ -17,7 +19,7 @@ def fleet() -> None:
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last day, inclusive.")
 @click.option("--tz", default="UTC", show_default=True, help="Time zone for hours and weekdays, e.g. Europe/London.")
 @click.option("--out", type=click.Path(file_okay=False), help="Write index.html, PNG charts and CSV tables here.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def report(dirs, date_from, date_to, tz, out, as_json):
     """Buyers by age band per store, hour and weekday; ID-check, uncertain and turned shares per box; cameras to
     look at (uncertain jumps, buyers seen turned); models.
