@@ -84,6 +84,20 @@ def test_keep_last_exports_the_in_memory_final_model(small_utk, tmp_path):
                                atol=1e-4)
 
 
+def signal_after_first_epoch(args: list[str], out, sig: int, **popen) -> subprocess.Popen:
+    """`agegate ARGS` (a train) in a subprocess, sent `sig` once epoch 1's checkpoint is recorded in `out`."""
+    popen = popen or dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "agegate.edge", *args], **popen)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.2)
+    return proc
+
+
 def test_resume_after_kill_equals_uninterrupted(small_utk, tmp_path):
     # With the Challenge-25 loss options: the checkpoint carries agegate's own loss, which must reload.
     args = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--input-size", "48", "--epochs", "2",
@@ -94,15 +108,8 @@ def test_resume_after_kill_equals_uninterrupted(small_utk, tmp_path):
     assert r.exit_code == 0, r.output
     # The same run in a subprocess, killed (SIGKILL) once epoch 1's checkpoint is recorded.
     part = tmp_path / "part"
-    cmd = [sys.executable, "-m", "agegate.edge", *train_args(small_utk, part, *args)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = signal_after_first_epoch(train_args(small_utk, part, *args), part, signal.SIGKILL)
     state = part / "checkpoints" / "state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.2)
     proc.wait(timeout=60)
     assert json.loads(state.read_text())["epoch"] < 2, "the run finished before it could be interrupted"
     # the stopped run is already a model: model.keras with the sidecar that describes it
@@ -123,15 +130,9 @@ def test_ctrl_c_says_how_to_resume_and_resume_needs_only_the_run(small_utk, tmp_
     out = tmp_path / "run"
     args = train_args(small_utk, out, "--backbone", "mobilenet_v3_small", "--weights", "none", "--input-size", 48,
                       "--epochs", 3, "--limit", 96, "--augment", "none", "--patience", 10)
-    proc = subprocess.Popen([sys.executable, "-m", "agegate.edge", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = signal_after_first_epoch(args, out, signal.SIGINT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
     state = out / "checkpoints" / "state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
-            proc.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.2)
     said, _ = proc.communicate(timeout=120)
     done = json.loads(state.read_text())["epoch"]
     assert proc.returncode == 1 and done < 3, said
