@@ -133,9 +133,17 @@ class FrameSource:
         return self.kind == "folder" and not self.options.sequence
 
     # -- opening ------------------------------------------------------------------------------
-    def _open_live(self):
+    def _open_live(self, quiet: bool = False):
+        """The camera or stream opened, or None. `quiet`: OpenCV's own warnings held back (a retry: the first
+        try's were shown, and a box retrying every 10 s for an unplugged camera repeated them all day)."""
         target: int | str = int(self.source) if self.source.isdigit() else self.source
-        cap = cv2.VideoCapture(target)
+        level = cv2.utils.logging.getLogLevel()
+        if quiet:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            cap = cv2.VideoCapture(target)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         o = self.options
         if cap.isOpened():
             if o.width:
@@ -221,7 +229,7 @@ class FrameSource:
             if attempts:
                 self.reconnects += 1
             attempts += 1
-            cap = self._open_live()
+            cap = self._open_live(quiet=failures > 0)
             if cap is None:
                 failures += 1
                 self.error = f"source {self.shown} does not open ({failures} failed tries)"

@@ -720,6 +720,23 @@ def test_a_stream_password_is_never_shown(caplog):
     assert "s3cr3t" not in (src.error or "") + caplog.text and "admin:***@127.0.0.1" in src.error
 
 
+def test_a_camera_that_never_opens_repeats_opencvs_warnings_only_on_its_first_try(capfd):
+    """OpenCV prints its own warnings (to fd 2, from C++) on every failed open: a box retrying an unplugged camera
+    every 10 s repeated them all day under agegate's one-line warning. The first try's are kept (they may say why)."""
+    import cv2
+
+    from agegate.edge.capture import FrameSource, SourceOptions
+
+    capfd.readouterr()
+    cv2.VideoCapture(57).release()  # no /dev/video57 here: what one try prints on this OpenCV build
+    once = capfd.readouterr().err.count("video57")
+    src = FrameSource("57", SourceOptions(retry_forever=False, open_timeout_tries=4, backoff_start=0.01))
+    assert src.read(timeout=20) is None
+    src.close()
+    assert "cannot open after 4 tries" in src.error
+    assert capfd.readouterr().err.count("video57") == once
+
+
 def test_a_stalled_pipeline_is_seen_though_the_wall_clock_jumped_back(monkeypatch):
     """/healthz measured 'no frame for N s' on the wall clock: NTP setting it back an hour (a box whose clock ran
     ahead) hid a stalled pipeline for that hour. It is measured on the steady clock now."""
