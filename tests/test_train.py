@@ -357,6 +357,16 @@ def test_imagenet_offline_fails_at_once_with_alternatives(small_utk, tmp_path):
         assert not (tmp_path / "o").exists()
 
 
+def test_loss_given_with_a_distribution_head_is_refused_not_ignored(small_utk, tmp_path):
+    """--loss sets a regression head's loss; with --head distribution it changed nothing and said nothing."""
+    args = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--head", "distribution", "--limit", 32]
+    r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "d", *args, "--loss", "mae"))
+    assert r.exit_code == 2 and "drop --loss" in r.output and not (tmp_path / "d").exists()
+    r = CliRunner().invoke(cli, train_args(small_utk, tmp_path / "r", "--head", "regression", "--loss", "mae",
+                                           "--epochs", 0))  # a regression head takes it (refused here for --epochs)
+    assert r.exit_code == 2 and "--epochs" in r.output and "--loss" not in r.output
+
+
 def test_weights_path_seeds_backbone_and_rejects_wrong_file(small_utk, trained_run, tmp_path):
     from agegate.train.backbones import build_model
 

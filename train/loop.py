@@ -130,6 +130,9 @@ def _resolve_config(cfg: TrainConfig, out: Path, resume: bool, echo, given: set[
     else:  # an averaged or recovered run: a model without checkpoints
         check_new_run_folder(out, "train")
     cfg.validate()
+    if given and "loss" in given and cfg.age_head().is_distribution:  # --loss has a default: only `given` tells
+        raise UsageError("--loss sets a regression head's loss; a distribution head has its own (KL to a Gaussian "
+                         "label plus L1 of its mean: train/losses.py), which --loss would not change: drop --loss")
     return cfg
 
 
