@@ -93,7 +93,7 @@ def demo(out, model, faces, threads, as_json):
     meta = age_model.meta
     test = meta.metrics.get("test", {})
     say(f"model: {model_path.name} ({meta.backbone}, {meta.input_size}px, {meta.quantization}"
-               + (f", test MAE {test['mae']:.2f} on {test['n']} UTKFace images" if test else "") + ")")
+        + (f", test MAE {test['mae']:.2f} on {test['n']} UTKFace images" if test else "") + ")")
     unreadable: list[Path] = []
     people = demo_faces(Path(faces) if faces else None, unreadable)
     for p in unreadable:
@@ -118,8 +118,8 @@ def demo(out, model, faces, threads, as_json):
         buyers.append({"portrait": path.name, "age_in_photo": known, **d.to_dict()})
         truth = f" (about {known:g} in the photo)" if known else ""
         say(f"buyer #{d.track_id} {path.name}: estimated age {d.age if d.age is not None else '?'}{truth}, "
-                   f"band {d.band}" + (f", P(under 25) {d.risk:.2f}" if d.risk is not None else "")
-                   + f", decision {d.decision}" + (f" ({d.reason})" if d.reason else ""))
+            f"band {d.band}" + (f", P(under 25) {d.risk:.2f}" if d.risk is not None else "")
+            + f", decision {d.decision}" + (f" ({d.reason})" if d.reason else ""))
     if len(decisions) != len(people):
         say(f"note: {len(decisions)} decisions for {len(people)} portraits (a face was missed or split)")
     summary = summarize_events(read_events(events_path))
