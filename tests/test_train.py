@@ -408,11 +408,13 @@ def test_bad_inputs_have_clear_errors(tmp_path):
     empty = tmp_path / "empty"
     (empty / "final_files").mkdir(parents=True)
     (empty / "labels.csv").write_text("file_name,real_age\n")
-    r = CliRunner().invoke(cli, train_args(empty, tmp_path / "o1", "--epochs", 1))
+    # --weights none: the default, imagenet, is refused first on a machine without the model hub
+    r = CliRunner().invoke(cli, train_args(empty, tmp_path / "o1", "--epochs", 1, "--weights", "none"))
     assert r.exit_code == 1 and "no labelled images" in r.output
     noval = build_appa(tmp_path / "noval", pick("train", 20, seed=4))
     (tmp_path / "split.csv").write_text("file_name,split\n" + "".join(f"{i:06d}.jpg,train\n" for i in range(20)))
-    r = CliRunner().invoke(cli, train_args(noval, tmp_path / "o2", "--split-file", tmp_path / "split.csv"))
+    r = CliRunner().invoke(cli, train_args(noval, tmp_path / "o2", "--split-file", tmp_path / "split.csv",
+                                           "--weights", "none"))
     assert r.exit_code == 1 and "no images in split 'val'" in r.output
 
 
