@@ -69,23 +69,36 @@ def test_missing_extra_names_the_extra(small_utk, tmp_path):
     assert "pip install 'agegate[train]'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_every_command_can_answer_in_json():
-    """`--json` beside the human output, on every command a script may run: a command added without it is caught
-    here. `bench report` writes a Markdown table (the JSON it merges are the inputs it is given)."""
+def leaf_commands():
+    """(`agegate ...` words, command) for every command that runs (not a group)."""
     import click
-
-    without = {"bench report"}
-    missing = []
 
     def walk(cmd, path, ctx):
         if isinstance(cmd, click.Group):
             for name in cmd.list_commands(ctx):
                 sub = cmd.get_command(ctx, name)
-                walk(sub, [*path, name], click.Context(sub, parent=ctx))
-        elif " ".join(path) not in without:
-            option = next((p for p in cmd.params if "--json" in p.opts), None)
-            if option is None or not option.help:  # --help says what the JSON holds
-                missing.append(" ".join(path))
+                yield from walk(sub, [*path, name], click.Context(sub, parent=ctx))
+        else:
+            yield " ".join(path), cmd
 
-    walk(cli, [], click.Context(cli))
+    return list(walk(cli, [], click.Context(cli)))
+
+
+def test_every_command_can_answer_in_json():
+    """`--json` beside the human output, on every command a script may run: a command added without it is caught
+    here. `bench report` writes a Markdown table (the JSON it merges are the inputs it is given)."""
+    missing = []
+    for name, cmd in leaf_commands():
+        option = next((p for p in cmd.params if "--json" in p.opts), None)
+        if name != "bench report" and (option is None or not option.help):  # --help says what the JSON holds
+            missing.append(name)
     assert missing == []
+
+
+def test_every_command_and_option_says_what_it_does():
+    """`--help` that explains: a command or option without a help text is caught here (thirteen --json flags were)."""
+    import click
+
+    silent = [f"{name} {p.opts[0]}" for name, cmd in leaf_commands() for p in cmd.params
+              if isinstance(p, click.Option) and not p.help and p.name != "help"]
+    assert silent == [] and all(cmd.help for _, cmd in leaf_commands())
