@@ -36,7 +36,7 @@ def _opt(default: Any = None, help: str = "", choices: tuple = (), cli: bool = T
 @dataclass
 class TrainConfig:
     data: list[str] = _opt(default_factory=list, help="Data set folder or CSV; repeat for several sets (each with "
-                           "its own split, or one made here).")
+                           "its own split, or one made here). Required, but with --resume (the run's own).")
     out: str = _opt("", help="Run folder (runs/NAME).")
     data_weight: list[float] = _opt(default_factory=list, help="Loss weight of each --data source, in the same "
                                     "order [default: 1 each].")
