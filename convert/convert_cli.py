@@ -56,9 +56,11 @@ from .tflite import QUANT_MODES
                    "runs: check `agegate bench`. Default: the run's own.")
 @data_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .tflite (metadata: .json beside).")
+@click.option("--force", is_flag=True, help="Convert over an --out that `agegate calibrate` has given an operating "
+              "point (its calibration is lost).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (progress lines go to stderr).")
 def convert(model_dir, quant, io, calib_data, calibration_split, calibration_size, float_layers, qat, qat_data, epochs,
-            qat_lr, qat_limit, batch_size, tta, tta_sizes, fmt, split_file, limit, out, as_json):
+            qat_lr, qat_limit, batch_size, tta, tta_sizes, fmt, split_file, limit, out, force, as_json):
     """Convert a trained run (MODEL_DIR with model.keras + model.json) to TFLite.
 
     \b
@@ -79,6 +81,8 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
     out_path = Path(out)
     if out_path.suffix != ".tflite":
         raise UsageError("--out must end in .tflite")
+    if not force:
+        refuse_over_calibrated(out_path)
     model, meta = load_keras_model(model_dir)
     if tta:
         meta = dataclasses.replace(meta, tta=tta)
@@ -123,3 +127,22 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
     if meta.runs_per_prediction > 1:
         click.echo(f"test-time augmentation: {meta.views} (each prediction runs the model "
                    f"{meta.runs_per_prediction} times)")
+
+
+def refuse_over_calibrated(out: Path) -> None:
+    """A converted file is rebuilt at will, but one `agegate calibrate` has given an operating point carries work
+    (a replay of every val minor, tens of minutes) that converting over it would silently drop: its sidecar came
+    back without a point, and a box given it decides by the age line."""
+    from agegate.edge.errors import ModelError, UsageError
+    from agegate.edge.metadata import read_metadata, sidecar_path
+
+    if not (out.exists() and sidecar_path(out).exists()):
+        return
+    try:
+        point = read_metadata(out).operating_point
+    except ModelError:  # a sidecar that does not read is no calibration to keep
+        return
+    if point is not None:
+        where = f", chosen on {point.chosen_on}" if point.chosen_on else ""
+        raise UsageError(f"{out} is calibrated (operating point {point.max_risk:g}{where}): converting over it "
+                         f"loses that. Choose another --out, or pass --force")

@@ -47,6 +47,23 @@ def test_every_mode_converts_and_loads_in_litert(trained_run, converted, small_u
     assert run("convert", trained_run, "--quant", "int8", "--out", tmp_path / "x.tflite").exit_code == 2
 
 
+def test_converting_over_a_calibrated_model_needs_force(trained_run, shipped_model, tmp_path):
+    """A calibrated file's sidecar carries an operating point that a conversion over it would silently drop."""
+    import shutil
+
+    out = tmp_path / "m.tflite"
+    shutil.copy(shipped_model, out)
+    shutil.copy(shipped_model.with_suffix(".json"), out.with_suffix(".json"))
+    before = out.read_bytes()
+    r = run("convert", trained_run, "--quant", "float32", "--out", out)
+    assert r.exit_code == 2 and "is calibrated (operating point 0.072787" in r.output and "--force" in r.output
+    assert out.read_bytes() == before
+    r = run("convert", trained_run, "--quant", "float32", "--out", out, "--force")
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.with_suffix(".json").read_text())["operating_point"] is None
+    assert run("convert", trained_run, "--quant", "float32", "--out", out).exit_code == 0  # uncalibrated: rebuilt
+
+
 def test_int8_tracks_float_and_eval_json(converted, small_utk, tmp_path):
     preds = {}
     for mode, path in converted.items():
