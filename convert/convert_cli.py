@@ -13,7 +13,7 @@ from agegate.edge.preprocess import INPUT_SIZES
 from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
 from .mixed_int8 import MAX_FLOAT_PARAMS
-from .tflite import QUANT_MODES
+from .tflite import QUANT_MODES, refuse_over_calibrated
 
 
 @click.command()
@@ -128,21 +128,3 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
         click.echo(f"test-time augmentation: {meta.views} (each prediction runs the model "
                    f"{meta.runs_per_prediction} times)")
 
-
-def refuse_over_calibrated(out: Path) -> None:
-    """A converted file is rebuilt at will, but one `agegate calibrate` has given an operating point carries work
-    (a replay of every val minor, tens of minutes) that converting over it would silently drop: its sidecar came
-    back without a point, and a box given it decides by the age line."""
-    from agegate.edge.errors import ModelError, UsageError
-    from agegate.edge.metadata import read_metadata, sidecar_path
-
-    if not (out.exists() and sidecar_path(out).exists()):
-        return
-    try:
-        point = read_metadata(out).operating_point
-    except ModelError:  # a sidecar that does not read is no calibration to keep
-        return
-    if point is not None:
-        where = f", chosen on {point.chosen_on}" if point.chosen_on else ""
-        raise UsageError(f"{out} is calibrated (operating point {point.max_risk:g}{where}): converting over it "
-                         f"loses that. Choose another --out, or pass --force")

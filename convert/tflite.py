@@ -14,7 +14,7 @@ import numpy as np
 
 from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.errors import ModelError, UsageError
-from agegate.edge.metadata import ModelMetadata, read_metadata, sha256_file, write_metadata
+from agegate.edge.metadata import ModelMetadata, read_metadata, sha256_file, sidecar_path, write_metadata
 from agegate.edge.preprocess import PreprocessSpec
 from agegate.edge.quiet import quiet_fds
 
@@ -191,3 +191,19 @@ def describe(path: Path, mode: str | None = None) -> ConvertResult:
     if mode is None:
         mode = read_metadata(path).quantization
     return ConvertResult(path, mode, path.stat().st_size, ops, np.dtype(i["dtype"]).name, np.dtype(o["dtype"]).name)
+
+
+def refuse_over_calibrated(out: Path) -> None:
+    """A converted file is rebuilt at will, but one `agegate calibrate` has given an operating point carries work
+    (a replay of every val minor, tens of minutes) that writing over it (`convert`, `tta`) would silently drop: its
+    sidecar came back without a point, and a box given it decides by the age line."""
+    if not (out.exists() and sidecar_path(out).exists()):
+        return
+    try:
+        point = read_metadata(out).operating_point
+    except ModelError:  # a sidecar that does not read is no calibration to keep
+        return
+    if point is not None:
+        where = f", chosen on {point.chosen_on}" if point.chosen_on else ""
+        raise UsageError(f"{out} is calibrated (operating point {point.max_risk:g}{where}): writing over it "
+                         f"loses that. Choose another --out, or pass --force")

@@ -26,8 +26,10 @@ from agegate.edge.preprocess import INPUT_SIZES
                    "No --size: at its own size only.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="The new .tflite (its .json sidecar is written beside it).")
+@click.option("--force", is_flag=True, help="Write over an --out that `agegate calibrate` has given an operating "
+              "point (its calibration is lost).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
-def tta(model_path, mode, sizes, out, as_json):
+def tta(model_path, mode, sizes, out, force, as_json):
     """Copy a converted MODEL_PATH with other test-time views: mirror, and further input sizes.
 
     A convolutional model with global pooling takes faces at other sizes with the same weights, and the views
@@ -46,11 +48,15 @@ def tta(model_path, mode, sizes, out, as_json):
     """
     from agegate.edge.runtime import AgeModel
 
+    from .tflite import refuse_over_calibrated
+
     src, dst = Path(model_path), Path(out)
     if src.suffix != ".tflite" or dst.suffix != ".tflite":
         raise UsageError(f"{src} -> {dst}: both must be .tflite files (a run folder takes `agegate convert --tta`)")
     if dst.resolve() == src.resolve():
         raise UsageError(f"--out {dst} is the model itself; write a new file, so the measured one stays as it was")
+    if not force:
+        refuse_over_calibrated(dst)
     meta = read_metadata(src)
     new = dataclasses.replace(
         meta, tta=mode or meta.tta, tta_sizes=tuple(sizes), operating_point=None, bundle=None, metrics={},

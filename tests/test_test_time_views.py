@@ -86,6 +86,16 @@ def test_tta_refuses_its_own_model_and_a_size_it_has(shipped_model, two_sizes, t
     r = run("tta", shipped_model, "--size", "112", "--out", out)
     assert r.exit_code == 1 and "other than the model's input size 112" in r.output
     assert not out.exists() and not out.with_suffix(".json").exists()
+    # nor does it write over a calibrated file (the shipped model's copy) without --force: its point would go
+    import shutil
+
+    shutil.copy(shipped_model, out)
+    shutil.copy(shipped_model.with_suffix(".json"), out.with_suffix(".json"))
+    r = run("tta", shipped_model, "--size", "128", "--out", out)
+    assert r.exit_code == 2 and "is calibrated (operating point 0.072787" in r.output
+    assert json.loads(out.with_suffix(".json").read_text())["operating_point"] is not None
+    r = run("tta", shipped_model, "--size", "128", "--out", out, "--force")
+    assert r.exit_code == 0 and json.loads(out.with_suffix(".json").read_text())["operating_point"] is None
 
 
 def test_bench_times_every_view_of_a_face(shipped_model, two_sizes, tmp_path):
