@@ -151,6 +151,23 @@ def test_ctrl_c_says_how_to_resume_and_resume_needs_only_the_run(small_utk, tmp_
     assert r.exit_code == 2 and "Missing option '--data'" in r.output
 
 
+def test_a_log_gets_a_progress_line_a_minute_within_an_epoch():
+    """Keras writes one line per epoch to a log; the callback adds one at most every 60 s (a fake clock here)."""
+    from agegate.train.loop import progress_lines
+    from agegate.train.tfenv import import_tf
+
+    _, keras = import_tf()
+    now, said = [0.0], []
+    callback = progress_lines(keras, said.append, 60.0, clock=lambda: now[0])
+    callback.set_params({"steps": 100, "epochs": 1})
+    callback.on_epoch_begin(0)
+    for batch in range(100):
+        now[0] += 7.0  # a step every 7 s: a line every ninth step
+        callback.on_train_batch_end(batch, {"loss": 3.0, "mae": 2.5})
+    assert len(said) == 11
+    assert said[0] == "  step 9/100 (9 %), loss 3.000, MAE 2.500, 1.1 min, about 10.6 min left"
+
+
 def test_minor_overshoot_loss_weights_only_minors_estimated_too_old():
     from agegate.train.losses import make_loss
     from agegate.train.tfenv import import_tf

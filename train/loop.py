@@ -252,7 +252,9 @@ def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, s
                       seed=cfg.seed, epoch=epoch, minor_weight=cfg.minor_weight, weights=data.sample_weights,
                       teacher_probs=data.teachers.probs if data.teachers else None)
     t0 = time.perf_counter()
-    hist = model.fit(ds, epochs=1, verbose=1 if sys.stdout.isatty() else 2)
+    tty = sys.stdout.isatty()
+    hist = model.fit(ds, epochs=1, verbose=1 if tty else 2,
+                     callbacks=[] if tty else [progress_lines(keras, echo, PROGRESS_EVERY_S)])
     seconds = time.perf_counter() - t0
     if cfg.bn_recalibrate:
         recalibrate_bn(model, keras, data.train, data.spec, cfg.bn_recalibrate, cfg.batch_size, cfg.seed * 1000 + epoch)
@@ -263,6 +265,33 @@ def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, s
     echo(f"  train MAE {row['train_mae']:.3f}  val MAE {val_mae:.3f}  {row['images_per_s']:.0f} img/s  "
          f"{seconds:.0f}s")
     return row
+
+
+#: A log (not a terminal: `nohup agegate train ... > log`) gets a progress line this often within an epoch. Keras
+#: writes one line per epoch there, and a ResNet50 epoch on a CPU is 20 minutes of silence (15 img/s).
+PROGRESS_EVERY_S = 60.0
+
+
+def progress_lines(keras, echo, every_s: float, clock=time.monotonic):
+    """A Keras callback that echoes `step N/M (P %), loss, MAE, elapsed, left` at most every `every_s` seconds."""
+
+    class ProgressLines(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = self.last = clock()
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = clock()
+            if now - self.last < every_s:
+                return
+            self.last = now
+            steps, done, logs = self.params.get("steps"), batch + 1, logs or {}
+            took = now - self.t0
+            where = f"step {done}" if not steps else f"step {done}/{steps} ({100 * done / steps:.0f} %)"
+            left = f", about {(steps - done) * took / done / 60:.1f} min left" if steps else ""
+            echo(f"  {where}, loss {logs.get('loss', float('nan')):.3f}, MAE {logs.get('mae', float('nan')):.3f}, "
+                 f"{took / 60:.1f} min{left}")
+
+    return ProgressLines()
 
 
 def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, chief: bool,
