@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -85,8 +84,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         for key, target in (("per_image", max_minors_ok), ("per_buyer", max_minors_ok_buyer if buyers else None)):
             if target is not None:
                 check_shown(n_minors, target, confidence or None, key, chosen_on, Path(model_path))
-    show = not as_json and sys.stderr.isatty()
-    sets = evaluate_sets(model_path, splits, threads=threads, progress=show)
+    sets = evaluate_sets(model_path, splits, threads=threads, progress=True)  # a bar, or a line a minute in a log
     preds = Predictions.concat([s.predictions for s in sets])
 
     def buyer_replay(meta):
@@ -96,7 +94,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
 
         model = AgeModel(model_path, threads=threads)
         model.meta = meta  # the temperature being chosen, no operating point yet
-        return replay_draws(model, buyers_to_replay(records, gone, buyers), box, draws, show=show)
+        return replay_draws(model, buyers_to_replay(records, gone, buyers), box, draws, show=True)
 
     result = run_calibrate(Path(model_path), preds, buyer_replay if buyers else None,
                            max_minors_ok_image=max_minors_ok, max_minors_ok_buyer=max_minors_ok_buyer if buyers else None,

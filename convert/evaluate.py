@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from agegate.edge.age_head import AgeHead, p_under
 from agegate.edge.challenge25 import OperatingPoint, rates, tradeoff_curve
@@ -25,6 +24,7 @@ from agegate.edge.detect import DetectorOptions, FaceBox, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError, UsageError
 from agegate.edge.metadata import ModelMetadata, TtaViews, read_metadata
 from agegate.edge.preprocess import PreprocessSpec, decode_image, normalize, prepare_uint8
+from agegate.edge.progress import progress as progress_of
 
 from .metrics import age_metrics, calibration, group_mae
 
@@ -196,7 +196,7 @@ def predict(model_path: str | Path, records, *, threads: int = 2, batch_size: in
                                  "`agegate eval` with --detect, or use a model trained with --crop box")
     paths, lines, faces, peers, y_true, raws, attrs, skipped = [], [], [], [], [], [], [], []
     workers = max(2, os.cpu_count() or 2)
-    bar = tqdm(total=len(records), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = progress_of(len(records), desc, "img", show=progress)
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(records), batch_size):
             chunk = records[start : start + batch_size]

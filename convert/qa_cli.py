@@ -74,14 +74,13 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
                          f"({float_views} vs {views}); convert both with the same --tta and --tta-size")
     check_float_parent(float_model, quantized, fmeta)
     head = parent_head(fmeta, qmeta)  # ...and one head: the child's temperature, so only rounding differs
-    prog = not as_json and sys.stderr.isatty()
     splits = read_splits(list(data), fmt, split_file, split, limit)  # the same images for both models
-    fsets = evaluate_sets(float_model, splits, threads=threads, progress=prog, views=views, head=head)
-    qsets = evaluate_sets(quantized, splits, threads=threads, progress=prog)
+    fsets = evaluate_sets(float_model, splits, threads=threads, progress=True, views=views, head=head)
+    qsets = evaluate_sets(quantized, splits, threads=threads, progress=True)
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
-    replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, draws, box, prog) if buyers else (None, "")
+    replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, draws, box) if buyers else (None, "")
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
     rep.quantized_sha256, rep.quantized_metadata_sha256 = judged
     if head is not None and head.temperature != fmeta.head.temperature:
@@ -98,7 +97,7 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     sys.exit(0 if rep.passed else 1)
 
 
-def _replay_buyers(quantized, qmeta, splits, buyers: int, draws: int, box, show: bool) -> tuple[list[dict], str]:
+def _replay_buyers(quantized, qmeta, splits, buyers: int, draws: int, box) -> tuple[list[dict], str]:
     """Every minor of the evaluated images and a seeded sample of `buyers` others replayed as buyers through `box`
     (BoxOptions; as `agegate calibrate` replays), `draws` times: the replays' summaries, and why this box's
     settings differ from those the model's operating point was chosen with ('' when they do not)."""
@@ -110,7 +109,7 @@ def _replay_buyers(quantized, qmeta, splits, buyers: int, draws: int, box, show:
 
     records = [r for s in splits for r in s.records]
     replayed = replay_draws(AgeModel(quantized, threads=box.threads), buyers_to_replay(records, set(), buyers), box,
-                            draws, show=show)
+                            draws, show=True)
     return replayed, settings_mismatch(qmeta.operating_point, box.decision_rules())
 
 

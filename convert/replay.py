@@ -100,19 +100,18 @@ def replay_draws(model, records: list, box, draws: int, options: ReplayOptions |
     each with `unplaced` (photos without a face: path and why), listing the buyers in the same order, so their
     `buyer_risks` stack into (draws, buyers) (challenge25.by_draw). calibrate, qa and `agegate replay` replay
     this way."""
-    from tqdm import tqdm
-
     from agegate.edge.pipeline import BoxPipeline
+    from agegate.edge.progress import progress
 
     options = options or ReplayOptions()
-    with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+    with progress(len(records), "place buyers", "buyer", show) as bar:
         placed, unplaced = load_buyers(records, bar.update, options.cover)
     if not placed:
         raise DatasetError(f"no buyer could be placed: no face found in any of {len(records)} photos")
     summaries = []
     for d in range(draws):
         desc = "replay" if draws == 1 else f"replay, draw {d + 1} of {draws}"
-        with tqdm(total=len(placed), desc=desc, unit="buyer", disable=not show, leave=False) as bar:
+        with progress(len(placed), desc, "buyer", show) as bar:
             summary = replay(BoxPipeline(model, box), placed, replace(options, seed=options.seed + d), bar.update)
         summary["unplaced"] = [{"path": path, "reason": why} for path, why in unplaced]
         summaries.append(summary)

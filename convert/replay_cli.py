@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import click
@@ -151,7 +150,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
     summaries = replay_draws(model, records, BoxOptions(threads=threads, detector=detector_options,
                                                         min_eye_light=min_eye_light), draws,
                              ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover), queue=queue),
-                             show=not as_json and sys.stderr.isatty())
+                             show=True)
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
 

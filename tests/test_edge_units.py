@@ -749,3 +749,32 @@ def test_a_stalled_pipeline_is_seen_though_the_wall_clock_jumped_back(monkeypatc
     time.sleep(0.2)
     h = m.health(stale_s=0.1)
     assert h["status"] == "degraded" and any("no frame processed for" in p for p in h["problems"])
+
+
+def test_progress_is_a_bar_in_a_terminal_and_a_line_a_minute_in_a_log():
+    """A log (not a terminal) gets a plain line at most every minute (a fake clock here): a bar redrawn with
+    carriage returns there was one ever-growing line, and hidden there a 40-minute calibrate said nothing."""
+    import io
+
+    from agegate.edge.progress import LogLines, progress
+
+    log = io.StringIO()
+    now = [0.0]
+    lines = LogLines(120, "replay", "buyer", 60.0, log, clock=lambda: now[0])
+    with lines:
+        for _ in range(120):
+            now[0] += 2.0  # a buyer every 2 s: a line every 30 buyers
+            lines.update()
+    said = log.getvalue().splitlines()
+    assert said[0] == "replay: 30/120 buyers (25 %), 1.0 min, about 3.0 min left" and len(said) == 4
+    assert "\r" not in log.getvalue()
+    assert isinstance(progress(10, "eval", "img", stream=io.StringIO()), LogLines)  # not a terminal
+    assert not isinstance(progress(10, "eval", "img", show=False), LogLines)  # shown nowhere
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    bar = progress(10, "eval", "img", stream=Terminal())
+    assert not isinstance(bar, LogLines) and not bar.disable  # tqdm's bar
+    bar.close()

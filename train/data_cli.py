@@ -173,7 +173,7 @@ def review(model_path, datas, fmt, split_file, split, level, min_gap, excludes, 
         raise UsageError(f"--level must be between 0 and 1 (a share of the distribution), not {level}")
     check_no_review_in(Path(out))  # before minutes of evaluation
     p = Predictions.concat([r.predictions for r in evaluate_sets(
-        model_path, read_splits(list(datas), fmt, split_file, split), progress=not as_json and sys.stderr.isatty())])
+        model_path, read_splits(list(datas), fmt, split_file, split), progress=True)])  # a bar, or a line a minute
     if p.probs is None:
         raise UsageError(f"{model_path} gives one age, not a distribution: review needs a model trained with "
                          f"--head distribution")
