@@ -17,13 +17,14 @@ PLURALS = {"img": "images", "it": "items"}
 
 
 class LogLines:
-    """tqdm's `update`/`close` and context manager, writing a line to `stream` at most every `every_s` seconds."""
+    """tqdm's `update`/`close` and context manager, saying a line (`say`) at most every `every_s` seconds; `note`,
+    when set, ends the next line (training: the loss so far)."""
 
-    def __init__(self, total: int | None, desc: str, unit: str, every_s: float, stream: TextIO,
+    def __init__(self, total: int | None, desc: str, unit: str, every_s: float, say: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic):
-        self.total, self.desc, self.every_s, self.stream, self.clock = total, desc, every_s, stream, clock
+        self.total, self.desc, self.every_s, self.say, self.clock = total, desc, every_s, say, clock
         self.unit = PLURALS.get(unit, unit if unit.endswith("s") else unit + "s")  # tqdm's unit is one "buyer"
-        self.n = 0
+        self.n, self.note = 0, ""
         self.t0 = self.last = clock()
 
     def update(self, n: int = 1) -> None:
@@ -31,16 +32,16 @@ class LogLines:
         now = self.clock()
         if now - self.last >= self.every_s:
             self.last = now
-            self.stream.write(self.line(now) + "\n")
-            self.stream.flush()
+            self.say(self.line(now))
 
     def line(self, now: float) -> str:
         took = now - self.t0
+        note = f"; {self.note}" if self.note else ""
         if not self.total:
-            return f"{self.desc}: {self.n} {self.unit}, {took / 60:.1f} min"
+            return f"{self.desc}: {self.n} {self.unit}, {took / 60:.1f} min{note}"
         left = (self.total - self.n) * took / self.n / 60 if self.n else float("nan")
         return (f"{self.desc}: {self.n}/{self.total} {self.unit} ({100 * self.n / self.total:.0f} %), "
-                f"{took / 60:.1f} min, about {left:.1f} min left")
+                f"{took / 60:.1f} min, about {left:.1f} min left{note}")
 
     def close(self) -> None:
         pass
@@ -62,5 +63,5 @@ def progress(total: int | None, desc: str, unit: str = "it", show: bool = True, 
     if show and stream.isatty():
         return tqdm(total=total, desc=desc, unit=unit, leave=False, file=stream)
     if show:
-        return LogLines(total, desc, unit, every_s, stream)
+        return LogLines(total, desc, unit, every_s, lambda line: (stream.write(line + "\n"), stream.flush()))
     return tqdm(total=total, disable=True)

@@ -760,7 +760,7 @@ def test_progress_is_a_bar_in_a_terminal_and_a_line_a_minute_in_a_log():
 
     log = io.StringIO()
     now = [0.0]
-    lines = LogLines(120, "replay", "buyer", 60.0, log, clock=lambda: now[0])
+    lines = LogLines(120, "replay", "buyer", 60.0, lambda line: log.write(line + "\n"), clock=lambda: now[0])
     with lines:
         for _ in range(120):
             now[0] += 2.0  # a buyer every 2 s: a line every 30 buyers

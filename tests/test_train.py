@@ -165,7 +165,7 @@ def test_a_log_gets_a_progress_line_a_minute_within_an_epoch():
         now[0] += 7.0  # a step every 7 s: a line every ninth step
         callback.on_train_batch_end(batch, {"loss": 3.0, "mae": 2.5})
     assert len(said) == 11
-    assert said[0] == "  step 9/100 (9 %), loss 3.000, MAE 2.500, 1.1 min, about 10.6 min left"
+    assert said[0] == "  so far: 9/100 steps (9 %), 1.1 min, about 10.6 min left; loss 3.000, MAE 2.500"
 
 
 def test_minor_overshoot_loss_weights_only_minors_estimated_too_old():

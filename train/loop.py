@@ -24,6 +24,7 @@ import numpy as np
 from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.errors import DatasetError, UsageError
 from agegate.edge.preprocess import PreprocessSpec
+from agegate.edge.progress import LOG_EVERY_S, LogLines
 
 from .backbones import build_model, check_weights, get_backbone
 from .checkpoints import STATE_FILE, atomic_save, check_new_run_folder, kept, load_state, new_state, save_epoch
@@ -254,7 +255,7 @@ def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, s
     t0 = time.perf_counter()
     tty = sys.stdout.isatty()
     hist = model.fit(ds, epochs=1, verbose=1 if tty else 2,
-                     callbacks=[] if tty else [progress_lines(keras, echo, PROGRESS_EVERY_S)])
+                     callbacks=[] if tty else [progress_lines(keras, echo)])
     seconds = time.perf_counter() - t0
     if cfg.bn_recalibrate:
         recalibrate_bn(model, keras, data.train, data.spec, cfg.bn_recalibrate, cfg.batch_size, cfg.seed * 1000 + epoch)
@@ -267,29 +268,19 @@ def _train_epoch(model, keras, strategy, cfg: TrainConfig, data: TrainingData, s
     return row
 
 
-#: A log (not a terminal: `nohup agegate train ... > log`) gets a progress line this often within an epoch. Keras
-#: writes one line per epoch there, and a ResNet50 epoch on a CPU is 20 minutes of silence (15 img/s).
-PROGRESS_EVERY_S = 60.0
-
-
-def progress_lines(keras, echo, every_s: float, clock=time.monotonic):
-    """A Keras callback that echoes `step N/M (P %), loss, MAE, elapsed, left` at most every `every_s` seconds."""
+def progress_lines(keras, echo, every_s: float = LOG_EVERY_S, clock=time.monotonic):
+    """A Keras callback for a log (not a terminal: `nohup agegate train ... > log`): a progress line at most every
+    `every_s` seconds within an epoch, with the loss and MAE so far. Keras writes one line per epoch there, and a
+    ResNet50 epoch on a CPU is 20 minutes of silence (15 img/s)."""
 
     class ProgressLines(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = self.last = clock()
+            self.lines = LogLines(self.params.get("steps"), "  so far", "step", every_s, echo, clock)
 
         def on_train_batch_end(self, batch, logs=None):
-            now = clock()
-            if now - self.last < every_s:
-                return
-            self.last = now
-            steps, done, logs = self.params.get("steps"), batch + 1, logs or {}
-            took = now - self.t0
-            where = f"step {done}" if not steps else f"step {done}/{steps} ({100 * done / steps:.0f} %)"
-            left = f", about {(steps - done) * took / done / 60:.1f} min left" if steps else ""
-            echo(f"  {where}, loss {logs.get('loss', float('nan')):.3f}, MAE {logs.get('mae', float('nan')):.3f}, "
-                 f"{took / 60:.1f} min{left}")
+            logs = logs or {}
+            self.lines.note = f"loss {logs.get('loss', float('nan')):.3f}, MAE {logs.get('mae', float('nan')):.3f}"
+            self.lines.update()
 
     return ProgressLines()
 
