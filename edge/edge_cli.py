@@ -200,13 +200,10 @@ def export(events, out, as_json):
     (EVENTS.export.json) remembers the last exported row: run it as often as you like (cron,
     systemd timer); a run killed midway is completed by the next, with no row lost or doubled.
     """
-    import sys
-
-    from tqdm import tqdm
-
     from .export import export_events, watermark_path
+    from .progress import progress
 
-    with tqdm(desc="export", unit="row", disable=as_json or not sys.stderr.isatty(), leave=False) as bar:
+    with progress(None, "export", "row") as bar:
         r = export_events(events, out, bar.update)
     if as_json:
         click.echo(json.dumps(r.to_json(), indent=2))

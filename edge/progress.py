@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from typing import Callable, Iterable, Iterator, TextIO, TypeVar
+
+T = TypeVar("T")
 
 #: How often a log hears of work in progress.
 LOG_EVERY_S = 60.0
@@ -65,3 +67,14 @@ def progress(total: int | None, desc: str, unit: str = "it", show: bool = True, 
     if show:
         return LogLines(total, desc, unit, every_s, lambda line: (stream.write(line + "\n"), stream.flush()))
     return tqdm(total=total, disable=True)
+
+
+def tracked(items: Iterable[T], total: int | None, desc: str, unit: str = "it", show: bool = True) -> Iterator[T]:
+    """`items` as they come, with `progress` counting them."""
+    bar = progress(total, desc, unit, show)
+    try:
+        for item in items:
+            yield item
+            bar.update()
+    finally:
+        bar.close()

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from agegate.edge.preprocess import ImageDecodeError, decode_bytes
+from agegate.edge.progress import tracked
 
 from .datasets import Dataset, Problem, Record
 
@@ -104,8 +104,7 @@ def content_digests(paths: Iterable[Path], workers: int | None = None, progress:
     paths = sorted(set(paths))
     workers = workers or max(4, 2 * (os.cpu_count() or 2))
     with ThreadPoolExecutor(workers) as pool:
-        pairs = list(tqdm(pool.map(one, paths, chunksize=64), total=len(paths), desc="digest", unit="file",
-                          disable=not progress, leave=False))
+        pairs = list(tracked(pool.map(one, paths, chunksize=64), len(paths), "digest", "file", show=progress))
     return {p: d for p, d in pairs if d}
 
 
@@ -168,8 +167,8 @@ def _mode_note(data: bytes) -> str:
 def check_dataset(ds: Dataset, workers: int | None = None, progress: bool = True) -> CheckResult:
     workers = workers or max(4, 2 * (os.cpu_count() or 2))
     with ThreadPoolExecutor(workers) as pool:
-        infos = list(tqdm(pool.map(inspect_image, ds.records, chunksize=64), total=len(ds.records),
-                          desc="check", unit="img", disable=not progress, leave=False))
+        infos = list(tracked(pool.map(inspect_image, ds.records, chunksize=64), len(ds.records), "check", "img",
+                            show=progress))
     problems = list(ds.problems)
     for info in infos:
         problems.extend(info.problems)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from agegate.edge.detect import DETECTION_REVISION, DetectorOptions, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import ImageDecodeError, PreprocessSpec, decode_image
+from agegate.edge.progress import tracked
 
 from .cache import cache_key, load_cache, save_cache
 from .datasets import Record
@@ -77,8 +77,7 @@ def crop_records(records: list[Record], spec: PreprocessSpec, desc: str = "crop"
     boxes, index, no_face, unreadable = [], [], [], []
     with ThreadPoolExecutor(workers or max(2, os.cpu_count() or 2)) as pool:
         results = pool.map(one, records, chunksize=16)
-        for i, (a, b) in enumerate(tqdm(results, total=len(records), desc=f"{desc}: detect+crop", unit="img",
-                                        leave=False, disable=None)):
+        for i, (a, b) in enumerate(tracked(results, len(records), f"{desc}: detect+crop", "img")):
             if isinstance(a, str):  # ("no_face", None) or ("unreadable", reason)
                 if a == "no_face":
                     no_face.append(str(records[i].path))

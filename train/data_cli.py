@@ -37,7 +37,7 @@ def check(directory, fmt, split_file, target, as_json, max_list):
     from .check import check_dataset
 
     ds = read_dataset(directory, fmt, split_file, target)
-    result = check_dataset(ds, progress=not as_json and sys.stderr.isatty())
+    result = check_dataset(ds, progress=True)  # on stderr: a bar, or a line a minute in a log
     s = result.summary()
     if as_json:
         click.echo(json.dumps(s, indent=2))
@@ -107,7 +107,7 @@ def split(directory, fmt, target, val, test, seed, out, as_json):
         raise UsageError(f"{out} exists: a split decides which images every later figure is measured on, so one is "
                          f"not written over; choose another --out, or remove it first")
     ds = read_dataset(directory, fmt, None, target)
-    digests = content_digests((r.path for r in ds.records), progress=not as_json and sys.stderr.isatty())
+    digests = content_digests((r.path for r in ds.records), progress=True)
     assignment = make_split(ds.records, val, test, seed, digests)
     write_split(assignment, ds.root, Path(out))
     counts = Counter(assignment.values())

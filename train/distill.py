@@ -174,10 +174,9 @@ def augmented_teacher_targets(teachers: list[str], split, spec, head: AgeHead, *
     (train/inputs.py `training_views`: the same crop, jitter and till augmentation the student is shown),
     cached in `out` per epoch so `--resume` does not run the teachers again. Box crops are the detector's
     already, so no teacher detects again and every row has a target."""
-    from tqdm import tqdm
-
     from agegate.convert.predictor import open_predictor
     from agegate.edge.preprocess import normalize, prepare_uint8
+    from agegate.edge.progress import progress as progress_of
 
     from .inputs import training_views
 
@@ -188,8 +187,7 @@ def augmented_teacher_targets(teachers: list[str], split, spec, head: AgeHead, *
     def compute() -> np.ndarray:
         models = [open_predictor(t, threads) for t in teachers]
         total = np.zeros((len(split.ages), head.n_bins), np.float64)
-        bar = tqdm(total=len(split.ages) * len(models), desc=f"teachers, epoch {epoch + 1}", unit="img",
-                   disable=not progress, leave=False)
+        bar = progress_of(len(split.ages) * len(models), f"teachers, epoch {epoch + 1}", "img", show=progress)
         for views, rows in training_views(split, spec, augment=augment, seed=seed, epoch=epoch):
             faces = np.clip(np.rint(views.numpy()), 0, 255).astype(np.uint8)  # the box reads uint8 frames
             rows = rows.numpy()

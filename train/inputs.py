@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from agegate.edge.contracts import MINOR_AGE
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import ImageDecodeError, PreprocessSpec, decode_image, prepare_uint8
+from agegate.edge.progress import tracked
 
 from .cache import cache_key, load_cache, save_cache
 from .datasets import Record, check_boxes_reach_a_detector
@@ -71,8 +71,7 @@ def decode_records(records: list[Record], spec: PreprocessSpec, strict: bool = F
     workers = workers or max(2, os.cpu_count() or 2)
     with ThreadPoolExecutor(workers) as pool:
         it = pool.map(_decode_one, ((r, spec) for r in records), chunksize=32)
-        for i, (img, err) in enumerate(tqdm(it, total=len(records), desc=desc, unit="img", leave=False,
-                                             disable=None)):
+        for i, (img, err) in enumerate(tracked(it, len(records), desc, "img")):
             if img is None:
                 if strict:
                     raise AgegateError(f"unreadable image during training (--strict): {err}")
