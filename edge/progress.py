@@ -58,7 +58,7 @@ class LogLines:
 def progress(total: int | None, desc: str, unit: str = "it", show: bool = True, every_s: float = LOG_EVERY_S,
              stream: TextIO | None = None):
     """Something with `update(n)` and `close()` (and `with`): tqdm's bar when `stream` (stderr) is a terminal, a
-    line a minute otherwise, nothing when not `show` (`--json`: stdout is the result; no progress)."""
+    line a minute otherwise (stdout stays the result's, `--json` too), nothing when not `show`."""
     from tqdm import tqdm
 
     stream = stream or sys.stderr
