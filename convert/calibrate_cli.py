@@ -70,15 +70,15 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
     check_not_a_release(Path(model_path))
     box = camera_box(load_config(box_config) if box_config else None, threads)  # whose decisions the point is for
-    if split == "test":
-        click.secho("warning: choosing the operating point on the test split makes every test figure of this "
-                    "model (eval, replay, qa) optimistic; choose on val and report on test", fg="yellow", err=True)
     excluded = read_label_exclusions(Path(exclude_file)) if exclude_file else []
     splits = read_splits(list(data), fmt, None, split, limit)  # once: evaluated, then replayed
+    if any(s.split == "test" for s in splits):
+        click.secho("warning: choosing the operating point on the test split makes every test figure of this "
+                    "model (eval, replay, qa) optimistic; choose on val and report on test", fg="yellow", err=True)
     records = [r for s in splits for r in s.records]
     # a typo fails now, not after minutes of evaluation
     gone = match_exclusions(excluded, [(str(r.path), r.line) for r in records], exclude_file) if excluded else set()
-    chosen_on = f"{', '.join(s.name for s in splits)} [{split}]"
+    chosen_on = chosen_on_label(splits)
     if not allow_unshown:  # the labels alone can say so: before minutes of work
         n_minors = sum(r.age < MINOR_AGE for r in records) - len(gone)
         for key, target in (("per_image", max_minors_ok), ("per_buyer", max_minors_ok_buyer if buyers else None)):
@@ -107,3 +107,11 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         return
     click.echo(result.render())
     click.echo(f"written to {Path(model_path).with_suffix('.json')}")
+
+
+def chosen_on_label(splits) -> str:
+    """What the point records it was chosen on: `utkface, aaf [val]`, or each set with the split it gave when they
+    differ (a set without splits is taken whole: `store [all (the set has no split)]`, not the split asked for)."""
+    if len({s.split for s in splits}) == 1:
+        return f"{', '.join(s.name for s in splits)} [{splits[0].split}]"
+    return ", ".join(f"{s.name} [{s.split}]" for s in splits)

@@ -39,6 +39,26 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
     assert json.loads(model.with_suffix(".json").read_text())["operating_point"]["box_rules"] is None
 
 
+def test_the_point_records_the_split_each_set_gave(tmp_path, shipped_model):
+    """A set without splits is taken whole: the point said it was chosen on `[val]` (or `[test]`, with the warning
+    that the test figures are spoilt) of a set that has neither."""
+    from .conftest import build_utk_subset
+
+    labels, model = labelled_chips(tmp_path / "store", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
+    args = ["calibrate", str(model), "--buyers", "0", "--allow-unshown", "--json"]
+    r = CliRunner().invoke(cli, [*args, "--data", str(labels), "--split", "test"])
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
+    point = json.loads(model.with_suffix(".json").read_text())["operating_point"]
+    assert point["chosen_on"] == "store [all (the set has no split)]"
+    utk = build_utk_subset(tmp_path / "utk", {"val": 8, "test": 4})
+    r = CliRunner().invoke(cli, [*args, "--data", str(utk), "--data", str(labels)])
+    assert r.exit_code == 0, r.output
+    point = json.loads(model.with_suffix(".json").read_text())["operating_point"]
+    assert point["chosen_on"] == "utk [val], store [all (the set has no split)]"
+    r = CliRunner().invoke(cli, [*args[:-1], "--data", str(utk), "--split", "test"])
+    assert r.exit_code == 0 and "warning: choosing the operating point on the test split" in r.output
+
+
 def calibrate_json(tmp_path, shipped_model, *args: str) -> tuple[dict, object, object]:
     """`agegate calibrate ... --allow-unshown --json` on a copy of the shipped model and CHILDREN + ADULTS: (its
     output, the labels, the model copy)."""
