@@ -41,7 +41,7 @@ def test_calibrate_replays_every_minor_and_a_sample_of_the_others(tmp_path, ship
 
 def test_the_point_records_the_split_each_set_gave(tmp_path, shipped_model):
     """A set without splits is taken whole: the point said it was chosen on `[val]` (or `[test]`, with the warning
-    that the test figures are spoilt) of a set that has neither."""
+    that the test figures are spoilt) of a set that has neither. A set's real test split gets the warning."""
     from .conftest import build_utk_subset
 
     labels, model = labelled_chips(tmp_path / "store", CHILDREN + ADULTS), copy_model(shipped_model, tmp_path / "m.tflite")
@@ -106,14 +106,6 @@ def test_calibrate_chooses_the_point_for_the_box_a_store_configured(tmp_path, sh
     r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(tmp_path / "set" / "labels.csv"),
                                  "--config", str(toml)])
     assert r.exit_code != 0 and "quality.min_eye_light" in r.output
-
-
-def test_calibrate_on_the_test_split_warns_that_test_figures_become_optimistic(tmp_path, shipped_model):
-    labels, model = labelled_chips(tmp_path / "set", ADULTS[:3]), copy_model(shipped_model, tmp_path / "m.tflite")
-    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--split", "test", "--buyers", "0"])
-    assert "choosing the operating point on the test split" in r.stderr  # then: no minors here to choose with
-    r = CliRunner().invoke(cli, ["calibrate", str(model), "--data", str(labels), "--buyers", "0"])
-    assert "test split" not in r.stderr
 
 
 def test_calibrate_leaves_out_the_images_a_person_found_mislabelled(tmp_path, shipped_model):
