@@ -70,6 +70,16 @@ def check_qa_is_of(qa: dict, qa_report: Path, model: Path, model_sha256: str) ->
                           f"and temperature live there); run `agegate qa` on the model as it is now")
 
 
+def qa_data(qa: dict) -> list[str] | None:
+    """What the QA verdict was judged on, as the manifest says it (`bundle info`): `utkface [test] 2396 images`,
+    marked when a --limit subset; None for a report from before QA recorded it."""
+    data = qa.get("data")
+    if not isinstance(data, list) or not data:
+        return None
+    return [f"{d.get('name')} [{d.get('split')}] {d.get('images')} images" + (" (--limit)" if d.get("limit") else "")
+            for d in data if isinstance(d, dict)]
+
+
 def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: Path | None = None,
                  name: str = "model", version: str | None = None, latency_budget_ms: float = 15.0,
                  force: bool = False) -> dict:
@@ -117,7 +127,7 @@ def build_bundle(model: Path, qa_report: Path, out: Path, sign_key: Path, card: 
         "files": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
         "model_sha256": sha, "source_sha256": meta.source_sha256, "data_fingerprint": meta.data_fingerprint,
         "quantization": meta.quantization, "qa_passed": passed, "forced": force and not passed,
-        "latency_budget_ms": latency_budget_ms, "qa_mae": qm.get("mae"),
+        "latency_budget_ms": latency_budget_ms, "qa_mae": qm.get("mae"), "qa_data": qa_data(qa),
     }
     manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     files[MANIFEST] = manifest_bytes

@@ -97,8 +97,9 @@ def info(bundle_path, pub, as_json):
         click.echo(json.dumps({**manifest, "verified": bool(pub)}, indent=2))
         return
     click.echo(f"{manifest['name']} {manifest['version']} ({manifest['quantization']}), created {manifest['created']}")
-    click.echo(f"QA {'passed' if manifest['qa_passed'] else 'FAILED'}, MAE {manifest.get('qa_mae')}, latency budget "
-               f"{manifest['latency_budget_ms']} ms" + ("  [FORCED]" if manifest.get("forced") else ""))
+    judged = f" on {', '.join(manifest['qa_data'])}" if manifest.get("qa_data") else ""
+    click.echo(f"QA {'passed' if manifest['qa_passed'] else 'FAILED'}{judged}, MAE {manifest.get('qa_mae')}, latency "
+               f"budget {manifest['latency_budget_ms']} ms" + ("  [FORCED]" if manifest.get("forced") else ""))
     for f, h in manifest["files"].items():
         click.echo(f"  {h[:16]}  {f}")
     click.echo("signature verified" if pub else "signature NOT checked (pass --pub)")

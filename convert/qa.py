@@ -64,6 +64,9 @@ class QAReport:
     # metadata sidecar (the operating point lives there), not for another file of the same name.
     quantized_sha256: str = ""
     quantized_metadata_sha256: str = ""
+    # What it was judged on: each set's name, path, the split it gave (a set without splits: all of it), images and
+    # the --limit (a seeded subset: a quick look), so a bundle's QA report says which data its verdict holds for.
+    data: list[dict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

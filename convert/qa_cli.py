@@ -83,11 +83,14 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, draws, box) if buyers else (None, "")
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
     rep.quantized_sha256, rep.quantized_metadata_sha256 = judged
+    rep.data = [{"name": s.name, "path": s.path, "split": s.split, "images": len(s.records), "limit": limit}
+                for s in splits]
     if head is not None and head.temperature != fmeta.head.temperature:
         rep.notes.append(f"the float parent's distributions are read at the quantized model's temperature "
                          f"{head.temperature:g} (its own: {fmeta.head.temperature:g}), so flips measure rounding, "
                          f"not calibration")
-    rep.notes = parent_notes(fmeta) + rep.notes + ([f"per-buyer gate: {mismatch}"] if mismatch else [])
+    rep.notes = (parent_notes(fmeta) + rep.notes + ([f"per-buyer gate: {mismatch}"] if mismatch else [])
+                 + data_notes(rep.data))
     layers = _worst_layers(float_model, splits) if debug_layers else None
     write_report(rep, fp, qp, Path(out), layers)
     if as_json:
@@ -128,7 +131,20 @@ def _worst_layers(float_model, splits) -> list[dict]:
     return [e.to_dict() for e in layer_errors(km, images)[:10]]
 
 
+def data_notes(data: list[dict]) -> list[str]:
+    """What a reader of the verdict must know of the data it stands on: a subset, or another split than test."""
+    notes = []
+    if any(d["limit"] for d in data):
+        notes.append(f"judged on a seeded subset of at most {data[0]['limit']} images per set (--limit): a quick look, "
+                     f"not a release verdict")
+    other = [f"{d['name']} [{d['split']}]" for d in data if d["split"] != "test"]
+    if other:
+        notes.append(f"judged on {', '.join(other)}, not a test split: its figures are not the held-back ones")
+    return notes
+
+
 def _echo_report(rep, layers: list[dict] | None, out: Path) -> None:
+    click.echo("judged on " + ", ".join(f"{d['name']} [{d['split']}] ({d['images']} images)" for d in rep.data))
     click.echo(f"float MAE {rep.float_metrics['mae']:.3f}, quantized MAE {rep.quantized_metrics['mae']:.3f}, "
                f"drift {rep.comparison['drift']:+.3f}, mean |diff| {rep.comparison['mean_abs_diff']:.3f}, "
                f"p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "

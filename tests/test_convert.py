@@ -105,6 +105,17 @@ def test_qa_gate_passes_good_and_fails_broken_int8(trained_run, converted, small
 
     assert rep["quantized_sha256"] == sha256_file(converted["int8"])  # what `bundle build` holds it to
     assert rep["quantized_metadata_sha256"] == sha256_file(sidecar_path(converted["int8"]))
+    # which data the verdict stands on, in the report and, signed, in a bundle built on it
+    n_test = (small_utk / "split.csv").read_text().count(",test")
+    assert rep["data"] == [{"name": small_utk.name, "path": str(small_utk), "split": "test", "images": n_test,
+                            "limit": None}] and rep["notes"] == []
+    assert f"judged on {small_utk.name} [test] ({n_test} images)" in r.output
+    assert run("bundle", "keygen", "--out", tmp_path / "k").exit_code == 0
+    r = run("bundle", "build", "--model", converted["int8"], "--qa", tmp_path / "qa_good" / "report.json",
+            "--sign-key", tmp_path / "k.pem", "--version", "1", "--out", tmp_path / "b.tar.gz")
+    assert r.exit_code == 0, r.output
+    r = run("bundle", "info", tmp_path / "b.tar.gz", "--pub", tmp_path / "k.pub")
+    assert f"QA passed on {small_utk.name} [test] {n_test} images, MAE" in r.output, r.output
     for png in ("scatter.png", "error_by_age.png", "bland_altman.png"):
         assert (tmp_path / "qa_good" / png).stat().st_size > 1000
     assert "Bland-Altman" in (tmp_path / "qa_good" / "report.html").read_text()
@@ -194,6 +205,7 @@ def test_debug_layers_lists_worst_layers(trained_run, converted, small_utk, tmp_
     assert "layer " in r.output, r.output
     rep = json.loads((tmp_path / "qa" / "report.json").read_text())
     assert len(rep["debug_layers"]) > 0 and rep["debug_layers"][0]["steps"] >= rep["debug_layers"][-1]["steps"]
+    assert rep["data"][0]["limit"] == 30 and any("(--limit): a quick look" in n for n in rep["notes"])
 
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v2"])
