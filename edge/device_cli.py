@@ -106,6 +106,9 @@ def status(root, as_json):
     for r in s.releases:
         click.echo(f"  {'*' if r.current else ' '} {r.version:<24} sha {str(r.model_sha256)[:12]}  "
                    f"installed {r.installed}  {'intact' if r.intact else 'DAMAGED'}" + ("  FORCED" if r.forced else ""))
+        if r.current and r.qa_data:
+            mae = f" (MAE {r.qa_mae:.2f})" if r.qa_mae is not None else ""
+            click.echo(f"      QA judged on {', '.join(r.qa_data)}{mae}")
     for w in s.warnings:
         click.secho(f"warning: {w}", fg="yellow", err=True)
     for p in s.problems:

@@ -70,6 +70,7 @@ class ReleaseInfo:
     intact: bool
     qa_mae: float | None
     installed: str | None = None
+    qa_data: list[str] | None = None  # what its QA verdict was judged on (the manifest's; None before it said)
 
 
 @dataclass
@@ -352,7 +353,7 @@ class BoxRoot:
             m = self.manifest(d.name)
             ok = hashes[d.name] = check_release(d) if m else {}
             releases.append(ReleaseInfo(d.name, d.name == cur, bool(m.get("forced")), m.get("model_sha256"),
-                                        bool(ok) and all(ok.values()), m.get("qa_mae")))
+                                        bool(ok) and all(ok.values()), m.get("qa_mae"), qa_data=m.get("qa_data")))
         history = self.state()["history"]
         installed = {h["version"]: h["installed"] for h in history}
         for r in releases:

@@ -41,6 +41,30 @@ def test_build_refuses_failed_qa_unless_forced(kit):
     assert meta["bundle"]["forced"] is True
 
 
+def test_the_data_a_qa_verdict_stands_on_travels_to_the_box(kit, tmp_path):
+    """qa records the sets, splits and images it judged; the signed manifest carries them to `bundle info` and to
+    `device status` on the box. A report from before says nothing of it, and nothing is said."""
+    qa = json.loads((kit / "qa.json").read_text())
+    judged = tmp_path / "qa.json"
+    judged.write_text(json.dumps({**qa, "data": [
+        {"name": "utkface", "path": "/d/utkface", "split": "test", "images": 2396, "limit": None},
+        {"name": "aaf", "path": "/d/aaf", "split": "test", "images": 300, "limit": 300}]}))
+    r = run("bundle", "build", "--model", kit / "model.tflite", "--qa", judged, "--sign-key", kit / "fleet.pem",
+            "--version", "2.0.0", "--out", tmp_path / "b.tar.gz")
+    assert r.exit_code == 0, r.output
+    said = "utkface [test] 2396 images, aaf [test] 300 images (--limit)"
+    info = run("bundle", "info", tmp_path / "b.tar.gz", "--pub", kit / "fleet.pub")
+    assert f"QA passed on {said}, MAE 5.0" in info.output, info.output
+    root = tmp_path / "box"
+    assert run("device", "install", tmp_path / "b.tar.gz", "--root", root, "--pub", kit / "fleet.pub").exit_code == 0
+    r = run("device", "status", "--root", root)
+    assert r.exit_code == 0 and f"QA judged on {said} (MAE 5.00)" in r.output, r.output
+    live = json.loads(run("device", "status", "--root", root, "--json").stdout)["releases"][0]
+    assert live["qa_data"] == said.split(", ")
+    r = run("bundle", "info", kit / "b-1.0.0.tar.gz", "--pub", kit / "fleet.pub")  # a report that did not say
+    assert "QA passed, MAE 5.0" in r.output
+
+
 def test_a_box_that_runs_a_forced_model_says_so_when_it_starts(kit, tmp_path, caplog):
     """--force is recorded in the bundle and shown at install, status and doctor; the box itself, which decides
     with it, started without a word."""
