@@ -84,7 +84,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         for key, target in (("per_image", max_minors_ok), ("per_buyer", max_minors_ok_buyer if buyers else None)):
             if target is not None:
                 check_shown(n_minors, target, confidence or None, key, chosen_on, Path(model_path))
-    sets = evaluate_sets(model_path, splits, threads=threads, progress=True)  # a bar, or a line a minute in a log
+    sets = evaluate_sets(model_path, splits, threads=threads)
     preds = Predictions.concat([s.predictions for s in sets])
 
     def buyer_replay(meta):

@@ -127,4 +127,3 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
     if meta.runs_per_prediction > 1:
         click.echo(f"test-time augmentation: {meta.views} (each prediction runs the model "
                    f"{meta.runs_per_prediction} times)")
-

@@ -48,7 +48,7 @@ def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, 
 
         curve_needs_distribution(meta)
     sets = evaluate_sets(model_path, read_splits(list(data), fmt, split_file, split, limit), threads=threads,
-                         detect=detect, detector=detector, progress=True)
+                         detect=detect, detector=detector)
     overall = Predictions.concat([s.predictions for s in sets]) if len(sets) > 1 else sets[0].predictions
     detected = detect or meta.preprocess.face_crop == "box"
     m = overall.metrics()

@@ -47,6 +47,12 @@ class GateResult:
         self.value = float(self.value)
 
 
+def data_label(d: dict) -> str:
+    """`utkface [test]`: one set of the data a QA verdict was judged on (an entry of QAReport.data, as report.json
+    has it), as the report, its notes and a bundle's manifest name it."""
+    return f"{d.get('name')} [{d.get('split')}]"
+
+
 @dataclass
 class QAReport:
     float_model: str

@@ -10,6 +10,8 @@ import click
 from agegate.edge.cli_types import box_config_option, json_option, threads_option
 from agegate.train.cli_options import SPLIT_CHOICE, data_options
 
+from .qa import data_label
+
 
 @click.command()
 @click.option("--float", "float_model", required=True, type=click.Path(exists=True),
@@ -75,8 +77,8 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     check_float_parent(float_model, quantized, fmeta)
     head = parent_head(fmeta, qmeta)  # ...and one head: the child's temperature, so only rounding differs
     splits = read_splits(list(data), fmt, split_file, split, limit)  # the same images for both models
-    fsets = evaluate_sets(float_model, splits, threads=threads, progress=True, views=views, head=head)
-    qsets = evaluate_sets(quantized, splits, threads=threads, progress=True)
+    fsets = evaluate_sets(float_model, splits, threads=threads, views=views, head=head)
+    qsets = evaluate_sets(quantized, splits, threads=threads)
     fp = Predictions.concat([s.predictions for s in fsets])
     qp = Predictions.concat([s.predictions for s in qsets])
     per_set = {s.name: s.predictions for s in qsets} if len(qsets) > 1 else {}
@@ -137,14 +139,14 @@ def data_notes(data: list[dict]) -> list[str]:
     if any(d["limit"] for d in data):
         notes.append(f"judged on a seeded subset of at most {data[0]['limit']} images per set (--limit): a quick look, "
                      f"not a release verdict")
-    other = [f"{d['name']} [{d['split']}]" for d in data if d["split"] != "test"]
+    other = [data_label(d) for d in data if d["split"] != "test"]
     if other:
         notes.append(f"judged on {', '.join(other)}, not a test split: its figures are not the held-back ones")
     return notes
 
 
 def _echo_report(rep, layers: list[dict] | None, out: Path) -> None:
-    click.echo("judged on " + ", ".join(f"{d['name']} [{d['split']}] ({d['images']} images)" for d in rep.data))
+    click.echo("judged on " + ", ".join(f"{data_label(d)} ({d['images']} images)" for d in rep.data))
     click.echo(f"float MAE {rep.float_metrics['mae']:.3f}, quantized MAE {rep.quantized_metrics['mae']:.3f}, "
                f"drift {rep.comparison['drift']:+.3f}, mean |diff| {rep.comparison['mean_abs_diff']:.3f}, "
                f"p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .evaluate import Predictions
-from .qa import QAReport
+from .qa import QAReport, data_label
 
 
 def _plots(y: np.ndarray, f: np.ndarray, q: np.ndarray, out: Path) -> list[str]:
@@ -84,7 +84,7 @@ body{{font-family:sans-serif;max-width:1000px;margin:2em auto}} td,th{{border:1p
 table{{border-collapse:collapse}} img{{max-width:48%}}</style></head><body>
 <h1>QA: {'PASS' if rep.passed else 'FAIL'}</h1>
 <p>float <code>{html.escape(rep.float_model)}</code> vs quantized <code>{html.escape(rep.quantized_model)}</code>,
-{rep.n} images ({html.escape(", ".join(f"{d['name']} [{d['split']}]" for d in rep.data))}). MAE float {rep.float_metrics['mae']}, quantized {rep.quantized_metrics['mae']}
+{rep.n} images ({html.escape(", ".join(map(data_label, rep.data)))}). MAE float {rep.float_metrics['mae']}, quantized {rep.quantized_metrics['mae']}
 (drift {rep.comparison['drift']}); p95 |diff| {rep.comparison['p95_abs_diff']}.</p>
 {"".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in rep.notes)}<h2>Gates</h2><table><tr><th>gate</th><th>result</th><th>value</th><th>limit</th><th>what</th></tr>{gate_rows}</table>
 <h2>Challenge 25</h2><p>Minors predicted 25+: float {c25f['false_pass_rate']}, quantized {c25q['false_pass_rate']}.

@@ -37,7 +37,7 @@ def check(directory, fmt, split_file, target, as_json, max_list):
     from .check import check_dataset
 
     ds = read_dataset(directory, fmt, split_file, target)
-    result = check_dataset(ds, progress=True)  # on stderr: a bar, or a line a minute in a log
+    result = check_dataset(ds)
     s = result.summary()
     if as_json:
         click.echo(json.dumps(s, indent=2))
@@ -75,7 +75,7 @@ def report(directory, fmt, split_file, target, out, as_json):
     from .report import write_report
 
     ds = read_dataset(directory, fmt, split_file, target)
-    result = check_dataset(ds, progress=True)
+    result = check_dataset(ds)
     page = write_report(result, Path(out))
     if as_json:
         summary = json.loads((Path(out) / "summary.json").read_text())
@@ -107,7 +107,7 @@ def split(directory, fmt, target, val, test, seed, out, as_json):
         raise UsageError(f"{out} exists: a split decides which images every later figure is measured on, so one is "
                          f"not written over; choose another --out, or remove it first")
     ds = read_dataset(directory, fmt, None, target)
-    digests = content_digests((r.path for r in ds.records), progress=True)
+    digests = content_digests(r.path for r in ds.records)
     assignment = make_split(ds.records, val, test, seed, digests)
     write_split(assignment, ds.root, Path(out))
     counts = Counter(assignment.values())
@@ -173,7 +173,7 @@ def review(model_path, datas, fmt, split_file, split, level, min_gap, excludes, 
         raise UsageError(f"--level must be between 0 and 1 (a share of the distribution), not {level}")
     check_no_review_in(Path(out))  # before minutes of evaluation
     p = Predictions.concat([r.predictions for r in evaluate_sets(
-        model_path, read_splits(list(datas), fmt, split_file, split), progress=True)])  # a bar, or a line a minute
+        model_path, read_splits(list(datas), fmt, split_file, split))])
     if p.probs is None:
         raise UsageError(f"{model_path} gives one age, not a distribution: review needs a model trained with "
                          f"--head distribution")

@@ -44,12 +44,13 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
     ax.set_title("Images per age band"); ax.tick_params(axis="x", rotation=30)
     fig.tight_layout(); fig.savefig(out / "age_bands.png", dpi=90); plt.close(fig)
 
-    sizes = np.array([(i.width, i.height) for i in ok]) if ok else np.zeros((0, 2))
+    size_counts = Counter((int(i.width), int(i.height)) for i in ok)  # the chart's dots and the table's rows
     fig, ax = plt.subplots(figsize=(5, 4))
-    if len(sizes):
+    if size_counts:
         # One dot per size, its area by how many images have it: a set of one size (UTKFace's 200x200 chips) is
         # one dot, which drawn like the others said nothing of the 21,292 images under it.
-        uniq, counts = np.unique(sizes.astype(int), axis=0, return_counts=True)
+        keys = sorted(size_counts)
+        uniq, counts = np.array(keys), np.array([size_counts[k] for k in keys])
         ax.scatter(uniq[:, 0], uniq[:, 1], s=8 + 400 * np.sqrt(counts / counts.max()), alpha=0.4)
         top = int(np.argmax(counts))  # the most common size named (the table below lists the next ones)
         ax.annotate(f"{uniq[top, 0]}x{uniq[top, 1]}: {counts[top]:,}", (uniq[top, 0], uniq[top, 1]), fontsize=8,
@@ -58,7 +59,7 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True)); ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("width (px)"); ax.set_ylabel("height (px)")
-    ax.set_title(f"Image sizes ({len(sizes):,} images, dot area by count)")
+    ax.set_title(f"Image sizes ({len(ok):,} images, dot area by count)")
     fig.tight_layout(); fig.savefig(out / "image_sizes.png", dpi=90); plt.close(fig)
 
     _sample_grid(ok, out / "samples.png", samples_per_band, seed)
@@ -66,8 +67,7 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
     rows = "".join(
         f"<tr><td>{b}</td><td>{band_counts.get(b, 0)}</td><td>{100 * band_counts.get(b, 0) / max(1, len(ages)):.1f}%</td></tr>"
         for b in BAND_LABELS)
-    size_counts = Counter(f"{w}x{h}" for w, h in sizes.astype(int)) if len(sizes) else Counter()
-    size_rows = "".join(f"<tr><td>{s}</td><td>{n}</td></tr>" for s, n in size_counts.most_common(8))
+    size_rows = "".join(f"<tr><td>{w}x{h}</td><td>{n}</td></tr>" for (w, h), n in size_counts.most_common(8))
     prob_rows = "".join(
         f"<tr><td>{html.escape(p.kind)}</td><td>{p.severity}</td><td>{html.escape(p.file)}</td>"
         f"<td>{p.line or ''}</td><td>{html.escape(p.detail)}</td></tr>" for p in result.problems[:500])
