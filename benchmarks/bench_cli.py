@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -95,7 +94,7 @@ def bench() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the result JSON here.")
 def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, as_json, profile, out):
     """Latency p50/p90/p99, throughput, init time and memory of MODELS (first is the baseline)."""
-    from tqdm import tqdm
+    from agegate.edge.progress import progress
 
     from .latency import bench_models
 
@@ -104,8 +103,7 @@ def models_cmd(models, threads, warmup, runs, delegate, input_source, fmt, as_js
             raise click.UsageError(f"--json prints JSON; it cannot be given with --format {fmt}")
         fmt = "json"
 
-    with tqdm(total=runs, desc="bench", unit="round", disable=fmt != "table" or not sys.stderr.isatty(),
-              leave=False) as bar:
+    with progress(runs, "bench", "round", show=fmt == "table") as bar:
         result = bench_models(list(models), threads, warmup, runs, delegate, input_source, bar.update)
     if profile:
         result["profile_note"] = PROFILE_NOTE
@@ -208,16 +206,15 @@ def fleet_cmd(boxes, days, export_rows, work, reuse, out, as_json):
     """Fleet analytics at chain scale: generate BOXES x DAYS of events (about 220 buyers per box-day),
     time `edge export` on one box's database and `fleet report` over the whole tree (rows/s, peak RSS)."""
     import shutil
-    import sys
     import tempfile
 
-    from tqdm import tqdm
+    from agegate.edge.progress import progress
 
     from .fleet_bench import bench_fleet
 
     folder = Path(work) if work else Path(tempfile.mkdtemp(prefix="agegate-fleet-"))
     try:
-        with tqdm(total=boxes, desc="generate", unit="box", disable=not sys.stderr.isatty(), leave=False) as bar:
+        with progress(boxes, "generate", "box") as bar:
             result = bench_fleet(folder, boxes, days, export_rows, bar.update, reuse=reuse and bool(work))
     finally:
         if not work:
