@@ -10,7 +10,6 @@ import html
 import json
 from pathlib import Path
 
-from .bands import BAND_LABELS
 from .contracts import CLOCK_FLOOR_DATE
 from .fleet import JUMP_MIN_BUYERS, RECENT_DAYS, TURNED_SHARE, FleetReport
 from .setup_view import MAX_SETUP_TURN
@@ -19,23 +18,13 @@ CHARTS = ("buyers_by_hour.png", "buyers_by_weekday.png", "buyers_by_store.png", 
 MAX_STORES_CHARTED = 25
 
 
-def _stacked(ax, keys: list, rows: list[dict]) -> None:
-    import numpy as np
-
-    bottom = np.zeros(len(keys))
-    for b in BAND_LABELS:
-        vals = np.array([r[b] for r in rows], float)
-        ax.bar([str(k) for k in keys], vals, bottom=bottom, label=b)
-        bottom += vals
-    ax.legend(fontsize=7, ncol=4)
-    ax.set_ylabel("buyers")
-
-
 def write_charts(rep: FleetReport, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from .band_chart import stack_bands
 
     def save(fig, name):
         fig.tight_layout()
@@ -43,16 +32,16 @@ def write_charts(rep: FleetReport, out: Path) -> None:
         plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 3.6))
-    _stacked(ax, [r["hour"] for r in rep.by_hour], rep.by_hour)
+    stack_bands(ax, [str(r["hour"]) for r in rep.by_hour], rep.by_hour)
     ax.set_title(f"Buyers by hour of day ({rep.tz}) and age band")
     save(fig, CHARTS[0])
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    _stacked(ax, [r["weekday"] for r in rep.by_weekday], rep.by_weekday)
+    stack_bands(ax, [str(r["weekday"]) for r in rep.by_weekday], rep.by_weekday)
     ax.set_title("Buyers by weekday and age band")
     save(fig, CHARTS[1])
     stores = sorted(rep.by_store_band, key=lambda r: -r["buyers"])[:MAX_STORES_CHARTED]
     fig, ax = plt.subplots(figsize=(9, 3.6))
-    _stacked(ax, [r["store_id"] for r in stores], stores)
+    stack_bands(ax, [str(r["store_id"]) for r in stores], stores)
     ax.tick_params(axis="x", rotation=60, labelsize=7)
     ax.set_title(f"Buyers by store and age band (top {len(stores)} of {rep.stores})")
     save(fig, CHARTS[2])

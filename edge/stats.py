@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,8 @@ class RuntimeMetrics:
 
 #: The by-hour / by-day row of decisions timed before the box's clock was set.
 UNCLOCKED = "clock not set"
+#: How `summarize_events` names its by-hour and by-day rows (local time), and how the chart reads them back.
+ROW_FORMATS = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d"}
 
 
 def summarize_events(events: list[Event], by: str = "band") -> dict:
@@ -153,7 +156,7 @@ def summarize_events(events: list[Event], by: str = "band") -> dict:
     out["buyers_with_turn"] = len(turns)
     out["turned_share"] = round(sum(t > MAX_SETUP_TURN for t in turns) / len(turns), 4) if turns else None
     if by in ("hour", "day"):
-        fmt = "%Y-%m-%d %H:00" if by == "hour" else "%Y-%m-%d"
+        fmt = ROW_FORMATS[by]
         table: dict[str, Counter] = defaultdict(Counter)
         for e in events:
             # before any agegate box ran: a box clock not set (events.py holds such rows until it is, unless the
@@ -168,30 +171,41 @@ def summarize_events(events: list[Event], by: str = "band") -> dict:
 
 
 def write_chart(summary: dict, by: str, path: Path) -> None:
-    """A PNG of `summarize_events(..., by)`: buyers per band, or per hour/day stacked by band (`agegate edge
-    stats --png`, the demo). matplotlib is imported here, so the box pays for it only when it draws."""
+    """A PNG of `summarize_events(..., by)` (`agegate edge stats --png`, the demo)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_chart(summary, by)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def draw_chart(summary: dict, by: str):
+    """The figure of `summarize_events(..., by)`: buyers per band, or per hour/day stacked by band on a time axis.
+    Hours or days without buyers stay as gaps, and the dates are ticked by the span shown: a month of hours was
+    once 700 bars side by side, each named. matplotlib is imported here, so the box pays for it only when it draws."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    from .band_chart import stack_bands, time_axis
+
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    share = summary["id_check_share"]
+    what = f"{summary['buyers']} buyers, ID checks {0 if share is None else share:.0%}"
     if by == "band":
         ax.bar(BAND_LABELS, [summary["by_band"][b] for b in BAND_LABELS], color="#3b6ea8")
         ax.set_ylabel("buyers")
+        ax.set_title(f"Buyers by age band ({what})")
     else:
         rows = summary["by_" + by]
-        keys = list(rows)
-        bottom = np.zeros(len(keys))
-        for b in BAND_LABELS:
-            vals = np.array([rows[k][b] for k in keys])
-            ax.bar(keys, vals, bottom=bottom, label=b)
-            bottom += vals
-        ax.legend(fontsize=7, ncol=4)
-        ax.tick_params(axis="x", rotation=45)
-    share = summary["id_check_share"]
-    ax.set_title(f"Buyers by age band ({summary['buyers']}; ID checks {0 if share is None else share:.0%})")
+        keys = [k for k in rows if k != UNCLOCKED]
+        times = [datetime.strptime(k, ROW_FORMATS[by]) for k in keys]
+        stack_bands(ax, times, [rows[k] for k in keys], width=0.9 / 24 if by == "hour" else 0.9)
+        time_axis(ax)
+        unclocked = rows.get(UNCLOCKED, {}).get("buyers", 0)
+        ax.set_title(f"Buyers per {by} by age band ({what}" + (f"; {unclocked} before the box's clock was set, "
+                                                                f"not drawn" if unclocked else "") + ")")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig

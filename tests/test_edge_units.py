@@ -154,6 +154,32 @@ def test_stats_by_band_hour_and_metrics_text():
     assert 'agegate_decisions_total{decision="ok"} 1' in text and 'stage="infer",quantile="0.5"} 3.000' in text
 
 
+def test_a_month_of_hours_is_drawn_on_a_time_axis_with_the_legend_beside_the_bars():
+    """`edge stats --by hour --png` over a month once drew every hour with buyers as a named bar side by side (700
+    labels over each other, a closed night no gap), and the band legend stood over the bars."""
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    from agegate.edge.stats import draw_chart
+
+    t0 = time.mktime((2026, 10, 1, 9, 30, 0, 0, 0, -1))
+    ev = [Event(t0 + d * 86400 + h * 3600, "b", i, 40.0, "35-44", 10, "ok", 3.0)
+          for i, (d, h) in enumerate((d, h) for d in range(30) for h in range(12))]
+    ev.append(Event(3 * 86400.0, "b", 999, 30.0, "25-34", 10, "ok", 3.0))  # before the clock was set
+    fig = draw_chart(summarize_events(ev, "hour"), "hour")
+    ax = fig.axes[0]
+    assert isinstance(ax.xaxis.get_major_formatter(), mdates.ConciseDateFormatter)
+    fig.canvas.draw()
+    shown = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert 3 <= len(shown) <= 12
+    x = sorted({p.get_x() for p in ax.patches})
+    assert len(x) == 360 and max(np.diff(x)) > 0.5  # a bar an open hour; the night between days left as a gap
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1  # beside the axes, over no bar
+    assert "1 before the box's clock was set" in ax.get_title()
+    plt.close(fig)
+
+
 def test_blazeface_finds_tight_chips_and_faces_in_scenes():
     det = FaceDetector(DetectorOptions(min_face=20))
     chips = [decode_image(UTK / "images" / n) for n in pick("test", 40, seed=9)]
