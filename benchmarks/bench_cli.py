@@ -251,13 +251,14 @@ def train_cmd(backbones, sizes, batch_size, steps, out, as_json):
 @bench.command("report")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Markdown file to write.")
-@click.option("--png", type=click.Path(dir_okay=False), help="Bar chart of p50 latency.")
+@click.option("--png", type=click.Path(dir_okay=False),
+              help="Chart of p50 model latency, a panel per file (one run on one machine: compare within it).")
 def report_cmd(results, out, png):
     """Merge result JSON files from several devices into one table (and chart)."""
     from .report import chart, load_results, markdown
 
     data = load_results(list(results))
-    Path(out).write_text(markdown(data))
-    if png:
+    if png:  # first: a chart that cannot be drawn leaves no half-written result behind
         chart(data, Path(png))
+    Path(out).write_text(markdown(data))
     click.echo(f"wrote {out}" + (f" and {png}" if png else ""))

@@ -114,24 +114,52 @@ def markdown(results: list[dict]) -> str:
 
 
 def chart(results: list[dict], path: Path) -> None:
+    """The PNG of `draw_chart` (`agegate bench report --png`)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_chart(results)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def draw_chart(results: list[dict]):
+    """p50 latency of every model result, one panel per file: a file is one interleaved run on one machine, and
+    timings compare only within it (its ratios). One axis across files once set a Xeon's bars beside an EPYC's
+    and a 1 ms model beside an 80 ms one, where neither could be read. Bars are labelled with their p50 and the
+    run's own ratio (the first model's p50 over this one's: 2x is twice as fast); a panel whose bars span more than
+    20x is drawn on a log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels, values = [], []
-    for d in results:
-        if d.get("kind") != "model":
-            continue
-        dev = d.get("environment", {}).get("cpu_model", "?")[:24]
-        for r in d["results"]:
-            labels.append(f"{Path(r['model']).stem} t{r['threads']}\n{dev}")
-            values.append(r["p50_ms"])
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels)), 4))
-    ax.bar(range(len(values)), values, color="#3b6ea8")
-    ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("p50 latency (ms)")
-    ax.set_title("Model latency by device")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    from agegate.edge.errors import UsageError
+
+    runs = [d for d in results if d.get("kind") == "model" and d.get("results")]
+    if not runs:
+        raise UsageError("--png draws model latency, and none of these files is an `agegate bench` model result")
+    heights = [0.6 + 0.28 * len(d["results"]) for d in runs]
+    fig, axes = plt.subplots(len(runs), 1, figsize=(10, sum(heights) + 0.5), squeeze=False, layout="constrained",
+                             gridspec_kw={"height_ratios": heights})
+    for ax, d in zip(axes[:, 0], runs):
+        rows = d["results"]
+        p50 = [r["p50_ms"] for r in rows]
+        y = range(len(rows))
+        ax.barh(y, p50, color="#3b6ea8")
+        ax.set_yticks(y, [f"{_short(Path(r['model']).name)}, {r['threads']} thr" for r in rows], fontsize=7)
+        ax.invert_yaxis()  # first row on top, as in the table
+        if max(p50) > 20 * min(p50):
+            ax.set_xscale("log")
+        for i, r in enumerate(rows):
+            ax.text(r["p50_ms"], i, f" {r['p50_ms']:g} ms ({r['ratio_vs_first']:g}x)", va="center", fontsize=7)
+        ax.set_xlim(right=ax.get_xlim()[1] * (3 if ax.get_xscale() == "log" else 1.3))  # room for the labels
+        ax.set_title(f"{d['_file']}: {device_label(d.get('environment', {}))}", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[-1, 0].set_xlabel("p50 ms per invoke; (Nx): speed against the run's first model at as many threads",
+                           fontsize=8)
+    return fig
+
+
+def _short(name: str, most: int = 40) -> str:
+    """A model's name as a chart label: a note a result carries in it (`x.tflite (v2; measured as ...)`) cut."""
+    return name if len(name) <= most else name[: most - 1] + "\u2026"

@@ -633,3 +633,27 @@ def test_bench_report_says_which_planted_camera_problems_the_fleet_report_found(
     text = markdown([now, before])
     assert "| jumps 1 of 1, turned 1 of 2 (mismatch) | f.json |" in text
     assert "| jumps 1 of 1 | f.json |" in text
+
+
+def test_bench_report_chart_draws_each_run_apart():
+    """`bench report --png` set every file's bars on one axis: a Xeon's beside an EPYC's (timings compare only
+    within one run) and a 1 ms model beside an 81 ms one, the small ones flat. Now a panel per file, named by its
+    machine, labelled with the run's own ratios, on a log scale where its bars span more than 20x; files with no
+    model latency are refused for --png."""
+    import matplotlib.pyplot as plt
+
+    from agegate.benchmarks.report import draw_chart, load_results
+
+    res = Path(__file__).parents[1] / "benchmarks" / "results"
+    runs = load_results([str(res / "default-v2-latency-epyc.json"), str(res / "resnet50-vs-shipped.json"),
+                         str(res / "fleet-1000x90.json")])
+    fig = draw_chart(runs)
+    epyc, xeon = fig.axes
+    assert len(fig.axes) == 2 and "AMD EPYC" in epyc.get_title() and "Xeon" in xeon.get_title()
+    assert (len(epyc.patches), len(xeon.patches)) == (2, 10)
+    assert epyc.get_xscale() == "linear" and xeon.get_xscale() == "log"
+    assert any(t.get_text() == " 0.9 ms (52.899x)" for t in xeon.texts)
+    plt.close(fig)
+    r = CliRunner().invoke(cli, ["bench", "report", str(res / "fleet-1000x90.json"), "--out", "/dev/null",
+                                 "--png", "/dev/null"])
+    assert r.exit_code != 0 and "none of these files is an `agegate bench` model result" in r.output
