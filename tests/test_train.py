@@ -168,6 +168,30 @@ def test_a_log_gets_a_progress_line_a_minute_within_an_epoch():
     assert said[0] == "  so far: 9/100 steps (9 %), 1.1 min, about 10.6 min left; loss 3.000, MAE 2.500"
 
 
+def test_the_curves_star_the_epoch_the_run_keeps_and_shade_the_frozen_ones():
+    """curves.png once showed epochs 1.5 and 2.5 and not which epoch model.keras holds (the best by val MAE, or
+    the last with --keep last), nor which epochs trained the head alone."""
+    import matplotlib.pyplot as plt
+
+    from agegate.train.run_export import draw_curves
+
+    history = [{"epoch": e, "phase": "frozen" if e == 1 else "full", "train_loss": 9.0 - e, "train_mae": 8.0 - e,
+                "val_mae": v} for e, v in ((1, 9.0), (2, 7.5), (3, 7.9))]
+    fig = draw_curves(history, kept_epoch=2)
+    loss, mae = fig.axes
+    star = [line for line in mae.lines if line.get_marker() == "*"]
+    assert len(star) == 1 and list(star[0].get_xdata()) == [2] and list(star[0].get_ydata()) == [7.5]
+    assert "kept: epoch 2, val 7.50" in [t.get_text() for t in mae.get_legend().get_texts()]
+    fig.canvas.draw()
+    assert all(float(t.get_text()).is_integer() for t in mae.get_xticklabels() if t.get_text())
+    shaded = [p for p in loss.patches if p.get_label() == "backbone frozen"]
+    assert len(shaded) == 1 and shaded[0].get_x() == 0.5  # epoch 1, from 0.5 to 1.5
+    plt.close(fig)
+    fig = draw_curves(history)  # no epoch kept yet: nothing starred
+    assert not [line for line in fig.axes[1].lines if line.get_marker() == "*"]
+    plt.close(fig)
+
+
 def test_minor_overshoot_loss_weights_only_minors_estimated_too_old():
     from agegate.train.losses import make_loss
     from agegate.train.tfenv import import_tf

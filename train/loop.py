@@ -307,7 +307,7 @@ def _record_epoch(model, cfg: TrainConfig, out: Path, state: dict, row: dict, ch
                             data.excluded)
     if chief:
         save_epoch(model, out / "checkpoints", state, row["epoch"])
-        write_history(out, state["history"])
+        write_history(out, state["history"], state.get("kept_epoch"))
 
 
 @contextlib.contextmanager

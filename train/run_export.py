@@ -48,26 +48,50 @@ def export_metadata(out: Path, cfg: TrainConfig, spec: PreprocessSpec, sources, 
     write_metadata(out / MODEL_FILE, meta)
 
 
-def write_history(out: Path, history: list[dict]) -> None:
+def write_history(out: Path, history: list[dict], kept_epoch: int | None = None) -> None:
+    """history.csv and curves.png (`draw_curves`)."""
     with open(out / "history.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
         w.writeheader()
         w.writerows(history)
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
+        fig = draw_curves(history, kept_epoch)
+        fig.savefig(out / "curves.png", dpi=90)
         import matplotlib.pyplot as plt
 
-        ep = [h["epoch"] for h in history]
-        fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-        ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
-        ax[0].set_xlabel("epoch"); ax[0].set_title("loss"); ax[0].legend()
-        ax[1].plot(ep, [h["train_mae"] for h in history], "o-", label="train MAE")
-        ax[1].plot(ep, [h["val_mae"] for h in history], "o-", label="val MAE")
-        ax[1].set_xlabel("epoch"); ax[1].set_ylabel("years"); ax[1].set_title("MAE"); ax[1].legend()
-        fig.tight_layout()
-        fig.savefig(out / "curves.png", dpi=90)
         plt.close(fig)
     except Exception as e:  # noqa: BLE001 - a plot must never fail a training run
         log.warning("could not draw curves.png: %s", e)
+
+
+def draw_curves(history: list[dict], kept_epoch: int | None = None):
+    """Loss and MAE by epoch (whole epochs on the axis), the epoch model.keras holds starred (`kept_epoch`) and the
+    epochs trained with the backbone frozen shaded: the curve says which point the run folder ships."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    ep = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
+    ax[0].set_title("loss")
+    ax[1].plot(ep, [h["train_mae"] for h in history], "o-", label="train MAE")
+    ax[1].plot(ep, [h["val_mae"] for h in history], "o-", label="val MAE")
+    ax[1].set_ylabel("years")
+    ax[1].set_title("MAE")
+    star = next((h for h in history if h["epoch"] == kept_epoch), None)
+    if star is not None:
+        ax[1].plot([star["epoch"]], [star["val_mae"]], "*", color="black", markersize=12,
+                   label=f"kept: epoch {star['epoch']}, val {star['val_mae']:.2f}")
+    frozen = [h["epoch"] for h in history if h.get("phase") == "frozen"]
+    for a in ax:
+        if frozen:
+            a.axvspan(min(frozen) - 0.5, max(frozen) + 0.5, color="#dddddd", zorder=0,
+                      label="backbone frozen" if a is ax[0] else None)
+        a.set_xlabel("epoch")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
