@@ -304,8 +304,20 @@ def op_markers(op: OperatingPoint | None, where: str = "",
 
 def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], op: OperatingPoint | None,
                   markers: list[tuple[str, float, float]] | None = None) -> None:
+    """The PNG of `draw_tradeoff`."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_tradeoff(image_curve, buyer_curve, op, markers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def draw_tradeoff(image_curve: list[dict], buyer_curve: list[dict], op: OperatingPoint | None,
+                  markers: list[tuple[str, float, float]] | None = None):
     """Minors decided ok against 25+ asked, per image and per buyer, with the operating point marked
-    (NIST's Challenge-25 plot). Used by calibrate, eval and qa; `markers` default to where the
+    (NIST's Challenge-25 plot) and the targets it was chosen for as dotted lines, in the colour of the curve they
+    bound (only for a curve drawn). Used by calibrate, eval, replay and qa; `markers` default to where the
     operating point was chosen."""
     import matplotlib
 
@@ -313,12 +325,17 @@ def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for curve, label, colour in ((image_curve, "per image", "#3b6ea8"), (buyer_curve, "per buyer", "#c0392b")):
+    targets = (None, None) if op is None else (op.target_minors_ok_image, op.target_minors_ok_buyer)
+    for curve, label, colour, target in ((image_curve, "per image", "#3b6ea8", targets[0]),
+                                         (buyer_curve, "per buyer", "#c0392b", targets[1])):
         pts = [(c["adults_asked"], c["minors_ok"]) for c in curve if c["adults_asked"] is not None
                and c["minors_ok"] is not None]
         if pts:
             xs, ys = zip(*sorted(pts))
             ax.plot([100 * x for x in xs], [100 * v for v in ys], "-", color=colour, label=label)
+            if target is not None:
+                ax.axhline(100 * target, color=colour, linestyle=":", linewidth=1,
+                           label=f"target {label}: at most {100 * target:g} % of minors ok")
     for (label, x, y), marker in zip(op_markers(op) if markers is None else markers, "os^v"):
         if x is not None and y is not None:  # a share of no one (QA data without minors, say) is not a point
             ax.plot(100 * x, 100 * y, marker, color="black", label=label)
@@ -333,6 +350,4 @@ def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], 
         ax.text(0.5, 0.5, "these data lack minors or adults (25+): no trade-off to draw", ha="center",
                 va="center", transform=ax.transAxes, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig

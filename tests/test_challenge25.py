@@ -141,6 +141,34 @@ def test_tradeoff_curve_is_monotone():
     assert minors[0] == 0.0 and adults[-1] == 0.0
 
 
+def test_the_tradeoff_chart_draws_the_targets_of_the_curves_it_shows():
+    """The Challenge-25 chart marked the operating point but not the targets it was chosen for, so a reader could
+    not see how near the line the point sits; now a dotted line per target, for the curves drawn only (eval's
+    per-image chart gets no per-buyer target)."""
+    import matplotlib.pyplot as plt
+
+    from agegate.convert.calibrate import draw_tradeoff
+
+    y, probs = synthetic()
+    curve = tradeoff_curve(p_under(probs, HEAD, 25), y)
+    op = OperatingPoint(0.2, 0.01, 0.005)
+
+    def targets(fig):
+        return {round(line.get_ydata()[0], 6): line.get_label() for line in fig.axes[0].lines
+                if line.get_linestyle() == ":"}
+
+    fig = draw_tradeoff(curve, curve, op)
+    assert targets(fig) == {1.0: "target per image: at most 1 % of minors ok",
+                            0.5: "target per buyer: at most 0.5 % of minors ok"}
+    plt.close(fig)
+    fig = draw_tradeoff(curve, [], op)
+    assert list(targets(fig)) == [1.0]
+    plt.close(fig)
+    fig = draw_tradeoff(curve, [], None)
+    assert targets(fig) == {}
+    plt.close(fig)
+
+
 def test_a_buyer_no_threshold_passes_stays_asked_to_the_end_of_the_curve():
     """Per buyer, an `uncertain` buyer (BLOCKED_RISK) is asked at every operating point: the curve ends
     with the decided minors ok and the blocked adults asked, not at 100 % of minors ok (the spike the
