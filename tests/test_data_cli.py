@@ -36,7 +36,17 @@ def test_check_reports_every_problem_kind(bad_files_dir):
 def test_check_text_output_and_clean_exit(appa_dir):
     res = run("data", "check", appa_dir)
     assert res.exit_code == 0, res.output
-    assert "30 images ok of 30 records" in res.output
+    assert "30 images ok of 30 records" in res.output and "splits: train " in res.output
+
+
+def test_splits_are_said_in_words_and_a_set_without_them_says_what_happens():
+    """data check and data report printed the summary's dict as it is (`splits {'none': 60}`)."""
+    from agegate.train.check import splits_in_words
+
+    assert splits_in_words({"test": 2396, "train": 16494, "val": 2402}) == "train 16,494, val 2,402, test 2,396"
+    whole = splits_in_words({"none": 60})
+    assert whole.startswith("no split (train makes a seeded, person-aware one") and "take the set whole" in whole
+    assert splits_in_words({"train": 5, "none": 2}).startswith("train 5, 2 in no split (")
 
 
 def test_usage_error_exit_2(tmp_path):

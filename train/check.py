@@ -70,6 +70,21 @@ class CheckResult:
         }
 
 
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+
+
+def splits_in_words(splits: dict[str, int]) -> str:
+    """A summary's `splits` as data check and data report say them: `train 17,034, val 2,129, test 2,129`, or for a
+    set without splits what each command does with it (a dict printed as it is read `{'none': 60}`)."""
+    words = [f"{name} {n:,}" for name, n in sorted(splits.items(), key=lambda kv: SPLIT_ORDER.get(kv[0], 9))
+             if name != "none"]
+    if "none" in splits:
+        whole = (f"{splits['none']:,} in no split" if words else "no split") + (
+            " (train makes a seeded, person-aware one and records it; eval and calibration take the set whole)")
+        words.append(whole)
+    return ", ".join(words) or "none"
+
+
 def jpeg_components(data: bytes) -> int | None:
     """Number of colour components in a JPEG's frame header (4 = CMYK/YCCK), None if not found."""
     i, n = 2, len(data)

@@ -34,7 +34,7 @@ def check(directory, fmt, split_file, target, as_json, max_list):
     Exit 0 when every record is usable, 1 when any is bad (warnings, such as a
     grayscale image that converts cleanly, do not fail), 2 for usage errors.
     """
-    from .check import check_dataset
+    from .check import check_dataset, splits_in_words
 
     ds = read_dataset(directory, fmt, split_file, target)
     result = check_dataset(ds)
@@ -45,7 +45,8 @@ def check(directory, fmt, split_file, target, as_json, max_list):
         click.echo(f"{s['dataset']} ({s['format']}): {s['ok']} images ok of {s['records']} records; "
                    f"{s['errors']} error(s), {s['warnings']} warning(s)")
         if s["ok"]:
-            click.echo(f"ages {s['age_min']:g}..{s['age_max']:g} (mean {s['age_mean']}); splits {s['splits']}")
+            click.echo(f"ages {s['age_min']:g}..{s['age_max']:g} (mean {s['age_mean']}); "
+                       f"splits: {splits_in_words(s['splits'])}")
         else:
             click.echo("no usable image: nothing to train or evaluate on")
         if s["problems_by_kind"]:

@@ -13,7 +13,7 @@ import numpy as np
 from agegate.edge.bands import BAND_LABELS, band_of
 from agegate.edge.preprocess import decode_image
 
-from .check import CheckResult
+from .check import CheckResult, splits_in_words
 
 
 def _plt():
@@ -87,7 +87,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} img{{max-width:10
 <h1>Data report: {html.escape(summary['dataset'])}</h1>
 <p>Format <b>{summary['format']}</b>: {summary['records']} labelled records, <b>{summary['ok']} readable images</b>,
 {summary['errors']} errors, {summary['warnings']} warnings. {ages}
-Splits: {html.escape(json.dumps(summary['splits']))}.</p>
+Splits: {html.escape(splits_in_words(summary['splits']))}.</p>
 <h2>Ages</h2>{img('age_histogram.png')}
 <h2>Age bands</h2><table><tr><th>band</th><th>images</th><th>share</th></tr>{rows}</table>{img('age_bands.png')}
 <h2>Image sizes</h2><table><tr><th>size</th><th>images</th></tr>{size_rows}</table>{img('image_sizes.png')}
