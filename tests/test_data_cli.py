@@ -36,7 +36,7 @@ def test_check_reports_every_problem_kind(bad_files_dir):
 def test_check_text_output_and_clean_exit(appa_dir):
     res = run("data", "check", appa_dir)
     assert res.exit_code == 0, res.output
-    assert "30 images ok of 30 records" in res.output and "splits: train " in res.output
+    assert "30 images ok of 30 records" in res.output and "splits: no split (train makes" in res.output
 
 
 def test_splits_are_said_in_words_and_a_set_without_them_says_what_happens():
