@@ -85,8 +85,9 @@ def qa(float_model, quantized, data, fmt, split_file, limit, split, max_mae, max
     replayed, mismatch = _replay_buyers(quantized, qmeta, splits, buyers, draws, box) if buyers else (None, "")
     rep = compare(fp, qp, Gates(max_mae, max_drift, max_flips), str(float_model), str(quantized), per_set, replayed)
     rep.quantized_sha256, rep.quantized_metadata_sha256 = judged
-    rep.data = [{"name": s.name, "path": s.path, "split": s.split, "images": len(s.records), "limit": limit}
-                for s in splits]
+    # images: those judged; a label whose image cannot be read (or, through the detector, holds no face) is not
+    rep.data = [{"name": s.name, "path": s.path, "split": s.split, "images": len(q.predictions.y_true),
+                 "skipped": len(q.predictions.skipped), "limit": limit} for s, q in zip(splits, qsets)]
     if head is not None and head.temperature != fmeta.head.temperature:
         rep.notes.append(f"the float parent's distributions are read at the quantized model's temperature "
                          f"{head.temperature:g} (its own: {fmeta.head.temperature:g}), so flips measure rounding, "
@@ -146,7 +147,9 @@ def data_notes(data: list[dict]) -> list[str]:
 
 
 def _echo_report(rep, layers: list[dict] | None, out: Path) -> None:
-    click.echo("judged on " + ", ".join(f"{data_label(d)} ({d['images']} images)" for d in rep.data))
+    click.echo("judged on " + ", ".join(f"{data_label(d)} ({d['images']} images"
+                                        + (f"; {d['skipped']} left out, unreadable or no face" if d.get("skipped")
+                                           else "") + ")" for d in rep.data))
     click.echo(f"float MAE {rep.float_metrics['mae']:.3f}, quantized MAE {rep.quantized_metrics['mae']:.3f}, "
                f"drift {rep.comparison['drift']:+.3f}, mean |diff| {rep.comparison['mean_abs_diff']:.3f}, "
                f"p95 |diff| {rep.comparison['p95_abs_diff']:.3f}, "

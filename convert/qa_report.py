@@ -46,6 +46,11 @@ def _plots(y: np.ndarray, f: np.ndarray, q: np.ndarray, out: Path) -> list[str]:
     return names
 
 
+def _share(rate: float | None, n: int) -> str:
+    """`1.2 % (3)`: a Challenge-25 share with the people behind it (it read `0.0123`); `-` of no one."""
+    return "-" if rate is None or not n else f"{100 * rate:.1f} % ({round(rate * n)})"
+
+
 def write_report(rep: QAReport, fp: Predictions, qp: Predictions, out: Path, debug_layers: list | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     d = rep.to_dict()
@@ -87,8 +92,10 @@ table{{border-collapse:collapse}} img{{max-width:48%}}</style></head><body>
 {rep.n} images ({html.escape(", ".join(map(data_label, rep.data)))}). MAE float {rep.float_metrics['mae']}, quantized {rep.quantized_metrics['mae']}
 (drift {rep.comparison['drift']}); p95 |diff| {rep.comparison['p95_abs_diff']}.</p>
 {"".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in rep.notes)}<h2>Gates</h2><table><tr><th>gate</th><th>result</th><th>value</th><th>limit</th><th>what</th></tr>{gate_rows}</table>
-<h2>Challenge 25</h2><p>Minors predicted 25+: float {c25f['false_pass_rate']}, quantized {c25q['false_pass_rate']}.
-25+ flagged for ID: float {c25f['flag_rate_25plus']}, quantized {c25q['flag_rate_25plus']}.</p>
+<h2>Challenge 25</h2><p>By the point estimate against 25, per image: minors estimated 25 or over (passed):
+float {_share(c25f['false_pass_rate'], c25f['n_minors'])}, quantized {_share(c25q['false_pass_rate'], c25q['n_minors'])}
+of {c25q['n_minors']}; 25+ asked for ID: float {_share(c25f['flag_rate_25plus'], c25f['n_25plus'])}, quantized
+{_share(c25q['flag_rate_25plus'], c25q['n_25plus'])} of {c25q['n_25plus']}.</p>
 <h2>By age band</h2><table><tr><th>band</th><th>n</th><th>float MAE</th><th>quantized MAE</th><th>mean |diff|</th></tr>
 {band_rows}</table><h2>Plots: quantized vs float, error by age, Bland-Altman, Challenge 25 (distribution models)</h2>{imgs}</body></html>"""
     (out / "report.html").write_text(page)

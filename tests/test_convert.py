@@ -108,8 +108,13 @@ def test_qa_gate_passes_good_and_fails_broken_int8(trained_run, converted, small
     # which data the verdict stands on, in the report and, signed, in a bundle built on it
     n_test = (small_utk / "split.csv").read_text().count(",test")
     assert rep["data"] == [{"name": small_utk.name, "path": str(small_utk), "split": "test", "images": n_test,
-                            "limit": None}] and rep["notes"] == []
+                            "skipped": 0, "limit": None}] and rep["notes"] == []
     assert f"judged on {small_utk.name} [test] ({n_test} images)" in r.output
+    # Challenge-25 shares in the page as percentages of counted people (they read as raw fractions, 1.0 for all)
+    c25 = rep["quantized_metrics"]["challenge25"]
+    page = (tmp_path / "qa_good" / "report.html").read_text()
+    passed = round(c25["false_pass_rate"] * c25["n_minors"])
+    assert f"quantized {100 * c25['false_pass_rate']:.1f} % ({passed})\nof {c25['n_minors']};" in page
     assert run("bundle", "keygen", "--out", tmp_path / "k").exit_code == 0
     r = run("bundle", "build", "--model", converted["int8"], "--qa", tmp_path / "qa_good" / "report.json",
             "--sign-key", tmp_path / "k.pem", "--version", "1", "--out", tmp_path / "b.tar.gz")
@@ -148,6 +153,25 @@ def test_business_gate_refuses_mae_8_or_more(converted, small_utk, tmp_path):
             "--out", tmp_path / "qa", "--json")
     rep = json.loads(r.output)
     assert r.exit_code == 1 and not next(g for g in rep["gates"] if g["name"] == "mae")["passed"]
+
+
+def test_qa_counts_the_images_it_judged_not_the_labels(converted, small_utk, tmp_path):
+    """A test image that cannot be read is left out of the verdict; the report and its line said the labels'
+    count ("62 images") beside "on 60 images". Now the images judged, and how many were left out."""
+    import shutil
+
+    data = tmp_path / "utk"
+    shutil.copytree(small_utk, data)
+    broken = next(line.split(",")[0] for line in (data / "split.csv").read_text().splitlines() if line.endswith(",test"))
+    (data / "images" / broken).write_bytes(b"not a jpeg")
+    n_test = (data / "split.csv").read_text().count(",test")
+    r = run("qa", "--float", converted["float32"], "--quantized", converted["int8"], "--data", data,
+            "--out", tmp_path / "qa", "--json")
+    rep = json.loads(r.output)
+    assert (rep["data"][0]["images"], rep["data"][0]["skipped"], rep["n"]) == (n_test - 1, 1, n_test - 1)
+    r = run("qa", "--float", converted["float32"], "--quantized", converted["int8"], "--data", data,
+            "--out", tmp_path / "qa2")
+    assert f"({n_test - 1} images; 1 left out, unreadable or no face)" in r.output
 
 
 def test_float_layers_keeps_the_worst_layers_float(trained_run, converted, small_utk, tmp_path):
