@@ -65,7 +65,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
 
     from .calibrate import (buyers_to_replay, calibrate as run_calibrate, check_not_a_release, check_shown,
                             check_targets, plot_tradeoff)
-    from .evaluate import Predictions, evaluate_sets, read_splits
+    from .evaluate import Predictions, evaluate_sets, read_splits, splits_label
 
     check_targets(max_minors_ok, max_minors_ok_buyer, allow_looser)  # before minutes of work
     check_not_a_release(Path(model_path))
@@ -78,7 +78,7 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     records = [r for s in splits for r in s.records]
     # a typo fails now, not after minutes of evaluation
     gone = match_exclusions(excluded, [(str(r.path), r.line) for r in records], exclude_file) if excluded else set()
-    chosen_on = chosen_on_label(splits)
+    chosen_on = splits_label(splits)
     if not allow_unshown:  # the labels alone can say so: before minutes of work
         n_minors = sum(r.age < MINOR_AGE for r in records) - len(gone)
         for key, target in (("per_image", max_minors_ok), ("per_buyer", max_minors_ok_buyer if buyers else None)):
@@ -109,9 +109,3 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
     click.echo(f"written to {Path(model_path).with_suffix('.json')}")
 
 
-def chosen_on_label(splits) -> str:
-    """What the point records it was chosen on: `utkface, aaf [val]`, or each set with the split it gave when they
-    differ (a set without splits is taken whole: `store [all (the set has no split)]`, not the split asked for)."""
-    if len({s.split for s in splits}) == 1:
-        return f"{', '.join(s.name for s in splits)} [{splits[0].split}]"
-    return ", ".join(f"{s.name} [{s.split}]" for s in splits)

@@ -275,6 +275,15 @@ def read_splits(datas: list[str], fmt: str, split_file: str | None, split: str,
     return out
 
 
+def splits_label(splits: list[DataSplit]) -> str:
+    """The data a figure stands on, as calibrate records its point's and replay says its buyers': `utkface, aaf
+    [val]`, or each set with the split it gave when they differ (a set without splits is taken whole: `store [all
+    (the set has no split)]`, not the split asked for)."""
+    if len({s.split for s in splits}) == 1:
+        return f"{', '.join(s.name for s in splits)} [{splits[0].split}]"
+    return ", ".join(f"{s.name} [{s.split}]" for s in splits)
+
+
 @dataclass
 class SetResult:
     """One data set's predictions in a cross-dataset evaluation."""

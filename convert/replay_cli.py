@@ -126,17 +126,15 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
     from agegate.edge.errors import UsageError
     from agegate.edge.runtime import AgeModel
 
-    from .evaluate import select_records
+    from .evaluate import read_splits, splits_label
     from .replay import ReplayOptions, over_draws, replay_draws
 
-    from agegate.train.datasets import check_distinct
-
-    check_distinct(list(data))
-    records = [r for d in data for r in select_records(d, fmt, None, split, whole_if_unsplit=True)]
+    splits = read_splits(list(data), fmt, None, split)  # a set without splits is taken whole, and says so
+    records = [r for s in splits for r in s.records]
     if ages:
         records = [r for r in records if ages[0] <= r.age <= ages[1]]
         if not records:
-            raise UsageError(f"no photo in split {split!r} is labelled with an age in {ages[0]}..{ages[1]}")
+            raise UsageError(f"no photo in {splits_label(splits)} is labelled with an age in {ages[0]}..{ages[1]}")
     if limit and limit < len(records):
         pick = np.random.default_rng(seed).permutation(len(records))[:limit]
         records = [records[i] for i in sorted(pick)]
@@ -156,6 +154,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
 
     result = summaries[0]
     result.update(kind="replay", model=str(model.path), data=list(data), split=split, seed=seed, gap=list(gap),
+                  replayed_from=splits_label(splits),
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), queue=queue,
                   detector=detector,
                   refine_below=refine_below, refine_margin=refine_margin, min_score=min_score,
@@ -179,8 +178,9 @@ def render(r: dict) -> str:
     only = f"; labelled {r['ages'][0]}..{r['ages'][1]} only" if r.get("ages") else ""
     only += f"; {r['queue']:.0%} of buyers waiting in a queue" if r.get("queue") else ""
     only += f"; draw 1 of {r['over_draws']['draws']} (seed {r['seed']})" if r.get("over_draws") else ""
+    where = r.get("replayed_from") or f"{', '.join(r['data'])} [{r['split']}]"  # results from before it: the split asked
     lines = [
-        f"{r['buyers']} buyers from {', '.join(r['data'])} [{r['split']}], {r['frames_per_buyer']} frames each, "
+        f"{r['buyers']} buyers from {where}, {r['frames_per_buyer']} frames each, "
         f"gaps {r['gap'][0]}..{r['gap'][1]} frames, faces {r['face_px'][0]}..{r['face_px'][1]} px ({r['detector']}){only}; "
         f"model {Path(r['model']).name}",
         f"  decided (ok or id_check)  {share_pct(r['decided_share'])}",

@@ -25,7 +25,8 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     asked = [p["adults_asked"] for p in m["risk_curve"]]
     assert asked[0] == 1.0 and asked == sorted(asked, reverse=True) and asked[-1] <= m["adults_asked_share"]
     assert cv2.imread(str(curve)).shape == (378, 540, 3)  # plot_tradeoff's 6 x 4.2 in at 90 dpi
-    assert m["buyers"] == 8 and m["split"] == "test"  # no split in the CSV: the set is replayed whole
+    assert m["buyers"] == 8 and m["split"] == "test"  # no split in the CSV: the set is replayed whole...
+    assert m["replayed_from"] == "set [all (the set has no split)]"  # ...and says so (it said "[test]")
     assert m["merged"] == 0 and m["split_buyers"] <= 1  # lookalikes back to back may still part late
     assert m["minors"] == 4 and m["minors_decided_ok"] == 0  # no child is waved through
     assert m["decided_share"] >= 0.75 and m["adults_asked"] <= 1
@@ -70,7 +71,7 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     m = json.loads(r.output)
     assert m["buyers"] == 4 == m["minors"] and m["adults_25plus"] == 0 and m["ages"] == [0, 17]
     r = CliRunner().invoke(cli, ["replay", str(labels), "--ages", "90..99"])
-    assert r.exit_code != 0 and "no photo in split 'test' is labelled with an age in 90..99" in r.output
+    assert r.exit_code != 0 and "no photo in set [all (the set has no split)] is labelled with an age in 90..99" in r.output
     # --draws: the same buyers replayed again with the next seed, each draw reported and their mean
     r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "12", "--draws", "2", "--json"])
     m = json.loads(r.output)
