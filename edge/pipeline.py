@@ -390,9 +390,13 @@ class BoxPipeline:
         return made
 
     def annotate(self, rgb: np.ndarray) -> np.ndarray:
-        """A copy of the frame with each live track's box and label (set-up and demo only)."""
+        """A copy of the frame with the box and label of each track seen in it (set-up and demo only). A track held
+        for a buyer not seen this frame (`missed`: the box waits max_missed frames before deciding they left) is not
+        drawn: its box stood on the empty till for those frames, like a face found where there is none."""
         out = cv2.cvtColor(as_rgb_uint8(rgb), cv2.COLOR_RGB2BGR)
         for t in self.tracker.tracks.values():
+            if t.missed:
+                continue
             b = t.box
             label = self._labels.get(t.track_id) or f"#{t.track_id} {t.fused_age() or 0:.0f}?"
             ok = t.decision is not None and t.decision.decision is Decision.OK

@@ -286,6 +286,22 @@ def test_frame_observer_sees_every_judged_face_frame_and_what_it_gave(shipped_mo
     assert [d.decision for d in made] == ["ok"]  # the unobserved, all-blurred box has not decided yet
 
 
+def test_the_annotated_frame_draws_only_the_faces_in_it(shipped_model):
+    """The demo's and set-up view's frames kept a buyer's box on the empty till for the frames the box waits before
+    deciding they left (a red box on nothing, labelled id_check); now only the faces seen in that frame."""
+    face = cv2.cvtColor(face_frame([ADULTS[0]]), cv2.COLOR_BGR2RGB)
+    empty = np.full_like(face, 90)
+    pipe = BoxPipeline(AgeModel(shipped_model), BoxOptions())
+    now = time.time()
+    for i in range(12):
+        pipe.process(Frame(i, now + i / 15, face))
+    drawn = pipe.annotate(face)
+    assert np.abs(drawn.astype(int) - cv2.cvtColor(face, cv2.COLOR_RGB2BGR)).max() > 100  # the buyer's box
+    pipe.process(Frame(12, now + 12 / 15, empty))
+    assert pipe.tracker.tracks  # still held: the buyer may be back next frame
+    assert np.array_equal(pipe.annotate(empty), cv2.cvtColor(empty, cv2.COLOR_RGB2BGR))
+
+
 def test_how_far_a_buyer_was_turned_is_decided_with_them_and_kept_in_their_event(shipped_model, tmp_path):
     """Each decision and its event row carry how far the buyer was turned from the camera (the median |turn| of
     their frames; no image), from which the fleet report finds cameras beside where buyers look: All-Age-Faces
