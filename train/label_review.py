@@ -137,7 +137,8 @@ def write_review(suspects: list[LabelSuspect], out: Path, root: str | None = Non
 def _sheet(suspects: list[LabelSuspect], path: Path) -> Path:
     from PIL import Image, ImageDraw
 
-    sheet = Image.new("RGB", (SHEET_COLUMNS * TILE_PX, SHEET_ROWS * (TILE_PX + CAPTION_PX)), "white")
+    columns, rows = min(len(suspects), SHEET_COLUMNS), -(-len(suspects) // SHEET_COLUMNS)  # the last page: as used
+    sheet = Image.new("RGB", (columns * TILE_PX, rows * (TILE_PX + CAPTION_PX)), "white")
     draw = ImageDraw.Draw(sheet)
     for k, s in enumerate(suspects):
         x, y = (k % SHEET_COLUMNS) * TILE_PX, (k // SHEET_COLUMNS) * (TILE_PX + CAPTION_PX)
