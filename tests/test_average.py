@@ -71,3 +71,37 @@ def test_average_cli_writes_the_mean_of_two_runs(trained_run, converted, small_u
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert [s["input_size"] for s in json.loads(r.output)["sources"]] == [64, read_metadata(trained_run).input_size]
     assert read_metadata(tmp_path / "x").input_size == 64
+
+
+@pytest.mark.slow
+def test_runs_that_certainly_share_no_start_are_refused(trained_run, tmp_path):
+    """Two runs from random weights with other seeds averaged without a word (their mean is noise). Refused when
+    every run's line is known and no run or start is common to all; a fine-tune and its start, two fine-tunes of
+    one start, and anything whose line cannot be followed (a recovered run) still average."""
+    from dataclasses import replace
+
+    from agegate.edge.metadata import read_metadata
+    from agegate.train.average import _check_one_start, lineage
+
+    base = read_metadata(trained_run)
+
+    def run(name: str, **cfg):
+        return tmp_path / name, replace(base, extra={**base.extra, "train_config": {
+            **base.extra["train_config"], **cfg}})
+
+    a, b = run("a", weights="none", seed=0), run("b", weights="none", seed=1)
+    with pytest.raises(UsageError, match=r"share no start.*/a from random weights, seed 0; .*/b from random weights, "
+                                         r"seed 1"):
+        _check_one_start([a[0], b[0]], [a[1], b[1]])
+    with pytest.raises(UsageError, match="share no start"):  # ImageNet against random weights
+        _check_one_start([a[0], tmp_path / "c"], [a[1], run("c", weights="imagenet")[1]])
+    ft = run("ft", weights=str(trained_run / "model.keras"), seed=5)  # a fine-tune of trained_run
+    assert lineage(*ft)[:2] == [f"run {(tmp_path / 'ft').resolve()}", f"run {trained_run.resolve()}"]
+    _check_one_start([trained_run, ft[0]], [base, ft[1]])  # the start and its fine-tune
+    ft2 = run("ft2", weights=str(trained_run), seed=6)  # the folder given, not its model.keras
+    _check_one_start([ft[0], ft2[0]], [ft[1], ft2[1]])  # two fine-tunes of one start
+    rec = replace(base, extra={**base.extra, "recovered_from": {"file": "m.tflite"}})
+    assert lineage(tmp_path / "rec", rec) is None
+    _check_one_start([a[0], tmp_path / "rec"], [a[1], rec])  # nothing claimed where a line cannot be followed
+    gone = run("gone", weights=str(tmp_path / "moved" / "model.keras"))
+    assert lineage(*gone) is None

@@ -8,7 +8,8 @@ centre (Wortsman et al., "Model soups", 2022, and "Robust fine-tuning of zero-sh
 One model comes out, so the box pays nothing for it, unlike an ensemble.
 
 Averaging runs that did not share a start gives noise, not a better model: every run must have the same
-architecture (checked), and `model.json` lists each source with its SHA-256, weight and input size.
+architecture (checked) and, where each run's `train --weights` can be followed back to its first start, some run or
+start common to all (checked: `lineage`); `model.json` lists each source with its SHA-256, weight and input size.
 A fine-tune at a larger input from a smaller start (v2.3's 112 px soup fine-tuned at 128 px) shares the start:
 the backbone's weights do not depend on the input size (convolutions, then global pooling), so with
 `across_sizes` such runs average too, and the mean runs at the first run's size. Without it a size mismatch is
@@ -24,7 +25,7 @@ import numpy as np
 
 from agegate.edge.contracts import MODEL_FILE
 from agegate.edge.errors import UsageError
-from agegate.edge.metadata import ModelMetadata, now_iso, sha256_file, write_metadata
+from agegate.edge.metadata import ModelMetadata, now_iso, read_metadata, sha256_file, sidecar_path, write_metadata
 
 
 def mix_weights(weights: list[float] | None, n: int) -> list[float]:
@@ -65,6 +66,39 @@ def _check_same_model(metas: list[ModelMetadata], runs: list[Path], across_sizes
                              f"{ref.preprocess}); the average would see images neither run was trained on")
 
 
+def lineage(run: Path, meta: ModelMetadata, depth: int = 0) -> list[str] | None:
+    """What a trained run descends from, itself first: its folder and, through `train --weights`, each start before
+    it down to the first (`random weights, seed 0`, `imagenet weights`, a weights file, or a recovered or averaged
+    run's folder). None where the line cannot be followed (the run itself recovered or averaged, a start file moved
+    or gone): then nothing is claimed about it."""
+    cfg = meta.extra.get("train_config")
+    if not cfg or "recovered_from" in meta.extra or "averaged_from" in meta.extra or depth > 50:
+        return None
+    here = [f"run {run.resolve()}"]
+    start = str(cfg.get("weights", "none"))
+    if start == "none":
+        return here + [f"random weights, seed {cfg.get('seed')}"]
+    if start in ("imagenet", "pretrained"):
+        return here + [f"{start} weights"]
+    path = Path(start)
+    folder = path.parent if path.name == MODEL_FILE else path
+    if (folder / MODEL_FILE).is_file() and sidecar_path(folder / MODEL_FILE).is_file():
+        before = lineage(folder, read_metadata(folder / MODEL_FILE), depth + 1)
+        return here + (before if before is not None else [f"run {folder.resolve()}"])
+    return here + [f"file {path.resolve()}"] if path.is_file() else None
+
+
+def _check_one_start(runs: list[Path], metas: list[ModelMetadata]) -> None:
+    """Refuse runs that certainly share no start (each one's line known, and no run or start common to all): their
+    mean is noise. Two runs trained from random weights with other seeds once averaged without a word."""
+    lines = [lineage(r, m) for r, m in zip(runs, metas)]
+    if any(line is None for line in lines) or set.intersection(*(set(line) for line in lines)):
+        return
+    raise UsageError("these runs share no start, so their mean is noise, not a soup: "
+                     + "; ".join(f"{r} from {line[-1]}" for r, line in zip(runs, lines))
+                     + ". Average fine-tunes of one start (train --weights START/model.keras), with the start itself.")
+
+
 def average_runs(runs: list[Path], out: Path, weights: list[float] | None = None,
                  across_sizes: bool = False) -> ModelMetadata:
     """Write run folder `out`: the weighted mean of `runs` (run folders). Metadata: the first run's
@@ -81,6 +115,7 @@ def average_runs(runs: list[Path], out: Path, weights: list[float] | None = None
     loaded = [load_keras_model(r) for r in runs]
     metas = [m for _, m in loaded]
     _check_same_model(metas, runs, across_sizes)
+    _check_one_start(runs, metas)
     model = loaded[0][0]
     model.set_weights(average_arrays([k.get_weights() for k, _ in loaded], mix))
     out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ import click
 def average(runs, weights, out, across_sizes, as_json):
     """Average the weights of RUNS (run folders fine-tuned from one start) into one model: a "model soup".
 
-    One model comes out, so it costs the box nothing; runs that did not share a start average to noise.
+    One model comes out, so it costs the box nothing; runs that did not share a start average to noise, and are
+    refused where their model.json files show it (each run's `train --weights`, followed back to the first start).
     Judge the result on val like any run (`agegate eval --split val`), then convert it.
 
     \b
