@@ -90,16 +90,16 @@ def summarize(rows: list[dict], seen: set[str], lowest: int) -> dict:
 @click.option("--lowest", default=100, show_default=True, help="List this many of the darkest-eyed photos.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None)
 def main(data, splits, sunglasses, lowest, out):
-    from tqdm import tqdm
-
     from agegate.convert.evaluate import select_records
+    from agegate.edge.progress import tracked
 
     seen = read_seen(sunglasses)
     detector = FaceDetector(DetectorOptions.for_photos())
     rows, no_eyes = [], 0
     for d in data:
         for split in splits:
-            for rec in tqdm(select_records(d, "auto", None, split), desc=f"{Path(d).name} {split}", leave=False):
+            recs = select_records(d, "auto", None, split)
+            for rec in tracked(recs, len(recs), f"{Path(d).name} {split}", "img"):
                 try:
                     rgb = decode_image(rec.path)
                 except AgegateError:

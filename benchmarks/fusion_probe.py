@@ -60,10 +60,9 @@ def rule_risks(probs: np.ndarray, weights: np.ndarray, head: AgeHead) -> dict[st
 def recorded_replay(model_path: str, records, threads: int, show: bool):
     """Replay `records` as buyers through the real box. Returns the replay's outcomes and, per track id,
     the frame window (probs, weights) its decision was made from."""
-    from tqdm import tqdm
-
     from agegate.convert.replay import ReplayOptions, load_buyers, run_buyers
     from agegate.edge.pipeline import BoxPipeline
+    from agegate.edge.progress import progress
     from agegate.edge.runtime import AgeModel
 
     class RecordingPipeline(BoxPipeline):
@@ -79,10 +78,10 @@ def recorded_replay(model_path: str, records, threads: int, show: bool):
                                                 np.array([w for _, w in track.dists], np.float64))
             return super()._judge(track)
 
-    with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+    with progress(len(records), "place buyers", "buyer", show) as bar:
         placed, unplaced = load_buyers(records, bar.update)
     pipeline = RecordingPipeline(AgeModel(model_path, threads=threads), BoxOptions(threads=threads))
-    with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
+    with progress(len(placed), "replay", "buyer", show) as bar:
         run = run_buyers(pipeline, placed, ReplayOptions(), bar.update)
     return run, pipeline.windows, unplaced
 

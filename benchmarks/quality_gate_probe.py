@@ -99,13 +99,12 @@ _ANY_BOX = FaceBox(0.0, 0.0, 1.0, 1.0)
 def recorded_replay(model_path: str, records, threads: int, show: bool):
     """The box over `records` as buyers, blur gate off and decisions held to each track's end. Returns the
     replay run, each track's judged frames, the unplaced photos and the box's options as shipped."""
-    from tqdm import tqdm
-
     from agegate.convert.replay import ReplayOptions, load_buyers, run_buyers
     from agegate.edge.pipeline import BoxPipeline, box_policy
+    from agegate.edge.progress import progress
     from agegate.edge.runtime import AgeModel
 
-    with tqdm(total=len(records), desc="place buyers", unit="buyer", disable=not show, leave=False) as bar:
+    with progress(len(records), "place buyers", "buyer", show) as bar:
         placed, unplaced = load_buyers(records, bar.update)
     model = AgeModel(model_path, threads=threads)
     shipped = BoxOptions(threads=threads)
@@ -118,7 +117,7 @@ def recorded_replay(model_path: str, records, threads: int, show: bool):
             q.sharpness, q.face_px, q.reason, None if est is None else est.age, None if est is None else est.probs))
 
     pipeline.frame_observer = observe
-    with tqdm(total=len(placed), desc="replay", unit="buyer", disable=not show, leave=False) as bar:
+    with progress(len(placed), "replay", "buyer", show) as bar:
         run = run_buyers(pipeline, placed, ReplayOptions(), bar.update)
     return run, frames, unplaced, options
 

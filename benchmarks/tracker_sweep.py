@@ -19,12 +19,12 @@ from pathlib import Path
 
 import click
 import numpy as np
-from tqdm import tqdm
 
 from agegate.convert.replay import FPS, ReplayOptions, load_buyers, till_frames
 from agegate.edge.default_model import default_model_path
 from agegate.edge.detect import FaceBox, FaceDetector, crop_face
 from agegate.edge.pipeline import BoxOptions
+from agegate.edge.progress import progress
 from agegate.edge.runtime import AgeModel
 from agegate.edge.tracking import (MIN_SPLIT_SCORE, IoUTracker, Look, Separation, appearance, box_iou, box_move,
                                    frame_quality)
@@ -69,7 +69,7 @@ def look_at_frames(buyers, options: ReplayOptions, model: AgeModel,
                    box: BoxOptions) -> list[tuple[int | None, list[Seen]]]:
     detector = FaceDetector(box.detector)
     frames = []
-    bar = tqdm(total=len(buyers), desc="buyers", unit="buyer", leave=False)
+    bar = progress(len(buyers), "buyers", "buyer")
     for rgb, now in till_frames(buyers, options, tail=box.max_missed + 2):
         who = now.who
         if who is not None and (not frames or frames[-1][0] != who):

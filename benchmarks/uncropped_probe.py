@@ -31,13 +31,13 @@ from pathlib import Path
 import click
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from agegate.convert.evaluate import read_splits
 from agegate.convert.metrics import age_metrics
 from agegate.edge.detect import REFINE_BELOW, TILES, DetectorOptions, FaceBox, FaceDetector, box_crop
 from agegate.edge.errors import AgegateError
 from agegate.edge.preprocess import decode_image
+from agegate.edge.progress import tracked
 from agegate.edge.runtime import AgeModel
 from agegate.train.cli_options import SPLIT_CHOICE
 
@@ -182,7 +182,7 @@ def main(model: str, data: tuple[str, ...], split: str, per_set: int, sides: str
     missed: Counter = Counter()
     changed: Counter = Counter()  # boxes that differ from the one-pass box (found or not included)
     elsewhere: Counter = Counter()  # faces found outside the placed photo (a bystander, or no face at all)
-    for i, (name, rec) in enumerate(tqdm(drawn, desc="photos", unit="photo")):
+    for i, (name, rec) in enumerate(tracked(drawn, len(drawn), "photos", "photo")):
         try:  # one photo at a time: a whole data set does not fit in memory
             img = decode_image(rec.path)
             others = [decode_image(drawn[(i + 1 + int(j)) % len(drawn)][1].path)
@@ -267,7 +267,7 @@ def count_false_faces(drawn: list, detectors: dict[str, FaceDetector], n_scenes:
     pieces = painted_pieces(drawn, rng)
     hits: Counter = Counter()
     faces: Counter = Counter()
-    for _ in tqdm(range(n_scenes), desc="faceless scenes", unit="scene"):
+    for _ in tracked(range(n_scenes), n_scenes, "faceless scenes", "scene"):
         scene = faceless_scene(pieces, rng)
         if frame is not None:
             scene = cv2.resize(scene, frame, interpolation=cv2.INTER_AREA)
