@@ -63,6 +63,11 @@ class FleetReport(JsonResult):
     unclocked: list[dict] = field(default_factory=list)
     latest: str = ""  # the last date a row may carry: the day after the report was made (time zones ahead)
     copies: int = 0  # rows found in more than one tree (the same box's files twice), counted once
+    # The days a jump is looked for in: the last RECENT_DAYS up to the last day with events (a --to past the data
+    # once left one day in the window, and a camera that had jumped a week before was no longer seen to); "" when
+    # no day with events lies before them (nothing to jump from).
+    recent_from: str = ""
+    recent_to: str = ""
     seconds: float = 0.0
 
     #: Tables written as CSV beside the HTML.
@@ -81,8 +86,8 @@ class FleetReport(JsonResult):
 
     @property
     def jumps_looked_for(self) -> bool:
-        """Whether the report has days before the last RECENT_DAYS to compare them with."""
-        return self.days > RECENT_DAYS
+        """Whether the report has days with events before the last RECENT_DAYS to compare them with."""
+        return bool(self.recent_from)
 
 
 def unclocked_words(unclocked: list[dict]) -> str:
@@ -143,6 +148,10 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
         days = (dt.date.fromisoformat(hi) - dt.date.fromisoformat(lo)).days + 1
         rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked,
                           latest=latest, copies=copies)
+        end = min(dt.date.fromisoformat(hi), n[4])  # the last day with events
+        if end - dt.timedelta(days=RECENT_DAYS) >= n[3]:
+            rep.recent_from = (end - dt.timedelta(days=RECENT_DAYS - 1)).isoformat()
+            rep.recent_to = end.isoformat()
         _tables(con, rep)
     finally:
         con.close()
@@ -260,8 +269,8 @@ def _tables(con, rep: FleetReport) -> None:
     rep.per_box = _rows(con, f"SELECT box_id, any_value(store_id) AS store_id, {shares}, max(date) AS last_seen "
                              f"FROM ev GROUP BY 1 ORDER BY 1")
     rep.box_days = _rows(con, f"SELECT box_id, date, {shares} FROM ev GROUP BY 1, 2 ORDER BY 1, 2")
-    cut = (dt.date.fromisoformat(rep.date_to) - dt.timedelta(days=RECENT_DAYS - 1)).isoformat()
-    rep.uncertain_jumps = _rows(con, f"""
+    cut = rep.recent_from
+    rep.uncertain_jumps = [] if not cut else _rows(con, f"""
         WITH s AS (SELECT box_id,
                           avg((decision = 'uncertain')::INT) FILTER (WHERE date >= ?::DATE) AS recent,
                           avg((decision = 'uncertain')::INT) FILTER (WHERE date < ?::DATE) AS before,

@@ -56,7 +56,8 @@ def report(dirs, date_from, date_to, tz, out, as_json):
         click.echo(f"uncertain jumps: not looked for (they compare the last {RECENT_DAYS} days with the days "
                    f"before; this report covers {rep.days})")
     for j in rep.uncertain_jumps[:10]:
-        click.echo(f"uncertain jumped: {j['box_id']} {j['uncertain_before']:.1%} -> {j['uncertain_recent']:.1%}")
+        click.echo(f"uncertain jumped: {j['box_id']} {j['uncertain_before']:.1%} -> {j['uncertain_recent']:.1%} "
+                   f"({rep.recent_from} to {rep.recent_to} against the days before)")
     for t in rep.turned_boxes[:10]:
         click.echo(f"buyers seen turned: {t['box_id']} {t['turned_share']:.0%} of {t['buyers_with_turn']} turned past "
                    f"{MAX_SETUP_TURN} (a camera beside where buyers look: check it with /setup)")

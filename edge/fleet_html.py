@@ -90,6 +90,7 @@ def write_report(rep: FleetReport, out: str | Path) -> Path:
     (out / "report.json").write_text(json.dumps(rep.to_json(), indent=2) + "\n")
     missing = len(rep.missing_box_days)
     jumps_note = "" if rep.jumps_looked_for else f"; not looked for: this report covers {rep.days} days"
+    window = f" ({rep.recent_from} to {rep.recent_to})" if rep.jumps_looked_for else ""
     copies = (f" {rep.copies:,} rows found in more than one tree (the same box's files twice) were counted once."
               if rep.copies else "")
     unclocked = "" if not rep.unclocked else (
@@ -105,7 +106,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%;border:1px so
 Read from {html.escape(', '.join(rep.sources))} in {rep.seconds:.1f} s.{copies}</p>{unclocked}
 <h2>Buyers by age band</h2>
 {''.join(f'<p><img class="chart" src="{c}" alt="{c}"></p>' for c in CHARTS[:3])}
-<h2>Cameras to look at</h2><p>Boxes whose share of <code>uncertain</code> over the last {RECENT_DAYS} days jumped from the
+<h2>Cameras to look at</h2><p>Boxes whose share of <code>uncertain</code> over the last {RECENT_DAYS} days with events{window} jumped from the
 days before (a camera that moved, a lamp that died){jumps_note}:</p>{_table(rep.uncertain_jumps)}
 <p><img class="chart" src="{CHARTS[3]}" alt="{CHARTS[3]}"></p>
 <p>Boxes where more than {TURNED_SHARE:.0%} of the buyers (of {JUMP_MIN_BUYERS} or more with a turn recorded) were seen

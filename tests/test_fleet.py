@@ -188,6 +188,23 @@ def test_a_report_of_a_few_days_looks_for_no_jumps_and_says_so(tree, tmp_path, c
     assert info["jumped_boxes"] and "not looked for" not in cli("fleet", "report", root).output
 
 
+def test_a_range_running_past_the_data_still_finds_the_jump(tree, cli):
+    """`--to` a week past the last export (this month's report, asked mid-month) put the 7 recent days mostly after
+    the data: one day of the planted camera's jump against the jumped days before it, and it was no longer listed."""
+    import datetime as dt
+
+    from agegate.edge.fleet import build_report
+
+    root, info = tree
+    end = dt.date.fromisoformat(info["end"])
+    later = (end + dt.timedelta(days=6)).isoformat()
+    rep = build_report([str(root)], date_to=later)
+    assert [j["box_id"] for j in rep.uncertain_jumps] == info["jumped_boxes"]
+    assert (rep.recent_from, rep.recent_to) == ((end - dt.timedelta(days=6)).isoformat(), info["end"])
+    r = cli("fleet", "report", root, "--to", later)
+    assert f"uncertain jumped: {info['jumped_boxes'][0]}" in r.output and f"to {info['end']} against" in r.output
+
+
 def test_fleet_report_date_range_names_missing_box_days(tree, tmp_path):
     import shutil
 
