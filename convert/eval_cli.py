@@ -27,8 +27,11 @@ from agegate.train.cli_options import SPLIT_CHOICE, data_options
               help="Write one CSV row per image (skipped images too, with the reason).")
 @click.option("--curve", type=click.Path(dir_okay=False),
               help="Distribution models: write the Challenge-25 trade-off (minors ok vs 25+ asked) as a PNG.")
+@click.option("--bands", "bands_png", type=click.Path(dir_okay=False),
+              help="Write MAE and bias by age band as a PNG, a line per set, the |bias| target from 18 up shaded.")
 @json_option
-def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, threads, predictions, curve, as_json):
+def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, threads, predictions, curve, bands_png,
+             as_json):
     """MAE, RMSE, CS5, bias, per-band figures and Challenge-25 rates of a model on a split.
 
     \b
@@ -61,6 +64,10 @@ def eval_cmd(model_path, data, fmt, split_file, limit, split, detect, detector, 
         here = m.get("operating_point")
         marks = [("operating point on this data", here["adults_asked"], here["minors_ok"])] if here else []
         plot_tradeoff(Path(curve), m["risk_curve"], [], overall.operating_point, marks)
+    if bands_png:
+        from .band_plot import plot_bands
+
+        plot_bands(Path(bands_png), [(f"{s.name} [{s.split}]", d["bands"]) for s, d in zip(sets, m["sets"])])
     if as_json:
         click.echo(json.dumps(m, indent=2))
         return

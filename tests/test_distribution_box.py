@@ -77,3 +77,6 @@ def test_eval_reports_calibration_and_the_curve_for_a_distribution_model(dist_mo
             tmp_path / "c25.png")
     assert "80 % interval holds the true age" in r.output
     assert cv2.imread(str(tmp_path / "c25.png")) is not None
+    r = cli("eval", "--model", dist_model, "--data", folder / "labels.csv", "--split", "all", "--bands",
+            tmp_path / "bands.png", "--json")
+    assert r.exit_code == 0 and cv2.imread(str(tmp_path / "bands.png")) is not None

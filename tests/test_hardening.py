@@ -191,6 +191,28 @@ def test_the_challenge25_chart_leaves_out_a_share_of_no_one(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
+def test_the_band_chart_marks_each_band_from_18_up_outside_the_bias_target():
+    """`eval --bands`: MAE and bias by band, a line per set; a band from 18 up whose |bias| exceeds the target is
+    crossed, a minor's band never (the target is from 18 up), a band without images is a gap."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from agegate.convert.band_plot import draw_bands
+    from agegate.edge.bands import BAND_LABELS
+
+    bias = dict(zip(BAND_LABELS, (3.0, 2.0, 1.6, 0.2, -0.5, -1.4, -1.6, -4.0)))
+    bands = {b: {"n": 0 if b == "35-44" else 10, "mae": 5.0, "bias": v} for b, v in bias.items()}
+    fig = draw_bands([("a [test]", bands)])
+    mae_ax, bias_ax = fig.axes
+    crosses = [line for line in bias_ax.lines if line.get_marker() == "x" and len(line.get_xdata())]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [2, 6, 7]  # 18-24, 55-64, 65+
+    line = next(line for line in bias_ax.lines if line.get_label() == "a [test]")
+    assert math.isnan(line.get_ydata()[4])  # 35-44 had no images
+    assert [t.get_text() for t in mae_ax.get_legend().get_texts()] == ["a [test]"]
+    plt.close(fig)
+
+
 def test_resume_refuses_options_that_differ_from_the_run_instead_of_ignoring_them(tmp_path):
     """--resume continues the run as config.json has it; an option given otherwise (--input-size 128 on a 96 px
     run, another --data) was silently ignored. Now refused before any work; --epochs may grow, and the same
