@@ -115,11 +115,9 @@ def markdown(results: list[dict]) -> str:
 
 def chart(results: list[dict], path: Path) -> None:
     """The PNG of `draw_chart` (`agegate bench report --png`)."""
-    import matplotlib.pyplot as plt
+    from agegate.edge.figures import save_figure
 
-    fig = draw_chart(results)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(draw_chart(results), path)
 
 
 def draw_chart(results: list[dict]):
@@ -128,18 +126,14 @@ def draw_chart(results: list[dict]):
     and a 1 ms model beside an 80 ms one, where neither could be read. Bars are labelled with their p50 and the
     run's own ratio (the first model's p50 over this one's: 2x is twice as fast); a panel whose bars span more than
     20x is drawn on a log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from agegate.edge.errors import UsageError
+    from agegate.edge.figures import pyplot
 
     runs = [d for d in results if d.get("kind") == "model" and d.get("results")]
     if not runs:
         raise UsageError("--png draws model latency, and none of these files is an `agegate bench` model result")
     heights = [0.6 + 0.28 * len(d["results"]) for d in runs]
-    fig, axes = plt.subplots(len(runs), 1, figsize=(10, sum(heights) + 0.5), squeeze=False, layout="constrained",
+    fig, axes = pyplot().subplots(len(runs), 1, figsize=(10, sum(heights) + 0.5), squeeze=False, layout="constrained",
                              gridspec_kw={"height_ratios": heights})
     for ax, d in zip(axes[:, 0], runs):
         rows = d["results"]

@@ -145,12 +145,9 @@ def plot(result: dict, path: Path) -> None:
     """Left, per photo: MAE at the split's age mix per |turn| bin and set (each point labelled with its photos).
     Right, per buyer (when replays were given): 25+ asked for ID and minors decided ok per bin, each replay
     apart, each point labelled with k of n."""
-    import matplotlib
+    from agegate.edge.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(11, 4))
     for name, s in [("all", result), *result["by_source"].items()]:
         bins = [b for b in s["bins"] if b["photos"]]
         xs = [b["turn"] for b in bins]
@@ -175,9 +172,7 @@ def plot(result: dict, path: Path) -> None:
         ax.set_xlabel("|turn| (nose off the eyes' midpoint, eye distances; 0.1 ~ 11 deg, 0.3 ~ 31 deg)", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 @click.command()

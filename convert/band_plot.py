@@ -16,23 +16,17 @@ from .metrics import BAND_BIAS_TARGET
 
 def plot_bands(path: Path, sets: list[tuple[str, dict]]) -> None:
     """The PNG of `draw_bands`."""
-    import matplotlib.pyplot as plt
+    from agegate.edge.figures import save_figure
 
-    fig = draw_bands(sets)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(draw_bands(sets), path)
 
 
 def draw_bands(sets: list[tuple[str, dict]]):
     """MAE (left) and bias (right) by age band for each (name, bands) of `sets`; on the bias panel the target
     |bias| <= BAND_BIAS_TARGET from 18 up shaded, and each band outside it marked. Bands without images are gaps."""
-    import matplotlib
+    from agegate.edge.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (mae_ax, bias_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (mae_ax, bias_ax) = pyplot().subplots(1, 2, figsize=(11, 3.8))
     x = range(len(BAND_LABELS))
     first_adult = next(i for i, (_, lo, _) in enumerate(BANDS) if lo >= MINOR_AGE)
     bias_ax.fill_between([first_adult - 0.3, len(BAND_LABELS) - 0.7], -BAND_BIAS_TARGET, BAND_BIAS_TARGET,
@@ -57,5 +51,4 @@ def draw_bands(sets: list[tuple[str, dict]]):
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
     return fig

@@ -305,12 +305,9 @@ def op_markers(op: OperatingPoint | None, where: str = "",
 def plot_tradeoff(path: Path, image_curve: list[dict], buyer_curve: list[dict], op: OperatingPoint | None,
                   markers: list[tuple[str, float, float]] | None = None) -> None:
     """The PNG of `draw_tradeoff`."""
-    import matplotlib.pyplot as plt
+    from agegate.edge.figures import save_figure
 
-    fig = draw_tradeoff(image_curve, buyer_curve, op, markers)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(draw_tradeoff(image_curve, buyer_curve, op, markers), path)
 
 
 def draw_tradeoff(image_curve: list[dict], buyer_curve: list[dict], op: OperatingPoint | None,
@@ -319,12 +316,9 @@ def draw_tradeoff(image_curve: list[dict], buyer_curve: list[dict], op: Operatin
     (NIST's Challenge-25 plot) and the targets it was chosen for as dotted lines, in the colour of the curve they
     bound (only for a curve drawn). Used by calibrate, eval, replay and qa; `markers` default to where the
     operating point was chosen."""
-    import matplotlib
+    from agegate.edge.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = pyplot().subplots(figsize=(6, 4.2))
     targets = (None, None) if op is None else (op.target_minors_ok_image, op.target_minors_ok_buyer)
     for curve, label, colour, target in ((image_curve, "per image", "#3b6ea8", targets[0]),
                                          (buyer_curve, "per buyer", "#c0392b", targets[1])):
@@ -349,5 +343,4 @@ def draw_tradeoff(image_curve: list[dict], buyer_curve: list[dict], op: Operatin
     else:  # data without minors or without adults: an empty chart says why
         ax.text(0.5, 0.5, "these data lack minors or adults (25+): no trade-off to draw", ha="center",
                 va="center", transform=ax.transAxes, fontsize=9)
-    fig.tight_layout()
     return fig

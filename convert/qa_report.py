@@ -13,18 +13,16 @@ from .qa import QAReport, data_label
 
 
 def _plots(y: np.ndarray, f: np.ndarray, q: np.ndarray, out: Path) -> list[str]:
-    import matplotlib
+    from agegate.edge.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = []
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.scatter(f, q, s=4, alpha=0.4)
     lo, hi = min(f.min(), q.min()), max(f.max(), q.max())
     ax.plot([lo, hi], [lo, hi], "k--", lw=1)
     ax.set_xlabel("float prediction"); ax.set_ylabel("quantized prediction"); ax.set_title("Quantized vs float")
-    fig.tight_layout(); fig.savefig(out / "scatter.png", dpi=90); plt.close(fig); names.append("scatter.png")
+    names.append(save_figure(fig, out / "scatter.png").name)
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     edges = np.arange(0, max(91, y.max() + 6), 5)
@@ -34,7 +32,7 @@ def _plots(y: np.ndarray, f: np.ndarray, q: np.ndarray, out: Path) -> list[str]:
                for a, b in zip(edges[:-1], edges[1:])]
         ax.plot(mid, mae, "o-", ms=3, label=label)
     ax.set_xlabel("true age"); ax.set_ylabel("MAE (years)"); ax.set_title("Error by age"); ax.legend()
-    fig.tight_layout(); fig.savefig(out / "error_by_age.png", dpi=90); plt.close(fig); names.append("error_by_age.png")
+    names.append(save_figure(fig, out / "error_by_age.png").name)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     mean, d = (f + q) / 2, q - f
@@ -42,7 +40,7 @@ def _plots(y: np.ndarray, f: np.ndarray, q: np.ndarray, out: Path) -> list[str]:
     for v, st in ((d.mean(), "-"), (d.mean() + 1.96 * d.std(), "--"), (d.mean() - 1.96 * d.std(), "--")):
         ax.axhline(v, color="r", ls=st, lw=1)
     ax.set_xlabel("mean of float and quantized"); ax.set_ylabel("quantized - float"); ax.set_title("Bland-Altman")
-    fig.tight_layout(); fig.savefig(out / "bland_altman.png", dpi=90); plt.close(fig); names.append("bland_altman.png")
+    names.append(save_figure(fig, out / "bland_altman.png").name)
     return names
 
 

@@ -243,13 +243,10 @@ def _curve(r: dict, op, path: Path) -> None:
 
 
 def _chart(r: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from agegate.edge.figures import pyplot, save_figure
 
     bands = r["bands"]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, ax = pyplot().subplots(1, 2, figsize=(10, 3.6))
     names = list(bands)
     ax[0].bar(names, [bands[b]["mae"] for b in names], color="#3b6ea8")
     ax[0].set_title("per-buyer MAE by true age band")
@@ -260,7 +257,4 @@ def _chart(r: dict, path: Path) -> None:
               color=["#c0392b", "#e67e22", "#7f8c8d", "#95a5a6"])
     ax[1].set_ylabel("% of buyers")
     ax[1].set_title(f"{r['buyers']} buyers, gaps {r['gap'][0]}..{r['gap'][1]}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -19,17 +19,13 @@ MAX_STORES_CHARTED = 25
 
 
 def write_charts(rep: FleetReport, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from .band_chart import stack_bands
+    from .figures import pyplot, save_figure
+
+    plt = pyplot()
 
     def save(fig, name):
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=80)
-        plt.close(fig)
+        save_figure(fig, out / name, dpi=80)
 
     fig, ax = plt.subplots(figsize=(9, 3.6))
     stack_bands(ax, [str(r["hour"]) for r in rep.by_hour], rep.by_hour)

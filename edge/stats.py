@@ -172,24 +172,19 @@ def summarize_events(events: list[Event], by: str = "band") -> dict:
 
 def write_chart(summary: dict, by: str, path: Path) -> None:
     """A PNG of `summarize_events(..., by)` (`agegate edge stats --png`, the demo)."""
-    import matplotlib.pyplot as plt
+    from .figures import save_figure
 
-    fig = draw_chart(summary, by)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(draw_chart(summary, by), path)
 
 
 def draw_chart(summary: dict, by: str):
     """The figure of `summarize_events(..., by)`: buyers per band, or per hour/day stacked by band on a time axis.
     Hours or days without buyers stay as gaps, and the dates are ticked by the span shown: a month of hours was
-    once 700 bars side by side, each named. matplotlib is imported here, so the box pays for it only when it draws."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    once 700 bars side by side, each named."""
     from .band_chart import stack_bands, time_axis
+    from .figures import pyplot
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(9, 3.6))
     share = summary["id_check_share"]
@@ -207,5 +202,4 @@ def draw_chart(summary: dict, by: str):
         unclocked = rows.get(UNCLOCKED, {}).get("buyers", 0)
         ax.set_title(f"Buyers per {by} by age band ({what}" + (f"; {unclocked} before the box's clock was set, "
                                                                 f"not drawn" if unclocked else "") + ")")
-    fig.tight_layout()
     return fig

@@ -11,23 +11,15 @@ import cv2
 import numpy as np
 
 from agegate.edge.bands import BAND_LABELS, band_of
+from agegate.edge.figures import pyplot, save_figure
 from agegate.edge.preprocess import decode_image
 
 from .check import CheckResult, splits_in_words
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     ok = [i for i in result.infos if i.ok]
     ages = np.array([i.record.age for i in ok])
     summary = result.summary()
@@ -36,13 +28,13 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
     if len(ages):
         ax.hist(ages, bins=np.arange(0, max(ages.max(), 1) + 2) - 0.5, color="#3b6ea8")
     ax.set_xlabel("age (years)"); ax.set_ylabel("images"); ax.set_title("Age histogram (1-year bins)")
-    fig.tight_layout(); fig.savefig(out / "age_histogram.png", dpi=90); plt.close(fig)
+    save_figure(fig, out / "age_histogram.png")
 
     band_counts = Counter(band_of(a) for a in ages)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(BAND_LABELS, [band_counts.get(b, 0) for b in BAND_LABELS], color="#6a9e4f")
     ax.set_title("Images per age band"); ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout(); fig.savefig(out / "age_bands.png", dpi=90); plt.close(fig)
+    save_figure(fig, out / "age_bands.png")
 
     size_counts = Counter((int(i.width), int(i.height)) for i in ok)  # the chart's dots and the table's rows
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -60,7 +52,7 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
         ax.xaxis.set_major_locator(MaxNLocator(integer=True)); ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("width (px)"); ax.set_ylabel("height (px)")
     ax.set_title(f"Image sizes ({len(ok):,} images, dot area by count)")
-    fig.tight_layout(); fig.savefig(out / "image_sizes.png", dpi=90); plt.close(fig)
+    save_figure(fig, out / "image_sizes.png")
 
     _sample_grid(ok, out / "samples.png", samples_per_band, seed)
 
@@ -101,7 +93,7 @@ Splits: {html.escape(splits_in_words(summary['splits']))}.</p>
 
 
 def _sample_grid(ok, path: Path, per_band: int, seed: int) -> None:
-    plt = _plt()
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(len(BAND_LABELS), per_band, figsize=(per_band * 1.3, len(BAND_LABELS) * 1.4))
     for r, band in enumerate(BAND_LABELS):
@@ -115,7 +107,7 @@ def _sample_grid(ok, path: Path, per_band: int, seed: int) -> None:
                 ax.imshow(outlined(decode_image(info.record.path), info.record.box))
                 ax.set_title(f"{info.record.age:g}", fontsize=7)
         axes[r, 0].text(-0.15, 0.5, band, transform=axes[r, 0].transAxes, ha="right", va="center", fontsize=9)
-    fig.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def outlined(rgb: np.ndarray, box: tuple[float, float, float, float] | None) -> np.ndarray:

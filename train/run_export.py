@@ -55,11 +55,9 @@ def write_history(out: Path, history: list[dict], kept_epoch: int | None = None)
         w.writeheader()
         w.writerows(history)
     try:
-        fig = draw_curves(history, kept_epoch)
-        fig.savefig(out / "curves.png", dpi=90)
-        import matplotlib.pyplot as plt
+        from agegate.edge.figures import save_figure
 
-        plt.close(fig)
+        save_figure(draw_curves(history, kept_epoch), out / "curves.png")
     except Exception as e:  # noqa: BLE001 - a plot must never fail a training run
         log.warning("could not draw curves.png: %s", e)
 
@@ -67,14 +65,12 @@ def write_history(out: Path, history: list[dict], kept_epoch: int | None = None)
 def draw_curves(history: list[dict], kept_epoch: int | None = None):
     """Loss and MAE by epoch (whole epochs on the axis), the epoch model.keras holds starred (`kept_epoch`) and the
     epochs trained with the backbone frozen shaded: the curve says which point the run folder ships."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    from agegate.edge.figures import pyplot
+
     ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, ax = pyplot().subplots(1, 2, figsize=(9, 3.4))
     ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
     ax[0].set_title("loss")
     ax[1].plot(ep, [h["train_mae"] for h in history], "o-", label="train MAE")
@@ -93,5 +89,4 @@ def draw_curves(history: list[dict], kept_epoch: int | None = None):
         a.set_xlabel("epoch")
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
         a.legend(fontsize=8)
-    fig.tight_layout()
     return fig

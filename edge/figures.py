@@ -1,0 +1,30 @@
+"""Charts written as files: matplotlib on its file backend, and one way to save a figure.
+
+Every chart agegate draws (reports, `--png`, `--curve`, training curves) goes to a file: Agg needs no display (a
+box and a CI runner have none), and is set before pyplot is first imported. matplotlib is imported when a chart is
+drawn, so the box pays for it only then.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg (file) backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path, dpi: int = 90) -> Path:
+    """Lay `fig` out (unless it has its own layout engine), write it to `path` (its folder made) and free it
+    (pyplot keeps every open figure)."""
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
