@@ -180,19 +180,18 @@ def write_chart(summary: dict, by: str, path: Path) -> None:
 def draw_chart(summary: dict, by: str):
     """The figure of `summarize_events(..., by)`: buyers per band, or per hour/day stacked by band on a time axis.
     Hours or days without buyers stay as gaps, and the dates are ticked by the span shown: a month of hours was
-    once 700 bars side by side, each named."""
+    once 700 bars side by side, each named. Buyers a bar cannot show (no age band; decided before the box's clock
+    was set) are counted under the title."""
     from .band_chart import stack_bands, time_axis
     from .figures import pyplot
 
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax = pyplot().subplots(figsize=(9, 3.6))
     share = summary["id_check_share"]
-    what = f"{summary['buyers']} buyers, ID checks {0 if share is None else share:.0%}"
+    unaged = summary["buyers"] - sum(summary["by_band"].values())  # uncertain with no face good enough to age
+    left_out = [f"{unaged} with no age band (uncertain, no face to age)"] if unaged else []
     if by == "band":
         ax.bar(BAND_LABELS, [summary["by_band"][b] for b in BAND_LABELS], color="#3b6ea8")
         ax.set_ylabel("buyers")
-        ax.set_title(f"Buyers by age band ({what})")
     else:
         rows = summary["by_" + by]
         keys = [k for k in rows if k != UNCLOCKED]
@@ -200,6 +199,8 @@ def draw_chart(summary: dict, by: str):
         stack_bands(ax, times, [rows[k] for k in keys], width=0.9 / 24 if by == "hour" else 0.9)
         time_axis(ax)
         unclocked = rows.get(UNCLOCKED, {}).get("buyers", 0)
-        ax.set_title(f"Buyers per {by} by age band ({what}" + (f"; {unclocked} before the box's clock was set, "
-                                                                f"not drawn" if unclocked else "") + ")")
+        left_out += [f"{unclocked} decided before the box's clock was set"] if unclocked else []
+    per = "by age band" if by == "band" else f"per {by} by age band"
+    ax.set_title(f"Buyers {per} ({summary['buyers']} buyers, ID checks {0 if share is None else share:.0%})"
+                 + (f"\nnot drawn: {'; '.join(left_out)}" if left_out else ""), fontsize=10)
     return fig

@@ -166,6 +166,7 @@ def test_a_month_of_hours_is_drawn_on_a_time_axis_with_the_legend_beside_the_bar
     ev = [Event(t0 + d * 86400 + h * 3600, "b", i, 40.0, "35-44", 10, "ok", 3.0)
           for i, (d, h) in enumerate((d, h) for d in range(30) for h in range(12))]
     ev.append(Event(3 * 86400.0, "b", 999, 30.0, "25-34", 10, "ok", 3.0))  # before the clock was set
+    ev.append(Event(t0, "b", 998, None, None, 3, "uncertain", 3.0, "face_too_small"))  # no age, so no band
     fig = draw_chart(summarize_events(ev, "hour"), "hour")
     ax = fig.axes[0]
     assert isinstance(ax.xaxis.get_major_formatter(), mdates.ConciseDateFormatter)
@@ -176,7 +177,8 @@ def test_a_month_of_hours_is_drawn_on_a_time_axis_with_the_legend_beside_the_bar
     assert len(x) == 360 and max(np.diff(x)) > 0.5  # a bar an open hour; the night between days left as a gap
     legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
     assert legend.x0 >= axes.x1  # beside the axes, over no bar
-    assert "1 before the box's clock was set" in ax.get_title()
+    assert ax.get_title().endswith("\nnot drawn: 1 with no age band (uncertain, no face to age); 1 decided before the "
+                                   "box's clock was set")
     plt.close(fig)
 
 
