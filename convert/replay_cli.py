@@ -178,7 +178,7 @@ def render(r: dict) -> str:
     only = f"; labelled {r['ages'][0]}..{r['ages'][1]} only" if r.get("ages") else ""
     only += f"; {r['queue']:.0%} of buyers waiting in a queue" if r.get("queue") else ""
     only += f"; draw 1 of {r['over_draws']['draws']} (seed {r['seed']})" if r.get("over_draws") else ""
-    where = r.get("replayed_from") or f"{', '.join(r['data'])} [{r['split']}]"  # results from before it: the split asked
+    where = r.get("replayed_from") or f"{', '.join(r['data'])} [{r['split']}]"  # a result from before: split asked
     lines = [
         f"{r['buyers']} buyers from {where}, {r['frames_per_buyer']} frames each, "
         f"gaps {r['gap'][0]}..{r['gap'][1]} frames, faces {r['face_px'][0]}..{r['face_px'][1]} px ({r['detector']}){only}; "

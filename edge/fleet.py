@@ -68,6 +68,7 @@ class FleetReport(JsonResult):
     # no day with events lies before them (nothing to jump from).
     recent_from: str = ""
     recent_to: str = ""
+    event_days: int = 0  # from the first to the last day with events in the range, both counted
     seconds: float = 0.0
 
     #: Tables written as CSV beside the HTML.
@@ -149,6 +150,7 @@ def build_report(dirs: list[str], date_from: str | None = None, date_to: str | N
         rep = FleetReport(list(dirs), lo, hi, tz, int(n[0]), int(n[1]), int(n[2]), days, unclocked=unclocked,
                           latest=latest, copies=copies)
         end = min(dt.date.fromisoformat(hi), n[4])  # the last day with events
+        rep.event_days = (end - n[3]).days + 1
         if end - dt.timedelta(days=RECENT_DAYS) >= n[3]:
             rep.recent_from = (end - dt.timedelta(days=RECENT_DAYS - 1)).isoformat()
             rep.recent_to = end.isoformat()

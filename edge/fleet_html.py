@@ -85,7 +85,8 @@ def write_report(rep: FleetReport, out: str | Path) -> Path:
                 w.writerows(rows)
     (out / "report.json").write_text(json.dumps(rep.to_json(), indent=2) + "\n")
     missing = len(rep.missing_box_days)
-    jumps_note = "" if rep.jumps_looked_for else f"; not looked for: this report covers {rep.days} days"
+    jumps_note = "" if rep.jumps_looked_for else (
+        f"; not looked for: this report covers {rep.days} days, with events on a span of {rep.event_days}")
     window = f" ({rep.recent_from} to {rep.recent_to})" if rep.jumps_looked_for else ""
     copies = (f" {rep.copies:,} rows found in more than one tree (the same box's files twice) were counted once."
               if rep.copies else "")
