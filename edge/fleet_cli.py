@@ -53,8 +53,8 @@ def report(dirs, date_from, date_to, tz, out, as_json):
     click.echo("  ".join(f"{b} {sum(r[b] for r in rep.by_store_band) / total:.0%}" for b in
                          [k for k in rep.by_store_band[0] if k not in ("store_id", "buyers")]))
     if not rep.jumps_looked_for:
-        click.echo(f"uncertain jumps: not looked for (they compare the last {RECENT_DAYS} days with events with the days "
-                   f"before; this report covers {rep.days}, with events on a span of {rep.event_days})")
+        click.echo(f"uncertain jumps: not looked for (they compare the last {RECENT_DAYS} days with events with the "
+                   f"days before; this report covers {rep.days}, with events on a span of {rep.event_days})")
     for j in rep.uncertain_jumps[:10]:
         click.echo(f"uncertain jumped: {j['box_id']} {j['uncertain_before']:.1%} -> {j['uncertain_recent']:.1%} "
                    f"({rep.recent_from} to {rep.recent_to} against the days before)")
