@@ -456,7 +456,11 @@ def test_bad_inputs_have_clear_errors(tmp_path):
     (tmp_path / "split.csv").write_text("file_name,split\n" + "".join(f"{i:06d}.jpg,train\n" for i in range(20)))
     r = CliRunner().invoke(cli, train_args(noval, tmp_path / "o2", "--split-file", tmp_path / "split.csv",
                                            "--weights", "none"))
-    assert r.exit_code == 1 and "no images in split 'val'" in r.output
+    assert r.exit_code == 1 and "no images in split 'val'" in r.output and "agegate data split" in r.output
+    # too few for the split a run makes to put any in val: said so (it pointed to `data split`, which gives none either)
+    tiny = build_appa(tmp_path / "tiny", pick("train", 2, seed=4))
+    r = CliRunner().invoke(cli, train_args(tiny, tmp_path / "o3", "--weights", "none"))
+    assert r.exit_code == 1 and "made of its 2 labelled image(s) left none there" in r.output, r.output
 
 
 def test_unreadable_image_skipped_or_fatal_with_strict(tmp_path):

@@ -87,8 +87,11 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
             origin = f"made by this run (seeded {seed}, person- and copy-aware, 80/10/10 by band): {split_csv.name}"
         train, val = ds.split("train"), ds.split(val_split)
         if not val:
-            raise DatasetError(f"{path}: no images in split '{val_split}'; the best model is chosen on it. "
-                               f"Make a split with `agegate data split`.")
+            made = origin != "the data set's own"
+            raise DatasetError(f"{path}: no images in split '{val_split}'; the best model is chosen on it. " + (
+                f"The split this run made of its {len(ds.records)} labelled image(s) left none there (10 % of each "
+                f"age band): too few to train on; give more images, or a split column that names some val images."
+                if made else "Make a split with `agegate data split`."))
         sources.append(Source(path, w, ds, train, val, origin))
     return sources
 
