@@ -329,9 +329,7 @@ class BoxPlan:
 
 def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
     """The one mapping from config keys (and `edge run --sequence`) to the box's runtime options (every
-    key lands somewhere). A folder of photos, often tight crops, gets the photo detector profile, and (unless
-    `sequence` says it holds a video's frames) each photo, one buyer in one frame, is decided on that frame: the
-    camera's min_frames and decide_after (5 and 10 frames) decided every photo `uncertain: too_few_frames`."""
+    key lands somewhere). A folder of photos, often tight crops, gets the photo detector profile."""
     from .capture import SourceOptions, source_kind
     from .decision import DecisionPolicy
     from .detect import DetectorOptions
@@ -342,7 +340,6 @@ def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
         photos = cfg.source.uri is not None and source_kind(str(cfg.source.uri)) == "folder"
     except AgegateError:  # not a source at all: FrameSource says so when the box starts
         photos = False
-    one_frame = photos and not sequence  # each photo its own buyer
     det = dict(detector=cfg.detector.name, min_score=cfg.detector.min_score)
     d, q = cfg.decision, cfg.quality
     box = BoxOptions(box_id=cfg.box.id, store_id=cfg.box.store, till_id=cfg.box.till, threads=cfg.model.threads,
@@ -350,8 +347,7 @@ def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
                      else DetectorOptions(min_face=cfg.detector.min_face, refine_below=cfg.detector.refine_below,
                                           small_face_score=cfg.detector.small_face_score,
                                           refine_margin=cfg.detector.refine_margin, **det),
-                     policy=DecisionPolicy(d.id_threshold, 1 if one_frame else d.min_frames, d.max_spread),
-                     decide_after=1 if one_frame else d.decide_after,
+                     policy=DecisionPolicy(d.id_threshold, d.min_frames, d.max_spread), decide_after=d.decide_after,
                      latency_budget_ms=cfg.model.latency_budget_ms, detect_every=cfg.detector.every,
                      min_quality_face=q.min_quality_face, min_sharpness=q.min_sharpness, min_eye_light=q.min_eye_light)
     src = cfg.source

@@ -186,9 +186,8 @@ class BoxPipeline:
         mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
         if mismatch:
             # Only the photo profile searches tiles: a folder of photos, which no camera setting can make a till's.
-            advice = ("photos are read with the photo detector profile, each decided as a buyer on its one frame (as "
-                      "`agegate eval` measures per image), not as a till camera would see them (`agegate replay` "
-                      "measures decisions per buyer)"
+            advice = ("photos are read with the photo detector profile, each decided as a buyer, not as a till "
+                      "camera would see them (`agegate replay` measures decisions per buyer)"
                       if self.options.detector.tiles else
                       "recalibrate with `agegate calibrate --config box.toml` or use the settings it was chosen "
                       "with")

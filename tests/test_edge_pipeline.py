@@ -387,8 +387,6 @@ def test_a_folder_photo_is_one_buyer_and_smaller_faces_in_it_are_further_back(tm
     assert r.exit_code == 0, r.output
     decisions = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(decisions) == 3 and all(d["frames"] == 1 for d in decisions)
-    # each decided on its one frame (the camera's 5 good frames made every photo uncertain: too_few_frames)
-    assert all(d["decision"] in ("ok", "id_check") for d in decisions), decisions
     assert "3 buyers" in r.stderr and "1 face seen only behind a larger one" in r.stderr
 
 
