@@ -186,8 +186,11 @@ class BoxPipeline:
         mismatch = "" if diagnostic else settings_mismatch(model.meta.operating_point, self.options.decision_rules())
         if mismatch:
             # Only the photo profile searches tiles: a folder of photos, which no camera setting can make a till's.
-            advice = ("photos are read with the photo detector profile, each decided as a buyer, not as a till "
-                      "camera would see them (`agegate replay` measures decisions per buyer)"
+            advice = ("photos are read with the photo detector profile, each its own buyer in one frame, under the "
+                      f"{self.options.policy.min_frames} good frames a decision needs: each is uncertain "
+                      "(too_few_frames) with its estimate shown, never waved through on one frame (`agegate eval` "
+                      "decides per image at the operating point, `agegate replay` per buyer; --sequence reads the "
+                      "folder as a video's frames)"
                       if self.options.detector.tiles else
                       "recalibrate with `agegate calibrate --config box.toml` or use the settings it was chosen "
                       "with")

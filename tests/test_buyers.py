@@ -23,7 +23,7 @@ ADULTS = pick("test", 3, seed=31, lo=40, hi=60)
 CHILDREN = pick("test", 2, seed=32, lo=3, hi=8)
 
 
-def test_a_folder_of_photos_is_one_buyer_per_photo(tmp_path):
+def test_a_folder_of_photos_is_one_buyer_per_photo(tmp_path, caplog):
     folder = tmp_path / "photos"
     folder.mkdir()
     for i, n in enumerate(ADULTS + CHILDREN):
@@ -35,6 +35,10 @@ def test_a_folder_of_photos_is_one_buyer_per_photo(tmp_path):
     assert len(lines) == 5  # not one buyer for the whole folder
     # one frame per photo is too few to decide: each says why, and the children are never waved through
     assert all(d["decision"] == "uncertain" and d["reason"].startswith("too_few_frames") for d in lines)
+    # ...and the box says so when it starts, with where per-image decisions are measured (it said only that photos
+    # are "each decided as a buyer", and every line then came out uncertain)
+    assert "each its own buyer in one frame, under the 5 good frames a decision needs" in caplog.text
+    assert "`agegate eval` decides per image" in caplog.text
     seq = CliRunner().invoke(cli, ["edge", "run", "--source", str(folder), "--no-api", "--json", "--sequence",
                                    "--events", str(tmp_path / "ev2.sqlite")])
     assert len([x for x in seq.output.splitlines() if x.startswith("{")]) < 5  # a video: tracks may span photos
