@@ -86,6 +86,11 @@ class FleetReport(JsonResult):
         return unclocked_words(self.unclocked)
 
     @property
+    def unbanded(self) -> int:
+        """Buyers with no age band (decided uncertain with no face good enough to age): in every count, in no band."""
+        return self.rows - sum(r[b] for r in self.by_store_band for b in BAND_LABELS)
+
+    @property
     def jumps_looked_for(self) -> bool:
         """Whether the report has days with events before the last RECENT_DAYS to compare them with."""
         return bool(self.recent_from)

@@ -51,7 +51,8 @@ def report(dirs, date_from, date_to, tz, out, as_json):
                    + (", ..." if len(boxes) > 10 else ""))
     total = max(1, rep.rows)
     click.echo("  ".join(f"{b} {sum(r[b] for r in rep.by_store_band) / total:.0%}" for b in
-                         [k for k in rep.by_store_band[0] if k not in ("store_id", "buyers")]))
+                         [k for k in rep.by_store_band[0] if k not in ("store_id", "buyers")])
+               + (f"  no band {rep.unbanded / total:.0%} (uncertain, no face to age)" if rep.unbanded else ""))
     if not rep.jumps_looked_for:
         click.echo(f"uncertain jumps: not looked for (they compare the last {RECENT_DAYS} days with events with the "
                    f"days before; this report covers {rep.days}, with events on a span of {rep.event_days})")

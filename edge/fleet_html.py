@@ -94,6 +94,9 @@ def write_report(rep: FleetReport, out: str | Path) -> Path:
         f'<p id="unclocked">Left out: {rep.unclocked_words}; no agegate box ran before {CLOCK_FLOOR_DATE}, and none '
         f'is dated after tomorrow (check NTP on these boxes).</p>'
         + _table(rep.unclocked))
+    unbanded = "" if not rep.unbanded else (
+        f'<p id="unbanded">{rep.unbanded:,} buyers ({rep.unbanded / rep.rows:.1%}) have no age band (decided uncertain '
+        f'with no face good enough to age): counted among the buyers, in none of these bars.</p>')
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate fleet report</title><style>
 body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%;border:1px solid #eee}}</style></head><body>
@@ -101,7 +104,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px}} img{{max-width:100%;border:1px so
 <p id="scope">{rep.rows:,} buyers from <b>{rep.boxes}</b> boxes in {rep.stores} stores over <b>{rep.days}</b> days
 ({rep.date_from} to {rep.date_to}, hours in {html.escape(rep.tz)}); {missing} box-day(s) missing.
 Read from {html.escape(', '.join(rep.sources))} in {rep.seconds:.1f} s.{copies}</p>{unclocked}
-<h2>Buyers by age band</h2>
+<h2>Buyers by age band</h2>{unbanded}
 {''.join(f'<p><img class="chart" src="{c}" alt="{c}"></p>' for c in CHARTS[:3])}
 <h2>Cameras to look at</h2><p>Boxes whose share of <code>uncertain</code> over the last {RECENT_DAYS} days with events{window} jumped from the
 days before (a camera that moved, a lamp that died){jumps_note}:</p>{_table(rep.uncertain_jumps)}

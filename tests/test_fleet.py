@@ -454,3 +454,26 @@ def test_a_tree_whose_every_file_lacks_the_newer_columns_is_read(tmp_path):
     assert rep.rows == 3 and rep.per_box[0]["store_id"] == "?" and rep.per_box[0]["turned_share"] is None
     assert rep.models == [{"model": "unknown", "boxes": 1, "buyers": 3, "first_seen": "2026-11-20",
                            "last_seen": "2026-11-20"}] and rep.turned_boxes == []
+
+
+def test_buyers_with_no_age_band_are_counted_and_said(tmp_path, cli):
+    """A buyer decided uncertain with no face good enough to age has no band: counted among the buyers, in no band's
+    share, so the headline's shares summed under 100 % without a word; now it names them, and the page too."""
+    db, out = tmp_path / "ev.sqlite", tmp_path / "out"
+    store = EventStore(db, retention_days=36500)
+    t0 = 1.79e9
+    for k in range(40):
+        aged = k % 4 != 0  # every fourth buyer: no age, no band
+        store.add(Event(t0 + k * 97.0, "s0001-t1", k, 30.0 if aged else None, "25-34" if aged else None, 12,
+                        "ok" if aged else "uncertain", 3.0, None if aged else "face_too_small: 0 good frame(s)",
+                        None, "m.tflite:abc", "s0001", "1"))
+    store.close()
+    export_events(db, out)
+    from agegate.edge.fleet import build_report
+
+    rep = build_report([str(out)])
+    assert (rep.rows, rep.unbanded) == (40, 10)
+    r = cli("fleet", "report", out, "--out", tmp_path / "rep")
+    assert r.exit_code == 0, r.output
+    assert "25-34 75%" in r.output and "no band 25% (uncertain, no face to age)" in r.output
+    assert "10 buyers (25.0%) have no age band" in (tmp_path / "rep" / "index.html").read_text()
