@@ -195,12 +195,18 @@ def draw_chart(summary: dict, by: str):
     else:
         rows = summary["by_" + by]
         keys = [k for k in rows if k != UNCLOCKED]
-        times = [datetime.strptime(k, ROW_FORMATS[by]) for k in keys]
-        stack_bands(ax, times, [rows[k] for k in keys], width=0.9 / 24 if by == "hour" else 0.9)
-        time_axis(ax)
+        if keys:
+            times = [datetime.strptime(k, ROW_FORMATS[by]) for k in keys]
+            stack_bands(ax, times, [rows[k] for k in keys], width=0.9 / 24 if by == "hour" else 0.9)
+            time_axis(ax)
+        else:  # no buyer, or none dated: an empty chart says so (it drew an empty day of 1970)
+            ax.text(0.5, 0.5, f"no buyer to draw per {by}", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
         unclocked = rows.get(UNCLOCKED, {}).get("buyers", 0)
         left_out += [f"{unclocked} decided before the box's clock was set"] if unclocked else []
     per = "by age band" if by == "band" else f"per {by} by age band"
-    ax.set_title(f"Buyers {per} ({summary['buyers']} buyers, ID checks {0 if share is None else share:.0%})"
+    n = summary["buyers"]
+    ax.set_title(f"Buyers {per} ({n} buyer{'' if n == 1 else 's'}, ID checks {0 if share is None else share:.0%})"
                  + (f"\nnot drawn: {'; '.join(left_out)}" if left_out else ""), fontsize=10)
     return fig
