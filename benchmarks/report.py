@@ -133,8 +133,8 @@ def draw_chart(results: list[dict]):
     if not runs:
         raise UsageError("--png draws model latency, and none of these files is an `agegate bench` model result")
     heights = [0.6 + 0.28 * len(d["results"]) for d in runs]
-    fig, axes = pyplot().subplots(len(runs), 1, figsize=(10, sum(heights) + 0.5), squeeze=False, layout="constrained",
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = pyplot().subplots(len(runs), 1, figsize=(10, sum(heights) + 0.5), squeeze=False,
+                                  layout="constrained", gridspec_kw={"height_ratios": heights})
     for ax, d in zip(axes[:, 0], runs):
         rows = d["results"]
         p50 = [r["p50_ms"] for r in rows]
