@@ -1,7 +1,7 @@
-"""Buyers stacked by age band: the one bar chart `edge stats --png`, the demo and the fleet report draw.
+"""Buyers stacked by age band: the one bar chart `edge stats --png --by hour|day` and the fleet report draw.
 
-matplotlib is the caller's import (each draws only when asked, so the box pays for it only then). The legend
-stands right of the bars, never over them: inside the axes it once hid a weekday's and a store's top bands.
+The caller makes the figure (`edge/figures.py`). The legend stands right of the bars, never over them: inside the
+axes it once hid a weekday's and a store's top bands.
 """
 from __future__ import annotations
 
