@@ -58,6 +58,11 @@ def write_report(rep: QAReport, fp: Predictions, qp: Predictions, out: Path, deb
     keep, qkeep = fp.pair(qp)
     y, f, q = fp.y_true[keep], fp.y_pred[keep], qp.y_pred[qkeep]
     pngs = _plots(y, f, q, out)
+    from .band_plot import plot_bands  # MAE and bias by band: does rounding move a band off the |bias| target?
+
+    plot_bands(out / "bands.png", [("float", rep.float_metrics["bands"]),
+                                   ("quantized", rep.quantized_metrics["bands"])])
+    pngs.append("bands.png")
     if qp.probs is not None:  # a distribution model: the Challenge-25 trade-off, operating point marked
         from agegate.edge.challenge25 import rates
 
@@ -79,12 +84,14 @@ def write_report(rep: QAReport, fp: Predictions, qp: Predictions, out: Path, deb
         f"<td>{g.value}</td><td>{html.escape(g.limit)}</td><td>{html.escape(g.detail)}</td></tr>" for g in rep.gates)
     band_rows = "".join(f"<tr><td>{b}</td><td>{v['n']}</td><td>{v['float_mae']}</td><td>{v['quantized_mae']}</td>"
                         f"<td>{v['mean_abs_diff']}</td></tr>" for b, v in rep.comparison["bands"].items())
-    imgs = "".join(f'<img alt="{p}" src="data:image/png;base64,{base64.b64encode((out / p).read_bytes()).decode()}">'
+    wide = {"bands.png"}  # two panels side by side: at half the page its labels could not be read
+    imgs = "".join(f'<img alt="{p}"{" class=wide" if p in wide else ""} '
+                   f'src="data:image/png;base64,{base64.b64encode((out / p).read_bytes()).decode()}">'
                    for p in pngs)
     c25f, c25q = rep.float_metrics["challenge25"], rep.quantized_metrics["challenge25"]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>agegate QA</title><style>
 body{{font-family:sans-serif;max-width:1000px;margin:2em auto}} td,th{{border:1px solid #ccc;padding:3px 8px}}
-table{{border-collapse:collapse}} img{{max-width:48%}}</style></head><body>
+table{{border-collapse:collapse}} img{{max-width:48%}} img.wide{{max-width:100%}}</style></head><body>
 <h1>QA: {'PASS' if rep.passed else 'FAIL'}</h1>
 <p>float <code>{html.escape(rep.float_model)}</code> vs quantized <code>{html.escape(rep.quantized_model)}</code>,
 {rep.n} images ({html.escape(", ".join(map(data_label, rep.data)))}). MAE float {rep.float_metrics['mae']}, quantized {rep.quantized_metrics['mae']}
@@ -95,5 +102,5 @@ float {_share(c25f['false_pass_rate'], c25f['n_minors'])}, quantized {_share(c25
 of {c25q['n_minors']}; 25+ asked for ID: float {_share(c25f['flag_rate_25plus'], c25f['n_25plus'])}, quantized
 {_share(c25q['flag_rate_25plus'], c25q['n_25plus'])} of {c25q['n_25plus']}.</p>
 <h2>By age band</h2><table><tr><th>band</th><th>n</th><th>float MAE</th><th>quantized MAE</th><th>mean |diff|</th></tr>
-{band_rows}</table><h2>Plots: quantized vs float, error by age, Bland-Altman, Challenge 25 (distribution models)</h2>{imgs}</body></html>"""
+{band_rows}</table><h2>Plots: quantized vs float, error by age, Bland-Altman, MAE and bias by band, Challenge 25 (distribution models)</h2>{imgs}</body></html>"""
     (out / "report.html").write_text(page)

@@ -115,6 +115,8 @@ def test_qa_gate_passes_good_and_fails_broken_int8(trained_run, converted, small
     page = (tmp_path / "qa_good" / "report.html").read_text()
     passed = round(c25["false_pass_rate"] * c25["n_minors"])
     assert f"quantized {100 * c25['false_pass_rate']:.1f} % ({passed})\nof {c25['n_minors']};" in page
+    # MAE and bias by band for both models, drawn the page's full width (eval --bands's chart)
+    assert (tmp_path / "qa_good" / "bands.png").stat().st_size > 1000 and '<img alt="bands.png" class=wide' in page
     assert run("bundle", "keygen", "--out", tmp_path / "k").exit_code == 0
     r = run("bundle", "build", "--model", converted["int8"], "--qa", tmp_path / "qa_good" / "report.json",
             "--sign-key", tmp_path / "k.pem", "--version", "1", "--out", tmp_path / "b.tar.gz")
