@@ -72,13 +72,15 @@ def check_qa_is_of(qa: dict, qa_report: Path, model: Path, model_sha256: str) ->
 
 def qa_data(qa: dict) -> list[str] | None:
     """What the QA verdict was judged on, as the manifest says it (`bundle info`): `utkface [test] 2396 images`,
-    marked when a --limit subset; None for a report from before QA recorded it."""
+    marked when a --limit subset and with the images left out (unreadable, no face) when any; None for a report from
+    before QA recorded it."""
     from .qa import data_label  # qa.py reads models; keygen, verify and info need none of it
 
     data = qa.get("data")
     if not isinstance(data, list) or not data:
         return None
     return [f"{data_label(d)} {d.get('images')} images" + (" (--limit)" if d.get("limit") else "")
+            + (f" ({d['skipped']} left out: unreadable or no face)" if d.get("skipped") else "")
             for d in data if isinstance(d, dict)]
 
 

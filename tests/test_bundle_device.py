@@ -47,12 +47,12 @@ def test_the_data_a_qa_verdict_stands_on_travels_to_the_box(kit, tmp_path):
     qa = json.loads((kit / "qa.json").read_text())
     judged = tmp_path / "qa.json"
     judged.write_text(json.dumps({**qa, "data": [
-        {"name": "utkface", "path": "/d/utkface", "split": "test", "images": 2396, "limit": None},
-        {"name": "aaf", "path": "/d/aaf", "split": "test", "images": 300, "limit": 300}]}))
+        {"name": "utkface", "path": "/d/utkface", "split": "test", "images": 2396, "skipped": 0, "limit": None},
+        {"name": "aaf", "path": "/d/aaf", "split": "test", "images": 297, "skipped": 3, "limit": 300}]}))
     r = run("bundle", "build", "--model", kit / "model.tflite", "--qa", judged, "--sign-key", kit / "fleet.pem",
             "--version", "2.0.0", "--out", tmp_path / "b.tar.gz")
     assert r.exit_code == 0, r.output
-    said = "utkface [test] 2396 images, aaf [test] 300 images (--limit)"
+    said = "utkface [test] 2396 images, aaf [test] 297 images (--limit) (3 left out: unreadable or no face)"
     info = run("bundle", "info", tmp_path / "b.tar.gz", "--pub", kit / "fleet.pub")
     assert f"QA passed on {said}, MAE 5.0" in info.output, info.output
     root = tmp_path / "box"
