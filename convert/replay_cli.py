@@ -243,7 +243,14 @@ def _curve(r: dict, op, path: Path) -> None:
 
 
 def _chart(r: dict, path: Path) -> None:
-    from agegate.edge.figures import pyplot, save_figure
+    from agegate.edge.figures import save_figure
+
+    save_figure(draw_replay(r), path)
+
+
+def draw_replay(r: dict):
+    """`replay --png`: per-buyer MAE by band, and the shares the replay is judged by, each with its count."""
+    from agegate.edge.figures import pyplot
 
     bands = r["bands"]
     fig, ax = pyplot().subplots(1, 2, figsize=(10, 3.6))
@@ -252,9 +259,15 @@ def _chart(r: dict, path: Path) -> None:
     ax[0].set_title("per-buyer MAE by true age band")
     ax[0].set_ylabel("years")
     ax[0].tick_params(axis="x", rotation=45)
-    vals = [r["minors_ok_share"] or 0, r["adults_asked_share"] or 0, r["merged_share"] or 0, r["split_share"] or 0]
-    ax[1].bar(["minors ok", "25+ asked", "merged", "split"], [100 * v for v in vals],
-              color=["#c0392b", "#e67e22", "#7f8c8d", "#95a5a6"])
-    ax[1].set_ylabel("% of buyers")
+    # each share of whom it counts (minors, 25+ adults, every buyer), with its count on the bar: a share of 0 drew
+    # nothing, and the axis said "% of buyers" of all four
+    shares = (("minors ok\n(of minors)", r["minors_decided_ok"], r["minors"]),
+              ("25+ asked\n(of 25+)", r["adults_asked"], r["adults_25plus"]),
+              ("merged\n(of buyers)", r["merged"], r["buyers"]), ("split\n(of buyers)", r["split_buyers"], r["buyers"]))
+    bars = ax[1].bar([what for what, _, _ in shares], [100 * k / n if n else 0 for _, k, n in shares],
+                     color=["#c0392b", "#e67e22", "#7f8c8d", "#95a5a6"])
+    ax[1].bar_label(bars, [f"{k} of {n}" for _, k, n in shares], fontsize=8)
+    ax[1].margins(y=0.15)
+    ax[1].set_ylabel("% of those it counts")
     ax[1].set_title(f"{r['buyers']} buyers, gaps {r['gap'][0]}..{r['gap'][1]}")
-    save_figure(fig, path)
+    return fig

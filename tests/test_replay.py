@@ -83,6 +83,23 @@ def test_back_to_back_buyers_are_not_merged_and_children_are_asked(tmp_path, shi
     assert "draw 1 of 2 (seed 0)" in text and "draw with seed 1:" in text and "over the 2 draws (means)" in text
 
 
+def test_the_replay_chart_counts_each_share_of_whom_it_counts():
+    """`replay --png` drew minors ok and 25+ asked as "% of buyers", and a share of 0 as nothing; each bar now says
+    whom it counts and carries its count."""
+    import matplotlib.pyplot as plt
+
+    from agegate.convert.replay_cli import draw_replay
+
+    r = {"bands": {"0-12": {"mae": 2.0}, "25-34": {"mae": 4.0}}, "buyers": 1200, "gap": [0, 15], "minors": 191,
+         "minors_decided_ok": 0, "adults_25plus": 875, "adults_asked": 212, "merged": 2, "split_buyers": 4}
+    fig = draw_replay(r)
+    ax = fig.axes[1]
+    assert [t.get_text() for t in ax.texts] == ["0 of 191", "212 of 875", "2 of 1200", "4 of 1200"]
+    assert [round(p.get_height(), 2) for p in ax.patches] == [0.0, 24.23, 0.17, 0.33]
+    assert ax.get_xticklabels()[1].get_text() == "25+ asked\n(of 25+)"
+    plt.close(fig)
+
+
 def test_over_draws_counts_a_minor_passing_one_draw_of_three_as_a_third():
     from agegate.convert.replay import over_draws
 
