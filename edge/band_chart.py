@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .bands import BAND_LABELS
+from .figures import counts_axis
 
 
 def stack_bands(ax, x: Sequence, rows: Sequence[Mapping[str, float]], width: float = 0.8) -> None:
@@ -22,6 +23,7 @@ def stack_bands(ax, x: Sequence, rows: Sequence[Mapping[str, float]], width: flo
     ax.legend(title="age band", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0),
               frameon=False)
     ax.set_ylabel("buyers")
+    counts_axis(ax)
     ax.margins(x=0.01)
 
 

@@ -183,7 +183,7 @@ def draw_chart(summary: dict, by: str):
     once 700 bars side by side, each named. Buyers a bar cannot show (no age band; decided before the box's clock
     was set) are counted under the title."""
     from .band_chart import stack_bands, time_axis
-    from .figures import pyplot
+    from .figures import counts_axis, pyplot
 
     fig, ax = pyplot().subplots(figsize=(9, 3.6))
     share = summary["id_check_share"]
@@ -192,6 +192,7 @@ def draw_chart(summary: dict, by: str):
     if by == "band":
         ax.bar(BAND_LABELS, [summary["by_band"][b] for b in BAND_LABELS], color="#3b6ea8")
         ax.set_ylabel("buyers")
+        counts_axis(ax)
     else:
         rows = summary["by_" + by]
         keys = [k for k in rows if k != UNCLOCKED]

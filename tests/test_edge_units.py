@@ -180,6 +180,11 @@ def test_a_month_of_hours_is_drawn_on_a_time_axis_with_the_legend_beside_the_bar
     assert ax.get_title().endswith("\nnot drawn: 1 with no age band (uncertain, no face to age); 1 decided before the "
                                    "box's clock was set")
     plt.close(fig)
+    fig = draw_chart(summarize_events(ev[:2], "band"), "band")  # two buyers: counted in whole numbers
+    fig.canvas.draw()
+    assert all(float(t.get_text().replace("\u2212", "-")).is_integer()
+               for t in fig.axes[0].get_yticklabels() if t.get_text())
+    plt.close(fig)
     fig = draw_chart(summarize_events(ev[-2:-1], "day"), "day")  # only a row from before the clock was set
     assert [t.get_text() for t in fig.axes[0].texts] == ["no buyer to draw per day"]  # not an empty day of 1970
     assert "(1 buyer, " in fig.axes[0].get_title()

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from agegate.edge.bands import BAND_LABELS, band_of
-from agegate.edge.figures import pyplot, save_figure
+from agegate.edge.figures import counts_axis, pyplot, save_figure
 from agegate.edge.preprocess import decode_image
 
 from .check import CheckResult, splits_in_words
@@ -28,12 +28,14 @@ def write_report(result: CheckResult, out: Path, samples_per_band: int = 6, seed
     if len(ages):
         ax.hist(ages, bins=np.arange(0, max(ages.max(), 1) + 2) - 0.5, color="#3b6ea8")
     ax.set_xlabel("age (years)"); ax.set_ylabel("images"); ax.set_title("Age histogram (1-year bins)")
+    counts_axis(ax)
     save_figure(fig, out / "age_histogram.png")
 
     band_counts = Counter(band_of(a) for a in ages)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(BAND_LABELS, [band_counts.get(b, 0) for b in BAND_LABELS], color="#6a9e4f")
     ax.set_title("Images per age band"); ax.tick_params(axis="x", rotation=30)
+    counts_axis(ax)
     save_figure(fig, out / "age_bands.png")
 
     size_counts = Counter((int(i.width), int(i.height)) for i in ok)  # the chart's dots and the table's rows
