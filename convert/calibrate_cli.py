@@ -107,5 +107,3 @@ def calibrate(model_path, data, fmt, split, max_minors_ok, max_minors_ok_buyer, 
         return
     click.echo(result.render())
     click.echo(f"written to {Path(model_path).with_suffix('.json')}")
-
-

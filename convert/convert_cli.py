@@ -110,8 +110,8 @@ def convert(model_dir, quant, io, calib_data, calibration_split, calibration_siz
             if not any(r.split == calibration_split for r in got):
                 whole.append(src)
         calib = calibration_images(recs, meta.preprocess, calibration_size)
-        split = [src for src in srcs if src not in whole]
-        drawn = ([f"split '{calibration_split}' of {', '.join(split)}"] if split else []) + (
+        with_split = [src for src in srcs if src not in whole]
+        drawn = ([f"split '{calibration_split}' of {', '.join(with_split)}"] if with_split else []) + (
             [f"all of {', '.join(whole)} (no splits)"] if whole else [])
         say(f"calibration: {len(calib)} images drawn from {' and '.join(drawn)}")
     result = convert_keras(model, meta, quant, out_path, io=io, calibration=calib, source_path=source, qat=qat,

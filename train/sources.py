@@ -76,7 +76,8 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
         if unread := ds.unread_rows():  # trained without them: say which, so none is left out unseen
             log.warning("%s: %s", path, unread)
         origin = "the data set's own"
-        if not any(r.split == "train" for r in ds.records):
+        made_here = not any(r.split == "train" for r in ds.records)
+        if made_here:
             assignment = make_split(ds.records, 0.1, 0.1, seed,
                                     content_digests((r.path for r in ds.records), progress=False))
             split_csv = out / f"split-{k}-{Path(path).stem or 'data'}.csv"
@@ -87,11 +88,10 @@ def load_sources(paths: list[str], weights: list[float], fmt: str, split_file: s
             origin = f"made by this run (seeded {seed}, person- and copy-aware, 80/10/10 by band): {split_csv.name}"
         train, val = ds.split("train"), ds.split(val_split)
         if not val:
-            made = origin != "the data set's own"
             raise DatasetError(f"{path}: no images in split '{val_split}'; the best model is chosen on it. " + (
                 f"The split this run made of its {len(ds.records)} labelled image(s) left none there (10 % of each "
                 f"age band): too few to train on; give more images, or a split column that names some val images."
-                if made else "Make a split with `agegate data split`."))
+                if made_here else "Make a split with `agegate data split`."))
         sources.append(Source(path, w, ds, train, val, origin))
     return sources
 
