@@ -172,7 +172,28 @@ def test_bias_probe_undoes_a_uniform_lean_and_reads_the_model_it_is_given(small_
     mean = rows["mean (the model's estimate)"][name]
     assert mean["worst_band"] == "65+" and mean["worst_bias"] == pytest.approx(30 - ages[ages >= 65].mean(), abs=1.5)
     assert rows["median"][name]["mae"] == pytest.approx(mean["mae"], abs=0.6)
-    assert set(rows) == {"mean (the model's estimate)", "median", "mean stretched x1.1 about 35"}
+    assert set(rows) == {"mean (the model's estimate)", "median", "mean stretched x1.1 about 35",
+                         "monotone map fitted on these images (a floor)"}
+
+
+def test_bias_probe_fits_a_monotone_map_that_meets_the_target_where_the_lean_differs_by_age():
+    """A lean no single stretch undoes (the young aged up by 4, the old down by 10, the middle right): the
+    fitted map brings every band from 18 up within the target, keeps its ends and its order, and costs MAE
+    only for what it moves."""
+    import numpy as np
+
+    from agegate.benchmarks.bias_probe import MAP_KNOTS, apply_map, fit_even_map
+    from agegate.convert.metrics import age_metrics, worst_adult_bias
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(18.0, 90.0), 20)
+    leaned = np.where(y < 30, y + 4, np.where(y > 60, y - 10 * (y - 60) / 30, y)) + rng.normal(0, 3, len(y))
+    assert abs(worst_adult_bias(age_metrics(y, leaned)["bands"])[1]) > 5
+    knots = fit_even_map([(y, leaned)], target=1.0)
+    assert knots[0] == MAP_KNOTS[0] and knots[-1] == MAP_KNOTS[-1] and np.all(np.diff(knots) > 0)
+    mapped = age_metrics(y, apply_map(knots, leaned))
+    assert abs(worst_adult_bias(mapped["bands"])[1]) <= 1.05
+    assert mapped["mae"] < age_metrics(y, leaned)["mae"]
 
 
 def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(small_utk, tmp_path):
