@@ -59,6 +59,14 @@ def _emit(result: dict, fmt: str, out: str | None) -> None:
 class BenchGroup(click.Group):
     """`agegate bench MODEL...` measures models; the names below are subcommands."""
 
+    def parse_args(self, ctx, args):
+        # `agegate bench --threads 2 m.tflite`: the group has no such option, so options before the models
+        # would be refused as unknown; they are the models command's when no subcommand is named.
+        if (args and args[0].startswith("-") and args[0] not in ctx.help_option_names
+                and not any(a in self.commands for a in args)):
+            args = ["models", *args]
+        return super().parse_args(ctx, args)
+
     def resolve_command(self, ctx, args):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             return "models", self.commands["models"], args

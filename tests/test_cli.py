@@ -102,3 +102,22 @@ def test_every_command_and_option_says_what_it_does():
     silent = [f"{name} {p.opts[0]}" for name, cmd in leaf_commands() for p in cmd.params
               if isinstance(p, click.Option) and not p.help and p.name != "help"]
     assert silent == [] and all(cmd.help for _, cmd in leaf_commands())
+
+
+def test_bench_takes_its_options_before_the_models_too(shipped_model):
+    """`agegate bench --threads 2 m.tflite` was refused ("No such option") where `bench m.tflite --threads 2`
+    ran: the options are the models command's wherever they stand, unless a subcommand is named."""
+    import json
+
+    from click.testing import CliRunner
+
+    from agegate.edge.cli import cli
+
+    r = CliRunner().invoke(cli, ["bench", "--threads", "1", "--runs", "2", "--warmup", "0", "--json",
+                                 str(shipped_model)])
+    assert r.exit_code == 0, r.output
+    assert [row["threads"] for row in json.loads(r.stdout)["results"]] == [1]
+    r = CliRunner().invoke(cli, ["bench", "--help"])
+    assert r.exit_code == 0 and "Commands:" in r.output
+    r = CliRunner().invoke(cli, ["bench", "--runs", "2", "pipeline"])  # a subcommand named: its options after it
+    assert r.exit_code == 2 and "No such option" in r.output
