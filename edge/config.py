@@ -46,6 +46,10 @@ class SourceSection:
     width: int | None = _setting(None, 16, 8192, doc="frame width asked of the camera (unset: its own)")
     height: int | None = _setting(None, 16, 8192, doc="frame height asked of the camera (unset: its own)")
     fps: float | None = _setting(None, 0.5, 240, doc="frames per second asked of the camera (unset: its own)")
+    rotate: int = _setting(0, choices=(0, 90, 180, 270), flag="--rotate",
+                           doc="degrees clockwise every frame is turned before the box looks at it: a camera mounted "
+                           "on its side (90 or 270) or upside down (180); the set-up view says when faces lie on "
+                           "their side")
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,8 @@ def _check(section: str, key: str, value: Any, origin: str) -> Any:
         names = " or ".join(t.__name__ for t in allowed)
         raise ConfigError(f"{origin}: {name} must be {names}, not {type(value).__name__} ({value!r})")
     if meta["choices"] and value not in meta["choices"]:
-        raise ConfigError(f"{origin}: {name} must be one of {', '.join(meta['choices'])}, not {value!r}")
+        raise ConfigError(f"{origin}: {name} must be one of {', '.join(map(str, meta['choices']))}, "
+                          f"not {value!r}")
     lo, hi = meta["lo"], meta["hi"]
     if lo is not None and not (lo <= value <= hi):
         why = " (a lower threshold lets minors buy without ID)" if (section, key) == ("decision", "id_threshold") \
@@ -238,7 +243,7 @@ def describe(section: str, key: str) -> str:
     """What `section.key` does and what it allows, in one sentence (the example box.toml's comment)."""
     f = settings(section)[key]
     meta = f.metadata
-    allows = (f"one of {', '.join(meta['choices'])}" if meta["choices"]
+    allows = (f"one of {', '.join(map(str, meta['choices']))}" if meta["choices"]
               else f"{meta['lo']:g}..{meta['hi']:g}" if meta["lo"] is not None else "")
     parts = [meta["doc"]] + ([allows] if allows else []) + ([f"flag {meta['flag']}"] if meta["flag"] else [])
     return "; ".join(p for p in parts if p)
@@ -351,7 +356,8 @@ def runtime_plan(cfg: BoxConfig, sequence: bool = False) -> BoxPlan:
                      latency_budget_ms=cfg.model.latency_budget_ms, detect_every=cfg.detector.every,
                      min_quality_face=q.min_quality_face, min_sharpness=q.min_sharpness, min_eye_light=q.min_eye_light)
     src = cfg.source
-    return BoxPlan(src.uri, SourceOptions(width=src.width, height=src.height, fps=src.fps, sequence=sequence),
+    return BoxPlan(src.uri, SourceOptions(width=src.width, height=src.height, fps=src.fps, sequence=sequence,
+                                               rotate=src.rotate),
                    cfg.model.path, box, cfg.events.path, cfg.events.retention_days, cfg.api)
 
 

@@ -86,6 +86,18 @@ class FaceBox:
         return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
 
     @property
+    def roll(self) -> float | None:
+        """How far the eye line leans from level, in degrees (-90..90; 0 level, its sign the way it leans). None
+        without key points. A face lying on its side reads near 90, loosely (setup_view.MAX_SETUP_ROLL)."""
+        if self.left_eye is None or self.right_eye is None:
+            return None
+        (lx, ly), (rx, ry) = self.left_eye, self.right_eye
+        if (lx, ly) == (rx, ry):
+            return None
+        a = math.degrees(math.atan2(ry - ly, rx - lx))
+        return a - 180 if a > 90 else a + 180 if a <= -90 else a
+
+    @property
     def turn(self) -> float | None:
         """How far the head is turned left or right: the nose tip's offset from the eyes' midpoint, along the
         eye line, in eye distances (0 facing the camera; its sign says which way). None without key points.

@@ -72,7 +72,7 @@ def run_checks(root: Path, config_path: Path | None, camera_timeout: float = 5.0
             checks.append(Check("inference", False, str(e), "reinstall or roll back the model"))
         checks.append(_decision_rule(release, cfg))
     if cfg is not None:
-        checks.append(_camera(str(cfg.source.uri), camera_timeout))
+        checks.append(_camera(str(cfg.source.uri), camera_timeout, cfg.source.rotate))
         checks.append(_events(Path(cfg.events.path)))
         if (running := _running_model(cfg)) is not None:
             checks.append(running)
@@ -142,11 +142,12 @@ def _decision_rule(release: Path, cfg) -> Check:
                  + note, "calibrate the model and rebuild the bundle", critical=False)
 
 
-def _camera(uri: str, timeout: float) -> Check:
+def _camera(uri: str, timeout: float, rotate: int = 0) -> Check:
     from .capture import FrameSource, SourceOptions
 
     try:
-        src = FrameSource(uri, SourceOptions(retry_forever=False, open_timeout_tries=2, backoff_start=0.2))
+        src = FrameSource(uri, SourceOptions(retry_forever=False, open_timeout_tries=2, backoff_start=0.2,
+                                             rotate=rotate))
     except AgegateError as e:
         return Check("camera", False, str(e), "check source.uri in box.toml and the cable / stream URL")
     try:
@@ -155,7 +156,8 @@ def _camera(uri: str, timeout: float) -> Check:
             return Check("camera", False, f"{src.shown}: no frame within {timeout:.0f}s ({src.error or 'no error'})",
                          "check the camera cable, power and /dev/video permissions")
         h, w = frame.rgb.shape[:2]
-        return Check("camera", True, f"{src.shown}: frames arrive ({w}x{h})")
+        turn = f", turned {rotate} degrees (source.rotate)" if rotate else ""
+        return Check("camera", True, f"{src.shown}: frames arrive ({w}x{h}{turn})")
     finally:
         src.close()
 

@@ -21,6 +21,9 @@ def edge() -> None:
 @edge.command()
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="box.toml")
 @click.option("--source", help="Camera index, /dev/videoN, video file, image folder, rtsp:// or http:// URL.")
+@click.option("--rotate", type=click.Choice(["0", "90", "180", "270"]),
+              help="Turn every frame this many degrees clockwise first: a camera mounted on its side or upside "
+              "down [0].")
 @click.option("--model", type=click.Path(), help="A .tflite with its .json [default: the shipped model].")
 @click.option("--threads", type=int, help="LiteRT threads [2].")
 @click.option("--box-id", help="This box's id in events [box-1].")
@@ -39,7 +42,7 @@ def edge() -> None:
               help="SET-UP ONLY: write an annotated video (this stores faces; never leave it on).")
 @click.option("--display", is_flag=True, help="SET-UP ONLY: show annotated frames in a window.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per decision.")
-def run(config_path, source, model, threads, box_id, detector, id_threshold, events, host, port, token, no_api,
+def run(config_path, source, rotate, model, threads, box_id, detector, id_threshold, events, host, port, token, no_api,
         max_frames, sequence, record, display, as_json):
     """Watch the till: detect faces, estimate ages on-device, decide ok / id_check / uncertain.
 
@@ -56,8 +59,8 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
     from .runtime import AgeModel
 
     cfg = (load_config(config_path) if config_path else BoxConfig()).override({
-        "source.uri": source, "model.path": model, "model.threads": threads, "box.id": box_id,
-        "detector.name": detector, "decision.id_threshold": id_threshold, "events.path": events, "api.host": host,
+        "source.uri": source, "source.rotate": None if rotate is None else int(rotate), "model.path": model,
+        "model.threads": threads, "box.id": box_id, "detector.name": detector, "decision.id_threshold": id_threshold, "events.path": events, "api.host": host,
         "api.port": port, "api.token": token, "api.enabled": False if no_api else None})
     plan = runtime_plan(cfg, sequence)
     if plan.source is None:
@@ -96,7 +99,8 @@ def run(config_path, source, model, threads, box_id, detector, id_threshold, eve
             click.echo(f"buyer #{d.track_id}: age {d.age if d.age is not None else '?'} ({d.band or '-'}{risk}) -> "
                        f"{d.decision}  [{d.good_frames}/{d.frames} frames]" + (f"  ({d.reason})" if d.reason else ""))
 
-    click.echo(f"agegate edge: {src.kind} {src.shown} -> {age_model.path.name} ({age_model.runtime}, "
+    turn = f" turned {plan.source_options.rotate} degrees" if plan.source_options.rotate else ""
+    click.echo(f"agegate edge: {src.kind} {src.shown}{turn} -> {age_model.path.name} ({age_model.runtime}, "
                f"{plan.box.threads} threads); events {plan.events_path}", err=True)
     try:
         n = pipeline.run(src, stop, on_decision, setup, max_frames)

@@ -27,6 +27,12 @@ from .tracking import MIN_BRIGHTNESS
 #: 800 val photos at about 200 px, correlation 0.8: benchmarks/results/turned/photo-vs-camera-val.txt); the line was
 #: not moved.
 MAX_SETUP_TURN = 0.2
+#: How far a face's eye line may lean (FaceBox.roll, degrees) before the view takes the picture to lie on its side:
+#: halfway to a quarter turn. A buyer tilts the head a little; a camera mounted on its side leans every face near 90,
+#: but BlazeFace places the eyes of a face lying on its side loosely: on the tests' portrait clip turned a quarter
+#: either way, a median 66 and 71 degrees, over 45 on 78 % and 95 % of 60 frames; upright, 1-6 on every frame. The
+#: view judges the newest frame, so on a camera on its side it says so on most frames, not all.
+MAX_SETUP_ROLL = 45.0
 #: The smallest face the box was measured to decide on as it does near the till (px, the detector's box). The box
 #: ages faces from `BoxOptions.min_quality_face` (48), but on 400 val buyers per size (`agegate replay --face-px`,
 #: README "How far the camera may be"), the box as it is (small faces detected again around them and kept from
@@ -50,6 +56,8 @@ class SetupStatus(JsonResult):
     min_brightness: float = MIN_BRIGHTNESS
     facing: bool | None = None
     turn: float | None = None  # FaceBox.turn, signed
+    roll: float | None = None  # FaceBox.roll: the eye line's lean from level, degrees
+    max_roll: float = MAX_SETUP_ROLL
     max_turn: float = MAX_SETUP_TURN
     eye_light: float | None = None  # tracking.eye_light: under min_eye_light the box takes the eyes as behind dark glasses
     min_eye_light: float = 0.0
@@ -68,7 +76,12 @@ def _facing(face: FaceBox) -> bool | None:
 def verdict(s: SetupStatus) -> tuple[str, str, bool]:
     """(verdict, fix, ok): the first problem that stops the box from ageing this face."""
     if not s.face:
-        return "no face", "stand where a buyer stands, facing the camera", False
+        return ("no face", "stand where a buyer stands, facing the camera (a picture upside down: set source.rotate = "
+                "180 in box.toml)", False)
+    if s.roll is not None and abs(s.roll) > MAX_SETUP_ROLL:
+        return ("picture on its side", "set source.rotate in box.toml to 90 or 270, whichever stands the picture "
+                "upright (or mount the camera level): the box finds faces lying on their side poorly and ages "
+                "them worse", False)
     if s.face_px is not None and s.face_px < s.min_face_px:
         return "face too small", f"move the camera closer (face {s.face_px:.0f} px, needs {s.min_face_px} px)", False
     if s.brightness is not None and s.brightness < s.min_brightness:
@@ -101,6 +114,7 @@ def assess(pipeline) -> SetupStatus:
         s.brightness = round(float(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).mean()), 1)
         s.facing = _facing(face)
         s.turn = None if face.turn is None else round(face.turn, 2)
+        s.roll = None if face.roll is None else round(face.roll, 1)
         s.eye_light = None if light is None else round(light, 2)
         now = pipeline.current()
         if now.get("decision") != "no_buyer":
@@ -129,6 +143,7 @@ img{max-width:640px;width:100%;border:1px solid #ccc}</style></head><body>
 <tr><td>face size</td><td id="face_px">-</td></tr>
 <tr><td>sharpness</td><td id="sharpness">-</td></tr>
 <tr><td>brightness</td><td id="brightness">-</td></tr>
+<tr><td>eye line</td><td id="roll">-</td></tr>
 <tr><td>facing the camera</td><td id="facing">-</td></tr>
 <tr><td>eyes against skin</td><td id="eyes">-</td></tr>
 <tr><td>estimate / decision</td><td id="decision">-</td></tr>
@@ -152,6 +167,7 @@ async function tick() {
     show("brightness", s.brightness === null ? "-" : s.brightness + " (needs " + s.min_brightness + ")");
     show("facing", s.facing === null ? "-" : (s.facing ? "yes" : "no") + " (turned " + Math.abs(s.turn)
          + ", up to " + s.max_turn + ")");
+    show("roll", s.roll === null ? "-" : "leans " + Math.abs(s.roll) + " degrees (up to " + s.max_roll + ")");
     show("eyes", s.eye_light === null ? "-" : s.eye_light + " (needs " + s.min_eye_light + ")");
     show("decision", s.decision ? (s.estimate === null ? "?" : s.estimate) + " -> " + s.decision
          + (s.reason ? " (" + s.reason + ")" : "") : "-");

@@ -278,14 +278,16 @@ def cli():
     return _cli
 
 
-def portrait_video(path: Path, side: int = 360, frames: int = 30) -> Path:
+def portrait_video(path: Path, side: int = 360, frames: int = 30, turn: int = 0) -> Path:
     """The demo portrait hopper_78.jpg (BlazeFace finds it at every size the tests use) `side` px tall in a
-    640x480 frame, swaying a little: a buyer at the till, without ../shared."""
+    640x480 frame, swaying a little: a buyer at the till, without ../shared. `turn`: the portrait turned this many
+    degrees clockwise in the frame (a camera mounted on its side)."""
     from agegate.edge.default_model import assets_dir
     from agegate.edge.preprocess import decode_image
 
     portrait = sorted((assets_dir() / "demo").glob("*.jpg"))[1]
     img = cv2.cvtColor(cv2.resize(decode_image(portrait), (side, side)), cv2.COLOR_RGB2BGR)
+    img = np.ascontiguousarray(np.rot90(img, -turn // 90))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
     for i in range(frames):
         frame = np.full((480, 640, 3), 110, np.uint8)

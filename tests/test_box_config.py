@@ -51,7 +51,8 @@ def test_the_two_keys_that_used_to_be_ignored_reach_the_pipeline():
 
 @pytest.mark.parametrize("section,key,value", [("decision", "id_threshold", -3), ("model", "threads", 0),
                                                ("api", "port", 70000), ("detector", "min_score", 1.5),
-                                               ("events", "retention_days", 0), ("detector", "name", "yolo")])
+                                               ("events", "retention_days", 0), ("detector", "name", "yolo"),
+                                               ("source", "rotate", 45)])
 def test_out_of_range_values_are_refused_from_file_and_flag_alike(section, key, value):
     with pytest.raises(ConfigError, match=f"{section}.{key}"):
         validate({**BASE, section: {**BASE.get(section, {}), key: value}})

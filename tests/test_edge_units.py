@@ -680,6 +680,41 @@ def test_setup_verdict_asks_for_a_face_the_box_was_measured_to_judge():
 
 
 
+def test_a_camera_on_its_side_is_turned_upright_and_the_set_up_view_says_so(tmp_path):
+    """A camera mounted on its side gives faces lying on theirs: the detector's eye line reads steep on a real
+    portrait turned a quarter (level upright), the set-up view names the fix (source.rotate), and a box told
+    `rotate` turns every frame before it looks (a folder's image comes out a quarter turned, pixel for pixel)."""
+    from agegate.edge.capture import FrameSource, SourceOptions, turned
+    from agegate.edge.default_model import assets_dir
+    from agegate.edge.setup_view import MAX_SETUP_ROLL, SetupStatus, verdict
+
+    rgb = decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[1])
+    detector = FaceDetector(DetectorOptions())
+    upright = max(detector.detect(rgb), key=lambda f: f.area)
+    on_side = max(detector.detect(turned(rgb, 90)), key=lambda f: f.area)
+    assert abs(upright.roll) < 15 and abs(on_side.roll) > MAX_SETUP_ROLL, (upright.roll, on_side.roll)
+    assert FaceBox(0, 0, 9, 9, left_eye=(1.0, 1.0), right_eye=(1.0, 1.0)).roll is None
+    assert FaceBox(0, 0, 9, 9, left_eye=(8.0, 5.0), right_eye=(2.0, 5.0)).roll == 0  # eyes in either order: level
+
+    def status(roll):
+        return verdict(SetupStatus(frames=1, face=True, face_px=200, min_face_px=48, sharpness=50.0,
+                                   min_sharpness=10.0, brightness=120.0, facing=True, roll=roll))
+
+    side = status(on_side.roll)
+    assert side[0] == "picture on its side" and "source.rotate" in side[1] and not side[2]
+    assert status(upright.roll)[0] == "good"
+    assert "source.rotate = 180" in verdict(SetupStatus(frames=1, face=False))[1]  # upside down: no face found
+
+    assert np.array_equal(turned(turned(rgb, 90), 270), rgb) and turned(rgb, 0) is rgb
+    with pytest.raises(ValueError, match="0, 90, 180 or 270"):
+        turned(rgb, 45)
+    small = rgb[:30, :50]
+    cv2.imwrite(str(tmp_path / "one.png"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    with FrameSource(str(tmp_path), SourceOptions(rotate=90)) as src:
+        frame = src.read(timeout=5)
+    assert frame is not None and np.array_equal(frame.rgb, cv2.rotate(small, cv2.ROTATE_90_CLOCKWISE))
+
+
 def test_a_damaged_events_database_is_kept_aside_and_the_box_goes_on(tmp_path):
     """A file that is not a database where events.path points (a failed card, a file copied over it) once stopped
     the box at start, with advice about permissions. It is now moved aside, kept, and a new database started
