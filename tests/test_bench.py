@@ -196,6 +196,31 @@ def test_bias_probe_fits_a_monotone_map_that_meets_the_target_where_the_lean_dif
     assert mapped["mae"] < age_metrics(y, leaned)["mae"]
 
 
+def test_grey_camera_probe_reads_each_photo_in_colour_and_in_grey(small_utk, shipped_model, tmp_path):
+    """Grey is the photo's luminance in three equal channels; the probe runs the shipped model on both views of
+    the same photos and reports each, with the Challenge-25 figures at the model's operating point; the grey
+    view really differs (not the colour photos twice)."""
+    import numpy as np
+
+    from agegate.benchmarks.grey_camera_probe import grey, main
+    from agegate.edge.preprocess import decode_image
+
+    rgb = decode_image(next((small_utk / "images").glob("*.jpg")))
+    g = grey(rgb)
+    assert g.shape == rgb.shape and np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2])
+    assert abs(float(g.mean()) - float(rgb.mean())) < 20 and not np.array_equal(g, rgb)
+    out = tmp_path / "grey.json"
+    r = CliRunner().invoke(main, [str(shipped_model), "--data", str(small_utk), "--split", "val", "--limit", "30",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    views = json.loads(out.read_text())["sets"][small_utk.name]
+    assert set(views) == {"colour", "grey"}
+    for v in views.values():
+        assert v["n"] == 30 and 25 <= v["faces_found"] <= 30 and 0 < v["mae"] < 30
+        assert {"minors_ok", "adults_asked", "coverage_80", "max_risk"} <= set(v)
+    assert views["colour"]["mae"] != views["grey"]["mae"]
+
+
 def test_uncropped_probe_places_each_photo_small_and_scores_both_photo_paths(small_utk, tmp_path):
     """Chips placed at 140 px in a 1280x960 scene: both variants find the faces; a model that says 30 of
     everyone has the MAE of |age - 30| over the faces found, whatever the path (the probe reads the model
