@@ -5,8 +5,8 @@ its till augmentations (`--augment till`), but the face detector and the calibra
 grey frames. Each photo of the split is read as it is, and again turned grey (one luminance channel copied into
 three, as a monochrome camera's frames arrive); both go through `agegate eval`'s path (the photo detector profile,
 the box's crop, the model). Per set and view: faces found, MAE, bias, the 80 % interval's coverage, and at the
-model's operating point the minors decided ok and the 25+ asked for ID, per image. Val only: it says whether grey
-frames need their own measurement before a store turns night mode on.
+model's operating point the minors decided ok and the 25+ asked for ID, per image (per buyer: `agegate replay
+--grey`). Val only: it says whether grey frames need their own measurement before a store turns night mode on.
 
     python -m agegate.benchmarks.grey_camera_probe edge/assets/default_model.tflite \\
         --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val \\
@@ -24,6 +24,7 @@ import cv2
 
 from agegate.convert.evaluate import Predictions, predict, select_records
 from agegate.convert.metrics import age_metrics
+from agegate.convert.replay import monochrome
 from agegate.edge.challenge25 import rates
 from agegate.edge.preprocess import decode_image
 from agegate.train.cli_options import SPLIT_CHOICE
@@ -31,17 +32,12 @@ from agegate.train.cli_options import SPLIT_CHOICE
 from .environment import environment
 
 
-def grey(rgb):
-    """A colour image as a monochrome camera gives it: its luminance, in all three channels."""
-    return cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-
-
 def grey_copies(records, folder: Path) -> list:
     """The records with each image written grey under `folder` (PNG: no second JPEG loss on top of the grey)."""
     out = []
     for i, rec in enumerate(records):
         path = folder / f"{i:06d}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(grey(decode_image(rec.path)), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(path), cv2.cvtColor(monochrome(decode_image(rec.path)), cv2.COLOR_RGB2BGR))
         out.append(dataclasses.replace(rec, path=path))
     return out
 

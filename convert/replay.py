@@ -54,6 +54,7 @@ class ReplayOptions:
     face_px: tuple[float, float] = FACE_PX  # each visit's face box side in the 640x480 frame, drawn uniformly
     cover: Cover = Cover.NONE  # what every buyer wears over the face (covers.py)
     queue: float = 0.0  # the share of buyers who wait in view behind the one before them, then step up
+    grey: bool = False  # every frame as a monochrome (night-mode) camera gives it
 
 
 @dataclass
@@ -249,12 +250,23 @@ def waiting_pose(front: Pose, rng: np.random.Generator) -> Pose:
     return Pose(cx, front.cy - rng.uniform(0, 30), face)
 
 
+def monochrome(rgb: np.ndarray) -> np.ndarray:
+    """A colour frame as a monochrome (night-mode) camera gives it: its luminance in all three channels."""
+    return cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+
 def till_frames(buyers: list[Buyer], options: ReplayOptions, tail: int):
     """The replay's whole sequence, seeded: (RGB frame, `Shown`) for the buyers in a random order with empty
     gaps between them, then `tail` empty frames (the last buyer leaves). With `options.queue`, that share of
     buyers waits in view behind the one before them from a random frame of that visit on, and steps up as
     they leave (no gap); the queue draws from a generator of its own, so every buyer's frames at the till are
-    those of the replay without a queue, with the one waiting drawn in."""
+    those of the replay without a queue, with the one waiting drawn in. With `options.grey`, every frame grey
+    (the same draws: the colour replay's frames, their colour taken away)."""
+    for rgb, shown in _colour_till_frames(buyers, options, tail):
+        yield (monochrome(rgb) if options.grey else rgb), shown
+
+
+def _colour_till_frames(buyers: list[Buyer], options: ReplayOptions, tail: int):
     rng = np.random.default_rng(options.seed)
     order = rng.permutation(len(buyers))
     bg = till_background(rng)

@@ -93,6 +93,9 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               help="What every buyer wears over the face, drawn on their photo from its eye points (covers.py): "
               "sunglasses hide the eyes, tint darkens them (lenses letting half the light through), mask the nose, "
               "mouth and chin. The box checks the eyes (--min-eye-light), not for a mask.")
+@click.option("--grey", is_flag=True,
+              help="Every frame grey, as a monochrome (night-mode) camera gives it: the same buyers, poses and "
+              "noise as without, the colour taken away (README, 'A monochrome camera').")
 @click.option("--min-eye-light", type=click.FloatRange(0.0, 1.0), default=BoxOptions.min_eye_light, show_default=True,
               help="The box's sunglasses check: a face whose eyes read darker than this share of its skin is not "
               "aged (reason eyes_hidden; tracking.eye_light). 0: off, as boxes before 2026-12-06.")
@@ -109,7 +112,7 @@ def _face_px(ctx, param, text: str) -> tuple[int, int]:
               "point per P(under 25) threshold) as a PNG, the box's decisions here and the operating point's "
               "where it was chosen marked.")
 def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_px, detector, refine_below, refine_margin,
-           min_score, small_face_score, cover, min_eye_light, threads, seed, draws, as_json, png, curve):
+           min_score, small_face_score, cover, grey, min_eye_light, threads, seed, draws, as_json, png, curve):
     """Replay labelled photos as buyers at a till through the box pipeline; score one decision per buyer.
 
     \b
@@ -147,7 +150,8 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
                                        min_score=min_score, small_face_score=small_face_score)
     summaries = replay_draws(model, records, BoxOptions(threads=threads, detector=detector_options,
                                                         min_eye_light=min_eye_light), draws,
-                             ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover), queue=queue),
+                             ReplayOptions(frames, gap, seed, face_px=face_px, cover=Cover(cover), queue=queue,
+                                           grey=grey),
                              show=True)
     from agegate.benchmarks.environment import environment
     from agegate.edge.runtime import runtime_version
@@ -158,7 +162,7 @@ def replay(data, model_path, fmt, split, limit, gap, ages, frames, queue, face_p
                   frames_per_buyer=frames, ages=list(ages) if ages else None, face_px=list(face_px), queue=queue,
                   detector=detector,
                   refine_below=refine_below, refine_margin=refine_margin, min_score=min_score,
-                  small_face_score=small_face_score, cover=cover,
+                  small_face_score=small_face_score, cover=cover, grey=grey,
                   min_eye_light=min_eye_light,
                   environment=environment(model.runtime, runtime_version(model.runtime), "xnnpack"))
     if draws > 1:  # the other draws whole (their rows read at another point as the first's), and the mean

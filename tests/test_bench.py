@@ -202,7 +202,8 @@ def test_grey_camera_probe_reads_each_photo_in_colour_and_in_grey(small_utk, shi
     view really differs (not the colour photos twice)."""
     import numpy as np
 
-    from agegate.benchmarks.grey_camera_probe import grey, main
+    from agegate.benchmarks.grey_camera_probe import main
+    from agegate.convert.replay import monochrome as grey
     from agegate.edge.preprocess import decode_image
 
     rgb = decode_image(next((small_utk / "images").glob("*.jpg")))

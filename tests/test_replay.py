@@ -1,5 +1,6 @@
 """`agegate replay` on a small fixed set: buyers back to back (gap 0) each get their own decision."""
 import json
+from dataclasses import replace
 
 import cv2
 import pytest
@@ -209,6 +210,10 @@ def test_replay_with_a_cover_records_it_and_still_decides(tmp_path, shipped_mode
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)
     assert m["cover"] == "mask" and m["buyers"] == 4 and m["minors_decided_ok"] == 0
+    r = CliRunner().invoke(cli, ["replay", str(labels), "--gap", "0..3", "--frames", "15", "--grey", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert m["grey"] is True and m["cover"] == "none" and m["buyers"] == 4 and m["minors_decided_ok"] == 0
     r = CliRunner().invoke(cli, ["replay", str(labels), "--cover", "hat"])
     assert r.exit_code == 2 and "'hat' is not one of" in r.output
 
@@ -244,6 +249,24 @@ def test_a_queue_shows_the_next_buyer_waiting_smaller_then_stepping_up():
     for b in {0, 1, 2, 3} - {first}:
         seen = [s.placed[0][1].face for _, s in queue if s.who == b]
         assert seen[:STEP_FRAMES] == sorted(seen[:STEP_FRAMES])
+
+
+def test_a_grey_replay_is_the_colour_replay_with_its_colour_taken_away():
+    """`--grey` (a monochrome camera): the same buyers, poses and camera noise frame by frame, each frame one
+    luminance in three channels, that of the colour frame."""
+    import numpy as np
+
+    from agegate.convert.replay import ReplayOptions, till_frames
+
+    buyers = [replace(b, patch=np.dstack([b.patch[..., 0], b.patch[..., 0] // 2, 255 - b.patch[..., 0]]))
+              for b in _patches(3)]  # coloured patches: grey must change them
+    colour = list(till_frames(buyers, ReplayOptions(frames=6, gap=(2, 2)), tail=2))
+    grey = list(till_frames(buyers, ReplayOptions(frames=6, gap=(2, 2), grey=True), tail=2))
+    assert [s for _, s in grey] == [s for _, s in colour]
+    for (g, _), (c, _) in zip(grey, colour):
+        assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2])
+        assert np.array_equal(g[..., 0], cv2.cvtColor(c, cv2.COLOR_RGB2GRAY))
+    assert not all(np.array_equal(g, c) for (g, _), (c, _) in zip(grey, colour))
 
 
 def test_a_tracked_face_belongs_to_the_nearest_placed_buyer():
