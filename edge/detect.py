@@ -87,15 +87,16 @@ class FaceBox:
 
     @property
     def roll(self) -> float | None:
-        """How far the eye line leans from level, in degrees (-90..90; 0 level, its sign the way it leans). None
-        without key points. A face lying on its side reads near 90, loosely (setup_view.MAX_SETUP_ROLL)."""
+        """How far the eye line leans from level, in degrees (-90..90; 0 level, its sign the way it leans): the
+        angle `crop_face` levels the eyes by. None without key points. A face lying on its side reads near 90,
+        loosely (setup_view.MAX_SETUP_ROLL)."""
         if self.left_eye is None or self.right_eye is None:
             return None
         (lx, ly), (rx, ry) = self.left_eye, self.right_eye
         if (lx, ly) == (rx, ry):
             return None
-        a = math.degrees(math.atan2(ry - ly, rx - lx))
-        return a - 180 if a > 90 else a + 180 if a <= -90 else a
+        a = math.degrees(math.atan2(ry - ly, rx - lx))  # key points in image order or not: the smaller angle
+        return a - 180 if a > 90 else a + 180 if a < -90 else a
 
     @property
     def turn(self) -> float | None:
@@ -523,12 +524,7 @@ def crop_face(rgb: np.ndarray, face: FaceBox, margin: float, align: bool = True,
     """
     cx, cy = face.center
     side = face.side * (1 + 2 * margin) * context
-    angle = 0.0
-    if align and face.left_eye and face.right_eye:
-        (lx, ly), (rx, ry) = face.left_eye, face.right_eye
-        angle = math.degrees(math.atan2(ry - ly, rx - lx))
-        if lx > rx:  # key points in image order: keep the angle small
-            angle = math.degrees(math.atan2(ly - ry, lx - rx))
+    angle = (face.roll or 0.0) if align else 0.0
     n = int(out_size or max(16, min(256, round(side))))
     scale = n / side
     m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
