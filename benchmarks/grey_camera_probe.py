@@ -10,7 +10,7 @@ model's operating point the minors decided ok and the 25+ asked for ID, per imag
 
     python -m agegate.benchmarks.grey_camera_probe edge/assets/default_model.tflite \\
         --data ../shared/datasets/utkface --data ../shared/datasets/aaf --split val \\
-        --out benchmarks/results/grey-camera-val.json
+        --out benchmarks/results/grey-camera/probe-val.json
 """
 from __future__ import annotations
 
