@@ -46,6 +46,8 @@ GRID = [
     (Separation(jump_change=1.0), False),
     (Separation(appearance_change=0.35), False),
     (Separation(appearance_change=0.45), False),
+    (Separation(look_change=0.30), True),
+    (Separation(look_change=0.35), True),
     (Separation(look_change=0.40), True),
     (Separation(look_change=0.50), True),
     (Separation(feature_weight=0.3, look_change=0.45), True),
@@ -164,8 +166,9 @@ def _gap(a: float | None, b: float | None) -> float | None:
 @click.option("--split", type=SPLIT_CHOICE, default="val", show_default=True)
 @click.option("--buyers", default=1600, show_default=True, help="Buyers in all, half from each set.")
 @click.option("--model", "model_path", type=click.Path(exists=True), default=None)
+@click.option("--grey", is_flag=True, help="Every frame grey, as a monochrome (night-mode) camera gives it.")
 @click.option("--out", type=click.Path(), default=None)
-def main(data, split, buyers, model_path, out):
+def main(data, split, buyers, model_path, grey, out):
     from agegate.train.datasets import read_dataset
 
     path = Path(model_path) if model_path else default_model_path()
@@ -177,7 +180,7 @@ def main(data, split, buyers, model_path, out):
         records += [rows[i] for i in pick]
     people, _ = load_buyers(records)
     box = BoxOptions()
-    frames = look_at_frames(people, ReplayOptions(), model, box)
+    frames = look_at_frames(people, ReplayOptions(grey=grey), model, box)
     motion = box_motion(frames, box)
     click.echo(f"box motion: {json.dumps(motion)}")
     rows = []
@@ -189,7 +192,7 @@ def main(data, split, buyers, model_path, out):
         click.echo(f"{'features' if features else 'image only':10s} {_differences(rule):42s} merged {r['merged']:3d}  "
                    f"split {r['split']:3d}  of {r['buyers']}")
     if out:
-        Path(out).write_text(json.dumps({"model": path.name, "split": split, "buyers": len(people),
+        Path(out).write_text(json.dumps({"model": path.name, "split": split, "grey": grey, "buyers": len(people),
                                          "frames": len(frames), "box_motion": motion, "rules": rows,
                                          "environment": environment()},
                                         indent=2) + "\n")

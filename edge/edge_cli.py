@@ -60,8 +60,9 @@ def run(config_path, source, rotate, model, threads, box_id, detector, id_thresh
 
     cfg = (load_config(config_path) if config_path else BoxConfig()).override({
         "source.uri": source, "source.rotate": None if rotate is None else int(rotate), "model.path": model,
-        "model.threads": threads, "box.id": box_id, "detector.name": detector, "decision.id_threshold": id_threshold, "events.path": events, "api.host": host,
-        "api.port": port, "api.token": token, "api.enabled": False if no_api else None})
+        "model.threads": threads, "box.id": box_id, "detector.name": detector, "decision.id_threshold": id_threshold,
+        "events.path": events, "api.host": host, "api.port": port, "api.token": token,
+        "api.enabled": False if no_api else None})
     plan = runtime_plan(cfg, sequence)
     if plan.source is None:
         raise UsageError("no source: pass --source or set source.uri in --config")

@@ -78,7 +78,7 @@ def verdict(s: SetupStatus) -> tuple[str, str, bool]:
     if not s.face:
         return ("no face", "stand where a buyer stands, facing the camera (a picture upside down: set source.rotate = "
                 "180 in box.toml)", False)
-    if s.roll is not None and abs(s.roll) > MAX_SETUP_ROLL:
+    if s.roll is not None and abs(s.roll) > s.max_roll:
         return ("picture on its side", "set source.rotate in box.toml to 90 or 270, whichever stands the picture "
                 "upright (or mount the camera level): the box finds faces lying on their side poorly and ages "
                 "them worse", False)
