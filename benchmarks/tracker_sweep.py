@@ -9,6 +9,9 @@ credited to the buyer seen most in it; a buyer with none is merged, with more th
 the rule it picks is then measured with `agegate replay` on test.
 
     python -m agegate.benchmarks.tracker_sweep --buyers 1600 --out benchmarks/results/tracker-sweep-val.json
+
+`--grey` looks at the frames as a monochrome camera gives them (README, "A monochrome camera":
+`benchmarks/results/grey-camera/tracker-sweep-val-{colour,grey}.json`, both at 2026-12-07's box).
 """
 from __future__ import annotations
 
