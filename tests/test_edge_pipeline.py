@@ -430,9 +430,10 @@ def test_a_track_broken_off_before_it_could_be_decided_is_no_buyer(shipped_model
 
 def test_a_camera_on_its_side_decides_as_an_upright_one_once_told_to_turn(tmp_path):
     """The shipped model on a buyer whose camera lies on its side: `edge run --rotate 270` turns every frame
-    back and decides the buyer as the upright camera does (the same decision on as many frames, every one aged; the
-    age within 1.5 years, the frame being 480x640 where the upright one is 640x480), and the start line says the
-    frames are turned. Left on its side, the same buyer took 15 frames to find 10 to age, and read 3.3 years older."""
+    back and decides the buyer as the upright camera does (the same decision on as many frames, every one aged;
+    the age within 2 years, the frame being 480x640 where the upright one is 640x480: 1.2 here), and the start
+    line says the frames are turned. Left on its side, the same buyer took 15 frames to find 10 to age, and read
+    3.3 years older."""
     from .conftest import portrait_video
 
     def decisions(video, *extra):
@@ -446,4 +447,4 @@ def test_a_camera_on_its_side_decides_as_an_upright_one_once_told_to_turn(tmp_pa
     assert "turned 270 degrees" in said
     assert [d["decision"] for d in turned] == [d["decision"] for d in upright] == ["ok"]
     assert turned[0]["frames"] == turned[0]["good_frames"] == upright[0]["frames"], (turned, upright)
-    assert abs(turned[0]["age"] - upright[0]["age"]) < 1.5, (turned, upright)
+    assert abs(turned[0]["age"] - upright[0]["age"]) < 2.0, (turned, upright)
