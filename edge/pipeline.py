@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -31,6 +32,11 @@ from .runtime import AgeModel
 from .stats import RuntimeMetrics
 from .tracking import (BEHIND_SHARE, MIN_EYE_LIGHT, FrameQuality, IoUTracker, Track, appearance, eye_light,
                        frame_quality)
+
+#: Frames with a face whose eye line the set-up view reads together (about a second at 15 frames/s): single frames of
+#: the tests' clip turned a quarter read as little as 24 degrees off level, so one frame alone made the verdict
+#: flicker (setup_view.MAX_SETUP_ROLL).
+ROLL_FRAMES = 15
 
 log = logging.getLogger("agegate.edge")
 
@@ -211,6 +217,9 @@ class BoxPipeline:
         # the next frame, never written anywhere.
         self.latest_rgb: np.ndarray | None = None
         self.latest_faces: list[FaceBox] = []
+        # The eye line's lean (FaceBox.roll) of the largest face on the last frames with one: the set-up view
+        # judges a camera on its side by their median, since BlazeFace reads a sideways face's eyes loosely.
+        self.recent_rolls: deque[float] = deque(maxlen=ROLL_FRAMES)
         # Diagnostics (benchmarks/quality_gate_probe.py): called with each face frame the box judged, its
         # track, its FrameQuality and its AgeEstimate (None when the frame was not aged). Nothing is kept.
         self.frame_observer: Callable | None = None
@@ -236,6 +245,8 @@ class BoxPipeline:
         self.latest_rgb, self.latest_faces = rgb, faces
         if faces:
             self.last_face_at = frame.steady
+            if (roll := max(faces, key=lambda f: f.area).roll) is not None:
+                self.recent_rolls.append(roll)
         c0 = time.perf_counter()
         crops = [crop_face(rgb, face, self.model.spec.face_margin) for face in faces]
         crop_ms = (time.perf_counter() - c0) * 1000

@@ -686,7 +686,7 @@ def test_a_camera_on_its_side_is_turned_upright_and_the_set_up_view_says_so(tmp_
     `rotate` turns every frame before it looks (a folder's image comes out a quarter turned, pixel for pixel)."""
     from agegate.edge.capture import FrameSource, SourceOptions, turned
     from agegate.edge.default_model import assets_dir
-    from agegate.edge.setup_view import MAX_SETUP_ROLL, SetupStatus, verdict
+    from agegate.edge.setup_view import MAX_SETUP_ROLL, SetupStatus, lean, verdict
 
     rgb = decode_image(sorted((assets_dir() / "demo").glob("*.jpg"))[1])
     detector = FaceDetector(DetectorOptions())
@@ -704,6 +704,8 @@ def test_a_camera_on_its_side_is_turned_upright_and_the_set_up_view_says_so(tmp_
     assert side[0] == "picture on its side" and "source.rotate" in side[1] and not side[2]
     assert status(upright.roll)[0] == "good"
     assert "source.rotate = 180" in verdict(SetupStatus(frames=1, face=False))[1]  # upside down: no face found
+    # the page reads the median lean of the last frames, whichever way each leans: one loose frame does not flip it
+    assert lean([85.0, -88.0, 30.0, 70.0, -80.0]) == 80.0 and lean([]) is None and lean([None]) is None
 
     assert np.array_equal(turned(turned(rgb, 90), 270), rgb) and turned(rgb, 0) is rgb
     with pytest.raises(ValueError, match="0, 90, 180 or 270"):
