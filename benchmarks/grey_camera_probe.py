@@ -23,9 +23,7 @@ import click
 import cv2
 
 from agegate.convert.evaluate import Predictions, predict, select_records
-from agegate.convert.metrics import age_metrics
 from agegate.convert.replay import monochrome
-from agegate.edge.challenge25 import rates
 from agegate.edge.preprocess import decode_image
 from agegate.train.cli_options import SPLIT_CHOICE
 
@@ -43,17 +41,14 @@ def grey_copies(records, folder: Path) -> list:
 
 
 def figures(p: Predictions, n: int) -> dict:
-    """What the probe reports of one set in one view."""
-    m = age_metrics(p.y_true, p.y_pred)
+    """What the probe reports of one set in one view: `agegate eval`'s own figures (`Predictions.metrics`)."""
+    m = p.metrics()
     row = {"n": n, "faces_found": len(p.y_true), "mae": m["mae"], "bias": m["bias"]}
-    if p.probs is not None:
-        from agegate.convert.calibrate import coverage
-
-        row["coverage_80"] = round(coverage(p.y_true, p.probs, p.head), 4)
-        if p.operating_point is not None:
-            r = rates(p.risk, p.y_true, p.operating_point.max_risk)
-            row.update(max_risk=p.operating_point.max_risk, minors_ok=r["minors_ok"], n_minors=r["n_minors"],
-                       adults_asked=r["adults_asked"], n_adults=r["n_adults"])
+    if "calibration" in m:
+        row["coverage_80"] = m["calibration"]["all"]["coverage_80"]
+    if "operating_point" in m:
+        op = m["operating_point"]
+        row.update({k: op[k] for k in ("max_risk", "minors_ok", "n_minors", "adults_asked", "n_adults")})
     return row
 
 
